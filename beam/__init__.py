@@ -1,0 +1,148 @@
+"""beam: Erlang's processes on trio.
+
+A node runs many lightweight processes (trio tasks with a mailbox). Processes share nothing:
+they talk by sending immutable messages, and they watch each other through links and
+monitors, so a crash is noticed and handled instead of silently lost::
+
+    import beam
+
+    async def echo():
+        while True:
+            sender, text = await beam.receive()
+            beam.send(sender, text.upper())
+
+    async def main():
+        pid = beam.spawn(echo)
+        beam.send(pid, (beam.self(), "hello"))
+        print(await beam.receive())          # HELLO
+
+    beam.run(main)
+
+The semantics are Erlang/OTP's: selective receive, links and exit signals (``trap_exit``,
+``"kill"``/``"killed"``), monitors, registered names, timers, and the behaviours built on
+them (``GenServer``, ``Task``, ``Agent``), plus thread actors for blocking resources.
+"""
+
+from ._api import cancel_timer as cancel_timer
+from ._api import demonitor as demonitor
+from ._api import exit as exit  # noqa: A004 - Erlang's name, used as beam.exit
+from ._api import is_alive as is_alive
+from ._api import link as link
+from ._api import make_ref as make_ref
+from ._api import monitor as monitor
+from ._api import read_timer as read_timer
+from ._api import receive as receive
+from ._api import register as register
+from ._api import registered as registered
+from ._api import self as self
+from ._api import send as send
+from ._api import send_after as send_after
+from ._api import spawn as spawn
+from ._api import spawn_link as spawn_link
+from ._api import spawn_monitor as spawn_monitor
+from ._api import system_monitor as system_monitor
+from ._api import trap_exit as trap_exit
+from ._api import unlink as unlink
+from ._api import unregister as unregister
+from ._api import whereis as whereis
+from ._crash import bounded_repr as bounded_repr
+from ._errors import AlreadyRegistered as AlreadyRegistered
+from ._errors import BadReturnValue as BadReturnValue
+from ._errors import CallTimeout as CallTimeout
+from ._errors import NoProc as NoProc
+from ._errors import NotInNode as NotInNode
+from ._errors import NotInProcess as NotInProcess
+from ._errors import ProcessExit as ProcessExit
+from ._errors import ReceiveTimeout as ReceiveTimeout
+from ._errors import StartError as StartError
+from ._errors import UnknownName as UnknownName
+from ._info import ProcessInfo as ProcessInfo
+from ._info import process_info as process_info
+from ._info import processes as processes
+from ._node import Node as Node
+from ._node import open_node as open_node
+from ._node import run as run
+from ._schedule import LongSchedule as LongSchedule
+from ._signals import SignalEffect as SignalEffect
+from ._signals import exit_signal_effect as exit_signal_effect
+from ._types import KILL as KILL
+from ._types import KILLED as KILLED
+from ._types import NOPROC as NOPROC
+from ._types import NORMAL as NORMAL
+from ._types import SHUTDOWN as SHUTDOWN
+from ._types import Down as Down
+from ._types import Exit as Exit
+from ._types import From as From
+from ._types import Pid as Pid
+from ._types import Ref as Ref
+from ._types import is_normal_exit as is_normal_exit
+
+__all__ = (
+    "KILL",
+    "KILLED",
+    "NOPROC",
+    "NORMAL",
+    "SHUTDOWN",
+    "AlreadyRegistered",
+    "BadReturnValue",
+    "CallTimeout",
+    "Down",
+    "Exit",
+    "From",
+    "LongSchedule",
+    "NoProc",
+    "Node",
+    "NotInNode",
+    "NotInProcess",
+    "Pid",
+    "ProcessExit",
+    "ProcessInfo",
+    "ReceiveTimeout",
+    "Ref",
+    "SignalEffect",
+    "StartError",
+    "UnknownName",
+    "bounded_repr",
+    "cancel_timer",
+    "demonitor",
+    "exit",
+    "exit_signal_effect",
+    "is_alive",
+    "is_normal_exit",
+    "link",
+    "make_ref",
+    "monitor",
+    "open_node",
+    "process_info",
+    "processes",
+    "read_timer",
+    "receive",
+    "register",
+    "registered",
+    "run",
+    "self",
+    "send",
+    "send_after",
+    "spawn",
+    "spawn_link",
+    "spawn_monitor",
+    "system_monitor",
+    "trap_exit",
+    "unlink",
+    "unregister",
+    "whereis",
+)
+
+
+def _fixup_module_metadata() -> None:
+    """Make public objects say they live in ``beam`` (reprs, tracebacks, docs)."""
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("beam._"):
+            try:
+                obj.__module__ = "beam"
+            except (AttributeError, TypeError):
+                pass
+
+
+_fixup_module_metadata()

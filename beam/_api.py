@@ -1,0 +1,406 @@
+"""The process primitives: spawn, send, receive, links, monitors, exits, names and timers.
+
+Every function here acts on the current node (and, where it says so, the calling process),
+exactly like the Erlang BIFs it is named after. Sync functions never block; the async ones
+(``receive``) are trio checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from ._errors import NoProc, ProcessExit, UnknownName
+from ._node import _process_var, current_node, current_process, resolve_exit_target, watch
+from ._process import NOT_EXITING, Match, Process
+from ._schedule import LongScheduleMonitor
+from ._types import NOPROC, Down, Exit, Pid, Ref
+
+__all__ = [
+    "cancel_timer",
+    "demonitor",
+    "exit",
+    "is_alive",
+    "link",
+    "make_ref",
+    "monitor",
+    "read_timer",
+    "receive",
+    "register",
+    "registered",
+    "self",
+    "send",
+    "send_after",
+    "spawn",
+    "spawn_link",
+    "spawn_monitor",
+    "system_monitor",
+    "trap_exit",
+    "unlink",
+    "unregister",
+    "whereis",
+]
+
+AsyncFn = Callable[..., Awaitable[Any]]
+
+
+def spawn(fn: AsyncFn, *args: Any) -> Pid:
+    """Start a process running ``await fn(*args)`` and return its pid at once.
+
+    The process starts soon after (at the caller's next checkpoint). When ``fn`` returns the
+    process exits ``"normal"``; if it raises, it exits with the exception and a crash report
+    is logged.
+
+    >>> async def hello(name):
+    ...     print("hello", name)
+    >>> async def main():
+    ...     beam.spawn(hello, "world")
+    """
+    node = current_node("beam.spawn")
+    parent = _optional_process()
+    return node.spawn(fn, args, parent=parent)[0]
+
+
+def spawn_link(fn: AsyncFn, *args: Any) -> Pid:
+    """Like :func:`spawn`, and link the new process to the caller in the same step.
+
+    There is no moment when the child can die unlinked.
+
+    >>> async def main():
+    ...     child = beam.spawn_link(worker)   # if worker crashes, main exits too
+    """
+    proc = current_process("beam.spawn_link")
+    return proc.node.spawn(fn, args, parent=proc, link=True)[0]
+
+
+def spawn_monitor(fn: AsyncFn, *args: Any) -> tuple[Pid, Ref]:
+    """Like :func:`spawn`, and monitor the new process in the same step.
+
+    Returns ``(pid, ref)``; the caller gets ``Down(ref, pid, reason)`` when it exits.
+
+    >>> async def main():
+    ...     pid, ref = beam.spawn_monitor(worker)
+    ...     down = await beam.receive(lambda m: isinstance(m, beam.Down) and m.ref == ref)
+    """
+    proc = current_process("beam.spawn_monitor")
+    pid, ref = proc.node.spawn(fn, args, parent=proc, monitor=True)
+    assert ref is not None
+    return pid, ref
+
+
+def self() -> Pid:
+    """The pid of the calling process.
+
+    >>> async def main():
+    ...     print(beam.self())       # e.g. <0.1.0>
+    """
+    return current_process("beam.self").pid
+
+
+def send(dest: Pid | str, message: Any) -> None:
+    """Send *message* to *dest* (a pid or a registered name). Never blocks.
+
+    Sending to a pid never fails: if the process is dead the message is dropped. Sending to a
+    name nobody registered raises :class:`UnknownName`. Messages from one sender to one
+    receiver arrive in the order sent.
+
+    >>> async def main():
+    ...     beam.send(beam.self(), ("ping", 1))
+    ...     assert await beam.receive() == ("ping", 1)
+    """
+    node = current_node("beam.send")
+    if type(dest) is Pid:
+        proc = node.procs.get(dest.id)
+        if proc is None:
+            return
+    else:
+        proc = node.lookup(dest)
+        if proc is None:
+            raise UnknownName(
+                f"cannot send to {dest!r}: no process is registered under that name "
+                "(check beam.whereis(name), or send to a pid)"
+            )
+    if node.copy_messages:
+        node.send_to(proc, message)
+    else:
+        proc.deliver(message)
+
+
+async def receive(match: Match = None, *, timeout: float | None = None) -> Any:
+    """Take the oldest message that *match* accepts, waiting for one if needed.
+
+    *match* is ``None`` (any message), a type or tuple of types (``isinstance``), or a
+    predicate. Messages it does not accept stay in the mailbox, in order, for later receives.
+    With *timeout* (seconds) it raises :class:`ReceiveTimeout` if no matching message came in
+    time; ``timeout=0`` only looks at what is already there.
+
+    >>> async def main():
+    ...     beam.send(beam.self(), "b")
+    ...     beam.send(beam.self(), ("a", 1))
+    ...     assert await beam.receive(tuple) == ("a", 1)     # "b" stays queued
+    ...     assert await beam.receive() == "b"
+    """
+    return await current_process("beam.receive").receive(match, timeout)
+
+
+def link(pid: Pid) -> None:
+    """Link the caller and *pid*: when either exits abnormally, the other gets the signal.
+
+    Linking twice is a no-op. If *pid* is not alive, a caller that traps exits gets
+    ``Exit(pid, "noproc")``; one that does not raises :class:`NoProc`.
+
+    >>> async def main():
+    ...     beam.link(other_pid)
+    """
+    proc = current_process("beam.link")
+    if pid == proc.pid:
+        return
+    node = proc.node
+    target = node.procs.get(pid.id)
+    if target is None:
+        if proc.trap_exit:
+            node.send_to(proc, Exit(pid, NOPROC))
+            return
+        raise NoProc(NOPROC)
+    if proc.links is None:
+        proc.links = set()
+    if target.links is None:
+        target.links = set()
+    proc.links.add(pid)
+    target.links.add(proc.pid)
+
+
+def unlink(pid: Pid) -> None:
+    """Remove the link between the caller and *pid* (if any), in both directions.
+
+    An ``Exit`` message that already reached a trapping caller stays in its mailbox.
+
+    >>> async def main():
+    ...     beam.unlink(other_pid)
+    """
+    proc = current_process("beam.unlink")
+    if proc.links:
+        proc.links.discard(pid)
+    target = proc.node.procs.get(pid.id)
+    if target is not None and target.links:
+        target.links.discard(proc.pid)
+
+
+def monitor(dest: Pid | str) -> Ref:
+    """Monitor *dest* (a pid or registered name); returns the monitor's reference.
+
+    When the process exits the caller receives ``Down(ref, pid, reason)``. If it does not
+    exist, ``Down(ref, dest, "noproc")`` arrives at once. Each call makes a new, independent
+    monitor.
+
+    >>> async def main():
+    ...     ref = beam.monitor(pid)
+    ...     down = await beam.receive(beam.Down)
+    """
+    proc = current_process("beam.monitor")
+    node = proc.node
+    ref = node.make_ref()
+    target = node.lookup(dest)
+    if target is None:
+        node.send_to(proc, Down(ref, dest, NOPROC))
+    else:
+        watch(proc, ref, target)
+    return ref
+
+
+def demonitor(ref: Ref, *, flush: bool = False) -> bool:
+    """Turn off the monitor *ref*. True if it was active, false if it had already fired.
+
+    With ``flush=True`` a ``Down`` for *ref* already in the mailbox is removed too, so the
+    caller never sees it.
+
+    >>> async def main():
+    ...     ref = beam.monitor(pid)
+    ...     beam.demonitor(ref, flush=True)
+    """
+    proc = current_process("beam.demonitor")
+    active = False
+    if proc.monitors:
+        target_pid = proc.monitors.pop(ref, None)
+        if target_pid is not None:
+            active = True
+            target = proc.node.procs.get(target_pid.id)
+            if target is not None and target.monitored_by:
+                target.monitored_by.pop(ref, None)
+    if flush and proc.queue:
+        for index, message in enumerate(proc.queue):
+            if type(message) is Down and message.ref == ref:
+                del proc.queue[index]
+                break
+    return active
+
+
+def exit(dest: Pid | str, reason: Any) -> None:  # noqa: A001 - Erlang's name for it
+    """Send an exit signal with *reason* to *dest*; the caller keeps running.
+
+    The target dies with *reason* unless it traps exits (then it gets ``Exit(sender,
+    reason)``). ``"normal"`` is ignored by a non-trapping target; ``"kill"`` cannot be
+    trapped and the target dies as ``"killed"``. Signalling yourself with a reason that
+    kills raises :class:`ProcessExit` at once.
+
+    >>> async def main():
+    ...     beam.exit(pid, "shutdown")
+    ...     beam.exit(stuck_pid, "kill")
+    """
+    node = current_node("beam.exit")
+    target = resolve_exit_target(node, dest)
+    if target is None:
+        return
+    sender = _optional_process()
+    sender_pid = target.pid if sender is None else sender.pid
+    node.exit_signal(target, sender_pid, reason, linked=False)
+    if sender is target and target.pending_exit is not NOT_EXITING:
+        raise ProcessExit(target.pending_exit)
+
+
+def trap_exit(flag: bool) -> bool:
+    """Set whether exit signals become ``Exit`` messages for the caller; return the old flag.
+
+    ``"kill"`` sent with :func:`exit` is never trapped.
+
+    >>> async def main():
+    ...     beam.trap_exit(True)
+    ...     child = beam.spawn_link(worker)
+    ...     msg = await beam.receive(beam.Exit)   # instead of dying with the child
+    """
+    proc = current_process("beam.trap_exit")
+    old = proc.trap_exit
+    proc.trap_exit = bool(flag)
+    return old
+
+
+def is_alive(pid: Pid) -> bool:
+    """True while the process *pid* has not finished exiting.
+
+    >>> async def main():
+    ...     assert beam.is_alive(beam.self())
+    """
+    return pid.id in current_node("beam.is_alive").procs
+
+
+def register(name: str, pid: Pid) -> None:
+    """Register *name* for *pid*; sends to the name then reach it. Released when it exits.
+
+    Raises :class:`AlreadyRegistered` if a live process holds the name, :class:`NoProc` if
+    *pid* is not alive, :class:`ValueError` if *pid* already has a name.
+
+    >>> async def main():
+    ...     beam.register("logger", beam.spawn(logger_loop))
+    ...     beam.send("logger", "started")
+    """
+    current_node("beam.register").register(name, pid)
+
+
+def unregister(name: str) -> bool:
+    """Remove the registered *name*; false if no process held it.
+
+    >>> async def main():
+    ...     beam.unregister("logger")
+    """
+    return current_node("beam.unregister").unregister(name)
+
+
+def whereis(name: str) -> Pid | None:
+    """The pid registered as *name*, or ``None``.
+
+    >>> async def main():
+    ...     pid = beam.whereis("logger")
+    """
+    return current_node("beam.whereis").whereis(name)
+
+
+def registered() -> list[str]:
+    """All names registered on the node.
+
+    >>> async def main():
+    ...     print(beam.registered())
+    """
+    return list(current_node("beam.registered").names)
+
+
+def make_ref() -> Ref:
+    """A new reference, unique within the node (to tag requests and replies).
+
+    >>> async def main():
+    ...     ref = beam.make_ref()
+    """
+    return current_node("beam.make_ref").make_ref()
+
+
+def send_after(dest: Pid | str, message: Any, delay: float) -> Ref:
+    """Send *message* to *dest* after *delay* seconds; returns the timer's reference.
+
+    The message is never sent synchronously, even with ``delay=0``. A timer aimed at a pid is
+    cancelled when that process exits; one aimed at a name resolves the name when it fires and
+    is dropped silently if nobody holds it then.
+
+    >>> async def main():
+    ...     beam.send_after(beam.self(), "tick", 1.0)
+    ...     assert await beam.receive() == "tick"
+    """
+    node = current_node("beam.send_after")
+    if not isinstance(dest, (Pid, str)):
+        raise TypeError(f"send_after needs a beam.Pid or a registered name, got {dest!r}")
+    ref = node.make_ref()
+    node.timers.start(ref, dest, message, delay)
+    if type(dest) is Pid:
+        target = node.procs.get(dest.id)
+        if target is None:
+            node.timers.cancel(ref)
+        else:
+            if target.timers is None:
+                target.timers = set()
+            target.timers.add(ref)
+    return ref
+
+
+def cancel_timer(ref: Ref) -> float | None:
+    """Cancel timer *ref*; the seconds it had left, or ``None`` if it had fired or was gone.
+
+    ``None`` does not tell whether the message has been received yet.
+
+    >>> async def main():
+    ...     ref = beam.send_after(beam.self(), "tick", 5.0)
+    ...     assert beam.cancel_timer(ref) is not None
+    """
+    return current_node("beam.cancel_timer").timers.cancel(ref)
+
+
+def read_timer(ref: Ref) -> float | None:
+    """Seconds left on timer *ref*, or ``None`` if it is not pending.
+
+    >>> async def main():
+    ...     ref = beam.send_after(beam.self(), "tick", 5.0)
+    ...     print(beam.read_timer(ref))
+    """
+    return current_node("beam.read_timer").timers.remaining(ref)
+
+
+def system_monitor(*, long_schedule: float | None, receiver: Pid | None = None) -> None:
+    """Set (or with ``long_schedule=None`` clear) the node's long-schedule monitor.
+
+    Every task step longer than *long_schedule* seconds is logged with the culprit's pid and
+    stack; with *receiver*, a :class:`LongSchedule` message is also sent there. A new setting
+    replaces the old one, as in Erlang.
+
+    >>> async def main():
+    ...     beam.system_monitor(long_schedule=0.05, receiver=beam.self())
+    """
+    node = current_node("beam.system_monitor")
+    if node.long_schedule is not None:
+        trio.lowlevel.remove_instrument(node.long_schedule)
+        node.long_schedule = None
+    if long_schedule is not None:
+        node.long_schedule = LongScheduleMonitor(node, long_schedule, receiver)
+        trio.lowlevel.add_instrument(node.long_schedule)
+
+
+def _optional_process() -> Process | None:
+    return _process_var.get(None)

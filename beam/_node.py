@@ -1,0 +1,429 @@
+"""The node: one trio nursery holding every process, and the table that names them.
+
+A :class:`Node` owns the process table (pid number -> :class:`Process`), the registered
+names, the timer service and the root nursery. The node of the running code and the current
+process are found through context variables, so the public functions in ``beam`` need no
+handle; called outside a node they raise :class:`NotInNode` saying how to start one.
+
+Exit propagation happens here: when a process ends, its name is released first, then its
+links get exit signals and its monitors ``Down`` messages (OTP's order, so a restarted process
+can take the same name at once).
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+import trio
+from trio.lowlevel import current_task
+
+from ._crash import log_crash
+from ._errors import (
+    AlreadyRegistered,
+    NoProc,
+    NotInNode,
+    NotInProcess,
+    ProcessExit,
+    UnknownName,
+)
+from ._process import NOT_EXITING, Died, Process
+from ._schedule import LongScheduleMonitor
+from ._signals import exit_signal_effect
+from ._timers import TimerService
+from ._types import NOPROC, NORMAL, SHUTDOWN, Down, Exit, Pid, Ref, is_normal_exit
+
+__all__ = ["Node", "current_node", "current_process", "open_node", "run"]
+
+T = TypeVar("T")
+
+_node_var: ContextVar[Node] = ContextVar("beam.node")
+_process_var: ContextVar[Process] = ContextVar("beam.process")
+
+_NO_NODE = (
+    "{what} must be called inside a running node: wrap your program in beam.run(main) "
+    "or `async with beam.open_node():`"
+)
+
+
+def current_node(what: str = "this function") -> Node:
+    """The node of the running code, or :class:`NotInNode` naming *what* was called."""
+    try:
+        return _node_var.get()
+    except LookupError:
+        raise NotInNode(_NO_NODE.format(what=what)) from None
+
+
+def current_process(what: str = "this function") -> Process:
+    """The record of the calling process, or a clear error if the caller is not one."""
+    try:
+        return _process_var.get()
+    except LookupError:
+        current_node(what)
+        raise NotInProcess(
+            f"{what} must be called from a beam process; start one with beam.spawn(fn) "
+            "(the body of beam.run(main) and of `async with beam.open_node()` is one too)"
+        ) from None
+
+
+class Node:
+    """A running node. Get it from :func:`open_node`; most code never needs the object.
+
+    The public functions of ``beam`` (``spawn``, ``send``, ``receive``...) act on the current
+    node; this object adds the node-wide view: :meth:`statistics` and its options.
+    """
+
+    def __init__(self, *, copy_messages: bool = False) -> None:
+        self.copy_messages = copy_messages
+        self.procs: dict[int, Process] = {}
+        self.names: dict[str, Pid] = {}
+        self._pid_ids = itertools.count(1)
+        self._ref_ids = itertools.count(1)
+        self.timers = TimerService(self._deliver_timer)
+        self.nursery: trio.Nursery | None = None
+        self.closing = False
+        self.spawned = 0
+        self.crashes = 0
+        self.long_schedule: LongScheduleMonitor | None = None
+
+    def __repr__(self) -> str:
+        return f"<beam.Node processes={len(self.procs)}>"
+
+    # -- identities -------------------------------------------------------------------------
+
+    def make_ref(self) -> Ref:
+        """A reference unique within this node."""
+        return Ref(next(self._ref_ids))
+
+    def lookup(self, dest: Pid | str) -> Process | None:
+        """The live process behind a pid or registered name, else ``None``."""
+        if type(dest) is Pid:
+            return self.procs.get(dest.id)
+        if isinstance(dest, str):
+            pid = self.names.get(dest)
+            return None if pid is None else self.procs.get(pid.id)
+        raise TypeError(
+            f"expected a beam.Pid or a registered name (str), got {type(dest).__name__} "
+            f"{dest!r}"
+        )
+
+    # -- spawning ---------------------------------------------------------------------------
+
+    def spawn(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        *,
+        parent: Process | None,
+        link: bool = False,
+        monitor: bool = False,
+    ) -> tuple[Pid, Ref | None]:
+        """Create a process running ``fn(*args)``; link/monitor it to *parent* atomically."""
+        if not callable(fn):
+            raise TypeError(f"spawn expects an async function, got {fn!r}")
+        if self.closing or self.nursery is None:
+            raise RuntimeError("this node is shutting down; it cannot spawn new processes")
+        pid = Pid(next(self._pid_ids))
+        proc = Process(self, pid, None if parent is None else parent.pid, fn)
+        self.procs[pid.id] = proc
+        ref = None
+        if parent is not None:
+            if link:
+                _add_link(parent, pid)
+                _add_link(proc, parent.pid)
+            if monitor:
+                ref = Ref(next(self._ref_ids))
+                watch(parent, ref, proc)
+        self.spawned += 1
+        self.nursery.start_soon(self._main, proc, fn, args, name="beam.process")
+        return pid, ref
+
+    async def _main(
+        self, proc: Process, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
+    ) -> None:
+        _process_var.set(proc)
+        proc.task = current_task()
+        reason: Any = NORMAL
+        try:
+            with proc.scope:
+                if proc.pending_exit is NOT_EXITING:
+                    await _call_body(fn, args)
+        except ProcessExit as exc:
+            reason = exc.reason
+            if proc.pending_exit is NOT_EXITING and not is_normal_exit(reason):
+                self._report(proc, reason)
+        except Exception as exc:
+            reason = exc
+            if proc.pending_exit is NOT_EXITING:
+                self._report(proc, exc)
+        except BaseException:
+            # The node is closing (its nursery was cancelled) or the program is interrupted.
+            self.exited(proc, SHUTDOWN if proc.pending_exit is NOT_EXITING else proc.pending_exit)
+            raise
+        if proc.pending_exit is not NOT_EXITING:
+            reason = proc.pending_exit
+        self.exited(proc, reason)
+
+    def _report(self, proc: Process, reason: Any) -> None:
+        self.crashes += 1
+        log_crash(proc.pid, proc.name, proc.initial_call, reason)
+
+    # -- exiting ----------------------------------------------------------------------------
+
+    def kill(self, proc: Process, reason: Any) -> None:
+        """Make *proc* exit with *reason* at its next checkpoint (first reason wins)."""
+        if proc.pending_exit is NOT_EXITING:
+            proc.pending_exit = reason
+            proc.scope.cancel()
+
+    def exit_signal(self, target: Process, sender: Pid, reason: Any, *, linked: bool) -> None:
+        """Deliver one exit signal to *target*, applying the rules of :mod:`._signals`."""
+        effect = exit_signal_effect(
+            reason, linked=linked, trapping=target.trap_exit, from_self=sender == target.pid
+        )
+        if effect.action == "trap":
+            self.send_to(target, Exit(sender, reason))
+        elif effect.action == "die":
+            self.kill(target, effect.reason)
+
+    def exited(self, proc: Process, reason: Any) -> None:
+        """Tear down a process that has finished: names first, then links and monitors."""
+        pid = proc.pid
+        procs = self.procs
+        if procs.pop(pid.id, None) is None:
+            return
+        if proc.pending_exit is NOT_EXITING:
+            proc.pending_exit = reason
+        if proc.name is not None:
+            self.names.pop(proc.name, None)
+        if proc.cleanups:
+            for cleanup in proc.cleanups:
+                cleanup(pid)
+        if proc.timers:
+            for ref in proc.timers:
+                self.timers.cancel(ref)
+        if self.closing:
+            return
+        if proc.monitors:
+            for ref, target_pid in proc.monitors.items():
+                target = procs.get(target_pid.id)
+                if target is not None and target.monitored_by:
+                    target.monitored_by.pop(ref, None)
+        if proc.links:
+            for other_pid in proc.links:
+                other = procs.get(other_pid.id)
+                if other is not None and other.links:
+                    other.links.discard(pid)
+                    self.exit_signal(other, pid, reason, linked=True)
+        if proc.monitored_by:
+            for ref, watcher_pid in proc.monitored_by.items():
+                watcher = procs.get(watcher_pid.id)
+                if watcher is None:
+                    continue
+                if watcher.monitors:
+                    watcher.monitors.pop(ref, None)
+                if not watcher.deliver_reply(ref, Died(reason)):
+                    self.send_to(watcher, Down(ref, pid, reason))
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def send_to(self, proc: Process, message: Any) -> None:
+        """Deliver *message* to a live process (copying it first in copy_messages mode)."""
+        if self.copy_messages:
+            message = copy.deepcopy(message)
+        proc.deliver(message)
+
+    def _deliver_timer(self, ref: Ref, dest: Pid | str, message: Any) -> None:
+        proc = self.lookup(dest)
+        if proc is not None:
+            if proc.timers:
+                proc.timers.discard(ref)
+            self.send_to(proc, message)
+
+    # -- names ------------------------------------------------------------------------------
+
+    def register(self, name: str, pid: Pid) -> None:
+        """Register *name* for the live process *pid*; see :func:`beam.register`."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a registered name must be a non-empty str, got {name!r}")
+        holder = self.names.get(name)
+        if holder is not None and holder.id in self.procs:
+            raise AlreadyRegistered(
+                f"the name {name!r} is already registered to {holder}; unregister it first "
+                "or pick another name",
+                holder,
+            )
+        proc = self.procs.get(pid.id)
+        if proc is None:
+            raise NoProc(NOPROC) from ValueError(f"cannot register {name!r}: {pid} is not alive")
+        if proc.name is not None:
+            raise ValueError(
+                f"{pid} is already registered as {proc.name!r}; a process has at most one "
+                "name (unregister the old one first)"
+            )
+        self.names[name] = pid
+        proc.name = name
+
+    def unregister(self, name: str) -> bool:
+        """Remove *name*; false if nobody held it."""
+        pid = self.names.pop(name, None)
+        if pid is None:
+            return False
+        proc = self.procs.get(pid.id)
+        if proc is not None:
+            proc.name = None
+        return True
+
+    def whereis(self, name: str) -> Pid | None:
+        """The pid registered as *name*, or ``None``."""
+        pid = self.names.get(name)
+        return pid if pid is not None and pid.id in self.procs else None
+
+
+def _add_link(proc: Process, other: Pid) -> None:
+    if proc.links is None:
+        proc.links = set()
+    proc.links.add(other)
+
+
+def watch(watcher: Process, ref: Ref, target: Process) -> None:
+    if watcher.monitors is None:
+        watcher.monitors = {}
+    watcher.monitors[ref] = target.pid
+    if target.monitored_by is None:
+        target.monitored_by = {}
+    target.monitored_by[ref] = watcher.pid
+
+
+def resolve_exit_target(node: Node, dest: Pid | str) -> Process | None:
+    """The process for *dest*, raising :class:`UnknownName` for an unregistered name."""
+    proc = node.lookup(dest)
+    if proc is None and isinstance(dest, str):
+        raise UnknownName(f"no process is registered as {dest!r}")
+    return proc
+
+
+async def _call_body(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+    awaitable = fn(*args)
+    if not hasattr(awaitable, "__await__"):
+        raise TypeError(
+            f"a process body must be an async function; {fn!r} returned {awaitable!r:.100} "
+            "(declare it with `async def`)"
+        )
+    await awaitable
+
+
+@asynccontextmanager
+async def open_node(
+    *,
+    copy_messages: bool = False,
+    long_schedule: float | None = None,
+    tune_gc: bool = False,
+) -> AsyncIterator[Node]:
+    """Run a node inside an existing trio program, for as long as the ``async with`` lasts.
+
+    The body of the ``async with`` runs as a process of the node (it can ``receive``, link
+    and monitor). When the body ends, every remaining process is cancelled and exits with
+    ``"shutdown"``. If the body's process is killed by an exit signal (a linked process
+    crashed), the ``async with`` raises :class:`ProcessExit` with that reason.
+
+    Options:
+      copy_messages: deep-copy every message on send, so tests catch processes sharing
+        mutable state through messages (slower; for debugging).
+      long_schedule: log a warning (pid, duration, stack) whenever one step of a task holds
+        the loop longer than this many seconds, as ``erlang:system_monitor`` does.
+      tune_gc: after start-up, freeze the objects alive so far and raise the young-generation
+        threshold (cyclic GC is over half the cost of spawning at 10^5 processes); restored
+        on exit.
+
+    Example::
+
+        async with beam.open_node():
+            pid = beam.spawn(worker)
+            beam.send(pid, "hello")
+    """
+    node = Node(copy_messages=copy_messages)
+    token = _node_var.set(node)
+    old_gc = gc.get_threshold()
+    if tune_gc:
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
+    if long_schedule is not None:
+        node.long_schedule = LongScheduleMonitor(node, long_schedule)
+        trio.lowlevel.add_instrument(node.long_schedule)
+    try:
+        async with trio.open_nursery() as nursery:
+            node.nursery = nursery
+            nursery.start_soon(node.timers.run, name="beam.timers")
+            host = _adopt_current_task(node)
+            host_token = _process_var.set(host)
+            outcome: Any = NORMAL
+            try:
+                with host.scope:
+                    try:
+                        yield node
+                    except ProcessExit as exc:
+                        outcome = exc.reason
+                        raise
+                    except Exception as exc:
+                        outcome = exc
+                        raise
+            finally:
+                killed = host.pending_exit
+                node.exited(host, outcome if killed is NOT_EXITING else killed)
+                _process_var.reset(host_token)
+                node.closing = True
+                nursery.cancel_scope.cancel()
+            if killed is not NOT_EXITING:
+                raise ProcessExit(killed)
+    finally:
+        _node_var.reset(token)
+        if node.long_schedule is not None:
+            trio.lowlevel.remove_instrument(node.long_schedule)
+        if tune_gc:
+            gc.set_threshold(*old_gc)
+            gc.unfreeze()
+
+
+def _adopt_current_task(node: Node) -> Process:
+    pid = Pid(next(node._pid_ids))
+    proc = Process(node, pid, None, open_node)
+    proc.task = current_task()
+    node.procs[pid.id] = proc
+    return proc
+
+
+def run(
+    main: Callable[..., Awaitable[T]],
+    *args: Any,
+    copy_messages: bool = False,
+    long_schedule: float | None = None,
+    tune_gc: bool = True,
+    clock: trio.abc.Clock | None = None,
+) -> T:
+    """Start a node, run ``await main(*args)`` as its first process, and return its result.
+
+    When ``main`` returns, the node stops: every process still running is cancelled. An
+    exception from ``main`` propagates out of ``run``. Options are those of
+    :func:`open_node`; GC tuning is on by default here because ``run`` owns the program.
+
+    >>> import beam
+    >>> async def main():
+    ...     return "hello from " + str(beam.self())
+    >>> beam.run(main)
+    'hello from <0.1.0>'
+    """
+
+    async def _root() -> T:
+        async with open_node(
+            copy_messages=copy_messages, long_schedule=long_schedule, tune_gc=tune_gc
+        ):
+            return await main(*args)
+
+    return trio.run(_root, clock=clock)
+

@@ -1,0 +1,164 @@
+"""The plain values of the runtime: pids, references, exit reasons and signal messages.
+
+Everything here is immutable and hashable, so it can travel in messages, be used as a
+dictionary key and be compared across processes. None of it holds a live object::
+
+    >>> Pid(42)
+    <0.42.0>
+    >>> Exit(Pid(7), "killed")
+    Exit(pid=<0.7.0>, reason='killed')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, final
+
+__all__ = [
+    "KILL",
+    "KILLED",
+    "NOPROC",
+    "NORMAL",
+    "SHUTDOWN",
+    "Down",
+    "Exit",
+    "From",
+    "Pid",
+    "Ref",
+    "is_normal_exit",
+]
+
+#: A process whose body returned exits with this reason. It does not kill linked processes.
+NORMAL: Final = "normal"
+#: Sent with :func:`beam.exit`, this reason cannot be trapped; the target dies as ``KILLED``.
+KILL: Final = "kill"
+#: The reason a process dies with after an untrappable ``KILL``.
+KILLED: Final = "killed"
+#: An orderly stop (supervisors send it). Like ``("shutdown", detail)`` it writes no crash
+#: report and does not restart a transient child, but it kills non-trapping linked processes.
+SHUTDOWN: Final = "shutdown"
+#: The reason given for a process that did not exist (linking or monitoring a dead pid).
+NOPROC: Final = "noproc"
+
+
+def is_normal_exit(reason: object) -> bool:
+    """Tell whether *reason* is a clean exit in OTP's sense.
+
+    ``"normal"``, ``"shutdown"`` and ``("shutdown", anything)`` are clean: they write no crash
+    report and a transient child exiting with them is not restarted.
+
+    >>> is_normal_exit("normal"), is_normal_exit(("shutdown", "bye")), is_normal_exit("kill")
+    (True, True, False)
+    """
+    if reason == NORMAL or reason == SHUTDOWN:
+        return True
+    return isinstance(reason, tuple) and len(reason) == 2 and reason[0] == SHUTDOWN
+
+
+@final
+class Pid:
+    """The identity of a process: small, immutable, hashable, never reused within a node.
+
+    Pids print the way Erlang prints local pids. Only the runtime creates meaningful pids; a
+    pid of a process that has exited stays a valid value (sending to it drops the message).
+
+    >>> Pid(42) == Pid(42), str(Pid(42))
+    (True, '<0.42.0>')
+    """
+
+    __slots__ = ("id",)
+    id: int
+
+    def __init__(self, id: int) -> None:  # noqa: A002 - the field is the pid's number
+        object.__setattr__(self, "id", id)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Pid is immutable; cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        return f"<0.{self.id}.0>"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Pid and other.id == self.id
+
+    def __hash__(self) -> int:
+        return self.id
+
+    def __lt__(self, other: Pid) -> bool:
+        return self.id < other.id
+
+    def __reduce__(self) -> tuple[type[Pid], tuple[int]]:
+        return (Pid, (self.id,))
+
+
+@final
+class Ref:
+    """A unique reference, as made by :func:`beam.make_ref`, :func:`beam.monitor` or a timer.
+
+    >>> Ref(5)
+    #Ref<0.5>
+    """
+
+    __slots__ = ("id",)
+    id: int
+
+    def __init__(self, id: int) -> None:  # noqa: A002
+        object.__setattr__(self, "id", id)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Ref is immutable; cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        return f"#Ref<0.{self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Ref and other.id == self.id
+
+    def __hash__(self) -> int:
+        return -self.id - 1
+
+    def __reduce__(self) -> tuple[type[Ref], tuple[int]]:
+        return (Ref, (self.id,))
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """The message a process that traps exits receives instead of dying.
+
+    ``pid`` is the process the exit signal came from (a linked process that exited, or the
+    sender of :func:`beam.exit`); ``reason`` is its exit reason.
+
+    >>> Exit(Pid(3), "normal").reason
+    'normal'
+    """
+
+    pid: Pid
+    reason: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Down:
+    """The message a monitor delivers when the monitored process exits.
+
+    ``ref`` is the reference :func:`beam.monitor` returned, ``pid`` the monitored process (or
+    the name that was monitored), ``reason`` its exit reason (``"noproc"`` if it did not exist).
+
+    >>> Down(Ref(1), Pid(2), "noproc").reason
+    'noproc'
+    """
+
+    ref: Ref
+    pid: Pid | str
+    reason: Any
+
+
+@dataclass(frozen=True, slots=True)
+class From:
+    """Who is waiting for a reply: given to ``handle_call`` and to :func:`beam.reply`.
+
+    >>> From(Pid(1), Ref(2)).pid
+    <0.1.0>
+    """
+
+    pid: Pid
+    ref: Ref
