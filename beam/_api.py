@@ -7,7 +7,7 @@ exactly like the Erlang BIFs it is named after. Sync functions never block; the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import trio
@@ -128,7 +128,7 @@ def send(dest: Pid | str, message: Any) -> None:
         proc.deliver(message)
 
 
-async def receive(match: Match = None, *, timeout: float | None = None) -> Any:
+def receive(match: Match = None, *, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
     """Take the oldest message that *match* accepts, waiting for one if needed.
 
     *match* is ``None`` (any message), a type or tuple of types (``isinstance``), or a
@@ -142,7 +142,8 @@ async def receive(match: Match = None, *, timeout: float | None = None) -> Any:
     ...     assert await beam.receive(tuple) == ("a", 1)     # "b" stays queued
     ...     assert await beam.receive() == "b"
     """
-    return await current_process("beam.receive").receive(match, timeout)
+    # A plain function returning the coroutine: one frame less per waiting process.
+    return current_process("beam.receive").receive(match, timeout)
 
 
 def link(pid: Pid) -> None:

@@ -152,7 +152,13 @@ class Node:
         try:
             with proc.scope:
                 if proc.pending_exit is NOT_EXITING:
-                    await _call_body(fn, args)
+                    body = fn(*args)
+                    if not hasattr(body, "__await__"):
+                        raise TypeError(
+                            f"a process body must be an async function; {fn!r} returned "
+                            f"{body!r:.100} (declare it with `async def`)"
+                        )
+                    await body
         except ProcessExit as exc:
             reason = exc.reason
             if proc.pending_exit is NOT_EXITING and not is_normal_exit(reason):
@@ -306,16 +312,6 @@ def resolve_exit_target(node: Node, dest: Pid | str) -> Process | None:
     if proc is None and isinstance(dest, str):
         raise UnknownName(f"no process is registered as {dest!r}")
     return proc
-
-
-async def _call_body(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
-    awaitable = fn(*args)
-    if not hasattr(awaitable, "__await__"):
-        raise TypeError(
-            f"a process body must be an async function; {fn!r} returned {awaitable!r:.100} "
-            "(declare it with `async def`)"
-        )
-    await awaitable
 
 
 @asynccontextmanager
