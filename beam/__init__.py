@@ -23,6 +23,8 @@ The semantics are Erlang/OTP's: selective receive, links and exit signals (``tra
 them (``GenServer``, ``Task``, ``Agent``), plus thread actors for blocking resources.
 """
 
+import contextlib
+
 from ._api import cancel_timer as cancel_timer
 from ._api import demonitor as demonitor
 from ._api import exit as exit  # noqa: A004 - Erlang's name, used as beam.exit
@@ -45,6 +47,9 @@ from ._api import trap_exit as trap_exit
 from ._api import unlink as unlink
 from ._api import unregister as unregister
 from ._api import whereis as whereis
+from ._call import call as call
+from ._call import cast as cast
+from ._call import reply as reply
 from ._crash import bounded_repr as bounded_repr
 from ._errors import AlreadyRegistered as AlreadyRegistered
 from ._errors import BadReturnValue as BadReturnValue
@@ -56,6 +61,14 @@ from ._errors import ProcessExit as ProcessExit
 from ._errors import ReceiveTimeout as ReceiveTimeout
 from ._errors import StartError as StartError
 from ._errors import UnknownName as UnknownName
+from ._gen_server import TIMEOUT as TIMEOUT
+from ._gen_server import Continue as Continue
+from ._gen_server import GenServer as GenServer
+from ._gen_server import Ignore as Ignore
+from ._gen_server import NoReply as NoReply
+from ._gen_server import Ok as Ok
+from ._gen_server import Reply as Reply
+from ._gen_server import Stop as Stop
 from ._info import ProcessInfo as ProcessInfo
 from ._info import process_info as process_info
 from ._info import processes as processes
@@ -83,27 +96,37 @@ __all__ = (
     "NOPROC",
     "NORMAL",
     "SHUTDOWN",
+    "TIMEOUT",
     "AlreadyRegistered",
     "BadReturnValue",
     "CallTimeout",
+    "Continue",
     "Down",
     "Exit",
     "From",
+    "GenServer",
+    "Ignore",
     "LongSchedule",
     "NoProc",
+    "NoReply",
     "Node",
     "NotInNode",
     "NotInProcess",
+    "Ok",
     "Pid",
     "ProcessExit",
     "ProcessInfo",
     "ReceiveTimeout",
     "Ref",
+    "Reply",
     "SignalEffect",
     "StartError",
+    "Stop",
     "UnknownName",
     "bounded_repr",
+    "call",
     "cancel_timer",
+    "cast",
     "demonitor",
     "exit",
     "exit_signal_effect",
@@ -119,6 +142,7 @@ __all__ = (
     "receive",
     "register",
     "registered",
+    "reply",
     "run",
     "self",
     "send",
@@ -139,10 +163,8 @@ def _fixup_module_metadata() -> None:
     for name in __all__:
         obj = globals()[name]
         if getattr(obj, "__module__", "").startswith("beam._"):
-            try:
+            with contextlib.suppress(AttributeError, TypeError):
                 obj.__module__ = "beam"
-            except (AttributeError, TypeError):
-                pass
 
 
 _fixup_module_metadata()

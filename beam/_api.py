@@ -350,7 +350,7 @@ def send_after(dest: Pid | str, message: Any, delay: float) -> Ref:
     if not isinstance(dest, (Pid, str)):
         raise TypeError(f"send_after needs a beam.Pid or a registered name, got {dest!r}")
     ref = node.make_ref()
-    node.timers.start(ref, dest, message, delay)
+    node.timers.start(ref, delay, node.deliver_timer, (dest, message))
     if type(dest) is Pid:
         target = node.procs.get(dest.id)
         if target is None:

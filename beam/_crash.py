@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import reprlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._types import Pid
+if TYPE_CHECKING:
+    from ._types import Pid
 
 __all__ = ["bounded_repr", "log_crash"]
 

@@ -34,9 +34,11 @@ class ProcessExit(Exception):
     ...     raise ProcessExit("shutdown")
     """
 
-    def __init__(self, reason: Any) -> None:
+    def __init__(self, reason: Any, *, reported: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        #: True when a crash report was already written (behaviours write richer ones).
+        self.reported = reported
 
 
 class CallTimeout(ProcessExit):

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 from trio.lowlevel import current_task
 
 from ._node import current_node
 from ._process import NOT_EXITING, Process
-from ._types import Pid, Ref
+
+if TYPE_CHECKING:
+    from ._types import Pid, Ref
 
 __all__ = ["ProcessInfo", "process_info", "processes"]
 

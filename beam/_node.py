@@ -15,10 +15,9 @@ from __future__ import annotations
 import copy
 import gc
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 from trio.lowlevel import current_task
@@ -37,6 +36,9 @@ from ._schedule import LongScheduleMonitor
 from ._signals import exit_signal_effect
 from ._timers import TimerService
 from ._types import NOPROC, NORMAL, SHUTDOWN, Down, Exit, Pid, Ref, is_normal_exit
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = ["Node", "current_node", "current_process", "open_node", "run"]
 
@@ -84,7 +86,7 @@ class Node:
         self.names: dict[str, Pid] = {}
         self._pid_ids = itertools.count(1)
         self._ref_ids = itertools.count(1)
-        self.timers = TimerService(self._deliver_timer)
+        self.timers = TimerService()
         self.nursery: trio.Nursery | None = None
         self.closing = False
         self.spawned = 0
@@ -161,7 +163,11 @@ class Node:
                     await body
         except ProcessExit as exc:
             reason = exc.reason
-            if proc.pending_exit is NOT_EXITING and not is_normal_exit(reason):
+            if (
+                proc.pending_exit is NOT_EXITING
+                and not exc.reported
+                and not is_normal_exit(reason)
+            ):
                 self._report(proc, reason)
         except Exception as exc:
             reason = exc
@@ -233,6 +239,7 @@ class Node:
                     continue
                 if watcher.monitors:
                     watcher.monitors.pop(ref, None)
+                # A monitor whose ref tags an open reply slot (a call, a task) reports there.
                 if not watcher.deliver_reply(ref, Died(reason)):
                     self.send_to(watcher, Down(ref, pid, reason))
 
@@ -244,7 +251,9 @@ class Node:
             message = copy.deepcopy(message)
         proc.deliver(message)
 
-    def _deliver_timer(self, ref: Ref, dest: Pid | str, message: Any) -> None:
+    def deliver_timer(self, ref: Ref, payload: tuple[Pid | str, Any]) -> None:
+        """Timer action of :func:`beam.send_after`: send the message if *dest* lives."""
+        dest, message = payload
         proc = self.lookup(dest)
         if proc is not None:
             if proc.timers:

@@ -20,16 +20,23 @@ from typing import TYPE_CHECKING, Any, Final
 
 import outcome
 import trio
-from trio.lowlevel import Abort, Task, checkpoint, checkpoint_if_cancelled, reschedule
-from trio.lowlevel import current_task, wait_task_rescheduled
+from trio.lowlevel import (
+    Abort,
+    Task,
+    checkpoint,
+    checkpoint_if_cancelled,
+    current_task,
+    reschedule,
+    wait_task_rescheduled,
+)
 
 from ._errors import ReceiveTimeout
-from ._types import Pid, Ref
 
 if TYPE_CHECKING:
     from ._node import Node
+    from ._types import Pid, Ref
 
-__all__ = ["Died", "Match", "Process", "compile_match"]
+__all__ = ["TIMED_OUT", "Died", "Match", "Process", "compile_match"]
 
 #: What :func:`beam.receive` accepts as a pattern: a type, a tuple of types, or a predicate.
 Match = type | tuple[type, ...] | Callable[[Any], bool] | None
@@ -50,6 +57,17 @@ _EMPTY: Final[Any] = object()
 #: A receive that finds its message at once yields to the scheduler every this many times, so
 #: a process draining a long mailbox cannot starve the others (Erlang's reduction budget).
 RECEIVE_BUDGET: Final = 64
+
+
+class _TimedOut:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<timed out>"
+
+
+#: What a reply slot holds when its wait timed out.
+TIMED_OUT: Final = _TimedOut()
 
 
 class Died:
@@ -178,18 +196,21 @@ class Process:
             self.replies.pop(ref, None)
 
     def deliver_reply(self, ref: Ref, value: Any) -> bool:
-        """Fill the reply slot *ref*; false (and dropped) if the slot is closed or full."""
+        """Fill the reply slot *ref* if it is open; false if it is closed.
+
+        Only the first value counts: a slot that is already filled keeps its value (so the
+        ``Down`` of a callee that replied and then exited is absorbed, never queued).
+        """
         replies = self.replies
-        if replies is None or replies.get(ref, None) is not _EMPTY:
+        if replies is None or ref not in replies:
             return False
-        waiter = self.waiter
-        if waiter is not None and self.wait_ref == ref:
-            del replies[ref]
-            self.waiter = None
-            self.wait_ref = None
-            reschedule(waiter, outcome.Value(value))
-        else:
+        if replies[ref] is _EMPTY:
             replies[ref] = value
+            waiter = self.waiter
+            if waiter is not None and self.wait_ref == ref:
+                self.waiter = None
+                self.wait_ref = None
+                reschedule(waiter, outcome.Value(value))
         return True
 
     # -- receiving (runs in the owner's task) ---------------------------------------------
@@ -253,23 +274,30 @@ class Process:
             await checkpoint_if_cancelled()
 
     async def wait_reply(self, ref: Ref, timeout: float | None) -> Any:
-        """Wait for the reply slot *ref*; raise :class:`trio.TooSlowError` on timeout.
+        """Wait until the open reply slot *ref* is filled and return its value.
 
-        The slot is closed when this returns or raises, so a later reply is dropped.
+        Returns :data:`TIMED_OUT` after *timeout* seconds. The slot stays open: the caller
+        closes it (after turning off its monitor), so nothing tagged *ref* can ever reach the
+        mailbox. The timeout is a node timer rather than a cancel scope: calls are frequent
+        and a timer is several times cheaper to arm and disarm.
         """
         replies = self.replies
-        assert replies is not None, "wait_reply without open_reply"
-        value = replies.get(ref, _EMPTY)
+        if replies is None or ref not in replies:
+            raise RuntimeError(f"no reply slot {ref} is open in {self.pid}")
+        value = replies[ref]
         if value is not _EMPTY:
-            del replies[ref]
             await checkpoint_if_cancelled()
             return value
         self._claim_waiter()
         self.wait_ref = ref
+        if timeout is None:
+            return await wait_task_rescheduled(self._abort_wait)
+        timers = self.node.timers
+        timers.start(ref, timeout, self._time_out, None)
         try:
-            if timeout is None:
-                return await wait_task_rescheduled(self._abort_wait)
-            with trio.fail_after(timeout):
-                return await wait_task_rescheduled(self._abort_wait)
+            return await wait_task_rescheduled(self._abort_wait)
         finally:
-            replies.pop(ref, None)
+            timers.cancel(ref)
+
+    def _time_out(self, ref: Ref, _: object) -> None:
+        self.deliver_reply(ref, TIMED_OUT)

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._types import Pid
-
 if TYPE_CHECKING:
     from ._node import Node
+    from ._types import Pid
 
 __all__ = ["LongSchedule", "LongScheduleMonitor"]
 

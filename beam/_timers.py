@@ -1,9 +1,10 @@
-"""Timers: ``send_after`` and ``cancel_timer``, served by one task per node.
+"""Timers: ``send_after``, ``cancel_timer`` and call timeouts, served by one task per node.
 
 Pending timers sit in a heap ordered by deadline; the service task sleeps until the earliest
 one (its cancel scope's deadline moves when an earlier timer is added), so any number of timers
 costs one task, and ``trio.testing.MockClock`` drives them like any trio deadline. A cancelled
-timer is dropped from the index at once and skipped when its heap entry comes up.
+timer leaves the index at once; its heap entry is skipped when it comes up, and the heap is
+compacted when cancelled entries outnumber live ones (calls cancel almost all their timeouts).
 """
 
 from __future__ import annotations
@@ -15,31 +16,39 @@ from typing import Any
 
 import trio
 
-from ._types import Pid, Ref
+from ._types import Ref
 
 __all__ = ["TimerService"]
 
+Action = Callable[[Ref, Any], None]
+
 
 class TimerService:
-    """The timers of one node. ``deliver(ref, dest, message)`` is called when one fires."""
+    """The timers of one node: each runs ``action(ref, payload)`` when it falls due."""
 
-    def __init__(self, deliver: Callable[[Ref, Pid | str, Any], None]) -> None:
-        self._deliver = deliver
+    def __init__(self) -> None:
         self._heap: list[tuple[float, int, Ref]] = []
-        self._pending: dict[Ref, tuple[float, Pid | str, Any]] = {}
+        self._pending: dict[Ref, tuple[float, Action, Any]] = {}
         self._sleep: trio.CancelScope | None = None
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def start(self, ref: Ref, dest: Pid | str, message: Any, delay: float) -> None:
-        """Arrange for *message* to reach *dest* after *delay* seconds (never at once)."""
+    def start(self, ref: Ref, delay: float, action: Action, payload: Any) -> None:
+        """Run ``action(ref, payload)`` after *delay* seconds (never synchronously)."""
         deadline = trio.current_time() + max(delay, 0.0)
-        self._pending[ref] = (deadline, dest, message)
-        heapq.heappush(self._heap, (deadline, ref.id, ref))
+        self._pending[ref] = (deadline, action, payload)
+        heap = self._heap
+        heapq.heappush(heap, (deadline, ref.id, ref))
+        if len(heap) > 1024 and len(heap) > 4 * len(self._pending):
+            self._compact()
         sleep = self._sleep
         if sleep is not None and deadline < sleep.deadline:
             sleep.deadline = deadline
+
+    def _compact(self) -> None:
+        self._heap = [(d, ref.id, ref) for ref, (d, _, _) in self._pending.items()]
+        heapq.heapify(self._heap)
 
     def cancel(self, ref: Ref) -> float | None:
         """Cancel timer *ref*; the seconds it had left, or ``None`` if it was not pending."""
@@ -55,16 +64,17 @@ class TimerService:
 
     async def run(self) -> None:
         """Fire timers as they fall due, forever (runs as a task of the node)."""
-        heap = self._heap
         while True:
+            heap = self._heap
             with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as sleep:
                 self._sleep = sleep
                 await trio.sleep_forever()
             self._sleep = None
             now = trio.current_time()
+            heap = self._heap
             while heap and heap[0][0] <= now:
                 _, _, ref = heapq.heappop(heap)
                 entry = self._pending.pop(ref, None)
                 if entry is not None:
-                    self._deliver(ref, entry[1], entry[2])
+                    entry[1](ref, entry[2])
             await trio.lowlevel.checkpoint()

@@ -50,7 +50,7 @@ def is_normal_exit(reason: object) -> bool:
     >>> is_normal_exit("normal"), is_normal_exit(("shutdown", "bye")), is_normal_exit("kill")
     (True, True, False)
     """
-    if reason == NORMAL or reason == SHUTDOWN:
+    if reason in (NORMAL, SHUTDOWN):
         return True
     return isinstance(reason, tuple) and len(reason) == 2 and reason[0] == SHUTDOWN
 

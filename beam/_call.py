@@ -1,0 +1,128 @@
+"""Request and reply: the machinery under ``call``, ``reply``, tasks and thread actors.
+
+A call opens a reply slot tagged with a fresh reference, monitors the callee *with that same
+reference* (so the callee's death fills the slot instead of the mailbox), sends the request
+and waits on the slot. On return the monitor is removed and the slot closed, so a reply that
+arrives after a timeout is dropped, as OTP's process aliases drop it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import CallTimeout, NoProc, ProcessExit
+from ._node import Node, current_node, current_process, watch
+from ._process import TIMED_OUT, Died, Process
+from ._types import From, Pid, Ref
+
+__all__ = ["CallRequest", "CastRequest", "call", "cast", "reply"]
+
+#: The default time a call waits for its reply, in seconds (OTP's 5000 ms).
+DEFAULT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    """The message a ``call`` puts in the callee's mailbox: answer ``from_`` about ``request``."""
+
+    from_: From
+    request: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CastRequest:
+    """The message a ``cast`` puts in the callee's mailbox."""
+
+    request: Any
+
+
+def _unwatch(node: Node, proc: Process, ref: Ref) -> None:
+    if proc.monitors:
+        target_pid = proc.monitors.pop(ref, None)
+        if target_pid is not None:
+            target = node.procs.get(target_pid.id)
+            if target is not None and target.monitored_by:
+                target.monitored_by.pop(ref, None)
+    proc.close_reply(ref)
+
+
+async def request(
+    dest: Pid | str, message_for: Any, timeout: float | None, what: str
+) -> Any:
+    """Send ``message_for(From)`` to *dest* and wait for the reply; the core of ``call``.
+
+    Raises :class:`CallTimeout`, :class:`NoProc`, or :class:`ProcessExit` with the callee's
+    reason if it exits first (all of which make the caller exit if left uncaught).
+    """
+    proc = current_process(what)
+    node = proc.node
+    target = node.lookup(dest)
+    if target is None:
+        raise NoProc(("noproc", (what, dest)))
+    if target is proc:
+        raise ProcessExit(("calling_self", (what, dest)))
+    if timeout is not None and (timeout < 0 or math.isnan(timeout)):
+        raise ValueError(f"timeout must be >= 0 seconds or None (infinity), got {timeout!r}")
+    ref = node.make_ref()
+    proc.open_reply(ref)
+    watch(proc, ref, target)
+    node.send_to(target, message_for(From(proc.pid, ref)))
+    try:
+        value = await proc.wait_reply(ref, timeout)
+    finally:
+        _unwatch(node, proc, ref)
+    if value is TIMED_OUT:
+        raise CallTimeout(("timeout", (what, dest)))
+    if type(value) is Died:
+        reason = value.reason
+        if reason == "noproc":
+            raise NoProc(("noproc", (what, dest)))
+        raise ProcessExit((reason, (what, dest)))
+    return value
+
+
+async def call(dest: Pid | str, request_: Any, *, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+    """Send *request_* to the server *dest* and wait for its reply (5 s by default).
+
+    If no reply comes in time the caller raises :class:`CallTimeout` (left uncaught, it
+    exits, as in OTP) and a late reply is dropped. If the server is not alive it raises
+    :class:`NoProc`; if the server exits during the call, :class:`ProcessExit` with
+    ``(server_reason, ("beam.call", dest))``. ``timeout=None`` waits forever.
+
+    >>> async def main():
+    ...     count = await beam.call(counter, "get")
+    """
+    return await request(
+        dest, lambda from_: CallRequest(from_, request_), timeout, "beam.call"
+    )
+
+
+def cast(dest: Pid | str, request_: Any) -> None:
+    """Send *request_* to the server *dest* without waiting. Never fails, even for a name
+    nobody holds.
+
+    >>> async def main():
+    ...     beam.cast(counter, ("add", 1))
+    """
+    node = current_node("beam.cast")
+    proc = node.lookup(dest)
+    if proc is not None:
+        node.send_to(proc, CastRequest(request_))
+
+
+def reply(from_: From, value: Any) -> None:
+    """Answer the call identified by *from_* (as given to ``handle_call``) with *value*.
+
+    Any process may reply, at any time (a deferred reply); a reply to a caller that gave up
+    or died is dropped.
+
+    >>> async def handle_call(self, request, from_, state):
+    ...     beam.reply(from_, "working on it")
+    ...     return beam.NoReply(state)
+    """
+    node = current_node("beam.reply")
+    caller = node.procs.get(from_.pid.id)
+    if caller is not None:
+        caller.deliver_reply(from_.ref, value)

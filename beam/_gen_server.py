@@ -1,0 +1,384 @@
+"""GenServer: the generic server loop, with your callbacks supplying only the specifics.
+
+Subclass :class:`GenServer` and write async callbacks; the library owns the receive loop,
+replies, timeouts, ``handle_continue``, termination and crash reports::
+
+    class Counter(beam.GenServer[int]):
+        async def init(self, start: int) -> beam.Ok[int]:
+            return beam.Ok(start)
+
+        async def handle_call(self, request, from_, count):
+            return beam.Reply(count, count)
+
+        async def handle_cast(self, request, count):
+            return beam.NoReply(count + request)
+
+    pid = await Counter.start_link(0, name="counter")
+    beam.cast("counter", 5)
+    assert await beam.call("counter", "get") == 5
+
+The state is passed to and returned from every callback (as in OTP), so ``terminate`` and
+crash reports always see the last good state. Callbacks return the frozen result types below;
+anything else stops the server with :class:`BadReturnValue` naming the value.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from ._api import unlink
+from ._call import CallRequest, CastRequest, reply, request
+from ._crash import log_crash
+from ._errors import AlreadyRegistered, BadReturnValue, ProcessExit, ReceiveTimeout, StartError
+from ._node import current_process, watch
+from ._process import TIMED_OUT, Died, Process
+from ._types import NORMAL, Exit, From, Pid, is_normal_exit
+
+__all__ = [
+    "TIMEOUT",
+    "Continue",
+    "GenServer",
+    "Ignore",
+    "NoReply",
+    "Ok",
+    "Reply",
+    "Stop",
+]
+
+S = TypeVar("S")
+logger = logging.getLogger("beam.gen_server")
+
+#: The message ``handle_info`` gets when a callback's ``timeout`` passed with no message.
+TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Continue:
+    """Run ``handle_continue(arg, state)`` before taking any further message."""
+
+    arg: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Ok(Generic[S]):
+    """``init`` succeeded: start with *state*; optionally ``continue_`` or a ``timeout``."""
+
+    state: S
+    continue_: Continue | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Generic[S]):
+    """Answer the call with *reply* and go on with *state*."""
+
+    reply: Any
+    state: S
+    continue_: Continue | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NoReply(Generic[S]):
+    """Go on with *state* (from ``handle_call``: reply later with :func:`beam.reply`)."""
+
+    state: S
+    continue_: Continue | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stop(Generic[S]):
+    """Stop the server with *reason* after ``terminate(reason, state)``.
+
+    From ``handle_call``, *reply* (if given) is sent to the caller first. From ``init``,
+    ``Stop(reason)`` makes ``start_link`` raise :class:`StartError`.
+    """
+
+    reason: Any
+    state: S | None = None
+    reply: Any = None
+    has_reply: bool = False
+
+    @staticmethod
+    def replying(reason: Any, reply: Any, state: S) -> Stop[S]:
+        """Stop with *reason* and answer the call with *reply* first."""
+        return Stop(reason, state, reply, True)
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """``init`` declines to start: the process exits ``"normal"``, ``start_link`` returns
+    ``None``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _StopRequest:
+    from_: From
+    reason: Any
+
+
+_UNSET: Any = object()
+
+
+class GenServer(Generic[S]):
+    """Base class of servers; override the callbacks you need.
+
+    Required: ``init``. Optional, with defaults: ``handle_call`` and ``handle_cast`` (raise:
+    an unexpected request crashes the server), ``handle_info`` (logs and ignores),
+    ``handle_continue`` (raises), ``terminate`` (does nothing), ``format_status`` (the state
+    as is). A new instance of the class serves each started process.
+    """
+
+    #: Seconds a ``call`` waits by default for servers of this class.
+    call_timeout: ClassVar[float | None] = 5.0
+
+    async def init(self, arg: Any) -> Ok[S] | Stop[S] | Ignore:
+        """Build the first state from the ``start_link`` argument."""
+        raise NotImplementedError(f"{type(self).__qualname__} must define `async def init`")
+
+    async def handle_call(
+        self, request: Any, from_: From, state: S
+    ) -> Reply[S] | NoReply[S] | Stop[S]:
+        """Answer a :func:`beam.call`."""
+        raise NotImplementedError(
+            f"{type(self).__qualname__} got call {request!r:.100} but defines no handle_call"
+        )
+
+    async def handle_cast(self, request: Any, state: S) -> NoReply[S] | Stop[S]:
+        """Handle a :func:`beam.cast`."""
+        raise NotImplementedError(
+            f"{type(self).__qualname__} got cast {request!r:.100} but defines no handle_cast"
+        )
+
+    async def handle_info(self, message: Any, state: S) -> NoReply[S] | Stop[S]:
+        """Handle any other message (``Down``, ``Exit`` when trapping, timers, ``TIMEOUT``)."""
+        logger.warning(
+            "%s %s received an unexpected message and has no handle_info: %r",
+            type(self).__qualname__,
+            current_process().pid,
+            message,
+        )
+        return NoReply(state)
+
+    async def handle_continue(self, arg: Any, state: S) -> NoReply[S] | Stop[S]:
+        """Continue work asked for with ``continue_=Continue(arg)``."""
+        raise NotImplementedError(
+            f"{type(self).__qualname__} returned Continue({arg!r:.100}) but defines no "
+            "handle_continue"
+        )
+
+    async def terminate(self, reason: Any, state: S) -> None:
+        """Clean up before the server exits with *reason* (not called when killed)."""
+
+    def format_status(self, state: S) -> Any:
+        """What crash reports show of *state*; override to hide secrets."""
+        return state
+
+    # -- starting and stopping ------------------------------------------------------------
+
+    @classmethod
+    async def start_link(
+        cls, arg: Any = None, *, name: str | None = None, timeout: float | None = None
+    ) -> Pid | None:
+        """Start a server linked to the caller; return its pid once ``init`` has returned.
+
+        With *name* the server is registered before ``init`` runs. If ``init`` raises or
+        returns ``Stop(reason)``, the name is released and this raises :class:`StartError`
+        (the caller is not killed by the failed start). ``Ignore()`` returns ``None``.
+
+        >>> async def main():
+        ...     pid = await Counter.start_link(0, name="counter")
+        """
+        return await _start(cls, arg, name, timeout, link=True)
+
+    @classmethod
+    async def start(
+        cls, arg: Any = None, *, name: str | None = None, timeout: float | None = None
+    ) -> Pid | None:
+        """Like :meth:`start_link` without the link.
+
+        >>> async def main():
+        ...     pid = await Counter.start(0)
+        """
+        return await _start(cls, arg, name, timeout, link=False)
+
+    @staticmethod
+    async def stop(
+        server: Pid | str, reason: Any = NORMAL, *, timeout: float | None = None
+    ) -> None:
+        """Stop *server* with *reason*, waiting until ``terminate`` ran and it exited.
+
+        >>> async def main():
+        ...     await beam.GenServer.stop("counter")
+        """
+        await request(server, lambda from_: _StopRequest(from_, reason), timeout, "stop")
+
+
+async def _start(
+    cls: type[GenServer[Any]], arg: Any, name: str | None, timeout: float | None, *, link: bool
+) -> Pid | None:
+    caller = current_process(f"{cls.__qualname__}.start_link")
+    node = caller.node
+    if name is not None:
+        holder = node.whereis(name)
+        if holder is not None:
+            raise AlreadyRegistered(
+                f"cannot start {cls.__qualname__} as {name!r}: {holder} already holds that name",
+                holder,
+            )
+    ref = node.make_ref()
+    caller.open_reply(ref)
+    pid, _ = node.spawn(_serve, (cls, arg, name, From(caller.pid, ref)), parent=caller, link=link)
+    target = node.procs[pid.id]
+    watch(caller, ref, target)  # tagged with the slot's ref: a death during init fills it
+    try:
+        result = await caller.wait_reply(ref, timeout)
+        if result is TIMED_OUT:
+            node.kill(target, "kill")
+            raise StartError("timeout")
+    finally:
+        if caller.monitors:
+            caller.monitors.pop(ref, None)
+        if target.monitored_by:
+            target.monitored_by.pop(ref, None)
+        caller.close_reply(ref)
+    if type(result) is Died:
+        raise StartError(result.reason)
+    status, value = result
+    if status == "ok":
+        return pid
+    if status == "ignore":
+        return None
+    raise StartError(value)
+
+
+async def _serve(cls: type[GenServer[Any]], arg: Any, name: str | None, starter: From) -> None:
+    proc = current_process()
+    node = proc.node
+    if name is not None:
+        node.register(name, proc.pid)
+    server = cls()
+    try:
+        result = await server.init(arg)
+        if not isinstance(result, (Ok, Stop, Ignore)):
+            raise BadReturnValue(
+                "init", result, "beam.Ok(state), beam.Stop(reason) or beam.Ignore()"
+            )
+    except Exception as exc:
+        _fail_start(proc, name, starter, exc)
+        log_crash(proc.pid, name, cls, exc, kind="GenServer")
+        raise ProcessExit(exc, reported=True) from exc
+    if isinstance(result, Ignore):
+        _fail_start(proc, name, starter, None)
+        reply(starter, ("ignore", None))
+        return
+    if isinstance(result, Stop):
+        _fail_start(proc, name, starter, result.reason)
+        if not is_normal_exit(result.reason):
+            log_crash(proc.pid, name, cls, result.reason, kind="GenServer")
+        raise ProcessExit(result.reason, reported=True)
+    reply(starter, ("ok", None))
+    await _loop(server, proc.parent, result)
+
+
+def _fail_start(proc: Process, name: str | None, starter: From, reason: Any) -> None:
+    """Release the name and the link to the starter before saying the start failed."""
+    if name is not None:
+        proc.node.unregister(name)
+    unlink(starter.pid)
+    if reason is not None:
+        reply(starter, ("error", reason))
+
+
+async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> None:
+    proc = current_process()
+    state = first.state
+    pending_continue = first.continue_
+    timeout = first.timeout
+    message: Any = _UNSET
+    result: Any
+    try:
+        while True:
+            if pending_continue is not None:
+                result = await server.handle_continue(pending_continue.arg, state)
+                state, pending_continue, timeout = _next(result, "handle_continue", state)
+                continue
+            try:
+                message = await proc.receive(None, timeout)
+            except ReceiveTimeout:
+                message = TIMEOUT
+            kind = type(message)
+            if kind is CallRequest:
+                result = await server.handle_call(message.request, message.from_, state)
+                if type(result) is Reply or (isinstance(result, Stop) and result.has_reply):
+                    reply(message.from_, result.reply)
+                state, pending_continue, timeout = _next(result, "handle_call", state)
+            elif kind is CastRequest:
+                result = await server.handle_cast(message.request, state)
+                state, pending_continue, timeout = _next(result, "handle_cast", state)
+            elif kind is _StopRequest:
+                await server.terminate(message.reason, state)
+                reply(message.from_, None)
+                raise ProcessExit(message.reason, reported=True)
+            elif kind is Exit and message.pid == parent and proc.trap_exit:
+                raise _Stopping(message.reason, state)
+            else:
+                result = await server.handle_info(message, state)
+                state, pending_continue, timeout = _next(result, "handle_info", state)
+    except _Stopping as stopping:
+        await _terminate(server, proc, stopping.reason, stopping.state, message)
+    except ProcessExit:
+        raise
+    except Exception as exc:
+        await _terminate(server, proc, exc, state, message)
+
+
+class _Stopping(Exception):
+    def __init__(self, reason: Any, state: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.state = state
+
+
+def _next(result: Any, callback: str, state: Any) -> tuple[Any, Continue | None, float | None]:
+    kind = type(result)
+    if kind is NoReply or (kind is Reply and callback == "handle_call"):
+        return result.state, result.continue_, result.timeout
+    if kind is Stop:
+        raise _Stopping(result.reason, result.state if result.state is not None else state)
+    expected = (
+        "beam.Reply(reply, state), beam.NoReply(state) or beam.Stop(reason, state)"
+        if callback == "handle_call"
+        else "beam.NoReply(state) or beam.Stop(reason, state)"
+    )
+    raise BadReturnValue(callback, result, expected)
+
+
+async def _terminate(
+    server: GenServer[Any], proc: Process, reason: Any, state: Any, last_message: Any
+) -> None:
+    try:
+        await server.terminate(reason, state)
+    except Exception as exc:
+        reason = exc
+    if not is_normal_exit(reason):
+        try:
+            status = server.format_status(state)
+        except Exception as exc:
+            status = f"<format_status failed: {exc!r}>"
+        log_crash(
+            proc.pid,
+            proc.name,
+            type(server),
+            reason,
+            kind="GenServer",
+            extra={
+                "last_message": None if last_message is _UNSET else last_message,
+                "state": status,
+            },
+        )
+    raise ProcessExit(reason, reported=True)
+
