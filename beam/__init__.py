@@ -25,6 +25,7 @@ them (``GenServer``, ``Task``, ``Agent``), plus thread actors for blocking resou
 
 import contextlib
 
+from ._agent import Agent as Agent
 from ._api import cancel_timer as cancel_timer
 from ._api import demonitor as demonitor
 from ._api import exit as exit  # noqa: A004 - Erlang's name, used as beam.exit
@@ -75,9 +76,13 @@ from ._info import processes as processes
 from ._node import Node as Node
 from ._node import open_node as open_node
 from ._node import run as run
+from ._registry import Registry as Registry
 from ._schedule import LongSchedule as LongSchedule
 from ._signals import SignalEffect as SignalEffect
 from ._signals import exit_signal_effect as exit_signal_effect
+from ._task import Task as Task
+from ._threads import ThreadActor as ThreadActor
+from ._threads import ask as ask
 from ._types import KILL as KILL
 from ._types import KILLED as KILLED
 from ._types import NOPROC as NOPROC
@@ -97,6 +102,7 @@ __all__ = (
     "NORMAL",
     "SHUTDOWN",
     "TIMEOUT",
+    "Agent",
     "AlreadyRegistered",
     "BadReturnValue",
     "CallTimeout",
@@ -118,11 +124,15 @@ __all__ = (
     "ProcessInfo",
     "ReceiveTimeout",
     "Ref",
+    "Registry",
     "Reply",
     "SignalEffect",
     "StartError",
     "Stop",
+    "Task",
+    "ThreadActor",
     "UnknownName",
+    "ask",
     "bounded_repr",
     "call",
     "cancel_timer",

@@ -92,6 +92,7 @@ class Node:
         self.spawned = 0
         self.crashes = 0
         self.long_schedule: LongScheduleMonitor | None = None
+        self.registries: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<beam.Node processes={len(self.procs)}>"

@@ -1,0 +1,135 @@
+"""Task: run one function in its own process and await its result, Elixir-style.
+
+``Task.async_`` links the task to the caller *and* ties it to a reply slot, so ``await_``
+gets the result without touching the mailbox; if the task crashes first the caller learns
+the reason (and, being linked, exits with it unless it traps exits)::
+
+    task = beam.Task.async_(fetch_page, url)
+    ...                                   # do other work meanwhile
+    page = await task.await_(timeout=10)
+
+The trailing underscores avoid Python's ``async``/``await`` keywords.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ._call import DEFAULT_TIMEOUT, reply
+from ._errors import CallTimeout, NoProc, ProcessExit
+from ._node import current_process, watch
+from ._process import TIMED_OUT, Died
+from ._types import KILL, NOPROC, SHUTDOWN, From, Pid, Ref
+
+__all__ = ["Task"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Task(Generic[T]):
+    """A handle on a running task: its ``pid``, the reply ``ref`` and the ``owner``.
+
+    It is a plain value; only the owner (the process that started it) may await it.
+    """
+
+    pid: Pid
+    ref: Ref
+    owner: Pid
+
+    @staticmethod
+    def async_(fn: Callable[..., Awaitable[T]], *args: Any) -> Task[T]:
+        """Start ``await fn(*args)`` in a new process linked to the caller.
+
+        >>> async def main():
+        ...     task = beam.Task.async_(compute, 21)
+        ...     assert await task.await_() == 42
+        """
+        owner = current_process("beam.Task.async_")
+        node = owner.node
+        ref = node.make_ref()
+        owner.open_reply(ref)
+        pid, _ = node.spawn(_run, (fn, args, From(owner.pid, ref)), parent=owner, link=True)
+        watch(owner, ref, node.procs[pid.id])
+        return Task(pid, ref, owner.pid)
+
+    async def await_(self, timeout: float | None = DEFAULT_TIMEOUT) -> T:
+        """The task's result, waiting up to *timeout* seconds (5 by default).
+
+        Raises :class:`CallTimeout` on timeout and :class:`ProcessExit` with the task's
+        reason if it crashed. A task can be awaited once.
+
+        >>> async def main():
+        ...     result = await beam.Task.async_(compute, 21).await_(timeout=1)
+        """
+        owner = self._owner("await_")
+        try:
+            value = await owner.wait_reply(self.ref, timeout)
+        finally:
+            self._release(owner)
+        if value is TIMED_OUT:
+            raise CallTimeout(("timeout", ("beam.Task.await_", self.pid)))
+        if type(value) is Died:
+            if value.reason == NOPROC:
+                raise NoProc(("noproc", ("beam.Task.await_", self.pid)))
+            raise ProcessExit((value.reason, ("beam.Task.await_", self.pid)))
+        result: T = value
+        return result
+
+    def shutdown(self, *, brutal: bool = False) -> None:
+        """Stop the task without waiting for its result (``"kill"`` if *brutal*).
+
+        >>> async def main():
+        ...     beam.Task.async_(slow_job).shutdown()
+        """
+        owner = self._owner("shutdown")
+        self._release(owner)
+        target = owner.node.procs.get(self.pid.id)
+        if target is not None:
+            if owner.links:
+                owner.links.discard(self.pid)
+            if target.links:
+                target.links.discard(owner.pid)
+            owner.node.exit_signal(target, owner.pid, KILL if brutal else SHUTDOWN, linked=False)
+
+    @staticmethod
+    async def await_many(tasks: list[Task[T]], timeout: float | None = DEFAULT_TIMEOUT) -> list[T]:
+        """Await every task in *tasks*, in order, within one overall *timeout*.
+
+        >>> async def main():
+        ...     tasks = [beam.Task.async_(compute, n) for n in range(3)]
+        ...     results = await beam.Task.await_many(tasks)
+        """
+        import trio
+
+        deadline = None if timeout is None else trio.current_time() + timeout
+        results = []
+        for task in tasks:
+            left = None if deadline is None else max(deadline - trio.current_time(), 0.0)
+            results.append(await task.await_(left))
+        return results
+
+    def _owner(self, what: str) -> Any:
+        proc = current_process(f"beam.Task.{what}")
+        if proc.pid != self.owner:
+            raise RuntimeError(
+                f"task {self.pid} belongs to {self.owner}; only its owner may {what} it "
+                f"(called from {proc.pid})"
+            )
+        if proc.replies is None or self.ref not in proc.replies:
+            raise RuntimeError(f"task {self.pid} was already awaited or shut down")
+        return proc
+
+    def _release(self, owner: Any) -> None:
+        if owner.monitors:
+            owner.monitors.pop(self.ref, None)
+        target = owner.node.procs.get(self.pid.id)
+        if target is not None and target.monitored_by:
+            target.monitored_by.pop(self.ref, None)
+        owner.close_reply(self.ref)
+
+
+async def _run(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], owner: From) -> None:
+    reply(owner, await fn(*args))
