@@ -74,6 +74,7 @@ from ._info import ProcessInfo as ProcessInfo
 from ._info import process_info as process_info
 from ._info import processes as processes
 from ._node import Node as Node
+from ._node import current_node as current_node
 from ._node import open_node as open_node
 from ._node import run as run
 from ._registry import Registry as Registry
@@ -137,6 +138,7 @@ __all__ = (
     "call",
     "cancel_timer",
     "cast",
+    "current_node",
     "demonitor",
     "exit",
     "exit_signal_effect",

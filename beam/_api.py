@@ -122,7 +122,7 @@ def send(dest: Pid | str, message: Any) -> None:
                 f"cannot send to {dest!r}: no process is registered under that name "
                 "(check beam.whereis(name), or send to a pid)"
             )
-    if node.copy_messages:
+    if node.slow_send:
         node.send_to(proc, message)
     else:
         proc.deliver(message)

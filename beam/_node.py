@@ -53,8 +53,12 @@ _NO_NODE = (
 )
 
 
-def current_node(what: str = "this function") -> Node:
-    """The node of the running code, or :class:`NotInNode` naming *what* was called."""
+def current_node(what: str = "beam.current_node") -> Node:
+    """The node of the running code; :class:`NotInNode` (naming *what*) outside one.
+
+    >>> async def main():
+    ...     print(beam.current_node())
+    """
     try:
         return _node_var.get()
     except LookupError:
@@ -82,6 +86,9 @@ class Node:
 
     def __init__(self, *, copy_messages: bool = False) -> None:
         self.copy_messages = copy_messages
+        self._send_hooks: list[Callable[[Pid, Any], None]] = []
+        #: True when every send must take :meth:`send_to` (copying or hooks are on).
+        self.slow_send = copy_messages
         self.procs: dict[int, Process] = {}
         self.names: dict[str, Pid] = {}
         self._pid_ids = itertools.count(1)
@@ -251,6 +258,24 @@ class Node:
         if self.copy_messages:
             message = copy.deepcopy(message)
         proc.deliver(message)
+        for hook in self._send_hooks:
+            hook(proc.pid, message)
+
+    def add_send_hook(self, hook: Callable[[Pid, Any], None]) -> Callable[[], None]:
+        """Call ``hook(pid, message)`` after every delivery to *pid*; returns a remover.
+
+        For tools that watch traffic (fault injection "with probability p per message",
+        tracing). Hooks run in the sender's context and must not raise or block.
+        """
+        self._send_hooks.append(hook)
+        self.slow_send = True
+
+        def remove() -> None:
+            if hook in self._send_hooks:
+                self._send_hooks.remove(hook)
+            self.slow_send = self.copy_messages or bool(self._send_hooks)
+
+        return remove
 
     def deliver_timer(self, ref: Ref, payload: tuple[Pid | str, Any]) -> None:
         """Timer action of :func:`beam.send_after`: send the message if *dest* lives."""
