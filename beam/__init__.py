@@ -77,6 +77,18 @@ from ._node import Node as Node
 from ._node import current_node as current_node
 from ._node import open_node as open_node
 from ._node import run as run
+from ._pubsub import Dispatcher as Dispatcher
+from ._pubsub import LocalAdapter as LocalAdapter
+from ._pubsub import PubSubAdapter as PubSubAdapter
+from ._pubsub import broadcast as broadcast
+from ._pubsub import broadcast_from as broadcast_from
+from ._pubsub import direct_broadcast as direct_broadcast
+from ._pubsub import local_broadcast as local_broadcast
+from ._pubsub import local_broadcast_from as local_broadcast_from
+from ._pubsub import set_pubsub_adapter as set_pubsub_adapter
+from ._pubsub import subscribe as subscribe
+from ._pubsub import subscribers as subscribers
+from ._pubsub import unsubscribe as unsubscribe
 from ._registry import Registry as Registry
 from ._schedule import LongSchedule as LongSchedule
 from ._signals import SignalEffect as SignalEffect
@@ -108,11 +120,13 @@ __all__ = (
     "BadReturnValue",
     "CallTimeout",
     "Continue",
+    "Dispatcher",
     "Down",
     "Exit",
     "From",
     "GenServer",
     "Ignore",
+    "LocalAdapter",
     "LongSchedule",
     "NoProc",
     "NoReply",
@@ -123,6 +137,7 @@ __all__ = (
     "Pid",
     "ProcessExit",
     "ProcessInfo",
+    "PubSubAdapter",
     "ReceiveTimeout",
     "Ref",
     "Registry",
@@ -135,16 +150,21 @@ __all__ = (
     "UnknownName",
     "ask",
     "bounded_repr",
+    "broadcast",
+    "broadcast_from",
     "call",
     "cancel_timer",
     "cast",
     "current_node",
     "demonitor",
+    "direct_broadcast",
     "exit",
     "exit_signal_effect",
     "is_alive",
     "is_normal_exit",
     "link",
+    "local_broadcast",
+    "local_broadcast_from",
     "make_ref",
     "monitor",
     "open_node",
@@ -159,13 +179,17 @@ __all__ = (
     "self",
     "send",
     "send_after",
+    "set_pubsub_adapter",
     "spawn",
     "spawn_link",
     "spawn_monitor",
+    "subscribe",
+    "subscribers",
     "system_monitor",
     "trap_exit",
     "unlink",
     "unregister",
+    "unsubscribe",
     "whereis",
 )
 

@@ -100,6 +100,7 @@ class Node:
         self.crashes = 0
         self.long_schedule: LongScheduleMonitor | None = None
         self.registries: dict[str, Any] = {}
+        self.pubsub: Any = None
 
     def __repr__(self) -> str:
         return f"<beam.Node processes={len(self.procs)}>"
