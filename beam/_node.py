@@ -356,6 +356,7 @@ async def open_node(
     copy_messages: bool = False,
     long_schedule: float | None = None,
     tune_gc: bool = False,
+    initial_call: object = None,
 ) -> AsyncIterator[Node]:
     """Run a node inside an existing trio program, for as long as the ``async with`` lasts.
 
@@ -372,6 +373,7 @@ async def open_node(
       tune_gc: after start-up, freeze the objects alive so far and raise the young-generation
         threshold (cyclic GC is over half the cost of spawning at 10^5 processes); restored
         on exit.
+      initial_call: what ``process_info`` reports as the body's initial call.
 
     Example::
 
@@ -392,7 +394,7 @@ async def open_node(
         async with trio.open_nursery() as nursery:
             node.nursery = nursery
             nursery.start_soon(node.timers.run, name="beam.timers")
-            host = _adopt_current_task(node)
+            host = _adopt_current_task(node, initial_call)
             host_token = _process_var.set(host)
             outcome: Any = NORMAL
             try:
@@ -422,9 +424,9 @@ async def open_node(
             gc.unfreeze()
 
 
-def _adopt_current_task(node: Node) -> Process:
+def _adopt_current_task(node: Node, initial_call: object) -> Process:
     pid = Pid(next(node._pid_ids))
-    proc = Process(node, pid, None, open_node)
+    proc = Process(node, pid, None, open_node if initial_call is None else initial_call)
     proc.task = current_task()
     node.procs[pid.id] = proc
     return proc
@@ -453,7 +455,10 @@ def run(
 
     async def _root() -> T:
         async with open_node(
-            copy_messages=copy_messages, long_schedule=long_schedule, tune_gc=tune_gc
+            copy_messages=copy_messages,
+            long_schedule=long_schedule,
+            tune_gc=tune_gc,
+            initial_call=main,
         ):
             return await main(*args)
 
