@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import gc
 import itertools
+import logging
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["Node", "current_node", "current_process", "open_node", "run"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("beam")
 
 _node_var: ContextVar[Node] = ContextVar("beam.node")
 _process_var: ContextVar[Process] = ContextVar("beam.process")
@@ -224,7 +227,10 @@ class Node:
             self.names.pop(proc.name, None)
         if proc.cleanups:
             for cleanup in proc.cleanups:
-                cleanup(pid)
+                try:
+                    cleanup(pid)
+                except Exception:  # a broken hook must not stop the teardown
+                    logger.exception("exit hook %r of %s failed", cleanup, pid)
         if proc.timers:
             for ref in proc.timers:
                 self.timers.cancel(ref)
