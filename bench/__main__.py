@@ -1,0 +1,81 @@
+"""Command line: ``python -m bench <suite>... [--quick] [--json PATH]``.
+
+Prints one aligned table of every figure (met or missed) on stdout and progress with the raw
+samples on stderr. The exit code is 0 whether goals are met or not; it is non-zero only when a
+benchmark fails to run. To add a suite, write ``bench/<name>.py`` with
+``run(config: Config) -> list[Figure]`` and add one line to :data:`SUITES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from ._measure import TINY_ENV, Config, log
+from ._report import Figure, format_table, write_json
+
+#: Suite name -> module that implements it (imported only when the suite is asked for).
+SUITES: dict[str, str] = {
+    "runtime": "bench.runtime",
+}
+
+
+class Suite(Protocol):
+    """What a suite module provides."""
+
+    def run(self, config: Config) -> list[Figure]:
+        """Measure the suite's figures."""
+        ...
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark trio-beam against baselines measured in the same run.",
+        epilog=f"Set {TINY_ENV}=1 to shrink every size (a smoke run of a few seconds).",
+    )
+    parser.add_argument(
+        "suites",
+        nargs="+",
+        choices=sorted(SUITES),
+        metavar="suite",
+        help=f"one or more of: {', '.join(sorted(SUITES))}",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes and 3 repetitions instead of 5 (under a minute)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        help="also write the figures to PATH as a JSON list of records",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suites named in *argv*; print the table and optionally write JSON."""
+    args = _parser().parse_args(argv)
+    config = Config.from_env(quick=args.quick)
+    figures: list[Figure] = []
+    started = time.perf_counter()
+    for name in dict.fromkeys(args.suites):
+        suite: Suite = importlib.import_module(SUITES[name])
+        log(f"== suite {name} ({'tiny' if config.tiny else 'quick' if config.quick else 'full'})")
+        figures.extend(suite.run(config))
+    log(f"== done in {time.perf_counter() - started:.0f} s")
+    print(format_table(figures))
+    if args.json is not None:
+        write_json(figures, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
