@@ -13,7 +13,7 @@ from typing import Any
 import trio
 
 from ._errors import NoProc, ProcessExit, UnknownName
-from ._node import _process_var, current_node, current_process, resolve_exit_target, watch
+from ._node import _process_var, current_node, current_process, resolve_exit_target, unwatch, watch
 from ._process import NOT_EXITING, Match, Process
 from ._schedule import LongScheduleMonitor
 from ._types import NOPROC, Down, Exit, Pid, Ref
@@ -222,14 +222,7 @@ def demonitor(ref: Ref, *, flush: bool = False) -> bool:
     ...     beam.demonitor(ref, flush=True)
     """
     proc = current_process("beam.demonitor")
-    active = False
-    if proc.monitors:
-        target_pid = proc.monitors.pop(ref, None)
-        if target_pid is not None:
-            active = True
-            target = proc.node.procs.get(target_pid.id)
-            if target is not None and target.monitored_by:
-                target.monitored_by.pop(ref, None)
+    active = unwatch(proc.node, proc, ref)
     if flush and proc.queue:
         for index, message in enumerate(proc.queue):
             if type(message) is Down and message.ref == ref:
@@ -358,7 +351,7 @@ def send_after(dest: Pid | str, message: Any, delay: float) -> Ref:
         else:
             if target.timers is None:
                 target.timers = set()
-            target.timers.add(ref)
+            target.timers.add(ref.id)
     return ref
 
 

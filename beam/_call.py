@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import CallTimeout, NoProc, ProcessExit
-from ._node import Node, current_node, current_process, watch
+from ._node import Node, current_node, current_process, unwatch, watch
 from ._process import TIMED_OUT, Died, Process
 from ._types import From, Pid, Ref
 
@@ -38,13 +38,9 @@ class CastRequest:
     request: Any
 
 
-def _unwatch(node: Node, proc: Process, ref: Ref) -> None:
-    if proc.monitors:
-        target_pid = proc.monitors.pop(ref, None)
-        if target_pid is not None:
-            target = node.procs.get(target_pid.id)
-            if target is not None and target.monitored_by:
-                target.monitored_by.pop(ref, None)
+def end_request(node: Node, proc: Process, ref: Ref) -> None:
+    """Turn off the monitor tagged *ref* and close its reply slot."""
+    unwatch(node, proc, ref)
     proc.close_reply(ref)
 
 
@@ -72,7 +68,7 @@ async def request(
     try:
         value = await proc.wait_reply(ref, timeout)
     finally:
-        _unwatch(node, proc, ref)
+        end_request(node, proc, ref)
     if value is TIMED_OUT:
         raise CallTimeout(("timeout", (what, dest)))
     if type(value) is Died:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ._api import unlink
-from ._call import CallRequest, CastRequest, reply, request
+from ._call import CallRequest, CastRequest, end_request, reply, request
 from ._crash import log_crash
 from ._errors import AlreadyRegistered, BadReturnValue, ProcessExit, ReceiveTimeout, StartError
 from ._node import current_process, watch
@@ -240,11 +240,7 @@ async def _start(
             node.kill(target, "kill")
             raise StartError("timeout")
     finally:
-        if caller.monitors:
-            caller.monitors.pop(ref, None)
-        if target.monitored_by:
-            target.monitored_by.pop(ref, None)
-        caller.close_reply(ref)
+        end_request(node, caller, ref)
     if type(result) is Died:
         raise StartError(result.reason)
     status, value = result

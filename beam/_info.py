@@ -11,9 +11,10 @@ from trio.lowlevel import current_task
 
 from ._node import current_node
 from ._process import NOT_EXITING, Process
+from ._types import Ref
 
 if TYPE_CHECKING:
-    from ._types import Pid, Ref
+    from ._types import Pid
 
 __all__ = ["ProcessInfo", "process_info", "processes"]
 
@@ -72,7 +73,7 @@ def _snapshot(proc: Process) -> ProcessInfo:
         message_queue_len=len(proc.queue) if proc.queue else 0,
         messages_handled=proc.handled,
         links=tuple(sorted(proc.links or ())),
-        monitors=tuple((proc.monitors or {}).items()),
+        monitors=tuple((Ref(ref_id), pid) for ref_id, pid in (proc.monitors or {}).items()),
         monitored_by=tuple((proc.monitored_by or {}).values()),
         trap_exit=proc.trap_exit,
         parent=proc.parent,

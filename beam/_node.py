@@ -232,15 +232,16 @@ class Node:
                 except Exception:  # a broken hook must not stop the teardown
                     logger.exception("exit hook %r of %s failed", cleanup, pid)
         if proc.timers:
-            for ref in proc.timers:
-                self.timers.cancel(ref)
+            pending = self.timers
+            for ref_id in proc.timers:
+                pending.discard(Ref(ref_id))
         if self.closing:
             return
         if proc.monitors:
-            for ref, target_pid in proc.monitors.items():
+            for ref_id, target_pid in proc.monitors.items():
                 target = procs.get(target_pid.id)
                 if target is not None and target.monitored_by:
-                    target.monitored_by.pop(ref, None)
+                    target.monitored_by.pop(ref_id, None)
         if proc.links:
             for other_pid in proc.links:
                 other = procs.get(other_pid.id)
@@ -248,12 +249,13 @@ class Node:
                     other.links.discard(pid)
                     self.exit_signal(other, pid, reason, linked=True)
         if proc.monitored_by:
-            for ref, watcher_pid in proc.monitored_by.items():
+            for ref_id, watcher_pid in proc.monitored_by.items():
                 watcher = procs.get(watcher_pid.id)
                 if watcher is None:
                     continue
                 if watcher.monitors:
-                    watcher.monitors.pop(ref, None)
+                    watcher.monitors.pop(ref_id, None)
+                ref = Ref(ref_id)
                 # A monitor whose ref tags an open reply slot (a call, a task) reports there.
                 if not watcher.deliver_reply(ref, Died(reason)):
                     self.send_to(watcher, Down(ref, pid, reason))
@@ -290,7 +292,7 @@ class Node:
         proc = self.lookup(dest)
         if proc is not None:
             if proc.timers:
-                proc.timers.discard(ref)
+                proc.timers.discard(ref.id)
             self.send_to(proc, message)
 
     # -- names ------------------------------------------------------------------------------
@@ -340,12 +342,26 @@ def _add_link(proc: Process, other: Pid) -> None:
 
 
 def watch(watcher: Process, ref: Ref, target: Process) -> None:
+    """Make *watcher* monitor *target* under *ref* (the bookkeeping of :func:`beam.monitor`)."""
     if watcher.monitors is None:
         watcher.monitors = {}
-    watcher.monitors[ref] = target.pid
+    watcher.monitors[ref.id] = target.pid
     if target.monitored_by is None:
         target.monitored_by = {}
-    target.monitored_by[ref] = watcher.pid
+    target.monitored_by[ref.id] = watcher.pid
+
+
+def unwatch(node: Node, watcher: Process, ref: Ref) -> bool:
+    """Remove the monitor *ref* of *watcher*, both sides; false if it was not active."""
+    if not watcher.monitors:
+        return False
+    target_pid = watcher.monitors.pop(ref.id, None)
+    if target_pid is None:
+        return False
+    target = node.procs.get(target_pid.id)
+    if target is not None and target.monitored_by:
+        target.monitored_by.pop(ref.id, None)
+    return True
 
 
 def resolve_exit_target(node: Node, dest: Pid | str) -> Process | None:

@@ -137,13 +137,15 @@ class Process:
         self.queue: deque[Any] | None = None
         self.waiter: Task | None = None
         self.match: Predicate | None = None
-        self.wait_ref: Ref | None = None
-        self.replies: dict[Ref, Any] | None = None
+        self.wait_ref: int | None = None
+        self.replies: dict[int, Any] | None = None
         self.links: set[Pid] | None = None
-        self.monitors: dict[Ref, Pid] | None = None
-        self.monitored_by: dict[Ref, Pid] | None = None
+        # Monitor and timer tables are keyed by the reference's number: int hashing is far
+        # cheaper than a Python-level __hash__, and calls touch these on every request.
+        self.monitors: dict[int, Pid] | None = None
+        self.monitored_by: dict[int, Pid] | None = None
         self.cleanups: list[Callable[[Pid], None]] | None = None
-        self.timers: set[Ref] | None = None
+        self.timers: set[int] | None = None
         self.trap_exit = False
         self.name: str | None = None
         self.handled = 0
@@ -188,12 +190,12 @@ class Process:
         """Start accepting one reply tagged *ref* (the alias a call hands out)."""
         if self.replies is None:
             self.replies = {}
-        self.replies[ref] = _EMPTY
+        self.replies[ref.id] = _EMPTY
 
     def close_reply(self, ref: Ref) -> None:
         """Stop accepting a reply tagged *ref*: a late one is dropped."""
         if self.replies is not None:
-            self.replies.pop(ref, None)
+            self.replies.pop(ref.id, None)
 
     def deliver_reply(self, ref: Ref, value: Any) -> bool:
         """Fill the reply slot *ref* if it is open; false if it is closed.
@@ -202,12 +204,13 @@ class Process:
         ``Down`` of a callee that replied and then exited is absorbed, never queued).
         """
         replies = self.replies
-        if replies is None or ref not in replies:
+        key = ref.id
+        if replies is None or key not in replies:
             return False
-        if replies[ref] is _EMPTY:
-            replies[ref] = value
+        if replies[key] is _EMPTY:
+            replies[key] = value
             waiter = self.waiter
-            if waiter is not None and self.wait_ref == ref:
+            if waiter is not None and self.wait_ref == key:
                 self.waiter = None
                 self.wait_ref = None
                 reschedule(waiter, outcome.Value(value))
@@ -232,23 +235,29 @@ class Process:
         return task
 
     async def receive(self, match: Match, timeout: float | None) -> Any:
-        """Take the oldest message accepted by *match*; see :func:`beam.receive`."""
+        """Take the oldest message accepted by *match*; see :func:`beam.receive`.
+
+        Cancellation follows trio's rule: a receive that raises ``Cancelled`` took nothing.
+        """
         predicate = compile_match(match)
+        # The checkpoint comes first, so nothing is taken from the mailbox before it.
+        self.budget -= 1
+        if self.budget <= 0:
+            self.budget = RECEIVE_BUDGET
+            await checkpoint()
+        else:
+            await checkpoint_if_cancelled()
         queue = self.queue
         if queue:
             if predicate is None:
-                message = queue.popleft()
                 self.handled += 1
-                await self._yield_sometimes()
-                return message
+                return queue.popleft()
             for index, message in enumerate(queue):
                 if predicate(message):
                     del queue[index]
                     self.handled += 1
-                    await self._yield_sometimes()
                     return message
         if timeout is not None and timeout <= 0:
-            await checkpoint_if_cancelled()
             raise ReceiveTimeout(f"no matching message in the mailbox of {self.pid}")
         self._claim_waiter()
         self.match = predicate
@@ -259,19 +268,9 @@ class Process:
                 message = await wait_task_rescheduled(self._abort_wait)
                 self.handled += 1
                 return message
-            raise ReceiveTimeout(
-                f"no matching message reached {self.pid} within {timeout} s"
-            )
+            raise ReceiveTimeout(f"no matching message reached {self.pid} within {timeout} s")
         self.handled += 1
         return message
-
-    async def _yield_sometimes(self) -> None:
-        self.budget -= 1
-        if self.budget <= 0:
-            self.budget = RECEIVE_BUDGET
-            await checkpoint()
-        else:
-            await checkpoint_if_cancelled()
 
     async def wait_reply(self, ref: Ref, timeout: float | None) -> Any:
         """Wait until the open reply slot *ref* is filled and return its value.
@@ -282,14 +281,15 @@ class Process:
         and a timer is several times cheaper to arm and disarm.
         """
         replies = self.replies
-        if replies is None or ref not in replies:
+        key = ref.id
+        if replies is None or key not in replies:
             raise RuntimeError(f"no reply slot {ref} is open in {self.pid}")
-        value = replies[ref]
+        value = replies[key]
         if value is not _EMPTY:
             await checkpoint_if_cancelled()
             return value
         self._claim_waiter()
-        self.wait_ref = ref
+        self.wait_ref = key
         if timeout is None:
             return await wait_task_rescheduled(self._abort_wait)
         timers = self.node.timers
@@ -297,7 +297,7 @@ class Process:
         try:
             return await wait_task_rescheduled(self._abort_wait)
         finally:
-            timers.cancel(ref)
+            timers.discard(ref)
 
     def _time_out(self, ref: Ref, _: object) -> None:
         self.deliver_reply(ref, TIMED_OUT)

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
-from ._node import Node, current_node, current_process, watch
+from ._node import Node, current_node, current_process, unwatch, watch
 from ._process import Process
 from ._types import Down, Pid, Ref
 
@@ -133,11 +133,7 @@ class _PubSub:
         ref = entry.refs.pop(pid)
         janitor = entry.janitor
         if janitor is not None:
-            if janitor.monitors:
-                janitor.monitors.pop(ref, None)
-            target = self.node.procs.get(pid.id)
-            if target is not None and target.monitored_by:
-                target.monitored_by.pop(ref, None)
+            unwatch(self.node, janitor, ref)
             if not entry.subscribers:
                 janitor.deliver(_CHECK)
 

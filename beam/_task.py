@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ._call import DEFAULT_TIMEOUT, reply
+from ._call import DEFAULT_TIMEOUT, end_request, reply
 from ._errors import CallTimeout, NoProc, ProcessExit
 from ._node import current_process, watch
 from ._process import TIMED_OUT, Died
@@ -118,17 +118,12 @@ class Task(Generic[T]):
                 f"task {self.pid} belongs to {self.owner}; only its owner may {what} it "
                 f"(called from {proc.pid})"
             )
-        if proc.replies is None or self.ref not in proc.replies:
+        if proc.replies is None or self.ref.id not in proc.replies:
             raise RuntimeError(f"task {self.pid} was already awaited or shut down")
         return proc
 
     def _release(self, owner: Any) -> None:
-        if owner.monitors:
-            owner.monitors.pop(self.ref, None)
-        target = owner.node.procs.get(self.pid.id)
-        if target is not None and target.monitored_by:
-            target.monitored_by.pop(self.ref, None)
-        owner.close_reply(self.ref)
+        end_request(owner.node, owner, self.ref)
 
 
 async def _run(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], owner: From) -> None:

@@ -27,8 +27,9 @@ class TimerService:
     """The timers of one node: each runs ``action(ref, payload)`` when it falls due."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Ref]] = []
-        self._pending: dict[Ref, tuple[float, Action, Any]] = {}
+        self._heap: list[tuple[float, int]] = []
+        # ref number -> (deadline, action, payload, ref); keyed by int for cheap hashing.
+        self._pending: dict[int, tuple[float, Action, Any, Ref]] = {}
         self._sleep: trio.CancelScope | None = None
 
     def __len__(self) -> int:
@@ -36,10 +37,11 @@ class TimerService:
 
     def start(self, ref: Ref, delay: float, action: Action, payload: Any) -> None:
         """Run ``action(ref, payload)`` after *delay* seconds (never synchronously)."""
-        deadline = trio.current_time() + max(delay, 0.0)
-        self._pending[ref] = (deadline, action, payload)
+        deadline = trio.current_time() + (delay if delay > 0.0 else 0.0)
+        key = ref.id
+        self._pending[key] = (deadline, action, payload, ref)
         heap = self._heap
-        heapq.heappush(heap, (deadline, ref.id, ref))
+        heapq.heappush(heap, (deadline, key))
         if len(heap) > 1024 and len(heap) > 4 * len(self._pending):
             self._compact()
         sleep = self._sleep
@@ -47,19 +49,23 @@ class TimerService:
             sleep.deadline = deadline
 
     def _compact(self) -> None:
-        self._heap = [(d, ref.id, ref) for ref, (d, _, _) in self._pending.items()]
+        self._heap = [(entry[0], key) for key, entry in self._pending.items()]
         heapq.heapify(self._heap)
+
+    def discard(self, ref: Ref) -> None:
+        """Cancel timer *ref* if it is pending (the cheap form of :meth:`cancel`)."""
+        self._pending.pop(ref.id, None)
 
     def cancel(self, ref: Ref) -> float | None:
         """Cancel timer *ref*; the seconds it had left, or ``None`` if it was not pending."""
-        entry = self._pending.pop(ref, None)
+        entry = self._pending.pop(ref.id, None)
         if entry is None:
             return None
         return max(entry[0] - trio.current_time(), 0.0)
 
     def remaining(self, ref: Ref) -> float | None:
         """Seconds left on timer *ref*, or ``None`` if it is not pending."""
-        entry = self._pending.get(ref)
+        entry = self._pending.get(ref.id)
         return None if entry is None else max(entry[0] - trio.current_time(), 0.0)
 
     async def run(self) -> None:
@@ -72,9 +78,10 @@ class TimerService:
             self._sleep = None
             now = trio.current_time()
             heap = self._heap
+            pending = self._pending
             while heap and heap[0][0] <= now:
-                _, _, ref = heapq.heappop(heap)
-                entry = self._pending.pop(ref, None)
+                _, key = heapq.heappop(heap)
+                entry = pending.pop(key, None)
                 if entry is not None:
-                    entry[1](ref, entry[2])
+                    entry[1](entry[3], entry[2])
             await trio.lowlevel.checkpoint()
