@@ -8,9 +8,8 @@ arrives after a timeout is dropped, as OTP's process aliases drop it.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, NamedTuple
 
 from ._errors import CallTimeout, NoProc, ProcessExit
 from ._node import Node, current_node, current_process, unwatch, watch
@@ -23,16 +22,14 @@ __all__ = ["CallRequest", "CastRequest", "call", "cast", "reply"]
 DEFAULT_TIMEOUT = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class CallRequest:
+class CallRequest(NamedTuple):
     """The message a ``call`` puts in the callee's mailbox: answer ``from_`` about ``request``."""
 
     from_: From
     request: Any
 
 
-@dataclass(frozen=True, slots=True)
-class CastRequest:
+class CastRequest(NamedTuple):
     """The message a ``cast`` puts in the callee's mailbox."""
 
     request: Any
@@ -45,9 +42,13 @@ def end_request(node: Node, proc: Process, ref: Ref) -> None:
 
 
 async def request(
-    dest: Pid | str, message_for: Any, timeout: float | None, what: str
+    dest: Pid | str,
+    build: Callable[[From, Any], Any],
+    arg: Any,
+    timeout: float | None,
+    what: str,
 ) -> Any:
-    """Send ``message_for(From)`` to *dest* and wait for the reply; the core of ``call``.
+    """Send ``build(from_, arg)`` to *dest* and wait for the reply; the core of ``call``.
 
     Raises :class:`CallTimeout`, :class:`NoProc`, or :class:`ProcessExit` with the callee's
     reason if it exits first (all of which make the caller exit if left uncaught).
@@ -59,12 +60,12 @@ async def request(
         raise NoProc(("noproc", (what, dest)))
     if target is proc:
         raise ProcessExit(("calling_self", (what, dest)))
-    if timeout is not None and (timeout < 0 or math.isnan(timeout)):
+    if timeout is not None and not timeout >= 0:  # also rejects NaN
         raise ValueError(f"timeout must be >= 0 seconds or None (infinity), got {timeout!r}")
     ref = node.make_ref()
     proc.open_reply(ref)
     watch(proc, ref, target)
-    node.send_to(target, message_for(From(proc.pid, ref)))
+    node.send_to(target, build(From(proc.pid, ref), arg))
     try:
         value = await proc.wait_reply(ref, timeout)
     finally:
@@ -79,7 +80,9 @@ async def request(
     return value
 
 
-async def call(dest: Pid | str, request_: Any, *, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+def call(
+    dest: Pid | str, request_: Any, *, timeout: float | None = DEFAULT_TIMEOUT
+) -> Coroutine[Any, Any, Any]:
     """Send *request_* to the server *dest* and wait for its reply (5 s by default).
 
     If no reply comes in time the caller raises :class:`CallTimeout` (left uncaught, it
@@ -90,9 +93,8 @@ async def call(dest: Pid | str, request_: Any, *, timeout: float | None = DEFAUL
     >>> async def main():
     ...     count = await beam.call(counter, "get")
     """
-    return await request(
-        dest, lambda from_: CallRequest(from_, request_), timeout, "beam.call"
-    )
+    # A plain function returning the coroutine: one frame less on every call.
+    return request(dest, CallRequest, request_, timeout, "beam.call")
 
 
 def cast(dest: Pid | str, request_: Any) -> None:

@@ -214,7 +214,7 @@ class GenServer(Generic[S]):
         >>> async def main():
         ...     await beam.GenServer.stop("counter")
         """
-        await request(server, lambda from_: _StopRequest(from_, reason), timeout, "stop")
+        await request(server, _StopRequest, reason, timeout, "beam.GenServer.stop")
 
 
 async def _start(

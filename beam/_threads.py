@@ -130,7 +130,7 @@ async def ask(
     ...     rows = await beam.ask("db", "query", "select 1")
     """
     result: outcome.Outcome[Any] = await request(
-        actor, lambda from_: CallRequest(from_, _Ask(method, args, kwargs)), timeout, "beam.ask"
+        actor, CallRequest, _Ask(method, args, kwargs), timeout, "beam.ask"
     )
     return result.unwrap()
 

@@ -12,7 +12,7 @@ dictionary key and be compared across processes. None of it holds a live object:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, final
+from typing import Any, Final, NamedTuple, final
 
 __all__ = [
     "KILL",
@@ -152,8 +152,7 @@ class Down:
     reason: Any
 
 
-@dataclass(frozen=True, slots=True)
-class From:
+class From(NamedTuple):
     """Who is waiting for a reply: given to ``handle_call`` and to :func:`beam.reply`.
 
     >>> From(Pid(1), Ref(2)).pid
