@@ -74,6 +74,7 @@ from ._info import ProcessInfo as ProcessInfo
 from ._info import process_info as process_info
 from ._info import processes as processes
 from ._node import Node as Node
+from ._node import NodeStatistics as NodeStatistics
 from ._node import current_node as current_node
 from ._node import open_node as open_node
 from ._node import run as run
@@ -98,6 +99,7 @@ from ._threads import ThreadActor as ThreadActor
 from ._threads import ask as ask
 from ._types import KILL as KILL
 from ._types import KILLED as KILLED
+from ._types import NODE_PID as NODE_PID
 from ._types import NOPROC as NOPROC
 from ._types import NORMAL as NORMAL
 from ._types import SHUTDOWN as SHUTDOWN
@@ -111,6 +113,7 @@ from ._types import is_normal_exit as is_normal_exit
 __all__ = (
     "KILL",
     "KILLED",
+    "NODE_PID",
     "NOPROC",
     "NORMAL",
     "SHUTDOWN",
@@ -131,6 +134,7 @@ __all__ = (
     "NoProc",
     "NoReply",
     "Node",
+    "NodeStatistics",
     "NotInNode",
     "NotInProcess",
     "Ok",

@@ -7,6 +7,7 @@ exactly like the Erlang BIFs it is named after. Sync functions never block; the 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -16,7 +17,7 @@ from ._errors import NoProc, ProcessExit, UnknownName
 from ._node import _process_var, current_node, current_process, resolve_exit_target, unwatch, watch
 from ._process import NOT_EXITING, Match, Process
 from ._schedule import LongScheduleMonitor
-from ._types import NOPROC, Down, Exit, Pid, Ref
+from ._types import NODE_PID, NOPROC, Down, Exit, Pid, Ref
 
 __all__ = [
     "cancel_timer",
@@ -248,7 +249,8 @@ def exit(dest: Pid | str, reason: Any) -> None:  # noqa: A001 - Erlang's name fo
     if target is None:
         return
     sender = _optional_process()
-    sender_pid = target.pid if sender is None else sender.pid
+    # A signal from code that is not a process (a plain trio task) comes from the node itself.
+    sender_pid = NODE_PID if sender is None else sender.pid
     node.exit_signal(target, sender_pid, reason, linked=False)
     if sender is target and target.pending_exit is not NOT_EXITING:
         raise ProcessExit(target.pending_exit)
@@ -342,6 +344,8 @@ def send_after(dest: Pid | str, message: Any, delay: float) -> Ref:
     node = current_node("beam.send_after")
     if not isinstance(dest, (Pid, str)):
         raise TypeError(f"send_after needs a beam.Pid or a registered name, got {dest!r}")
+    if node.copy_messages:  # copy when the timer is set, as a send would
+        message = copy.deepcopy(message)
     ref = node.make_ref()
     node.timers.start(ref, delay, node.deliver_timer, (dest, message))
     if type(dest) is Pid:

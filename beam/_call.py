@@ -8,6 +8,7 @@ arrives after a timeout is dropped, as OTP's process aliases drop it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple
 
@@ -123,4 +124,6 @@ def reply(from_: From, value: Any) -> None:
     node = current_node("beam.reply")
     caller = node.procs.get(from_.pid.id)
     if caller is not None:
+        if node.copy_messages:
+            value = copy.deepcopy(value)
         caller.deliver_reply(from_.ref, value)

@@ -18,6 +18,7 @@ import itertools
 import logging
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
@@ -80,11 +81,28 @@ def current_process(what: str = "this function") -> Process:
         ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class NodeStatistics:
+    """Counters of a node: live ``processes``, ``spawned`` since start, ``crashes`` reported,
+    ``registered_names``, ``pending_timers``, and ``long_schedules`` seen by the long-schedule
+    monitor currently installed (0 if none)."""
+
+    processes: int
+    spawned: int
+    crashes: int
+    registered_names: int
+    pending_timers: int
+    long_schedules: int
+
+
 class Node:
     """A running node. Get it from :func:`open_node`; most code never needs the object.
 
     The public functions of ``beam`` (``spawn``, ``send``, ``receive``...) act on the current
     node; this object adds the node-wide view: :meth:`statistics` and its options.
+
+    >>> async def main():
+    ...     print(beam.current_node().statistics().processes)
     """
 
     def __init__(self, *, copy_messages: bool = False) -> None:
@@ -107,6 +125,18 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<beam.Node processes={len(self.procs)}>"
+
+    def statistics(self) -> NodeStatistics:
+        """A snapshot of the node's counters (see :class:`NodeStatistics`)."""
+        monitor = self.long_schedule
+        return NodeStatistics(
+            processes=len(self.procs),
+            spawned=self.spawned,
+            crashes=self.crashes,
+            registered_names=len(self.names),
+            pending_timers=len(self.timers),
+            long_schedules=0 if monitor is None else monitor.count,
+        )
 
     # -- identities -------------------------------------------------------------------------
 
@@ -231,6 +261,10 @@ class Node:
                     cleanup(pid)
                 except Exception:  # a broken hook must not stop the teardown
                     logger.exception("exit hook %r of %s failed", cleanup, pid)
+        monitor = self.long_schedule
+        if monitor is not None and monitor.receiver == pid:  # as erlang:system_monitor
+            trio.lowlevel.remove_instrument(monitor)
+            self.long_schedule = None
         if proc.timers:
             pending = self.timers
             for ref_id in proc.timers:
@@ -412,31 +446,37 @@ async def open_node(
     if long_schedule is not None:
         node.long_schedule = LongScheduleMonitor(node, long_schedule)
         trio.lowlevel.add_instrument(node.long_schedule)
+    # The body's exception is kept and raised after the nursery has closed, so callers see
+    # the exception itself rather than trio's ExceptionGroup around it.
+    failure: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             node.nursery = nursery
             nursery.start_soon(node.timers.run, name="beam.timers")
             host = _adopt_current_task(node, initial_call)
             host_token = _process_var.set(host)
-            outcome: Any = NORMAL
+            reason: Any = NORMAL
             try:
                 with host.scope:
                     try:
                         yield node
                     except ProcessExit as exc:
-                        outcome = exc.reason
-                        raise
-                    except Exception as exc:
-                        outcome = exc
-                        raise
+                        reason = exc.reason
+                        failure = exc
+                    except BaseException as exc:
+                        reason = exc if isinstance(exc, Exception) else SHUTDOWN
+                        failure = exc
             finally:
                 killed = host.pending_exit
-                node.exited(host, outcome if killed is NOT_EXITING else killed)
+                if killed is not NOT_EXITING:
+                    reason = killed
+                    failure = ProcessExit(killed)
+                node.exited(host, reason)
                 _process_var.reset(host_token)
                 node.closing = True
                 nursery.cancel_scope.cancel()
-            if killed is not NOT_EXITING:
-                raise ProcessExit(killed)
+        if failure is not None:
+            raise failure
     finally:
         _node_var.reset(token)
         if node.long_schedule is not None:

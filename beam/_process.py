@@ -292,12 +292,14 @@ class Process:
         self.wait_ref = key
         if timeout is None:
             return await wait_task_rescheduled(self._abort_wait)
+        # The timer has its own reference: the call's is known to the callee (in From).
         timers = self.node.timers
-        timers.start(ref, timeout, self._time_out, None)
+        timer = self.node.make_ref()
+        timers.start(timer, timeout, self._time_out, ref)
         try:
             return await wait_task_rescheduled(self._abort_wait)
         finally:
-            timers.discard(ref)
+            timers.discard(timer)
 
-    def _time_out(self, ref: Ref, _: object) -> None:
+    def _time_out(self, timer: Ref, ref: Ref) -> None:
         self.deliver_reply(ref, TIMED_OUT)

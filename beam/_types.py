@@ -161,3 +161,7 @@ class From(NamedTuple):
 
     pid: Pid
     ref: Ref
+
+
+#: The sender of exit signals that come from outside any process (a plain trio task).
+NODE_PID: Final = Pid(0)

@@ -581,3 +581,22 @@ async def test_node_counts_spawns_and_crashes() -> None:
         await down_reason(ref2)
         assert node.spawned == 2
         assert node.crashes == 1
+
+
+async def test_node_statistics_count_processes_crashes_and_timers() -> None:
+    async def crash() -> None:
+        raise ValueError("boom")
+
+    async with beam.open_node() as node:
+        before = node.statistics()
+        beam.spawn_monitor(crash)
+        await beam.receive(beam.Down)
+        beam.send_after(beam.self(), "later", 10)
+        beam.register("me", beam.self())
+        after = node.statistics()
+        assert after.spawned == before.spawned + 1
+        assert after.crashes == before.crashes + 1
+        assert after.pending_timers == before.pending_timers + 1
+        assert after.registered_names == 1
+        assert after.processes == before.processes
+        assert after.long_schedules == 0
