@@ -86,6 +86,7 @@ from ._pubsub import broadcast_from as broadcast_from
 from ._pubsub import direct_broadcast as direct_broadcast
 from ._pubsub import local_broadcast as local_broadcast
 from ._pubsub import local_broadcast_from as local_broadcast_from
+from ._pubsub import node_name as node_name
 from ._pubsub import set_pubsub_adapter as set_pubsub_adapter
 from ._pubsub import subscribe as subscribe
 from ._pubsub import subscribers as subscribers
@@ -171,6 +172,7 @@ __all__ = (
     "local_broadcast_from",
     "make_ref",
     "monitor",
+    "node_name",
     "open_node",
     "process_info",
     "processes",

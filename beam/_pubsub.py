@@ -29,7 +29,7 @@ Two hooks serve the layers above:
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ._node import Node, current_node, current_process, unwatch, watch
 from ._process import Process
@@ -44,6 +44,7 @@ __all__ = [
     "direct_broadcast",
     "local_broadcast",
     "local_broadcast_from",
+    "node_name",
     "set_pubsub_adapter",
     "subscribe",
     "subscribers",
@@ -55,6 +56,7 @@ Topic = Hashable
 Dispatcher = Callable[[list[tuple[Pid, Any]], Pid | None, Any], None]
 
 
+@runtime_checkable
 class PubSubAdapter(Protocol):
     """What carries broadcasts to other nodes (local delivery is always done by beam).
 
@@ -154,9 +156,10 @@ class _PubSub:
                     for _ in metas:
                         node.send_to(proc, message)
             return
+        exclude_id = -1 if exclude is None else exclude.id
         for pid, metas in entry.subscribers.items():
             proc = procs.get(pid.id)
-            if proc is not None and pid != exclude:
+            if proc is not None and pid.id != exclude_id:
                 proc.deliver(message)
                 if len(metas) > 1:
                     for _ in metas[1:]:
@@ -321,3 +324,12 @@ def set_pubsub_adapter(adapter: PubSubAdapter) -> None:
     ...     beam.set_pubsub_adapter(MyPostgresAdapter(...))
     """
     _pubsub(current_node("beam.set_pubsub_adapter")).adapter = adapter
+
+
+def node_name() -> str:
+    """The name this node has in the cluster (its PubSub adapter's ``node_name``).
+
+    >>> async def main():
+    ...     print(beam.node_name())       # "nonode@nohost" without a cluster adapter
+    """
+    return _pubsub(current_node("beam.node_name")).adapter.node_name

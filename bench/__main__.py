@@ -22,6 +22,8 @@ from ._report import Figure, format_table, write_json
 #: Suite name -> module that implements it (imported only when the suite is asked for).
 SUITES: dict[str, str] = {
     "runtime": "bench.runtime",
+    "pubsub": "bench.pubsub",
+    "presence": "bench.presence",
 }
 
 

@@ -1,0 +1,378 @@
+"""The tracker: shard processes that own the presence state and publish its diffs.
+
+A :class:`Tracker` is a small process tree: the tracker process and ``shards`` shard
+processes linked to it. A topic belongs to shard ``crc32(topic) % shards`` (a hash that is
+the same in every interpreter, so nodes of a cluster agree on it). Each shard is a GenServer
+that owns one :class:`~presence.State` (one replica of the CRDT), applies ``track``,
+``untrack`` and ``update`` to it, monitors every tracked pid so that an exiting process leaves
+on its own, and publishes every change as a :class:`PresenceDiff` on the topic with
+:func:`beam.local_broadcast`.
+
+Diffs go to this node's subscribers only, as in Phoenix: every node computes its own diffs
+from its replica of the state, so forwarding them through the cluster would deliver each
+one twice.
+
+Reads do not go through the shard. The tracker publishes its shards' states in a node-wide
+:class:`beam.Registry` (``"presence.trackers"``), and ``list``/``get_by_key`` read them
+directly, the way Phoenix reads the shard's ETS table: only the shard writes, and it changes
+a state in one step (between two awaits), so a reader always sees a consistent state. The
+entry vanishes when the tracker exits.
+
+If a shard crashes, the tracker stops with the same reason and takes the other shards down;
+supervise it and it restarts empty, like an ETS table whose owner died.
+
+Replication between nodes is not wired in yet: each shard's state records its changes as a
+delta, and the shard drops it after every change. A cluster layer will broadcast those deltas
+instead (Phoenix.Tracker uses a PubSub topic per shard) and merge its peers' with
+:meth:`State.merge`, whose joins and leaves are published like local ones.
+"""
+
+from __future__ import annotations
+
+import secrets
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import beam
+
+from ._errors import NoTracker
+from ._state import Diff, Entry, Meta, Presences, State, presence_diffs
+
+__all__ = ["DEFAULT_TRACKER", "PresenceDiff", "Tracker"]
+
+#: The name :class:`Tracker` registers under unless told otherwise, and the tracker the
+#: functions of :mod:`presence` use by default.
+DEFAULT_TRACKER = "presence"
+DEFAULT_SHARDS = 8
+_REGISTRY = "presence.trackers"
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceDiff:
+    """The message subscribers of a topic receive when its presences change.
+
+    ``payload`` is ``{"joins": {key: {"metas": [...]}}, "leaves": {...}}``, exactly what
+    phoenix.js ``Presence.syncDiff`` expects as a ``presence_diff`` event: a channel forwards
+    it as is. An update shows up as the new meta (carrying ``phx_ref_prev``) in ``joins`` and
+    the old one in ``leaves``. Treat the payload as read-only: every subscriber gets the same
+    object.
+
+    >>> async def listener():
+    ...     beam.subscribe("room:lobby")
+    ...     diff = await beam.receive(presence.PresenceDiff)
+    ...     print(diff.topic, diff.joins, diff.leaves)
+    """
+
+    #: The Phoenix event name of this message.
+    event: ClassVar[str] = "presence_diff"
+
+    topic: str
+    payload: Diff
+
+    @property
+    def joins(self) -> Presences:
+        """The presences that joined: ``{key: {"metas": [...]}}``."""
+        return self.payload["joins"]
+
+    @property
+    def leaves(self) -> Presences:
+        """The presences that left: ``{key: {"metas": [...]}}``."""
+        return self.payload["leaves"]
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """What a tracker publishes for readers: its shards' pids and states."""
+
+    name: str
+    pids: tuple[beam.Pid, ...]
+    states: tuple[State, ...]
+
+    def index(self, topic: str) -> int:
+        """The shard that owns *topic*."""
+        return zlib.crc32(topic.encode()) % len(self.pids)
+
+
+def table(name: str) -> Table:
+    """The table of the tracker called *name*; :class:`NoTracker` if it does not run."""
+    registry = _registry(create=False)
+    found = registry.lookup(name) if registry is not None else []
+    if not found:
+        raise NoTracker(name)
+    ((_, published),) = found
+    result: Table = published
+    return result
+
+
+def _registry(*, create: bool) -> beam.Registry | None:
+    try:
+        return beam.Registry.named(_REGISTRY)
+    except LookupError:
+        return beam.Registry("unique", name=_REGISTRY) if create else None
+
+
+# -- requests to a shard -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """Track *pid* in *topic* as *key* with *meta*."""
+
+    pid: beam.Pid
+    topic: str
+    key: str
+    meta: Meta
+
+
+@dataclass(frozen=True, slots=True)
+class Untrack:
+    """Stop tracking *pid* in *topic* as *key*."""
+
+    pid: beam.Pid
+    topic: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Replace the meta of a presence with *change*, or with ``change(old_meta)``."""
+
+    pid: beam.Pid
+    topic: str
+    key: str
+    change: Meta | Callable[[Meta], Mapping[str, Any]]
+
+
+#: A shard's answer: ``("ok", phx_ref)``, ``("already_tracked", None)``, ``("not_tracked",
+#: None)`` or ``("error", exception)`` (an update function that raised or returned a
+#: non-mapping: the caller raises it).
+Answer = tuple[str, Any]
+
+
+# -- the shard -------------------------------------------------------------------------------
+
+
+@dataclass
+class _ShardState:
+    presences: State
+    monitors: dict[beam.Pid, beam.Ref]
+
+
+class _Shard(beam.GenServer[_ShardState]):
+    async def init(self, arg: State) -> beam.Ok[_ShardState]:
+        return beam.Ok(_ShardState(arg, {}))
+
+    async def handle_call(
+        self, request: Any, from_: beam.From, state: _ShardState
+    ) -> beam.Reply[_ShardState]:
+        kind = type(request)
+        if kind is Track:
+            answer = self._track(request, state)
+        elif kind is Untrack:
+            answer = self._untrack(request, state)
+        elif kind is Update:
+            answer = self._update(request, state)
+        else:
+            raise TypeError(f"presence shard got an unknown request {request!r:.100}")
+        # No replication yet: nobody takes the deltas, so they must not pile up.
+        state.presences.reset_delta()
+        return beam.Reply(answer, state)
+
+    def _track(self, request: Track, state: _ShardState) -> Answer:
+        presences = state.presences
+        pid = request.pid
+        if presences.get_by_pid(pid, request.topic, request.key) is not None:
+            return ("already_tracked", None)
+        entry = presences.join(pid, request.topic, request.key, request.meta)
+        if pid not in state.monitors:
+            state.monitors[pid] = beam.monitor(pid)
+        _publish_one(entry, "joins")
+        return ("ok", entry.meta["phx_ref"])
+
+    def _untrack(self, request: Untrack, state: _ShardState) -> Answer:
+        entry = state.presences.leave(request.pid, request.topic, request.key)
+        if entry is None:
+            return ("ok", None)
+        if not state.presences.tracks(request.pid):
+            beam.demonitor(state.monitors.pop(request.pid), flush=True)
+        _publish_one(entry, "leaves")
+        return ("ok", None)
+
+    def _update(self, request: Update, state: _ShardState) -> Answer:
+        presences = state.presences
+        old = presences.get_by_pid(request.pid, request.topic, request.key)
+        if old is None:
+            return ("not_tracked", None)
+        change = request.change
+        if callable(change):
+            try:
+                new_meta = change(dict(old.meta))
+            except Exception as exc:
+                return ("error", exc)
+            if not isinstance(new_meta, Mapping) or not all(isinstance(k, str) for k in new_meta):
+                return ("error", TypeError(
+                    f"the function given to presence.update must return the new meta (a "
+                    f"dict of str keys), but {change!r} returned {new_meta!r:.100}"
+                ))
+            change = dict(new_meta)
+        left, joined = presences.update(request.pid, request.topic, request.key, change)
+        _publish(presence_diffs([joined], [left]))
+        return ("ok", joined.meta["phx_ref"])
+
+    async def handle_info(
+        self, message: Any, state: _ShardState
+    ) -> beam.NoReply[_ShardState] | beam.Stop[_ShardState]:
+        if type(message) is beam.Down:
+            pid = message.pid
+            if isinstance(pid, beam.Pid) and state.monitors.get(pid) == message.ref:
+                del state.monitors[pid]
+                left = state.presences.leave_all(pid)
+                state.presences.reset_delta()
+                if left:
+                    _publish(presence_diffs([], left))
+            return beam.NoReply(state)
+        return await super().handle_info(message, state)
+
+    def format_status(self, state: _ShardState) -> Any:
+        return f"<{state.presences!r}, {len(state.monitors)} monitored pids>"
+
+
+def _publish_one(entry: Entry, half: str) -> None:
+    presences = {entry.key: {"metas": [dict(entry.meta)]}}
+    payload: Diff = {"joins": presences, "leaves": {}} if half == "joins" else {
+        "joins": {}, "leaves": presences
+    }
+    beam.local_broadcast(entry.topic, PresenceDiff(entry.topic, payload))
+
+
+def _publish(diffs: dict[str, Diff]) -> None:
+    for topic, payload in diffs.items():
+        beam.local_broadcast(topic, PresenceDiff(topic, payload))
+
+
+# -- the tracker -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    name: str
+    shards: int
+    replica: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _TrackerState:
+    table: Table
+
+
+class Tracker(beam.GenServer[_TrackerState]):
+    """The presence tracker: a process with ``shards`` shard processes, sharded by topic.
+
+    Start one per node (usually under your supervisor) before using :func:`presence.track`
+    and friends; they address the tracker by name, ``"presence"`` by default::
+
+        await presence.Tracker.start_link()                       # name="presence", 8 shards
+        await presence.Tracker.start_link(name="rooms", shards=4)
+
+    Stopping it (``beam.GenServer.stop(name)``) stops its shards first. Options:
+
+      shards: how many shard processes share the topics (``crc32(topic) % shards``).
+        Every node of a cluster must use the same number.
+      replica: the name of this tracker's replicas in the CRDT (shard *i* is
+        ``f"{replica}/{i}"``); a fresh unique name by default. It must be unique to this
+        incarnation of the tracker: a restarted tracker needs a new one.
+    """
+
+    @classmethod
+    async def start_link(
+        cls,
+        arg: Any = None,
+        *,
+        name: str | None = DEFAULT_TRACKER,
+        timeout: float | None = None,
+        shards: int = DEFAULT_SHARDS,
+        replica: str | None = None,
+    ) -> beam.Pid:
+        """Start a tracker linked to the caller; return its pid once its shards run.
+
+        *arg* is there for the GenServer signature only and must be ``None``.
+
+        >>> async def main():
+        ...     await presence.Tracker.start_link(shards=4)
+        """
+        options = _options(arg, name, shards, replica)
+        pid = await super().start_link(options, name=options.name, timeout=timeout)
+        assert pid is not None  # init never returns Ignore
+        return pid
+
+    @classmethod
+    async def start(
+        cls,
+        arg: Any = None,
+        *,
+        name: str | None = DEFAULT_TRACKER,
+        timeout: float | None = None,
+        shards: int = DEFAULT_SHARDS,
+        replica: str | None = None,
+    ) -> beam.Pid:
+        """Like :meth:`start_link`, without the link.
+
+        >>> async def main():
+        ...     await presence.Tracker.start(name="rooms")
+        """
+        options = _options(arg, name, shards, replica)
+        pid = await super().start(options, name=options.name, timeout=timeout)
+        assert pid is not None
+        return pid
+
+    async def init(self, arg: _Options) -> beam.Ok[_TrackerState]:
+        """Start the shards and publish their states."""
+        beam.trap_exit(True)
+        registry = _registry(create=True)
+        assert registry is not None
+        replica = arg.replica or secrets.token_urlsafe(6)
+        states = tuple(State(f"{replica}/{i}") for i in range(arg.shards))
+        pids: list[beam.Pid] = []
+        for shard in states:
+            pid = await _Shard.start_link(shard)
+            assert pid is not None
+            pids.append(pid)
+        published = Table(arg.name, tuple(pids), states)
+        registry.register(arg.name, published)
+        return beam.Ok(_TrackerState(published))
+
+    async def handle_info(
+        self, message: Any, state: _TrackerState
+    ) -> beam.NoReply[_TrackerState] | beam.Stop[_TrackerState]:
+        """A shard that exits takes the tracker down with its reason."""
+        if type(message) is beam.Exit and message.pid in state.table.pids:
+            return beam.Stop(message.reason, state)
+        return await super().handle_info(message, state)
+
+    async def terminate(self, reason: Any, state: _TrackerState) -> None:
+        """Stop the shards and wait until they are gone."""
+        refs = {beam.monitor(pid) for pid in state.table.pids}
+        for pid in state.table.pids:
+            beam.exit(pid, beam.SHUTDOWN)
+        while refs:
+            down = await beam.receive(lambda m: type(m) is beam.Down and m.ref in refs)
+            refs.discard(down.ref)
+
+
+def _options(arg: Any, name: str | None, shards: int, replica: str | None) -> _Options:
+    if arg is not None:
+        raise TypeError(
+            f"Tracker takes its options as keywords (name=, shards=, replica=), got {arg!r}"
+        )
+    if not isinstance(name, str) or not name:
+        raise TypeError(
+            f"a presence Tracker needs a name (a non-empty str, {DEFAULT_TRACKER!r} by "
+            f"default): presence.track and presence.list find it by name; got {name!r}"
+        )
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"shards must be a positive int, got {shards!r}")
+    if replica is not None and (not isinstance(replica, str) or not replica):
+        raise TypeError(f"replica must be a non-empty str or None, got {replica!r}")
+    return _Options(name, shards, replica)
