@@ -1,0 +1,162 @@
+"""The decisions of a supervisor, as pure functions: what to restart, and when to give up.
+
+No trio, no processes: the supervisor process asks these functions and carries out the
+answer, so the rules can be read in one place and tested without a node (OTP keeps them as
+small functions in ``supervisor.erl`` too: ``do_restart``, ``restart/3``, ``add_restart``).
+
+When a child exits, :func:`exit_action` says whether it is restarted, kept (stopped), or
+removed, from its restart type and whether the reason was clean
+(``beam.is_normal_exit``)::
+
+    >>> exit_action("transient", clean=True), exit_action("transient", clean=False)
+    ('keep', 'restart')
+
+If it is restarted, the restart first counts against the intensity window, and then
+:func:`plan_restart` says which siblings the strategy stops (in reverse start order), which
+temporary siblings are dropped, and which children start again (in start order)::
+
+    >>> kids = [ChildView("a", "permanent", True), ChildView("b", "permanent", False),
+    ...         ChildView("c", "temporary", True)]
+    >>> plan_restart("one_for_all", kids, "b")
+    RestartPlan(terminate=('c', 'a'), remove=('c',), restart=('a', 'b'))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = [
+    "CHILD_TYPES",
+    "RESTART_TYPES",
+    "STRATEGIES",
+    "ChildView",
+    "ExitAction",
+    "RestartIntensity",
+    "RestartPlan",
+    "exit_action",
+    "plan_restart",
+]
+
+Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
+Restart = Literal["permanent", "transient", "temporary"]
+ChildType = Literal["worker", "supervisor"]
+ExitAction = Literal["restart", "keep", "remove"]
+
+STRATEGIES: Final[tuple[Strategy, ...]] = ("one_for_one", "one_for_all", "rest_for_one")
+RESTART_TYPES: Final[tuple[Restart, ...]] = ("permanent", "transient", "temporary")
+CHILD_TYPES: Final[tuple[ChildType, ...]] = ("worker", "supervisor")
+
+
+def exit_action(restart: Restart, *, clean: bool) -> ExitAction:
+    """What happens to a child that exited on its own.
+
+    ``permanent`` children are always restarted. ``transient`` ones only after an abnormal
+    exit; after a clean one (``normal``, ``shutdown``, ``("shutdown", x)``) their spec is
+    kept, stopped, for ``restart_child``. ``temporary`` children are never restarted and
+    their spec is removed.
+
+    >>> exit_action("permanent", clean=True), exit_action("temporary", clean=False)
+    ('restart', 'remove')
+    """
+    if restart == "permanent":
+        return "restart"
+    if restart == "temporary":
+        return "remove"
+    return "keep" if clean else "restart"
+
+
+@dataclass(frozen=True, slots=True)
+class ChildView:
+    """What the strategy needs to know of one child: its id, restart type, and whether it
+    runs. A sequence of them is the supervisor's child list in start order.
+
+    >>> ChildView("db", "permanent", running=True)
+    ChildView(id='db', restart='permanent', running=True)
+    """
+
+    id: Hashable
+    restart: Restart
+    running: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPlan:
+    """What to do after a child died and is to be restarted.
+
+    ``terminate``: running siblings to shut down, in this order (reverse start order).
+    ``remove``: temporary children among them, dropped once shut down (never restarted).
+    ``restart``: children to start, in this order (start order); the dead one included.
+
+    >>> plan_restart("one_for_one", [ChildView("a", "permanent", False)], "a").restart
+    ('a',)
+    """
+
+    terminate: tuple[Hashable, ...]
+    remove: tuple[Hashable, ...]
+    restart: tuple[Hashable, ...]
+
+
+def plan_restart(strategy: Strategy, children: Sequence[ChildView], dead: Hashable) -> RestartPlan:
+    """Plan the restart of child *dead* (which is not running) under *strategy*.
+
+    ``one_for_one`` restarts *dead* only. ``one_for_all`` affects every child and
+    ``rest_for_one`` the children from *dead* on, in start order: the running ones are
+    shut down in reverse order, then all of them except temporary children start again in
+    order, including stopped ones (as OTP does: a child stopped with ``terminate_child``
+    starts again too).
+
+    >>> kids = [ChildView(n, "permanent", n != "b") for n in "abc"]
+    >>> plan_restart("rest_for_one", kids, "b")
+    RestartPlan(terminate=('c',), remove=(), restart=('b', 'c'))
+    """
+    ids = [child.id for child in children]
+    try:
+        position = ids.index(dead)
+    except ValueError:
+        raise ValueError(f"child {dead!r} is not in the child list {ids!r}") from None
+    if strategy == "one_for_one":
+        return RestartPlan((), (), (dead,))
+    if strategy == "one_for_all":
+        affected = list(children)
+    elif strategy == "rest_for_one":
+        affected = list(children[position:])
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    terminate = tuple(c.id for c in reversed(affected) if c.running and c.id != dead)
+    remove = tuple(c.id for c in affected if c.restart == "temporary" and c.id != dead)
+    restart = tuple(c.id for c in affected if c.restart != "temporary" or c.id == dead)
+    return RestartPlan(terminate, remove, restart)
+
+
+@dataclass(frozen=True, slots=True)
+class RestartIntensity:
+    """The restart-intensity window: at most ``max_restarts`` restarts in ``max_seconds``.
+
+    ``restarts`` holds the times of the recent restarts (newest last). :meth:`add_restart`
+    returns the window with one more restart at *now*, dropping those older than
+    ``max_seconds``; once it holds more than ``max_restarts`` entries it is
+    :attr:`exceeded` and the supervisor gives up. Times come from the caller (the
+    supervisor passes ``trio.current_time()``, so a ``MockClock`` drives it).
+
+    >>> window = RestartIntensity(max_restarts=1, max_seconds=5)
+    >>> window = window.add_restart(0.0)
+    >>> window.exceeded, window.add_restart(4.0).exceeded, window.add_restart(6.0).exceeded
+    (False, True, False)
+    """
+
+    max_restarts: int
+    max_seconds: float
+    restarts: tuple[float, ...] = ()
+
+    def add_restart(self, now: float) -> RestartIntensity:
+        """This window with one more restart at *now*."""
+        period = self.max_seconds
+        kept = tuple(then for then in self.restarts if now - then <= period)
+        return RestartIntensity(self.max_restarts, period, (*kept, now))
+
+    @property
+    def exceeded(self) -> bool:
+        """True when the window holds more restarts than ``max_restarts``."""
+        return len(self.restarts) > self.max_restarts
