@@ -231,7 +231,9 @@ async def _start(
             )
     ref = node.make_ref()
     caller.open_reply(ref)
-    pid, _ = node.spawn(_serve, (cls, arg, name, From(caller.pid, ref)), parent=caller, link=link)
+    pid, _ = node.spawn(
+        _serve, (cls, arg, name, From(caller.pid, ref)), parent=caller, link=link, initial_call=cls
+    )
     target = node.procs[pid.id]
     watch(caller, ref, target)  # tagged with the slot's ref: a death during init fills it
     try:

@@ -152,8 +152,7 @@ class Node:
             pid = self.names.get(dest)
             return None if pid is None else self.procs.get(pid.id)
         raise TypeError(
-            f"expected a beam.Pid or a registered name (str), got {type(dest).__name__} "
-            f"{dest!r}"
+            f"expected a beam.Pid or a registered name (str), got {type(dest).__name__} {dest!r}"
         )
 
     # -- spawning ---------------------------------------------------------------------------
@@ -166,14 +165,24 @@ class Node:
         parent: Process | None,
         link: bool = False,
         monitor: bool = False,
+        initial_call: object = None,
     ) -> tuple[Pid, Ref | None]:
-        """Create a process running ``fn(*args)``; link/monitor it to *parent* atomically."""
+        """Create a process running ``fn(*args)``; link/monitor it to *parent* atomically.
+
+        *initial_call* is what introspection reports as started (default: *fn*); behaviours
+        pass their callback class, as OTP's proc_lib reports ``Module:init/1``.
+        """
         if not callable(fn):
             raise TypeError(f"spawn expects an async function, got {fn!r}")
         if self.closing or self.nursery is None:
             raise RuntimeError("this node is shutting down; it cannot spawn new processes")
         pid = Pid(next(self._pid_ids))
-        proc = Process(self, pid, None if parent is None else parent.pid, fn)
+        proc = Process(
+            self,
+            pid,
+            None if parent is None else parent.pid,
+            fn if initial_call is None else initial_call,
+        )
         self.procs[pid.id] = proc
         ref = None
         if parent is not None:
@@ -205,11 +214,7 @@ class Node:
                     await body
         except ProcessExit as exc:
             reason = exc.reason
-            if (
-                proc.pending_exit is NOT_EXITING
-                and not exc.reported
-                and not is_normal_exit(reason)
-            ):
+            if proc.pending_exit is NOT_EXITING and not exc.reported and not is_normal_exit(reason):
                 self._report(proc, reason)
         except Exception as exc:
             reason = exc
@@ -525,4 +530,3 @@ def run(
             return await main(*args)
 
     return trio.run(_root, clock=clock)
-

@@ -492,3 +492,16 @@ async def test_registry_named_lookup() -> None:
             beam.Registry.named("nope")
         with pytest.raises(ValueError, match="'unique' or 'duplicate'"):
             beam.Registry("sideways")  # type: ignore[arg-type]
+
+
+async def test_process_info_initial_call_of_a_gen_server_is_its_class() -> None:
+    class Idle(beam.GenServer[None]):
+        async def init(self, arg: None) -> beam.Ok[None]:
+            return beam.Ok(None)
+
+    async with beam.open_node():
+        pid = await Idle.start_link()
+        assert pid is not None
+        info = beam.process_info(pid)
+        assert info is not None
+        assert info.initial_call.endswith("Idle")
