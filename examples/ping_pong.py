@@ -77,6 +77,7 @@ async def main(rounds: int) -> None:
     beam.send(pong, "stop")
 
     account = await Account.start_link(100, name="account")
+    assert account is not None  # start_link gives None only when init returns beam.Ignore()
     beam.cast("account", ("deposit", 50))
     print("withdraw 120:", await beam.call("account", ("withdraw", 120)))
     print("withdraw 120:", await beam.call("account", ("withdraw", 120)))
