@@ -24,6 +24,7 @@ anything else stops the server with :class:`BadReturnValue` naming the value.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -293,6 +294,8 @@ def _fail_start(proc: Process, name: str | None, starter: From, reason: Any) -> 
 
 async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> None:
     proc = current_process()
+    node = proc.node
+    procs = node.procs
     state = first.state
     pending_continue = first.continue_
     timeout = first.timeout
@@ -310,9 +313,22 @@ async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> N
                 message = TIMEOUT
             kind = type(message)
             if kind is CallRequest:
-                result = await server.handle_call(message.request, message.from_, state)
-                if type(result) is Reply or (isinstance(result, Stop) and result.has_reply):
-                    reply(message.from_, result.reply)
+                from_ = message.from_
+                result = await server.handle_call(message.request, from_, state)
+                kind = type(result)
+                if kind is Reply:  # the hot path: answer straight into the caller's slot
+                    caller = procs.get(from_.pid.id)
+                    if caller is not None:
+                        value = result.reply
+                        if node.copy_messages:
+                            value = copy.deepcopy(value)
+                        caller.deliver_reply(from_.ref, value)
+                    state = result.state
+                    pending_continue = result.continue_
+                    timeout = result.timeout
+                    continue
+                if kind is Stop and result.has_reply:
+                    reply(from_, result.reply)
                 state, pending_continue, timeout = _next(result, "handle_call", state)
             elif kind is CastRequest:
                 result = await server.handle_cast(message.request, state)
