@@ -24,6 +24,7 @@ SUITES: dict[str, str] = {
     "runtime": "bench.runtime",
     "pubsub": "bench.pubsub",
     "presence": "bench.presence",
+    "supervisors": "bench.supervisors",
 }
 
 

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 KEYS = {"name", "value", "unit", "baseline", "baseline_value", "ratio", "goal", "met"}
@@ -67,3 +69,25 @@ def test_runtime_quick_tiny_writes_one_judged_record_per_figure(tmp_path: Path) 
         assert math.isclose(record["ratio"], record["value"] / record["baseline_value"])
         assert record["met"] is goal_met(record["goal"], record["value"], record["ratio"]), record
         assert record["name"] in done.stdout  # the table shows every figure
+
+
+@pytest.mark.parametrize("suite", ["pubsub", "presence", "supervisors"])
+def test_other_suites_run_tiny_and_judge_every_figure(tmp_path: Path, suite: str) -> None:
+    out = tmp_path / f"{suite}.json"
+    env = {**os.environ, "BEAM_BENCH_TINY": "1", "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", suite, "--quick", "--json", str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    records = json.loads(out.read_text())
+    assert records
+    for record in records:
+        assert set(record) == KEYS, record
+        assert record["ratio"] > 0, record
+        assert record["met"] is goal_met(record["goal"], record["value"], record["ratio"]), record

@@ -1,0 +1,98 @@
+"""The ``supervisors`` suite: restarts and dynamic children against bare processes.
+
+Figures (goals from the issue):
+
+* restart latency, crash to restarted (the new pid registered under the name and running):
+  median and p99 over 10,000 kills of a supervised GenServer, against spawning a fresh
+  process that registers the name and announces itself, in the same run: <= 3x;
+* a DynamicSupervisor holding 100,000 children: start rate and memory per child against the
+  same number of bare linked processes, each side in a fresh interpreter: <= 1.5x each;
+  and shutting the whole tree down completes (reported against killing the bare processes).
+
+Supervisor and crash reports are switched off while measuring: writing 10,000 log records
+would be the figure otherwise.
+"""
+
+from __future__ import annotations
+
+from . import _supervisors_work as work
+from ._measure import Config, fresh, measure
+from ._report import Figure
+
+__all__ = ["run"]
+
+
+def run(config: Config) -> list[Figure]:
+    """Measure every figure of the suite."""
+    return [*_restarts(config), *_dynamic(config)]
+
+
+def _restarts(config: Config) -> list[Figure]:
+    crashes = config.size(10_000, 2_000, 50)
+    warm = {"crashes": min(crashes, 200)}
+    contenders = [
+        fresh("supervised", work.supervised_restarts, warm, crashes=crashes),
+        fresh("fresh spawn", work.baseline_restarts, warm, crashes=crashes),
+    ]
+    medians = measure(f"{crashes:,} crash-to-restarted latencies", contenders, config.reps)
+    ours, base = medians["supervised"], medians["fresh spawn"]
+    return [
+        Figure.measured(
+            f"restart latency p50 ({crashes:,} kills)",
+            ours["p50_us"],
+            "µs",
+            "spawn + register a fresh process, p50",
+            base["p50_us"],
+            "<= 3x",
+        ),
+        Figure.measured(
+            f"restart latency p99 ({crashes:,} kills)",
+            ours["p99_us"],
+            "µs",
+            "spawn + register a fresh process, p99",
+            base["p99_us"],
+            "<= 3x",
+        ),
+    ]
+
+
+def _dynamic(config: Config) -> list[Figure]:
+    n = config.size(100_000, 20_000, 300)
+    warm = {"n": min(n, 1_000)}
+    contenders = [
+        fresh("dynamic", work.dynamic_children, warm, n=n),
+        fresh("bare", work.bare_children, warm, n=n),
+    ]
+    medians = measure(
+        f"{n:,} children of a DynamicSupervisor vs bare linked processes",
+        contenders,
+        min(config.reps, 3),
+    )
+    ours, base = medians["dynamic"], medians["bare"]
+    completed = ours["left"] <= 2  # only the bench process (and nothing else) remains
+    return [
+        Figure.measured(
+            f"DynamicSupervisor start_child ({n:,} children)",
+            ours["us_per_child"],
+            "µs/child",
+            "beam.spawn_link of the same body",
+            base["us_per_child"],
+            "<= 1.5x",
+        ),
+        Figure.measured(
+            f"DynamicSupervisor memory per child ({n:,})",
+            ours["bytes_per_child"],
+            "B/child",
+            "bare linked process",
+            base["bytes_per_child"],
+            "<= 1.5x",
+        ),
+        Figure.measured(
+            f"shut the {n:,}-child tree down ({'completed' if completed else 'INCOMPLETE'})",
+            ours["stop_s"] if completed else None,
+            "s",
+            "kill the bare processes",
+            base["stop_s"],
+            "<= 100x",
+        ),
+    ]
