@@ -23,6 +23,7 @@ temporary siblings are dropped, and which children start again (in start order):
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -134,7 +135,9 @@ def plan_restart(strategy: Strategy, children: Sequence[ChildView], dead: Hashab
 class RestartIntensity:
     """The restart-intensity window: at most ``max_restarts`` restarts in ``max_seconds``.
 
-    ``restarts`` holds the times of the recent restarts (newest last). :meth:`add_restart`
+    ``restarts`` holds the times of the recent restarts (newest last), at most
+    ``max_restarts + 1`` of them: older ones cannot change the verdict, and keeping them
+    would make each restart cost as much as the window is long. :meth:`add_restart`
     returns the window with one more restart at *now*, dropping those older than
     ``max_seconds``; once it holds more than ``max_restarts`` entries it is
     :attr:`exceeded` and the supervisor gives up. Times come from the caller (the
@@ -153,8 +156,16 @@ class RestartIntensity:
     def add_restart(self, now: float) -> RestartIntensity:
         """This window with one more restart at *now*."""
         period = self.max_seconds
-        kept = tuple(then for then in self.restarts if now - then <= period)
-        return RestartIntensity(self.max_restarts, period, (*kept, now))
+        restarts = self.restarts
+        # Times are ascending: find the first one still inside the window by bisection, and
+        # keep no more than max_restarts of them (older ones cannot change the verdict).
+        first = bisect.bisect_left(restarts, now - period)
+        while first < len(restarts) and now - restarts[first] > period:  # float rounding
+            first += 1
+        while first > 0 and now - restarts[first - 1] <= period:
+            first -= 1
+        first = max(first, len(restarts) - self.max_restarts)
+        return RestartIntensity(self.max_restarts, period, (*restarts[first:], now))
 
     @property
     def exceeded(self) -> bool:

@@ -125,5 +125,5 @@ def test_intensity_matches_a_direct_count(gaps: list[float], max_restarts: int) 
         times.append(now)
         window = window.add_restart(now)
         recent = [t for t in times if now - t <= 5.0]
-        assert window.restarts == tuple(recent)
+        assert window.restarts == tuple(recent[-(max_restarts + 1) :])
         assert window.exceeded == (len(recent) > max_restarts)
