@@ -1,7 +1,61 @@
 """web: the HTTP/WebSocket endpoint, Channels and LiveView.
 
-Will hold our trio server (h11 + wsproto), the Phoenix Channels and LiveView wire protocols,
-signed socket tokens and Jinja2-syntax LiveView templates. Not written yet.
+It will hold our trio server (h11 + wsproto), Channels, LiveView, signed socket tokens and
+Jinja2-syntax LiveView templates. What exists now is the Phoenix Channels wire protocol,
+sans I/O: :data:`V2` (and the legacy :data:`V1`) turn WebSocket frames into
+:class:`Message` values and :class:`Message`, :class:`Reply` and :class:`Broadcast` values
+into frames, as the official ``phoenix`` JavaScript client speaks them::
+
+    from web import V2, Reply
+
+    message = V2.decode('["1","1","room:lobby","phx_join",{}]')
+    frame = V2.encode(Reply(message.join_ref, message.ref, message.topic, "ok", {}))
 """
 
-__all__: tuple[str, ...] = ()
+import contextlib
+
+from ._protocol import HEARTBEAT as HEARTBEAT
+from ._protocol import PHOENIX_TOPIC as PHOENIX_TOPIC
+from ._protocol import PHX_CLOSE as PHX_CLOSE
+from ._protocol import PHX_ERROR as PHX_ERROR
+from ._protocol import PHX_JOIN as PHX_JOIN
+from ._protocol import PHX_LEAVE as PHX_LEAVE
+from ._protocol import PHX_REPLY as PHX_REPLY
+from ._protocol import V1 as V1
+from ._protocol import V2 as V2
+from ._protocol import Broadcast as Broadcast
+from ._protocol import Message as Message
+from ._protocol import ProtocolError as ProtocolError
+from ._protocol import Reply as Reply
+from ._protocol import Serializer as Serializer
+from ._protocol import serializer_for as serializer_for
+
+__all__ = (
+    "HEARTBEAT",
+    "PHOENIX_TOPIC",
+    "PHX_CLOSE",
+    "PHX_ERROR",
+    "PHX_JOIN",
+    "PHX_LEAVE",
+    "PHX_REPLY",
+    "V1",
+    "V2",
+    "Broadcast",
+    "Message",
+    "ProtocolError",
+    "Reply",
+    "Serializer",
+    "serializer_for",
+)
+
+
+def _fixup_module_metadata() -> None:
+    """Make public objects say they live in ``web`` (reprs, tracebacks, docs)."""
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("web._"):
+            with contextlib.suppress(AttributeError, TypeError):
+                obj.__module__ = "web"
+
+
+_fixup_module_metadata()
