@@ -1,8 +1,8 @@
-"""web: the HTTP/WebSocket endpoint, Channels and LiveView.
+r"""web: the HTTP/WebSocket endpoint, Channels and LiveView.
 
-It will hold our trio server (h11 + wsproto), Channels, LiveView, signed socket tokens and
-Jinja2-syntax LiveView templates. What exists now is the Phoenix Channels wire protocol,
-sans I/O: :data:`V2` (and the legacy :data:`V1`) turn WebSocket frames into
+It will hold our trio server (h11 + wsproto), Channels, LiveView and Jinja2-syntax LiveView
+templates. What exists now: signed, expiring :class:`Token` values, and the Phoenix Channels
+wire protocol, sans I/O: :data:`V2` (and the legacy :data:`V1`) turn WebSocket frames into
 :class:`Message` values and :class:`Message`, :class:`Reply` and :class:`Broadcast` values
 into frames, as the official ``phoenix`` JavaScript client speaks them::
 
@@ -29,6 +29,9 @@ from ._protocol import ProtocolError as ProtocolError
 from ._protocol import Reply as Reply
 from ._protocol import Serializer as Serializer
 from ._protocol import serializer_for as serializer_for
+from ._token import InvalidToken as InvalidToken
+from ._token import Token as Token
+from ._token import TokenExpired as TokenExpired
 
 __all__ = (
     "HEARTBEAT",
@@ -41,10 +44,13 @@ __all__ = (
     "V1",
     "V2",
     "Broadcast",
+    "InvalidToken",
     "Message",
     "ProtocolError",
     "Reply",
     "Serializer",
+    "Token",
+    "TokenExpired",
     "serializer_for",
 )
 
