@@ -106,12 +106,12 @@ class Token:
         expected = hmac.new(_key(secret_key, salt), header + b"." + body, hashlib.sha256).digest()
         try:
             genuine = hmac.compare_digest(_unb64(signature), expected)
-            decoded = json.loads(_unb64(body)) if genuine else None
             version = _unb64(header)
         except ValueError:
-            raise InvalidToken("not a token: its parts are not URL-safe base64 JSON") from None
+            raise InvalidToken("not a token: its parts are not URL-safe base64") from None
         if not genuine or version != _HEADER:
             raise InvalidToken("the token was not signed with this secret key and salt")
+        decoded: dict[str, Any] = json.loads(_unb64(body))  # ours: we signed it
         signed_at = decoded["t"] / 1000
         current = time.time() if now is None else now
         if current - signed_at > max_age:
