@@ -1,8 +1,9 @@
 r"""web: the HTTP/WebSocket endpoint, Channels and LiveView.
 
 It will hold our trio server (h11 + wsproto), Channels, LiveView and Jinja2-syntax LiveView
-templates. What exists now: signed, expiring :class:`Token` values, and the Phoenix Channels
-wire protocol, sans I/O: :data:`V2` (and the legacy :data:`V1`) turn WebSocket frames into
+templates. What exists now: the HTTP/1.1 + WebSocket server (:func:`serve` an
+:class:`Endpoint`), signed, expiring :class:`Token` values, and the Phoenix Channels wire
+protocol, sans I/O: :data:`V2` (and the legacy :data:`V1`) turn WebSocket frames into
 :class:`Message` values and :class:`Message`, :class:`Reply` and :class:`Broadcast` values
 into frames, as the official ``phoenix`` JavaScript client speaks them::
 
@@ -29,6 +30,12 @@ from ._protocol import ProtocolError as ProtocolError
 from ._protocol import Reply as Reply
 from ._protocol import Serializer as Serializer
 from ._protocol import serializer_for as serializer_for
+from ._server import Endpoint as Endpoint
+from ._server import Request as Request
+from ._server import Response as Response
+from ._server import WebSocket as WebSocket
+from ._server import WebSocketClosed as WebSocketClosed
+from ._server import serve as serve
 from ._token import InvalidToken as InvalidToken
 from ._token import Token as Token
 from ._token import TokenExpired as TokenExpired
@@ -44,14 +51,20 @@ __all__ = (
     "V1",
     "V2",
     "Broadcast",
+    "Endpoint",
     "InvalidToken",
     "Message",
     "ProtocolError",
     "Reply",
+    "Request",
+    "Response",
     "Serializer",
     "Token",
     "TokenExpired",
+    "WebSocket",
+    "WebSocketClosed",
     "serializer_for",
+    "serve",
 )
 
 

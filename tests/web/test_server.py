@@ -1,0 +1,134 @@
+"""The HTTP/1.1 and WebSocket server over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+
+from web import Endpoint, Request, Response, WebSocket, serve
+
+from .wsclient import Closed, connect
+
+
+async def echo(ws: WebSocket) -> None:
+    async for message in ws:
+        if message == "close please":
+            await ws.close()
+            return
+        if message == "crash":
+            raise RuntimeError("handler bug")
+        await ws.send(message)
+
+
+def make_endpoint() -> Endpoint:
+    endpoint = Endpoint(max_request_bytes=1_000, max_frame_bytes=10_000, keep_alive_timeout=5)
+    endpoint.get("/", lambda request: Response(200, b"hello"))
+
+    async def greet(request: Request) -> Response:
+        return Response(200, f"hi {request.query['name'][0]}".encode())
+
+    endpoint.get("/greet", greet)
+    endpoint.route(
+        "POST", "/upload", lambda request: Response(201, str(len(request.body)).encode())
+    )
+    endpoint.websocket("/socket/websocket", echo)
+    return endpoint
+
+
+@asynccontextmanager
+async def running() -> AsyncIterator[int]:
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve, make_endpoint(), "127.0.0.1", 0)
+        yield port
+        nursery.cancel_scope.cancel()
+
+
+async def http(port: int, raw: bytes) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(raw)
+        chunks = []
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65_536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+
+async def test_get_routes_query_and_errors() -> None:
+    async with running() as port:
+        ok = await http(
+            port, b"GET /greet?name=ann HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        assert ok.startswith(b"HTTP/1.1 200")
+        assert ok.endswith(b"hi ann")
+        missing = await http(port, b"GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        assert missing.startswith(b"HTTP/1.1 404")
+        assert b"no route for GET /nope" in missing
+        wrong = await http(port, b"DELETE / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        assert wrong.startswith(b"HTTP/1.1 405")
+
+
+async def test_keep_alive_serves_two_requests_on_one_connection() -> None:
+    async with running() as port:
+        both = await http(
+            port,
+            b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
+            b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        assert both.count(b"HTTP/1.1 200") == 2
+
+
+async def test_request_body_limit_and_malformed_requests() -> None:
+    async with running() as port:
+        small = await http(
+            port,
+            b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n"
+            b"connection: close\r\n\r\nhello",
+        )
+        assert small.startswith(b"HTTP/1.1 201")
+        assert small.endswith(b"5")
+        big = b"x" * 2_000
+        refused = await http(
+            port,
+            b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 2000\r\n\r\n" + big,
+        )
+        assert refused.startswith(b"HTTP/1.1 413")
+        garbage = await http(port, b"NOT HTTP AT ALL\r\n\r\n")
+        assert garbage.startswith(b"HTTP/1.1 400")
+
+
+async def test_websocket_echo_text_and_binary_and_phoenix_subprotocol() -> None:
+    async with running() as port:
+        path = "/socket/websocket?vsn=2.0.0"
+        async with connect(port, path, subprotocols=["phoenix", "x"]) as ws:
+            assert ws.subprotocol == "phoenix"
+            await ws.send("hello")
+            assert await ws.receive() == "hello"
+            await ws.send(b"\x00\x01")
+            assert await ws.receive() == b"\x00\x01"
+            assert await ws.ping(b"p") == b"p"
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [("close please", 1001), ("crash", 1011), ("x" * 20_000, 1009)],
+)
+async def test_websocket_close_codes(message: str, code: int) -> None:
+    async with running() as port, connect(port, "/socket/websocket") as ws:
+        await ws.send(message)
+        with pytest.raises(Closed) as closed:
+            await ws.receive()
+        assert closed.value.code == code
+
+
+async def test_unknown_websocket_path_is_404() -> None:
+    async with running() as port:
+        answer = await http(
+            port,
+            b"GET /elsewhere HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\n"
+            b"connection: upgrade, close\r\n\r\n",
+        )
+        assert answer.startswith(b"HTTP/1.1 404")

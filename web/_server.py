@@ -1,0 +1,352 @@
+"""The HTTP/1.1 and WebSocket server: one trio listener, h11 and wsproto, no ASGI in the way.
+
+h11 parses requests and writes responses; wsproto does the WebSocket handshake, framing,
+pings and closes. This module only moves bytes between them and the socket, routes requests
+to an :class:`Endpoint`, and enforces the limits (request size, idle keep-alive, frame size)::
+
+    endpoint = Endpoint()
+    endpoint.get("/", lambda request: Response(200, b"hello"))
+
+    async def echo(ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    endpoint.websocket("/echo", echo)
+
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve, endpoint, "127.0.0.1", 0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Final
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+__all__ = ["Endpoint", "Request", "Response", "WebSocket", "WebSocketClosed", "serve"]
+
+logger = logging.getLogger("web.server")
+
+#: Close code for "going away": phoenix.js reconnects after it (never close with 1000).
+GOING_AWAY: Final = 1001
+_READ: Final = 65_536
+_GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
+_CLOSE_WAIT: Final = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An HTTP request as a handler sees it (the body is read in full, within the limit)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: tuple[tuple[str, str], ...]
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        """The first header called *name* (case-insensitive), or ``None``."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key == wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What a handler returns: status, body and headers (content-length is added)."""
+
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = (("content-type", "text/plain; charset=utf-8"),)
+
+
+HttpHandler = Callable[[Request], Response | Awaitable[Response]]
+SocketHandler = Callable[["WebSocket"], Awaitable[None]]
+
+
+@dataclass
+class Endpoint:
+    """Routes and limits: exact-path HTTP handlers and WebSocket handlers."""
+
+    max_request_bytes: int = 1_048_576
+    max_frame_bytes: int = 1_048_576
+    keep_alive_timeout: float = 60.0
+    _http: dict[tuple[str, str], HttpHandler] = field(default_factory=dict)
+    _sockets: dict[str, SocketHandler] = field(default_factory=dict)
+
+    def get(self, path: str, handler: HttpHandler) -> None:
+        """Answer ``GET path`` with ``handler(request)`` (sync or async)."""
+        self.route("GET", path, handler)
+
+    def route(self, method: str, path: str, handler: HttpHandler) -> None:
+        """Answer ``method path`` with ``handler(request)`` (sync or async)."""
+        if not path.startswith("/"):
+            raise ValueError(f"a route path starts with '/', got {path!r}")
+        self._http[(method.upper(), path)] = handler
+
+    def websocket(self, path: str, handler: SocketHandler) -> None:
+        """Accept WebSocket upgrades on *path* and run ``await handler(ws)`` for each."""
+        if not path.startswith("/"):
+            raise ValueError(f"a WebSocket path starts with '/', got {path!r}")
+        self._sockets[path] = handler
+
+
+class WebSocketClosed(Exception):
+    """The peer closed the WebSocket (``code`` and ``reason`` say how)."""
+
+    def __init__(self, code: int, reason: str | None) -> None:
+        super().__init__(f"WebSocket closed: {code} {reason or ''}".strip())
+        self.code = code
+        self.reason = reason
+
+
+class WebSocket:
+    """One accepted WebSocket: receive and send whole messages, close with a code."""
+
+    def __init__(
+        self, stream: trio.abc.Stream, ws: WSConnection, request: Request, max_frame: int
+    ) -> None:
+        self.request = request
+        self._stream = stream
+        self._ws = ws
+        self._max_frame = max_frame
+        self._parts: list[str | bytes] = []
+        self._size = 0
+        self._send_lock = trio.Lock()
+        self.closed: WebSocketClosed | None = None
+
+    async def send(self, message: str | bytes) -> None:
+        """Send one text (``str``) or binary (``bytes``) message."""
+        event = TextMessage(message) if isinstance(message, str) else BytesMessage(message)
+        await self._write(self._ws.send(event))
+
+    async def close(self, code: int = GOING_AWAY, reason: str = "") -> None:
+        """Close with *code* (1001 by default: clients reconnect) and finish the handshake:
+        wait briefly for the peer's close frame, then close the TCP connection."""
+        if self.closed is None:
+            self.closed = WebSocketClosed(code, reason)
+            with contextlib.suppress(*_GONE, LocalProtocolError):
+                await self._write(self._ws.send(CloseConnection(code, reason)))
+                with trio.move_on_after(_CLOSE_WAIT):
+                    await self._await_peer_close()
+        await self._stream.aclose()
+
+    async def _await_peer_close(self) -> None:
+        while self._ws.state is not ConnectionState.CLOSED:
+            data = await self._stream.receive_some(_READ)
+            if not data:
+                return
+            self._ws.receive_data(bytes(data))
+            for _ in self._ws.events():
+                pass
+
+    async def receive(self) -> str | bytes:
+        """The next whole message; raises :class:`WebSocketClosed` once the peer closed."""
+        while True:
+            for event in self._ws.events():
+                if isinstance(event, TextMessage | BytesMessage):
+                    self._size += len(event.data)
+                    if self._size > self._max_frame:
+                        await self.close(1009, "message too big")
+                        raise WebSocketClosed(1009, "message too big")
+                    self._parts.append(
+                        bytes(event.data) if isinstance(event.data, bytearray) else event.data
+                    )
+                    if event.message_finished:
+                        parts, self._parts, self._size = self._parts, [], 0
+                        return parts[0] if len(parts) == 1 else type(parts[0])().join(parts)  # type: ignore[arg-type]
+                elif isinstance(event, Ping):
+                    await self._write(self._ws.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    self.closed = WebSocketClosed(event.code, event.reason)
+                    with contextlib.suppress(trio.BrokenResourceError, LocalProtocolError):
+                        await self._write(self._ws.send(event.response()))
+                    raise self.closed
+            if self.closed is not None:
+                raise self.closed
+            try:
+                data = await self._stream.receive_some(_READ)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                self.closed = WebSocketClosed(1006, "connection lost")
+                raise self.closed
+            try:
+                self._ws.receive_data(bytes(data))
+            except RemoteProtocolError as exc:
+                await self.close(1002, "protocol error")
+                raise WebSocketClosed(1002, str(exc)) from None
+
+    def __aiter__(self) -> WebSocket:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        try:
+            return await self.receive()
+        except WebSocketClosed:
+            raise StopAsyncIteration from None
+
+    async def _write(self, data: bytes) -> None:
+        async with self._send_lock:
+            await self._stream.send_all(data)
+
+
+async def serve(
+    endpoint: Endpoint,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on *host*:*port* and serve *endpoint* until cancelled; reports the bound port.
+
+    >>> async def main():
+    ...     async with trio.open_nursery() as nursery:
+    ...         port = await nursery.start(serve, endpoint, "127.0.0.1", 0)
+    """
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        task_status.started(bound)
+        await trio.serve_listeners(
+            partial(_connection, endpoint), listeners, handler_nursery=nursery
+        )
+
+
+async def _connection(endpoint: Endpoint, stream: trio.abc.Stream) -> None:
+    http = h11.Connection(h11.SERVER, max_incomplete_event_size=16_384)
+    try:
+        while True:
+            request = await _read_request(endpoint, http, stream)
+            if request is None:
+                return
+            handler = endpoint._sockets.get(request.path)
+            if handler is not None and (request.header("upgrade") or "").lower() == "websocket":
+                await _upgrade(endpoint, stream, http, request, handler)
+                return
+            response = await _respond(endpoint, request)
+            await _send_response(http, stream, response)
+            if http.our_state is h11.MUST_CLOSE or http.their_state is h11.MUST_CLOSE:
+                return
+            http.start_next_cycle()
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        await stream.aclose()
+
+
+async def _read_request(
+    endpoint: Endpoint, http: h11.Connection, stream: trio.abc.Stream
+) -> Request | None:
+    head: h11.Request | None = None
+    body = bytearray()
+    with trio.move_on_after(endpoint.keep_alive_timeout) as idle:
+        while True:
+            try:
+                event = http.next_event()
+            except h11.RemoteProtocolError as exc:
+                await _send_response(
+                    http, stream, Response(exc.error_status_hint, f"{exc}\n".encode())
+                )
+                return None
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(_READ)
+                if not data:
+                    return None
+                http.receive_data(bytes(data))
+            elif isinstance(event, h11.Request):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > endpoint.max_request_bytes:
+                    limit = endpoint.max_request_bytes
+                    await _send_response(
+                        http, stream, Response(413, f"request body over {limit} bytes\n".encode())
+                    )
+                    return None
+            elif isinstance(event, h11.EndOfMessage) and head is not None:
+                target = urlsplit(head.target.decode("latin-1"))
+                return Request(
+                    head.method.decode("ascii"),
+                    target.path,
+                    parse_qs(target.query),
+                    tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers),
+                    bytes(body),
+                )
+            elif isinstance(event, h11.ConnectionClosed):
+                return None
+    if idle.cancelled_caught:
+        return None
+    return None  # pragma: no cover - the loop only returns
+
+
+async def _respond(endpoint: Endpoint, request: Request) -> Response:
+    handler = endpoint._http.get((request.method, request.path))
+    if handler is None:
+        if any(path == request.path for _, path in endpoint._http):
+            return Response(405, b"method not allowed\n")
+        return Response(404, f"no route for {request.method} {request.path}\n".encode())
+    try:
+        result = handler(request)
+        if not isinstance(result, Response):
+            result = await result
+    except Exception:
+        logger.exception("handler for %s %s failed", request.method, request.path)
+        return Response(500, b"internal server error\n")
+    return result
+
+
+async def _send_response(http: h11.Connection, stream: trio.abc.Stream, response: Response) -> None:
+    if http.our_state not in (h11.IDLE, h11.SEND_RESPONSE):  # IDLE: after a bad request
+        return
+    headers = [*response.headers, ("content-length", str(len(response.body)))]
+    data = http.send(h11.Response(status_code=response.status, headers=headers))
+    data += http.send(h11.Data(data=response.body)) if response.body else b""
+    data += http.send(h11.EndOfMessage())
+    await stream.send_all(data)
+
+
+async def _upgrade(
+    endpoint: Endpoint,
+    stream: trio.abc.Stream,
+    http: h11.Connection,
+    request: Request,
+    handler: SocketHandler,
+) -> None:
+    ws = WSConnection(ConnectionType.SERVER)
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
+    ws.initiate_upgrade_connection(headers, request.path)
+    leftover, _ = http.trailing_data
+    offered = [
+        p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",") if p.strip()
+    ]
+    subprotocol = "phoenix" if "phoenix" in offered else None
+    await stream.send_all(ws.send(AcceptConnection(subprotocol=subprotocol)))
+    if leftover:
+        ws.receive_data(bytes(leftover))
+    socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes)
+    try:
+        await handler(socket)
+    except WebSocketClosed:
+        pass
+    except Exception:
+        logger.exception("WebSocket handler for %s failed", request.path)
+        await socket.close(1011, "internal error")
+        return
+    await socket.close()
