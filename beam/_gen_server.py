@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from ._api import unlink
 from ._call import CallRequest, CastRequest, end_request, reply, request
@@ -35,7 +35,7 @@ from ._crash import log_crash
 from ._errors import AlreadyRegistered, BadReturnValue, ProcessExit, ReceiveTimeout, StartError
 from ._node import current_process, watch
 from ._process import TIMED_OUT, Died, Process
-from ._types import NORMAL, Exit, From, Pid, is_normal_exit
+from ._types import KILL, NORMAL, Exit, From, Pid, is_normal_exit
 
 __all__ = [
     "TIMEOUT",
@@ -132,9 +132,6 @@ class GenServer(Generic[S]):
     ``handle_continue`` (raises), ``terminate`` (does nothing), ``format_status`` (the state
     as is). A new instance of the class serves each started process.
     """
-
-    #: Seconds a ``call`` waits by default for servers of this class.
-    call_timeout: ClassVar[float | None] = 5.0
 
     async def init(self, arg: Any) -> Ok[S] | Stop[S] | Ignore:
         """Build the first state from the ``start_link`` argument."""
@@ -240,7 +237,12 @@ async def _start(
     try:
         result = await caller.wait_reply(ref, timeout)
         if result is TIMED_OUT:
-            node.kill(target, "kill")
+            # As proc_lib: unlink first, so the killed server's exit cannot reach the caller.
+            if caller.links:
+                caller.links.discard(pid)
+            if target.links:
+                target.links.discard(caller.pid)
+            node.exit_signal(target, caller.pid, KILL, linked=False)
             raise StartError("timeout")
     finally:
         end_request(node, caller, ref)
@@ -251,6 +253,8 @@ async def _start(
         return pid
     if status == "ignore":
         return None
+    if isinstance(value, AlreadyRegistered):  # lost a race for the name: an error, not a crash
+        raise value
     raise StartError(value)
 
 
@@ -258,7 +262,11 @@ async def _serve(cls: type[GenServer[Any]], arg: Any, name: str | None, starter:
     proc = current_process()
     node = proc.node
     if name is not None:
-        node.register(name, proc.pid)
+        try:
+            node.register(name, proc.pid)
+        except AlreadyRegistered as exc:
+            _fail_start(proc, None, starter, exc)
+            return  # exit normal, as OTP's {error, {already_started, Pid}}
     server = cls()
     try:
         result = await server.init(arg)
@@ -334,9 +342,7 @@ async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> N
                 result = await server.handle_cast(message.request, state)
                 state, pending_continue, timeout = _next(result, "handle_cast", state)
             elif kind is _StopRequest:
-                await server.terminate(message.reason, state)
-                reply(message.from_, None)
-                raise ProcessExit(message.reason, reported=True)
+                await _stop_on_request(server, proc, message, state)
             elif kind is Exit and message.pid == parent and proc.trap_exit:
                 raise _Stopping(message.reason, state)
             else:
@@ -348,6 +354,36 @@ async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> N
         raise
     except Exception as exc:
         await _terminate(server, proc, exc, state, message)
+
+
+async def _stop_on_request(
+    server: GenServer[Any], proc: Process, request: _StopRequest, state: Any
+) -> NoReturn:
+    """``GenServer.stop``: terminate once, report an abnormal reason, answer, exit."""
+    reason = request.reason
+    try:
+        await server.terminate(reason, state)
+    except Exception as exc:  # the caller sees the server die with it (no reply)
+        reason = exc
+    if not is_normal_exit(reason):
+        log_crash(
+            proc.pid,
+            proc.name,
+            type(server),
+            reason,
+            kind="GenServer",
+            extra={"last_message": request, "state": _status(server, state)},
+        )
+    if reason is request.reason:
+        reply(request.from_, None)
+    raise ProcessExit(reason, reported=True)
+
+
+def _status(server: GenServer[Any], state: Any) -> Any:
+    try:
+        return server.format_status(state)
+    except Exception as exc:
+        return f"<format_status failed: {exc!r}>"
 
 
 class _Stopping(Exception):
@@ -379,10 +415,7 @@ async def _terminate(
     except Exception as exc:
         reason = exc
     if not is_normal_exit(reason):
-        try:
-            status = server.format_status(state)
-        except Exception as exc:
-            status = f"<format_status failed: {exc!r}>"
+        status = _status(server, state)
         log_crash(
             proc.pid,
             proc.name,
@@ -395,4 +428,3 @@ async def _terminate(
             },
         )
     raise ProcessExit(reason, reported=True)
-
