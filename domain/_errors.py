@@ -1,0 +1,79 @@
+"""The three error classes of Ash (Forbidden > Invalid > NotFound), plus the data-layer ones."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+__all__ = ["ConnectionLost", "DomainError", "Forbidden", "Invalid", "NotFound"]
+
+
+class DomainError(Exception):
+    """Base class of every error the domain layer raises on purpose.
+
+    ``resource`` and ``action`` say where it happened (breadcrumbs for debugging).
+    """
+
+    def __init__(self, message: str, *, resource: str | None = None, action: str | None = None):
+        where = ".".join(part for part in (resource, action) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.message = message
+        self.resource = resource
+        self.action = action
+
+
+class Invalid(DomainError):
+    """The input was wrong; ``errors`` maps each field to its messages (a form's error map).
+
+    >>> try:
+    ...     await Chat.send_message(content="", actor=user)
+    ... except Invalid as exc:
+    ...     exc.errors        # {"content": ["is required"]}
+    """
+
+    def __init__(
+        self,
+        errors: Mapping[str, Sequence[str]],
+        *,
+        resource: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        self.errors: dict[str, list[str]] = {k: list(v) for k, v in errors.items()}
+        detail = "; ".join(f"{field} {', '.join(msgs)}" for field, msgs in self.errors.items())
+        super().__init__(f"invalid input: {detail}", resource=resource, action=action)
+
+
+class NotFound(Invalid):
+    """No record matched (or the actor may not see it: read policies filter, they never leak).
+
+    A kind of :class:`Invalid`, as in Ash, with the error under the key ``"id"`` (or the
+    identity's first field).
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        field: str = "id",
+        resource: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        super().__init__({field: [f"not found: {what}"]}, resource=resource, action=action)
+
+
+class Forbidden(DomainError):
+    """The actor may not run this action: no policy applied, or an applicable one failed.
+
+    ``reason`` says which, naming the policy.
+    """
+
+    def __init__(self, reason: str, *, resource: str | None = None, action: str | None = None):
+        super().__init__(f"forbidden: {reason}", resource=resource, action=action)
+        self.reason = reason
+
+
+class ConnectionLost(DomainError):
+    """The database connection actor running the call died (crashed or killed).
+
+    Its transaction was rolled back (nothing of the call was written); the connection pool's
+    supervisor has started a fresh connection, so retrying is safe.
+    """

@@ -1,0 +1,70 @@
+"""Notifiers (run after the outermost commit) and AshDispatch-style counters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import beam
+
+if TYPE_CHECKING:
+    from ._changeset import Changeset
+    from ._resource import Resource
+
+__all__ = ["Counter", "Notification", "PubSubNotifier", "counter", "pubsub"]
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What a notifier receives after commit: the ``resource``, ``action`` name, ``actor``,
+    the resulting record ``data`` and the ``changeset``."""
+
+    resource: type[Resource]
+    action: str
+    actor: Any
+    data: Resource
+    changeset: Changeset | None = None
+
+
+@dataclass(frozen=True)
+class PubSubNotifier:
+    """Broadcast ``(event, record)`` to a topic templated from the record, for the listed
+    actions (all create/update/destroy actions when empty)."""
+
+    topic: str
+    actions: tuple[str, ...] = ()
+    event: str | None = None
+
+    def notify(self, n: Notification) -> None:
+        """Broadcast *n* (called after commit, in the caller's process)."""
+        if self.actions and n.action not in self.actions:
+            return
+        topic = self.topic.format(**n.data.__dict__)
+        beam.broadcast(topic, (self.event or n.action, n.data))
+
+
+def pubsub(topic: str, *, actions: Sequence[str] = (), event: str | None = None) -> PubSubNotifier:
+    """``pubsub("room:{room_id}", actions=("send",), event="new_message")``."""
+    return PubSubNotifier(topic, tuple(actions), event)
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A counter declared on a resource (AshDispatch): after a commit of one of ``trigger_on``,
+    ``COUNT(*)`` of the records matching ``where`` is recomputed for each audience member
+    (the value of ``audience``, an attribute naming the user, in the written records) and
+    broadcast as ``("counter_updated", {"counter": name, "value": n})`` to ``user:<id>``."""
+
+    name: str
+    trigger_on: tuple[str, ...]
+    audience: str
+    where: Callable[[], Any] | None = None
+
+
+def counter(
+    name: str, *, trigger_on: Sequence[str], audience: str, where: Callable[[], Any] | None = None
+) -> Counter:
+    """``counter("unread", trigger_on=("create", "mark_as_read"), audience="user_id",
+    where=lambda: Notice.read.is_(False))``."""
+    return Counter(name, tuple(trigger_on), audience, where)

@@ -1,0 +1,711 @@
+"""Resources: typed attributes, identities, relationships, aggregates and calculations.
+
+A resource is a class. Its attributes are ordinary annotations given a value from
+:func:`attribute` (or a helper such as :func:`uuid_primary_key`), so type checkers and IDEs see
+``message.content`` as a ``str``; at class level ``Message.content`` is the SQLAlchemy column,
+ready for expressions (``Message.room_id == room.id``). Everything is checked when the class
+is created; errors name the resource, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import inspect
+import re
+import sys
+import types
+import typing
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import sqlalchemy as sa
+
+__all__ = [
+    "Aggregate",
+    "Attribute",
+    "Calculation",
+    "Identity",
+    "Relationship",
+    "Resource",
+    "ResourceDefinitionError",
+    "aggregate_count",
+    "aggregate_exists",
+    "aggregate_first",
+    "aggregate_list",
+    "aggregate_sum",
+    "attribute",
+    "belongs_to",
+    "calculation",
+    "create_timestamp",
+    "has_many",
+    "has_one",
+    "identity",
+    "many_to_many",
+    "update_timestamp",
+    "uuid_primary_key",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(constraint_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Every resource's table lives here (a Domain copies its own into a MetaData of its own).
+METADATA = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+_MISSING: Any = object()
+
+
+class ResourceDefinitionError(TypeError):
+    """A resource declaration is wrong; the message names the resource, the field and the fix."""
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class _UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
+        if isinstance(value, dt.datetime):
+            return (
+                value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+            )
+        return value
+
+
+@dataclass
+class Attribute:
+    """An attribute's declaration (see :func:`attribute`). After class creation ``name``,
+    ``python_type`` and ``column`` are filled in."""
+
+    sa_type: Any = None
+    allow_nil: bool | None = None
+    default: Any = _MISSING
+    update_default: Any = _MISSING
+    primary_key: bool = False
+    writable: bool = True
+    public: bool = True
+    min_length: int | None = None
+    max_length: int | None = None
+    match: str | None = None
+    min: Any = None
+    max: Any = None
+    one_of: Sequence[Any] | None = None
+    trim: bool = True
+    allow_empty: bool = False
+    description: str = ""
+    name: str = ""
+    python_type: Any = None
+    column: Any = None
+
+    def has_default(self) -> bool:
+        """Whether a create that omits this attribute gets a value anyway."""
+        return self.default is not _MISSING
+
+    def make_default(self) -> Any:
+        """A fresh default value (callables are called)."""
+        return self.default() if callable(self.default) else self.default
+
+    def cast(self, value: Any) -> tuple[Any, list[str]]:
+        """Cast *value* to the attribute's type and check its constraints: (value, errors)."""
+        return _cast(self, value)
+
+
+def attribute(
+    sa_type: Any = None,
+    *,
+    allow_nil: bool | None = None,
+    default: Any = _MISSING,
+    update_default: Any = _MISSING,
+    primary_key: bool = False,
+    writable: bool = True,
+    public: bool = True,
+    min_length: int | None = None,
+    max_length: int | None = None,
+    match: str | None = None,
+    min: Any = None,  # noqa: A002 - Ash's constraint name
+    max: Any = None,  # noqa: A002
+    one_of: Sequence[Any] | None = None,
+    trim: bool = True,
+    allow_empty: bool = False,
+    description: str = "",
+) -> Any:
+    """Declare a typed attribute: ``content: str = attribute(max_length=500)``.
+
+    The SQL type comes from the annotation (``str``, ``int``, ``float``, ``bool``,
+    ``Decimal``, ``uuid.UUID``, ``datetime``, ``date``, ``dict``, an ``Enum``) unless
+    *sa_type* is given. ``allow_nil`` defaults to whether the annotation includes ``None``.
+    Strings are trimmed and ``""`` counts as nil unless ``allow_empty=True`` (Ash's rules).
+    Constraints: ``min_length``/``max_length``/``match`` (strings), ``min``/``max``
+    (numbers), ``one_of`` (any type).
+    """
+    return Attribute(
+        sa_type,
+        allow_nil,
+        default,
+        update_default,
+        primary_key,
+        writable,
+        public,
+        min_length,
+        max_length,
+        match,
+        min,
+        max,
+        one_of,
+        trim,
+        allow_empty,
+        description,
+    )
+
+
+def uuid_primary_key() -> Any:
+    """A UUID primary key made on create: ``id: uuid.UUID = uuid_primary_key()``."""
+    return Attribute(
+        sa.Uuid(), allow_nil=False, default=uuid.uuid4, primary_key=True, writable=False
+    )
+
+
+def create_timestamp() -> Any:
+    """A UTC datetime set on create: ``inserted_at: datetime = create_timestamp()``."""
+    return Attribute(_UTCDateTime(), allow_nil=False, default=_utcnow, writable=False)
+
+
+def update_timestamp() -> Any:
+    """A UTC datetime set on create and on every update."""
+    return Attribute(
+        _UTCDateTime(), allow_nil=False, default=_utcnow, update_default=_utcnow, writable=False
+    )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A unique key (``identity("unique_email", "email")``): a unique constraint in the table,
+    the upsert target of creates, and a lookup key for ``get``."""
+
+    name: str
+    fields: tuple[str, ...]
+
+
+def identity(name: str, *fields: str) -> Identity:
+    """Declare a unique key over *fields*."""
+    return Identity(name, fields)
+
+
+RelKind = Literal["belongs_to", "has_one", "has_many", "many_to_many"]
+
+
+@dataclass
+class Relationship:
+    """A relationship declaration. ``destination`` is a resource class or its name (resolved
+    when a :class:`Domain` is built). Keys default the Ash way (``<name>_id`` on the source for
+    belongs_to, ``<source>_id`` on the destination otherwise)."""
+
+    kind: RelKind
+    destination: Any
+    source_attribute: str | None = None
+    destination_attribute: str | None = None
+    through: Any = None
+    source_attribute_on_join: str | None = None
+    destination_attribute_on_join: str | None = None
+    allow_nil: bool = True
+    name: str = ""
+    source: Any = None
+
+    def target(self) -> type[Resource]:
+        """The destination resource class (after resolution)."""
+        return _resolve(self.destination, self)
+
+    def join_resource(self) -> type[Resource]:
+        """The join resource of a many_to_many."""
+        return _resolve(self.through, self)
+
+
+def belongs_to(
+    destination: Any, *, source_attribute: str | None = None, allow_nil: bool = True
+) -> Any:
+    """The source holds the key: ``author = belongs_to("User")`` adds ``author_id``."""
+    return Relationship("belongs_to", destination, source_attribute, "id", allow_nil=allow_nil)
+
+
+def has_one(destination: Any, *, destination_attribute: str | None = None) -> Any:
+    """The destination holds ``<source>_id``; at most one of them."""
+    return Relationship("has_one", destination, "id", destination_attribute)
+
+
+def has_many(destination: Any, *, destination_attribute: str | None = None) -> Any:
+    """The destination holds ``<source>_id``: ``messages = has_many("Message")``."""
+    return Relationship("has_many", destination, "id", destination_attribute)
+
+
+def many_to_many(
+    destination: Any,
+    *,
+    through: Any,
+    source_attribute_on_join: str | None = None,
+    destination_attribute_on_join: str | None = None,
+) -> Any:
+    """Through a join resource: ``rooms = many_to_many("Room", through="Membership")``."""
+    return Relationship(
+        "many_to_many",
+        destination,
+        "id",
+        "id",
+        through,
+        source_attribute_on_join,
+        destination_attribute_on_join,
+    )
+
+
+AggKind = Literal["count", "exists", "sum", "first", "list"]
+
+
+@dataclass
+class Aggregate:
+    """An aggregate over a relationship, loaded on request (``load=("message_count",)``)."""
+
+    kind: AggKind
+    relationship: str
+    field: str | None = None
+    where: Callable[[], Any] | None = None
+    sort: str | None = None
+    name: str = ""
+
+
+def aggregate_count(relationship: str, *, where: Callable[[], Any] | None = None) -> Any:
+    """How many related records (optionally matching ``where``, a lambda returning a SQL
+    condition on the destination)."""
+    return Aggregate("count", relationship, None, where)
+
+
+def aggregate_exists(relationship: str, *, where: Callable[[], Any] | None = None) -> Any:
+    """Whether any related record exists."""
+    return Aggregate("exists", relationship, None, where)
+
+
+def aggregate_sum(relationship: str, field: str, *, where: Callable[[], Any] | None = None) -> Any:
+    """The sum of *field* over related records (0 when none)."""
+    return Aggregate("sum", relationship, field, where)
+
+
+def aggregate_first(
+    relationship: str,
+    field: str,
+    *,
+    sort: str | None = None,
+    where: Callable[[], Any] | None = None,
+) -> Any:
+    """*field* of the first related record by *sort* (``"-inserted_at"``), or None."""
+    return Aggregate("first", relationship, field, where, sort)
+
+
+def aggregate_list(
+    relationship: str,
+    field: str,
+    *,
+    sort: str | None = None,
+    where: Callable[[], Any] | None = None,
+) -> Any:
+    """The list of *field* over related records, sorted by *sort*."""
+    return Aggregate("list", relationship, field, where, sort)
+
+
+@dataclass
+class Calculation:
+    """A calculation: ``expression()`` returns a SQL expression over the resource's columns,
+    computed in the query when loaded."""
+
+    expression: Callable[[], Any]
+    name: str = ""
+
+
+def calculation(expression: Callable[[], Any]) -> Any:
+    """Declare a calculation: ``label = calculation(lambda: User.name + "!")``."""
+    return Calculation(expression)
+
+
+_TYPES: dict[Any, Callable[[], Any]] = {
+    str: sa.String,
+    int: sa.Integer,
+    float: sa.Float,
+    bool: sa.Boolean,
+    decimal.Decimal: lambda: sa.Numeric(18, 6),
+    uuid.UUID: sa.Uuid,
+    dt.datetime: _UTCDateTime,
+    dt.date: sa.Date,
+    dict: sa.JSON,
+    list: sa.JSON,
+}
+
+_REGISTRY: dict[str, type[Resource]] = {}
+
+
+def _resolve(target: Any, rel: Relationship) -> type[Resource]:
+    if isinstance(target, str):
+        found = _REGISTRY.get(target)
+        if found is None:
+            raise ResourceDefinitionError(
+                f"{rel.source.__name__}.{rel.name}: no resource named {target!r}; define the class "
+                f"{target} (a Resource subclass) or pass the class itself"
+            )
+        return found
+    return target
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        nullable = len(args) != len(typing.get_args(annotation))
+        if len(args) == 1:
+            return args[0], nullable
+        return annotation, nullable
+    return annotation, False
+
+
+class _Field:
+    """Class access gives the column (for expressions); instances hold plain values."""
+
+    def __init__(self, name: str, column: sa.Column[Any]) -> None:
+        self.name = name
+        self.column = column
+
+    def __get__(self, obj: Any, owner: Any) -> Any:
+        if obj is None:
+            return self.column
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(
+                f"{type(obj).__name__}.{self.name} was not selected in this read"
+            ) from None
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+
+
+class Resource:
+    """Base class of resources; subclass it and declare attributes and the class lists below.
+
+    Class attributes read at creation: ``__tablename__`` (default: snake case of the class name
+    + ``s``), ``identities``, ``actions``, ``policies``, ``notifiers``, ``counters``. An
+    instance is a record: its attributes, plus whatever was loaded (relationships, aggregates,
+    calculations) and ``__metadata__`` (e.g. the keyset cursor).
+
+    >>> class User(Resource):
+    ...     id: uuid.UUID = uuid_primary_key()
+    ...     name: str = attribute(min_length=1, max_length=40)
+    ...     identities = (identity("unique_name", "name"),)
+    ...     actions = (create("create", accept=("name",)), read("read"))
+    """
+
+    __tablename__: ClassVar[str]
+    __table__: ClassVar[sa.Table]
+    __attributes__: ClassVar[dict[str, Attribute]]
+    __relationships__: ClassVar[dict[str, Relationship]]
+    __aggregates__: ClassVar[dict[str, Aggregate]]
+    __calculations__: ClassVar[dict[str, Calculation]]
+    __primary_key__: ClassVar[tuple[str, ...]]
+    __actions__: ClassVar[dict[str, Any]]
+    identities: ClassVar[Sequence[Identity]] = ()
+    actions: ClassVar[Sequence[Any]] = ()
+    policies: ClassVar[Sequence[Any]] = ()
+    notifiers: ClassVar[Sequence[Any]] = ()
+    counters: ClassVar[Sequence[Any]] = ()
+
+    def __init__(self, **values: Any) -> None:
+        self.__metadata__: dict[str, Any] = {}
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={self.__dict__[name]!r}"
+            for name in self.__attributes__
+            if name in self.__dict__
+        )
+        return f"{type(self).__name__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Resource)
+        return self.pk_values() == other.pk_values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.pk_values()))
+
+    def pk_values(self) -> tuple[Any, ...]:
+        """The primary key values of this record."""
+        return tuple(self.__dict__.get(name) for name in self.__primary_key__)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The attribute values of this record (what was selected)."""
+        return {name: self.__dict__[name] for name in self.__attributes__ if name in self.__dict__}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _build_resource(cls)
+
+
+def _annotation(cls: type, name: str) -> Any:
+    raw = inspect.get_annotations(cls).get(name)
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        module = sys.modules.get(cls.__module__)
+        namespace = dict(vars(module)) if module is not None else {}
+        namespace.setdefault(cls.__name__, cls)
+        try:
+            return eval(raw, namespace, {"dt": dt, "uuid": uuid, "decimal": decimal})
+        except Exception as exc:
+            raise ResourceDefinitionError(
+                f"{cls.__name__}.{name}: cannot evaluate the annotation {raw!r} ({exc}); import "
+                "the types it names at module level"
+            ) from exc
+    return raw
+
+
+def _build_resource(cls: type[Resource]) -> None:
+    rname = cls.__name__
+    if rname in _REGISTRY and _REGISTRY[rname].__module__ != cls.__module__:
+        pass  # two resources of one name in different modules: the later one wins by name
+    attributes: dict[str, Attribute] = {}
+    relationships: dict[str, Relationship] = {}
+    aggregates: dict[str, Aggregate] = {}
+    calculations: dict[str, Calculation] = {}
+    for name, value in list(cls.__dict__.items()):
+        if isinstance(value, Attribute):
+            attributes[name] = _finish_attribute(cls, name, value)
+        elif isinstance(value, Relationship):
+            value.name, value.source = name, cls
+            relationships[name] = value
+        elif isinstance(value, Aggregate):
+            value.name = name
+            aggregates[name] = value
+        elif isinstance(value, Calculation):
+            value.name = name
+            calculations[name] = value
+    for name in inspect.get_annotations(cls):
+        if (
+            name not in cls.__dict__
+            and not name.startswith("__")
+            and name not in ("identities", "actions", "policies", "notifiers", "counters")
+        ):
+            raise ResourceDefinitionError(
+                f"{rname}.{name}: annotated but not declared; write "
+                f"`{name}: <type> = attribute(...)` (or a relationship/aggregate helper)"
+            )
+    for rel in relationships.values():
+        if rel.kind == "belongs_to":
+            key = rel.source_attribute or f"{rel.name}_id"
+            rel.source_attribute = key
+            if key not in attributes:
+                attributes[key] = _finish_attribute(
+                    cls, key, Attribute(sa.Uuid(), allow_nil=rel.allow_nil), annotated=False
+                )
+        else:
+            rel.destination_attribute = rel.destination_attribute or f"{_snake(rname)}_id"
+            if rel.kind == "many_to_many":
+                rel.source_attribute_on_join = rel.source_attribute_on_join or f"{_snake(rname)}_id"
+    primary = tuple(name for name, a in attributes.items() if a.primary_key)
+    if not primary:
+        raise ResourceDefinitionError(
+            f"{rname}: no primary key; add `id: uuid.UUID = uuid_primary_key()`"
+        )
+    for name in aggregates:
+        if name in attributes or name in relationships:
+            raise ResourceDefinitionError(f"{rname}.{name}: declared twice")
+    table_name = cls.__dict__.get("__tablename__") or f"{_snake(rname)}s"
+    if table_name in METADATA.tables:
+        METADATA.remove(METADATA.tables[table_name])
+    columns = [a.column for a in attributes.values()]
+    table = sa.Table(table_name, METADATA, *columns)
+    for ident in cls.identities:
+        if not isinstance(ident, Identity):
+            raise ResourceDefinitionError(
+                f"{rname}.identities: {ident!r} is not an identity; use identity(name, *fields)"
+            )
+        unknown = [f for f in ident.fields if f not in attributes]
+        if unknown or not ident.fields:
+            raise ResourceDefinitionError(
+                f"{rname}: identity {ident.name!r} names unknown attributes {unknown}; "
+                f"attributes are {sorted(attributes)}"
+            )
+        table.append_constraint(sa.UniqueConstraint(*ident.fields, name=ident.name))
+    cls.__tablename__ = table_name
+    cls.__table__ = table
+    cls.__attributes__ = attributes
+    cls.__relationships__ = relationships
+    cls.__aggregates__ = aggregates
+    cls.__calculations__ = calculations
+    cls.__primary_key__ = primary
+    for name, attr in attributes.items():
+        setattr(cls, name, _Field(name, attr.column))
+    for name in (*relationships, *aggregates, *calculations):
+        delattr(cls, name) if name in cls.__dict__ else None
+    _REGISTRY[rname] = cls
+    from ._actions import build_actions  # the actions module needs the finished resource
+    from ._policy import check_policies
+
+    cls.__actions__ = build_actions(cls)
+    check_policies(cls)
+
+
+def _finish_attribute(
+    cls: type, name: str, attr: Attribute, *, annotated: bool = True
+) -> Attribute:
+    rname = cls.__name__
+    python_type: Any = None
+    nullable_ann = False
+    if annotated:
+        ann = _annotation(cls, name)
+        if ann is None:
+            raise ResourceDefinitionError(
+                f"{rname}.{name}: attribute without an annotation; "
+                f"write `{name}: str = attribute(...)`"
+            )
+        python_type, nullable_ann = _unwrap_optional(ann)
+    if attr.allow_nil is None:
+        attr.allow_nil = nullable_ann
+    elif annotated and attr.allow_nil and not nullable_ann:
+        raise ResourceDefinitionError(
+            f"{rname}.{name}: allow_nil=True but the annotation does not include None; "
+            f"annotate it as `{getattr(python_type, '__name__', python_type)} | None`"
+        )
+    elif annotated and not attr.allow_nil and nullable_ann:
+        raise ResourceDefinitionError(
+            f"{rname}.{name}: allow_nil=False but the annotation includes None; drop `| None`"
+        )
+    if attr.primary_key and attr.allow_nil:
+        raise ResourceDefinitionError(f"{rname}.{name}: a primary key cannot allow nil")
+    sa_type = attr.sa_type
+    if sa_type is None:
+        if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
+            sa_type = sa.Enum(python_type, native_enum=False, length=64, validate_strings=True)
+        elif python_type in _TYPES:
+            sa_type = _TYPES[python_type]()
+        else:
+            raise ResourceDefinitionError(
+                f"{rname}.{name}: no SQL type for {python_type!r}; use one of "
+                "str, int, float, bool, Decimal, uuid.UUID, datetime, date, dict, an Enum, "
+                "or pass sa_type=..."
+            )
+    elif isinstance(sa_type, type):
+        sa_type = sa_type()
+    if python_type is None:
+        try:
+            python_type = sa_type.python_type
+        except NotImplementedError:
+            python_type = object
+    is_str = python_type is str
+    if (attr.min_length is not None or attr.max_length is not None or attr.match) and not is_str:
+        raise ResourceDefinitionError(
+            f"{rname}.{name}: min_length/max_length/match apply to str attributes only"
+        )
+    if (attr.min is not None or attr.max is not None) and python_type not in (
+        int,
+        float,
+        decimal.Decimal,
+        dt.datetime,
+        dt.date,
+    ):
+        raise ResourceDefinitionError(f"{rname}.{name}: min/max apply to numbers and dates only")
+    if attr.match is not None:
+        try:
+            re.compile(attr.match)
+        except re.error as exc:
+            raise ResourceDefinitionError(f"{rname}.{name}: bad match regex ({exc})") from exc
+    if (
+        is_str
+        and attr.max_length is not None
+        and isinstance(sa_type, sa.String)
+        and not sa_type.length
+    ):
+        sa_type = sa.String(attr.max_length)
+    attr.name = name
+    attr.python_type = python_type
+    attr.sa_type = sa_type
+    attr.column = sa.Column(
+        name, sa_type, primary_key=attr.primary_key, nullable=not attr.allow_nil
+    )
+    return attr
+
+
+def _cast(attr: Attribute, value: Any) -> tuple[Any, list[str]]:
+    if value is None:
+        return None, ([] if attr.allow_nil else ["is required"])
+    pt = attr.python_type
+    try:
+        if pt is str:
+            if not isinstance(value, str):
+                return value, ["must be a string"]
+            if attr.trim:
+                value = value.strip()
+            if value == "" and not attr.allow_empty:
+                return None, ([] if attr.allow_nil else ["is required"])
+        elif pt is bool:
+            if not isinstance(value, bool):
+                return value, ["must be a boolean"]
+        elif pt is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+                    value = int(value)
+                else:
+                    return value, ["must be an integer"]
+        elif pt is float:
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                return value, ["must be a number"]
+            value = float(value)
+        elif pt is decimal.Decimal:
+            value = decimal.Decimal(str(value))
+        elif pt is uuid.UUID:
+            if not isinstance(value, uuid.UUID):
+                value = uuid.UUID(str(value))
+        elif pt is dt.datetime:
+            if isinstance(value, str):
+                value = dt.datetime.fromisoformat(value)
+            if not isinstance(value, dt.datetime):
+                return value, ["must be a datetime"]
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=dt.UTC)
+        elif isinstance(pt, type) and issubclass(pt, enum.Enum):
+            value = pt(value)
+    except (ValueError, TypeError, decimal.InvalidOperation):
+        return value, [f"is not a valid {getattr(pt, '__name__', pt)}"]
+    errors: list[str] = []
+    if pt is str:
+        if attr.min_length is not None and len(value) < attr.min_length:
+            errors.append(f"must be at least {attr.min_length} characters")
+        if attr.max_length is not None and len(value) > attr.max_length:
+            errors.append(f"must be at most {attr.max_length} characters")
+        if attr.match is not None and re.search(attr.match, value) is None:
+            errors.append(f"must match {attr.match}")
+    if attr.min is not None and value < attr.min:
+        errors.append(f"must be greater than or equal to {attr.min}")
+    if attr.max is not None and value > attr.max:
+        errors.append(f"must be less than or equal to {attr.max}")
+    if attr.one_of is not None and value not in attr.one_of:
+        errors.append(f"must be one of {', '.join(map(str, attr.one_of))}")
+    return value, errors
