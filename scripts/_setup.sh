@@ -34,3 +34,16 @@ fi
 
 export VIRTUAL_ENV="$venv"
 export PATH="$venv/bin:$PATH"
+
+# The official Phoenix JavaScript clients (tests drive them from Node): `npm ci` from the lock
+# file, again only when package-lock.json changed. Without npm, the tests that need these
+# clients skip (or fail when BEAM_REQUIRE_BROWSER=1, as in CI).
+if [[ -f package-lock.json ]] && command -v npm >/dev/null 2>&1; then
+    npm_want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+    npm_stamp="node_modules/.trio-beam-lock.sha256"
+    if [[ "$npm_want" != "$(cat "$npm_stamp" 2>/dev/null || true)" ]]; then
+        echo "setup: installing the JavaScript clients (npm ci)" >&2
+        npm ci --no-audit --no-fund --loglevel=error >&2
+        printf '%s\n' "$npm_want" > "$npm_stamp"
+    fi
+fi

@@ -15,6 +15,14 @@ into frames, as the official ``phoenix`` JavaScript client speaks them::
 
 import contextlib
 
+from ._channel import Channel as Channel
+from ._channel import ChannelReply as ChannelReply
+from ._channel import ChannelSocket as ChannelSocket
+from ._channel import Stop as Stop
+from ._channel import broadcast as broadcast
+from ._channel import broadcast_from as broadcast_from
+from ._channel import error as error
+from ._channel import ok as ok
 from ._protocol import HEARTBEAT as HEARTBEAT
 from ._protocol import PHOENIX_TOPIC as PHOENIX_TOPIC
 from ._protocol import PHX_CLOSE as PHX_CLOSE
@@ -33,9 +41,13 @@ from ._protocol import serializer_for as serializer_for
 from ._server import Endpoint as Endpoint
 from ._server import Request as Request
 from ._server import Response as Response
+from ._server import Upgrader as Upgrader
 from ._server import WebSocket as WebSocket
 from ._server import WebSocketClosed as WebSocketClosed
 from ._server import serve as serve
+from ._socket import ConnectInfo as ConnectInfo
+from ._socket import Socket as Socket
+from ._socket import disconnect as disconnect
 from ._token import InvalidToken as InvalidToken
 from ._token import Token as Token
 from ._token import TokenExpired as TokenExpired
@@ -51,6 +63,10 @@ __all__ = (
     "V1",
     "V2",
     "Broadcast",
+    "Channel",
+    "ChannelReply",
+    "ChannelSocket",
+    "ConnectInfo",
     "Endpoint",
     "InvalidToken",
     "Message",
@@ -59,10 +75,18 @@ __all__ = (
     "Request",
     "Response",
     "Serializer",
+    "Socket",
+    "Stop",
     "Token",
     "TokenExpired",
+    "Upgrader",
     "WebSocket",
     "WebSocketClosed",
+    "broadcast",
+    "broadcast_from",
+    "disconnect",
+    "error",
+    "ok",
     "serializer_for",
     "serve",
 )

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -40,7 +40,9 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-__all__ = ["Endpoint", "Request", "Response", "WebSocket", "WebSocketClosed", "serve"]
+from ._outbox import Outbox, frame
+
+__all__ = ["Endpoint", "Request", "Response", "Upgrader", "WebSocket", "WebSocketClosed", "serve"]
 
 logger = logging.getLogger("web.server")
 
@@ -60,6 +62,8 @@ class Request:
     query: dict[str, list[str]]
     headers: tuple[tuple[str, str], ...]
     body: bytes = b""
+    #: The peer's ``(host, port)``, when the transport knows it.
+    client: tuple[str, int] | None = None
 
     def header(self, name: str) -> str | None:
         """The first header called *name* (case-insensitive), or ``None``."""
@@ -80,15 +84,37 @@ HttpHandler = Callable[[Request], Response | Awaitable[Response]]
 SocketHandler = Callable[["WebSocket"], Awaitable[None]]
 
 
+class Upgrader(Protocol):
+    """Decides on a WebSocket upgrade before it happens (a Channels socket is one).
+
+    ``accept(request)`` returns the handler that will serve the accepted WebSocket, or a
+    :class:`Response` that refuses the upgrade (a 403 for a failed ``connect``).
+    """
+
+    async def accept(self, request: Request) -> SocketHandler | Response:
+        """The handler for this upgrade, or the response that refuses it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Always:
+    handler: SocketHandler
+
+    async def accept(self, request: Request) -> SocketHandler | Response:
+        return self.handler
+
+
 @dataclass
 class Endpoint:
     """Routes and limits: exact-path HTTP handlers and WebSocket handlers."""
 
     max_request_bytes: int = 1_048_576
     max_frame_bytes: int = 1_048_576
+    #: Bytes a WebSocket may have waiting for a peer that does not read before it is dropped.
+    max_backlog_bytes: int = 4 * 1_048_576
     keep_alive_timeout: float = 60.0
     _http: dict[tuple[str, str], HttpHandler] = field(default_factory=dict)
-    _sockets: dict[str, SocketHandler] = field(default_factory=dict)
+    _sockets: dict[str, Upgrader] = field(default_factory=dict)
 
     def get(self, path: str, handler: HttpHandler) -> None:
         """Answer ``GET path`` with ``handler(request)`` (sync or async)."""
@@ -102,9 +128,21 @@ class Endpoint:
 
     def websocket(self, path: str, handler: SocketHandler) -> None:
         """Accept WebSocket upgrades on *path* and run ``await handler(ws)`` for each."""
+        self.upgrade(path, _Always(handler))
+
+    def upgrade(self, path: str, upgrader: Upgrader) -> None:
+        """Let *upgrader* accept or refuse each WebSocket upgrade on *path*."""
         if not path.startswith("/"):
             raise ValueError(f"a WebSocket path starts with '/', got {path!r}")
-        self._sockets[path] = handler
+        self._sockets[path] = upgrader
+
+    def socket(self, path: str, socket: Upgrader) -> None:
+        """Mount a Channels :class:`~web.Socket` at *path*, as Phoenix's ``socket "/socket"``:
+        clients connect to ``<path>/websocket`` (``new Socket("/socket")`` in phoenix.js).
+
+        >>> endpoint.socket("/socket", UserSocket())
+        """
+        self.upgrade(path.rstrip("/") + "/websocket", socket)
 
 
 class WebSocketClosed(Exception):
@@ -117,34 +155,47 @@ class WebSocketClosed(Exception):
 
 
 class WebSocket:
-    """One accepted WebSocket: receive and send whole messages, close with a code."""
+    """One accepted WebSocket: receive and send whole messages, close with a code.
+
+    Writes go through :attr:`outbox` (see :class:`~web._outbox.Outbox`): :meth:`send` waits
+    until the kernel took the bytes, ``outbox.write_nowait(frame(...))`` does not wait at all.
+    """
 
     def __init__(
-        self, stream: trio.abc.Stream, ws: WSConnection, request: Request, max_frame: int
+        self,
+        stream: trio.SocketStream,
+        ws: WSConnection,
+        request: Request,
+        max_frame: int,
+        outbox: Outbox,
     ) -> None:
         self.request = request
+        self.outbox = outbox
         self._stream = stream
         self._ws = ws
         self._max_frame = max_frame
         self._parts: list[str | bytes] = []
         self._size = 0
-        self._send_lock = trio.Lock()
         self.closed: WebSocketClosed | None = None
 
     async def send(self, message: str | bytes) -> None:
         """Send one text (``str``) or binary (``bytes``) message."""
-        event = TextMessage(message) if isinstance(message, str) else BytesMessage(message)
-        await self._write(self._ws.send(event))
+        if self.closed is not None:
+            raise self.closed
+        self.outbox.write_nowait(frame(message))
+        await self.outbox.drain()
 
     async def close(self, code: int = GOING_AWAY, reason: str = "") -> None:
         """Close with *code* (1001 by default: clients reconnect) and finish the handshake:
         wait briefly for the peer's close frame, then close the TCP connection."""
-        if self.closed is None:
+        if self.closed is None and self.outbox.failed is None:
             self.closed = WebSocketClosed(code, reason)
             with contextlib.suppress(*_GONE, LocalProtocolError):
-                await self._write(self._ws.send(CloseConnection(code, reason)))
+                self.outbox.write_nowait(self._ws.send(CloseConnection(code, reason)))
                 with trio.move_on_after(_CLOSE_WAIT):
+                    await self.outbox.drain()
                     await self._await_peer_close()
+        self.outbox.close()
         await self._stream.aclose()
 
     async def _await_peer_close(self) -> None:
@@ -163,8 +214,9 @@ class WebSocket:
                 if isinstance(event, TextMessage | BytesMessage):
                     self._size += len(event.data)
                     if self._size > self._max_frame:
-                        await self.close(1009, "message too big")
-                        raise WebSocketClosed(1009, "message too big")
+                        reason = f"message over {self._max_frame} bytes"
+                        await self.close(1009, reason)
+                        raise WebSocketClosed(1009, reason)
                     self._parts.append(
                         bytes(event.data) if isinstance(event.data, bytearray) else event.data
                     )
@@ -172,11 +224,11 @@ class WebSocket:
                         parts, self._parts, self._size = self._parts, [], 0
                         return parts[0] if len(parts) == 1 else type(parts[0])().join(parts)  # type: ignore[arg-type]
                 elif isinstance(event, Ping):
-                    await self._write(self._ws.send(event.response()))
+                    self.outbox.write_nowait(self._ws.send(event.response()))
                 elif isinstance(event, CloseConnection):
                     self.closed = WebSocketClosed(event.code, event.reason)
-                    with contextlib.suppress(trio.BrokenResourceError, LocalProtocolError):
-                        await self._write(self._ws.send(event.response()))
+                    with contextlib.suppress(LocalProtocolError):
+                        self.outbox.write_nowait(self._ws.send(event.response()))
                     raise self.closed
             if self.closed is not None:
                 raise self.closed
@@ -202,10 +254,6 @@ class WebSocket:
         except WebSocketClosed:
             raise StopAsyncIteration from None
 
-    async def _write(self, data: bytes) -> None:
-        async with self._send_lock:
-            await self._stream.send_all(data)
-
 
 async def serve(
     endpoint: Endpoint,
@@ -229,16 +277,16 @@ async def serve(
         )
 
 
-async def _connection(endpoint: Endpoint, stream: trio.abc.Stream) -> None:
+async def _connection(endpoint: Endpoint, stream: trio.SocketStream) -> None:
     http = h11.Connection(h11.SERVER, max_incomplete_event_size=16_384)
     try:
         while True:
             request = await _read_request(endpoint, http, stream)
             if request is None:
                 return
-            handler = endpoint._sockets.get(request.path)
-            if handler is not None and (request.header("upgrade") or "").lower() == "websocket":
-                await _upgrade(endpoint, stream, http, request, handler)
+            upgrader = endpoint._sockets.get(request.path)
+            if upgrader is not None and (request.header("upgrade") or "").lower() == "websocket":
+                await _upgrade(endpoint, stream, http, request, upgrader)
                 return
             response = await _respond(endpoint, request)
             await _send_response(http, stream, response)
@@ -252,7 +300,7 @@ async def _connection(endpoint: Endpoint, stream: trio.abc.Stream) -> None:
 
 
 async def _read_request(
-    endpoint: Endpoint, http: h11.Connection, stream: trio.abc.Stream
+    endpoint: Endpoint, http: h11.Connection, stream: trio.SocketStream
 ) -> Request | None:
     head: h11.Request | None = None
     body = bytearray()
@@ -282,12 +330,18 @@ async def _read_request(
                     return None
             elif isinstance(event, h11.EndOfMessage) and head is not None:
                 target = urlsplit(head.target.decode("latin-1"))
+                try:
+                    peer = stream.socket.getpeername()
+                    client = (str(peer[0]), int(peer[1]))
+                except (OSError, IndexError, TypeError):
+                    client = None
                 return Request(
                     head.method.decode("ascii"),
                     target.path,
                     parse_qs(target.query),
                     tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers),
                     bytes(body),
+                    client,
                 )
             elif isinstance(event, h11.ConnectionClosed):
                 return None
@@ -324,11 +378,19 @@ async def _send_response(http: h11.Connection, stream: trio.abc.Stream, response
 
 async def _upgrade(
     endpoint: Endpoint,
-    stream: trio.abc.Stream,
+    stream: trio.SocketStream,
     http: h11.Connection,
     request: Request,
-    handler: SocketHandler,
+    upgrader: Upgrader,
 ) -> None:
+    try:
+        handler = await upgrader.accept(request)
+    except Exception:
+        logger.exception("WebSocket upgrade on %s failed", request.path)
+        handler = Response(500, b"internal server error\n")
+    if isinstance(handler, Response):
+        await _send_response(http, stream, handler)
+        return
     ws = WSConnection(ConnectionType.SERVER)
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
     ws.initiate_upgrade_connection(headers, request.path)
@@ -340,13 +402,29 @@ async def _upgrade(
     await stream.send_all(ws.send(AcceptConnection(subprotocol=subprotocol)))
     if leftover:
         ws.receive_data(bytes(leftover))
-    socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes)
+    outbox = Outbox(stream.socket, max_backlog=endpoint.max_backlog_bytes)
+    socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes, outbox)
+    code = GOING_AWAY
     try:
-        await handler(socket)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_write_until_failed, outbox, nursery.cancel_scope)
+            try:
+                await handler(socket)
+            finally:
+                nursery.cancel_scope.cancel()
     except WebSocketClosed:
         pass
     except Exception:
         logger.exception("WebSocket handler for %s failed", request.path)
-        await socket.close(1011, "internal error")
-        return
-    await socket.close()
+        code = 1011
+    finally:
+        # Also on cancellation (the server is shutting down): say goodbye with a code that
+        # makes clients reconnect, without waiting long for a peer that may be gone.
+        with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_WAIT):
+            await socket.close(code)
+
+
+async def _write_until_failed(outbox: Outbox, scope: trio.CancelScope) -> None:
+    await outbox.run()
+    if outbox.failed is not None:
+        scope.cancel()

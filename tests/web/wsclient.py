@@ -14,6 +14,7 @@ from wsproto.events import (
     Message,
     Ping,
     Pong,
+    RejectConnection,
     Request,
     TextMessage,
 )
@@ -25,6 +26,14 @@ class Closed(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+class Rejected(Exception):
+    """The server answered the upgrade with an HTTP error ``status``."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 class Client:
@@ -73,20 +82,31 @@ class Client:
 
 @asynccontextmanager
 async def connect(
-    port: int, path: str, subprotocols: list[str] | None = None
+    port: int,
+    path: str,
+    subprotocols: list[str] | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> AsyncIterator[Client]:
     """Open a WebSocket to 127.0.0.1:*port* at *path*; the socket is closed on exit."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         ws = WSConnection(ConnectionType.CLIENT)
-        await stream.send_all(
-            ws.send(Request(host="127.0.0.1", target=path, subprotocols=subprotocols or []))
+        request = Request(
+            host=f"127.0.0.1:{port}",
+            target=path,
+            subprotocols=subprotocols or [],
+            extra_headers=headers or [],
         )
+        await stream.send_all(ws.send(request))
         with trio.fail_after(5):
             while True:
                 data = await stream.receive_some(65_536)
                 ws.receive_data(bytes(data) if data else None)
-                accepted = next((e for e in ws.events() if isinstance(e, AcceptConnection)), None)
+                events = list(ws.events())
+                rejected = next((e for e in events if isinstance(e, RejectConnection)), None)
+                if rejected is not None:
+                    raise Rejected(rejected.status_code)
+                accepted = next((e for e in events if isinstance(e, AcceptConnection)), None)
                 if accepted is not None:
                     break
         yield Client(stream, ws, accepted.subprotocol)

@@ -1,0 +1,170 @@
+"""What a WebSocket writes goes through its :class:`Outbox`: written at once, queued only when
+the socket's kernel buffer is full.
+
+``write_nowait(data)`` is an ordinary (non-async) call: when nothing is queued it hands the
+bytes straight to the kernel with one non-blocking ``write``, so a broadcaster can put the same
+frame on two thousand sockets without a single task switch. Only a socket whose kernel buffer
+is full gets a backlog, which the outbox's writer task (:meth:`Outbox.run`) drains as the
+socket becomes writable. A backlog larger than ``max_backlog`` means the peer is not reading:
+the outbox gives up on it (a slow consumer must not make the server's memory grow without
+bound), logs why, and :attr:`Outbox.failed` says so to whoever owns the connection.
+
+Frames that are the same for every client (server frames are never masked) are made once with
+:func:`frame`::
+
+    data = frame('[null,null,"room:lobby","new_msg",{"body":"hi"}]')
+    for outbox in outboxes:
+        outbox.write_nowait(data)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from typing import Final
+
+import trio
+from wsproto.frame_protocol import FrameProtocol
+
+__all__ = ["Outbox", "frame"]
+
+logger = logging.getLogger("web.server")
+
+#: Frames data frames for any server-side connection: wsproto's framing with no extension
+#: (we never negotiate one), so the bytes do not depend on the connection.
+_FRAMER: Final = FrameProtocol(client=False, extensions=[])
+
+
+def frame(message: str | bytes) -> bytes:
+    """The WebSocket frame (text for ``str``, binary for ``bytes``) that carries *message*.
+
+    >>> frame("hi")
+    b'\\x81\\x02hi'
+    """
+    return bytes(_FRAMER.send_data(message, fin=True))
+
+
+class Outbox:
+    """The write side of one socket: immediate non-blocking writes, a bounded backlog.
+
+    The owner runs :meth:`run` in a task for as long as the connection lives, and calls
+    :meth:`close` just before closing the socket, so that no write can ever reach a file
+    descriptor number the kernel has handed to another connection.
+    """
+
+    def __init__(self, sock: trio.socket.SocketType, *, max_backlog: int = 4 * 1_048_576) -> None:
+        self._sock = sock
+        self._fd = sock.fileno()
+        self.max_backlog = max_backlog
+        self._backlog: deque[bytes | memoryview] = deque()
+        self._pending = 0
+        self._wakeup = trio.Event()
+        self._drained: trio.Event | None = None
+        #: Set when the outbox gave up: the peer vanished or stopped reading.
+        self.failed: str | None = None
+        self.closed = False
+        self.written = 0
+        self._running = False
+
+    @property
+    def backlog(self) -> int:
+        """Bytes accepted but not yet handed to the kernel."""
+        return self._pending
+
+    def write_nowait(self, data: bytes) -> None:
+        """Write *data* now if the socket takes it, else queue it; never blocks.
+
+        Writes after :meth:`close` or a failure are dropped (the connection is going away).
+        """
+        if self.closed or self.failed is not None:
+            return
+        if self._backlog:
+            self._queue(data)
+            return
+        try:
+            sent = os.write(self._fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._fail(f"socket write failed: {exc}")
+            return
+        self.written += sent
+        if sent < len(data):
+            self._queue(memoryview(data)[sent:])
+
+    async def drain(self) -> None:
+        """Wait until everything written so far has reached the kernel (or the outbox failed)."""
+        while self._backlog and self.failed is None and not self.closed:
+            if not self._running:
+                await trio.lowlevel.wait_writable(self._sock)
+                self._flush()
+                continue
+            if self._drained is None:
+                self._drained = trio.Event()
+            await self._drained.wait()
+
+    def close(self) -> None:
+        """Stop writing: later writes are dropped and :meth:`run` returns."""
+        self.closed = True
+        self._backlog.clear()
+        self._pending = 0
+        self._wake()
+
+    async def run(self) -> None:
+        """Drain the backlog whenever there is one, until :meth:`close` or a failure."""
+        self._running = True
+        try:
+            while not self.closed and self.failed is None:
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                while self._backlog and not self.closed and self.failed is None:
+                    await trio.lowlevel.wait_writable(self._sock)
+                    self._flush()
+                if self._drained is not None:
+                    self._drained.set()
+                    self._drained = None
+        finally:
+            self._running = False
+
+    def _queue(self, data: bytes | memoryview) -> None:
+        self._backlog.append(data)
+        self._pending += len(data)
+        if self._pending > self.max_backlog:
+            self._fail(
+                f"slow consumer: {self._pending} bytes waiting to be sent, over the limit of "
+                f"{self.max_backlog} (raise max_backlog if such bursts are expected)"
+            )
+            return
+        self._wakeup.set()
+
+    def _flush(self) -> None:
+        while self._backlog:
+            data = self._backlog[0]
+            try:
+                sent = os.write(self._fd, data)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._fail(f"socket write failed: {exc}")
+                return
+            self.written += sent
+            self._pending -= sent
+            if sent < len(data):
+                self._backlog[0] = memoryview(data)[sent:]
+                return
+            self._backlog.popleft()
+
+    def _fail(self, why: str) -> None:
+        if self.failed is None:
+            self.failed = why
+            logger.warning("dropping WebSocket connection: %s", why)
+        self._backlog.clear()
+        self._pending = 0
+        self._wake()
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None

@@ -1,0 +1,484 @@
+"""Sockets: authenticate a WebSocket connection and route its topics to channels.
+
+A :class:`Socket` subclass is what Phoenix calls a socket handler: it says which channel
+serves which topics, and ``connect`` decides, before the WebSocket upgrade, whether the client
+may connect and what the connection's *assigns* are (who the user is)::
+
+    class UserSocket(web.Socket):
+        channels = {"room:*": RoomChannel}
+
+        async def connect(self, params, connect_info):
+            try:
+                user_id = web.Token.verify(SECRET, "user socket", params.get("token", ""))
+            except web.InvalidToken:
+                return None                     # refused: HTTP 403
+            return {"user_id": user_id}
+
+        def id(self, assigns):
+            return f"user_socket:{assigns['user_id']}"   # web.disconnect(...) closes them
+
+    endpoint.socket("/socket", UserSocket())    # clients connect to /socket/websocket
+
+Each connection is a *transport process*. It answers heartbeats, starts one channel process per
+joined topic (linked to it), forwards the client's messages to them, and turns their exits
+into ``phx_error`` (a crash: phoenix.js rejoins) or nothing more (they already sent
+``phx_close``). When the connection ends, the transport exits and its channels stop with
+``("shutdown", "closed")``.
+
+Limits, each with a clear error reply or close reason, and a log line: ``max_channels`` joined
+topics per connection, ``rate_limit`` messages per window (over it, pushes are answered
+``{"reason": "rate limit exceeded ..."}``), ``idle_timeout`` without any frame (heartbeats
+count), ``check_origin`` for browsers, plus the endpoint's frame size and backlog limits.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final
+from urllib.parse import urlsplit
+
+import trio
+
+import beam
+
+from ._channel import Channel, ChannelSocket, Joined, run_channel
+from ._outbox import Outbox, frame
+from ._protocol import (
+    HEARTBEAT,
+    PHOENIX_TOPIC,
+    PHX_ERROR,
+    PHX_JOIN,
+    PHX_LEAVE,
+    Broadcast,
+    Message,
+    ProtocolError,
+    Reply,
+    Serializer,
+    serializer_for,
+)
+from ._server import Request, Response, SocketHandler, WebSocket
+
+__all__ = ["ConnectInfo", "Socket", "disconnect"]
+
+logger = logging.getLogger("web.socket")
+
+_BEARER: Final = "base64url.bearer.phx."
+_DUPLICATE_JOIN: Final = ("shutdown", "duplicate_join")
+_JOIN_WAIT: Final = 5.0
+_UPGRADE_WAIT: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectInfo:
+    """What ``connect`` may look at besides the params: the peer, headers, origin, and the
+    token phoenix.js sends with its ``authToken`` option (in the WebSocket subprotocols)."""
+
+    peer: tuple[str, int] | None
+    headers: tuple[tuple[str, str], ...]
+    origin: str | None
+    auth_token: str | None
+    path: str
+
+
+class Socket:
+    """Subclass it: declare ``channels``, override ``connect`` and ``id`` as needed.
+
+    ``channels`` maps topic patterns to channel classes: an exact topic (``"lobby"``) or a
+    prefix ending in ``*`` (``"room:*"``). The first matching pattern wins.
+
+    >>> class UserSocket(web.Socket):
+    ...     channels = {"room:*": RoomChannel}
+    """
+
+    channels: ClassVar[Mapping[str, type[Channel]]] = {}
+    #: ``True``: a browser's Origin must name the host it connected to; ``False``: any;
+    #: or a list of allowed origins (``"https://example.com"``, or ``"//example.com"`` for
+    #: any scheme and port).
+    check_origin: ClassVar[bool | Sequence[str]] = True
+    #: Topics one connection may join at once (Phoenix's ``max_channels_per_transport``).
+    max_channels: ClassVar[int] = 100
+    #: ``(messages, seconds)``: how many client messages a connection may send per window;
+    #: ``None`` for no limit. Heartbeats do not count.
+    rate_limit: ClassVar[tuple[int, float] | None] = (200, 1.0)
+    #: Seconds without any frame from the client before the connection is closed.
+    idle_timeout: ClassVar[float] = 60.0
+
+    async def connect(
+        self, params: Mapping[str, str], connect_info: ConnectInfo
+    ) -> Mapping[str, Any] | None:
+        """Accept the connection by returning its assigns, or refuse it with ``None`` (the
+        client gets HTTP 403). Runs in the connection's transport process, so it may call
+        other processes. The default accepts everyone with no assigns."""
+        return {}
+
+    def id(self, assigns: Mapping[str, Any]) -> str | None:
+        """A name shared by all of one user's connections, so that
+        ``web.disconnect(name)`` closes them all; ``None`` (the default) for no name."""
+        return None
+
+    # -- the Upgrader protocol of Endpoint -------------------------------------------------
+
+    async def accept(self, request: Request) -> SocketHandler | Response:
+        """Decide on a WebSocket upgrade (called by the server, not by users)."""
+        params = {key: values[-1] for key, values in request.query.items()}
+        try:
+            serializer = serializer_for(params.get("vsn"))
+        except ProtocolError as exc:
+            return _refuse(request, 403, f"{exc}")
+        origin = request.header("origin")
+        if not self._origin_allowed(origin, request.header("host")):
+            return _refuse(
+                request,
+                403,
+                f"origin {origin!r} is not allowed (set check_origin on {type(self).__name__})",
+            )
+        info = ConnectInfo(
+            request.client, request.headers, origin, _auth_token(request), request.path
+        )
+        connection = _Connection(self, serializer)
+        node = beam.current_node("web.Socket.accept")
+        pid, _ = node.spawn(
+            _transport, (self, connection, params, info), parent=None, initial_call=type(self)
+        )
+        connection.pid = pid
+        await connection.decided.wait()
+        if connection.refusal is not None:
+            return connection.refusal
+        return connection.session
+
+    def _origin_allowed(self, origin: str | None, host: str | None) -> bool:
+        check = self.check_origin
+        if check is False or origin is None:  # not a browser: there is no origin to check
+            return True
+        parts = urlsplit(origin)
+        if check is True:
+            return host is not None and parts.netloc.lower() == host.lower()
+        for allowed in check:
+            want = urlsplit(allowed)
+            if want.scheme and want.scheme != parts.scheme:
+                continue
+            if want.hostname == parts.hostname and (want.port is None or want.port == parts.port):
+                return True
+        return False
+
+    def _route(self, topic: str) -> type[Channel] | None:
+        for pattern, channel in self.channels.items():
+            if pattern.endswith("*"):
+                if topic.startswith(pattern[:-1]):
+                    return channel
+            elif topic == pattern:
+                return channel
+        return None
+
+
+def disconnect(socket_id: str) -> None:
+    """Close every connection whose socket ``id`` is *socket_id* (phoenix.js reconnects, and
+    ``connect`` decides again: use it after logging a user out or revoking a token).
+
+    >>> async def log_out(user_id):
+    ...     web.disconnect(f"user_socket:{user_id}")
+    """
+    beam.broadcast(socket_id, Broadcast(socket_id, "disconnect", {}))
+
+
+def _refuse(request: Request, status: int, why: str) -> Response:
+    logger.info("refused WebSocket on %s from %s: %s", request.path, request.client, why)
+    return Response(status, f"{why}\n".encode())
+
+
+def _auth_token(request: Request) -> str | None:
+    offered = request.header("sec-websocket-protocol") or ""
+    for protocol in (p.strip() for p in offered.split(",")):
+        if protocol.startswith(_BEARER):
+            encoded = protocol[len(_BEARER) :]
+            try:
+                raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+                return raw.decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+    return None
+
+
+# -- the transport process --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """Connection task -> transport: one frame from the client."""
+
+    data: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Gone:
+    """Connection task -> transport: the WebSocket is closed."""
+
+    code: int
+
+
+@dataclass
+class _Connection:
+    """What the connection's task and its transport process share (both on one trio thread)."""
+
+    socket: Socket
+    serializer: Serializer
+    pid: beam.Pid | None = None
+    decided: trio.Event = field(default_factory=trio.Event)
+    refusal: Response | None = None
+    upgraded: trio.Event = field(default_factory=trio.Event)
+    ws: WebSocket | None = None
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    close_with: tuple[int, str] | None = None
+
+    async def session(self, ws: WebSocket) -> None:
+        """The connection task after the upgrade: read frames, hand them to the transport."""
+        self.ws = ws
+        self.upgraded.set()
+        pid = self.pid
+        assert pid is not None
+        idle = self.socket.idle_timeout
+        code = 1006
+        try:
+            with self.scope:
+                while True:
+                    with trio.move_on_after(idle) as timer:
+                        data = await ws.receive()
+                    if timer.cancelled_caught:
+                        logger.info("closing WebSocket idle for %s s", idle)
+                        self.close_with = (1001, "idle timeout")
+                        break
+                    beam.send(pid, _Frame(data))
+        except BaseException as exc:
+            code = getattr(exc, "code", 1006)
+            raise
+        finally:
+            beam.send(pid, _Gone(code))
+        if self.close_with is not None:
+            await ws.close(*self.close_with)
+
+    def refuse(self, response: Response) -> None:
+        """Transport -> connection task: answer the upgrade request with *response*."""
+        self.refusal = response
+        self.decided.set()
+
+    def close(self, code: int, reason: str) -> None:
+        """Transport -> connection task: close the WebSocket with *code* and *reason*."""
+        if self.close_with is None:
+            self.close_with = (code, reason)
+        self.scope.cancel()
+
+    @property
+    def outbox(self) -> Outbox:
+        assert self.ws is not None, "the WebSocket is not upgraded yet"
+        return self.ws.outbox
+
+    def write(self, message: Message | Reply) -> None:
+        """Send *message* to the client (dropped if the connection is closed)."""
+        self.outbox.write_nowait(frame(self.serializer.encode(message)))
+
+
+@dataclass(slots=True)
+class _Entry:
+    pid: beam.Pid
+    join_ref: str | None
+    joined: bool = False
+
+
+class _RateLimit:
+    """A fixed window: at most *limit* messages per *window* seconds."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.start = time.monotonic()
+        self.count = 0
+        self.warned = False
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        if now - self.start >= self.window:
+            self.start, self.count, self.warned = now, 0, False
+        self.count += 1
+        return self.count <= self.limit
+
+
+async def _transport(
+    socket: Socket, conn: _Connection, params: dict[str, str], info: ConnectInfo
+) -> None:
+    """The transport process: ``connect``, wait for the upgrade, then serve the connection."""
+    try:
+        assigns = await _connect(socket, conn, params, info)
+        if assigns is None:
+            return
+        with trio.move_on_after(_UPGRADE_WAIT):
+            await conn.upgraded.wait()
+        if conn.ws is None:
+            return  # the upgrade never completed (the client went away)
+        await _Transport(socket, conn, assigns).run()
+    finally:
+        if not conn.decided.is_set():
+            conn.refuse(Response(500, b"internal server error\n"))
+        conn.close(1001, "server closing")
+
+
+async def _connect(
+    socket: Socket, conn: _Connection, params: dict[str, str], info: ConnectInfo
+) -> dict[str, Any] | None:
+    name = type(socket).__name__
+    assigns = await socket.connect(params, info)
+    if assigns is None or assigns is False:
+        logger.info(
+            "refused WebSocket on %s from %s: %s.connect said no", info.path, info.peer, name
+        )
+        conn.refuse(Response(403, f"{name}.connect refused the connection\n".encode()))
+        return None
+    if not isinstance(assigns, Mapping):
+        raise beam.BadReturnValue(f"{name}.connect", assigns, "a mapping of assigns, or None")
+    conn.decided.set()
+    return dict(assigns)
+
+
+class _Transport:
+    """The state of one transport process (see the module documentation)."""
+
+    def __init__(self, socket: Socket, conn: _Connection, assigns: dict[str, Any]) -> None:
+        self.socket = socket
+        self.conn = conn
+        self.assigns = assigns
+        self.id = socket.id(assigns)
+        self.channels: dict[str, _Entry] = {}
+        self.topics: dict[beam.Pid, str] = {}
+        limit = socket.rate_limit
+        self.rate = None if limit is None else _RateLimit(*limit)
+
+    async def run(self) -> None:
+        beam.trap_exit(True)
+        if self.id is not None:
+            beam.subscribe(self.id)
+        while True:
+            message = await beam.receive()
+            kind = type(message)
+            if kind is _Frame:
+                await self._frame(message.data)
+            elif kind is beam.Exit:
+                if message.pid in self.topics:
+                    self._channel_exit(message)
+                elif message.reason != "normal":
+                    self._stopped_by(message.reason)
+            elif kind is Joined:
+                entry = self.channels.get(message.topic)
+                if entry is not None and entry.pid == message.pid:
+                    entry.joined = True
+            elif kind is _Gone:
+                return
+            elif kind is Broadcast and message.topic == self.id and message.event == "disconnect":
+                self.conn.close(1001, "disconnected")
+                return
+
+    async def _frame(self, data: str | bytes) -> None:
+        try:
+            message = self.conn.serializer.decode(data)
+        except ProtocolError as exc:
+            logger.warning("closing WebSocket after a malformed frame: %s", exc)
+            self.conn.close(1007, f"malformed frame: {exc}"[:120])
+            return
+        if message.topic == PHOENIX_TOPIC and message.event == HEARTBEAT:
+            self._reply(message, "ok", {})
+            return
+        rate = self.rate
+        if rate is not None and not rate.allow():
+            if not rate.warned:
+                rate.warned = True
+                logger.warning(
+                    "rate limit: over %d messages in %s s on one connection; answering errors",
+                    rate.limit,
+                    rate.window,
+                )
+            reason = f"rate limit exceeded: at most {rate.limit} messages per {rate.window} s"
+            self._reply(message, "error", {"reason": reason})
+            return
+        entry = self.channels.get(message.topic)
+        if message.event == PHX_JOIN:
+            await self._join(message, entry)
+        elif entry is None:
+            if message.event == PHX_LEAVE:
+                self._reply(message, "ok", {})
+            else:
+                self._unmatched(message)
+        elif message.join_ref is not None and message.join_ref != entry.join_ref:
+            logger.debug("dropping a message for an earlier join of %r", message.topic)
+        else:
+            beam.send(entry.pid, message)
+
+    async def _join(self, message: Message, entry: _Entry | None) -> None:
+        topic = message.topic
+        channel = self.socket._route(topic)
+        if channel is None:
+            logger.warning("ignoring a join of %r: no channel route matches it", topic)
+            self._unmatched(message)
+            return
+        if entry is not None:
+            await self._stop_channel(entry)
+        elif len(self.channels) >= self.socket.max_channels:
+            logger.warning("refusing a join of %r: %d channels joined", topic, len(self.channels))
+            self._reply(message, "error", {"reason": "too many channels joined"})
+            return
+        payload = message.payload if isinstance(message.payload, Mapping) else {}
+        context = ChannelSocket(
+            topic,
+            message.join_ref,
+            self.assigns,
+            beam.self(),
+            self.id,
+            self.conn.outbox,
+            self.conn.serializer,
+        )
+        node = beam.current_node()
+        pid, _ = node.spawn(
+            run_channel,
+            (channel(), context, payload, message.ref),
+            parent=node.lookup(beam.self()),
+            link=True,
+            initial_call=channel,
+        )
+        self.channels[topic] = _Entry(pid, message.join_ref)
+        self.topics[pid] = topic
+
+    async def _stop_channel(self, entry: _Entry) -> None:
+        """A second join of a joined topic: stop the first channel (it sends its phx_close)."""
+        beam.exit(entry.pid, _DUPLICATE_JOIN)
+        try:
+            await beam.receive(
+                lambda m: type(m) is beam.Exit and m.pid == entry.pid, timeout=_JOIN_WAIT
+            )
+        except beam.ReceiveTimeout:
+            beam.exit(entry.pid, "kill")
+            await beam.receive(lambda m: type(m) is beam.Exit and m.pid == entry.pid)
+        topic = self.topics.pop(entry.pid)
+        del self.channels[topic]
+
+    def _channel_exit(self, message: beam.Exit) -> None:
+        topic = self.topics.pop(message.pid)
+        entry = self.channels.pop(topic)
+        if entry.joined and not beam.is_normal_exit(message.reason):
+            self.conn.write(Message(entry.join_ref, entry.join_ref, topic, PHX_ERROR, {}))
+
+    def _stopped_by(self, reason: Any) -> None:
+        """An exit signal from outside (a supervisor, a linked process): close and exit."""
+        clean = beam.is_normal_exit(reason)
+        if not clean:
+            logger.error("transport stopped by an exit signal: %s", beam.bounded_repr(reason))
+        self.conn.close(1001 if clean else 1011, "server closing" if clean else "internal error")
+        raise beam.ProcessExit(reason)
+
+    def _reply(self, message: Message, status: str, response: Any) -> None:
+        self.conn.write(Reply(message.join_ref, message.ref, message.topic, status, response))
+
+    def _unmatched(self, message: Message) -> None:
+        reply = Reply(None, message.ref, message.topic, "error", {"reason": "unmatched topic"})
+        self.conn.write(reply)
