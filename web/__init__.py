@@ -15,6 +15,7 @@ into frames, as the official ``phoenix`` JavaScript client speaks them::
 
 import contextlib
 
+from . import testing as testing
 from ._channel import Channel as Channel
 from ._channel import ChannelReply as ChannelReply
 from ._channel import ChannelSocket as ChannelSocket
@@ -89,6 +90,7 @@ __all__ = (
     "ok",
     "serializer_for",
     "serve",
+    "testing",
 )
 
 

@@ -50,14 +50,14 @@ frame to every subscribed socket, without waking any channel process. Events nam
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 import beam
 
 from ._outbox import Outbox, frame
-from ._protocol import PHX_CLOSE, PHX_LEAVE, Broadcast, Message, Reply, Serializer
+from ._protocol import PHX_CLOSE, PHX_LEAVE, Broadcast, Message, Outgoing, Reply, Serializer
 
 __all__ = [
     "Channel",
@@ -185,8 +185,8 @@ class ChannelSocket:
         assigns: Mapping[str, Any],
         transport_pid: beam.Pid,
         socket_id: str | None,
-        outbox: Outbox,
-        serializer: Serializer,
+        wire: tuple[Outbox, Serializer] | None,
+        sink: Callable[[Outgoing], None] | None = None,
     ) -> None:
         self.topic = topic
         self.join_ref = join_ref
@@ -194,8 +194,10 @@ class ChannelSocket:
         self.transport_pid = transport_pid
         self.id = socket_id
         self.joined = False
-        self._outbox = outbox
-        self._serializer = serializer
+        #: The connection's outbox and serializer; ``None`` for an in-process test client.
+        self._wire = wire
+        #: Where messages go when there is no wire (``web.testing``).
+        self._sink = sink
 
     def __repr__(self) -> str:
         return f"<ChannelSocket {self.topic!r} join_ref={self.join_ref!r}>"
@@ -226,8 +228,12 @@ class ChannelSocket:
         """
         broadcast_from(beam.self(), self.topic, event, payload)
 
-    def _write(self, message: Message | Reply | Broadcast) -> None:
-        self._outbox.write_nowait(frame(self._serializer.encode(message)))
+    def _write(self, message: Outgoing) -> None:
+        if self._wire is not None:
+            outbox, serializer = self._wire
+            outbox.write_nowait(frame(serializer.encode(message)))
+        elif self._sink is not None:
+            self._sink(message)
 
     def _reply(self, ref: str | None, reply: ChannelReply) -> None:
         self._write(Reply(self.join_ref, ref, self.topic, reply.status, reply.response))
@@ -310,10 +316,12 @@ async def run_channel(
         socket._reply(ref, result)
         return
     intercept = frozenset(channel.intercept)
-    beam.subscribe(socket.topic, metadata=Lane(socket._outbox, socket._serializer, intercept))
+    wire = socket._wire
+    beam.subscribe(socket.topic, metadata=None if wire is None else Lane(*wire, intercept))
     socket.joined = True
     socket._reply(ref, result)
-    beam.send(socket.transport_pid, Joined(socket.topic, beam.self()))
+    if wire is not None:  # a real connection's transport tracks its joined channels
+        beam.send(socket.transport_pid, Joined(socket.topic, beam.self()))
     stop = await _serve(channel, socket, intercept)
     await _stop(channel, socket, stop)
 
@@ -380,4 +388,8 @@ async def _stop(channel: Channel, socket: ChannelSocket, stop: Stop) -> None:
         raise beam.ProcessExit(stop.reason)
     if stop.reason != CLOSED:
         socket._write(Message(socket.join_ref, socket.join_ref, socket.topic, PHX_CLOSE, {}))
+    if socket._wire is None:
+        # An in-process test client (web.testing) is not a transport trapping exits: a clean
+        # stop must not take the test down with it.
+        beam.unlink(socket.transport_pid)
     raise beam.ProcessExit(stop.reason)

@@ -435,8 +435,7 @@ class _Transport:
             self.assigns,
             beam.self(),
             self.id,
-            self.conn.outbox,
-            self.conn.serializer,
+            (self.conn.outbox, self.conn.serializer),
         )
         node = beam.current_node()
         pid, _ = node.spawn(

@@ -1,0 +1,56 @@
+"""web.testing: channels driven in-process by the test, no server involved."""
+
+from __future__ import annotations
+
+import pytest
+
+import beam
+import web
+
+from .test_channels import Room
+
+
+async def test_join_push_reply_broadcast_and_leave() -> None:
+    async with beam.open_node():
+        room = await web.testing.join(Room, "room:lobby", assigns={"user_id": "u1"})
+        assert room.reply == {"user": "u1"}
+        assert await room.assert_reply(room.push("echo", {"x": 1}), "ok") == {"echo": {"x": 1}}
+        await room.assert_reply(room.push("refuse"), "error", {"reason": "no"})
+        room.push("shout", {"text": "hi"})
+        await room.assert_broadcast("shout", {"text": "hi"})
+        await room.assert_push("shout", {"text": "hi"})  # forwarded to this client too
+        room.push("later", {"n": 2})
+        assert await room.assert_push("later") == {"n": 2}
+        await room.refute_push("censored")
+        await room.assert_reply(room.leave(), "ok")
+        await room.assert_close()
+
+
+async def test_failed_assertions_say_what_was_expected() -> None:
+    async with beam.open_node():
+        room = await web.testing.join(Room, "room:lobby")
+        ref = room.push("echo", 1)
+        with pytest.raises(AssertionError, match="expected status 'error', got 'ok'"):
+            await room.assert_reply(ref, "error")
+        with pytest.raises(AssertionError, match="no push of 'nothing'"):
+            await room.assert_push("nothing", timeout=0.05)
+        room.push("later", {"n": 1})
+        with pytest.raises(AssertionError, match="expected"):
+            await room.assert_push("later", {"n": 2})
+
+
+async def test_refused_join_raises() -> None:
+    async with beam.open_node():
+        with pytest.raises(web.testing.JoinRefused) as refused:
+            await web.testing.join(Room, "room:secret")
+        assert refused.value.response == {"reason": "unauthorized"}
+
+
+async def test_a_crash_reaches_a_test_that_traps_exits() -> None:
+    async with beam.open_node():
+        beam.trap_exit(True)
+        room = await web.testing.join(Room, "room:lobby")
+        room.push("boom")
+        exit_ = await beam.receive(beam.Exit, timeout=1)
+        assert exit_.pid == room.pid
+        assert isinstance(exit_.reason, RuntimeError)
