@@ -4,10 +4,10 @@ the socket's kernel buffer is full.
 ``write_nowait(data)`` is an ordinary (non-async) call: when nothing is queued it hands the
 bytes straight to the kernel with one non-blocking ``write``, so a broadcaster can put the same
 frame on two thousand sockets without a single task switch. Only a socket whose kernel buffer
-is full gets a backlog, which the outbox's writer task (:meth:`Outbox.run`) drains as the
-socket becomes writable. A backlog larger than ``max_backlog`` means the peer is not reading:
-the outbox gives up on it (a slow consumer must not make the server's memory grow without
-bound), logs why, and :attr:`Outbox.failed` says so to whoever owns the connection.
+is full gets a backlog, which a writer task drains as the socket becomes writable. A backlog
+larger than ``max_backlog`` means the peer is not reading: the outbox gives up on it (a slow
+consumer must not make the server's memory grow without bound), logs why, and tells the
+connection's owner to end it.
 
 Frames that are the same for every client (server frames are never masked) are made once with
 :func:`frame`::
@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 import trio
@@ -48,24 +49,35 @@ def frame(message: str | bytes) -> bytes:
 class Outbox:
     """The write side of one socket: immediate non-blocking writes, a bounded backlog.
 
-    The owner runs :meth:`run` in a task for as long as the connection lives, and calls
-    :meth:`close` just before closing the socket, so that no write can ever reach a file
-    descriptor number the kernel has handed to another connection.
+    When a backlog appears, a writer task is started in *nursery* to drain it and ends once it
+    is drained, so an idle connection costs no task. On a failure (the peer vanished, or its
+    backlog passed ``max_backlog``) the outbox calls *on_failure*, whose job is to end the
+    connection. The owner calls :meth:`close` just before closing the socket, so that no write
+    can ever reach a file descriptor number the kernel has handed to another connection.
     """
 
-    def __init__(self, sock: trio.socket.SocketType, *, max_backlog: int = 4 * 1_048_576) -> None:
+    def __init__(
+        self,
+        sock: trio.socket.SocketType,
+        nursery: trio.Nursery,
+        *,
+        max_backlog: int = 4 * 1_048_576,
+        on_failure: Callable[[], object] | None = None,
+    ) -> None:
         self._sock = sock
         self._fd = sock.fileno()
+        self._nursery = nursery
         self.max_backlog = max_backlog
-        self._backlog: deque[bytes | memoryview] = deque()
+        self._on_failure = on_failure
+        # Made only when needed: an empty deque and an Event cost more than the rest.
+        self._backlog: deque[bytes | memoryview] | None = None
         self._pending = 0
-        self._wakeup = trio.Event()
+        self._writing = False
         self._drained: trio.Event | None = None
         #: Set when the outbox gave up: the peer vanished or stopped reading.
         self.failed: str | None = None
         self.closed = False
         self.written = 0
-        self._running = False
 
     @property
     def backlog(self) -> int:
@@ -96,7 +108,7 @@ class Outbox:
     async def drain(self) -> None:
         """Wait until everything written so far has reached the kernel (or the outbox failed)."""
         while self._backlog and self.failed is None and not self.closed:
-            if not self._running:
+            if not self._writing:
                 await trio.lowlevel.wait_writable(self._sock)
                 self._flush()
                 continue
@@ -105,29 +117,15 @@ class Outbox:
             await self._drained.wait()
 
     def close(self) -> None:
-        """Stop writing: later writes are dropped and :meth:`run` returns."""
+        """Stop writing: later writes are dropped and the writer task ends."""
         self.closed = True
-        self._backlog.clear()
+        self._backlog = None
         self._pending = 0
-        self._wake()
-
-    async def run(self) -> None:
-        """Drain the backlog whenever there is one, until :meth:`close` or a failure."""
-        self._running = True
-        try:
-            while not self.closed and self.failed is None:
-                await self._wakeup.wait()
-                self._wakeup = trio.Event()
-                while self._backlog and not self.closed and self.failed is None:
-                    await trio.lowlevel.wait_writable(self._sock)
-                    self._flush()
-                if self._drained is not None:
-                    self._drained.set()
-                    self._drained = None
-        finally:
-            self._running = False
+        self._wake_drainers()
 
     def _queue(self, data: bytes | memoryview) -> None:
+        if self._backlog is None:
+            self._backlog = deque()
         self._backlog.append(data)
         self._pending += len(data)
         if self._pending > self.max_backlog:
@@ -135,12 +133,23 @@ class Outbox:
                 f"slow consumer: {self._pending} bytes waiting to be sent, over the limit of "
                 f"{self.max_backlog} (raise max_backlog if such bursts are expected)"
             )
-            return
-        self._wakeup.set()
+        elif not self._writing:
+            self._writing = True
+            self._nursery.start_soon(self._write_backlog, name="web.outbox")
+
+    async def _write_backlog(self) -> None:
+        try:
+            while self._backlog and not self.closed and self.failed is None:
+                await trio.lowlevel.wait_writable(self._sock)
+                self._flush()
+        finally:
+            self._writing = False
+            self._wake_drainers()
 
     def _flush(self) -> None:
-        while self._backlog:
-            data = self._backlog[0]
+        backlog = self._backlog
+        while backlog:
+            data = backlog[0]
             try:
                 sent = os.write(self._fd, data)
             except BlockingIOError:
@@ -151,20 +160,21 @@ class Outbox:
             self.written += sent
             self._pending -= sent
             if sent < len(data):
-                self._backlog[0] = memoryview(data)[sent:]
+                backlog[0] = memoryview(data)[sent:]
                 return
-            self._backlog.popleft()
+            backlog.popleft()
 
     def _fail(self, why: str) -> None:
         if self.failed is None:
             self.failed = why
             logger.warning("dropping WebSocket connection: %s", why)
-        self._backlog.clear()
+            if self._on_failure is not None:
+                self._on_failure()
+        self._backlog = None
         self._pending = 0
-        self._wake()
+        self._wake_drainers()
 
-    def _wake(self) -> None:
-        self._wakeup.set()
+    def _wake_drainers(self) -> None:
         if self._drained is not None:
             self._drained.set()
             self._drained = None

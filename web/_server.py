@@ -29,8 +29,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 import trio
-from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
+from wsproto import ConnectionType
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -38,6 +38,7 @@ from wsproto.events import (
     Ping,
     TextMessage,
 )
+from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ._outbox import Outbox, frame
@@ -164,7 +165,7 @@ class WebSocket:
     def __init__(
         self,
         stream: trio.SocketStream,
-        ws: WSConnection,
+        ws: Connection,
         request: Request,
         max_frame: int,
         outbox: Outbox,
@@ -286,7 +287,13 @@ async def _connection(endpoint: Endpoint, stream: trio.SocketStream) -> None:
                 return
             upgrader = endpoint._sockets.get(request.path)
             if upgrader is not None and (request.header("upgrade") or "").lower() == "websocket":
-                await _upgrade(endpoint, stream, http, request, upgrader)
+                handler = await _accept(upgrader, request)
+                if isinstance(handler, Response):
+                    await _send_response(http, stream, handler)
+                    return
+                leftover = bytes(http.trailing_data[0])
+                del http  # an open WebSocket keeps no HTTP state
+                await _upgrade(endpoint, stream, leftover, request, handler)
                 return
             response = await _respond(endpoint, request)
             await _send_response(http, stream, response)
@@ -376,42 +383,50 @@ async def _send_response(http: h11.Connection, stream: trio.abc.Stream, response
     await stream.send_all(data)
 
 
+async def _accept(upgrader: Upgrader, request: Request) -> SocketHandler | Response:
+    try:
+        return await upgrader.accept(request)
+    except Exception:
+        logger.exception("WebSocket upgrade on %s failed", request.path)
+        return Response(500, b"internal server error\n")
+
+
 async def _upgrade(
     endpoint: Endpoint,
     stream: trio.SocketStream,
-    http: h11.Connection,
+    leftover: bytes,
     request: Request,
-    upgrader: Upgrader,
+    handler: SocketHandler,
 ) -> None:
-    try:
-        handler = await upgrader.accept(request)
-    except Exception:
-        logger.exception("WebSocket upgrade on %s failed", request.path)
-        handler = Response(500, b"internal server error\n")
-    if isinstance(handler, Response):
-        await _send_response(http, stream, handler)
-        return
-    ws = WSConnection(ConnectionType.SERVER)
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
-    ws.initiate_upgrade_connection(headers, request.path)
-    leftover, _ = http.trailing_data
+    handshake = H11Handshake(ConnectionType.SERVER)
+    handshake.initiate_upgrade_connection(
+        [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers], request.path
+    )
     offered = [
         p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",") if p.strip()
     ]
     subprotocol = "phoenix" if "phoenix" in offered else None
-    await stream.send_all(ws.send(AcceptConnection(subprotocol=subprotocol)))
+    await stream.send_all(handshake.send(AcceptConnection(subprotocol=subprotocol)))
+    ws = handshake.connection
+    assert ws is not None
+    del handshake  # only the frame-level connection is needed from now on
     if leftover:
-        ws.receive_data(bytes(leftover))
-    outbox = Outbox(stream.socket, max_backlog=endpoint.max_backlog_bytes)
-    socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes, outbox)
+        ws.receive_data(leftover)
     code = GOING_AWAY
+    socket: WebSocket | None = None
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_write_until_failed, outbox, nursery.cancel_scope)
+            outbox = Outbox(
+                stream.socket,
+                nursery,
+                max_backlog=endpoint.max_backlog_bytes,
+                on_failure=nursery.cancel_scope.cancel,
+            )
+            socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes, outbox)
             try:
                 await handler(socket)
             finally:
-                nursery.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()  # a writer task waiting on a stuck peer
     except WebSocketClosed:
         pass
     except Exception:
@@ -420,11 +435,6 @@ async def _upgrade(
     finally:
         # Also on cancellation (the server is shutting down): say goodbye with a code that
         # makes clients reconnect, without waiting long for a peer that may be gone.
-        with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_WAIT):
-            await socket.close(code)
-
-
-async def _write_until_failed(outbox: Outbox, scope: trio.CancelScope) -> None:
-    await outbox.run()
-    if outbox.failed is not None:
-        scope.cancel()
+        if socket is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_WAIT):
+                await socket.close(code)

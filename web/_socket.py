@@ -71,6 +71,9 @@ _BEARER: Final = "base64url.bearer.phx."
 _DUPLICATE_JOIN: Final = ("shutdown", "duplicate_join")
 _JOIN_WAIT: Final = 5.0
 _UPGRADE_WAIT: Final = 10.0
+#: Stands in for a connection's set-up Events once they have fired.
+_HAPPENED: Final = trio.Event()
+_HAPPENED.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,30 +239,34 @@ class _Connection:
     close_with: tuple[int, str] | None = None
 
     async def session(self, ws: WebSocket) -> None:
-        """The connection task after the upgrade: read frames, hand them to the transport."""
+        """The connection task after the upgrade: read frames, hand them to the transport.
+
+        One cancel scope serves both ends: its deadline moves with every frame (the idle
+        timeout), and the transport cancels it to close the connection (:meth:`close`).
+        """
         self.ws = ws
         self.upgraded.set()
         pid = self.pid
         assert pid is not None
         idle = self.socket.idle_timeout
+        scope = self.scope
         code = 1006
         try:
-            with self.scope:
+            with scope:
+                scope.deadline = trio.current_time() + idle
                 while True:
-                    with trio.move_on_after(idle) as timer:
-                        data = await ws.receive()
-                    if timer.cancelled_caught:
-                        logger.info("closing WebSocket idle for %s s", idle)
-                        self.close_with = (1001, "idle timeout")
-                        break
+                    data = await ws.receive()
+                    scope.deadline = trio.current_time() + idle
                     beam.send(pid, _Frame(data))
         except BaseException as exc:
             code = getattr(exc, "code", 1006)
             raise
         finally:
             beam.send(pid, _Gone(code))
-        if self.close_with is not None:
-            await ws.close(*self.close_with)
+        if self.close_with is None:
+            logger.info("closing a WebSocket idle for %s s", idle)
+            self.close_with = (1001, "idle timeout")
+        await ws.close(*self.close_with)
 
     def refuse(self, response: Response) -> None:
         """Transport -> connection task: answer the upgrade request with *response*."""
@@ -319,6 +326,7 @@ async def _transport(
             await conn.upgraded.wait()
         if conn.ws is None:
             return  # the upgrade never completed (the client went away)
+        conn.decided = conn.upgraded = _HAPPENED  # an idle connection keeps no spare Events
         await _Transport(socket, conn, assigns).run()
     finally:
         if not conn.decided.is_set():

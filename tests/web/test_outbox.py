@@ -18,18 +18,17 @@ def test_frame_is_a_server_frame() -> None:
 async def test_writes_go_straight_to_the_kernel_then_queue_and_drain() -> None:
     a, b = trio.socket.socketpair()
     with a, b:
-        outbox = Outbox(a, max_backlog=64 * 1024 * 1024)
-        outbox.write_nowait(b"hello")
-        assert outbox.backlog == 0
-        assert await b.recv(100) == b"hello"
-
-        chunk = b"z" * 65_536
-        while outbox.backlog == 0:  # fill the kernel buffer: the rest is queued, in order
-            outbox.write_nowait(chunk)
-        total = outbox.written + outbox.backlog - len(b"hello")
-        received = 0
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(outbox.run)
+            outbox = Outbox(a, nursery, max_backlog=64 * 1024 * 1024)
+            outbox.write_nowait(b"hello")
+            assert outbox.backlog == 0
+            assert await b.recv(100) == b"hello"
+
+            chunk = b"z" * 65_536
+            while outbox.backlog == 0:  # fill the kernel buffer: the rest is queued, in order
+                outbox.write_nowait(chunk)
+            total = outbox.written + outbox.backlog - len(b"hello")
+            received = 0
             outbox.write_nowait(b"end")
             total += 3
             data = b""
@@ -46,12 +45,17 @@ async def test_writes_go_straight_to_the_kernel_then_queue_and_drain() -> None:
 async def test_a_peer_that_does_not_read_is_cut_off_at_the_limit() -> None:
     a, b = trio.socket.socketpair()
     with a, b:
-        outbox = Outbox(a, max_backlog=100_000)
-        chunk = b"z" * 65_536
-        for _ in range(10_000):
-            outbox.write_nowait(chunk)
-            if outbox.failed:
-                break
+        failures: list[str] = []
+        async with trio.open_nursery() as nursery:
+            outbox = Outbox(
+                a, nursery, max_backlog=100_000, on_failure=lambda: failures.append("called")
+            )
+            chunk = b"z" * 65_536
+            for _ in range(10_000):
+                outbox.write_nowait(chunk)
+                if outbox.failed:
+                    break
+        assert failures == ["called"]
         assert outbox.failed is not None
         assert "slow consumer" in outbox.failed
         assert outbox.backlog == 0  # the backlog is dropped, not kept
@@ -62,7 +66,8 @@ async def test_a_peer_that_does_not_read_is_cut_off_at_the_limit() -> None:
 async def test_nothing_is_written_after_close() -> None:
     a, b = trio.socket.socketpair()
     with a, b:
-        outbox = Outbox(a)
-        outbox.close()
-        outbox.write_nowait(b"late")
+        async with trio.open_nursery() as nursery:
+            outbox = Outbox(a, nursery)
+            outbox.close()
+            outbox.write_nowait(b"late")
         assert outbox.written == 0
