@@ -178,6 +178,8 @@ class ChannelSocket:
     (the socket's id, if any) are read-only by convention.
     """
 
+    __slots__ = ("_sink", "_wire", "assigns", "id", "join_ref", "joined", "topic", "transport_pid")
+
     def __init__(
         self,
         topic: str,

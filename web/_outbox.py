@@ -56,6 +56,21 @@ class Outbox:
     can ever reach a file descriptor number the kernel has handed to another connection.
     """
 
+    __slots__ = (
+        "_backlog",
+        "_drained",
+        "_fd",
+        "_nursery",
+        "_on_failure",
+        "_pending",
+        "_sock",
+        "_writing",
+        "closed",
+        "failed",
+        "max_backlog",
+        "written",
+    )
+
     def __init__(
         self,
         sock: trio.socket.SocketType,
@@ -142,6 +157,8 @@ class Outbox:
             while self._backlog and not self.closed and self.failed is None:
                 await trio.lowlevel.wait_writable(self._sock)
                 self._flush()
+        except (trio.ClosedResourceError, OSError):
+            pass  # the connection closed its socket while this task waited: nothing to write to
         finally:
             self._writing = False
             self._wake_drainers()

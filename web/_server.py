@@ -162,6 +162,19 @@ class WebSocket:
     until the kernel took the bytes, ``outbox.write_nowait(frame(...))`` does not wait at all.
     """
 
+    __slots__ = (
+        "_closing",
+        "_max_frame",
+        "_parts",
+        "_size",
+        "_stream",
+        "_ws",
+        "closed",
+        "outbox",
+        "request",
+        "scope",
+    )
+
     def __init__(
         self,
         stream: trio.SocketStream,
@@ -172,6 +185,10 @@ class WebSocket:
     ) -> None:
         self.request = request
         self.outbox = outbox
+        #: The cancel scope around the handler: its deadline may be moved (an idle timeout);
+        #: when it fires, the connection closes with 1001 "idle timeout".
+        self.scope = trio.CancelScope()
+        self._closing: tuple[int, str] | None = None
         self._stream = stream
         self._ws = ws
         self._max_frame = max_frame
@@ -185,6 +202,16 @@ class WebSocket:
             raise self.closed
         self.outbox.write_nowait(frame(message))
         await self.outbox.drain()
+
+    def close_soon(self, code: int = GOING_AWAY, reason: str = "") -> None:
+        """Ask for the connection to be closed with *code* and *reason*, from any task: the
+        handler is cancelled and the server closes the WebSocket.
+
+        >>> ws.close_soon(1008, "policy violation")
+        """
+        if self._closing is None:
+            self._closing = (code, reason)
+        self.scope.cancel()
 
     async def close(self, code: int = GOING_AWAY, reason: str = "") -> None:
         """Close with *code* (1001 by default: clients reconnect) and finish the handshake:
@@ -274,11 +301,13 @@ async def serve(
     async with trio.open_nursery() as nursery:
         task_status.started(bound)
         await trio.serve_listeners(
-            partial(_connection, endpoint), listeners, handler_nursery=nursery
+            partial(_connection, endpoint, nursery), listeners, handler_nursery=nursery
         )
 
 
-async def _connection(endpoint: Endpoint, stream: trio.SocketStream) -> None:
+async def _connection(
+    endpoint: Endpoint, nursery: trio.Nursery, stream: trio.SocketStream
+) -> None:
     http = h11.Connection(h11.SERVER, max_incomplete_event_size=16_384)
     try:
         while True:
@@ -293,7 +322,7 @@ async def _connection(endpoint: Endpoint, stream: trio.SocketStream) -> None:
                     return
                 leftover = bytes(http.trailing_data[0])
                 del http  # an open WebSocket keeps no HTTP state
-                await _upgrade(endpoint, stream, leftover, request, handler)
+                await _upgrade(endpoint, nursery, stream, leftover, request, handler)
                 return
             response = await _respond(endpoint, request)
             await _send_response(http, stream, response)
@@ -393,6 +422,7 @@ async def _accept(upgrader: Upgrader, request: Request) -> SocketHandler | Respo
 
 async def _upgrade(
     endpoint: Endpoint,
+    nursery: trio.Nursery,
     stream: trio.SocketStream,
     leftover: bytes,
     request: Request,
@@ -412,29 +442,24 @@ async def _upgrade(
     del handshake  # only the frame-level connection is needed from now on
     if leftover:
         ws.receive_data(leftover)
-    code = GOING_AWAY
-    socket: WebSocket | None = None
+    outbox = Outbox(stream.socket, nursery, max_backlog=endpoint.max_backlog_bytes)
+    socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes, outbox)
+    # A backlog's writer task runs in the server's nursery (an idle connection has none); a
+    # failed outbox (a slow consumer) ends the connection through the handler's scope.
+    outbox._on_failure = socket.scope.cancel
+    close_with: tuple[int, str] = (GOING_AWAY, "")
     try:
-        async with trio.open_nursery() as nursery:
-            outbox = Outbox(
-                stream.socket,
-                nursery,
-                max_backlog=endpoint.max_backlog_bytes,
-                on_failure=nursery.cancel_scope.cancel,
-            )
-            socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes, outbox)
-            try:
-                await handler(socket)
-            finally:
-                nursery.cancel_scope.cancel()  # a writer task waiting on a stuck peer
+        with socket.scope:
+            await handler(socket)
+        if socket.scope.cancelled_caught and socket._closing is None:
+            close_with = (GOING_AWAY, "idle timeout")
     except WebSocketClosed:
         pass
     except Exception:
         logger.exception("WebSocket handler for %s failed", request.path)
-        code = 1011
+        close_with = (1011, "internal error")
     finally:
         # Also on cancellation (the server is shutting down): say goodbye with a code that
         # makes clients reconnect, without waiting long for a peer that may be gone.
-        if socket is not None:
-            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_WAIT):
-                await socket.close(code)
+        with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_WAIT):
+            await socket.close(*(socket._closing or close_with))

@@ -224,7 +224,7 @@ class _Gone:
     code: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Connection:
     """What the connection's task and its transport process share (both on one trio thread)."""
 
@@ -235,38 +235,35 @@ class _Connection:
     refusal: Response | None = None
     upgraded: trio.Event = field(default_factory=trio.Event)
     ws: WebSocket | None = None
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     close_with: tuple[int, str] | None = None
 
     async def session(self, ws: WebSocket) -> None:
         """The connection task after the upgrade: read frames, hand them to the transport.
 
-        One cancel scope serves both ends: its deadline moves with every frame (the idle
-        timeout), and the transport cancels it to close the connection (:meth:`close`).
+        The WebSocket's cancel scope serves both ends: its deadline moves with every frame
+        (the idle timeout), and the transport cancels it to close the connection
+        (:meth:`close`).
         """
         self.ws = ws
         self.upgraded.set()
         pid = self.pid
         assert pid is not None
+        if self.close_with is not None:  # the transport is gone already
+            ws.close_soon(*self.close_with)
         idle = self.socket.idle_timeout
-        scope = self.scope
+        scope = ws.scope
         code = 1006
         try:
-            with scope:
+            scope.deadline = trio.current_time() + idle
+            while True:
+                data = await ws.receive()
                 scope.deadline = trio.current_time() + idle
-                while True:
-                    data = await ws.receive()
-                    scope.deadline = trio.current_time() + idle
-                    beam.send(pid, _Frame(data))
+                beam.send(pid, _Frame(data))
         except BaseException as exc:
             code = getattr(exc, "code", 1006)
             raise
         finally:
             beam.send(pid, _Gone(code))
-        if self.close_with is None:
-            logger.info("closing a WebSocket idle for %s s", idle)
-            self.close_with = (1001, "idle timeout")
-        await ws.close(*self.close_with)
 
     def refuse(self, response: Response) -> None:
         """Transport -> connection task: answer the upgrade request with *response*."""
@@ -277,7 +274,8 @@ class _Connection:
         """Transport -> connection task: close the WebSocket with *code* and *reason*."""
         if self.close_with is None:
             self.close_with = (code, reason)
-        self.scope.cancel()
+        if self.ws is not None:
+            self.ws.close_soon(code, reason)
 
     @property
     def outbox(self) -> Outbox:
@@ -353,6 +351,8 @@ async def _connect(
 
 class _Transport:
     """The state of one transport process (see the module documentation)."""
+
+    __slots__ = ("assigns", "channels", "conn", "id", "rate", "socket", "topics")
 
     def __init__(self, socket: Socket, conn: _Connection, assigns: dict[str, Any]) -> None:
         self.socket = socket
