@@ -1,16 +1,39 @@
-r"""web: the HTTP/WebSocket endpoint, Channels and LiveView.
+r"""web: the HTTP/WebSocket endpoint and Phoenix Channels, on our own trio server.
 
-It will hold our trio server (h11 + wsproto), Channels, LiveView and Jinja2-syntax LiveView
-templates. What exists now: the HTTP/1.1 + WebSocket server (:func:`serve` an
-:class:`Endpoint`), signed, expiring :class:`Token` values, and the Phoenix Channels wire
-protocol, sans I/O: :data:`V2` (and the legacy :data:`V1`) turn WebSocket frames into
-:class:`Message` values and :class:`Message`, :class:`Reply` and :class:`Broadcast` values
-into frames, as the official ``phoenix`` JavaScript client speaks them::
+One server (:func:`serve`, on h11 and wsproto) serves an :class:`Endpoint`: HTTP routes, a
+mounted ASGI app for everything else (:meth:`Endpoint.mount`), and Channels sockets that the
+official ``phoenix`` JavaScript client speaks to unmodified::
 
-    from web import V2, Reply
+    import beam
+    import web
 
-    message = V2.decode('["1","1","room:lobby","phx_join",{}]')
-    frame = V2.encode(Reply(message.join_ref, message.ref, message.topic, "ok", {}))
+    class RoomChannel(web.Channel):
+        async def join(self, topic, params, socket):
+            return web.ok()
+
+        async def handle_in(self, event, payload, socket):
+            if event == "new_msg":
+                socket.broadcast("new_msg", payload)      # to every client in the room
+                return web.ok()
+            return web.error({"reason": f"unknown event {event}"})
+
+    class UserSocket(web.Socket):
+        channels = {"room:*": RoomChannel}
+
+    endpoint = web.Endpoint()
+    endpoint.socket("/socket", UserSocket())              # new Socket("/socket") in JS
+
+    async def main():
+        await web.serve(endpoint, "127.0.0.1", 4000)
+
+    beam.run(main)                                        # or: python -m web app:endpoint
+
+Each connection is a transport process and each joined channel a process linked to it: a
+crash in one channel reaches its client as ``phx_error`` (phoenix.js rejoins) and nothing
+else. Broadcasts are encoded once and written to every socket without waking the channel
+processes. Sockets authenticate with signed, expiring :class:`Token` values; the wire
+protocol itself (:data:`V2`, :data:`V1`) is sans I/O; :mod:`web.testing` drives channels in
+tests without a server.
 """
 
 import contextlib

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -65,6 +65,8 @@ class Request:
     body: bytes = b""
     #: The peer's ``(host, port)``, when the transport knows it.
     client: tuple[str, int] | None = None
+    #: The query string as it came, undecoded (``query`` is its parsed form).
+    query_string: str = ""
 
     def header(self, name: str) -> str | None:
         """The first header called *name* (case-insensitive), or ``None``."""
@@ -116,6 +118,7 @@ class Endpoint:
     keep_alive_timeout: float = 60.0
     _http: dict[tuple[str, str], HttpHandler] = field(default_factory=dict)
     _sockets: dict[str, Upgrader] = field(default_factory=dict)
+    _fallback: HttpHandler | None = None
 
     def get(self, path: str, handler: HttpHandler) -> None:
         """Answer ``GET path`` with ``handler(request)`` (sync or async)."""
@@ -126,6 +129,16 @@ class Endpoint:
         if not path.startswith("/"):
             raise ValueError(f"a route path starts with '/', got {path!r}")
         self._http[(method.upper(), path)] = handler
+
+    def mount(self, app: Any) -> None:
+        """Send every HTTP request no route of ours answers to the ASGI application *app*
+        (Starlette, FastAPI...), so users keep their usual HTTP routes.
+
+        >>> endpoint.mount(Starlette(routes=[Route("/health", health)]))
+        """
+        from ._asgi import call_asgi  # the bridge needs this module's Request and Response
+
+        self._fallback = partial(call_asgi, app)
 
     def websocket(self, path: str, handler: SocketHandler) -> None:
         """Accept WebSocket upgrades on *path* and run ``await handler(ws)`` for each."""
@@ -305,9 +318,7 @@ async def serve(
         )
 
 
-async def _connection(
-    endpoint: Endpoint, nursery: trio.Nursery, stream: trio.SocketStream
-) -> None:
+async def _connection(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.SocketStream) -> None:
     http = h11.Connection(h11.SERVER, max_incomplete_event_size=16_384)
     try:
         while True:
@@ -378,6 +389,7 @@ async def _read_request(
                     tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers),
                     bytes(body),
                     client,
+                    target.query,
                 )
             elif isinstance(event, h11.ConnectionClosed):
                 return None
@@ -388,6 +400,8 @@ async def _read_request(
 
 async def _respond(endpoint: Endpoint, request: Request) -> Response:
     handler = endpoint._http.get((request.method, request.path))
+    if handler is None and endpoint._fallback is not None:
+        handler = endpoint._fallback
     if handler is None:
         if any(path == request.path for _, path in endpoint._http):
             return Response(405, b"method not allowed\n")

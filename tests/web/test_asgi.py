@@ -1,0 +1,93 @@
+"""A mounted Starlette app answers the HTTP routes ours do not; sockets stay ours."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+import beam
+import web
+
+from . import phx
+from .test_channels import UserSocket
+
+
+async def echo(request: StarletteRequest) -> JSONResponse:
+    return JSONResponse(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "query": dict(request.query_params),
+            "body": (await request.body()).decode(),
+            "header": request.headers.get("x-test"),
+        }
+    )
+
+
+async def fail(request: StarletteRequest) -> PlainTextResponse:
+    raise RuntimeError("the app failed")
+
+
+APP = Starlette(
+    routes=[Route("/api/echo", echo, methods=["GET", "POST"]), Route("/api/fail", fail)]
+)
+
+
+async def http(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(raw)
+        data = b""
+        while chunk := await stream.receive_some(65_536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+async def test_unrouted_requests_reach_the_mounted_app_and_sockets_stay_ours() -> None:
+    async with beam.open_node():
+        endpoint = web.Endpoint()
+        endpoint.get("/ours", lambda request: web.Response(200, b"ours"))
+        endpoint.socket("/socket", UserSocket())
+        endpoint.mount(APP)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
+            status, _, body = await http(
+                port, b"GET /ours HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+            )
+            assert (status, body) == (200, b"ours")
+
+            request = (
+                b"POST /api/echo?a=1&b=%20x HTTP/1.1\r\nhost: x\r\nx-test: yes\r\n"
+                b"content-length: 5\r\nconnection: close\r\n\r\nhello"
+            )
+            status, headers, body = await http(port, request)
+            assert status == 200
+            assert headers["content-type"] == "application/json"
+            assert json.loads(body) == {
+                "method": "POST",
+                "path": "/api/echo",
+                "query": {"a": "1", "b": " x"},
+                "body": "hello",
+                "header": "yes",
+            }
+
+            status, _, _ = await http(
+                port, b"GET /api/missing HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+            )
+            assert status == 404  # Starlette's own 404
+            status, _, _ = await http(
+                port, b"GET /api/fail HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+            )
+            assert status == 500
+
+            async with phx.connect(port) as client:
+                assert (await client.join("room:a"))[1]["status"] == "ok"
+            nursery.cancel_scope.cancel()
