@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -119,6 +121,7 @@ class Endpoint:
     _http: dict[tuple[str, str], HttpHandler] = field(default_factory=dict)
     _sockets: dict[str, Upgrader] = field(default_factory=dict)
     _fallback: HttpHandler | None = None
+    _static: list[Any] = field(default_factory=list)
 
     def get(self, path: str, handler: HttpHandler) -> None:
         """Answer ``GET path`` with ``handler(request)`` (sync or async)."""
@@ -129,6 +132,24 @@ class Endpoint:
         if not path.startswith("/"):
             raise ValueError(f"a route path starts with '/', got {path!r}")
         self._http[(method.upper(), path)] = handler
+
+    def static(self, prefix: str, directory: str | os.PathLike[str]) -> None:
+        """Serve the files under *directory* at *prefix* (``GET <prefix>/<file path>``).
+
+        >>> endpoint.static("/assets", "priv/static")
+        """
+        from ._static import StaticFiles  # a handler built on this module's Request/Response
+
+        if not prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError(
+                f"a static prefix starts with '/' and does not end with one: {prefix!r}"
+            )
+        root = Path(directory)
+        if not root.is_dir():
+            raise ValueError(
+                f"static directory {str(root)!r} does not exist (or is not a directory)"
+            )
+        self._static.append(StaticFiles(prefix, root.resolve()))
 
     def mount(self, app: Any) -> None:
         """Send every HTTP request no route of ours answers to the ASGI application *app*
@@ -336,7 +357,7 @@ async def _connection(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.So
                 await _upgrade(endpoint, nursery, stream, leftover, request, handler)
                 return
             response = await _respond(endpoint, request)
-            await _send_response(http, stream, response)
+            await _send_response(http, stream, response, head=request.method == "HEAD")
             if http.our_state is h11.MUST_CLOSE or http.their_state is h11.MUST_CLOSE:
                 return
             http.start_next_cycle()
@@ -400,6 +421,8 @@ async def _read_request(
 
 async def _respond(endpoint: Endpoint, request: Request) -> Response:
     handler = endpoint._http.get((request.method, request.path))
+    if handler is None:
+        handler = next((s for s in endpoint._static if s.owns(request.path)), None)
     if handler is None and endpoint._fallback is not None:
         handler = endpoint._fallback
     if handler is None:
@@ -416,12 +439,16 @@ async def _respond(endpoint: Endpoint, request: Request) -> Response:
     return result
 
 
-async def _send_response(http: h11.Connection, stream: trio.abc.Stream, response: Response) -> None:
+async def _send_response(
+    http: h11.Connection, stream: trio.abc.Stream, response: Response, *, head: bool = False
+) -> None:
+    """Send *response*; for a HEAD request, its headers only (with the body's length)."""
     if http.our_state not in (h11.IDLE, h11.SEND_RESPONSE):  # IDLE: after a bad request
         return
     headers = [*response.headers, ("content-length", str(len(response.body)))]
     data = http.send(h11.Response(status_code=response.status, headers=headers))
-    data += http.send(h11.Data(data=response.body)) if response.body else b""
+    if response.body and not head:
+        data += http.send(h11.Data(data=response.body))
     data += http.send(h11.EndOfMessage())
     await stream.send_all(data)
 
