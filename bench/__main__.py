@@ -25,6 +25,7 @@ SUITES: dict[str, str] = {
     "pubsub": "bench.pubsub",
     "presence": "bench.presence",
     "supervisors": "bench.supervisors",
+    "channels": "bench.channels",
 }
 
 
