@@ -1,0 +1,109 @@
+"""LiveView templates: rendered trees and diffs that bring the client to Jinja2's own output.
+
+The oracle is Jinja2 itself: for every sequence of assigns, applying our diffs with the
+client's merge rules (:func:`web._rendered.merge`) must give exactly the HTML that Jinja2
+renders from the same template and assigns.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jinja2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from web._rendered import merge, to_html
+from web._template import LiveTemplate, TemplateError
+
+TEMPLATES = [
+    "<p>{{ title }}</p>",
+    "<h1>{{ title|upper }}</h1>{% if flag %}<b>{{ count }}</b>{% elif other %}-{% endif %}!",
+    '<ul>{% for row in rows %}<li id="r{{ loop.index }}">{{ row.name }}:{{ row.n }}'
+    "{% if row.n > 2 %} big{% endif %}</li>{% else %}<li>empty</li>{% endfor %}</ul>",
+    "{% for row in rows if row.n %}{{ title }}{{ row.name }}{% if flag %}[{{ count }}]{% endif %}"
+    "{% endfor %}<i>{{ count + 1 }}</i>",
+    "{% for a, b in pairs %}<{{ a }}={{ b }}>{% for c in rows %}{{ c.n }}{% endfor %}"
+    "{% endfor %}{{ rows|length }}",
+    "{% if rows %}{% for r in rows %}{{ loop.index0 }}{{ loop.last }}{{ r.name }}{% endfor %}"
+    "{% else %}none{% endif %}",
+]
+
+names = st.text(alphabet="ab<&>\"' ", max_size=4)
+rows = st.lists(st.fixed_dictionaries({"name": names, "n": st.integers(0, 4)}), max_size=5)
+assigns = st.fixed_dictionaries(
+    {
+        "title": names,
+        "flag": st.booleans(),
+        "other": st.booleans(),
+        "count": st.integers(-2, 3),
+        "rows": rows,
+        "pairs": st.lists(st.tuples(names, st.integers(0, 2)), max_size=3),
+    }
+)
+
+
+def jinja(source: str, values: dict[str, Any]) -> str:
+    return jinja2.Environment(autoescape=True).from_string(source).render(values)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(TEMPLATES), st.lists(assigns, min_size=1, max_size=6), st.booleans())
+def test_diffs_bring_the_client_to_jinjas_render(
+    source: str, steps: list[dict[str, Any]], tell_changes: bool
+) -> None:
+    template = LiveTemplate(source)
+    tree, state = template.render(steps[0])
+    json.dumps(tree)  # everything on the wire is JSON
+    assert to_html(tree) == jinja(source, steps[0])
+    previous = steps[0]
+    for values in steps[1:]:
+        changed = {k for k in values if values[k] != previous[k]} if tell_changes else None
+        diff, state = template.diff(values, state, changed)
+        json.dumps(diff)
+        assert "s" not in diff or diff == {}  # the root fingerprint never changes
+        tree = merge(tree, diff)
+        assert to_html(tree) == jinja(source, values)
+        previous = values
+
+
+def test_nothing_changed_means_an_empty_diff_and_no_evaluation() -> None:
+    calls: list[str] = []
+    env = jinja2.Environment(autoescape=True)
+
+    def spy(value: str) -> str:
+        calls.append(value)
+        return value
+
+    env.filters["spy"] = spy
+    template = LiveTemplate("{{ a|spy }}-{{ b|spy }}", environment=env)
+    _, state = template.render({"a": "x", "b": "y"})
+    calls.clear()
+    diff, state = template.diff({"a": "x", "b": "z"}, state, {"b"})
+    assert diff == {"1": "z"}
+    assert calls == ["z"]  # the slot reading only a was not evaluated
+    diff, state = template.diff({"a": "x", "b": "z"}, state, {"a"})
+    assert diff == {}  # evaluated, same text: not sent
+
+
+def test_one_changed_row_of_a_thousand_sends_one_entry() -> None:
+    template = LiveTemplate(
+        "<table>{% for r in rows %}<tr><td>{{ r.id }}</td><td>{{ r.name }}</td></tr>"
+        "{% endfor %}</table>"
+    )
+    rows = [{"id": i, "name": f"row {i}"} for i in range(1000)]
+    tree, state = template.render({"rows": rows})
+    changed_rows = list(rows)
+    changed_rows[500] = {"id": 500, "name": "changed"}
+    diff, state = template.diff({"rows": changed_rows}, state, {"rows"})
+    assert diff == {"0": {"k": {"500": {"1": "changed"}, "kc": 1000}}}
+    assert len(json.dumps(diff)) < 0.01 * len(json.dumps(tree))
+
+
+def test_unsupported_tags_and_syntax_errors_name_the_line() -> None:
+    with pytest.raises(TemplateError, match=r"line 2: \{% macro %\} is not supported"):
+        LiveTemplate("ok\n{% macro m() %}x{% endmacro %}")
+    with pytest.raises(TemplateError, match="line 1"):
+        LiveTemplate("{% if %}")

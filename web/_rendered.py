@@ -1,0 +1,105 @@
+"""Rendered trees as the LiveView client keeps them: merging diffs and turning a tree into HTML.
+
+A *rendered tree* is what LiveView sends in a join reply: ``{"s": [statics], "0": dyn, ...}``
+where each dynamic is a string, a nested tree, or a comprehension ``{"s": [...], "k": {"0":
+{...entry dynamics...}, "kc": count}}`` whose entries share its statics. A *diff* has the same
+shape with only what changed; a node carrying ``"s"`` replaces the old one.
+
+These functions follow the rules of the official client (``Rendered.mutableMerge`` and
+``toOutputBuffer`` in phoenix_live_view 1.2), so a test can check, without a browser, that our
+diffs bring the client's tree to exactly the server's latest render::
+
+    >>> tree = {"s": ["<p>", "</p>"], "0": "1"}
+    >>> to_html(merge(tree, {"0": "2"}))
+    '<p>2</p>'
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = ["merge", "to_html"]
+
+Tree = dict[str, Any]
+
+
+def merge(tree: Tree, diff: Tree) -> Tree:
+    """The tree the client holds after applying *diff* to *tree* (*tree* is not changed).
+
+    >>> merge({"s": ["a", "b"], "0": "x"}, {"0": "y"})
+    {'s': ['a', 'b'], '0': 'y'}
+    """
+    if "s" in diff:
+        return copy.deepcopy(diff)
+    target = copy.deepcopy(tree)
+    _merge_into(target, diff)
+    return target
+
+
+def _merge_into(target: Tree, source: Tree) -> None:
+    if "k" in source:
+        _merge_keyed(target, source)
+        return
+    for key, value in source.items():
+        old = target.get(key)
+        if isinstance(value, dict) and "s" not in value and isinstance(old, dict):
+            _merge_into(old, value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def _merge_keyed(target: Tree, source: Tree) -> None:
+    keyed = source["k"]
+    old_entries = copy.deepcopy(target["k"]) if keyed.get("km") else None
+    entries = target["k"]
+    for index, entry in keyed.items():
+        if index in ("kc", "km"):
+            continue
+        if isinstance(entry, list):
+            assert old_entries is not None, "a move needs km"
+            entries[index] = copy.deepcopy(old_entries[str(entry[0])])
+            _merge_into(entries[index], entry[1])
+        elif isinstance(entry, int):
+            assert old_entries is not None, "a move needs km"
+            entries[index] = copy.deepcopy(old_entries[str(entry)])
+        else:
+            entries.setdefault(index, {})
+            _merge_into(entries[index], entry)
+    for index in range(keyed["kc"], entries.get("kc", 0)):
+        entries.pop(str(index), None)
+    entries["kc"] = keyed["kc"]
+
+
+def to_html(tree: Tree) -> str:
+    """The HTML a rendered tree stands for (statics interleaved with dynamics).
+
+    >>> rows = {"s": ["<li>", "</li>"], "k": {"0": {"0": "a"}, "1": {"0": "b"}, "kc": 2}}
+    >>> to_html({"s": ["<ul>", "</ul>"], "0": rows})
+    '<ul><li>a</li><li>b</li></ul>'
+    """
+    parts: list[str] = []
+    _write(tree, parts)
+    return "".join(parts)
+
+
+def _write(node: Any, parts: list[str]) -> None:
+    if isinstance(node, str):
+        parts.append(node)
+        return
+    if not isinstance(node, dict):
+        raise TypeError(f"a rendered dynamic is a string or a tree, got {node!r:.80}")
+    statics = node["s"]
+    if "k" in node:
+        keyed = node["k"]
+        for index in range(keyed["kc"]):
+            _write_dynamics(keyed[str(index)], statics, parts)
+        return
+    _write_dynamics(node, statics, parts)
+
+
+def _write_dynamics(node: Tree, statics: list[str], parts: list[str]) -> None:
+    for index, static in enumerate(statics[:-1]):
+        parts.append(static)
+        _write(node[str(index)], parts)
+    parts.append(statics[-1])
