@@ -71,7 +71,7 @@ def test_runtime_quick_tiny_writes_one_judged_record_per_figure(tmp_path: Path) 
         assert record["name"] in done.stdout  # the table shows every figure
 
 
-@pytest.mark.parametrize("suite", ["pubsub", "presence", "supervisors"])
+@pytest.mark.parametrize("suite", ["pubsub", "presence", "supervisors", "channels"])
 def test_other_suites_run_tiny_and_judge_every_figure(tmp_path: Path, suite: str) -> None:
     out = tmp_path / f"{suite}.json"
     env = {**os.environ, "BEAM_BENCH_TINY": "1", "PYTHONPATH": str(REPO_ROOT)}
@@ -89,5 +89,5 @@ def test_other_suites_run_tiny_and_judge_every_figure(tmp_path: Path, suite: str
     assert records
     for record in records:
         assert set(record) == KEYS, record
-        assert record["ratio"] > 0, record
+        assert record["ratio"] >= 0, record  # a count of lost messages may be 0
         assert record["met"] is goal_met(record["goal"], record["value"], record["ratio"]), record
