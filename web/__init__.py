@@ -47,6 +47,9 @@ from ._channel import broadcast as broadcast
 from ._channel import broadcast_from as broadcast_from
 from ._channel import error as error
 from ._channel import ok as ok
+from ._live import LIVEVIEW_VERSION as LIVEVIEW_VERSION
+from ._live import LiveSocket as LiveSocket
+from ._live import LiveView as LiveView
 from ._protocol import HEARTBEAT as HEARTBEAT
 from ._protocol import PHOENIX_TOPIC as PHOENIX_TOPIC
 from ._protocol import PHX_CLOSE as PHX_CLOSE
@@ -78,6 +81,7 @@ from ._token import TokenExpired as TokenExpired
 
 __all__ = (
     "HEARTBEAT",
+    "LIVEVIEW_VERSION",
     "PHOENIX_TOPIC",
     "PHX_CLOSE",
     "PHX_ERROR",
@@ -93,6 +97,8 @@ __all__ = (
     "ConnectInfo",
     "Endpoint",
     "InvalidToken",
+    "LiveSocket",
+    "LiveView",
     "Message",
     "ProtocolError",
     "Reply",

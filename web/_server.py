@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -122,6 +123,10 @@ class Endpoint:
     _sockets: dict[str, Upgrader] = field(default_factory=dict)
     _fallback: HttpHandler | None = None
     _static: list[Any] = field(default_factory=list)
+    _live: Any = None
+    #: Signs LiveView sessions and CSRF tokens. Random per process by default: set it (the
+    #: same on every node) so that pages survive a restart without a reload.
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def get(self, path: str, handler: HttpHandler) -> None:
         """Answer ``GET path`` with ``handler(request)`` (sync or async)."""
@@ -150,6 +155,19 @@ class Endpoint:
                 f"static directory {str(root)!r} does not exist (or is not a directory)"
             )
         self._static.append(StaticFiles(prefix, root.resolve()))
+
+    def live(self, path: str, view: Any, *, layout: str | None = None, head: str = "") -> None:
+        """Serve the LiveView class *view* at *path*: the full page over HTTP, then live over
+        ``/live/websocket`` with the official client (served under ``/assets``).
+
+        *layout* is the page around the view (see ``web._live_page.DEFAULT_LAYOUT``); *head*
+        is extra markup for its ``<head>`` (styles).
+
+        >>> endpoint.live("/counter", Counter)
+        """
+        from ._live_page import DEFAULT_LAYOUT, mount_live  # LiveView builds on this module
+
+        mount_live(self, path, view, layout=layout or DEFAULT_LAYOUT, head=head)
 
     def mount(self, app: Any) -> None:
         """Send every HTTP request no route of ours answers to the ASGI application *app*

@@ -63,7 +63,9 @@ class Phx:
 
 
 @asynccontextmanager
-async def connect(port: int, query: str = "", **kwargs: Any) -> AsyncIterator[Phx]:
-    path = "/socket/websocket?vsn=2.0.0" + (f"&{query}" if query else "")
-    async with wsclient.connect(port, path, **kwargs) as client:
+async def connect(
+    port: int, query: str = "", *, path: str = "/socket/websocket", **kwargs: Any
+) -> AsyncIterator[Phx]:
+    target = f"{path}?vsn=2.0.0" + (f"&{query}" if query else "")
+    async with wsclient.connect(port, target, **kwargs) as client:
         yield Phx(client)

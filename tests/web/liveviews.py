@@ -1,0 +1,57 @@
+"""LiveViews shared by the LiveView tests (protocol-level and in the browser)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import beam
+import web
+
+
+class Counter(web.LiveView):
+    template = (
+        '<div class="counter"><h1 id="count">{{ count }}</h1>'
+        '<button id="inc" phx-click="inc">+1</button>'
+        '<button id="crash" phx-click="crash">crash</button>'
+        '{% if count > 2 %}<p id="big">big</p>{% endif %}</div>'
+    )
+    title = "Counter"
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
+    ) -> None:
+        socket.assign(count=int(params.get("start", 0)))
+        if socket.connected:
+            beam.subscribe("counter")
+
+    async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        if event == "inc":
+            socket.assign(count=socket.assigns["count"] + 1)
+        elif event == "crash":
+            raise RuntimeError("the counter crashed on purpose")
+
+    async def handle_info(self, message: Any, socket: web.LiveSocket) -> None:
+        if isinstance(message, tuple) and message[0] == "set":
+            socket.assign(count=message[1])
+
+
+class Form(web.LiveView):
+    template = (
+        '<form id="f" phx-change="validate" phx-submit="save">'
+        '<input id="name" name="user[name]" value="{{ name }}">'
+        '{% if error %}<span id="error">{{ error }}</span>{% endif %}'
+        '</form><p id="saved">{{ saved }}</p>'
+    )
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
+    ) -> None:
+        socket.assign(name="", error="", saved="")
+
+    async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        name = value.get("user", {}).get("name", "")
+        error = "too short" if 0 < len(name) < 3 else ""
+        socket.assign(name=name, error=error)
+        if event == "save" and not error:
+            socket.assign(saved=name)

@@ -1,0 +1,137 @@
+"""LiveView over the wire: the dead render, the join, events, server pushes and crashes,
+spoken as the phoenix_live_view client does (Phoenix V2 frames on /live/websocket)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+import trio
+
+import beam
+import web
+from web._rendered import merge, to_html
+
+from . import phx
+from .liveviews import Counter, Form
+from .test_asgi import http
+
+
+@asynccontextmanager
+async def live_server() -> AsyncIterator[int]:
+    async with beam.open_node():
+        endpoint = web.Endpoint()
+        endpoint.live("/counter", Counter)
+        endpoint.live("/form", Form)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
+            yield port
+            nursery.cancel_scope.cancel()
+
+
+async def dead_render(port: int, path: str) -> tuple[str, str, str, str]:
+    """The page's HTML, its csrf token, container id and session token."""
+    status, headers, body = await http(
+        port, f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n\r\n".encode()
+    )
+    assert status == 200
+    assert headers["content-type"].startswith("text/html")
+    page = body.decode()
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    container = re.search(r'<div id="(phx-[^"]+)" data-phx-main data-phx-session="([^"]+)"', page)
+    assert csrf is not None
+    assert container is not None
+    return page, csrf.group(1), container.group(1), container.group(2)
+
+
+async def test_dead_render_then_join_event_and_push() -> None:
+    async with live_server() as port:
+        page, csrf, element_id, session = await dead_render(port, "/counter?start=5")
+        assert '<h1 id="count">5</h1>' in page
+        assert "<title>Counter</title>" in page
+        assert '<script type="module" src="/assets/live/app.js">' in page
+
+        query = f"_csrf_token={quote(csrf)}"
+        async with phx.connect(port, query, path="/live/websocket") as client:
+            topic = f"lv:{element_id}"
+            join_ref, reply = await client.join(
+                topic,
+                {
+                    "url": f"http://127.0.0.1:{port}/counter?start=5",
+                    "params": {"_csrf_token": csrf, "_mounts": 0},
+                    "session": session,
+                    "static": None,
+                },
+            )
+            assert reply["status"] == "ok"
+            response = reply["response"]
+            assert response["liveview_version"] == web.LIVEVIEW_VERSION
+            tree = response["rendered"]
+            assert '<h1 id="count">5</h1>' in to_html(tree)
+
+            event = {"type": "click", "event": "inc", "value": {"value": ""}}
+            answer = await client.push(join_ref, topic, "event", event)
+            assert answer == {"status": "ok", "response": {"diff": {"0": "6"}}}
+            tree = merge(tree, answer["response"]["diff"])
+            assert '<h1 id="count">6</h1><button' in to_html(tree)
+
+            # A message to the view's process: the change arrives as a "diff" push.
+            beam.broadcast("counter", ("set", 1))
+            push = await client.event(topic, "diff")
+            assert push[0] == join_ref
+            assert push[1] is None
+            tree = merge(tree, push[4])
+            assert '<h1 id="count">1</h1>' in to_html(tree)
+            assert '<p id="big">' not in to_html(tree)
+
+            # Every push is answered, even ones with nothing to say.
+            answer = await client.push(join_ref, topic, "cids_destroyed", {"cids": [3]})
+            assert answer == {"status": "ok", "response": {"cids": [3]}}
+
+            # A crash: phx_error, then a rejoin mounts the view afresh.
+            await client.send(join_ref, topic, "event", {"type": "click", "event": "crash"})
+            assert (await client.event(topic, "phx_error"))[0] == join_ref
+            _, reply = await client.join(topic, {"url": "http://x/counter", "session": session})
+            assert '<h1 id="count">0</h1>' in to_html(reply["response"]["rendered"])
+
+
+async def test_forms_are_decoded_and_validated() -> None:
+    async with live_server() as port:
+        _, csrf, element_id, session = await dead_render(port, "/form")
+        async with phx.connect(
+            port, f"_csrf_token={quote(csrf)}", path="/live/websocket"
+        ) as client:
+            topic = f"lv:{element_id}"
+            join_ref, reply = await client.join(topic, {"url": "http://x/form", "session": session})
+            tree = reply["response"]["rendered"]
+            form: dict[str, Any] = {
+                "type": "form",
+                "event": "validate",
+                "value": "user%5Bname%5D=Jo",
+            }
+            answer = await client.push(
+                join_ref, topic, "event", {**form, "meta": {"_target": "user[name]"}}
+            )
+            tree = merge(tree, answer["response"]["diff"])
+            assert '<span id="error">too short</span>' in to_html(tree)
+            submit = {"type": "form", "event": "save", "value": "user%5Bname%5D=Josephine"}
+            answer = await client.push(join_ref, topic, "event", submit)
+            tree = merge(tree, answer["response"]["diff"])
+            html = to_html(tree)
+            assert '<p id="saved">Josephine</p>' in html
+            assert "too short" not in html
+
+
+async def test_joins_with_a_forged_session_or_csrf_token_are_refused() -> None:
+    async with live_server() as port:
+        _, csrf, element_id, session = await dead_render(port, "/counter")
+        async with phx.connect(
+            port, f"_csrf_token={quote(csrf)}", path="/live/websocket"
+        ) as client:
+            _, reply = await client.join(f"lv:{element_id}", {"session": session + "x"})
+            assert reply == {"status": "error", "response": {"reason": "stale"}}
+            _, reply = await client.join("lv:phx-other", {"session": session})
+            assert reply == {"status": "error", "response": {"reason": "stale"}}

@@ -1,0 +1,346 @@
+"""LiveView: server-rendered pages whose state lives in a process, patched over a WebSocket.
+
+A :class:`LiveView` subclass holds a template (Jinja2 syntax) and callbacks. Opening the page
+renders it over plain HTTP (the "dead" render); the official ``phoenix_live_view`` client
+then joins ``lv:<id>`` over ``/live/websocket`` and the view runs again in its own process,
+linked to the connection: every event changes its assigns, and only the changed parts of the
+page travel back::
+
+    class Counter(web.LiveView):
+        template = '<button phx-click="inc">{{ count }}</button>'
+
+        async def mount(self, params, session, socket):
+            socket.assign(count=0)
+
+        async def handle_event(self, event, value, socket):
+            if event == "inc":
+                socket.assign(count=socket.assigns["count"] + 1)
+
+    endpoint.live("/counter", Counter)
+
+``mount`` runs twice: for the dead render (``socket.connected`` is false; this is not a
+process, so subscribe and start timers only when connected) and in the view's process. A
+crash in the view's process shows the client an error briefly; the client rejoins and the view
+mounts afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Final
+from urllib.parse import parse_qsl, urlsplit
+
+import beam
+
+from ._channel import Channel, ChannelReply, ChannelSocket, Stop, error, ok
+from ._rendered import to_html
+from ._socket import ConnectInfo, Socket
+from ._template import LiveTemplate
+from ._token import InvalidToken, Token
+
+__all__ = ["LIVEVIEW_VERSION", "LiveSocket", "LiveView"]
+
+logger = logging.getLogger("web.live")
+
+#: The phoenix_live_view client version this server speaks (reported in join replies).
+LIVEVIEW_VERSION: Final = "1.2.12"
+_SESSION_SALT: Final = "live view session"
+_CSRF_SALT: Final = "live view csrf"
+_SESSION_MAX_AGE: Final = 14 * 86_400
+
+
+class LiveSocket:
+    """A LiveView's state as its callbacks see it: assigns (with change tracking) and the
+    page-level effects to send with the next update."""
+
+    __slots__ = ("_events", "_navigate", "_patch", "assigns", "changed", "connected")
+
+    def __init__(self, *, connected: bool) -> None:
+        #: Read it freely; change it only through :meth:`assign`.
+        self.assigns: dict[str, Any] = {}
+        #: Names assigned a different value since the last render.
+        self.changed: set[str] = set()
+        #: False during the dead render over HTTP, true in the view's process.
+        self.connected = connected
+        self._events: list[list[Any]] = []
+        self._patch: dict[str, Any] | None = None
+        self._navigate: dict[str, Any] | None = None
+
+    def assign(self, **values: Any) -> None:
+        """Set assigns; those whose value really changed are re-rendered.
+
+        >>> socket.assign(count=socket.assigns["count"] + 1, title="Counter")
+        """
+        assigns = self.assigns
+        for name, value in values.items():
+            if name not in assigns or not _same(assigns[name], value):
+                self.changed.add(name)
+            assigns[name] = value
+
+    def push_event(self, name: str, payload: Mapping[str, Any]) -> None:
+        """Send an event to the page's JS hooks (``handleEvent``) and ``phx:<name>`` listeners.
+
+        >>> socket.push_event("highlight", {"id": 7})
+        """
+        self._events.append([name, dict(payload)])
+
+    def push_patch(self, to: str, *, replace: bool = False) -> None:
+        """Change the URL without leaving the view (``handle_params`` runs with the new one).
+
+        >>> socket.push_patch("/rooms?page=2")
+        """
+        self._patch = {"to": to, "kind": "replace" if replace else "push"}
+
+    def push_navigate(self, to: str, *, replace: bool = False) -> None:
+        """Navigate to another LiveView page over the same connection.
+
+        >>> socket.push_navigate("/rooms/7")
+        """
+        self._navigate = {"to": to, "kind": "replace" if replace else "push"}
+
+
+def _same(old: Any, new: Any) -> bool:
+    if old is new:
+        return True
+    try:
+        return bool(old == new)
+    except Exception:
+        return False
+
+
+class LiveView:
+    """Subclass it: set ``template`` (Jinja2 source) or ``template_file`` (a path relative to
+    the subclass's module), and override the callbacks you need."""
+
+    template: ClassVar[str] = ""
+    template_file: ClassVar[str | None] = None
+    #: The page title (the ``<title>`` of the dead render).
+    title: ClassVar[str] = ""
+    _compiled: ClassVar[LiveTemplate | None] = None
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: LiveSocket
+    ) -> None:
+        """Set the initial assigns. Default: none."""
+
+    async def handle_params(self, params: Mapping[str, Any], url: str, socket: LiveSocket) -> None:
+        """The URL's params, after mount and after every ``push_patch``. Default: nothing."""
+
+    async def handle_event(self, event: str, value: Any, socket: LiveSocket) -> None:
+        """A ``phx-*`` event from the page. Default: log it as unexpected."""
+        logger.warning("%s got an unexpected event %r", type(self).__name__, event)
+
+    async def handle_info(self, message: Any, socket: LiveSocket) -> None:
+        """A message sent to the view's process (a PubSub broadcast, a timer). Default: log."""
+        logger.warning(
+            "%s got an unexpected message: %s", type(self).__name__, beam.bounded_repr(message)
+        )
+
+    async def terminate(self, reason: Any, socket: LiveSocket) -> None:
+        """The view is stopping. Default: nothing."""
+
+    @classmethod
+    def compiled(cls) -> LiveTemplate:
+        """The view's template, compiled once per class."""
+        template = cls.__dict__.get("_compiled")
+        if template is None:
+            source = cls.template
+            if cls.template_file is not None:
+                module = sys.modules[cls.__module__]
+                base = Path(module.__file__ or ".").parent
+                source = (base / cls.template_file).read_text()
+            template = LiveTemplate(source, name=cls.__qualname__)
+            cls._compiled = template
+        return template
+
+
+class LiveRoutes:
+    """The LiveView routes of one endpoint and the secret their tokens are signed with."""
+
+    def __init__(self, secret_key: str) -> None:
+        self.secret_key = secret_key
+        self.views: dict[str, type[LiveView]] = {}
+
+    def sign_session(self, path: str, element_id: str) -> str:
+        """The ``data-phx-session`` token: which route, for which container element."""
+        return Token.sign(self.secret_key, _SESSION_SALT, {"path": path, "id": element_id})
+
+    def csrf_token(self) -> str:
+        """A fresh signed CSRF token for a page."""
+        return Token.sign(self.secret_key, _CSRF_SALT, secrets.token_urlsafe(16))
+
+    def verify_csrf(self, token: str) -> bool:
+        try:
+            Token.verify(self.secret_key, _CSRF_SALT, token, max_age=_SESSION_MAX_AGE)
+        except InvalidToken:
+            return False
+        return True
+
+    def resolve(self, session_token: Any, topic: str) -> tuple[type[LiveView], str] | None:
+        """The view and route path a join's session token names, if it is genuine and meant
+        for this topic."""
+        if not isinstance(session_token, str):
+            return None
+        try:
+            data = Token.verify(
+                self.secret_key, _SESSION_SALT, session_token, max_age=_SESSION_MAX_AGE
+            )
+        except InvalidToken:
+            return None
+        if not isinstance(data, dict) or topic != "lv:" + str(data.get("id")):
+            return None
+        view = self.views.get(str(data.get("path")))
+        return None if view is None else (view, str(data["path"]))
+
+
+def url_params(url: str) -> dict[str, Any]:
+    """The query parameters of *url* (the last value wins for repeated names)."""
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+def form_params(encoded: str) -> dict[str, Any]:
+    """A URL-encoded form as nested dicts, Plug-style: ``user[name]=Jo`` -> ``{"user":
+    {"name": "Jo"}}``, ``tags[]=a&tags[]=b`` -> ``{"tags": ["a", "b"]}``.
+
+    >>> form_params("user%5Bname%5D=Jo&tags%5B%5D=a&tags%5B%5D=b")
+    {'user': {'name': 'Jo'}, 'tags': ['a', 'b']}
+    """
+    result: dict[str, Any] = {}
+    for key, value in parse_qsl(encoded, keep_blank_values=True):
+        head, _, rest = key.partition("[")
+        path = [head] + [part.rstrip("]") for part in rest.split("[")] if rest else [head]
+        target: Any = result
+        for index, part in enumerate(path):
+            last = index == len(path) - 1
+            following = None if last else path[index + 1]
+            if last:
+                if part == "" and isinstance(target, list):
+                    target.append(value)
+                elif isinstance(target, dict):
+                    target[part] = value
+            else:
+                if isinstance(target, list):
+                    break  # a[][b] shapes are not supported; keep what we have
+                default: Any = [] if following == "" else {}
+                target = target.setdefault(part, default)
+    return result
+
+
+class LiveChannel(Channel):
+    """The channel behind every ``lv:<id>`` topic: runs one LiveView in its process."""
+
+    routes: ClassVar[LiveRoutes]
+
+    def __init__(self) -> None:
+        self.view: LiveView | None = None
+        self.live = LiveSocket(connected=True)
+        self.template: LiveTemplate | None = None
+        self.state: list[Any] = []
+
+    async def join(
+        self, topic: str, params: Mapping[str, Any], socket: ChannelSocket
+    ) -> ChannelReply | None:
+        found = self.routes.resolve(params.get("session"), topic)
+        if found is None:
+            return error({"reason": "stale"})
+        view_class, _path = found
+        url = str(params.get("url") or params.get("redirect") or "")
+        query = url_params(url)
+        view = self.view = view_class()
+        self.template = view_class.compiled()
+        await view.mount(query, {}, self.live)
+        await view.handle_params(query, url, self.live)
+        tree, self.state = self.template.render(self.live.assigns)
+        self.live.changed.clear()
+        reply: dict[str, Any] = {"rendered": tree, "liveview_version": LIVEVIEW_VERSION}
+        return ok(reply)
+
+    async def handle_in(
+        self, event: str, payload: Any, socket: ChannelSocket
+    ) -> ChannelReply | Stop | None:
+        view = self.view
+        assert view is not None
+        if event == "event":
+            kind = payload.get("type")
+            value = payload.get("value")
+            if kind == "form" and isinstance(value, str):
+                value = form_params(value)
+                meta = payload.get("meta")
+                if isinstance(meta, dict):
+                    value.update(meta)
+            await view.handle_event(str(payload.get("event")), value, self.live)
+            return ok(self._update())
+        if event == "live_patch":
+            url = str(payload.get("url", ""))
+            await view.handle_params(url_params(url), url, self.live)
+            return ok(self._update())
+        if event == "cids_will_destroy":
+            return ok()
+        if event == "cids_destroyed":
+            return ok({"cids": payload.get("cids", [])})
+        return ok()  # every push is answered, or the client reloads the page after 30 s
+
+    async def handle_info(self, message: Any, socket: ChannelSocket) -> Stop | None:
+        view = self.view
+        assert view is not None
+        await view.handle_info(message, self.live)
+        update = self._update()
+        if "diff" in update:
+            socket.push("diff", update["diff"])
+        for kind in ("live_patch", "live_redirect"):
+            if kind in update:
+                socket.push(kind, update[kind])
+        return None
+
+    async def terminate(self, reason: Any, socket: ChannelSocket) -> None:
+        if self.view is not None:
+            await self.view.terminate(reason, self.live)
+
+    def _update(self) -> dict[str, Any]:
+        """The reply (or push) carrying what changed: ``{"diff": ...}`` and navigation."""
+        live = self.live
+        assert self.template is not None
+        diff: dict[str, Any] = {}
+        if live.changed:
+            diff, self.state = self.template.diff(live.assigns, self.state, live.changed)
+            live.changed.clear()
+        if live._events:
+            diff["e"] = live._events
+            live._events = []
+        update: dict[str, Any] = {}
+        if diff:
+            update["diff"] = diff
+        if live._patch is not None:
+            update["live_patch"], live._patch = live._patch, None
+        if live._navigate is not None:
+            update["live_redirect"], live._navigate = live._navigate, None
+        return update
+
+
+class LiveSocketHandler(Socket):
+    """The ``/live`` socket: any client with a genuine CSRF token may connect; each view's
+    session token is checked when it joins."""
+
+    check_origin = True
+    routes: ClassVar[LiveRoutes]
+
+    async def connect(
+        self, params: Mapping[str, str], connect_info: ConnectInfo
+    ) -> Mapping[str, Any] | None:
+        token = params.get("_csrf_token", "")
+        return {} if self.routes.verify_csrf(token) else None
+
+
+async def dead_render(view_class: type[LiveView], url: str) -> tuple[str, str]:
+    """Mount and render *view_class* for plain HTTP; returns ``(inner_html, title)``."""
+    view = view_class()
+    live = LiveSocket(connected=False)
+    query = url_params(url)
+    await view.mount(query, {}, live)
+    await view.handle_params(query, url, live)
+    tree, _ = view_class.compiled().render(live.assigns)
+    return to_html(tree), str(live.assigns.get("page_title", view_class.title))

@@ -1,0 +1,110 @@
+"""The HTTP side of LiveView: routes, the page layout of the dead render, and the JS assets.
+
+``endpoint.live(path, View)`` answers ``GET path`` with the full page: the layout around the
+view's first render, in a container carrying the signed session the client joins with. The
+first live route also mounts the ``/live`` socket and serves the official clients from the
+npm packages (``node_modules``, installed at set-up) under ``/assets``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import secrets
+from pathlib import Path
+
+from ._live import LiveChannel, LiveRoutes, LiveSocketHandler, LiveView, dead_render
+from ._server import Endpoint, Request, Response
+
+__all__ = ["DEFAULT_LAYOUT", "mount_live"]
+
+#: The page around a LiveView; ``{csrf_token}``, ``{title}``, ``{head}`` and ``{container}``
+#: are filled in (a layout of your own must keep the csrf meta tag and the app.js script).
+DEFAULT_LAYOUT = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="csrf-token" content="{csrf_token}">
+<title>{title}</title>
+{head}<script type="module" src="/assets/live/app.js"></script>
+</head>
+<body>
+{container}
+</body>
+</html>
+"""
+
+_APP_JS = Path(__file__).with_name("static") / "live.js"
+
+
+def _node_modules() -> Path:
+    candidates = [os.environ.get("WEB_NODE_MODULES"), Path.cwd() / "node_modules"]
+    candidates.append(Path(__file__).resolve().parents[1] / "node_modules")
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "phoenix_live_view" / "package.json").is_file():
+            return Path(candidate)
+    raise RuntimeError(
+        "the phoenix_live_view client is not installed (looked in $WEB_NODE_MODULES, "
+        "./node_modules and beside the web package); run `npm ci` (scripts/_setup.sh does)"
+    )
+
+
+def _routes(endpoint: Endpoint) -> LiveRoutes:
+    routes: LiveRoutes | None = endpoint._live
+    if routes is not None:
+        return routes
+    routes = endpoint._live = LiveRoutes(endpoint.secret_key)
+    channel = type("LiveChannel", (LiveChannel,), {"routes": routes})
+    handler = type(
+        "LiveSocketHandler",
+        (LiveSocketHandler,),
+        {"routes": routes, "channels": {"lv:*": channel}},
+    )
+    endpoint.socket("/live", handler())
+    modules = _node_modules()
+    endpoint.static("/assets/phoenix", modules / "phoenix" / "priv" / "static")
+    endpoint.static("/assets/phoenix_live_view", modules / "phoenix_live_view" / "priv" / "static")
+    app_js = _APP_JS.read_bytes()
+    endpoint.get(
+        "/assets/live/app.js",
+        lambda request: Response(200, app_js, (("content-type", "text/javascript"),)),
+    )
+    return routes
+
+
+def mount_live(
+    endpoint: Endpoint,
+    path: str,
+    view: type[LiveView],
+    *,
+    layout: str = DEFAULT_LAYOUT,
+    head: str = "",
+) -> None:
+    """Serve *view* at *path* (see :meth:`Endpoint.live`)."""
+    if not (isinstance(view, type) and issubclass(view, LiveView)):
+        raise TypeError(f"endpoint.live expects a LiveView subclass, got {view!r:.80}")
+    view.compiled()  # template errors show now, not on the first request
+    routes = _routes(endpoint)
+    routes.views[path] = view
+
+    async def page(request: Request) -> Response:
+        url = f"http://{request.header('host') or 'localhost'}{request.path}"
+        if request.query_string:
+            url += "?" + request.query_string
+        inner, title = await dead_render(view, url)
+        element_id = "phx-" + secrets.token_urlsafe(9)
+        container = (
+            f'<div id="{element_id}" data-phx-main '
+            f'data-phx-session="{html.escape(routes.sign_session(path, element_id))}" '
+            f'data-phx-static="">{inner}</div>'
+        )
+        body = layout.format(
+            csrf_token=html.escape(routes.csrf_token()),
+            title=html.escape(title),
+            head=head,
+            container=container,
+        )
+        return Response(200, body.encode(), (("content-type", "text/html; charset=utf-8"),))
+
+    endpoint.get(path, page)
