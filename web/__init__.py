@@ -48,6 +48,7 @@ from ._channel import broadcast_from as broadcast_from
 from ._channel import error as error
 from ._channel import ok as ok
 from ._live import LIVEVIEW_VERSION as LIVEVIEW_VERSION
+from ._live import AsyncResult as AsyncResult
 from ._live import LiveSocket as LiveSocket
 from ._live import LiveView as LiveView
 from ._protocol import HEARTBEAT as HEARTBEAT
@@ -90,6 +91,7 @@ __all__ = (
     "PHX_REPLY",
     "V1",
     "V2",
+    "AsyncResult",
     "Broadcast",
     "Channel",
     "ChannelReply",

@@ -29,7 +29,8 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl, urlsplit
@@ -42,7 +43,7 @@ from ._socket import ConnectInfo, Socket
 from ._template import LiveTemplate
 from ._token import InvalidToken, Token
 
-__all__ = ["LIVEVIEW_VERSION", "LiveSocket", "LiveView"]
+__all__ = ["LIVEVIEW_VERSION", "AsyncResult", "LiveSocket", "LiveView"]
 
 logger = logging.getLogger("web.live")
 
@@ -53,11 +54,62 @@ _CSRF_SALT: Final = "live view csrf"
 _SESSION_MAX_AGE: Final = 14 * 86_400
 
 
+@dataclass(frozen=True, slots=True)
+class AsyncResult:
+    """The state of an assign loaded by :meth:`LiveSocket.assign_async`: ``loading`` until
+    the loader returns, then ``ok`` with ``result``, or ``failed`` with the error's text.
+
+    >>> AsyncResult.pending().loading
+    True
+    """
+
+    loading: bool = False
+    ok: bool = False
+    result: Any = None
+    failed: str | None = None
+
+    @classmethod
+    def pending(cls) -> AsyncResult:
+        """The state while the loader runs."""
+        return cls(loading=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """Loader process -> view process: what ``assign_async`` loaded (or why it failed)."""
+
+    ref: beam.Ref
+    names: tuple[str, ...]
+    values: tuple[Any, ...] | None
+    failed: str | None
+
+
+async def _load(
+    view: beam.Pid, ref: beam.Ref, names: tuple[str, ...], loader: Callable[[], Awaitable[Any]]
+) -> None:
+    try:
+        loaded = await loader()
+    except Exception as exc:
+        logger.warning("assign_async of %s failed: %r", ", ".join(names), exc)
+        beam.send(view, _Loaded(ref, names, None, f"{type(exc).__name__}: {exc}"))
+        return
+    if len(names) == 1:
+        values: tuple[Any, ...] = (loaded,)
+    elif not isinstance(loaded, Mapping) or set(loaded) != set(names):
+        got = sorted(loaded) if isinstance(loaded, Mapping) else type(loaded).__name__
+        why = f"the loader for {list(names)} must return a mapping with those keys, got {got}"
+        beam.send(view, _Loaded(ref, names, None, why))
+        return
+    else:
+        values = tuple(loaded[name] for name in names)
+    beam.send(view, _Loaded(ref, names, values, None))
+
+
 class LiveSocket:
     """A LiveView's state as its callbacks see it: assigns (with change tracking) and the
     page-level effects to send with the next update."""
 
-    __slots__ = ("_events", "_navigate", "_patch", "assigns", "changed", "connected")
+    __slots__ = ("_events", "_loads", "_navigate", "_patch", "assigns", "changed", "connected")
 
     def __init__(self, *, connected: bool) -> None:
         #: Read it freely; change it only through :meth:`assign`.
@@ -69,6 +121,7 @@ class LiveSocket:
         self._events: list[list[Any]] = []
         self._patch: dict[str, Any] | None = None
         self._navigate: dict[str, Any] | None = None
+        self._loads: dict[beam.Ref, tuple[str, ...]] = {}
 
     def assign(self, **values: Any) -> None:
         """Set assigns; those whose value really changed are re-rendered.
@@ -80,6 +133,45 @@ class LiveSocket:
             if name not in assigns or not _same(assigns[name], value):
                 self.changed.add(name)
             assigns[name] = value
+
+    def assign_async(
+        self, names: str | Sequence[str], loader: Callable[[], Awaitable[Any]]
+    ) -> None:
+        """Assign ``AsyncResult.pending()`` to *names* now, and what ``await loader()``
+        returns once it does (several names: the loader returns a mapping of them). The loader
+        runs in a process of its own, linked to the view; if it raises, the assigns become
+        failed results and the view lives on. Only when connected: the dead render shows the
+        loading state.
+
+        >>> socket.assign_async("rooms", lambda: Chat.list_rooms(actor=user))
+        """
+        keys = (names,) if isinstance(names, str) else tuple(names)
+        self.assign(**{name: AsyncResult.pending() for name in keys})
+        if not self.connected:
+            return
+        ref = beam.make_ref()
+        self._loads[ref] = keys
+        beam.spawn_link(_load, beam.self(), ref, keys, loader)
+
+    def put_flash(self, kind: str, message: str) -> None:
+        """Show *message* as the ``flash[kind]`` assign (``"info"``, ``"error"``...) until
+        the page clears it (the client's ``lv:clear-flash`` event) or :meth:`clear_flash`.
+
+        >>> socket.put_flash("info", "Saved")
+        """
+        self.assign(flash={**self.assigns.get("flash", {}), kind: message})
+
+    def clear_flash(self, kind: str | None = None) -> None:
+        """Remove the flash of *kind*, or every flash.
+
+        >>> socket.clear_flash("info")
+        """
+        flash = dict(self.assigns.get("flash", {}))
+        if kind is None:
+            flash.clear()
+        else:
+            flash.pop(kind, None)
+        self.assign(flash=flash)
 
     def push_event(self, name: str, payload: Mapping[str, Any]) -> None:
         """Send an event to the page's JS hooks (``handleEvent``) and ``phx:<name>`` listeners.
@@ -248,13 +340,22 @@ class LiveChannel(Channel):
         if found is None:
             return error({"reason": "stale"})
         view_class, _path = found
-        url = str(params.get("url") or params.get("redirect") or "")
+        redirect = params.get("redirect")
+        if isinstance(redirect, str):  # live navigation: the same element joins another view
+            target = self.routes.views.get(urlsplit(redirect).path)
+            if target is None:
+                return error({"reason": "stale"})  # not a live route: the client reloads
+            view_class = target
+        url = str(params.get("url") or redirect or "")
         query = url_params(url)
         view = self.view = view_class()
         self.template = view_class.compiled()
+        self.live.assigns["flash"] = {}
         await view.mount(query, {}, self.live)
         await view.handle_params(query, url, self.live)
         tree, self.state = self.template.render(self.live.assigns)
+        if "page_title" in self.live.assigns:
+            tree["t"] = str(self.live.assigns["page_title"])
         self.live.changed.clear()
         reply: dict[str, Any] = {"rendered": tree, "liveview_version": LIVEVIEW_VERSION}
         return ok(reply)
@@ -272,7 +373,12 @@ class LiveChannel(Channel):
                 meta = payload.get("meta")
                 if isinstance(meta, dict):
                     value.update(meta)
-            await view.handle_event(str(payload.get("event")), value, self.live)
+            name = str(payload.get("event"))
+            if name == "lv:clear-flash":
+                key = value.get("key") if isinstance(value, dict) else None
+                self.live.clear_flash(key if isinstance(key, str) else None)
+            else:
+                await view.handle_event(name, value, self.live)
             return ok(self._update())
         if event == "live_patch":
             url = str(payload.get("url", ""))
@@ -287,7 +393,10 @@ class LiveChannel(Channel):
     async def handle_info(self, message: Any, socket: ChannelSocket) -> Stop | None:
         view = self.view
         assert view is not None
-        await view.handle_info(message, self.live)
+        if type(message) is _Loaded:
+            self._loaded(message)
+        else:
+            await view.handle_info(message, self.live)
         update = self._update()
         if "diff" in update:
             socket.push("diff", update["diff"])
@@ -300,6 +409,19 @@ class LiveChannel(Channel):
         if self.view is not None:
             await self.view.terminate(reason, self.live)
 
+    def _loaded(self, message: _Loaded) -> None:
+        if self.live._loads.pop(message.ref, None) is None:
+            return  # superseded by a newer assign_async of the same names
+        if message.values is None:
+            failed = AsyncResult(failed=message.failed)
+            self.live.assign(**dict.fromkeys(message.names, failed))
+        else:
+            done = {
+                n: AsyncResult(ok=True, result=v)
+                for n, v in zip(message.names, message.values, strict=True)
+            }
+            self.live.assign(**done)
+
     def _update(self) -> dict[str, Any]:
         """The reply (or push) carrying what changed: ``{"diff": ...}`` and navigation."""
         live = self.live
@@ -307,6 +429,8 @@ class LiveChannel(Channel):
         diff: dict[str, Any] = {}
         if live.changed:
             diff, self.state = self.template.diff(live.assigns, self.state, live.changed)
+            if "page_title" in live.changed:
+                diff["t"] = str(live.assigns["page_title"])
             live.changed.clear()
         if live._events:
             diff["e"] = live._events
@@ -339,6 +463,7 @@ async def dead_render(view_class: type[LiveView], url: str) -> tuple[str, str]:
     """Mount and render *view_class* for plain HTTP; returns ``(inner_html, title)``."""
     view = view_class()
     live = LiveSocket(connected=False)
+    live.assigns["flash"] = {}
     query = url_params(url)
     await view.mount(query, {}, live)
     await view.handle_params(query, url, live)

@@ -55,3 +55,33 @@ class Form(web.LiveView):
         socket.assign(name=name, error=error)
         if event == "save" and not error:
             socket.assign(saved=name)
+
+
+class Loading(web.LiveView):
+    template = (
+        '{% if flash.info %}<p id="flash">{{ flash.info }}</p>{% endif %}'
+        "{% if rooms.loading %}<p>loading</p>{% elif rooms.ok %}"
+        "<ul>{% for r in rooms.result %}<li>{{ r }}</li>{% endfor %}</ul>"
+        "{% else %}<p>failed: {{ rooms.failed }}</p>{% endif %}"
+    )
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
+    ) -> None:
+        socket.assign(page_title="Rooms")
+        fail = params.get("fail") == "1"
+
+        async def rooms() -> list[str]:
+            if fail:
+                raise LookupError("no rooms today")
+            return ["lobby", "random"]
+
+        socket.assign_async("rooms", rooms)
+
+    async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        if event == "save":
+            socket.put_flash("info", "Saved!")
+            socket.assign(page_title="Rooms (saved)")
+            socket.push_event("saved", {"at": 1})
+        elif event == "go":
+            socket.push_patch("/loading?page=2")

@@ -16,7 +16,7 @@ import web
 from web._rendered import merge, to_html
 
 from . import phx
-from .liveviews import Counter, Form
+from .liveviews import Counter, Form, Loading
 from .test_asgi import http
 
 
@@ -26,6 +26,7 @@ async def live_server() -> AsyncIterator[int]:
         endpoint = web.Endpoint()
         endpoint.live("/counter", Counter)
         endpoint.live("/form", Form)
+        endpoint.live("/loading", Loading)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             yield port
@@ -135,3 +136,57 @@ async def test_joins_with_a_forged_session_or_csrf_token_are_refused() -> None:
             assert reply == {"status": "error", "response": {"reason": "stale"}}
             _, reply = await client.join("lv:phx-other", {"session": session})
             assert reply == {"status": "error", "response": {"reason": "stale"}}
+
+
+async def join_view(client: phx.Phx, port: int, path: str) -> tuple[str, str, dict[str, Any], str]:
+    """Dead-render *path*, join it; returns (topic, join_ref, rendered, session)."""
+    _, _, element_id, session = await dead_render(port, path)
+    topic = f"lv:{element_id}"
+    join_ref, reply = await client.join(
+        topic, {"url": f"http://127.0.0.1:{port}{path}", "session": session}
+    )
+    assert reply["status"] == "ok", reply
+    return topic, join_ref, reply["response"]["rendered"], session
+
+
+async def test_assign_async_flash_title_events_and_patch() -> None:
+    async with live_server() as port:
+        page, csrf, _, _ = await dead_render(port, "/loading")
+        assert "<p>loading</p>" in page  # the dead render shows the loading state
+        async with phx.connect(port, f"_csrf_token={quote(csrf)}", path="/live/websocket") as c:
+            topic, join_ref, tree, _ = await join_view(c, port, "/loading")
+            assert tree["t"] == "Rooms"
+            push = await c.event(topic, "diff")
+            tree = merge(tree, push[4])
+            assert "<li>lobby</li><li>random</li>" in to_html(tree)
+
+            answer = await c.push(join_ref, topic, "event", {"type": "click", "event": "save"})
+            diff = answer["response"]["diff"]
+            assert diff["t"] == "Rooms (saved)"
+            assert diff["e"] == [["saved", {"at": 1}]]
+            tree = merge(tree, {k: v for k, v in diff.items() if k not in ("t", "e")})
+            assert '<p id="flash">Saved!</p>' in to_html(tree)
+            clear = {"type": "click", "event": "lv:clear-flash", "value": {"key": "info"}}
+            answer = await c.push(join_ref, topic, "event", clear)
+            tree = merge(tree, answer["response"]["diff"])
+            assert "Saved!" not in to_html(tree)
+
+            answer = await c.push(join_ref, topic, "event", {"type": "click", "event": "go"})
+            assert answer["response"]["live_patch"] == {"to": "/loading?page=2", "kind": "push"}
+
+            topic2, _, tree2, _ = await join_view(c, port, "/loading?fail=1")
+            push = await c.event(topic2, "diff")
+            assert "failed: LookupError: no rooms today" in to_html(merge(tree2, push[4]))
+
+
+async def test_live_navigation_rejoins_the_same_element_with_another_view() -> None:
+    async with live_server() as port:
+        _, csrf, element_id, session = await dead_render(port, "/counter")
+        async with phx.connect(port, f"_csrf_token={quote(csrf)}", path="/live/websocket") as c:
+            topic = f"lv:{element_id}"
+            join_ref, _ = await c.join(topic, {"url": "http://x/counter", "session": session})
+            await c.send(join_ref, topic, "phx_leave", {})
+            _, reply = await c.join(topic, {"redirect": "http://x/form", "session": session})
+            assert 'id="name"' in to_html(reply["response"]["rendered"])
+            _, reply = await c.join(topic, {"redirect": "http://x/nowhere", "session": session})
+            assert reply["response"] == {"reason": "stale"}
