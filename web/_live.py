@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -40,6 +40,7 @@ import beam
 from ._channel import Channel, ChannelReply, ChannelSocket, Stop, error, ok
 from ._rendered import to_html
 from ._socket import ConnectInfo, Socket
+from ._stream import Stream, default_dom_id
 from ._template import LiveTemplate
 from ._token import InvalidToken, Token
 
@@ -109,7 +110,16 @@ class LiveSocket:
     """A LiveView's state as its callbacks see it: assigns (with change tracking) and the
     page-level effects to send with the next update."""
 
-    __slots__ = ("_events", "_loads", "_navigate", "_patch", "assigns", "changed", "connected")
+    __slots__ = (
+        "_events",
+        "_loads",
+        "_navigate",
+        "_patch",
+        "_streams",
+        "assigns",
+        "changed",
+        "connected",
+    )
 
     def __init__(self, *, connected: bool) -> None:
         #: Read it freely; change it only through :meth:`assign`.
@@ -122,6 +132,7 @@ class LiveSocket:
         self._patch: dict[str, Any] | None = None
         self._navigate: dict[str, Any] | None = None
         self._loads: dict[beam.Ref, tuple[str, ...]] = {}
+        self._streams: dict[str, Stream] = {}
 
     def assign(self, **values: Any) -> None:
         """Set assigns; those whose value really changed are re-rendered.
@@ -152,6 +163,63 @@ class LiveSocket:
         ref = beam.make_ref()
         self._loads[ref] = keys
         beam.spawn_link(_load, beam.self(), ref, keys, loader)
+
+    def stream(
+        self,
+        name: str,
+        items: Iterable[Any] = (),
+        *,
+        at: int = -1,
+        reset: bool = False,
+        limit: int | None = None,
+        dom_id: Callable[[Any], str] | None = None,
+    ) -> None:
+        """Declare (or reset) the stream *name* and insert *items*: the template iterates it
+        as ``(dom_id, item)`` pairs (see :mod:`web._stream`). *limit* keeps at most that
+        many children in the client's DOM (negative: the last ones).
+
+        >>> socket.stream("messages", recent, limit=-200)
+        """
+        stream = self._streams.get(name)
+        if stream is None:
+            ref = str(len(self._streams))
+            stream = self._streams[name] = Stream(name, ref, dom_id or default_dom_id(name))
+        stream.reset = stream.reset or reset
+        for item in items:
+            stream.insert(item, at=at, limit=limit)
+        self.assigns[name] = stream
+        self.changed.add(name)
+
+    def stream_insert(
+        self, name: str, item: Any, *, at: int = -1, limit: int | None = None
+    ) -> None:
+        """Insert *item* into the stream *name* (-1 appends, 0 prepends); an item already
+        there (same DOM id) is updated in place.
+
+        >>> socket.stream_insert("messages", message, limit=-200)
+        """
+        self._stream(name).insert(item, at=at, limit=limit)
+        self.changed.add(name)
+
+    def stream_delete(self, name: str, item: Any) -> None:
+        """Remove *item* (or the DOM id given as a string) from the stream *name*.
+
+        >>> socket.stream_delete("messages", message)
+        """
+        self._stream(name).delete(item)
+        self.changed.add(name)
+
+    def _stream(self, name: str) -> Stream:
+        stream = self._streams.get(name)
+        if stream is None:
+            raise ValueError(
+                f"no stream {name!r}: declare it with socket.stream({name!r}, ...) in mount"
+            )
+        return stream
+
+    def _streams_sent(self) -> None:
+        for stream in self._streams.values():
+            stream.sent()
 
     def put_flash(self, kind: str, message: str) -> None:
         """Show *message* as the ``flash[kind]`` assign (``"info"``, ``"error"``...) until
@@ -354,6 +422,7 @@ class LiveChannel(Channel):
         await view.mount(query, {}, self.live)
         await view.handle_params(query, url, self.live)
         tree, self.state = self.template.render(self.live.assigns)
+        self.live._streams_sent()
         if "page_title" in self.live.assigns:
             tree["t"] = str(self.live.assigns["page_title"])
         self.live.changed.clear()
@@ -429,6 +498,7 @@ class LiveChannel(Channel):
         diff: dict[str, Any] = {}
         if live.changed:
             diff, self.state = self.template.diff(live.assigns, self.state, live.changed)
+            live._streams_sent()
             if "page_title" in live.changed:
                 diff["t"] = str(live.assigns["page_title"])
             live.changed.clear()

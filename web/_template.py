@@ -34,6 +34,8 @@ from jinja2 import nodes
 from jinja2.environment import TemplateExpression
 from jinja2.runtime import LoopContext
 
+from ._stream import Stream
+
 __all__ = ["LiveTemplate", "TemplateError"]
 
 Tree = dict[str, Any]
@@ -218,7 +220,32 @@ def _entry_scopes(
         yield index, local
 
 
+def _stream_for(slot: _For, scope: Vars, stream: Stream, full: bool) -> Tree | None:
+    """A loop over a stream: only the pending inserts, with the stream's operations."""
+    if not full and not stream.pending:
+        return None
+    items = list(stream)
+    keyed: dict[str, Any] = {}
+    for index, local in _entry_scopes(slot, scope, items):
+        tree, _ = _full(slot.body, local)
+        del tree["s"]
+        keyed[str(index)] = tree
+    keyed["kc"] = len(items)
+    node: Tree = {"k": keyed, "stream": stream.operations()}
+    if full:
+        node["s"] = list(slot.body.statics)
+    return node
+
+
+_STREAMED: Final = _ForState([], None)
+
+
 def _full_for(slot: _For, scope: Vars) -> tuple[Tree, _ForState]:
+    iterable = slot.iterable(scope)
+    if isinstance(iterable, Stream):
+        tree = _stream_for(slot, scope, iterable, True)
+        assert tree is not None
+        return tree, _STREAMED
     items = _loop_items(slot, scope)
     if not items and slot.otherwise is not None:
         tree, state = _full(slot.otherwise, scope)
@@ -268,6 +295,9 @@ def _diff_slot(slot: _Slot, scope: Vars, state: Any, changed: frozenset[str] | N
 def _diff_for(
     slot: _For, scope: Vars, state: _ForState, changed: frozenset[str] | None
 ) -> tuple[Tree | None, _ForState]:
+    iterable = slot.iterable(scope)
+    if isinstance(iterable, Stream):
+        return _stream_for(slot, scope, iterable, state is not _STREAMED), _STREAMED
     items = _loop_items(slot, scope)
     if not items and slot.otherwise is not None:
         if state.otherwise is None:

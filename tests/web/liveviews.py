@@ -85,3 +85,26 @@ class Loading(web.LiveView):
             socket.push_event("saved", {"at": 1})
         elif event == "go":
             socket.push_patch("/loading?page=2")
+
+
+class Feed(web.LiveView):
+    template = (
+        '<div id="feed" phx-update="stream">'
+        '{% for dom_id, m in messages %}<p id="{{ dom_id }}">{{ m.body }}</p>{% endfor %}'
+        "</div><span>{{ total }}</span>"
+    )
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
+    ) -> None:
+        socket.assign(total=2)
+        socket.stream("messages", [{"id": 1, "body": "one"}, {"id": 2, "body": "two"}], limit=-3)
+
+    async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        if event == "add":
+            socket.stream_insert("messages", {"id": value["id"], "body": value["body"]})
+            socket.assign(total=socket.assigns["total"] + 1)
+        elif event == "remove":
+            socket.stream_delete("messages", {"id": value["id"]})
+        elif event == "reset":
+            socket.stream("messages", [{"id": 9, "body": "fresh"}], reset=True)

@@ -16,7 +16,7 @@ import web
 from web._rendered import merge, to_html
 
 from . import phx
-from .liveviews import Counter, Form, Loading
+from .liveviews import Counter, Feed, Form, Loading
 from .test_asgi import http
 
 
@@ -27,6 +27,7 @@ async def live_server() -> AsyncIterator[int]:
         endpoint.live("/counter", Counter)
         endpoint.live("/form", Form)
         endpoint.live("/loading", Loading)
+        endpoint.live("/feed", Feed)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             yield port
@@ -190,3 +191,38 @@ async def test_live_navigation_rejoins_the_same_element_with_another_view() -> N
             assert 'id="name"' in to_html(reply["response"]["rendered"])
             _, reply = await c.join(topic, {"redirect": "http://x/nowhere", "session": session})
             assert reply["response"] == {"reason": "stale"}
+
+
+async def test_streams_send_only_inserts_and_operations() -> None:
+    async with live_server() as port:
+        page, csrf, _, _ = await dead_render(port, "/feed")
+        assert '<p id="messages-1">one</p><p id="messages-2">two</p>' in page
+        async with phx.connect(port, f"_csrf_token={quote(csrf)}", path="/live/websocket") as c:
+            topic, join_ref, tree, _ = await join_view(c, port, "/feed")
+            assert tree["0"] == {
+                "s": ['<p id="', '">', "</p>"],
+                "k": {
+                    "0": {"0": "messages-1", "1": "one"},
+                    "1": {"0": "messages-2", "1": "two"},
+                    "kc": 2,
+                },
+                "stream": ["0", [["messages-1", -1, -3, False], ["messages-2", -1, -3, False]], []],
+            }
+            add = {"type": "click", "event": "add", "value": {"id": 3, "body": "three"}}
+            diff = (await c.push(join_ref, topic, "event", add))["response"]["diff"]
+            assert diff == {
+                "0": {
+                    "k": {"0": {"0": "messages-3", "1": "three"}, "kc": 1},
+                    "stream": ["0", [["messages-3", -1, None, False]], []],
+                },
+                "1": "3",
+            }
+            remove = {"type": "click", "event": "remove", "value": {"id": 1}}
+            diff = (await c.push(join_ref, topic, "event", remove))["response"]["diff"]
+            assert diff == {"0": {"k": {"kc": 0}, "stream": ["0", [], ["messages-1"]]}}
+            reset = {"type": "click", "event": "reset", "value": {}}
+            diff = (await c.push(join_ref, topic, "event", reset))["response"]["diff"]
+            assert diff["0"]["stream"] == ["0", [["messages-9", -1, None, False]], [], True]
+            # Nothing pending: the stream is left out of the next diff.
+            diff = (await c.push(join_ref, topic, "event", add))["response"]["diff"]
+            assert diff["1"] == "4"
