@@ -325,9 +325,11 @@ class LiveRoutes:
         self.secret_key = secret_key
         self.views: dict[str, type[LiveView]] = {}
 
-    def sign_session(self, path: str, element_id: str) -> str:
-        """The ``data-phx-session`` token: which route, for which container element."""
-        return Token.sign(self.secret_key, _SESSION_SALT, {"path": path, "id": element_id})
+    def sign_session(self, path: str, element_id: str, session: Mapping[str, Any]) -> str:
+        """The ``data-phx-session`` token: which route, for which container element, and the
+        session (from the request's cookies) the view mounts with."""
+        data = {"path": path, "id": element_id, "session": dict(session)}
+        return Token.sign(self.secret_key, _SESSION_SALT, data)
 
     def csrf_token(self) -> str:
         """A fresh signed CSRF token for a page."""
@@ -340,9 +342,11 @@ class LiveRoutes:
             return False
         return True
 
-    def resolve(self, session_token: Any, topic: str) -> tuple[type[LiveView], str] | None:
-        """The view and route path a join's session token names, if it is genuine and meant
-        for this topic."""
+    def resolve(
+        self, session_token: Any, topic: str
+    ) -> tuple[type[LiveView], dict[str, Any]] | None:
+        """The view and session a join's session token names, if it is genuine and meant for
+        this topic."""
         if not isinstance(session_token, str):
             return None
         try:
@@ -354,7 +358,8 @@ class LiveRoutes:
         if not isinstance(data, dict) or topic != "lv:" + str(data.get("id")):
             return None
         view = self.views.get(str(data.get("path")))
-        return None if view is None else (view, str(data["path"]))
+        session = data.get("session")
+        return None if view is None else (view, session if isinstance(session, dict) else {})
 
 
 def url_params(url: str) -> dict[str, Any]:
@@ -407,7 +412,7 @@ class LiveChannel(Channel):
         found = self.routes.resolve(params.get("session"), topic)
         if found is None:
             return error({"reason": "stale"})
-        view_class, _path = found
+        view_class, session = found
         redirect = params.get("redirect")
         if isinstance(redirect, str):  # live navigation: the same element joins another view
             target = self.routes.views.get(urlsplit(redirect).path)
@@ -419,7 +424,7 @@ class LiveChannel(Channel):
         view = self.view = view_class()
         self.template = view_class.compiled()
         self.live.assigns["flash"] = {}
-        await view.mount(query, {}, self.live)
+        await view.mount(query, session, self.live)
         await view.handle_params(query, url, self.live)
         tree, self.state = self.template.render(self.live.assigns)
         self.live._streams_sent()
@@ -529,13 +534,15 @@ class LiveSocketHandler(Socket):
         return {} if self.routes.verify_csrf(token) else None
 
 
-async def dead_render(view_class: type[LiveView], url: str) -> tuple[str, str]:
+async def dead_render(
+    view_class: type[LiveView], url: str, session: Mapping[str, Any]
+) -> tuple[str, str]:
     """Mount and render *view_class* for plain HTTP; returns ``(inner_html, title)``."""
     view = view_class()
     live = LiveSocket(connected=False)
     live.assigns["flash"] = {}
     query = url_params(url)
-    await view.mount(query, {}, live)
+    await view.mount(query, session, live)
     await view.handle_params(query, url, live)
     tree, _ = view_class.compiled().render(live.assigns)
     return to_html(tree), str(live.assigns.get("page_title", view_class.title))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import html
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from ._live import LiveChannel, LiveRoutes, LiveSocketHandler, LiveView, dead_render
 from ._server import Endpoint, Request, Response
@@ -36,6 +38,10 @@ DEFAULT_LAYOUT = """<!DOCTYPE html>
 """
 
 _APP_JS = Path(__file__).with_name("static") / "live.js"
+
+#: ``session(request)``: the session a view mounts with (signed into the page, so the view's
+#: process gets it at join), or a :class:`Response` (a redirect) instead of the page.
+SessionFn = Callable[[Request], Mapping[str, Any] | Response]
 
 
 def _node_modules() -> Path:
@@ -80,6 +86,7 @@ def mount_live(
     *,
     layout: str = DEFAULT_LAYOUT,
     head: str = "",
+    session: SessionFn | None = None,
 ) -> None:
     """Serve *view* at *path* (see :meth:`Endpoint.live`)."""
     if not (isinstance(view, type) and issubclass(view, LiveView)):
@@ -92,11 +99,14 @@ def mount_live(
         url = f"http://{request.header('host') or 'localhost'}{request.path}"
         if request.query_string:
             url += "?" + request.query_string
-        inner, title = await dead_render(view, url)
+        data = {} if session is None else session(request)
+        if isinstance(data, Response):
+            return data  # e.g. a redirect to the sign-in page
+        inner, title = await dead_render(view, url, data)
         element_id = "phx-" + secrets.token_urlsafe(9)
+        token = routes.sign_session(path, element_id, data)
         container = (
-            f'<div id="{element_id}" data-phx-main '
-            f'data-phx-session="{html.escape(routes.sign_session(path, element_id))}" '
+            f'<div id="{element_id}" data-phx-main data-phx-session="{html.escape(token)}" '
             f'data-phx-static="">{inner}</div>'
         )
         body = layout.format(

@@ -26,9 +26,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any, Final, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import h11
 import trio
@@ -75,6 +76,26 @@ class Request:
         """The first header called *name* (case-insensitive), or ``None``."""
         wanted = name.lower()
         return next((value for key, value in self.headers if key == wanted), None)
+
+    def cookie(self, name: str) -> str | None:
+        """The value of the cookie called *name*, or ``None``.
+
+        >>> token = request.cookie("session")
+        """
+        jar = SimpleCookie()
+        for key, value in self.headers:
+            if key == "cookie":
+                with contextlib.suppress(CookieError):
+                    jar.load(value)
+        morsel = jar.get(name)
+        return None if morsel is None else morsel.value
+
+    def form(self) -> dict[str, str]:
+        """The body as an URL-encoded form (the last value of a repeated field wins).
+
+        >>> name = request.form().get("username", "")
+        """
+        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,18 +177,28 @@ class Endpoint:
             )
         self._static.append(StaticFiles(prefix, root.resolve()))
 
-    def live(self, path: str, view: Any, *, layout: str | None = None, head: str = "") -> None:
+    def live(
+        self,
+        path: str,
+        view: Any,
+        *,
+        layout: str | None = None,
+        head: str = "",
+        session: Callable[[Request], Any] | None = None,
+    ) -> None:
         """Serve the LiveView class *view* at *path*: the full page over HTTP, then live over
         ``/live/websocket`` with the official client (served under ``/assets``).
 
         *layout* is the page around the view (see ``web._live_page.DEFAULT_LAYOUT``); *head*
-        is extra markup for its ``<head>`` (styles).
+        is extra markup for its ``<head>`` (styles). ``session(request)`` gives the session
+        the view mounts with (say, the signed-in user from a cookie), or a :class:`Response`
+        to send instead of the page (a redirect to sign in).
 
         >>> endpoint.live("/counter", Counter)
         """
         from ._live_page import DEFAULT_LAYOUT, mount_live  # LiveView builds on this module
 
-        mount_live(self, path, view, layout=layout or DEFAULT_LAYOUT, head=head)
+        mount_live(self, path, view, layout=layout or DEFAULT_LAYOUT, head=head, session=session)
 
     def mount(self, app: Any) -> None:
         """Send every HTTP request no route of ours answers to the ASGI application *app*

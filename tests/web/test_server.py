@@ -132,3 +132,17 @@ async def test_unknown_websocket_path_is_404() -> None:
             b"connection: upgrade, close\r\n\r\n",
         )
         assert answer.startswith(b"HTTP/1.1 404")
+
+
+def test_request_cookies_and_forms() -> None:
+    request = web.Request(
+        "POST",
+        "/login",
+        {},
+        (("cookie", "a=1; session=xyz"), ("cookie", "b=2")),
+        b"username=bob&note=%20hi&username=ann",
+    )
+    assert request.cookie("session") == "xyz"
+    assert request.cookie("b") == "2"
+    assert request.cookie("missing") is None
+    assert request.form() == {"username": "ann", "note": " hi"}
