@@ -135,7 +135,7 @@ async def test_unknown_websocket_path_is_404() -> None:
 
 
 def test_request_cookies_and_forms() -> None:
-    request = web.Request(
+    request = Request(
         "POST",
         "/login",
         {},
