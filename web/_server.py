@@ -45,6 +45,8 @@ from wsproto.events import (
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+import beam
+
 from ._outbox import Outbox, frame
 
 __all__ = ["Endpoint", "Request", "Response", "Upgrader", "WebSocket", "WebSocketClosed", "serve"]
@@ -478,14 +480,40 @@ async def _respond(endpoint: Endpoint, request: Request) -> Response:
         if any(path == request.path for _, path in endpoint._http):
             return Response(405, b"method not allowed\n")
         return Response(404, f"no route for {request.method} {request.path}\n".encode())
+    return await _in_process(handler, request)
+
+
+async def _in_process(handler: HttpHandler, request: Request) -> Response:
+    """Run *handler* in a process of its own (as Phoenix runs each request), so that it can
+    call other processes (a GenServer, the domain's connection pool); a crash is a 500."""
+    done = trio.Event()
+    result: list[Response] = []
+
+    async def run() -> None:
+        try:
+            answer = handler(request)
+            if not isinstance(answer, Response):
+                answer = await answer
+            result.append(answer)
+        except Exception:
+            logger.exception("handler for %s %s failed", request.method, request.path)
+        finally:
+            done.set()
+
     try:
-        result = handler(request)
-        if not isinstance(result, Response):
-            result = await result
-    except Exception:
-        logger.exception("handler for %s %s failed", request.method, request.path)
+        node = beam.current_node("web.serve")
+    except beam.NotInNode:  # a server outside any node: plain HTTP still works, in-task
+        await run()
+        return result[0] if result else Response(500, b"internal server error\n")
+    pid, _ = node.spawn(run, (), parent=None, initial_call=handler)
+    try:
+        await done.wait()
+    finally:
+        if not done.is_set():  # the connection went away: so does the request's process
+            beam.exit(pid, "kill")
+    if not result:
         return Response(500, b"internal server error\n")
-    return result
+    return result[0]
 
 
 async def _send_response(

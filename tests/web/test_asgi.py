@@ -91,3 +91,32 @@ async def test_unrouted_requests_reach_the_mounted_app_and_sockets_stay_ours() -
             async with phx.connect(port) as client:
                 assert (await client.join("room:a"))[1]["status"] == "ok"
             nursery.cancel_scope.cancel()
+
+
+async def test_http_handlers_run_in_a_process_of_their_own() -> None:
+    async with beam.open_node():
+        seen: list[beam.Pid] = []
+        endpoint = web.Endpoint()
+
+        async def who(request: web.Request) -> web.Response:
+            seen.append(beam.self())
+            beam.send("echo", (beam.self(), "ping"))
+            answer = await beam.receive(timeout=1)  # receiving needs a process of one's own
+            return web.Response(200, str(answer).encode())
+
+        async def echo_server() -> None:
+            while True:
+                sender, text = await beam.receive()
+                beam.send(sender, text.upper())
+
+        beam.register("echo", beam.spawn(echo_server))
+        endpoint.get("/who", who)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
+            status, _, body = await http(
+                port, b"GET /who HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+            )
+            nursery.cancel_scope.cancel()
+        assert (status, body) == (200, b"PING")
+        assert seen
+        assert seen[0] != beam.self()
