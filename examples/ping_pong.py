@@ -44,9 +44,7 @@ class Account(beam.GenServer[int]):
     async def init(self, opening: int) -> beam.Ok[int]:
         return beam.Ok(opening)
 
-    async def handle_call(
-        self, request: object, from_: beam.From, balance: int
-    ) -> beam.Reply[int]:
+    async def handle_call(self, request: object, from_: beam.From, balance: int) -> beam.Reply[int]:
         match request:
             case ("withdraw", int(amount)) if amount <= balance:
                 return beam.Reply("ok", balance - amount)
@@ -72,8 +70,7 @@ async def main(rounds: int) -> None:
         reply = await beam.receive(Pong)
         assert reply.n == n
     elapsed = time.perf_counter() - started
-    print(f"ping-pong: {rounds} round trips in {elapsed * 1000:.1f} ms "
-          f"({rounds / elapsed:,.0f}/s)")
+    print(f"ping-pong: {rounds} round trips in {elapsed * 1000:.1f} ms ({rounds / elapsed:,.0f}/s)")
     beam.send(pong, "stop")
 
     account = await Account.start_link(100, name="account")
@@ -93,15 +90,21 @@ async def main(rounds: int) -> None:
         print("call failed:", type(exc.reason[0]).__name__, exc.reason[0])
     exit_message = await beam.receive(beam.Exit)
     down = await beam.receive(lambda m: isinstance(m, beam.Down) and m.ref == watcher)
-    print("link said:", type(exit_message.reason).__name__, "| monitor said:",
-          type(down.reason).__name__)
+    print(
+        "link said:",
+        type(exit_message.reason).__name__,
+        "| monitor said:",
+        type(down.reason).__name__,
+    )
     print("name released:", beam.whereis("account") is None)
 
     for pid in beam.processes():
         info = beam.process_info(pid)
         if info is not None:
-            print(f"process {info.pid}: {info.status}, {info.messages_handled} handled, "
-                  f"started by {info.initial_call}")
+            print(
+                f"process {info.pid}: {info.status}, {info.messages_handled} handled, "
+                f"started by {info.initial_call}"
+            )
 
 
 def cli() -> None:

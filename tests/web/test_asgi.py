@@ -47,7 +47,8 @@ async def http(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    pairs = (line.split(": ", 1) for line in lines[1:])
+    headers = {name.lower(): value for name, value in pairs}
     return int(lines[0].split()[1]), headers, body
 
 

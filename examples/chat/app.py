@@ -1,0 +1,79 @@
+"""Putting the chat together: the domain's database, presence, the endpoint, demo data."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import presence
+import web
+
+from .accounts import SESSION_COOKIE, hash_password, session_user
+from .live import ChatLive
+from .model import Chat, Room, User
+from .pages import login_page, logout, make_login, make_signup
+from .style import CSS
+
+logger = logging.getLogger("examples.chat")
+
+DEMO_USERS = ("alice", "bob")
+DEMO_PASSWORD = "wonderland"
+
+
+def database_url(data_dir: Path) -> str:
+    """``DATABASE_URL`` when set, else a SQLite file under *data_dir*."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir / 'chat.db'}"
+
+
+def secret_key(data_dir: Path) -> str:
+    """The key sessions are signed with, kept beside the database so sign-ins survive a
+    restart (``CHAT_SECRET_KEY`` overrides it)."""
+    key = os.environ.get("CHAT_SECRET_KEY")
+    if key:
+        return key
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+async def seed() -> None:
+    """A demo room and demo users, created once."""
+    for name in DEMO_USERS:
+        if not await Chat.read(User, filter={"username": name}, limit=1):
+            await Chat.register(name, hash_password(DEMO_PASSWORD))
+    alice = (await Chat.read(User, filter={"username": "alice"}, limit=1))[0]
+    if not await Chat.read(Room, actor=alice, limit=1):
+        for room in ("lobby", "random"):
+            await Chat.open_room(room, actor=alice)
+
+
+async def build(data_dir: Path, *, database: str | None = None) -> web.Endpoint:
+    """Start the chat's processes in the calling node and return its endpoint."""
+    await Chat.start_link(database or database_url(data_dir))
+    await Chat.create_tables()
+    await seed()
+    await presence.Tracker.start_link()
+    secret = secret_key(data_dir)
+    endpoint = web.Endpoint(secret_key=secret)
+
+    def session(request: web.Request) -> dict[str, Any] | web.Response:
+        user_id = session_user(secret, request.cookie(SESSION_COOKIE))
+        if user_id is None:
+            return web.Response(303, b"", (("location", "/login"),))
+        return {"user_id": user_id}
+
+    endpoint.get("/login", login_page)
+    endpoint.route("POST", "/login", make_login(secret))
+    endpoint.route("POST", "/signup", make_signup(secret))
+    endpoint.route("POST", "/logout", logout)
+    endpoint.live("/", ChatLive, head=f"<style>{CSS}</style>", session=session)
+    return endpoint

@@ -1,0 +1,215 @@
+"""The chat page: one LiveView with the room list, the messages, the typing line and who is
+online. Switching rooms is a live patch (``/?room=<id>``), so the page never reloads.
+
+The view's process subscribes to every room's topic: messages of the open room are streamed
+into the page, the others raise that room's unread badge. Presence tracks the view in the open
+room; typing is a broadcast to the room's other views that expires after three seconds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import beam
+import domain
+import presence
+import web
+
+from .model import Chat, Message, Room, User
+
+TYPING_SECONDS = 3.0
+HISTORY = 50
+
+TEMPLATE = """<div class="shell">
+<aside class="sidebar">
+  <div class="brand">trio-beam chat</div>
+  <div class="me">signed in as <b id="me">{{ me }}</b>
+    <form method="post" action="/logout" style="display:inline">
+      <button class="secondary" style="padding:2px 8px">sign out</button></form></div>
+  <ul class="rooms">{% for r in rooms %}<li><a id="room-{{ r.name }}"
+    class="{{ 'current' if r.id == room_id else '' }}" href="/?room={{ r.id }}"
+    data-phx-link="patch" data-phx-link-state="push"><span># {{ r.name }}</span>
+    {%- if unread.get(r.id) %}<span class="badge" id="unread-{{ r.name }}">{{ unread[r.id] }}</span>
+    {%- endif %}</a></li>{% endfor %}</ul>
+  <form phx-submit="new_room" class="row"><input name="name" id="new-room" placeholder="new room">
+    <button>+</button></form>
+</aside>
+<main class="main">
+  <div class="header" id="room-name"># {{ room_name }}</div>
+  <div id="messages" class="messages" phx-update="stream">
+  {%- for dom_id, m in messages %}<div id="{{ dom_id }}"
+    class="message{{ ' mine' if m.author == me else '' }}">
+    <span class="who">{{ m.author }}</span><span class="when">{{ m.time }}</span>
+    <div class="body">{{ m.content }}</div></div>{% endfor -%}
+  </div>
+  <div class="typing" id="typing">{% if typing %}{{ typing|join(", ") }}
+    {{ "is" if typing|length == 1 else "are" }} typing…{% endif %}</div>
+  {% if error %}<div class="error" id="error">{{ error }}</div>{% endif %}
+  <form class="composer" id="composer-{{ sent }}" phx-submit="send" phx-change="typing">
+    <input id="content" name="content" placeholder="Message #{{ room_name }}" autocomplete="off"
+      autofocus><button id="send">Send</button></form>
+</main>
+<aside class="people"><div class="brand" style="font-size:14px">Online</div>
+  <ul class="online" id="online">{% for name in online %}<li>{{ name }}</li>{% endfor %}</ul>
+</aside>
+</div>"""
+
+
+def _message(record: Message) -> dict[str, str]:
+    """A message as the page shows it: a plain value, not the database record."""
+    return {
+        "id": str(record.id),
+        "author": record.author_name,
+        "content": record.content,
+        "time": record.inserted_at.strftime("%H:%M"),
+    }
+
+
+def _rooms(records: list[Room]) -> list[dict[str, str]]:
+    return [{"id": str(r.id), "name": r.name} for r in records]
+
+
+class ChatLive(web.LiveView):
+    """The chat page (see the module documentation)."""
+
+    template = TEMPLATE
+    title = "trio-beam chat"
+
+    def __init__(self) -> None:
+        self.user: User | None = None
+        self.last_typing = 0.0
+        #: When each typist was last heard from: only the newest timer may clear them.
+        self.typing_seen: dict[str, float] = {}
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
+    ) -> None:
+        users = await Chat.read(User, filter={"id": uuid.UUID(session["user_id"])}, limit=1)
+        self.user = users[0]
+        rooms = _rooms(await Chat.read(Room, actor=self.user, sort=("name",)))
+        socket.assign(
+            me=self.user.username,
+            rooms=rooms,
+            room_id="",
+            room_name="",
+            unread={},
+            typing=[],
+            online=[],
+            error="",
+            sent=0,
+            page_title="trio-beam chat",
+        )
+        socket.stream("messages", [])
+        if socket.connected:
+            beam.subscribe("rooms")
+            for room in rooms:
+                beam.subscribe(f"room:{room['id']}")
+
+    async def handle_params(
+        self, params: Mapping[str, Any], url: str, socket: web.LiveSocket
+    ) -> None:
+        rooms = socket.assigns["rooms"]
+        wanted = str(params.get("room", ""))
+        room = next((r for r in rooms if r["id"] == wanted), rooms[0] if rooms else None)
+        if room is None or room["id"] == socket.assigns["room_id"]:
+            return
+        previous = socket.assigns["room_id"]
+        if socket.connected and previous:
+            await presence.untrack(beam.self(), f"room:{previous}", socket.assigns["me"])
+        history = await Chat.read(
+            Message,
+            actor=self.user,
+            filter={"room_id": uuid.UUID(room["id"])},
+            sort=("-inserted_at",),
+            limit=HISTORY,
+        )
+        socket.stream("messages", [_message(m) for m in reversed(history)], reset=True)
+        unread = dict(socket.assigns["unread"])
+        unread.pop(room["id"], None)
+        socket.assign(
+            room_id=room["id"],
+            room_name=room["name"],
+            unread=unread,
+            typing=[],
+            error="",
+            page_title=f"#{room['name']} · trio-beam chat",
+        )
+        if socket.connected:
+            topic = f"room:{room['id']}"
+            await presence.track(beam.self(), topic, socket.assigns["me"], {"at": time.time()})
+            socket.assign(online=sorted(presence.list(topic)))
+
+    async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        if event == "send":
+            await self._send(str(value.get("content", "")).strip(), socket)
+        elif event == "typing":
+            now = time.monotonic()
+            if now - self.last_typing > 1.0 and value.get("content"):
+                self.last_typing = now
+                topic = f"room:{socket.assigns['room_id']}"
+                beam.broadcast_from(beam.self(), topic, ("typing", socket.assigns["me"]))
+        elif event == "new_room":
+            await self._open_room(str(value.get("name", "")).strip(), socket)
+
+    async def _send(self, content: str, socket: web.LiveSocket) -> None:
+        if not content:
+            return
+        try:
+            await Chat.send_message(
+                content=content,
+                room_id=uuid.UUID(socket.assigns["room_id"]),
+                client_id=uuid.uuid4().hex,
+                actor=self.user,
+            )
+        except domain.DomainError as exc:
+            socket.assign(error=str(exc))
+            return
+        socket.assign(error="", sent=socket.assigns["sent"] + 1)
+
+    async def _open_room(self, name: str, socket: web.LiveSocket) -> None:
+        try:
+            room = await Chat.open_room(name, actor=self.user)
+        except domain.DomainError as exc:
+            socket.assign(error=str(exc))
+            return
+        beam.broadcast("rooms", ("room_opened", {"id": str(room.id), "name": room.name}))
+        socket.push_patch(f"/?room={room.id}")
+
+    async def handle_info(self, message: Any, socket: web.LiveSocket) -> None:
+        current = f"room:{socket.assigns['room_id']}"
+        if isinstance(message, presence.PresenceDiff):
+            if message.topic == current:
+                socket.assign(online=sorted(presence.list(current)))
+        elif isinstance(message, tuple) and message[0] == "new_message":
+            record = message[1]
+            if str(record.room_id) == socket.assigns["room_id"]:
+                socket.stream_insert("messages", _message(record))
+                self._stop_typing(record.author_name, socket)
+            else:
+                unread = dict(socket.assigns["unread"])
+                unread[str(record.room_id)] = unread.get(str(record.room_id), 0) + 1
+                socket.assign(unread=unread)
+        elif isinstance(message, tuple) and message[0] == "typing":
+            name = message[1]
+            if name not in socket.assigns["typing"]:
+                socket.assign(typing=sorted([*socket.assigns["typing"], name]))
+            heard = self.typing_seen[name] = time.monotonic()
+            beam.send_after(beam.self(), ("typing_over", name, heard), TYPING_SECONDS)
+        elif isinstance(message, tuple) and message[0] == "typing_over":
+            _, name, heard = message
+            if self.typing_seen.get(name) == heard:
+                self._stop_typing(name, socket)
+        elif isinstance(message, tuple) and message[0] == "room_opened":
+            room = message[1]
+            if all(r["id"] != room["id"] for r in socket.assigns["rooms"]):
+                rooms = sorted([*socket.assigns["rooms"], room], key=lambda r: r["name"])
+                socket.assign(rooms=rooms)
+                beam.subscribe(f"room:{room['id']}")
+
+    def _stop_typing(self, name: str, socket: web.LiveSocket) -> None:
+        self.typing_seen.pop(name, None)
+        if name in socket.assigns["typing"]:
+            socket.assign(typing=[n for n in socket.assigns["typing"] if n != name])

@@ -1,0 +1,125 @@
+"""The chat example end to end over the LiveView protocol: sign in, join, talk, see each other.
+
+Two users sign in with the demo accounts over HTTP, open the chat page and join its LiveView
+as the official client does; one sends a message and both pages receive it (as a stream
+insert), the online list shows both, and typing reaches the other one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import trio
+
+import beam
+import web
+from examples.chat.app import DEMO_PASSWORD, build
+from web._rendered import merge, to_html
+
+from ..web import phx
+from ..web.test_asgi import http
+
+
+@asynccontextmanager
+async def chat_server(tmp_path: Path) -> AsyncIterator[int]:
+    async with beam.open_node():
+        endpoint = await build(tmp_path, database=f"sqlite:///{tmp_path / 'chat.db'}")
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
+            yield port
+            nursery.cancel_scope.cancel()
+
+
+async def sign_in(port: int, username: str) -> str:
+    body = f"username={username}&password={DEMO_PASSWORD}".encode()
+    status, headers, _ = await http(
+        port,
+        b"POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\n"
+        + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+        + body,
+    )
+    assert status == 303
+    assert headers["location"] == "/"
+    return headers["set-cookie"].split(";")[0]
+
+
+class Page:
+    """One signed-in browser tab, as the LiveView client would drive it."""
+
+    def __init__(self, client: phx.Phx, topic: str, join_ref: str, tree: dict[str, Any]) -> None:
+        self.client = client
+        self.topic = topic
+        self.join_ref = join_ref
+        self.tree = tree
+        self.streamed: list[str] = []
+
+    def apply(self, diff: dict[str, Any]) -> None:
+        diff = {k: v for k, v in diff.items() if k not in ("t", "e")}
+        self.tree = merge(self.tree, diff)
+        # Streams live in the DOM, not in the tree: keep what each insert rendered.
+        self.streamed.append(json.dumps(diff))
+
+    @property
+    def html(self) -> str:
+        return to_html(self.tree)
+
+    async def event(self, name: str, value: Any, kind: str = "form") -> None:
+        payload = {"type": kind, "event": name, "value": value}
+        answer = await self.client.push(self.join_ref, self.topic, "event", payload)
+        assert answer["status"] == "ok", answer
+        if "diff" in answer["response"]:
+            self.apply(answer["response"]["diff"])
+
+    async def until(self, predicate: Any) -> None:
+        with trio.fail_after(5):
+            while not predicate(self):
+                push = await self.client.event(self.topic, "diff")
+                self.apply(push[4])
+
+
+@asynccontextmanager
+async def open_chat(port: int, username: str) -> AsyncIterator[Page]:
+    cookie = await sign_in(port, username)
+    status, _, body = await http(
+        port, f"GET / HTTP/1.1\r\nhost: x\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n".encode()
+    )
+    assert status == 200
+    page = body.decode()
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    container = re.search(r'<div id="(phx-[^"]+)" data-phx-main data-phx-session="([^"]+)"', page)
+    assert csrf is not None
+    assert container is not None
+    async with phx.connect(
+        port, f"_csrf_token={quote(csrf.group(1))}", path="/live/websocket"
+    ) as c:
+        topic = f"lv:{container.group(1)}"
+        join_ref, reply = await c.join(topic, {"url": "http://x/", "session": container.group(2)})
+        assert reply["status"] == "ok", reply
+        yield Page(c, topic, join_ref, reply["response"]["rendered"])
+
+
+async def test_two_users_talk_in_the_lobby(tmp_path: Path) -> None:
+    async with (
+        chat_server(tmp_path) as port,
+        open_chat(port, "alice") as alice,
+        open_chat(port, "bob") as bob,
+    ):
+        assert '<b id="me">alice</b>' in alice.html
+        assert "# lobby" in alice.html
+        await alice.until(lambda p: "<li>bob</li>" in p.html)
+        assert "<li>alice</li>" in bob.html or "<li>alice</li>" in bob.html
+
+        await bob.event("typing", "content=hel")
+        await alice.until(lambda p: "is typing" in p.html)
+
+        await alice.event("send", "content=hello%20bob")
+        await bob.until(lambda p: any("hello bob" in s for s in p.streamed))
+        await alice.until(lambda p: any("hello bob" in s for s in p.streamed))
+        # Typing expires by itself a few seconds after the last keystroke.
+        await alice.until(lambda p: '<div class="typing" id="typing"></div>' in p.html)
