@@ -51,6 +51,7 @@ from ._live import LIVEVIEW_VERSION as LIVEVIEW_VERSION
 from ._live import AsyncResult as AsyncResult
 from ._live import LiveSocket as LiveSocket
 from ._live import LiveView as LiveView
+from ._live_component import LiveComponent as LiveComponent
 from ._protocol import HEARTBEAT as HEARTBEAT
 from ._protocol import PHOENIX_TOPIC as PHOENIX_TOPIC
 from ._protocol import PHX_CLOSE as PHX_CLOSE
@@ -99,6 +100,7 @@ __all__ = (
     "ConnectInfo",
     "Endpoint",
     "InvalidToken",
+    "LiveComponent",
     "LiveSocket",
     "LiveView",
     "Message",

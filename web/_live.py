@@ -38,6 +38,7 @@ from urllib.parse import parse_qsl, urlsplit
 import beam
 
 from ._channel import Channel, ChannelReply, ChannelSocket, Stop, error, ok
+from ._live_component import ComponentTable
 from ._rendered import to_html
 from ._socket import ConnectInfo, Socket
 from ._stream import Stream, default_dom_id
@@ -278,6 +279,9 @@ class LiveView:
 
     template: ClassVar[str] = ""
     template_file: ClassVar[str | None] = None
+    #: The live components its template renders, by the name it calls them with:
+    #: ``components = (Card,)`` makes ``{{ live_component(Card, id=...) }}`` work.
+    components: ClassVar[Sequence[type[Any]]] = ()
     #: The page title (the ``<title>`` of the dead render).
     title: ClassVar[str] = ""
     _compiled: ClassVar[LiveTemplate | None] = None
@@ -316,6 +320,10 @@ class LiveView:
             template = LiveTemplate(source, name=cls.__qualname__)
             cls._compiled = template
         return template
+
+
+def _component_names(view: type[LiveView]) -> dict[str, Any]:
+    return {component.__name__: component for component in view.components}
 
 
 class LiveRoutes:
@@ -405,6 +413,7 @@ class LiveChannel(Channel):
         self.live = LiveSocket(connected=True)
         self.template: LiveTemplate | None = None
         self.state: list[Any] = []
+        self.components = ComponentTable(lambda: LiveSocket(connected=True))
 
     async def join(
         self, topic: str, params: Mapping[str, Any], socket: ChannelSocket
@@ -423,11 +432,15 @@ class LiveChannel(Channel):
         query = url_params(url)
         view = self.view = view_class()
         self.template = view_class.compiled()
+        self.components.names = _component_names(view_class)
         self.live.assigns["flash"] = {}
         await view.mount(query, session, self.live)
         await view.handle_params(query, url, self.live)
-        tree, self.state = self.template.render(self.live.assigns)
+        tree, self.state = self.template.render(self.components.scope(self.live.assigns))
         self.live._streams_sent()
+        components = self.components.take()
+        if components:
+            tree["c"] = components
         if "page_title" in self.live.assigns:
             tree["t"] = str(self.live.assigns["page_title"])
         self.live.changed.clear()
@@ -448,7 +461,10 @@ class LiveChannel(Channel):
                 if isinstance(meta, dict):
                     value.update(meta)
             name = str(payload.get("event"))
-            if name == "lv:clear-flash":
+            cid = payload.get("cid")
+            if isinstance(cid, int) and not isinstance(cid, bool):
+                await self.components.handle_event(cid, name, value)  # unknown cid: nothing
+            elif name == "lv:clear-flash":
                 key = value.get("key") if isinstance(value, dict) else None
                 self.live.clear_flash(key if isinstance(key, str) else None)
             else:
@@ -461,7 +477,8 @@ class LiveChannel(Channel):
         if event == "cids_will_destroy":
             return ok()
         if event == "cids_destroyed":
-            return ok({"cids": payload.get("cids", [])})
+            cids = payload.get("cids", [])
+            return ok({"cids": self.components.destroy(cids if isinstance(cids, list) else [])})
         return ok()  # every push is answered, or the client reloads the page after 30 s
 
     async def handle_info(self, message: Any, socket: ChannelSocket) -> Stop | None:
@@ -502,11 +519,15 @@ class LiveChannel(Channel):
         assert self.template is not None
         diff: dict[str, Any] = {}
         if live.changed:
-            diff, self.state = self.template.diff(live.assigns, self.state, live.changed)
+            scope = self.components.scope(live.assigns)
+            diff, self.state = self.template.diff(scope, self.state, live.changed)
             live._streams_sent()
             if "page_title" in live.changed:
                 diff["t"] = str(live.assigns["page_title"])
             live.changed.clear()
+        components = self.components.take()
+        if components:
+            diff["c"] = components
         if live._events:
             diff["e"] = live._events
             live._events = []
@@ -544,5 +565,7 @@ async def dead_render(
     query = url_params(url)
     await view.mount(query, session, live)
     await view.handle_params(query, url, live)
-    tree, _ = view_class.compiled().render(live.assigns)
+    components = ComponentTable(lambda: LiveSocket(connected=False), _component_names(view_class))
+    tree, _ = view_class.compiled().render(components.scope(live.assigns))
+    tree["c"] = components.take()
     return to_html(tree), str(live.assigns.get("page_title", view_class.title))

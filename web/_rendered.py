@@ -30,10 +30,25 @@ def merge(tree: Tree, diff: Tree) -> Tree:
     >>> merge({"s": ["a", "b"], "0": "x"}, {"0": "y"})
     {'s': ['a', 'b'], '0': 'y'}
     """
+    components = diff.get("c")
     if "s" in diff:
-        return copy.deepcopy(diff)
-    target = copy.deepcopy(tree)
-    _merge_into(target, diff)
+        target = copy.deepcopy(diff)
+    else:
+        target = copy.deepcopy(tree)
+        _merge_into(target, {k: v for k, v in diff.items() if k != "c"})
+    if components:
+        merged = dict(tree.get("c", {}))
+        for cid, node in components.items():
+            old = merged.get(cid)
+            if "s" in node or old is None:
+                merged[cid] = copy.deepcopy(node)
+            else:
+                fresh = copy.deepcopy(old)
+                _merge_into(fresh, node)
+                merged[cid] = fresh
+        target["c"] = merged
+    elif "c" in tree:
+        target["c"] = copy.deepcopy(tree["c"])
     return target
 
 
@@ -79,13 +94,16 @@ def to_html(tree: Tree) -> str:
     '<ul><li>a</li><li>b</li></ul>'
     """
     parts: list[str] = []
-    _write(tree, parts)
+    _write(tree, parts, tree.get("c", {}))
     return "".join(parts)
 
 
-def _write(node: Any, parts: list[str]) -> None:
+def _write(node: Any, parts: list[str], components: dict[str, Any]) -> None:
     if isinstance(node, str):
         parts.append(node)
+        return
+    if isinstance(node, int) and not isinstance(node, bool):
+        _write(components[str(node)], parts, components)  # a live component, by cid
         return
     if not isinstance(node, dict):
         raise TypeError(f"a rendered dynamic is a string or a tree, got {node!r:.80}")
@@ -93,13 +111,15 @@ def _write(node: Any, parts: list[str]) -> None:
     if "k" in node:
         keyed = node["k"]
         for index in range(keyed["kc"]):
-            _write_dynamics(keyed[str(index)], statics, parts)
+            _write_dynamics(keyed[str(index)], statics, parts, components)
         return
-    _write_dynamics(node, statics, parts)
+    _write_dynamics(node, statics, parts, components)
 
 
-def _write_dynamics(node: Tree, statics: list[str], parts: list[str]) -> None:
+def _write_dynamics(
+    node: Tree, statics: list[str], parts: list[str], components: dict[str, Any]
+) -> None:
     for index, static in enumerate(statics[:-1]):
         parts.append(static)
-        _write(node[str(index)], parts)
+        _write(node[str(index)], parts, components)
     parts.append(statics[-1])

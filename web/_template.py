@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import jinja2
 from jinja2 import nodes
@@ -36,7 +36,7 @@ from jinja2.runtime import LoopContext
 
 from ._stream import Stream
 
-__all__ = ["LiveTemplate", "TemplateError"]
+__all__ = ["COMPONENTS", "ComponentRegistry", "LiveTemplate", "TemplateError"]
 
 Tree = dict[str, Any]
 Vars = Mapping[str, Any]
@@ -79,7 +79,37 @@ class _For:
     uses_loop: bool
 
 
-_Slot = _Expr | _If | _For
+@dataclass(frozen=True, slots=True)
+class _Component:
+    """``{{ live_component(Card, id="c1", title=t) }}``: a stateful component, rendered by the
+    scope's component registry; the slot's value is the component's id number (cid)."""
+
+    component: Callable[[Vars], Any]
+    assigns: tuple[tuple[str, Callable[[Vars], Any]], ...]
+    deps: frozenset[str]
+
+
+_Slot = _Expr | _If | _For | _Component
+
+#: The scope key under which a view passes its component registry to the template.
+COMPONENTS: Final = "__live_components__"
+
+
+class ComponentRegistry(Protocol):
+    """What renders live components for a template (the view's component table)."""
+
+    def render(self, component: Any, assigns: dict[str, Any]) -> int:
+        """Render (or update) the component *component* with *assigns*; return its cid."""
+        ...
+
+
+def _render_component(slot: _Component, scope: Vars) -> int:
+    registry = scope.get(COMPONENTS)
+    if registry is None:
+        raise TemplateError("live_component(...) needs a LiveView: render the template in one")
+    assigns = {name: value(scope) for name, value in slot.assigns}
+    cid: int = registry.render(slot.component(scope), assigns)
+    return cid
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -173,6 +203,9 @@ def _full_slot(slot: _Slot, scope: Vars) -> tuple[Any, Any]:
     if type(slot) is _Expr:
         text = slot.render(scope)
         return text, text
+    if type(slot) is _Component:
+        cid = _render_component(slot, scope)
+        return cid, cid
     if type(slot) is _If:
         branch, block = _choose(slot, scope)
         tree, state = _full(block, scope)
@@ -280,6 +313,9 @@ def _diff_slot(slot: _Slot, scope: Vars, state: Any, changed: frozenset[str] | N
     if type(slot) is _Expr:
         text = slot.render(scope)
         return (None if text == state else text), text
+    if type(slot) is _Component:
+        cid = _render_component(slot, scope)
+        return (None if cid == state else cid), cid
     if type(slot) is _If:
         old_branch, old_state = state
         branch, block = _choose(slot, scope)
@@ -362,6 +398,9 @@ class _Compiler:
                 for child in node.nodes:
                     if isinstance(child, nodes.TemplateData):
                         statics[-1] += child.data
+                    elif isinstance(child, nodes.Call) and _is_component_call(child):
+                        slots.append(self.component(child))
+                        statics.append("")
                     else:
                         slots.append(self.expression(child))
                         statics.append("")
@@ -384,6 +423,21 @@ class _Compiler:
         template = self.env.from_string(nodes.Template([nodes.Output([node])], lineno=1))
         render = template.render
         return _Expr(lambda scope: render(scope), _names(node))
+
+    def component(self, node: nodes.Call) -> _Component:
+        if len(node.args) != 1 or node.dyn_args is not None or node.dyn_kwargs is not None:
+            raise TemplateError(
+                f"{self.name}, line {node.lineno}: write live_component(ComponentClass, "
+                "id=..., name=value...) with keyword assigns"
+            )
+        assigns = tuple((kw.key, self.value(kw.value)) for kw in node.kwargs)
+        if "id" not in {name for name, _ in assigns}:
+            raise TemplateError(
+                f"{self.name}, line {node.lineno}: live_component(...) needs an id= to tell "
+                "its instances apart"
+            )
+        deps = _names(node) - {"live_component"}
+        return _Component(self.value(node.args[0]), assigns, deps)
 
     def value(self, node: nodes.Node) -> Callable[[Vars], Any]:
         body = [nodes.Assign(nodes.Name("result", "store"), node, lineno=1)]
@@ -429,6 +483,14 @@ class _Compiler:
             outer=frozenset(outer),
             uses_loop=_LOOP in inner,
         )
+
+
+def _is_component_call(node: nodes.Node) -> bool:
+    return (
+        isinstance(node, nodes.Call)
+        and isinstance(node.node, nodes.Name)
+        and node.node.name == "live_component"
+    )
 
 
 def _names(node: nodes.Node) -> frozenset[str]:

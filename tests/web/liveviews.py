@@ -108,3 +108,36 @@ class Feed(web.LiveView):
             socket.stream_delete("messages", {"id": value["id"]})
         elif event == "reset":
             socket.stream("messages", [{"id": 9, "body": "fresh"}], reset=True)
+
+
+class Card(web.LiveComponent):
+    template = (
+        '<div id="card-{{ id }}"><b>{{ title }}</b> {{ likes }}'
+        '<button phx-click="like" phx-target="{{ myself }}">+1</button></div>'
+    )
+
+    def mount(self, socket: web.LiveSocket) -> None:
+        socket.assign(likes=0)
+
+    async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        socket.assign(likes=socket.assigns["likes"] + 1)
+
+
+class Cards(web.LiveView):
+    components = (Card,)
+    template = (
+        "<section>{% for c in cards %}"
+        "{{ live_component(Card, id=c.id, title=c.title) }}{% endfor %}</section>"
+    )
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
+    ) -> None:
+        socket.assign(
+            Card=Card, cards=[{"id": "a", "title": "Apples"}, {"id": "b", "title": "Bananas"}]
+        )
+
+    async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        if event == "rename":
+            cards = [dict(socket.assigns["cards"][0], title="APPLES"), socket.assigns["cards"][1]]
+            socket.assign(cards=cards)

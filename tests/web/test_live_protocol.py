@@ -16,7 +16,7 @@ import web
 from web._rendered import merge, to_html
 
 from . import phx
-from .liveviews import Counter, Feed, Form, Loading
+from .liveviews import Cards, Counter, Feed, Form, Loading
 from .test_asgi import http
 
 
@@ -28,6 +28,7 @@ async def live_server() -> AsyncIterator[int]:
         endpoint.live("/form", Form)
         endpoint.live("/loading", Loading)
         endpoint.live("/feed", Feed)
+        endpoint.live("/cards", Cards)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             yield port
@@ -91,7 +92,7 @@ async def test_dead_render_then_join_event_and_push() -> None:
 
             # Every push is answered, even ones with nothing to say.
             answer = await client.push(join_ref, topic, "cids_destroyed", {"cids": [3]})
-            assert answer == {"status": "ok", "response": {"cids": [3]}}
+            assert answer == {"status": "ok", "response": {"cids": []}}  # no component 3
 
             # A crash: phx_error, then a rejoin mounts the view afresh.
             await client.send(join_ref, topic, "event", {"type": "click", "event": "crash"})
@@ -226,3 +227,29 @@ async def test_streams_send_only_inserts_and_operations() -> None:
             # Nothing pending: the stream is left out of the next diff.
             diff = (await c.push(join_ref, topic, "event", add))["response"]["diff"]
             assert diff["1"] == "4"
+
+
+async def test_live_components_render_by_cid_and_handle_their_own_events() -> None:
+    async with live_server() as port:
+        page, csrf, _, _ = await dead_render(port, "/cards")
+        assert '<div id="card-a"><b>Apples</b> 0' in page
+        async with phx.connect(port, f"_csrf_token={quote(csrf)}", path="/live/websocket") as c:
+            topic, join_ref, tree, _ = await join_view(c, port, "/cards")
+            assert tree["0"]["k"]["0"] == {"0": 1}  # dynamics hold the cids
+            assert tree["c"]["1"]["r"] == 1
+            assert '<div id="card-b"><b>Bananas</b> 0' in to_html(tree)
+
+            like = {"type": "click", "event": "like", "value": {}, "cid": 2}
+            diff = (await c.push(join_ref, topic, "event", like))["response"]["diff"]
+            assert diff == {"c": {"2": {"2": "1"}}}  # only card b's count travels
+            tree = merge(tree, diff)
+            assert '<div id="card-b"><b>Bananas</b> 1' in to_html(tree)
+
+            rename = {"type": "click", "event": "rename", "value": {}}
+            diff = (await c.push(join_ref, topic, "event", rename))["response"]["diff"]
+            assert diff == {"c": {"1": {"1": "APPLES"}}}  # new assigns from the parent
+            tree = merge(tree, diff)
+            assert "<b>APPLES</b> 0" in to_html(tree)
+
+            gone = await c.push(join_ref, topic, "cids_destroyed", {"cids": [1, 99]})
+            assert gone["response"] == {"cids": [1]}
