@@ -354,19 +354,30 @@ _TYPES: dict[Any, Callable[[], Any]] = {
     list: sa.JSON,
 }
 
-_REGISTRY: dict[str, type[Resource]] = {}
+#: Resources by class name; one name may belong to resources of several modules.
+_REGISTRY: dict[str, list[type[Resource]]] = {}
 
 
 def _resolve(target: Any, rel: Relationship) -> type[Resource]:
-    if isinstance(target, str):
-        found = _REGISTRY.get(target)
-        if found is None:
-            raise ResourceDefinitionError(
-                f"{rel.source.__name__}.{rel.name}: no resource named {target!r}; define the class "
-                f"{target} (a Resource subclass) or pass the class itself"
-            )
-        return found
-    return target
+    if not isinstance(target, str):
+        return target
+    found = _REGISTRY.get(target, [])
+    same_module = [r for r in found if r.__module__ == rel.source.__module__]
+    if same_module:
+        return same_module[-1]
+    if len(found) == 1:
+        return found[0]
+    where = f"{rel.source.__name__}.{rel.name}"
+    if not found:
+        raise ResourceDefinitionError(
+            f"{where}: no resource named {target!r}; define the class {target} (a Resource "
+            "subclass) or pass the class itself"
+        )
+    modules = ", ".join(sorted(r.__module__ for r in found))
+    raise ResourceDefinitionError(
+        f"{where}: {target!r} names resources in several modules ({modules}); pass the class "
+        "itself instead of its name"
+    )
 
 
 def _snake(name: str) -> str:
@@ -489,8 +500,6 @@ def _annotation(cls: type, name: str) -> Any:
 
 def _build_resource(cls: type[Resource]) -> None:
     rname = cls.__name__
-    if rname in _REGISTRY and _REGISTRY[rname].__module__ != cls.__module__:
-        pass  # two resources of one name in different modules: the later one wins by name
     attributes: dict[str, Attribute] = {}
     relationships: dict[str, Relationship] = {}
     aggregates: dict[str, Aggregate] = {}
@@ -565,7 +574,9 @@ def _build_resource(cls: type[Resource]) -> None:
         setattr(cls, name, _Field(name, attr.column))
     for name in (*relationships, *aggregates, *calculations):
         delattr(cls, name) if name in cls.__dict__ else None
-    _REGISTRY[rname] = cls
+    same_name = _REGISTRY.setdefault(rname, [])
+    same_name[:] = [r for r in same_name if r.__module__ != cls.__module__]  # redefined
+    same_name.append(cls)
     from ._actions import build_actions  # the actions module needs the finished resource
     from ._policy import check_policies
 

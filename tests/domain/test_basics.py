@@ -244,3 +244,12 @@ def test_declarations_are_checked() -> None:
         class BadIdentity(domain.Resource):
             id: uuid.UUID = domain.uuid_primary_key()
             identities = (domain.identity("u", "missing"),)
+
+
+def test_resources_of_one_name_in_two_modules_resolve_within_their_module() -> None:
+    import examples.chat.model as chat  # defines its own Room and Message
+
+    from . import app
+
+    assert app.Room.__relationships__["messages"].target() is app.Message
+    assert chat.Message.__relationships__["room"].target() is chat.Room
