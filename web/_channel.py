@@ -178,7 +178,17 @@ class ChannelSocket:
     (the socket's id, if any) are read-only by convention.
     """
 
-    __slots__ = ("_sink", "_wire", "assigns", "id", "join_ref", "joined", "topic", "transport_pid")
+    __slots__ = (
+        "_sink",
+        "_unanswered",
+        "_wire",
+        "assigns",
+        "id",
+        "join_ref",
+        "joined",
+        "topic",
+        "transport_pid",
+    )
 
     def __init__(
         self,
@@ -200,6 +210,9 @@ class ChannelSocket:
         self._wire = wire
         #: Where messages go when there is no wire (``web.testing``).
         self._sink = sink
+        #: Refs of client pushes handed to the channel and not yet handled: if the channel
+        #: dies, its transport answers them with an error instead of leaving them hanging.
+        self._unanswered: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<ChannelSocket {self.topic!r} join_ref={self.join_ref!r}>"
@@ -338,6 +351,7 @@ async def _serve(channel: Channel, socket: ChannelSocket, intercept: frozenset[s
                 socket._reply(message.ref, ok())
                 return Stop(LEFT)
             result: Any = await channel.handle_in(message.event, message.payload, socket)
+            socket._unanswered.discard(message.ref)
             if result is None:
                 continue
             if isinstance(result, ChannelReply):

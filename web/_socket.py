@@ -189,6 +189,11 @@ def disconnect(socket_id: str) -> None:
     beam.broadcast(socket_id, Broadcast(socket_id, "disconnect", {}))
 
 
+def _ref_order(ref: str) -> tuple[int, str]:
+    """Refs are counters as strings: answer them in the order they were sent."""
+    return (int(ref), ref) if ref.isdigit() else (0, ref)
+
+
 def _refuse(request: Request, status: int, why: str) -> Response:
     logger.info("refused WebSocket on %s from %s: %s", request.path, request.client, why)
     return Response(status, f"{why}\n".encode())
@@ -291,6 +296,7 @@ class _Connection:
 class _Entry:
     pid: beam.Pid
     join_ref: str | None
+    context: ChannelSocket
     joined: bool = False
 
 
@@ -421,6 +427,8 @@ class _Transport:
         elif message.join_ref is not None and message.join_ref != entry.join_ref:
             logger.debug("dropping a message for an earlier join of %r", message.topic)
         else:
+            if message.ref is not None:
+                entry.context._unanswered.add(message.ref)
             beam.send(entry.pid, message)
 
     async def _join(self, message: Message, entry: _Entry | None) -> None:
@@ -453,7 +461,7 @@ class _Transport:
             link=True,
             initial_call=channel,
         )
-        self.channels[topic] = _Entry(pid, message.join_ref)
+        self.channels[topic] = _Entry(pid, message.join_ref, context)
         self.topics[pid] = topic
 
     async def _stop_channel(self, entry: _Entry) -> None:
@@ -473,6 +481,10 @@ class _Transport:
         topic = self.topics.pop(message.pid)
         entry = self.channels.pop(topic)
         if entry.joined and not beam.is_normal_exit(message.reason):
+            # The pushes it was given and never answered get an error now, not a timeout.
+            for ref in sorted(entry.context._unanswered, key=_ref_order):
+                reply = Reply(entry.join_ref, ref, topic, "error", {"reason": "channel crashed"})
+                self.conn.write(reply)
             self.conn.write(Message(entry.join_ref, entry.join_ref, topic, PHX_ERROR, {}))
 
     def _stopped_by(self, reason: Any) -> None:

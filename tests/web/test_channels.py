@@ -178,7 +178,12 @@ async def test_a_crashed_channel_sends_phx_error_and_the_socket_lives_on() -> No
     async with serving() as port, phx.connect(port) as client:
         a_ref, _ = await client.join("room:a")
         b_ref, _ = await client.join("room:b")
-        await client.send(a_ref, "room:a", "boom", {})
+        boom = await client.send(a_ref, "room:a", "boom", {})
+        # The push that crashed the channel is answered with an error, then phx_error.
+        assert await client.reply(boom) == {
+            "status": "error",
+            "response": {"reason": "channel crashed"},
+        }
         frame = await client.event("room:a", "phx_error")
         assert frame == [a_ref, a_ref, "room:a", "phx_error", {}]
         assert (await client.push(b_ref, "room:b", "echo", 1))["status"] == "ok"
