@@ -26,6 +26,7 @@ mounts afresh.
 
 from __future__ import annotations
 
+import copy
 import logging
 import secrets
 import sys
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl, urlsplit
+
+import jinja2
 
 import beam
 
@@ -279,6 +282,8 @@ class LiveView:
 
     template: ClassVar[str] = ""
     template_file: ClassVar[str | None] = None
+    #: Assigns reset to these values after every render (their old values are not kept).
+    temporary_assigns: ClassVar[Mapping[str, Any]] = {}
     #: The live components its template renders, by the name it calls them with:
     #: ``components = (Card,)`` makes ``{{ live_component(Card, id=...) }}`` work.
     components: ClassVar[Sequence[type[Any]]] = ()
@@ -313,11 +318,16 @@ class LiveView:
         template = cls.__dict__.get("_compiled")
         if template is None:
             source = cls.template
+            environment = jinja2.Environment(autoescape=True)
             if cls.template_file is not None:
                 module = sys.modules[cls.__module__]
-                base = Path(module.__file__ or ".").parent
-                source = (base / cls.template_file).read_text()
-            template = LiveTemplate(source, name=cls.__qualname__)
+                path = Path(module.__file__ or ".").parent / cls.template_file
+                source = path.read_text()
+                # {% include %} finds the other templates beside it.
+                environment = jinja2.Environment(
+                    autoescape=True, loader=jinja2.FileSystemLoader(path.parent)
+                )
+            template = LiveTemplate(source, name=cls.__qualname__, environment=environment)
             cls._compiled = template
         return template
 
@@ -438,6 +448,7 @@ class LiveChannel(Channel):
         await view.handle_params(query, url, self.live)
         tree, self.state = self.template.render(self.components.scope(self.live.assigns))
         self.live._streams_sent()
+        self.live.assigns.update(copy.deepcopy(dict(view_class.temporary_assigns)))
         components = self.components.take()
         if components:
             tree["c"] = components
@@ -522,6 +533,8 @@ class LiveChannel(Channel):
             scope = self.components.scope(live.assigns)
             diff, self.state = self.template.diff(scope, self.state, live.changed)
             live._streams_sent()
+            assert self.view is not None
+            live.assigns.update(copy.deepcopy(dict(type(self.view).temporary_assigns)))
             if "page_title" in live.changed:
                 diff["t"] = str(live.assigns["page_title"])
             live.changed.clear()

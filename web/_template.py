@@ -386,9 +386,12 @@ def _equal(a: Any, b: Any) -> bool:
 class _Compiler:
     """Turns Jinja2 syntax nodes into blocks and slots."""
 
-    def __init__(self, environment: jinja2.Environment, name: str) -> None:
+    def __init__(
+        self, environment: jinja2.Environment, name: str, including: tuple[str, ...] = ()
+    ) -> None:
         self.env = environment
         self.name = name
+        self.including = including
 
     def block(self, body: list[nodes.Node]) -> _Block:
         statics: list[str] = [""]
@@ -410,6 +413,9 @@ class _Compiler:
             elif isinstance(node, nodes.For):
                 slots.append(self.loop(node))
                 statics.append("")
+            elif isinstance(node, nodes.Include):
+                slots.append(self.include(node))
+                statics.append("")
             else:
                 kind = type(node).__name__
                 raise TemplateError(
@@ -423,6 +429,30 @@ class _Compiler:
         template = self.env.from_string(nodes.Template([nodes.Output([node])], lineno=1))
         render = template.render
         return _Expr(lambda scope: render(scope), _names(node))
+
+    def include(self, node: nodes.Include) -> _If:
+        """``{% include "part.html" %}``: the part's own block, a nested node of the tree."""
+        where = f"{self.name}, line {node.lineno}"
+        if not isinstance(node.template, nodes.Const) or not isinstance(node.template.value, str):
+            raise TemplateError(f"{where}: include a template by its name, a string constant")
+        name = node.template.value
+        if name in self.including or name == self.name:
+            raise TemplateError(f"{where}: {name!r} includes itself")
+        if self.env.loader is None:
+            raise TemplateError(
+                f"{where}: cannot include {name!r}: the template has no loader (give the view "
+                "a template_file, or an environment with a loader)"
+            )
+        try:
+            source, _, _ = self.env.loader.get_source(self.env, name)
+        except jinja2.TemplateNotFound:
+            raise TemplateError(f"{where}: no template {name!r} to include") from None
+        try:
+            syntax = self.env.parse(source, name=name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"{name}, line {exc.lineno}: {exc.message}") from None
+        part = _Compiler(self.env, name, (*self.including, self.name)).block(syntax.body)
+        return _If(((None, part),), _block_deps(part))
 
     def component(self, node: nodes.Call) -> _Component:
         if len(node.args) != 1 or node.dyn_args is not None or node.dyn_kwargs is not None:

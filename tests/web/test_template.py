@@ -107,3 +107,25 @@ def test_unsupported_tags_and_syntax_errors_name_the_line() -> None:
         LiveTemplate("ok\n{% macro m() %}x{% endmacro %}")
     with pytest.raises(TemplateError, match="line 1"):
         LiveTemplate("{% if %}")
+
+
+def test_includes_are_nested_nodes_and_render_like_jinja() -> None:
+    loader = jinja2.DictLoader(
+        {
+            "row.html": "<li>{{ r.name }}{% if r.admin %} (admin){% endif %}</li>",
+            "loop.html": '{% include "loop.html" %}',
+        }
+    )
+    env = jinja2.Environment(autoescape=True, loader=loader)
+    source = '<ul>{% for r in rows %}{% include "row.html" %}{% endfor %}</ul>'
+    template = LiveTemplate(source, environment=env)
+    rows = [{"name": "ann", "admin": True}, {"name": "bob", "admin": False}]
+    tree, state = template.render({"rows": rows})
+    assert to_html(tree) == env.from_string(source).render(rows=rows)
+    changed = [rows[0], {"name": "bob", "admin": True}]
+    diff, state = template.diff({"rows": changed}, state, {"rows"})
+    assert to_html(merge(tree, diff)) == env.from_string(source).render(rows=changed)
+    with pytest.raises(TemplateError, match="includes itself"):
+        LiveTemplate('{% include "loop.html" %}', environment=env)
+    with pytest.raises(TemplateError, match="no template 'missing.html'"):
+        LiveTemplate('{% include "missing.html" %}', environment=env)
