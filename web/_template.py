@@ -15,6 +15,10 @@ Jinja2 would produce::
     >>> diff
     {'0': 'Admins'}
 
+Macros defined at the top level of a template are its *function components*: call them from
+any expression, ``{% macro badge(n) %}<span class="badge">{{ n }}</span>{% endmacro %}`` then
+``{{ badge(unread) }}``.
+
 Change tracking works at two levels. A slot whose inputs (the names its expressions read) did
 not change is not evaluated at all; a slot that is evaluated but renders the same string is not
 sent. In a loop, an entry whose item is the same object as last time (or equal to it), with the
@@ -161,6 +165,14 @@ class LiveTemplate:
             syntax = self.environment.parse(source, name=self.name)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"{self.name}, line {exc.lineno}: {exc.message}") from None
+        macros = [node for node in syntax.body if isinstance(node, nodes.Macro)]
+        if macros:
+            # Function components: the template's macros, callable from its expressions
+            # (their output is one dynamic, escaped like any Jinja2 macro output).
+            self.environment = self.environment.overlay()
+            module = self.environment.from_string(nodes.Template(macros, lineno=1)).module
+            self.environment.globals.update({m.name: getattr(module, m.name) for m in macros})
+            syntax.body = [node for node in syntax.body if not isinstance(node, nodes.Macro)]
         self._root = _Compiler(self.environment, self.name).block(syntax.body)
 
     def render(self, assigns: Vars) -> tuple[Tree, list[Any]]:
@@ -417,9 +429,9 @@ class _Compiler:
                 slots.append(self.include(node))
                 statics.append("")
             else:
-                kind = type(node).__name__
+                kind = _TAGS.get(type(node).__name__, type(node).__name__.lower())
                 raise TemplateError(
-                    f"{self.name}, line {node.lineno}: {{% {kind.lower()} %}} is not supported in "
+                    f"{self.name}, line {node.lineno}: {{% {kind} %}} is not supported in "
                     "LiveView templates (use expressions, if and for; compute values in Python "
                     "and assign them)"
                 )
@@ -513,6 +525,17 @@ class _Compiler:
             outer=frozenset(outer),
             uses_loop=_LOOP in inner,
         )
+
+
+#: Jinja2 syntax node names -> the tag a template author wrote.
+_TAGS: Final = {
+    "Assign": "set",
+    "AssignBlock": "set",
+    "CallBlock": "call",
+    "FilterBlock": "filter",
+    "ScopedEvalContextModifier": "autoescape",
+    "Macro": "macro",
+}
 
 
 def _is_component_call(node: nodes.Node) -> bool:

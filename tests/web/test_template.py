@@ -103,8 +103,8 @@ def test_one_changed_row_of_a_thousand_sends_one_entry() -> None:
 
 
 def test_unsupported_tags_and_syntax_errors_name_the_line() -> None:
-    with pytest.raises(TemplateError, match=r"line 2: \{% macro %\} is not supported"):
-        LiveTemplate("ok\n{% macro m() %}x{% endmacro %}")
+    with pytest.raises(TemplateError, match=r"line 2: \{% set %\} is not supported"):
+        LiveTemplate("ok\n{% set x = 1 %}")
     with pytest.raises(TemplateError, match="line 1"):
         LiveTemplate("{% if %}")
 
@@ -127,5 +127,17 @@ def test_includes_are_nested_nodes_and_render_like_jinja() -> None:
     assert to_html(merge(tree, diff)) == env.from_string(source).render(rows=changed)
     with pytest.raises(TemplateError, match="includes itself"):
         LiveTemplate('{% include "loop.html" %}', environment=env)
-    with pytest.raises(TemplateError, match="no template 'missing.html'"):
+    with pytest.raises(TemplateError, match=r"no template 'missing\.html'"):
         LiveTemplate('{% include "missing.html" %}', environment=env)
+
+
+def test_top_level_macros_are_function_components() -> None:
+    source = (
+        '{% macro badge(n, kind="info") %}<span class="{{ kind }}">{{ n }}</span>{% endmacro %}'
+        "<p>{{ badge(count) }}{{ badge('<b>', kind='warn') }}</p>"
+    )
+    template = LiveTemplate(source)
+    tree, state = template.render({"count": 3})
+    assert to_html(tree) == jinja(source, {"count": 3})
+    diff, _ = template.diff({"count": 4}, state, {"count"})
+    assert diff == {"0": '<span class="info">4</span>'}
