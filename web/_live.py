@@ -119,6 +119,7 @@ class LiveSocket:
         "_loads",
         "_navigate",
         "_patch",
+        "_redirect",
         "_streams",
         "assigns",
         "changed",
@@ -135,6 +136,7 @@ class LiveSocket:
         self._events: list[list[Any]] = []
         self._patch: dict[str, Any] | None = None
         self._navigate: dict[str, Any] | None = None
+        self._redirect: dict[str, Any] | None = None
         self._loads: dict[beam.Ref, tuple[str, ...]] = {}
         self._streams: dict[str, Stream] = {}
 
@@ -258,6 +260,13 @@ class LiveSocket:
         >>> socket.push_patch("/rooms?page=2")
         """
         self._patch = {"to": to, "kind": "replace" if replace else "push"}
+
+    def redirect(self, to: str) -> None:
+        """Leave for *to* with a full page load (another site, or a plain HTTP page).
+
+        >>> socket.redirect("/login")
+        """
+        self._redirect = {"to": to}
 
     def push_navigate(self, to: str, *, replace: bool = False) -> None:
         """Navigate to another LiveView page over the same connection.
@@ -445,6 +454,10 @@ class LiveChannel(Channel):
         self.components.names = _component_names(view_class)
         self.live.assigns["flash"] = {}
         await view.mount(query, session, self.live)
+        if self.live._redirect is not None:  # mount sends the client elsewhere
+            return error({"redirect": self.live._redirect})
+        if self.live._navigate is not None:
+            return error({"live_redirect": self.live._navigate})
         await view.handle_params(query, url, self.live)
         tree, self.state = self.template.render(self.components.scope(self.live.assigns))
         self.live._streams_sent()
@@ -502,7 +515,7 @@ class LiveChannel(Channel):
         update = self._update()
         if "diff" in update:
             socket.push("diff", update["diff"])
-        for kind in ("live_patch", "live_redirect"):
+        for kind in ("live_patch", "live_redirect", "redirect"):
             if kind in update:
                 socket.push(kind, update[kind])
         return None
@@ -551,6 +564,8 @@ class LiveChannel(Channel):
             update["live_patch"], live._patch = live._patch, None
         if live._navigate is not None:
             update["live_redirect"], live._navigate = live._navigate, None
+        if live._redirect is not None:
+            update["redirect"], live._redirect = live._redirect, None
         return update
 
 

@@ -85,6 +85,8 @@ class Loading(web.LiveView):
             socket.push_event("saved", {"at": 1})
         elif event == "go":
             socket.push_patch("/loading?page=2")
+        elif event == "leave":
+            socket.redirect("/login")
 
 
 class Feed(web.LiveView):

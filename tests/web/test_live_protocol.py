@@ -175,6 +175,8 @@ async def test_assign_async_flash_title_events_and_patch() -> None:
 
             answer = await c.push(join_ref, topic, "event", {"type": "click", "event": "go"})
             assert answer["response"]["live_patch"] == {"to": "/loading?page=2", "kind": "push"}
+            answer = await c.push(join_ref, topic, "event", {"type": "click", "event": "leave"})
+            assert answer["response"]["redirect"] == {"to": "/login"}
 
             topic2, _, tree2, _ = await join_view(c, port, "/loading?fail=1")
             push = await c.event(topic2, "diff")
