@@ -26,9 +26,11 @@ from typing import Any, Final
 import beam
 
 from ._channel import Channel, ChannelSocket, run_channel
+from ._live_test import LiveViewClient as LiveViewClient
+from ._live_test import live as live
 from ._protocol import PHX_LEAVE, Broadcast, Message, Outgoing, Reply
 
-__all__ = ["ChannelClient", "JoinRefused", "join"]
+__all__ = ["ChannelClient", "JoinRefused", "LiveViewClient", "join", "live"]
 
 _ANY: Final = object()
 _refs = itertools.count(1)

@@ -54,3 +54,28 @@ async def test_a_crash_reaches_a_test_that_traps_exits() -> None:
         exit_ = await beam.receive(beam.Exit, timeout=1)
         assert exit_.pid == room.pid
         assert isinstance(exit_.reason, RuntimeError)
+
+
+async def test_liveviews_are_driven_in_process() -> None:
+    from .liveviews import Cards, Counter, Form
+
+    async with beam.open_node():
+        view = await web.testing.live(Counter, "http://localhost/counter?start=2")
+        assert '<h1 id="count">2</h1>' in view.html
+        await view.click("inc")
+        assert '<h1 id="count">3</h1>' in view.html
+        assert '<p id="big">big</p>' in view.html
+        beam.broadcast("counter", ("set", 0))
+        await view.sync()
+        assert '<h1 id="count">0</h1>' in view.html
+
+        form = await web.testing.live(Form)
+        await form.change("validate", {"user": {"name": "Jo"}}, target="user[name]")
+        assert '<span id="error">too short</span>' in form.html
+        await form.submit("save", {"user": {"name": "Josephine"}})
+        assert '<p id="saved">Josephine</p>' in form.html
+
+        cards = await web.testing.live(Cards)
+        assert "<b>Apples</b> 0" in cards.html
+        await cards.click("rename")
+        assert "<b>APPLES</b> 0" in cards.html
