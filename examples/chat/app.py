@@ -12,9 +12,10 @@ import presence
 import web
 
 from .accounts import SESSION_COOKIE, hash_password, session_user
+from .channels import ChatSocket
 from .live import ChatLive
 from .model import Chat, Room, User
-from .pages import login_page, logout, make_login, make_signup
+from .pages import login_page, logout, make_login, make_signup, make_token
 from .style import CSS
 
 logger = logging.getLogger("examples.chat")
@@ -75,5 +76,7 @@ async def build(data_dir: Path, *, database: str | None = None) -> web.Endpoint:
     endpoint.route("POST", "/login", make_login(secret))
     endpoint.route("POST", "/signup", make_signup(secret))
     endpoint.route("POST", "/logout", logout)
+    endpoint.route("POST", "/api/token", make_token(secret))
+    endpoint.socket("/socket", ChatSocket(secret))
     endpoint.live("/", ChatLive, head=f"<style>{CSS}</style>", session=session)
     return endpoint

@@ -7,13 +7,21 @@ Phoenix, a small form posts to these handlers, which answer with a redirect.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import domain
 import web
 
-from .accounts import SESSION_COOKIE, SESSION_MAX_AGE, check_password, hash_password, session_token
+from .accounts import (
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    check_password,
+    hash_password,
+    session_token,
+    socket_token,
+)
 from .model import Chat, User
 from .style import CSS
 
@@ -79,6 +87,23 @@ def make_signup(secret: str) -> Handler:
         return _redirect("/", _cookie(session_token(secret, str(user.id)), SESSION_MAX_AGE))
 
     return signup
+
+
+def make_token(secret: str) -> Handler:
+    """``POST /api/token`` (username, password): a socket token, as JSON."""
+
+    async def token(request: web.Request) -> web.Response:
+        form = request.form()
+        username = form.get("username", "").strip().lower()
+        users = await Chat.read(User, filter={"username": username}, limit=1)
+        if not users or not check_password(form.get("password", ""), users[0].password_hash):
+            body = json.dumps({"error": "wrong username or password"}).encode()
+            return web.Response(401, body, (("content-type", "application/json"),))
+        user_id = str(users[0].id)
+        body = json.dumps({"token": socket_token(secret, user_id), "user_id": user_id}).encode()
+        return web.Response(200, body, (("content-type", "application/json"),))
+
+    return token
 
 
 def logout(request: web.Request) -> web.Response:

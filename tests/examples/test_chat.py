@@ -36,14 +36,17 @@ async def chat_server(tmp_path: Path) -> AsyncIterator[int]:
             nursery.cancel_scope.cancel()
 
 
+def post_form(path: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nhost: x\r\n"
+        "content-type: application/x-www-form-urlencoded\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
+
+
 async def sign_in(port: int, username: str) -> str:
     body = f"username={username}&password={DEMO_PASSWORD}".encode()
-    status, headers, _ = await http(
-        port,
-        b"POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\n"
-        + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
-        + body,
-    )
+    status, headers, _ = await http(port, post_form("/login", body))
     assert status == 303
     assert headers["location"] == "/"
     return headers["set-cookie"].split(";")[0]
@@ -123,3 +126,50 @@ async def test_two_users_talk_in_the_lobby(tmp_path: Path) -> None:
         await alice.until(lambda p: any("hello bob" in s for s in p.streamed))
         # Typing expires by itself a few seconds after the last keystroke.
         await alice.until(lambda p: '<div class="typing" id="typing"></div>' in p.html)
+
+
+async def socket_token(port: int, username: str, password: str = DEMO_PASSWORD) -> dict[str, Any]:
+    body = f"username={username}&password={password}".encode()
+    status, _, answer = await http(port, post_form("/api/token", body))
+    result: dict[str, Any] = json.loads(answer)
+    result["status"] = status
+    return result
+
+
+async def test_channels_for_clients_without_a_browser(tmp_path: Path) -> None:
+    async with chat_server(tmp_path) as port:
+        refused = await socket_token(port, "alice", "wrong")
+        assert refused["status"] == 401
+        alice = await socket_token(port, "alice")
+        bob = await socket_token(port, "bob")
+        async with (
+            phx.connect(port, f"token={alice['token']}") as a,
+            phx.connect(port, f"token={bob['token']}") as b,
+        ):
+            _, reply = await a.join(f"user:{bob['user_id']}")
+            assert reply == {"status": "error", "response": {"reason": "unauthorized"}}
+            _, reply = await a.join(f"user:{alice['user_id']}")
+            assert reply["status"] == "ok"
+            state = await a.event(f"user:{alice['user_id']}", "initial_state")
+            lobby = next(r for r in state[4]["rooms"] if r["name"] == "lobby")
+            topic = f"room:{lobby['id']}"
+
+            a_ref, reply = await a.join(topic)
+            assert reply["response"] == {"room": "lobby"}
+            assert (await a.event(topic, "history"))[4] == {"messages": []}
+            b_ref, _ = await b.join(topic)
+            await b.event(topic, "history")
+
+            sent = await a.push(a_ref, topic, "new_message", {"content": "hi", "client_id": "c1"})
+            assert sent["status"] == "ok"
+            assert sent["response"]["content"] == "hi"
+            seen = await b.event(topic, "new_message")
+            assert seen[4]["author"] == "alice"
+            # A retried send with the same client id is stored once.
+            again = await a.push(a_ref, topic, "new_message", {"content": "hi", "client_id": "c1"})
+            assert again["response"]["id"] == sent["response"]["id"]
+
+            bad = await a.push(a_ref, topic, "new_message", {"content": "", "client_id": "c2"})
+            assert bad["status"] == "error"
+            await b.send(b_ref, topic, "typing", {})
+            assert (await a.event(topic, "typing"))[4] == {"user": "bob"}

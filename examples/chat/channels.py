@@ -1,0 +1,155 @@
+"""Channels for clients without a browser (the terminal client, bots, mobile apps).
+
+Connect to ``/socket/websocket`` with ``?token=<socket token>`` (``POST /api/token`` with a
+username and password returns one), then join:
+
+* ``room:<room id>``: ``history`` is pushed after the join (the latest messages), then every
+  ``new_message``; push ``new_message`` ``{"content", "client_id"}`` to send (the reply
+  carries the stored message; a retry with the same client id is stored once) and ``typing``
+  ``{}`` to tell the others; ``presence_state``/``presence_diff`` say who is there.
+* ``user:<your id>``: only your own; ``initial_state`` (your rooms) is pushed after the join.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import beam
+import domain
+import presence
+import web
+
+from .accounts import socket_user
+from .live import HISTORY
+from .model import Chat, Message, Room, User
+
+
+def message_payload(record: Message) -> dict[str, Any]:
+    """A message as channels send it."""
+    return {
+        "id": str(record.id),
+        "room_id": str(record.room_id),
+        "author": record.author_name,
+        "content": record.content,
+        "client_id": record.client_id,
+        "inserted_at": record.inserted_at.isoformat(),
+    }
+
+
+async def _user(socket: web.ChannelSocket) -> User:
+    users = await Chat.read(User, filter={"id": uuid.UUID(socket.assigns["user_id"])}, limit=1)
+    return users[0]
+
+
+class RoomChannel(web.Channel):
+    """``room:<room id>``: messages, typing and presence of one room."""
+
+    def __init__(self) -> None:
+        self.user: User | None = None
+        self.room: Room | None = None
+
+    async def join(
+        self, topic: str, params: Mapping[str, Any], socket: web.ChannelSocket
+    ) -> web.ChannelReply | None:
+        self.user = await _user(socket)
+        try:
+            room_id = uuid.UUID(topic.removeprefix("room:"))
+        except ValueError:
+            return web.error({"reason": "no such room"})
+        rooms = await Chat.read(Room, actor=self.user, filter={"id": room_id}, limit=1)
+        if not rooms:
+            return web.error({"reason": "no such room"})
+        self.room = rooms[0]
+        beam.send(beam.self(), "after_join")
+        return web.ok({"room": self.room.name})
+
+    async def handle_info(self, message: Any, socket: web.ChannelSocket) -> web.Stop | None:
+        assert self.user is not None
+        assert self.room is not None
+        if message == "after_join":
+            history = await Chat.read(
+                Message,
+                actor=self.user,
+                filter={"room_id": self.room.id},
+                sort=("-inserted_at",),
+                limit=HISTORY,
+            )
+            socket.push("history", {"messages": [message_payload(m) for m in reversed(history)]})
+            await presence.track(beam.self(), socket.topic, self.user.username, {"at": time.time()})
+            socket.push("presence_state", presence.list(socket.topic))
+        elif isinstance(message, tuple) and message[0] == "new_message":
+            socket.push("new_message", message_payload(message[1]))
+        elif isinstance(message, tuple) and message[0] == "typing":
+            socket.push("typing", {"user": message[1]})
+        return None
+
+    async def handle_in(
+        self, event: str, payload: Any, socket: web.ChannelSocket
+    ) -> web.ChannelReply | web.Stop | None:
+        assert self.user is not None
+        assert self.room is not None
+        if event == "new_message":
+            try:
+                record = await Chat.send_message(
+                    content=str(payload.get("content", "")),
+                    client_id=str(payload.get("client_id") or uuid.uuid4().hex),
+                    room_id=self.room.id,
+                    actor=self.user,
+                )
+            except domain.DomainError as exc:
+                return web.error({"reason": str(exc)})
+            return web.ok(message_payload(record))
+        if event == "typing":
+            beam.broadcast_from(beam.self(), socket.topic, ("typing", self.user.username))
+            return None
+        return web.error({"reason": f"unknown event {event!r}"})
+
+
+class UserChannel(web.Channel):
+    """``user:<your id>``: your own state; nobody else may join it."""
+
+    async def join(
+        self, topic: str, params: Mapping[str, Any], socket: web.ChannelSocket
+    ) -> web.ChannelReply | None:
+        if topic != f"user:{socket.assigns['user_id']}":
+            return web.error({"reason": "unauthorized"})
+        beam.send(beam.self(), "after_join")
+        return web.ok()
+
+    async def handle_info(self, message: Any, socket: web.ChannelSocket) -> web.Stop | None:
+        if message == "after_join":
+            user = await _user(socket)
+            rooms = await Chat.read(Room, actor=user, sort=("name",))
+            socket.push(
+                "initial_state",
+                {
+                    "user": user.username,
+                    "rooms": [{"id": str(r.id), "name": r.name} for r in rooms],
+                },
+            )
+        return None
+
+
+class ChatSocket(web.Socket):
+    """``/socket``: signed socket tokens; one id per user (``web.disconnect`` signs them out)."""
+
+    channels: ClassVar[Mapping[str, type[web.Channel]]] = {
+        "room:*": RoomChannel,
+        "user:*": UserChannel,
+    }
+    check_origin = False  # terminal clients and bots send no Origin; tokens do the checking
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    async def connect(
+        self, params: Mapping[str, str], connect_info: web.ConnectInfo
+    ) -> Mapping[str, Any] | None:
+        user_id = socket_user(self.secret, params.get("token") or connect_info.auth_token)
+        return None if user_id is None else {"user_id": user_id}
+
+    def id(self, assigns: Mapping[str, Any]) -> str | None:
+        return f"user_socket:{assigns['user_id']}"
