@@ -26,6 +26,9 @@ from ..web import phx
 from ..web.test_asgi import http
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
 @asynccontextmanager
 async def chat_server(tmp_path: Path) -> AsyncIterator[int]:
     async with beam.open_node():
@@ -173,3 +176,51 @@ async def test_channels_for_clients_without_a_browser(tmp_path: Path) -> None:
             assert bad["status"] == "error"
             await b.send(b_ref, topic, "typing", {})
             assert (await a.event(topic, "typing"))[4] == {"user": "bob"}
+
+
+async def test_the_terminal_client_sends_what_is_typed(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    async with chat_server(tmp_path) as port:
+        bob = await socket_token(port, "bob")
+        async with phx.connect(port, f"token={bob['token']}") as b:
+            await b.join(f"user:{bob['user_id']}")
+            state = await b.event(f"user:{bob['user_id']}", "initial_state")
+            lobby = next(r for r in state[4]["rooms"] if r["name"] == "lobby")
+            await b.join(f"room:{lobby['id']}")
+            url = f"http://127.0.0.1:{port}"
+            process = await trio.lowlevel.open_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "examples.chat.terminal",
+                    "alice",
+                    DEMO_PASSWORD,
+                    "--url",
+                    url,
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                cwd=REPO_ROOT,
+            )
+            assert process.stdin is not None
+            assert process.stdout is not None
+            try:
+                with trio.fail_after(20):
+                    seen = b""
+                    while b"# lobby" not in seen:
+                        seen += await process.stdout.receive_some(4096)
+                    await process.stdin.send_all(b"hello from the terminal\n")
+                    message = await b.event(f"room:{lobby['id']}", "new_message", timeout=10)
+                    assert message[4]["author"] == "alice"
+                    assert message[4]["content"] == "hello from the terminal"
+                    await process.stdin.aclose()
+                    assert await process.wait() == 0
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                with trio.CancelScope(shield=True):
+                    await process.wait()
