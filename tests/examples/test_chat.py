@@ -25,7 +25,6 @@ from web._rendered import merge, to_html
 from ..web import phx
 from ..web.test_asgi import http
 
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
