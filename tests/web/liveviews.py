@@ -14,6 +14,8 @@ class Counter(web.LiveView):
         '<div class="counter"><h1 id="count">{{ count }}</h1>'
         '<button id="inc" phx-click="inc">+1</button>'
         '<button id="crash" phx-click="crash">crash</button>'
+        '<button id="share" phx-click="share">share</button>'
+        '<a id="to-form" href="/form" data-phx-link="redirect" data-phx-link-state="push">form</a>'
         '{% if count > 2 %}<p id="big">big</p>{% endif %}</div>'
     )
     title = "Counter"
@@ -30,6 +32,8 @@ class Counter(web.LiveView):
             socket.assign(count=socket.assigns["count"] + 1)
         elif event == "crash":
             raise RuntimeError("the counter crashed on purpose")
+        elif event == "share":
+            beam.broadcast("counter", ("set", socket.assigns["count"]))
 
     async def handle_info(self, message: Any, socket: web.LiveSocket) -> None:
         if isinstance(message, tuple) and message[0] == "set":
@@ -143,3 +147,25 @@ class Cards(web.LiveView):
         if event == "rename":
             cards = [dict(socket.assigns["cards"][0], title="APPLES"), socket.assigns["cards"][1]]
             socket.assign(cards=cards)
+
+
+class Rows(web.LiveView):
+    template = (
+        '<button id="add" phx-click="add">add</button>'
+        '<button id="drop" phx-click="drop">drop</button>'
+        '<ul id="rows" phx-update="stream">'
+        '{% for dom_id, r in rows %}<li id="{{ dom_id }}">row {{ r.id }}</li>{% endfor %}</ul>'
+    )
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
+    ) -> None:
+        socket.assign(next_id=1000)
+        socket.stream("rows", [{"id": i} for i in range(1000)])
+
+    async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        if event == "add":
+            socket.stream_insert("rows", {"id": socket.assigns["next_id"]}, at=0)
+            socket.assign(next_id=socket.assigns["next_id"] + 1)
+        elif event == "drop":
+            socket.stream_delete("rows", "rows-5")
