@@ -47,5 +47,6 @@ button.secondary { background: var(--line); color: var(--ink); }
         gap: 12px; }
 .card h1 { margin: 0 0 8px; font-size: 22px; }
 .row { display:flex; gap: 8px; }
+.row input { flex: 1; min-width: 0; }
 .flash { background:#fef3c7; padding: 8px 12px; border-radius: 8px; }
 """

@@ -1,0 +1,75 @@
+"""The chat in two headless Chromium contexts: two users sign in, see each other online, see
+each other typing, exchange messages, and see an unread badge for another room. The final
+screen is saved as ``docs/chat.png`` for the README (when ``BEAM_SCREENSHOT`` names a path,
+there instead)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import beam
+import web
+from examples.chat.app import DEMO_PASSWORD, build
+
+from ..web.browser import in_browser
+
+TIMEOUT_MS = 10_000
+
+
+def sign_in(context: Any, base: str, username: str) -> Any:
+    page = context.new_page()
+    page.set_viewport_size({"width": 1100, "height": 640})
+    page.goto(f"{base}/")
+    page.wait_for_selector("#username", timeout=TIMEOUT_MS)  # redirected to sign in
+    page.fill("#username", username)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("#sign-in")
+    page.wait_for_selector("[data-phx-main].phx-connected", timeout=TIMEOUT_MS)
+    return page
+
+
+async def test_two_users_chat_in_the_browser(tmp_path: Path) -> None:
+    screenshot = Path(os.environ.get("BEAM_SCREENSHOT", tmp_path / "chat.png"))
+    async with beam.open_node():
+        endpoint = await build(tmp_path, database=f"sqlite:///{tmp_path / 'chat.db'}")
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
+            base = f"http://127.0.0.1:{port}"
+
+            def steps(browser: Any) -> dict[str, Any]:
+                alice = sign_in(browser.new_context(), base, "alice")
+                bob = sign_in(browser.new_context(), base, "bob")
+                alice.wait_for_selector("#online li:has-text('bob')", timeout=TIMEOUT_MS)
+                bob.wait_for_selector("#online li:has-text('alice')", timeout=TIMEOUT_MS)
+
+                bob.type("#content", "hi ali", delay=20)
+                alice.wait_for_selector("#typing:has-text('bob')", timeout=TIMEOUT_MS)
+                bob.fill("#content", "hi alice!")
+                bob.press("#content", "Enter")
+                alice.wait_for_selector(".message:has-text('hi alice!')", timeout=TIMEOUT_MS)
+                alice.fill("#content", "hello bob, welcome to the lobby")
+                alice.click("#send")
+                bob.wait_for_selector(
+                    ".message:has-text('welcome to the lobby')", timeout=TIMEOUT_MS
+                )
+
+                bob.click("#room-random")  # a live patch to another room
+                bob.wait_for_selector("#room-name:has-text('random')", timeout=TIMEOUT_MS)
+                alice.fill("#content", "are you still there?")
+                alice.press("#content", "Enter")
+                bob.wait_for_selector("#unread-lobby:has-text('1')", timeout=TIMEOUT_MS)
+                bob.click("#room-lobby")
+                bob.wait_for_selector("#unread-lobby", state="detached", timeout=TIMEOUT_MS)
+                bob.wait_for_selector(".message:has-text('still there')", timeout=TIMEOUT_MS)
+                bob.screenshot(path=str(screenshot))
+                count = bob.eval_on_selector_all(".message", "els => els.length")
+                return {"messages": count, "screenshot": screenshot.stat().st_size}
+
+            facts = await in_browser(steps)
+            nursery.cancel_scope.cancel()
+    assert facts["messages"] == 3
+    assert facts["screenshot"] > 10_000
