@@ -10,8 +10,11 @@ from typing import Any
 
 import presence
 import web
+from supervisors import Supervisor, child_spec
 
 from .accounts import SESSION_COOKIE, hash_password, session_user
+from .admin import CSS as ADMIN_CSS
+from .admin import AdminLive
 from .channels import ChatSocket
 from .live import ChatLive
 from .model import Chat, Room, User
@@ -58,11 +61,22 @@ async def seed() -> None:
 
 
 async def build(data_dir: Path, *, database: str | None = None) -> web.Endpoint:
-    """Start the chat's processes in the calling node and return its endpoint."""
-    await Chat.start_link(database or database_url(data_dir))
+    """Start the chat's supervision tree in the calling node and return its endpoint.
+
+    The tree (``chat.sup``, one_for_one): the domain's connection pool (itself a supervisor of
+    connection actors) and the presence tracker. Any of them can be killed (from the
+    ``/admin`` page, say): the supervisor starts it again and the chat goes on. LiveViews and
+    channels are processes of their connections, so their crashes stay theirs.
+    """
+    await Supervisor.start_link(
+        [Chat.child_spec(database or database_url(data_dir)), child_spec(presence.Tracker)],
+        strategy="one_for_one",
+        max_restarts=10,
+        max_seconds=5,
+        name="chat.sup",
+    )
     await Chat.create_tables()
     await seed()
-    await presence.Tracker.start_link()
     secret = secret_key(data_dir)
     endpoint = web.Endpoint(secret_key=secret)
 
@@ -79,4 +93,5 @@ async def build(data_dir: Path, *, database: str | None = None) -> web.Endpoint:
     endpoint.route("POST", "/api/token", make_token(secret))
     endpoint.socket("/socket", ChatSocket(secret))
     endpoint.live("/", ChatLive, head=f"<style>{CSS}</style>", session=session)
+    endpoint.live("/admin", AdminLive, head=f"<style>{CSS}{ADMIN_CSS}</style>", session=session)
     return endpoint

@@ -26,7 +26,7 @@ HISTORY = 50
 TEMPLATE = """<div class="shell">
 <aside class="sidebar">
   <div class="brand">trio-beam chat</div>
-  <div class="me">signed in as <b id="me">{{ me }}</b>
+  <div class="me">signed in as <b id="me">{{ me }}</b> · <a href="/admin">processes</a>
     <form method="post" action="/logout" style="display:inline">
       <button class="secondary" style="padding:2px 8px">sign out</button></form></div>
   <ul class="rooms">{% for r in rooms %}<li><a id="room-{{ r.name }}"

@@ -7,6 +7,7 @@ insert), the online list shows both, and typing reaches the other one.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import trio
 
 import beam
@@ -223,3 +225,30 @@ async def test_the_terminal_client_sends_what_is_typed(tmp_path: Path) -> None:
                     process.kill()
                 with trio.CancelScope(shield=True):
                     await process.wait()
+
+
+async def test_the_admin_page_lists_processes_and_kills_one_that_comes_back(
+    tmp_path: Path,
+) -> None:
+    from examples.chat.admin import AdminLive
+    from examples.chat.model import Chat, User
+
+    async with chat_server(tmp_path):
+        users = {u.username: str(u.id) for u in await Chat.read(User)}
+        view = await web.testing.live(AdminLive, session={"user_id": users["alice"]})
+        tracker = beam.whereis("presence")
+        assert tracker is not None
+        row = "<td>{}</td><td>presence</td>"
+        assert row.format(html.escape(str(tracker))) in view.html
+        await view.click("kill", {"id": str(tracker.id)})
+        assert f"killed {html.escape(str(tracker))}" in view.html
+        with trio.fail_after(5):
+            while beam.whereis("presence") in (None, tracker):
+                await trio.sleep(0.01)  # the chat's supervisor restarts it
+        beam.send(view.pid, "refresh")
+        await view.sync()
+        assert row.format(html.escape(str(beam.whereis("presence")))) in view.html
+
+        with pytest.raises(web.testing.JoinRefused) as refused:  # bob is no admin
+            await web.testing.live(AdminLive, session={"user_id": users["bob"]})
+        assert refused.value.response == {"redirect": {"to": "/"}}
