@@ -243,7 +243,7 @@ async def test_the_admin_page_lists_processes_and_kills_one_that_comes_back(
         await view.click("kill", {"id": str(tracker.id)})
         assert f"killed {html.escape(str(tracker))}" in view.html
         with trio.fail_after(5):
-            while beam.whereis("presence") in (None, tracker):
+            while beam.whereis("presence") in (None, tracker):  # noqa: ASYNC110
                 await trio.sleep(0.01)  # the chat's supervisor restarts it
         beam.send(view.pid, "refresh")
         await view.sync()
