@@ -113,6 +113,9 @@ class Outbox:
             sent = os.write(self._fd, data)
         except BlockingIOError:
             sent = 0
+        except (BrokenPipeError, ConnectionResetError):
+            self._fail("the peer is gone", quiet=True)
+            return
         except OSError as exc:
             self._fail(f"socket write failed: {exc}")
             return
@@ -171,6 +174,9 @@ class Outbox:
                 sent = os.write(self._fd, data)
             except BlockingIOError:
                 return
+            except (BrokenPipeError, ConnectionResetError):
+                self._fail("the peer is gone", quiet=True)
+                return
             except OSError as exc:
                 self._fail(f"socket write failed: {exc}")
                 return
@@ -181,10 +187,12 @@ class Outbox:
                 return
             backlog.popleft()
 
-    def _fail(self, why: str) -> None:
+    def _fail(self, why: str, *, quiet: bool = False) -> None:
         if self.failed is None:
             self.failed = why
-            logger.warning("dropping WebSocket connection: %s", why)
+            # A peer that went away is ordinary; a slow consumer or an odd error is news.
+            log = logger.debug if quiet else logger.warning
+            log("dropping WebSocket connection: %s", why)
             if self._on_failure is not None:
                 self._on_failure()
         self._backlog = None

@@ -1,0 +1,228 @@
+"""Nothing is lost under crashes: bots chat while processes are killed at random.
+
+Twenty bots send messages with client ids to one room over Channels and wait for each ack;
+meanwhile a seeded chaos loop kills, at random, room channel processes, connection transport
+processes, the domain's database connection actors and PubSub topic processes. A bot whose
+send fails (a crashed channel, a lost connection, a killed database actor) reconnects or
+rejoins and sends the same client id again. Afterwards:
+
+* every acknowledged message is stored exactly once (and nothing is stored twice);
+* every bot's history after a resync equals the database;
+* the presence list settles to the connected bots;
+* the node is alive and its memory is back near where it started.
+
+It runs ``BEAM_CHAOS_SECONDS`` seconds (10 by default; CI runs a minute).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import beam
+import presence
+from examples.chat.accounts import hash_password
+from examples.chat.model import Chat, Message, Room, User
+
+from ..web import wsclient
+from .test_chat import chat_server, socket_token
+
+BOTS = 20
+PASSWORD = "chaos-password"
+
+
+class Bot:
+    """One chatty client: sends, waits for the ack, and recovers from whatever happens."""
+
+    def __init__(self, name: str, port: int, topic: str, token: str) -> None:
+        self.name = name
+        self.token = token
+        self.port = port
+        self.topic = topic
+        self.acked: list[str] = []
+        self.sent = 0
+        self.recoveries = 0
+        self._refs = 0
+
+    def _ref(self) -> str:
+        self._refs += 1
+        return str(self._refs)
+
+    async def run(self, stop: trio.Event) -> None:
+        pending: str | None = None
+        while not stop.is_set():
+            try:
+                path = f"/socket/websocket?vsn=2.0.0&token={self.token}"
+                async with wsclient.connect(self.port, path) as client:
+                    join_ref = await self._join(client)
+                    while not stop.is_set():
+                        if pending is None:
+                            pending = f"{self.name}-{self.sent}"
+                            self.sent += 1
+                        payload = {"content": f"message {pending}", "client_id": pending}
+                        reply = await self._call(client, join_ref, "new_message", payload)
+                        if reply["status"] == "ok":
+                            self.acked.append(pending)
+                            pending = None
+                        else:  # the channel crashed or the database failed: rejoin, resend
+                            self.recoveries += 1
+                            join_ref = await self._join(client)
+            except (wsclient.Closed, trio.TooSlowError, OSError):
+                self.recoveries += 1  # the connection went away: connect again, resend
+                await trio.sleep(0.02)
+
+    async def _join(self, client: wsclient.Client) -> str:
+        while True:
+            ref = self._ref()
+            frame = [ref, ref, self.topic, "phx_join", {}]
+            await client.send(json.dumps(frame))
+            reply = await self._reply(client, ref)
+            if reply["status"] == "ok":
+                return ref
+            await trio.sleep(0.02)
+
+    async def _call(
+        self, client: wsclient.Client, join_ref: str, event: str, payload: Any
+    ) -> dict[str, Any]:
+        ref = self._ref()
+        await client.send(json.dumps([join_ref, ref, self.topic, event, payload]))
+        return await self._reply(client, ref)
+
+    async def _reply(self, client: wsclient.Client, ref: str) -> dict[str, Any]:
+        with trio.fail_after(5):
+            while True:
+                frame = json.loads(await client.receive())
+                if frame[3] == "phx_reply" and frame[1] == ref:
+                    reply: dict[str, Any] = frame[4]
+                    return reply
+
+
+def _victims(rng: random.Random, db_allowed: bool) -> beam.Pid | None:
+    kinds: dict[str, list[beam.Pid]] = {"channel": [], "transport": [], "pubsub": [], "db": []}
+    for pid in beam.processes():
+        info = beam.process_info(pid)
+        if info is None:
+            continue
+        call, name = info.initial_call, info.registered_name or ""
+        if call.endswith("RoomChannel"):
+            kinds["channel"].append(pid)
+        elif call.endswith("ChatSocket"):
+            kinds["transport"].append(pid)
+        elif "_janitor" in call:
+            kinds["pubsub"].append(pid)
+        elif name.startswith("Chat.repo.conn.") and db_allowed:
+            kinds["db"].append(pid)
+    choices = [kind for kind, pids in kinds.items() if pids]
+    if not choices:
+        return None
+    return rng.choice(kinds[rng.choice(choices)])
+
+
+async def _chaos(stop: trio.Event, seed: int, kills: Counter[str]) -> None:
+    rng = random.Random(seed)
+    last_db = 0.0
+    while not stop.is_set():
+        await trio.sleep(rng.uniform(0.05, 0.25))
+        now = trio.current_time()
+        victim = _victims(rng, db_allowed=now - last_db > 1.5)  # the pool's supervisor
+        if victim is None:  # allows 10 restarts in 5 s
+            continue
+        info = beam.process_info(victim)
+        if info is not None and (info.registered_name or "").startswith("Chat.repo.conn."):
+            last_db = now
+            kills["db"] += 1
+        else:
+            kills[info.initial_call.rsplit(".", 1)[-1] if info else "?"] += 1
+        beam.exit(victim, "kill")
+
+
+def _rss() -> int:
+    gc.collect()
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_nothing_is_lost_while_processes_are_killed(tmp_path: Path) -> None:
+    seconds = float(os.environ.get("BEAM_CHAOS_SECONDS", "10"))
+    seed = int(os.environ.get("BEAM_CHAOS_SEED", "7"))
+    async with chat_server(tmp_path) as port:
+        names = [f"bot{i:02d}" for i in range(BOTS)]
+        for name in names:
+            await Chat.register(name, hash_password(PASSWORD))
+        alice = (await Chat.read(User, filter={"username": "alice"}))[0]
+        lobby = (await Chat.read(Room, actor=alice, filter={"name": "lobby"}))[0]
+        topic = f"room:{lobby.id}"
+        bots = [
+            Bot(name, port, topic, (await socket_token(port, name, PASSWORD))["token"])
+            for name in names
+        ]
+        kills: Counter[str] = Counter()
+        rss_before = _rss()
+
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            for bot in bots:
+                nursery.start_soon(bot.run, stop)
+            nursery.start_soon(_chaos, stop, seed, kills)
+            await trio.sleep(seconds)
+            stop.set()
+
+        # Every acknowledged message is stored exactly once; nothing is stored twice.
+        stored = await Chat.read(Message, actor=alice, filter={"room_id": lobby.id})
+        counts = Counter((m.author_name, m.client_id) for m in stored)
+        assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1][:5]
+        stored_ids = {client_id for _, client_id in counts}
+        acked = [client_id for bot in bots for client_id in bot.acked]
+        assert len(acked) == len(set(acked))
+        assert set(acked) <= stored_ids, sorted(set(acked) - stored_ids)[:5]
+        assert sum(kills.values()) > seconds  # the chaos really happened
+        assert kills["db"] >= 1
+
+        # Resync: every bot's history equals the database's latest messages.
+        latest = sorted(stored, key=lambda m: m.inserted_at)[-50:]
+        expected = [m.client_id for m in latest]
+        async with trio.open_nursery() as nursery:
+            for bot in bots:
+                nursery.start_soon(_check_history, bot, expected)
+
+        # Presence settles to the bots still connected (here: the last one, holding on).
+        path = f"/socket/websocket?vsn=2.0.0&token={bots[0].token}"
+        async with wsclient.connect(port, path) as client:
+            await client.send(json.dumps(["1", "1", topic, "phx_join", {}]))
+            await _settle(topic, {"bot00"})
+        await _settle(topic, set())
+
+        rss_after = _rss()
+        assert beam.whereis("chat.sup") is not None  # the node and its tree are alive
+        assert rss_after < rss_before * 1.5 + 64 * 1024 * 1024, (rss_before, rss_after)
+        print(
+            f"\nchaos {seconds:.0f} s: {len(acked)} acked, {len(stored)} stored, "
+            f"kills {dict(kills)}, recoveries {sum(b.recoveries for b in bots)}, "
+            f"rss {rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB"
+        )
+
+
+async def _settle(topic: str, names: set[str]) -> None:
+    with trio.fail_after(10):
+        while set(presence.list(topic)) != names:  # noqa: ASYNC110 - polls the tracker's table
+            await trio.sleep(0.05)
+
+
+async def _check_history(bot: Bot, expected: list[str]) -> None:
+    path = f"/socket/websocket?vsn=2.0.0&token={bot.token}"
+    async with wsclient.connect(bot.port, path) as client:
+        await client.send(json.dumps(["1", "1", bot.topic, "phx_join", {}]))
+        with trio.fail_after(10):
+            while True:
+                frame = json.loads(await client.receive())
+                if frame[3] == "history":
+                    got = [m["client_id"] for m in frame[4]["messages"]]
+                    assert got == expected, bot.name
+                    return
