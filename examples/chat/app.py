@@ -19,6 +19,8 @@ from .channels import ChatSocket
 from .live import ChatLive
 from .model import Chat, Room, User
 from .pages import login_page, logout, make_login, make_signup, make_token
+from .ratelimit import NAME as RATE_LIMITER
+from .ratelimit import RateLimiter
 from .style import CSS
 
 logger = logging.getLogger("examples.chat")
@@ -60,16 +62,22 @@ async def seed() -> None:
             await Chat.open_room(room, actor=alice)
 
 
-async def build(data_dir: Path, *, database: str | None = None) -> web.Endpoint:
+async def build(
+    data_dir: Path, *, database: str | None = None, messages_per_minute: int = 60
+) -> web.Endpoint:
     """Start the chat's supervision tree in the calling node and return its endpoint.
 
     The tree (``chat.sup``, one_for_one): the domain's connection pool (itself a supervisor of
-    connection actors) and the presence tracker. Any of them can be killed (from the
-    ``/admin`` page, say): the supervisor starts it again and the chat goes on. LiveViews and
-    channels are processes of their connections, so their crashes stay theirs.
+    connection actors), the presence tracker and the per-user rate limiter. Any of them can be
+    killed (from the ``/admin`` page, say): the supervisor starts it again and the chat goes
+    on. LiveViews and channels are processes of their connections: their crashes stay theirs.
     """
     await Supervisor.start_link(
-        [Chat.child_spec(database or database_url(data_dir)), child_spec(presence.Tracker)],
+        [
+            Chat.child_spec(database or database_url(data_dir)),
+            child_spec(presence.Tracker),
+            child_spec(RateLimiter, messages_per_minute, name=RATE_LIMITER),
+        ],
         strategy="one_for_one",
         max_restarts=10,
         max_seconds=5,

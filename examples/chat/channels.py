@@ -22,6 +22,7 @@ import domain
 import presence
 import web
 
+from . import ratelimit
 from .accounts import socket_user
 from .live import HISTORY
 from .model import Chat, Message, Room, User
@@ -93,13 +94,14 @@ class RoomChannel(web.Channel):
         assert self.room is not None
         if event == "new_message":
             try:
+                await ratelimit.check(socket.assigns["user_id"])
                 record = await Chat.send_message(
                     content=str(payload.get("content", "")),
                     client_id=str(payload.get("client_id") or uuid.uuid4().hex),
                     room_id=self.room.id,
                     actor=self.user,
                 )
-            except domain.DomainError as exc:
+            except (domain.DomainError, ratelimit.RateLimited) as exc:
                 return web.error({"reason": str(exc)})
             return web.ok(message_payload(record))
         if event == "typing":

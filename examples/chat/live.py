@@ -18,6 +18,7 @@ import domain
 import presence
 import web
 
+from . import ratelimit
 from .model import Chat, Message, Room, User
 
 TYPING_SECONDS = 3.0
@@ -91,6 +92,7 @@ class ChatLive(web.LiveView):
         self.user = users[0]
         rooms = _rooms(await Chat.read(Room, actor=self.user, sort=("name",)))
         socket.assign(
+            user_id=session["user_id"],
             me=self.user.username,
             rooms=rooms,
             room_id="",
@@ -158,13 +160,14 @@ class ChatLive(web.LiveView):
         if not content:
             return
         try:
+            await ratelimit.check(socket.assigns["user_id"])
             await Chat.send_message(
                 content=content,
                 room_id=uuid.UUID(socket.assigns["room_id"]),
                 client_id=uuid.uuid4().hex,
                 actor=self.user,
             )
-        except domain.DomainError as exc:
+        except (domain.DomainError, ratelimit.RateLimited) as exc:
             socket.assign(error=str(exc))
             return
         socket.assign(error="", sent=socket.assigns["sent"] + 1)

@@ -31,9 +31,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
-async def chat_server(tmp_path: Path) -> AsyncIterator[int]:
+async def chat_server(tmp_path: Path, per_minute: int = 60) -> AsyncIterator[int]:
     async with beam.open_node():
-        endpoint = await build(tmp_path, database=f"sqlite:///{tmp_path / 'chat.db'}")
+        database = f"sqlite:///{tmp_path / 'chat.db'}"
+        endpoint = await build(tmp_path, database=database, messages_per_minute=per_minute)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             yield port
@@ -252,3 +253,26 @@ async def test_the_admin_page_lists_processes_and_kills_one_that_comes_back(
         with pytest.raises(web.testing.JoinRefused) as refused:  # bob is no admin
             await web.testing.live(AdminLive, session={"user_id": users["bob"]})
         assert refused.value.response == {"redirect": {"to": "/"}}
+
+
+async def test_sending_is_rate_limited_per_user_across_connections(tmp_path: Path) -> None:
+    async with chat_server(tmp_path, per_minute=3) as port:
+        alice = await socket_token(port, "alice")
+        async with (
+            phx.connect(port, f"token={alice['token']}") as one,
+            phx.connect(port, f"token={alice['token']}") as two,
+        ):
+            await one.join(f"user:{alice['user_id']}")
+            state = await one.event(f"user:{alice['user_id']}", "initial_state")
+            lobby = next(r for r in state[4]["rooms"] if r["name"] == "lobby")
+            topic = f"room:{lobby['id']}"
+            ref_one, _ = await one.join(topic)
+            ref_two, _ = await two.join(topic)
+            for i, (client, ref) in enumerate([(one, ref_one), (two, ref_two), (one, ref_one)]):
+                sent = await client.push(ref, topic, "new_message", {"content": f"m{i}"})
+                assert sent["status"] == "ok"
+            refused = await two.push(ref_two, topic, "new_message", {"content": "one too many"})
+            assert refused["status"] == "error"
+            assert refused["response"]["reason"].startswith(
+                "slow down: at most 3 messages a minute"
+            )
