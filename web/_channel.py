@@ -212,7 +212,7 @@ class ChannelSocket:
         self._sink = sink
         #: Refs of client pushes handed to the channel and not yet handled: if the channel
         #: dies, its transport answers them with an error instead of leaving them hanging.
-        self._unanswered: set[str] = set()
+        self._unanswered: list[str] = []  # a list: usually empty, and smaller than a set
 
     def __repr__(self) -> str:
         return f"<ChannelSocket {self.topic!r} join_ref={self.join_ref!r}>"
@@ -351,7 +351,8 @@ async def _serve(channel: Channel, socket: ChannelSocket, intercept: frozenset[s
                 socket._reply(message.ref, ok())
                 return Stop(LEFT)
             result: Any = await channel.handle_in(message.event, message.payload, socket)
-            socket._unanswered.discard(message.ref)
+            if message.ref in socket._unanswered:
+                socket._unanswered.remove(message.ref)
             if result is None:
                 continue
             if isinstance(result, ChannelReply):

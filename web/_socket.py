@@ -428,7 +428,7 @@ class _Transport:
             logger.debug("dropping a message for an earlier join of %r", message.topic)
         else:
             if message.ref is not None:
-                entry.context._unanswered.add(message.ref)
+                entry.context._unanswered.append(message.ref)
             beam.send(entry.pid, message)
 
     async def _join(self, message: Message, entry: _Entry | None) -> None:
