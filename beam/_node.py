@@ -211,6 +211,9 @@ class Node:
                             f"a process body must be an async function; {fn!r} returned "
                             f"{body!r:.100} (declare it with `async def`)"
                         )
+                    # The body holds what it needs; the spawn arguments need not live on in
+                    # this frame for the whole life of the process.
+                    del fn, args
                     await body
         except ProcessExit as exc:
             reason = exc.reason

@@ -404,8 +404,11 @@ async def _connection(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.So
                     await _send_response(http, stream, handler)
                     return
                 leftover = bytes(http.trailing_data[0])
-                del http  # an open WebSocket keeps no HTTP state
-                await _upgrade(endpoint, nursery, stream, leftover, request, handler)
+                # An open WebSocket keeps no HTTP state, and the request only as long as the
+                # WebSocket holds it (a handler may let it go).
+                held = [request]
+                del http, request
+                await _upgrade(endpoint, nursery, stream, leftover, held, handler)
                 return
             response = await _respond(endpoint, request)
             await _send_response(http, stream, response, head=request.method == "HEAD")
@@ -543,9 +546,10 @@ async def _upgrade(
     nursery: trio.Nursery,
     stream: trio.SocketStream,
     leftover: bytes,
-    request: Request,
+    held: list[Request],
     handler: SocketHandler,
 ) -> None:
+    request = held.pop()
     handshake = H11Handshake(ConnectionType.SERVER)
     handshake.initiate_upgrade_connection(
         [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers], request.path
@@ -562,6 +566,7 @@ async def _upgrade(
         ws.receive_data(leftover)
     outbox = Outbox(stream.socket, nursery, max_backlog=endpoint.max_backlog_bytes)
     socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes, outbox)
+    del request  # socket.request from now on
     # A backlog's writer task runs in the server's nursery (an idle connection has none); a
     # failed outbox (a slow consumer) ends the connection through the handler's scope.
     outbox._on_failure = socket.scope.cancel
@@ -574,7 +579,7 @@ async def _upgrade(
     except WebSocketClosed:
         pass
     except Exception:
-        logger.exception("WebSocket handler for %s failed", request.path)
+        logger.exception("WebSocket handler for %s failed", socket.request.path)
         close_with = (1011, "internal error")
     finally:
         # Also on cancellation (the server is shutting down): say goodbye with a code that

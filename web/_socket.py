@@ -251,6 +251,10 @@ class _Connection:
         """
         self.ws = ws
         self.upgraded.set()
+        # connect has seen the headers; an idle connection need not keep them.
+        seen = ws.request
+        ws.request = Request(seen.method, seen.path, {}, (), b"", seen.client)
+        del seen
         pid = self.pid
         assert pid is not None
         if self.close_with is not None:  # the transport is gone already
@@ -303,6 +307,8 @@ class _Entry:
 class _RateLimit:
     """A fixed window: at most *limit* messages per *window* seconds."""
 
+    __slots__ = ("count", "limit", "start", "warned", "window")
+
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
         self.window = window
@@ -324,6 +330,7 @@ async def _transport(
     """The transport process: ``connect``, wait for the upgrade, then serve the connection."""
     try:
         assigns = await _connect(socket, conn, params, info)
+        del params, info  # connect has seen them; a long-lived transport need not keep them
         if assigns is None:
             return
         with trio.move_on_after(_UPGRADE_WAIT):
@@ -358,7 +365,7 @@ async def _connect(
 class _Transport:
     """The state of one transport process (see the module documentation)."""
 
-    __slots__ = ("assigns", "channels", "conn", "id", "rate", "socket", "topics")
+    __slots__ = ("assigns", "channels", "conn", "id", "rate", "socket")
 
     def __init__(self, socket: Socket, conn: _Connection, assigns: dict[str, Any]) -> None:
         self.socket = socket
@@ -366,7 +373,6 @@ class _Transport:
         self.assigns = assigns
         self.id = socket.id(assigns)
         self.channels: dict[str, _Entry] = {}
-        self.topics: dict[beam.Pid, str] = {}
         limit = socket.rate_limit
         self.rate = None if limit is None else _RateLimit(*limit)
 
@@ -380,8 +386,9 @@ class _Transport:
             if kind is _Frame:
                 await self._frame(message.data)
             elif kind is beam.Exit:
-                if message.pid in self.topics:
-                    self._channel_exit(message)
+                topic = self._topic_of(message.pid)
+                if topic is not None:
+                    self._channel_exit(topic, message)
                 elif message.reason != "normal":
                     self._stopped_by(message.reason)
             elif kind is Joined:
@@ -462,7 +469,6 @@ class _Transport:
             initial_call=channel,
         )
         self.channels[topic] = _Entry(pid, message.join_ref, context)
-        self.topics[pid] = topic
 
     async def _stop_channel(self, entry: _Entry) -> None:
         """A second join of a joined topic: stop the first channel (it sends its phx_close)."""
@@ -474,11 +480,16 @@ class _Transport:
         except beam.ReceiveTimeout:
             beam.exit(entry.pid, "kill")
             await beam.receive(lambda m: type(m) is beam.Exit and m.pid == entry.pid)
-        topic = self.topics.pop(entry.pid)
-        del self.channels[topic]
+        topic = self._topic_of(entry.pid)
+        if topic is not None:
+            del self.channels[topic]
 
-    def _channel_exit(self, message: beam.Exit) -> None:
-        topic = self.topics.pop(message.pid)
+    def _topic_of(self, pid: beam.Pid) -> str | None:
+        """The topic of the channel process *pid* (a scan: a socket joins few topics, and a
+        second dict would cost every idle connection more than the scan costs an exit)."""
+        return next((t for t, entry in self.channels.items() if entry.pid == pid), None)
+
+    def _channel_exit(self, topic: str, message: beam.Exit) -> None:
         entry = self.channels.pop(topic)
         if entry.joined and not beam.is_normal_exit(message.reason):
             # The pushes it was given and never answered get an error now, not a timeout.
