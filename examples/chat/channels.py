@@ -22,7 +22,7 @@ import domain
 import presence
 import web
 
-from . import ratelimit
+from . import notifications, ratelimit
 from .accounts import socket_user
 from .live import HISTORY
 from .model import Chat, Message, Room, User
@@ -103,6 +103,7 @@ class RoomChannel(web.Channel):
                 )
             except (domain.DomainError, ratelimit.RateLimited) as exc:
                 return web.error({"reason": str(exc)})
+            await notifications.notify_mentions(record)
             return web.ok(message_payload(record))
         if event == "typing":
             beam.broadcast_from(beam.self(), socket.topic, ("typing", self.user.username))
@@ -111,7 +112,16 @@ class RoomChannel(web.Channel):
 
 
 class UserChannel(web.Channel):
-    """``user:<your id>``: your own state; nobody else may join it."""
+    """``user:<your id>``: your own state; nobody else may join it.
+
+    After the join: ``initial_state`` (``user``, ``rooms``, ``counters``, ``notifications``).
+    Pushed later: ``counter_updated``, ``new_notification``, ``all_notifications_read``. In:
+    ``refresh_counters``, ``mark_notification_read`` ``{"id"}``,
+    ``mark_all_notifications_read``.
+    """
+
+    def __init__(self) -> None:
+        self.user: User | None = None
 
     async def join(
         self, topic: str, params: Mapping[str, Any], socket: web.ChannelSocket
@@ -123,16 +133,31 @@ class UserChannel(web.Channel):
 
     async def handle_info(self, message: Any, socket: web.ChannelSocket) -> web.Stop | None:
         if message == "after_join":
-            user = await _user(socket)
+            self.user = user = await _user(socket)
             rooms = await Chat.read(Room, actor=user, sort=("name",))
-            socket.push(
-                "initial_state",
-                {
-                    "user": user.username,
-                    "rooms": [{"id": str(r.id), "name": r.name} for r in rooms],
-                },
-            )
+            listed = [{"id": str(r.id), "name": r.name} for r in rooms]
+            state = await notifications.initial_state(user)
+            socket.push("initial_state", {"user": user.username, "rooms": listed, **state})
+        elif isinstance(message, tuple) and message[0] == "counter_updated":
+            socket.push("counter_updated", message[1])
+        elif isinstance(message, tuple) and message[0] == "new_notification":
+            socket.push("new_notification", notifications.notification_payload(message[1]))
         return None
+
+    async def handle_in(
+        self, event: str, payload: Any, socket: web.ChannelSocket
+    ) -> web.ChannelReply | web.Stop | None:
+        user = self.user or await _user(socket)
+        if event == "refresh_counters":
+            return web.ok({"unread_notifications": await notifications.unread_count(user)})
+        if event == "mark_notification_read":
+            await notifications.mark_read(user, str(payload.get("id", "")))
+            return web.ok()
+        if event == "mark_all_notifications_read":
+            count = await notifications.mark_all_read(user)
+            socket.push("all_notifications_read", {"count": count})
+            return web.ok({"count": count})
+        return web.error({"reason": f"unknown event {event!r}"})
 
 
 class ChatSocket(web.Socket):

@@ -18,8 +18,8 @@ import domain
 import presence
 import web
 
-from . import ratelimit
-from .model import Chat, Message, Room, User
+from . import notifications, ratelimit
+from .model import UNREAD, Chat, Message, Room, User
 
 TYPING_SECONDS = 3.0
 HISTORY = 50
@@ -35,6 +35,18 @@ TEMPLATE = """<div class="shell">
     data-phx-link="patch" data-phx-link-state="push"><span># {{ r.name }}</span>
     {%- if unread.get(r.id) %}<span class="badge" id="unread-{{ r.name }}">{{ unread[r.id] }}</span>
     {%- endif %}</a></li>{% endfor %}</ul>
+  <div class="bell-row"><button id="bell" class="secondary" phx-click="toggle_notifications">
+    Notifications{% if unread_notifications %} <span class="badge" id="notification-count">
+    {{- unread_notifications }}</span>{% endif %}</button></div>
+  {% if show_notifications %}<div class="dropdown" id="notifications">
+    {%- for n in notifications %}<div class="notification{{ '' if n.read else ' unread' }}"
+      id="n-{{ n.id }}"><b>{{ n.author }}</b> mentioned you: {{ n.excerpt }}
+      {%- if not n.read %} <button class="link" phx-click="read" phx-value-id="{{ n.id }}">
+      mark read</button>{% endif %}</div>
+    {%- else %}<p class="muted">No notifications yet: mention someone with @name.</p>
+    {%- endfor %}
+    <button id="read-all" class="secondary" phx-click="read_all">Mark all as read</button>
+  </div>{% endif %}
   <form phx-submit="new_room" class="row"><input name="name" id="new-room" placeholder="new room">
     <button>+</button></form>
 </aside>
@@ -67,6 +79,11 @@ def _message(record: Message) -> dict[str, str]:
         "content": record.content,
         "time": record.inserted_at.strftime("%H:%M"),
     }
+
+
+def _marked(listed: list[dict[str, Any]], ids: set[str] | None) -> list[dict[str, Any]]:
+    """*listed* with the notifications *ids* (``None``: all) marked read, as new values."""
+    return [dict(n, read=True) if ids is None or n["id"] in ids else n for n in listed]
 
 
 def _rooms(records: list[Room]) -> list[dict[str, str]]:
@@ -103,12 +120,21 @@ class ChatLive(web.LiveView):
             error="",
             sent=0,
             page_title="trio-beam chat",
+            unread_notifications=0,
+            notifications=[],
+            show_notifications=False,
         )
         socket.stream("messages", [])
         if socket.connected:
             beam.subscribe("rooms")
+            beam.subscribe(f"user:{self.user.id}")  # counters and notifications
             for room in rooms:
                 beam.subscribe(f"room:{room['id']}")
+            state = await notifications.initial_state(self.user)
+            socket.assign(
+                unread_notifications=state["counters"][UNREAD.name],
+                notifications=state["notifications"],
+            )
 
     async def handle_params(
         self, params: Mapping[str, Any], url: str, socket: web.LiveSocket
@@ -155,13 +181,24 @@ class ChatLive(web.LiveView):
                 beam.broadcast_from(beam.self(), topic, ("typing", socket.assigns["me"]))
         elif event == "new_room":
             await self._open_room(str(value.get("name", "")).strip(), socket)
+        elif event == "toggle_notifications":
+            socket.assign(show_notifications=not socket.assigns["show_notifications"])
+        elif event == "read":
+            assert self.user is not None
+            wanted = str(value.get("id", ""))
+            await notifications.mark_read(self.user, wanted)
+            socket.assign(notifications=_marked(socket.assigns["notifications"], {wanted}))
+        elif event == "read_all":
+            assert self.user is not None
+            await notifications.mark_all_read(self.user)
+            socket.assign(notifications=_marked(socket.assigns["notifications"], None))
 
     async def _send(self, content: str, socket: web.LiveSocket) -> None:
         if not content:
             return
         try:
             await ratelimit.check(socket.assigns["user_id"])
-            await Chat.send_message(
+            record = await Chat.send_message(
                 content=content,
                 room_id=uuid.UUID(socket.assigns["room_id"]),
                 client_id=uuid.uuid4().hex,
@@ -170,6 +207,7 @@ class ChatLive(web.LiveView):
         except (domain.DomainError, ratelimit.RateLimited) as exc:
             socket.assign(error=str(exc))
             return
+        await notifications.notify_mentions(record)
         socket.assign(error="", sent=socket.assigns["sent"] + 1)
 
     async def _open_room(self, name: str, socket: web.LiveSocket) -> None:
@@ -183,6 +221,15 @@ class ChatLive(web.LiveView):
 
     async def handle_info(self, message: Any, socket: web.LiveSocket) -> None:
         current = f"room:{socket.assigns['room_id']}"
+        if isinstance(message, tuple) and message[0] == "counter_updated":
+            if message[1]["counter"] == UNREAD.name:
+                socket.assign(unread_notifications=message[1]["value"])
+            return
+        if isinstance(message, tuple) and message[0] == "new_notification":
+            latest = notifications.notification_payload(message[1])
+            listed = [latest, *socket.assigns["notifications"]][: notifications.RECENT]
+            socket.assign(notifications=listed)
+            return
         if isinstance(message, presence.PresenceDiff):
             if message.topic == current:
                 socket.assign(online=sorted(presence.list(current)))

@@ -5,13 +5,17 @@
 * a message is 1 to 2,000 characters, sent by its author (the actor) to a room, carrying a
   client id so that a retried send is stored once (an upsert on author and client id);
 * only signed-in users read and send; only the author edits or deletes a message;
-* every sent message is broadcast to ``room:<room_id>`` after commit.
+* every sent message is broadcast to ``room:<room_id>`` after commit;
+* a message that mentions ``@username`` notifies that user: a notification only they may
+  read and mark as read, an ``unread_notifications`` counter recomputed after every change
+  and pushed to ``user:<id>`` (``counter_updated``), and ``new_notification`` pushed there.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Final
 
 from domain import (
     Domain,
@@ -22,6 +26,7 @@ from domain import (
     attribute,
     authorize_if,
     belongs_to,
+    counter,
     create,
     create_timestamp,
     define,
@@ -92,8 +97,41 @@ class Message(Resource):
     notifiers = (pubsub("room:{room_id}", actions=("send",), event="new_message"),)
 
 
+class Notification(Resource):
+    __tablename__ = "chat_notifications"
+    id: uuid.UUID = uuid_primary_key()
+    user_id: uuid.UUID = attribute()
+    user = belongs_to("User", source_attribute="user_id", allow_nil=False)
+    room_id: uuid.UUID = attribute()
+    author_name: str = attribute(max_length=20)
+    excerpt: str = attribute(max_length=120)
+    is_read: bool = attribute(default=False)
+    inserted_at: datetime = create_timestamp()
+    actions = (
+        create("mention", accept=("user_id", "room_id", "author_name", "excerpt")),
+        read("read"),
+        update("mark_as_read", set_attribute("is_read", True), accept=()),
+    )
+    policies = (
+        policy(action_type("create"), authorize_if(always())),
+        policy(action_type("read", "update"), authorize_if(relates_to_actor_via("user"))),
+    )
+    notifiers = (pubsub("user:{user_id}", actions=("mention",), event="new_notification"),)
+    counters = (
+        counter(
+            "unread_notifications",
+            trigger_on=("mention", "mark_as_read"),
+            audience="user_id",
+            where=lambda: Notification.__table__.c.is_read.is_(False),
+        ),
+    )
+
+
+UNREAD: Final = Notification.counters[0]
+
+
 class Chat(Domain):
-    resources = (User, Room, Message)
+    resources = (User, Room, Message, Notification)
     register = define(User, "register", args=("username", "password_hash"))
     users = define_read(User, "read")
     open_room = define(Room, "open", args=("name",))
@@ -102,3 +140,5 @@ class Chat(Domain):
     edit_message = define(Message, "edit")
     delete_message = define(Message, "delete")
     messages = define_read(Message, "read")
+    mention = define(Notification, "mention")
+    mark_notification_read = define(Notification, "mark_as_read")

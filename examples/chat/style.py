@@ -49,4 +49,12 @@ button.secondary { background: var(--line); color: var(--ink); }
 .row { display:flex; gap: 8px; }
 .row input { flex: 1; min-width: 0; }
 .flash { background:#fef3c7; padding: 8px 12px; border-radius: 8px; }
+.bell-row { margin-bottom: 10px; }
+.dropdown { background: var(--panel); border: 1px solid var(--line); border-radius: 10px;
+            padding: 8px; margin-bottom: 12px; font-size: 13px; display:flex;
+            flex-direction: column; gap: 6px; }
+.notification { padding: 6px 8px; border-radius: 6px; }
+.notification.unread { background: var(--mine); }
+button.link { background: none; color: var(--accent); padding: 0; }
+.muted { color: var(--muted); margin: 4px; }
 """

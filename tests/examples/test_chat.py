@@ -276,3 +276,46 @@ async def test_sending_is_rate_limited_per_user_across_connections(tmp_path: Pat
             assert refused["response"]["reason"].startswith(
                 "slow down: at most 3 messages a minute"
             )
+
+
+async def test_mentions_notify_with_counters_and_mark_read(tmp_path: Path) -> None:
+    async with chat_server(tmp_path) as port:
+        alice = await socket_token(port, "alice")
+        bob = await socket_token(port, "bob")
+        async with (
+            phx.connect(port, f"token={alice['token']}") as a,
+            phx.connect(port, f"token={bob['token']}") as b,
+        ):
+            me = f"user:{alice['user_id']}"
+            a_user, _ = await a.join(me)
+            state = (await a.event(me, "initial_state"))[4]
+            assert state["counters"] == {"unread_notifications": 0}
+            assert state["notifications"] == []
+            lobby = next(r for r in state["rooms"] if r["name"] == "lobby")
+            topic = f"room:{lobby['id']}"
+            b_ref, _ = await b.join(topic)
+            for text in ("hey @alice", "@alice look", "no mention here"):
+                sent = await b.push(b_ref, topic, "new_message", {"content": text})
+                assert sent["status"] == "ok"
+
+            note = await a.event(me, "new_notification")
+            assert note[4]["author"] == "bob"
+            assert note[4]["excerpt"] == "hey @alice"
+            await a.expect(lambda f: f[3] == "counter_updated" and f[4]["value"] == 2)
+            counted = await a.push(a_user, me, "refresh_counters", {})
+            assert counted["response"] == {"unread_notifications": 2}
+
+            read = await a.push(a_user, me, "mark_notification_read", {"id": note[4]["id"]})
+            assert read["status"] == "ok"
+            await a.expect(lambda f: f[3] == "counter_updated" and f[4]["value"] == 1)
+            done = await a.push(a_user, me, "mark_all_notifications_read", {})
+            assert done["response"] == {"count": 1}
+            await a.event(me, "all_notifications_read")
+            await a.expect(lambda f: f[3] == "counter_updated" and f[4]["value"] == 0)
+
+            # bob cannot mark alice's notification: it is simply not found for him
+            bob_me = f"user:{bob['user_id']}"
+            b_user, _ = await b.join(bob_me)
+            await b.push(b_user, bob_me, "mark_notification_read", {"id": note[4]["id"]})
+            counted = await b.push(b_user, bob_me, "refresh_counters", {})
+            assert counted["response"] == {"unread_notifications": 0}

@@ -1,5 +1,6 @@
 """The chat in two headless Chromium contexts: two users sign in, see each other online, see
-each other typing, exchange messages, and see an unread badge for another room. The final
+each other typing, exchange messages, see a mention notification (and mark it read), and see
+an unread badge for another room. The final
 screen is saved as ``docs/chat.png`` for the README (when ``BEAM_SCREENSHOT`` names a path,
 there instead)."""
 
@@ -57,6 +58,16 @@ async def test_two_users_chat_in_the_browser(tmp_path: Path) -> None:
                     ".message:has-text('welcome to the lobby')", timeout=TIMEOUT_MS
                 )
 
+                bob.fill("#content", "@alice have a look")
+                bob.press("#content", "Enter")
+                alice.wait_for_selector("#notification-count:has-text('1')", timeout=TIMEOUT_MS)
+                alice.click("#bell")
+                alice.wait_for_selector(".notification.unread:has-text('have a look')")
+                alice.click("#read-all")
+                alice.wait_for_selector("#notification-count", state="detached")
+                alice.wait_for_selector(".notification:not(.unread)")
+                alice.click("#bell")
+
                 bob.click("#room-random")  # a live patch to another room
                 bob.wait_for_selector("#room-name:has-text('random')", timeout=TIMEOUT_MS)
                 alice.fill("#content", "are you still there?")
@@ -71,5 +82,5 @@ async def test_two_users_chat_in_the_browser(tmp_path: Path) -> None:
 
             facts = await in_browser(steps)
             nursery.cancel_scope.cancel()
-    assert facts["messages"] == 3
+    assert facts["messages"] == 4
     assert facts["screenshot"] > 10_000
