@@ -26,6 +26,8 @@ SUITES: dict[str, str] = {
     "presence": "bench.presence",
     "supervisors": "bench.supervisors",
     "channels": "bench.channels",
+    "domain": "bench.domain",
+    "liveview": "bench.liveview",
 }
 
 

@@ -71,8 +71,26 @@ def test_runtime_quick_tiny_writes_one_judged_record_per_figure(tmp_path: Path) 
         assert record["name"] in done.stdout  # the table shows every figure
 
 
-@pytest.mark.parametrize("suite", ["pubsub", "presence", "supervisors", "channels"])
+def require_postgres_for(suite: str) -> None:
+    """The domain suite measures on PostgreSQL: skip it when the server is unreachable, or
+    fail when ``BEAM_REQUIRE_POSTGRES=1``."""
+    if suite != "domain":
+        return
+    from bench.domain import postgres_url, unreachable_reason
+
+    reason = unreachable_reason(postgres_url())
+    if reason is None:
+        return
+    if os.environ.get("BEAM_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"{reason} (BEAM_REQUIRE_POSTGRES=1)")
+    pytest.skip(f"the domain benchmarks need PostgreSQL: {reason}")
+
+
+@pytest.mark.parametrize(
+    "suite", ["pubsub", "presence", "supervisors", "channels", "domain", "liveview"]
+)
 def test_other_suites_run_tiny_and_judge_every_figure(tmp_path: Path, suite: str) -> None:
+    require_postgres_for(suite)
     out = tmp_path / f"{suite}.json"
     env = {**os.environ, "BEAM_BENCH_TINY": "1", "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run(
