@@ -50,7 +50,9 @@ class LongScheduleMonitor(trio.abc.Instrument):
         self.threshold = threshold
         self.receiver = receiver
         self.count = 0
-        self._started = 0.0
+        # Installed from inside a running step, the first end-of-step must not measure from
+        # the clock's epoch.
+        self._started = perf_counter()
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self._started = perf_counter()

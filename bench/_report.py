@@ -111,6 +111,8 @@ class Figure:
 def _number(value: float | None) -> str:
     if value is None:
         return "-"
+    if value == 0:
+        return "0"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 10:
