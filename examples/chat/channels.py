@@ -18,14 +18,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import beam
-import domain
 import presence
 import web
 
-from . import notifications, ratelimit
+from . import notifications
 from .accounts import socket_user
 from .live import HISTORY
 from .model import Chat, Message, Room, User
+from .sending import SendRefused, send
 
 
 def message_payload(record: Message) -> dict[str, Any]:
@@ -93,17 +93,12 @@ class RoomChannel(web.Channel):
         assert self.user is not None
         assert self.room is not None
         if event == "new_message":
+            content = str(payload.get("content", ""))
+            client_id = payload.get("client_id")
             try:
-                await ratelimit.check(socket.assigns["user_id"])
-                record = await Chat.send_message(
-                    content=str(payload.get("content", "")),
-                    client_id=str(payload.get("client_id") or uuid.uuid4().hex),
-                    room_id=self.room.id,
-                    actor=self.user,
-                )
-            except (domain.DomainError, ratelimit.RateLimited) as exc:
+                record = await send(self.user, self.room.id, content, client_id and str(client_id))
+            except SendRefused as exc:
                 return web.error({"reason": str(exc)})
-            await notifications.notify_mentions(record)
             return web.ok(message_payload(record))
         if event == "typing":
             beam.broadcast_from(beam.self(), socket.topic, ("typing", self.user.username))

@@ -18,8 +18,9 @@ import domain
 import presence
 import web
 
-from . import notifications, ratelimit
+from . import notifications
 from .model import UNREAD, Chat, Message, Room, User
+from .sending import SendRefused, send
 
 TYPING_SECONDS = 3.0
 HISTORY = 50
@@ -196,18 +197,12 @@ class ChatLive(web.LiveView):
     async def _send(self, content: str, socket: web.LiveSocket) -> None:
         if not content:
             return
+        assert self.user is not None
         try:
-            await ratelimit.check(socket.assigns["user_id"])
-            record = await Chat.send_message(
-                content=content,
-                room_id=uuid.UUID(socket.assigns["room_id"]),
-                client_id=uuid.uuid4().hex,
-                actor=self.user,
-            )
-        except (domain.DomainError, ratelimit.RateLimited) as exc:
+            await send(self.user, uuid.UUID(socket.assigns["room_id"]), content, None)
+        except SendRefused as exc:
             socket.assign(error=str(exc))
             return
-        await notifications.notify_mentions(record)
         socket.assign(error="", sent=socket.assigns["sent"] + 1)
 
     async def _open_room(self, name: str, socket: web.LiveSocket) -> None:
