@@ -110,7 +110,6 @@ class ChatLive(web.LiveView):
         self.user = users[0]
         rooms = _rooms(await Chat.read(Room, actor=self.user, sort=("name",)))
         socket.assign(
-            user_id=session["user_id"],
             me=self.user.username,
             rooms=rooms,
             room_id="",
