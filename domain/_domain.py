@@ -31,6 +31,14 @@ from ._errors import Forbidden, Invalid, NotFound
 from ._notifiers import Counter, Notification
 from ._policy import PolicyContext, Verdict, authorize
 from ._resource import NAMING_CONVENTION, Aggregate, Relationship, Resource
+from ._statements import (
+    bound_values,
+    delete_returning,
+    insert_returning,
+    pk_params,
+    select_where_equal,
+    update_returning,
+)
 
 __all__ = ["Domain", "Interface", "Page", "ReadInterface", "define", "define_read"]
 
@@ -477,12 +485,17 @@ class Domain:
     ) -> R:
         """One record by primary key (or by identity fields as keywords); :class:`NotFound`
         when missing or not visible to *actor*."""
-        table = resource.__table__
         if key is not None:
-            cond = _pk_condition(resource, key if isinstance(key, tuple) else (key,))
+            values = key if isinstance(key, tuple) else (key,)
+            if len(values) != len(resource.__primary_key__):
+                raise TypeError(
+                    f"{resource.__name__}'s primary key is {resource.__primary_key__}; "
+                    f"get() got {key!r}"
+                )
+            cond: dict[str, Any] = dict(zip(resource.__primary_key__, values, strict=True))
             what = f"{resource.__name__} {key}"
         elif identity:
-            cond = sa.and_(*(table.c[k] == v for k, v in identity.items()))
+            cond = identity
             what = f"{resource.__name__} with {identity}"
         else:
             raise TypeError("get() needs a primary key or identity keywords")
@@ -551,40 +564,62 @@ class Domain:
                         ]
                     }
                 )
-        stmt = sa.select(table, *extra)
-        if verdict is not True:
-            stmt = stmt.where(verdict)
-        if action.filter is not None:
-            stmt = stmt.where(action.filter(ctx))
-        if filter_ is not None:
+        if isinstance(filter_, Mapping):
+            for k in filter_:
+                if k not in resource.__attributes__:
+                    raise Invalid({"filter": [f"{k!r} is not an attribute"]})
+        order = _sort_clause(resource, list(sort) or list(action.sort))
+        keyset = after is not None
+        params: dict[str, Any] = {}
+        if (
+            verdict is True
+            and action.filter is None
+            and not extra
+            and not after
+            and (filter_ is None or isinstance(filter_, Mapping))
+        ):
+            # The common shape (equality filters, no policy condition): a statement built
+            # once, with the values bound.
+            stmt = select_where_equal(
+                table,
+                tuple(filter_ or ()),
+                tuple((col.name, desc) for col, desc in order),
+                limit is not None,
+                bool(offset),
+            )
+            params = bound_values(
+                filter_ or {}, None if limit is None else limit + keyset, offset
+            )
+        else:
+            stmt = sa.select(table, *extra)
+            if verdict is not True:
+                stmt = stmt.where(verdict)
+            if action.filter is not None:
+                stmt = stmt.where(action.filter(ctx))
             if isinstance(filter_, Mapping):
                 for k, v in filter_.items():
-                    if k not in resource.__attributes__:
-                        raise Invalid({"filter": [f"{k!r} is not an attribute"]})
                     stmt = stmt.where(table.c[k] == v)
-            else:
+            elif filter_ is not None:
                 stmt = stmt.where(filter_)
-        order = _sort_clause(resource, list(sort) or list(action.sort))
-        if after:
-            values = _decode(after)
-            if len(values) != len(order):
-                raise Invalid({"after": ["does not match this sort"]})
-            ors = []
-            for i, (col, desc) in enumerate(order):
-                eqs = [order[j][0] == values[j] for j in range(i)]
-                cmp = col < values[i] if desc else col > values[i]
-                ors.append(sa.and_(*eqs, cmp))
-            stmt = stmt.where(sa.or_(*ors))
-        stmt = stmt.order_by(*(col.desc() if desc else col.asc() for col, desc in order))
-        keyset = after is not None
-        if limit is not None:
-            stmt = stmt.limit(limit + 1 if keyset else limit)
-        if offset:
-            stmt = stmt.offset(offset)
+            if after:
+                values = _decode(after)
+                if len(values) != len(order):
+                    raise Invalid({"after": ["does not match this sort"]})
+                ors = []
+                for i, (col, desc) in enumerate(order):
+                    eqs = [order[j][0] == values[j] for j in range(i)]
+                    cmp = col < values[i] if desc else col > values[i]
+                    ors.append(sa.and_(*eqs, cmp))
+                stmt = stmt.where(sa.or_(*ors))
+            stmt = stmt.order_by(*(col.desc() if desc else col.asc() for col, desc in order))
+            if limit is not None:
+                stmt = stmt.limit(limit + 1 if keyset else limit)
+            if offset:
+                stmt = stmt.offset(offset)
         rel_plans = [(rel, rel.target(), read_verdict(rel.target())) for rel in rel_loads]
 
         def unit(tx: Tx) -> tuple[list[R], bool]:
-            rows = tx.conn.execute(stmt).all()
+            rows = tx.conn.execute(stmt, params).all()
             more = False
             if keyset and limit is not None and len(rows) > limit:
                 rows, more = rows[:limit], True
@@ -786,9 +821,9 @@ def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict) -> Any:
             stmt: Any = ins.on_conflict_do_update(
                 index_elements=list(ident.fields), set_=upsert_set
             )
+            row = conn.execute(stmt.returning(*table.c)).one()
         else:
-            stmt = sa.insert(table).values(values)
-        row = conn.execute(stmt.returning(*table.c)).one()
+            row = conn.execute(insert_returning(table), values).one()
         record = _record(resource, row)
         if verdict is not True:
             seen = conn.execute(
@@ -818,18 +853,15 @@ def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict) -> Any:
                     resource=resource.__name__,
                     action=action.name,
                 )
+        key = resource.__primary_key__
+        params = pk_params(cs.data.pk_values())
         if action.type == "update":
-            stmt = sa.update(table).where(pk)
-            stmt = (
-                stmt.values(values)
-                if values
-                else stmt.values(
-                    {resource.__primary_key__[0]: table.c[resource.__primary_key__[0]]}
-                )
-            )
+            # Nothing to set still touches the row (RETURNING it, firing its triggers).
+            params.update(values or {key[0]: cs.data.pk_values()[0]})
+            stmt = update_returning(table, key)
         else:
-            stmt = sa.delete(table).where(pk)
-        maybe = conn.execute(stmt.returning(*table.c)).one_or_none()
+            stmt = delete_returning(table, key)
+        maybe = conn.execute(stmt, params).one_or_none()
         if maybe is None:
             raise NotFound(
                 f"{resource.__name__} {cs.data.pk_values()}",
