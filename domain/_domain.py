@@ -88,13 +88,15 @@ def _decode(cursor: str) -> list[Any]:
 
 def _record(resource: type[R], row: Any, extra: Iterable[str] = ()) -> R:
     rec = resource.__new__(resource)
-    mapping = row._mapping
     d = rec.__dict__
-    for name in resource.__attributes__:
-        if name in mapping:
+    attributes = resource.__attributes__
+    for name, value in zip(row._fields, row, strict=True):
+        if name in attributes:
+            d[name] = value
+    if extra:
+        mapping = row._mapping
+        for name in extra:
             d[name] = mapping[name]
-    for name in extra:
-        d[name] = mapping[name]
     d["__metadata__"] = {}
     return rec
 
