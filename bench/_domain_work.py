@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from time import perf_counter, process_time
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -155,8 +155,7 @@ def sequential_domain(url: str, creates: int, reads: int, groups: int) -> Sample
         sample["create_us"] = (perf_counter() - started) / creates * 1e6
         started = perf_counter()
         for i in range(reads):
-            # ReadInterface returns a list, but the descriptor types it as Interface (-> R).
-            found = cast("list[BenchItem]", await BenchDomain.list_items(filter={"grp": g(i)}))
+            found = await BenchDomain.list_items(filter={"grp": g(i)})
             assert len(found) == GROUP_SIZE
         sample["read_us"] = (perf_counter() - started) / reads * 1e6
         started = perf_counter()

@@ -17,7 +17,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import sqlalchemy as sa
 
@@ -886,6 +886,7 @@ def _load_relationship(
     rel: Relationship,
     dest: type[Resource],
     verdict: Verdict,
+    where: Any = None,
 ) -> None:
     if not records:
         return
@@ -901,6 +902,8 @@ def _load_relationship(
         stmt = sa.select(dt_).where(dt_.c[dest.__primary_key__[0]].in_(keys))
         if verdict is not True:
             stmt = stmt.where(verdict)
+        if where is not None:
+            stmt = stmt.where(where)
         found = {
             row._mapping[dest.__primary_key__[0]]: _record(dest, row)
             for row in tx.conn.execute(stmt)
@@ -926,6 +929,8 @@ def _load_relationship(
         )
     if verdict is not True:
         stmt = stmt.where(verdict)
+    if where is not None:
+        stmt = stmt.where(where)
     for col, desc in _sort_clause(dest, []):
         stmt = stmt.order_by(col.desc() if desc else col.asc())
     for row in tx.conn.execute(stmt):
@@ -944,14 +949,12 @@ def _load_list(
 ) -> None:
     rel = resource.__relationships__[agg.relationship]
     dest = rel.target()
-    _load_relationship(tx, resource, records, rel, dest, read_verdict(dest))
+    where = agg.where() if agg.where is not None else None
+    _load_relationship(tx, resource, records, rel, dest, read_verdict(dest), where)
     assert agg.field is not None
     for rec in records:
         related = rec.__dict__.pop(rel.name)
         related = related if isinstance(related, list) else [related] if related else []
-        if agg.where is not None:
-            keep = {r.pk_values() for r in related}
-            del keep  # filters on list aggregates are applied in SQL by the caller's where
         if agg.sort:
             key = agg.sort.lstrip("-")
             related.sort(key=lambda r: r.__dict__[key], reverse=agg.sort.startswith("-"))
@@ -988,7 +991,7 @@ class Interface(Generic[R]):
         self.name = name
         self.domain = owner
 
-    def __get__(self, obj: Any, owner: type) -> Interface[R]:
+    def __get__(self, obj: Any, owner: type) -> Self:
         if self.domain is not owner and isinstance(owner, type) and issubclass(owner, Domain):
             self.domain = owner
         return self
