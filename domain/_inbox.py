@@ -48,10 +48,36 @@ if TYPE_CHECKING:
     from ._data_layer import Tx
     from ._domain import Domain
 
-__all__ = ["UNREAD_COUNTER", "initial_state", "mark_all_as_read", "notification_resource"]
+__all__ = [
+    "UNREAD_COUNTER",
+    "BaseNotification",
+    "initial_state",
+    "mark_all_as_read",
+    "notification_resource",
+]
 
 #: The name of the counter a notification resource declares.
 UNREAD_COUNTER = "unread_notifications"
+
+
+class BaseNotification(Resource):
+    """The shape of every :func:`notification_resource` record, for type checkers::
+
+    def payload(record: BaseNotification) -> dict[str, str]:
+        return {"title": record.title, "body": record.body}
+    """
+
+    __abstract__ = True
+    id: uuid.UUID
+    user_id: uuid.UUID
+    kind: str
+    title: str
+    body: str
+    action_url: str | None
+    idempotency_key: str | None
+    is_read: bool
+    read_at: datetime | None
+    inserted_at: datetime
 
 
 def notification_resource(
@@ -60,7 +86,7 @@ def notification_resource(
     user: str = "User",
     tablename: str | None = None,
     module: str | None = None,
-) -> type[Resource]:
+) -> type[BaseNotification]:
     """Declare a notification resource owned by the resource named *user*.
 
     Attributes: ``id``, ``user_id``, ``kind`` (``"info"`` unless given), ``title``, ``body``,
@@ -74,7 +100,7 @@ def notification_resource(
     """
     if module is None:
         module = sys._getframe(1).f_globals.get("__name__", __name__)
-    holder: list[type[Resource]] = []
+    holder: list[type[BaseNotification]] = []
 
     def unread() -> Any:
         return holder[0].__table__.c.is_read.is_(False)
@@ -136,7 +162,7 @@ def notification_resource(
     }
     if tablename is not None:
         namespace["__tablename__"] = tablename
-    cls = type(name, (Resource,), namespace)
+    cls = type(name, (BaseNotification,), namespace)
     holder.append(cls)
     return cls
 

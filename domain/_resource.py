@@ -420,9 +420,11 @@ class Resource:
     """Base class of resources; subclass it and declare attributes and the class lists below.
 
     Class attributes read at creation: ``__tablename__`` (default: snake case of the class name
-    + ``s``), ``identities``, ``actions``, ``policies``, ``notifiers``, ``counters``. An
-    instance is a record: its attributes, plus whatever was loaded (relationships, aggregates,
-    calculations) and ``__metadata__`` (e.g. the keyset cursor).
+    + ``s``), ``__abstract__`` (true: no table, just annotations for type checkers that
+    subclasses inherit; each concrete subclass declares its own fields), ``identities``,
+    ``actions``, ``policies``, ``notifiers``, ``counters``. An instance is a record: its
+    attributes, plus whatever was loaded (relationships, aggregates, calculations) and
+    ``__metadata__`` (e.g. the keyset cursor).
 
     >>> class User(Resource):
     ...     id: uuid.UUID = uuid_primary_key()
@@ -477,6 +479,8 @@ class Resource:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("__abstract__"):
+            return  # a typed shape for subclasses (no table); they declare every field
         _build_resource(cls)
 
 
@@ -659,7 +663,7 @@ def _finish_attribute(
     attr.python_type = python_type
     attr.sa_type = sa_type
     attr.column = sa.Column(
-        name, sa_type, primary_key=attr.primary_key, nullable=not attr.allow_nil
+        name, sa_type, primary_key=attr.primary_key, nullable=bool(attr.allow_nil)
     )
     return attr
 

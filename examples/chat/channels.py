@@ -133,8 +133,11 @@ class UserChannel(web.Channel):
             listed = [{"id": str(r.id), "name": r.name} for r in rooms]
             state = await notifications.initial_state(user)
             socket.push("initial_state", {"user": user.username, "rooms": listed, **state})
-        elif isinstance(message, tuple) and message[0] == "counter_updated":
-            socket.push("counter_updated", message[1])
+        elif isinstance(message, tuple) and message[0] in (
+            "counter_updated",
+            "all_notifications_read",
+        ):
+            socket.push(message[0], message[1])
         elif isinstance(message, tuple) and message[0] == "new_notification":
             socket.push("new_notification", notifications.notification_payload(message[1]))
         return None
@@ -149,8 +152,7 @@ class UserChannel(web.Channel):
             await notifications.mark_read(user, str(payload.get("id", "")))
             return web.ok()
         if event == "mark_all_notifications_read":
-            count = await notifications.mark_all_read(user)
-            socket.push("all_notifications_read", {"count": count})
+            count = await notifications.mark_all_read(user)  # pushed below, as broadcast
             return web.ok({"count": count})
         return web.error({"reason": f"unknown event {event!r}"})
 

@@ -41,7 +41,7 @@ TEMPLATE = """<div class="shell">
     {{- unread_notifications }}</span>{% endif %}</button></div>
   {% if show_notifications %}<div class="dropdown" id="notifications">
     {%- for n in notifications %}<div class="notification{{ '' if n.read else ' unread' }}"
-      id="n-{{ n.id }}"><b>{{ n.author }}</b> mentioned you: {{ n.excerpt }}
+      id="n-{{ n.id }}"><b>{{ n.title }}</b>: {{ n.body }}
       {%- if not n.read %} <button class="link" phx-click="read" phx-value-id="{{ n.id }}">
       mark read</button>{% endif %}</div>
     {%- else %}<p class="muted">No notifications yet: mention someone with @name.</p>
@@ -223,6 +223,9 @@ class ChatLive(web.LiveView):
             latest = notifications.notification_payload(message[1])
             listed = [latest, *socket.assigns["notifications"]][: notifications.RECENT]
             socket.assign(notifications=listed)
+            return
+        if isinstance(message, tuple) and message[0] == "all_notifications_read":
+            socket.assign(notifications=_marked(socket.assigns["notifications"], None))
             return
         if isinstance(message, presence.PresenceDiff):
             if message.topic == current:

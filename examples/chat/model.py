@@ -26,13 +26,13 @@ from domain import (
     attribute,
     authorize_if,
     belongs_to,
-    counter,
     create,
     create_timestamp,
     define,
     define_read,
     destroy,
     identity,
+    notification_resource,
     policy,
     pubsub,
     read,
@@ -97,34 +97,9 @@ class Message(Resource):
     notifiers = (pubsub("room:{room_id}", actions=("send",), event="new_message"),)
 
 
-class Notification(Resource):
-    __tablename__ = "chat_notifications"
-    id: uuid.UUID = uuid_primary_key()
-    user_id: uuid.UUID = attribute()
-    user = belongs_to("User", source_attribute="user_id", allow_nil=False)
-    room_id: uuid.UUID = attribute()
-    author_name: str = attribute(max_length=20)
-    excerpt: str = attribute(max_length=120)
-    is_read: bool = attribute(default=False)
-    inserted_at: datetime = create_timestamp()
-    actions = (
-        create("mention", accept=("user_id", "room_id", "author_name", "excerpt")),
-        read("read"),
-        update("mark_as_read", set_attribute("is_read", True), accept=()),
-    )
-    policies = (
-        policy(action_type("create"), authorize_if(always())),
-        policy(action_type("read", "update"), authorize_if(relates_to_actor_via("user"))),
-    )
-    notifiers = (pubsub("user:{user_id}", actions=("mention",), event="new_notification"),)
-    counters = (
-        counter(
-            "unread_notifications",
-            trigger_on=("mention", "mark_as_read"),
-            audience="user_id",
-            where=lambda: Notification.__table__.c.is_read.is_(False),
-        ),
-    )
+#: Mention notifications: the domain's ready-made resource (owner-only reads, ``notify``
+#: broadcasting ``new_notification``, the ``unread_notifications`` counter).
+Notification = notification_resource("Notification", user="User", tablename="chat_notifications")
 
 
 UNREAD: Final = Notification.counters[0]
@@ -140,5 +115,5 @@ class Chat(Domain):
     edit_message = define(Message, "edit")
     delete_message = define(Message, "delete")
     messages = define_read(Message, "read")
-    mention = define(Notification, "mention")
+    mention = define(Notification, "notify")
     mark_notification_read = define(Notification, "mark_as_read")

@@ -12,7 +12,7 @@ import re
 import uuid
 from typing import Any, Final
 
-import beam
+import domain
 
 from .model import UNREAD, Chat, Message, Notification, User
 
@@ -21,27 +21,35 @@ RECENT: Final = 10
 
 
 async def notify_mentions(message: Message) -> None:
-    """Notify every user *message* mentions (not its author, each once)."""
+    """Notify every user *message* mentions (not its author, each once, even when a retried
+    send stores the message again: the notification's idempotency key is taken)."""
     names = set(MENTION.findall(message.content)) - {message.author_name}
     if not names:
         return
     users = await Chat.read(User, filter=User.__table__.c.username.in_(sorted(names)))
     for user in users:
-        await Chat.mention(
-            user_id=user.id,
-            room_id=message.room_id,
-            author_name=message.author_name,
-            excerpt=message.content[:120],
-        )
+        try:
+            await Chat.mention(
+                user_id=user.id,
+                kind="mention",
+                title=f"{message.author_name} mentioned you",
+                body=message.content[:120],
+                action_url=f"/?room={message.room_id}",
+                idempotency_key=f"mention:{message.id}:{user.id}",
+            )
+        except domain.Invalid as exc:
+            if "idempotency_key" not in exc.errors:
+                raise  # only "already notified of this message" is expected
 
 
-def notification_payload(record: Notification) -> dict[str, Any]:
+def notification_payload(record: domain.BaseNotification) -> dict[str, Any]:
     """A notification as pages and channels show it."""
     return {
         "id": str(record.id),
-        "room_id": str(record.room_id),
-        "author": record.author_name,
-        "excerpt": record.excerpt,
+        "kind": record.kind,
+        "title": record.title,
+        "body": record.body,
+        "url": record.action_url,
         "read": record.is_read,
         "inserted_at": record.inserted_at.isoformat(),
     }
@@ -53,36 +61,27 @@ async def unread_count(user: User) -> int:
     return values[user.id]
 
 
-async def recent(user: User) -> list[dict[str, Any]]:
-    """The user's latest notifications, newest first."""
-    records = await Chat.read(Notification, actor=user, sort=("-inserted_at",), limit=RECENT)
-    return [notification_payload(r) for r in records]
-
-
 async def initial_state(user: User) -> dict[str, Any]:
-    """Counters and recent notifications, loaded concurrently (a task process each: one
-    process waits for one reply at a time)."""
-    count: beam.Task[Any] = beam.Task.async_(unread_count, user)
-    latest: beam.Task[Any] = beam.Task.async_(recent, user)
-    unread, notes = await beam.Task.await_many([count, latest])
-    return {"counters": {UNREAD.name: unread}, "notifications": notes}
+    """Counters and recent notifications, loaded concurrently (by the domain's loader)."""
+    state = await domain.initial_state(Chat, user, notifications=Notification, recent=RECENT)
+    return {
+        "counters": state["counters"],
+        "notifications": [notification_payload(r) for r in state["notifications"]],
+    }
 
 
 async def mark_read(user: User, notification_id: str) -> None:
     """Mark one of the user's notifications as read (others' are not found)."""
-    records = await Chat.read(
-        Notification, actor=user, filter={"id": uuid.UUID(notification_id)}, limit=1
-    )
+    try:
+        wanted = uuid.UUID(notification_id)
+    except ValueError:
+        return
+    records = await Chat.read(Notification, actor=user, filter={"id": wanted}, limit=1)
     if records:
         await Chat.mark_notification_read(records[0], actor=user)
 
 
 async def mark_all_read(user: User) -> int:
-    """Mark every unread notification of the user as read, in one transaction."""
-    done = await Chat.bulk_update(
-        Notification,
-        "mark_as_read",
-        filter=Notification.__table__.c.is_read.is_(False),
-        actor=user,
-    )
-    return len(done)
+    """Mark every unread notification of the user as read, in one statement; the user's
+    topic gets ``all_notifications_read`` and one counter update."""
+    return await domain.mark_all_as_read(Chat, Notification, actor=user)

@@ -297,19 +297,26 @@ async def test_mentions_notify_with_counters_and_mark_read(tmp_path: Path) -> No
             for text in ("hey @alice", "@alice look", "no mention here"):
                 sent = await b.push(b_ref, topic, "new_message", {"content": text})
                 assert sent["status"] == "ok"
+            # a retried send (same client id) is stored once and notifies once
+            retry = {"content": "@alice look", "client_id": "retry-1"}
+            for _ in range(2):
+                sent = await b.push(b_ref, topic, "new_message", retry)
+                assert sent["status"] == "ok"
 
             note = await a.event(me, "new_notification")
-            assert note[4]["author"] == "bob"
-            assert note[4]["excerpt"] == "hey @alice"
-            await a.expect(lambda f: f[3] == "counter_updated" and f[4]["value"] == 2)
+            assert note[4]["title"] == "bob mentioned you"
+            assert note[4]["body"] == "hey @alice"
+            assert note[4]["kind"] == "mention"
+            assert note[4]["url"] == f"/?room={lobby['id']}"
+            await a.expect(lambda f: f[3] == "counter_updated" and f[4]["value"] == 3)
             counted = await a.push(a_user, me, "refresh_counters", {})
-            assert counted["response"] == {"unread_notifications": 2}
+            assert counted["response"] == {"unread_notifications": 3}
 
             read = await a.push(a_user, me, "mark_notification_read", {"id": note[4]["id"]})
             assert read["status"] == "ok"
-            await a.expect(lambda f: f[3] == "counter_updated" and f[4]["value"] == 1)
+            await a.expect(lambda f: f[3] == "counter_updated" and f[4]["value"] == 2)
             done = await a.push(a_user, me, "mark_all_notifications_read", {})
-            assert done["response"] == {"count": 1}
+            assert done["response"] == {"count": 2}
             await a.event(me, "all_notifications_read")
             await a.expect(lambda f: f[3] == "counter_updated" and f[4]["value"] == 0)
 
