@@ -70,6 +70,15 @@ from ._errors import DomainError as DomainError
 from ._errors import Forbidden as Forbidden
 from ._errors import Invalid as Invalid
 from ._errors import NotFound as NotFound
+from ._inbox import UNREAD_COUNTER as UNREAD_COUNTER
+from ._inbox import BaseNotification as BaseNotification
+from ._inbox import initial_state as initial_state
+from ._inbox import mark_all_as_read as mark_all_as_read
+from ._inbox import notification_resource as notification_resource
+from ._migrations import DropsRefused as DropsRefused
+from ._migrations import MigrationError as MigrationError
+from ._migrations import Migrations as Migrations
+from ._migrations import MigrationsOutOfDate as MigrationsOutOfDate
 from ._notifiers import Counter as Counter
 from ._notifiers import Notification as Notification
 from ._notifiers import PubSubNotifier as PubSubNotifier
@@ -116,10 +125,12 @@ from ._resource import update_timestamp as update_timestamp
 from ._resource import uuid_primary_key as uuid_primary_key
 
 __all__ = (
+    "UNREAD_COUNTER",
     "Action",
     "Aggregate",
     "Argument",
     "Attribute",
+    "BaseNotification",
     "Calculation",
     "Change",
     "Changeset",
@@ -128,10 +139,14 @@ __all__ = (
     "Counter",
     "Domain",
     "DomainError",
+    "DropsRefused",
     "Forbidden",
     "Identity",
     "Interface",
     "Invalid",
+    "MigrationError",
+    "Migrations",
+    "MigrationsOutOfDate",
     "NotFound",
     "Notification",
     "Page",
@@ -177,9 +192,12 @@ __all__ = (
     "has_many",
     "has_one",
     "identity",
+    "initial_state",
     "many_to_many",
+    "mark_all_as_read",
     "match",
     "never",
+    "notification_resource",
     "one_of",
     "policy",
     "present",
