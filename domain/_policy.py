@@ -228,7 +228,9 @@ def _or(a: Verdict, b: Verdict) -> Verdict:
 def _not(a: Verdict) -> Verdict:
     if a is True or a is False:
         return not a
-    return sa.not_(a)
+    # A filter check is false where its condition is NULL (a NULL key, NULL in an IN list):
+    # its negation must then be true, not NULL (which a WHERE would treat as false).
+    return sa.or_(sa.not_(a), a.is_(None))
 
 
 def _policy_verdict(p: Policy, ctx: PolicyContext) -> Verdict:
@@ -254,7 +256,9 @@ def authorize(resource: type[Resource], ctx: PolicyContext) -> tuple[Verdict, st
     applicable = [p for p in policies if all(c.verdict(ctx) is True for c in p.conditions)]
     if not applicable:
         return False, "no policy applies to this action and actor (at least one must apply)"
-    result: Verdict = True
+    # After the last applicable policy: authorized only if a regular (non-bypass) policy
+    # applied; a bypass that applies but fails authorizes nothing on its own.
+    result: Verdict = any(not p.is_bypass for p in applicable)
     for p in reversed(applicable):
         v = _policy_verdict(p, ctx)
         result = _or(v, result) if p.is_bypass else _and(v, result)
@@ -262,8 +266,9 @@ def authorize(resource: type[Resource], ctx: PolicyContext) -> tuple[Verdict, st
         failing = next(
             (p for p in applicable if not p.is_bypass and _policy_verdict(p, ctx) is False), None
         )
-        name = (failing.description or _describe(failing)) if failing is not None else "policies"
-        return False, f"policy {name} failed"
+        if failing is None:
+            return False, "only bypasses apply and none passed (a regular policy must apply)"
+        return False, f"policy {failing.description or _describe(failing)} failed"
     return result, ""
 
 
