@@ -114,7 +114,7 @@ def _upper_item(cs: domain.Changeset) -> None:
 
 
 def _apply_discount(cs: domain.Changeset) -> None:
-    assert cs.data is not None
+    assert isinstance(cs.data, FtOrder)
     percent = cs.arguments["percent"]
     if percent is None or "percent" in cs.errors:  # steps run on invalid input too (Ash's way)
         return

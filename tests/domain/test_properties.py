@@ -122,6 +122,7 @@ class PropRoom(Resource):
     __tablename__ = "prop_rooms"
     id: uuid.UUID = uuid_primary_key()
     name: str = attribute()
+    owner_id: uuid.UUID | None = attribute()
     owner = belongs_to(PropUser, source_attribute="owner_id")
     actions = (create("create"), read("read"))
 
