@@ -89,6 +89,13 @@ class _Loaded:
     failed: str | None
 
 
+def _result(message: _Loaded) -> AsyncResult:
+    """The result of a one-name load (failed, or ok with its value)."""
+    if message.values is None:
+        return AsyncResult(failed=message.failed)
+    return AsyncResult(ok=True, result=message.values[0])
+
+
 async def _load(
     view: beam.Pid, ref: beam.Ref, names: tuple[str, ...], loader: Callable[[], Awaitable[Any]]
 ) -> None:
@@ -121,6 +128,7 @@ class LiveSocket:
         "_patch",
         "_redirect",
         "_streams",
+        "_tasks",
         "assigns",
         "changed",
         "connected",
@@ -138,6 +146,8 @@ class LiveSocket:
         self._navigate: dict[str, Any] | None = None
         self._redirect: dict[str, Any] | None = None
         self._loads: dict[beam.Ref, tuple[str, ...]] = {}
+        #: The loads started by start_async (their results go to handle_async).
+        self._tasks: set[beam.Ref] = set()
         self._streams: dict[str, Stream] = {}
 
     def assign(self, **values: Any) -> None:
@@ -169,6 +179,27 @@ class LiveSocket:
         ref = beam.make_ref()
         self._loads[ref] = keys
         beam.spawn_link(_load, beam.self(), ref, keys, loader)
+
+    def start_async(self, name: str, work: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``await work()`` in a process of its own, linked to the view, and hand what it
+        returns (or why it failed) to :meth:`LiveView.handle_async` as an :class:`AsyncResult`.
+        Unlike :meth:`assign_async` nothing is assigned: the view decides, e.g. to stream the
+        result. A newer ``start_async`` of the same *name* supersedes a running one (its
+        result is dropped). Only when connected.
+
+        >>> socket.assign(loading_older=True)
+        >>> socket.start_async("older", lambda: Chat.page(Message, limit=50, after=cursor))
+        """
+        if not self.connected:
+            return
+        for ref, names in list(self._loads.items()):
+            if names == (name,) and ref in self._tasks:
+                del self._loads[ref]
+                self._tasks.discard(ref)
+        ref = beam.make_ref()
+        self._loads[ref] = (name,)
+        self._tasks.add(ref)
+        beam.spawn_link(_load, beam.self(), ref, (name,), work)
 
     def stream(
         self,
@@ -317,6 +348,11 @@ class LiveView:
         logger.warning(
             "%s got an unexpected message: %s", type(self).__name__, beam.bounded_repr(message)
         )
+
+    async def handle_async(self, name: str, result: AsyncResult, socket: LiveSocket) -> None:
+        """What the work of ``socket.start_async(name, ...)`` returned (``result.ok``,
+        ``result.result``) or why it failed (``result.failed``). Default: log it."""
+        logger.warning("%s got an unexpected async result %r", type(self).__name__, name)
 
     async def terminate(self, reason: Any, socket: LiveSocket) -> None:
         """The view is stopping. Default: nothing."""
@@ -509,7 +545,12 @@ class LiveChannel(Channel):
         view = self.view
         assert view is not None
         if type(message) is _Loaded:
-            self._loaded(message)
+            if message.ref in self.live._tasks:
+                self.live._tasks.discard(message.ref)
+                self.live._loads.pop(message.ref, None)
+                await view.handle_async(message.names[0], _result(message), self.live)
+            else:
+                self._loaded(message)
         else:
             await view.handle_info(message, self.live)
         update = self._update()
@@ -528,8 +569,7 @@ class LiveChannel(Channel):
         if self.live._loads.pop(message.ref, None) is None:
             return  # superseded by a newer assign_async of the same names
         if message.values is None:
-            failed = AsyncResult(failed=message.failed)
-            self.live.assign(**dict.fromkeys(message.names, failed))
+            self.live.assign(**dict.fromkeys(message.names, _result(message)))
         else:
             done = {
                 n: AsyncResult(ok=True, result=v)

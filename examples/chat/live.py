@@ -53,7 +53,11 @@ TEMPLATE = """<div class="shell">
 </aside>
 <main class="main">
   <div class="header" id="room-name"># {{ room_name }}</div>
-  <div id="messages" class="messages" phx-update="stream">
+  {% if has_older %}<div class="older" id="older">{% if loading_older %}
+    <span class="muted" id="loading-older">Loading older messages…</span>{% else %}
+    <button class="link" id="load-older" phx-click="load_older">Load older messages</button>
+    {%- endif %}</div>{% endif %}
+  <div id="messages" class="messages" phx-update="stream" phx-viewport-top="load_older">
   {%- for dom_id, m in messages %}<div id="{{ dom_id }}"
     class="message{{ ' mine' if m.author == me else '' }}">
     <span class="who">{{ m.author }}</span><span class="when">{{ m.time }}</span>
@@ -99,6 +103,8 @@ class ChatLive(web.LiveView):
 
     def __init__(self) -> None:
         self.user: User | None = None
+        #: The keyset cursor of the oldest message shown, while older ones exist.
+        self.older: str | None = None
         self.last_typing = 0.0
         #: When each typist was last heard from: only the newest timer may clear them.
         self.typing_seen: dict[str, float] = {}
@@ -114,6 +120,8 @@ class ChatLive(web.LiveView):
             rooms=rooms,
             room_id="",
             room_name="",
+            has_older=False,
+            loading_older=False,
             unread={},
             typing=[],
             online=[],
@@ -147,19 +155,16 @@ class ChatLive(web.LiveView):
         previous = socket.assigns["room_id"]
         if socket.connected and previous:
             await presence.untrack(beam.self(), f"room:{previous}", socket.assigns["me"])
-        history = await Chat.read(
-            Message,
-            actor=self.user,
-            filter={"room_id": uuid.UUID(room["id"])},
-            sort=("-inserted_at",),
-            limit=HISTORY,
-        )
-        socket.stream("messages", [_message(m) for m in reversed(history)], reset=True)
+        history = await self._history(room["id"], None)
+        socket.stream("messages", [_message(m) for m in reversed(history.results)], reset=True)
+        self.older = history.after if history.more else None
         unread = dict(socket.assigns["unread"])
         unread.pop(room["id"], None)
         socket.assign(
             room_id=room["id"],
             room_name=room["name"],
+            has_older=self.older is not None,
+            loading_older=False,
             unread=unread,
             typing=[],
             error="",
@@ -170,8 +175,50 @@ class ChatLive(web.LiveView):
             await presence.track(beam.self(), topic, socket.assigns["me"], {"at": time.time()})
             socket.assign(online=sorted(presence.list(topic)))
 
+    async def _history(self, room_id: str, after: str | None) -> domain.Page[Message]:
+        """A page of the room's messages, newest first, older than the cursor *after*."""
+        return await Chat.page(
+            Message,
+            actor=self.user,
+            filter={"room_id": uuid.UUID(room_id)},
+            sort=("-inserted_at",),
+            limit=HISTORY,
+            after=after,
+        )
+
+    def _load_older(self, socket: web.LiveSocket) -> None:
+        """Fetch the page before the oldest shown, off the view's process (the page shows a
+        loading line meanwhile); :meth:`handle_async` streams it in above."""
+        if self.older is None or socket.assigns["loading_older"]:
+            return
+        room_id, after = socket.assigns["room_id"], self.older
+        socket.assign(loading_older=True)
+        socket.start_async("older", lambda: self._history(room_id, after))
+
+    async def handle_async(
+        self, name: str, result: web.AsyncResult, socket: web.LiveSocket
+    ) -> None:
+        page = result.result
+        if result.ok and page.results and page.results[0].room_id != self._room_uuid(socket):
+            return  # the room changed while this page loaded
+        socket.assign(loading_older=False)
+        if not result.ok:
+            socket.assign(error=f"could not load older messages ({result.failed}); try again")
+            return
+        for record in page.results:  # newest first, each inserted above the last
+            socket.stream_insert("messages", _message(record), at=0)
+        self.older = page.after if page.more else None
+        socket.assign(has_older=self.older is not None)
+
+    @staticmethod
+    def _room_uuid(socket: web.LiveSocket) -> uuid.UUID | None:
+        room_id = socket.assigns["room_id"]
+        return uuid.UUID(room_id) if room_id else None
+
     async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
-        if event == "send":
+        if event == "load_older":
+            self._load_older(socket)
+        elif event == "send":
             await self._send(str(value.get("content", "")).strip(), socket)
         elif event == "typing":
             now = time.monotonic()

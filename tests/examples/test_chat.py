@@ -326,3 +326,30 @@ async def test_mentions_notify_with_counters_and_mark_read(tmp_path: Path) -> No
             await b.push(b_user, bob_me, "mark_notification_read", {"id": note[4]["id"]})
             counted = await b.push(b_user, bob_me, "refresh_counters", {})
             assert counted["response"] == {"unread_notifications": 0}
+
+
+async def test_older_history_loads_on_demand(tmp_path: Path) -> None:
+    from examples.chat.live import HISTORY
+    from examples.chat.model import Chat, Room, User
+
+    async with chat_server(tmp_path) as port:
+        alice = (await Chat.read(User, filter={"username": "alice"}))[0]
+        lobby = (await Chat.read(Room, filter={"name": "lobby"}, actor=alice))[0]
+        total = HISTORY + 7
+        for i in range(total):
+            await Chat.send_message(
+                content=f"old {i:03}", client_id=f"seed-{i}", room_id=lobby.id, actor=alice
+            )
+        async with open_chat(port, "alice") as page:
+            shown = "".join(page.streamed) + page.html
+            assert f"old {total - 1:03}" in shown
+            assert f"old {total - HISTORY:03}" in shown
+            assert f"old {total - HISTORY - 1:03}" not in shown
+            assert 'id="load-older"' in page.html
+            await page.event("load_older", {}, kind="click")
+            assert 'id="loading-older"' in page.html  # until the page arrives
+            await page.until(lambda p: 'id="loading-older"' not in p.html)
+            older = "".join(page.streamed)
+            for i in range(total - HISTORY):
+                assert f"old {i:03}" in older
+            assert 'id="older"' not in page.html  # nothing older is left

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import trio
+
 import beam
 import web
 
@@ -169,3 +171,42 @@ class Rows(web.LiveView):
             socket.assign(next_id=socket.assigns["next_id"] + 1)
         elif event == "drop":
             socket.stream_delete("rows", "rows-5")
+
+
+class Older(web.LiveView):
+    """A stream whose older entries arrive from ``start_async`` (fails on the third page)."""
+
+    template = (
+        '{% if loading %}<p id="loading">loading older…</p>{% endif %}'
+        '{% if error %}<p id="error">{{ error }}</p>{% endif %}'
+        '<div id="items" phx-update="stream">'
+        '{% for dom_id, m in items %}<p id="{{ dom_id }}">{{ m.body }}</p>{% endfor %}</div>'
+    )
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
+    ) -> None:
+        socket.assign(loading=False, error="", page=0)
+        socket.stream("items", [{"id": 100, "body": "newest"}])
+
+    async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        page = socket.assigns["page"] + 1
+        socket.assign(loading=True, page=page)
+
+        async def fetch() -> list[dict[str, Any]]:
+            await trio.sleep(0.05)
+            if page == 3:
+                raise LookupError("no more history")
+            return [{"id": page * 10 + i, "body": f"p{page}.{i}"} for i in range(2)]
+
+        socket.start_async("older", fetch)
+
+    async def handle_async(
+        self, name: str, result: web.AsyncResult, socket: web.LiveSocket
+    ) -> None:
+        socket.assign(loading=False)
+        if not result.ok:
+            socket.assign(error=result.failed)
+            return
+        for item in reversed(result.result):
+            socket.stream_insert("items", item, at=0)

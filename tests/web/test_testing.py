@@ -79,3 +79,27 @@ async def test_liveviews_are_driven_in_process() -> None:
         assert "<b>Apples</b> 0" in cards.html
         await cards.click("rename")
         assert "<b>APPLES</b> 0" in cards.html
+
+
+async def test_start_async_hands_results_to_handle_async() -> None:
+    from .liveviews import Older
+
+    async with beam.open_node():
+        view = await web.testing.live(Older)
+        assert "newest" in view.html
+        await view.click("older")
+        assert '<p id="loading">' in view.html  # the loading state until the work is done
+        await view.sync()
+        assert '<p id="loading">' not in view.html
+        # (the test client's tree holds a stream's latest inserts; the DOM keeps them all)
+        assert "p1.0" in view.html
+        assert "p1.1" in view.html
+        await view.click("older")
+        await view.sync()
+        assert "p2.0" in view.html
+        await view.click("older")  # this page's work fails: the view says so and lives on
+        await view.sync()
+        assert '<p id="error">LookupError: no more history</p>' in view.html
+        await view.click("older")
+        await view.sync()
+        assert "p4.0" in view.html
