@@ -6,8 +6,11 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import trio
+
+import domain
 import presence
 import web
 from supervisors import Supervisor, child_spec
@@ -25,6 +28,10 @@ from .style import CSS
 
 logger = logging.getLogger("examples.chat")
 
+#: The schema's revisions; after changing a resource run (and commit what it writes)
+#: ``python -m domain migrations generate "what changed" --domain examples.chat.model:Chat
+#: --dir examples/chat/migrations --url sqlite:///data/chat.db``.
+MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
 DEMO_USERS = ("alice", "bob")
 DEMO_PASSWORD = "wonderland"
 
@@ -51,6 +58,13 @@ def secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+async def upgrade_database(url: str) -> None:
+    """Bring the database's schema up to date with ``migrations/`` (Alembic revisions made
+    by ``python -m domain migrations generate``), on a worker thread: migrating blocks."""
+    migrations = domain.Migrations(Chat, url, MIGRATIONS)
+    await trio.to_thread.run_sync(migrations.upgrade)
+
+
 async def seed() -> None:
     """A demo room and demo users, created once."""
     for name in DEMO_USERS:
@@ -72,9 +86,11 @@ async def build(
     killed (from the ``/admin`` page, say): the supervisor starts it again and the chat goes
     on. LiveViews and channels are processes of their connections: their crashes stay theirs.
     """
+    url = database or database_url(data_dir)
+    await upgrade_database(url)
     await Supervisor.start_link(
         [
-            Chat.child_spec(database or database_url(data_dir)),
+            Chat.child_spec(url),
             child_spec(presence.Tracker),
             child_spec(RateLimiter, messages_per_minute, name=RATE_LIMITER),
         ],
@@ -83,7 +99,6 @@ async def build(
         max_seconds=5,
         name="chat.sup",
     )
-    await Chat.create_tables()
     await seed()
     secret = secret_key(data_dir)
     endpoint = web.Endpoint(secret_key=secret)
