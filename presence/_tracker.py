@@ -4,9 +4,11 @@ A :class:`Tracker` is a small process tree: the tracker process and ``shards`` s
 processes linked to it. A topic belongs to shard ``crc32(topic) % shards`` (a hash that is
 the same in every interpreter, so nodes of a cluster agree on it). Each shard is a GenServer
 that owns one :class:`~presence.State` (one replica of the CRDT), applies ``track``,
-``untrack`` and ``update`` to it, monitors every tracked pid so that an exiting process leaves
-on its own, and publishes every change as a :class:`PresenceDiff` on the topic with
-:func:`beam.local_broadcast`.
+``untrack`` and ``update`` to it, and publishes every change as a :class:`PresenceDiff` on
+the topic with :func:`beam.local_broadcast`. As in Phoenix, a shard traps exits and *links*
+to every tracked pid: an exiting process leaves on its own, and a crashing shard takes its
+tracked processes down with it (channels crash, their clients rejoin and track again), so a
+restarted, empty tracker never leaves a live process untracked.
 
 Diffs go to this node's subscribers only, as in Phoenix: every node computes its own diffs
 from its replica of the state, so forwarding them through the cluster would deliver each
@@ -18,8 +20,9 @@ directly, the way Phoenix reads the shard's ETS table: only the shard writes, an
 a state in one step (between two awaits), so a reader always sees a consistent state. The
 entry vanishes when the tracker exits.
 
-If a shard crashes, the tracker stops with the same reason and takes the other shards down;
-supervise it and it restarts empty, like an ETS table whose owner died.
+If a shard crashes, the tracker stops with the same reason and takes the other shards (and
+so every tracked process) down; supervise it and it restarts empty, like an ETS table whose
+owner died, and the rejoining processes fill it again.
 
 Replication between nodes is not wired in yet: each shard's state records its changes as a
 delta, and the shard drops it after every change. A cluster layer will broadcast those deltas
@@ -157,12 +160,13 @@ Answer = tuple[str, Any]
 @dataclass
 class _ShardState:
     presences: State
-    monitors: dict[beam.Pid, beam.Ref]
+    linked: set[beam.Pid]
 
 
 class _Shard(beam.GenServer[_ShardState]):
     async def init(self, arg: State) -> beam.Ok[_ShardState]:
-        return beam.Ok(_ShardState(arg, {}))
+        beam.trap_exit(True)
+        return beam.Ok(_ShardState(arg, set()))
 
     async def handle_call(
         self, request: Any, from_: beam.From, state: _ShardState
@@ -186,8 +190,9 @@ class _Shard(beam.GenServer[_ShardState]):
         if presences.get_by_pid(pid, request.topic, request.key) is not None:
             return ("already_tracked", None)
         entry = presences.join(pid, request.topic, request.key, request.meta)
-        if pid not in state.monitors:
-            state.monitors[pid] = beam.monitor(pid)
+        if pid not in state.linked:
+            beam.link(pid)  # an already dead pid: its exit arrives as a message, it leaves
+            state.linked.add(pid)
         _publish_one(entry, "joins")
         return ("ok", entry.meta["phx_ref"])
 
@@ -195,8 +200,9 @@ class _Shard(beam.GenServer[_ShardState]):
         entry = state.presences.leave(request.pid, request.topic, request.key)
         if entry is None:
             return ("ok", None)
-        if not state.presences.tracks(request.pid):
-            beam.demonitor(state.monitors.pop(request.pid), flush=True)
+        if not state.presences.tracks(request.pid) and request.pid in state.linked:
+            state.linked.discard(request.pid)
+            beam.unlink(request.pid)
         _publish_one(entry, "leaves")
         return ("ok", None)
 
@@ -224,19 +230,17 @@ class _Shard(beam.GenServer[_ShardState]):
     async def handle_info(
         self, message: Any, state: _ShardState
     ) -> beam.NoReply[_ShardState] | beam.Stop[_ShardState]:
-        if type(message) is beam.Down:
-            pid = message.pid
-            if isinstance(pid, beam.Pid) and state.monitors.get(pid) == message.ref:
-                del state.monitors[pid]
-                left = state.presences.leave_all(pid)
-                state.presences.reset_delta()
-                if left:
-                    _publish(presence_diffs([], left))
+        if type(message) is beam.Exit and message.pid in state.linked:
+            state.linked.discard(message.pid)
+            left = state.presences.leave_all(message.pid)
+            state.presences.reset_delta()
+            if left:
+                _publish(presence_diffs([], left))
             return beam.NoReply(state)
         return await super().handle_info(message, state)
 
     def format_status(self, state: _ShardState) -> Any:
-        return f"<{state.presences!r}, {len(state.monitors)} monitored pids>"
+        return f"<{state.presences!r}, {len(state.linked)} linked pids>"
 
 
 def _publish_one(entry: Entry, half: str) -> None:

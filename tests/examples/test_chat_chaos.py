@@ -1,13 +1,17 @@
 """Nothing is lost under crashes: bots chat while processes are killed at random.
 
-Twenty bots send messages with client ids to one room over Channels and wait for each ack;
-meanwhile a seeded chaos loop kills, at random, room channel processes, connection transport
-processes, the domain's database connection actors and PubSub topic processes. A bot whose
-send fails (a crashed channel, a lost connection, a killed database actor) reconnects or
-rejoins and sends the same client id again. Afterwards:
+Twenty bots send messages with client ids to one room over Channels and wait for each ack,
+while two chat pages stay open over LiveView; meanwhile a seeded chaos loop kills, at random,
+room channel processes, LiveView processes, connection transport processes, the domain's
+database connection actors, PubSub topic processes and the presence tracker (which, as in
+Phoenix, takes the processes it tracks down with it, so they rejoin and track again). A bot
+whose send fails (a crashed channel, a lost connection, a killed database actor) reconnects
+or rejoins and sends the same client id again; a page whose view dies rejoins, as the
+official client does. Afterwards:
 
 * every acknowledged message is stored exactly once (and nothing is stored twice);
 * every bot's history after a resync equals the database;
+* every page mounted again after each crash of its view;
 * the presence list settles to the connected bots;
 * the node is alive and its memory is back near where it started.
 
@@ -20,9 +24,11 @@ import gc
 import json
 import os
 import random
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import trio
 
@@ -32,7 +38,8 @@ from examples.chat.accounts import hash_password
 from examples.chat.model import Chat, Message, Room, User
 
 from ..web import wsclient
-from .test_chat import chat_server, socket_token
+from ..web.test_asgi import http
+from .test_chat import chat_server, sign_in, socket_token
 
 BOTS = 20
 PASSWORD = "chaos-password"
@@ -104,8 +111,76 @@ class Bot:
                     return reply
 
 
-def _victims(rng: random.Random, db_allowed: bool) -> beam.Pid | None:
-    kinds: dict[str, list[beam.Pid]] = {"channel": [], "transport": [], "pubsub": [], "db": []}
+class Watcher:
+    """An open chat page: the LiveView protocol as the official client speaks it, rejoining
+    (with the same signed session) whenever its view process dies."""
+
+    def __init__(self, name: str, port: int, cookie: str) -> None:
+        self.name = name
+        self.port = port
+        self.cookie = cookie
+        self.mounts = 0
+        self.crashes = 0
+        self._refs = 0
+
+    async def run(self, stop: trio.Event) -> None:
+        while not stop.is_set():
+            try:
+                csrf, element, session = await self._dead_render()
+                path = f"/live/websocket?_csrf_token={quote(csrf)}&vsn=2.0.0"
+                async with wsclient.connect(self.port, path) as client:
+                    topic = f"lv:{element}"
+                    while not stop.is_set():
+                        await self._mount(client, topic, session)
+                        await self._until_crash(client, topic, stop)
+            except (wsclient.Closed, trio.TooSlowError, OSError):
+                await trio.sleep(0.02)  # the connection went away: load the page again
+
+    async def _dead_render(self) -> tuple[str, str, str]:
+        request = f"GET / HTTP/1.1\r\nhost: x\r\ncookie: {self.cookie}\r\n"
+        status, _, body = await http(self.port, (request + "connection: close\r\n\r\n").encode())
+        assert status == 200, status
+        page = body.decode()
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', page)
+        main = re.search(r'<div id="(phx-[^"]+)" data-phx-main data-phx-session="([^"]+)"', page)
+        assert csrf is not None
+        assert main is not None
+        return csrf.group(1), main.group(1), main.group(2)
+
+    async def _mount(self, client: wsclient.Client, topic: str, session: str) -> None:
+        while True:
+            self._refs += 1
+            ref = str(self._refs)
+            join = {"url": "http://x/", "session": session, "params": {}}
+            await client.send(json.dumps([ref, ref, topic, "phx_join", join]))
+            with trio.fail_after(5):
+                while True:
+                    frame = json.loads(await client.receive())
+                    if frame[3] == "phx_reply" and frame[1] == ref:
+                        break
+            if frame[4]["status"] == "ok":
+                self.mounts += 1
+                return
+            await trio.sleep(0.02)  # e.g. the database was being restarted: try again
+
+    async def _until_crash(self, client: wsclient.Client, topic: str, stop: trio.Event) -> None:
+        while not stop.is_set():
+            with trio.move_on_after(0.2):
+                frame = json.loads(await client.receive())
+                if frame[2] == topic and frame[3] in ("phx_error", "phx_close"):
+                    self.crashes += 1
+                    return
+
+
+def _victims(rng: random.Random, restart_allowed: bool) -> beam.Pid | None:
+    kinds: dict[str, list[beam.Pid]] = {
+        "channel": [],
+        "liveview": [],
+        "transport": [],
+        "pubsub": [],
+        "db": [],
+        "tracker": [],
+    }
     for pid in beam.processes():
         info = beam.process_info(pid)
         if info is None:
@@ -113,12 +188,16 @@ def _victims(rng: random.Random, db_allowed: bool) -> beam.Pid | None:
         call, name = info.initial_call, info.registered_name or ""
         if call.endswith("RoomChannel"):
             kinds["channel"].append(pid)
+        elif call.endswith("LiveChannel"):
+            kinds["liveview"].append(pid)
         elif call.endswith("ChatSocket"):
             kinds["transport"].append(pid)
         elif "_janitor" in call:
             kinds["pubsub"].append(pid)
-        elif name.startswith("Chat.repo.conn.") and db_allowed:
+        elif restart_allowed and name.startswith("Chat.repo.conn."):
             kinds["db"].append(pid)
+        elif restart_allowed and name == "presence":
+            kinds["tracker"].append(pid)
     choices = [kind for kind, pids in kinds.items() if pids]
     if not choices:
         return None
@@ -127,17 +206,23 @@ def _victims(rng: random.Random, db_allowed: bool) -> beam.Pid | None:
 
 async def _chaos(stop: trio.Event, seed: int, kills: Counter[str]) -> None:
     rng = random.Random(seed)
-    last_db = 0.0
+    last_restart = 0.0
     while not stop.is_set():
         await trio.sleep(rng.uniform(0.05, 0.25))
         now = trio.current_time()
-        victim = _victims(rng, db_allowed=now - last_db > 1.5)  # the pool's supervisor
-        if victim is None:  # allows 10 restarts in 5 s
+        # Supervisors allow 10 restarts in 5 s: a database actor or the tracker at most
+        # every 1.5 s keeps their trees well inside that.
+        victim = _victims(rng, restart_allowed=now - last_restart > 1.5)
+        if victim is None:
             continue
         info = beam.process_info(victim)
-        if info is not None and (info.registered_name or "").startswith("Chat.repo.conn."):
-            last_db = now
+        name = (info.registered_name or "") if info else ""
+        if name.startswith("Chat.repo.conn."):
+            last_restart = now
             kills["db"] += 1
+        elif name == "presence":
+            last_restart = now
+            kills["tracker"] += 1
         else:
             kills[info.initial_call.rsplit(".", 1)[-1] if info else "?"] += 1
         beam.exit(victim, "kill")
@@ -163,6 +248,7 @@ async def test_nothing_is_lost_while_processes_are_killed(tmp_path: Path) -> Non
             Bot(name, port, topic, (await socket_token(port, name, PASSWORD))["token"])
             for name in names
         ]
+        watchers = [Watcher(name, port, await sign_in(port, name)) for name in ("alice", "bob")]
         kills: Counter[str] = Counter()
         rss_before = _rss()
 
@@ -170,6 +256,8 @@ async def test_nothing_is_lost_while_processes_are_killed(tmp_path: Path) -> Non
         async with trio.open_nursery() as nursery:
             for bot in bots:
                 nursery.start_soon(bot.run, stop)
+            for watcher in watchers:
+                nursery.start_soon(watcher.run, stop)
             nursery.start_soon(_chaos, stop, seed, kills)
             await trio.sleep(seconds)
             stop.set()
@@ -184,6 +272,11 @@ async def test_nothing_is_lost_while_processes_are_killed(tmp_path: Path) -> Non
         assert set(acked) <= stored_ids, sorted(set(acked) - stored_ids)[:5]
         assert sum(kills.values()) > seconds  # the chaos really happened
         assert kills["db"] >= 1
+        assert kills["tracker"] >= 1
+        assert kills["LiveChannel"] >= 1
+        for watcher in watchers:  # each view crash was followed by a fresh mount
+            assert watcher.mounts >= watcher.crashes >= 0
+            assert watcher.mounts >= 1
 
         # Resync: every bot's history equals the database's latest messages.
         latest = sorted(stored, key=lambda m: m.inserted_at)[-50:]
@@ -205,6 +298,7 @@ async def test_nothing_is_lost_while_processes_are_killed(tmp_path: Path) -> Non
         print(
             f"\nchaos {seconds:.0f} s: {len(acked)} acked, {len(stored)} stored, "
             f"kills {dict(kills)}, recoveries {sum(b.recoveries for b in bots)}, "
+            f"page mounts {[w.mounts for w in watchers]}, "
             f"rss {rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB"
         )
 

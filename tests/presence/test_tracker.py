@@ -135,22 +135,40 @@ async def test_untrack_publishes_the_leave() -> None:
         await refute_receive(presence.PresenceDiff, timeout=0)
 
 
-async def test_untracking_the_last_presence_drops_the_monitor() -> None:
+async def test_untracking_the_last_presence_drops_the_link() -> None:
     async with tracker_node():
         pid = beam.spawn(idle)
         await presence.track(pid, TOPIC, "a")
         await presence.track(pid, TOPIC, "b")
         info = beam.process_info(pid)
         assert info is not None
-        assert len(info.monitored_by) == 1
+        assert len(info.links) == 1  # the shard, as Phoenix's shard links to what it tracks
         await presence.untrack(pid, TOPIC, "a")
         info = beam.process_info(pid)
         assert info is not None
-        assert len(info.monitored_by) == 1
+        assert len(info.links) == 1
         await presence.untrack(pid, TOPIC, "b")
         info = beam.process_info(pid)
         assert info is not None
-        assert info.monitored_by == ()
+        assert info.links == ()
+
+
+async def test_a_crashing_tracker_takes_its_tracked_processes_down() -> None:
+    """Phoenix's semantics: tracked processes die with the shard, so none stays alive but
+    untracked in a restarted, empty tracker (a channel's client rejoins and tracks again)."""
+    async with beam.open_node():
+        beam.trap_exit(True)
+        await presence.Tracker.start_link(shards=2)
+        tracked = beam.spawn(idle)
+        untouched = beam.spawn(idle)
+        ref = beam.monitor(tracked)
+        await presence.track(tracked, TOPIC, "alice")
+        beam.exit(shards_of("presence")[0], beam.KILL)
+        down = await assert_receive(beam.Down, timeout=1)
+        assert down.ref == ref
+        # killed with its shard, or shut down with the others as the tracker stops
+        assert down.reason in ("killed", "shutdown")
+        assert beam.is_alive(untouched)
 
 
 async def test_update_is_a_leave_and_a_join_with_phx_ref_prev() -> None:
@@ -249,7 +267,11 @@ async def test_a_tracked_process_that_exits_leaves_everywhere(how: str ) -> None
         for shard in shards_of("presence"):
             info = beam.process_info(shard)
             assert info is not None
-            assert [pid for _, pid in info.monitors] in ([], [other])
+            parent = beam.whereis("presence")
+            assert [pid for pid in info.links if pid != parent] in (
+                [],
+                [other],
+            )
 
 
 async def test_tracking_a_dead_process_joins_and_leaves_at_once() -> None:
@@ -372,7 +394,7 @@ async def test_topics_are_spread_over_the_shards() -> None:
         for shard in shards:
             info = beam.process_info(shard)
             assert info is not None
-            assert len(info.monitors) == 1
+            assert pid in info.links
         assert all(presence.list(f"room:{i}")["k"]["metas"][0]["i"] == i for i in range(40))
 
 
@@ -408,9 +430,9 @@ async def test_a_crashing_shard_takes_the_tracker_down(autojump_clock: trio.abc.
         tracker = await presence.Tracker.start(shards=3)
         ref = beam.monitor(tracker)
         shards = shards_of(tracker)
-        beam.exit(shards[1], "boom")
+        beam.exit(shards[1], beam.KILL)  # shards trap exits: "kill" is what stops one
         down = await assert_receive(beam.Down, timeout=1)
-        assert (down.ref, down.reason) == (ref, "boom")
+        assert (down.ref, down.reason) == (ref, "killed")
         await wait_idle()
         assert all(beam.process_info(shard) is None for shard in shards)
         with pytest.raises(presence.NoTracker):
