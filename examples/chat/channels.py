@@ -6,7 +6,10 @@ username and password returns one), then join:
 * ``room:<room id>``: ``history`` is pushed after the join (the latest messages), then every
   ``new_message``; push ``new_message`` ``{"content", "client_id"}`` to send (the reply
   carries the stored message; a retry with the same client id is stored once) and ``typing``
-  ``{}`` to tell the others; ``presence_state``/``presence_diff`` say who is there.
+  ``{}`` to tell the others; ``edit_message`` ``{"id", "content"}`` and ``delete_message``
+  ``{"id"}`` change your own messages (anyone else's are forbidden), and everyone gets
+  ``message_edited``/``message_deleted``; ``presence_state``/``presence_diff`` say who is
+  there.
 * ``user:<your id>``: only your own; ``initial_state`` (your rooms) is pushed after the join.
 """
 
@@ -18,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import beam
+import domain
 import presence
 import web
 
@@ -25,7 +29,7 @@ from . import notifications
 from .accounts import socket_user
 from .live import HISTORY
 from .model import Chat, Message, Room, User
-from .sending import SendRefused, send
+from .sending import SendRefused, delete, edit, send
 
 
 def message_payload(record: Message) -> dict[str, Any]:
@@ -37,6 +41,7 @@ def message_payload(record: Message) -> dict[str, Any]:
         "content": record.content,
         "client_id": record.client_id,
         "inserted_at": record.inserted_at.isoformat(),
+        "edited_at": record.edited_at.isoformat() if record.edited_at else None,
     }
 
 
@@ -81,8 +86,12 @@ class RoomChannel(web.Channel):
             socket.push("history", {"messages": [message_payload(m) for m in reversed(history)]})
             await presence.track(beam.self(), socket.topic, self.user.username, {"at": time.time()})
             socket.push("presence_state", presence.list(socket.topic))
-        elif isinstance(message, tuple) and message[0] == "new_message":
-            socket.push("new_message", message_payload(message[1]))
+        elif isinstance(message, tuple) and message[0] in (
+            "new_message",
+            "message_edited",
+            "message_deleted",
+        ):
+            socket.push(message[0], message_payload(message[1]))
         elif isinstance(message, tuple) and message[0] == "typing":
             socket.push("typing", {"user": message[1]})
         return None
@@ -98,6 +107,16 @@ class RoomChannel(web.Channel):
             try:
                 record = await send(self.user, self.room.id, content, client_id and str(client_id))
             except SendRefused as exc:
+                return web.error({"reason": str(exc)})
+            return web.ok(message_payload(record))
+        if event in ("edit_message", "delete_message"):
+            message_id = str(payload.get("id", ""))
+            try:
+                if event == "edit_message":
+                    record = await edit(self.user, message_id, str(payload.get("content", "")))
+                else:
+                    record = await delete(self.user, message_id)
+            except domain.DomainError as exc:
                 return web.error({"reason": str(exc)})
             return web.ok(message_payload(record))
         if event == "typing":

@@ -20,7 +20,7 @@ import web
 
 from . import notifications
 from .model import UNREAD, Chat, Message, Room, User
-from .sending import SendRefused, send
+from .sending import SendRefused, delete, edit, send
 
 TYPING_SECONDS = 3.0
 HISTORY = 50
@@ -60,8 +60,17 @@ TEMPLATE = """<div class="shell">
   <div id="messages" class="messages" phx-update="stream" phx-viewport-top="load_older">
   {%- for dom_id, m in messages %}<div id="{{ dom_id }}"
     class="message{{ ' mine' if m.author == me else '' }}">
-    <span class="who">{{ m.author }}</span><span class="when">{{ m.time }}</span>
-    <div class="body">{{ m.content }}</div></div>{% endfor -%}
+    <span class="who">{{ m.author }}</span><span class="when">{{ m.time }}
+    {%- if m.edited %} (edited){% endif %}</span>
+    {%- if m.editing %}<form class="edit" phx-submit="save_edit">
+      <input type="hidden" name="id" value="{{ m.id }}"><input name="content"
+      value="{{ m.content }}" autocomplete="off"><button>Save</button><button type="button"
+      class="secondary" phx-click="cancel_edit" phx-value-id="{{ m.id }}">Cancel</button></form>
+    {%- else %}<div class="body">{{ m.content }}</div>
+    {%- if m.author == me %}<div class="actions"><button class="link" phx-click="edit"
+      phx-value-id="{{ m.id }}">edit</button> <button class="link" phx-click="delete"
+      phx-value-id="{{ m.id }}" data-confirm="Delete this message?">delete</button></div>
+    {%- endif %}{% endif %}</div>{% endfor -%}
   </div>
   <div class="typing" id="typing">{% if typing %}{{ typing|join(", ") }}
     {{ "is" if typing|length == 1 else "are" }} typing…{% endif %}</div>
@@ -76,13 +85,16 @@ TEMPLATE = """<div class="shell">
 </div>"""
 
 
-def _message(record: Message) -> dict[str, str]:
-    """A message as the page shows it: a plain value, not the database record."""
+def _message(record: Message, *, editing: bool = False) -> dict[str, Any]:
+    """A message as the page shows it: a plain value, not the database record (being edited:
+    a form in its place)."""
     return {
         "id": str(record.id),
         "author": record.author_name,
         "content": record.content,
         "time": record.inserted_at.strftime("%H:%M"),
+        "edited": record.edited_at is not None,
+        "editing": editing,
     }
 
 
@@ -218,6 +230,8 @@ class ChatLive(web.LiveView):
     async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
         if event == "load_older":
             self._load_older(socket)
+        elif event in ("edit", "cancel_edit", "save_edit", "delete"):
+            await self._change(event, value, socket)
         elif event == "send":
             await self._send(str(value.get("content", "")).strip(), socket)
         elif event == "typing":
@@ -239,6 +253,24 @@ class ChatLive(web.LiveView):
             assert self.user is not None
             await notifications.mark_all_read(self.user)
             socket.assign(notifications=_marked(socket.assigns["notifications"], None))
+
+    async def _change(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        """Edit or delete one of the user's messages. Everyone's page (this one too) shows
+        the result when the domain's ``message_edited``/``message_deleted`` comes back."""
+        assert self.user is not None
+        message_id = str(value.get("id", ""))
+        try:
+            if event == "save_edit":
+                await edit(self.user, message_id, str(value.get("content", "")).strip())
+            elif event == "delete":
+                await delete(self.user, message_id)
+            else:
+                record = await Chat.get(Message, uuid.UUID(message_id), actor=self.user)
+                socket.stream_insert("messages", _message(record, editing=event == "edit"))
+        except (domain.DomainError, ValueError) as exc:
+            socket.assign(error=str(exc))
+            return
+        socket.assign(error="")
 
     async def _send(self, content: str, socket: web.LiveSocket) -> None:
         if not content:
@@ -277,6 +309,12 @@ class ChatLive(web.LiveView):
         if isinstance(message, presence.PresenceDiff):
             if message.topic == current:
                 socket.assign(online=sorted(presence.list(current)))
+        elif isinstance(message, tuple) and message[0] == "message_edited":
+            if str(message[1].room_id) == socket.assigns["room_id"]:
+                socket.stream_insert("messages", _message(message[1]))  # replaced in place
+        elif isinstance(message, tuple) and message[0] == "message_deleted":
+            if str(message[1].room_id) == socket.assigns["room_id"]:
+                socket.stream_delete("messages", _message(message[1]))
         elif isinstance(message, tuple) and message[0] == "new_message":
             record = message[1]
             if str(record.room_id) == socket.assigns["room_id"]:

@@ -5,7 +5,8 @@
 * a message is 1 to 2,000 characters, sent by its author (the actor) to a room, carrying a
   client id so that a retried send is stored once (an upsert on author and client id);
 * only signed-in users read and send; only the author edits or deletes a message;
-* every sent message is broadcast to ``room:<room_id>`` after commit;
+* every sent, edited (``edited_at`` is set) or deleted message is broadcast to
+  ``room:<room_id>`` after commit;
 * a message that mentions ``@username`` notifies that user: a notification only they may
   read and mark as read, an ``unread_notifications`` counter recomputed after every change
   and pushed to ``user:<id>`` (``counter_updated``), and ``new_notification`` pushed there.
@@ -14,7 +15,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 from domain import (
@@ -65,6 +66,10 @@ class Room(Resource):
     policies = (policy(action_type("create", "read"), authorize_if(actor_present())),)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Message(Resource):
     __tablename__ = "chat_messages"
     id: uuid.UUID = uuid_primary_key()
@@ -76,6 +81,7 @@ class Message(Resource):
     author = belongs_to("User", source_attribute="author_id", allow_nil=False)
     author_name: str = attribute(max_length=20, writable=False)
     inserted_at: datetime = create_timestamp()
+    edited_at: datetime | None = attribute(writable=False)
     identities = (identity("unique_client_id", "author_id", "client_id"),)
     actions = (
         create(
@@ -87,14 +93,18 @@ class Message(Resource):
             upsert_fields=("client_id",),
         ),
         read("read"),
-        update("edit", accept=("content",)),
+        update("edit", set_attribute("edited_at", lambda _cs: _now()), accept=("content",)),
         destroy("delete"),
     )
     policies = (
         policy(action_type("create", "read"), authorize_if(actor_present())),
         policy(action_type("update", "destroy"), authorize_if(relates_to_actor_via("author"))),
     )
-    notifiers = (pubsub("room:{room_id}", actions=("send",), event="new_message"),)
+    notifiers = (
+        pubsub("room:{room_id}", actions=("send",), event="new_message"),
+        pubsub("room:{room_id}", actions=("edit",), event="message_edited"),
+        pubsub("room:{room_id}", actions=("delete",), event="message_deleted"),
+    )
 
 
 #: Mention notifications: the domain's ready-made resource (owner-only reads, ``notify``

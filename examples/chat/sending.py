@@ -1,5 +1,10 @@
-"""Sending a message, the one way both the page and the channels do it: count it against the
-sender's rate limit, store it (a retried client id is stored once), then notify mentions."""
+"""Sending, editing and deleting a message, the one way both the page and the channels do it.
+
+A send counts against the sender's rate limit, is stored (a retried client id is stored once),
+then notifies mentions. Edits and deletes are the author's only (the domain's policy says so;
+anyone else gets :class:`domain.Forbidden`); the domain broadcasts ``message_edited`` and
+``message_deleted`` to the room's topic after the commit.
+"""
 
 from __future__ import annotations
 
@@ -26,3 +31,31 @@ async def send(user: User, room_id: uuid.UUID, content: str, client_id: str | No
     )
     await notifications.notify_mentions(record)
     return record
+
+
+async def _own(user: User, message_id: str) -> Message:
+    """The message *message_id*, as *user* may read it; :class:`domain.NotFound` otherwise."""
+    try:
+        wanted = uuid.UUID(message_id)
+    except ValueError:
+        raise domain.NotFound(f"message {message_id!r}", resource="Message") from None
+    return await Chat.get(Message, wanted, actor=user)
+
+
+async def edit(user: User, message_id: str, content: str) -> Message:
+    """Replace the text of *user*'s message; raises :class:`domain.DomainError` (not found,
+    forbidden for someone else's message, invalid content).
+
+    >>> record = await edit(alice, str(record.id), "hi @bob, again")
+    """
+    record = await _own(user, message_id)
+    return await Chat.edit_message(record, content=content, actor=user)
+
+
+async def delete(user: User, message_id: str) -> Message:
+    """Delete *user*'s message; raises :class:`domain.DomainError` like :func:`edit`.
+
+    >>> await delete(alice, str(record.id))
+    """
+    record = await _own(user, message_id)
+    return await Chat.delete_message(record, actor=user)

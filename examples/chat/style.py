@@ -31,6 +31,11 @@ a { color: var(--accent); text-decoration: none; }
 .message.mine { align-self: flex-end; background: var(--mine); }
 .message .who { font-weight: 600; font-size: 13px; }
 .message .when { color: var(--muted); font-size: 11px; margin-left: 6px; }
+.message .actions { font-size: 11px; opacity: 0; transition: opacity .15s; text-align: right; }
+.message:hover .actions { opacity: 1; }
+.message form.edit { display: flex; gap: 6px; margin-top: 4px; }
+.message form.edit input[name=content] { flex: 1; }
+.older { text-align: center; padding: 6px; font-size: 13px; }
 .typing { color: var(--muted); font-style: italic; min-height: 22px; padding: 0 20px; }
 .composer { display:flex; gap: 8px; padding: 12px 20px; border-top: 1px solid var(--line);
             background: var(--panel); }

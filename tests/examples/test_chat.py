@@ -353,3 +353,82 @@ async def test_older_history_loads_on_demand(tmp_path: Path) -> None:
             for i in range(total - HISTORY):
                 assert f"old {i:03}" in older
             assert 'id="older"' not in page.html  # nothing older is left
+
+
+def stream_deletes(page: Page) -> set[str]:
+    """The DOM ids every stream update the page received so far deleted."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            stream = value.get("stream")
+            if isinstance(stream, list) and len(stream) >= 3:
+                found.update(stream[2])
+            for item in value.values():
+                walk(item)
+
+    for diff in page.streamed:
+        walk(json.loads(diff))
+    return found
+
+
+async def test_edit_and_delete_own_messages_only(tmp_path: Path) -> None:
+    async with chat_server(tmp_path) as port:
+        alice = await socket_token(port, "alice")
+        bob = await socket_token(port, "bob")
+        async with (
+            phx.connect(port, f"token={alice['token']}") as a,
+            phx.connect(port, f"token={bob['token']}") as b,
+            open_chat(port, "bob") as page,
+        ):
+            me = f"user:{alice['user_id']}"
+            await a.join(me)
+            state = (await a.event(me, "initial_state"))[4]
+            lobby = next(r for r in state["rooms"] if r["name"] == "lobby")
+            topic = f"room:{lobby['id']}"
+            a_ref, _ = await a.join(topic)
+            b_ref, _ = await b.join(topic)
+            sent = await a.push(a_ref, topic, "new_message", {"content": "frist"})
+            message_id = sent["response"]["id"]
+            await page.until(lambda p: any("frist" in s for s in p.streamed))
+            assert 'phx-click="edit"' not in page.streamed[-1]  # not bob's to edit
+
+            refused = await b.push(b_ref, topic, "edit_message", {"id": message_id, "content": "x"})
+            assert refused["status"] == "error"
+            assert "forbidden" in refused["response"]["reason"].lower()
+            refused = await b.push(b_ref, topic, "delete_message", {"id": message_id})
+            assert refused["status"] == "error"
+            invalid = await a.push(a_ref, topic, "edit_message", {"id": message_id, "content": ""})
+            assert invalid["status"] == "error"
+            assert "content" in invalid["response"]["reason"]
+
+            edited = await a.push(
+                a_ref, topic, "edit_message", {"id": message_id, "content": "first"}
+            )
+            assert edited["status"] == "ok"
+            assert edited["response"]["edited_at"] is not None
+            got = await b.event(topic, "message_edited")
+            assert (got[4]["id"], got[4]["content"]) == (message_id, "first")
+            await page.until(lambda p: any("first" in s and "(edited)" in s for s in p.streamed))
+
+            deleted = await a.push(a_ref, topic, "delete_message", {"id": message_id})
+            assert deleted["status"] == "ok"
+            assert (await b.event(topic, "message_deleted"))[4]["id"] == message_id
+            await page.until(lambda p: f"messages-{message_id}" in stream_deletes(p))
+
+
+async def test_edit_from_the_page(tmp_path: Path) -> None:
+    from examples.chat.model import Chat, Message
+
+    async with chat_server(tmp_path) as port, open_chat(port, "alice") as page:
+        await page.event("send", "content=helo")
+        await page.until(lambda p: any("helo" in s for s in p.streamed))
+        assert "edit</button>" in page.streamed[-1]  # alice's own: she may edit it
+        (record,) = await Chat.read(Message, filter={"content": "helo"}, authorize=False)
+        message_id = str(record.id)
+        await page.event("edit", {"id": message_id}, kind="click")
+        assert "save_edit" in page.streamed[-1]  # a form in its place
+        await page.event("save_edit", f"id={message_id}&content=hello")
+        await page.until(lambda p: "hello" in p.streamed[-1] and "(edited)" in p.streamed[-1])
+        await page.event("delete", {"id": message_id}, kind="click")
+        await page.until(lambda p: f"messages-{message_id}" in stream_deletes(p))
