@@ -66,14 +66,17 @@ async def upgrade_database(url: str) -> None:
 
 
 async def seed() -> None:
-    """A demo room and demo users, created once."""
+    """Demo users, and demo rooms they are members of, created once."""
     for name in DEMO_USERS:
         if not await Chat.read(User, filter={"username": name}, limit=1):
             await Chat.register(name, hash_password(DEMO_PASSWORD))
-    alice = (await Chat.read(User, filter={"username": "alice"}, limit=1))[0]
+    users = await Chat.read(User, filter=User.__table__.c.username.in_(DEMO_USERS))
+    alice = next(u for u in users if u.username == "alice")
     if not await Chat.read(Room, actor=alice, limit=1):
         for room in ("lobby", "random"):
-            await Chat.open_room(room, actor=alice)
+            opened = await Chat.open_room(room, actor=alice)
+            for user in users:
+                await Chat.join_room(opened.id, actor=user)
 
 
 async def build(

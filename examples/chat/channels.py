@@ -25,7 +25,7 @@ import domain
 import presence
 import web
 
-from . import notifications
+from . import notifications, rooms
 from .accounts import socket_user
 from .live import HISTORY
 from .model import Chat, Message, Room, User
@@ -65,10 +65,10 @@ class RoomChannel(web.Channel):
             room_id = uuid.UUID(topic.removeprefix("room:"))
         except ValueError:
             return web.error({"reason": "no such room"})
-        rooms = await Chat.read(Room, actor=self.user, filter={"id": room_id}, limit=1)
-        if not rooms:
+        room = await rooms.enter(self.user, room_id)  # joining the channel joins the room
+        if room is None:
             return web.error({"reason": "no such room"})
-        self.room = rooms[0]
+        self.room = room
         beam.send(beam.self(), "after_join")
         return web.ok({"room": self.room.name})
 
@@ -148,8 +148,8 @@ class UserChannel(web.Channel):
     async def handle_info(self, message: Any, socket: web.ChannelSocket) -> web.Stop | None:
         if message == "after_join":
             self.user = user = await _user(socket)
-            rooms = await Chat.read(Room, actor=user, sort=("name",))
-            listed = [{"id": str(r.id), "name": r.name} for r in rooms]
+            records = await Chat.read(Room, actor=user, sort=("name",))
+            listed = [{"id": str(r.id), "name": r.name} for r in records]
             state = await notifications.initial_state(user)
             socket.push("initial_state", {"user": user.username, "rooms": listed, **state})
         elif isinstance(message, tuple) and message[0] in (

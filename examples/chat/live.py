@@ -19,6 +19,7 @@ import presence
 import web
 
 from . import notifications
+from . import rooms as rooms_
 from .model import UNREAD, Chat, Message, Room, User
 from .sending import SendRefused, delete, edit, send
 
@@ -120,6 +121,8 @@ class ChatLive(web.LiveView):
         self.last_typing = 0.0
         #: When each typist was last heard from: only the newest timer may clear them.
         self.typing_seen: dict[str, float] = {}
+        #: The rooms the user is a member of (their topics are subscribed).
+        self.joined: set[str] = set()
 
     async def mount(
         self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
@@ -148,8 +151,9 @@ class ChatLive(web.LiveView):
         if socket.connected:
             beam.subscribe("rooms")
             beam.subscribe(f"user:{self.user.id}")  # counters and notifications
-            for room in rooms:
-                beam.subscribe(f"room:{room['id']}")
+            self.joined = await rooms_.joined(self.user)
+            for room_id in self.joined:  # their messages: streamed, or an unread badge
+                beam.subscribe(f"room:{room_id}")
             state = await notifications.initial_state(self.user)
             socket.assign(
                 unread_notifications=state["counters"][UNREAD.name],
@@ -167,6 +171,11 @@ class ChatLive(web.LiveView):
         previous = socket.assigns["room_id"]
         if socket.connected and previous:
             await presence.untrack(beam.self(), f"room:{previous}", socket.assigns["me"])
+        assert self.user is not None
+        await rooms_.enter(self.user, uuid.UUID(room["id"]))  # a member from now on
+        if socket.connected and room["id"] not in self.joined:
+            self.joined.add(room["id"])
+            beam.subscribe(f"room:{room['id']}")
         history = await self._history(room["id"], None)
         socket.stream("messages", [_message(m) for m in reversed(history.results)], reset=True)
         self.older = history.after if history.more else None
@@ -338,8 +347,7 @@ class ChatLive(web.LiveView):
             room = message[1]
             if all(r["id"] != room["id"] for r in socket.assigns["rooms"]):
                 rooms = sorted([*socket.assigns["rooms"], room], key=lambda r: r["name"])
-                socket.assign(rooms=rooms)
-                beam.subscribe(f"room:{room['id']}")
+                socket.assign(rooms=rooms)  # listed; entering it makes one a member
 
     def _stop_typing(self, name: str, socket: web.LiveSocket) -> None:
         self.typing_seen.pop(name, None)

@@ -4,7 +4,9 @@
 * a room name is 1 to 40 characters, unique;
 * a message is 1 to 2,000 characters, sent by its author (the actor) to a room, carrying a
   client id so that a retried send is stored once (an upsert on author and client id);
-* only signed-in users read and send; only the author edits or deletes a message;
+* a signed-in user sees every room and joins one by entering it (a membership; opening a
+  room joins it); only a room's members read and send its messages; only the author edits or
+  deletes a message;
 * every sent, edited (``edited_at`` is set) or deleted message is broadcast to
   ``room:<room_id>`` after commit;
 * a message that mentions ``@username`` notifies that user: a notification only they may
@@ -19,20 +21,24 @@ from datetime import UTC, datetime
 from typing import Final
 
 from domain import (
+    Changeset,
     Domain,
     Resource,
+    Tx,
     action_type,
     actor_present,
     always,
     attribute,
     authorize_if,
     belongs_to,
+    change,
     create,
     create_timestamp,
     define,
     define_read,
     destroy,
     identity,
+    many_to_many,
     notification_resource,
     policy,
     pubsub,
@@ -56,14 +62,51 @@ class User(Resource):
     policies = (policy(action_type("create", "read"), authorize_if(always())),)
 
 
+def _opener_joins(cs: Changeset) -> None:
+    """Whoever opens a room is its first member (in the same transaction)."""
+
+    def join(tx: Tx, cs: Changeset, room: Room) -> None:
+        Chat.create_in(tx, Membership, "join", {"room_id": room.id}, actor=cs.actor)
+
+    cs.after_action(join)
+
+
 class Room(Resource):
     __tablename__ = "chat_rooms"
     id: uuid.UUID = uuid_primary_key()
     name: str = attribute(min_length=1, max_length=40)
     inserted_at: datetime = create_timestamp()
+    members = many_to_many("User", through="Membership")
     identities = (identity("unique_room_name", "name"),)
-    actions = (create("open", accept=("name",)), read("read"))
+    actions = (create("open", change(_opener_joins), accept=("name",)), read("read"))
     policies = (policy(action_type("create", "read"), authorize_if(actor_present())),)
+
+
+class Membership(Resource):
+    """A user who joined a room: only members read and send its messages."""
+
+    __tablename__ = "chat_memberships"
+    id: uuid.UUID = uuid_primary_key()
+    user_id: uuid.UUID = attribute(writable=False)
+    user = belongs_to("User", source_attribute="user_id", allow_nil=False)
+    room_id: uuid.UUID = attribute()
+    room = belongs_to("Room", source_attribute="room_id", allow_nil=False)
+    inserted_at: datetime = create_timestamp()
+    identities = (identity("unique_membership", "user_id", "room_id"),)
+    actions = (
+        create(
+            "join",
+            relate_actor("user"),
+            accept=("room_id",),
+            upsert_identity="unique_membership",  # joining twice is joining once
+        ),
+        read("read"),
+        destroy("leave"),
+    )
+    policies = (
+        policy(action_type("create", "read"), authorize_if(actor_present())),
+        policy(action_type("destroy"), authorize_if(relates_to_actor_via("user"))),
+    )
 
 
 def _now() -> datetime:
@@ -97,7 +140,11 @@ class Message(Resource):
         destroy("delete"),
     )
     policies = (
-        policy(action_type("create", "read"), authorize_if(actor_present())),
+        # Members read a room's messages and send to it; for anyone else the room's messages
+        # are simply not there, and a send is forbidden (checked on the written row).
+        policy(
+            action_type("create", "read"), authorize_if(relates_to_actor_via("room", "members"))
+        ),
         policy(action_type("update", "destroy"), authorize_if(relates_to_actor_via("author"))),
     )
     notifiers = (
@@ -116,10 +163,13 @@ UNREAD: Final = Notification.counters[0]
 
 
 class Chat(Domain):
-    resources = (User, Room, Message, Notification)
+    resources = (User, Room, Membership, Message, Notification)
     register = define(User, "register", args=("username", "password_hash"))
     users = define_read(User, "read")
     open_room = define(Room, "open", args=("name",))
+    join_room = define(Membership, "join", args=("room_id",))
+    leave_room = define(Membership, "leave")
+    memberships = define_read(Membership, "read")
     rooms = define_read(Room, "read")
     send_message = define(Message, "send")
     edit_message = define(Message, "edit")
