@@ -28,6 +28,7 @@ SUITES: dict[str, str] = {
     "channels": "bench.channels",
     "domain": "bench.domain",
     "liveview": "bench.liveview",
+    "chat": "bench.chat",
 }
 
 

@@ -1,0 +1,363 @@
+"""The load generator of the ``chat`` suite (run in a fresh interpreter per repetition).
+
+:func:`soak` starts the chat (:mod:`bench._chat_server`) in another interpreter, gets each bot
+a socket token as any client does (``POST /api/token``), then runs the bots on trio with
+``trio_websocket``: bot *i* joins ``room:<id>`` of room ``i % rooms`` and sends on a fixed
+schedule (the bots' sends interleaved, *rate* messages per second in all), each message with a
+client id of its own and its send time in the content (``time.perf_counter`` of this process:
+one clock for every bot). A bot waits for the ack before its next send; when the send fails
+(an error reply, its channel's ``phx_error``, a lost connection, no reply in 5 s) it joins or
+connects again and sends the same client id again, with the same send time. Like phoenix.js,
+a bot rejoins as soon as its channel crashes, between sends too.
+
+Every bot notes when it first sees each message of another member of its room, from a
+``new_message`` broadcast or from the ``history`` pushed after a (re)join. A message's latency
+is the time until the last of the other members has seen it; messages some member never saw
+(within a grace period after the last ack) are counted as unseen. The server then reports what
+it stored, from which follow the lost messages (acked but not stored) and the duplicated ones
+(stored rows beyond one per (author, client id)).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket
+
+from ._chat_server import PASSWORD, bot_name
+from ._measure import report_and_exit
+
+_REPO: Final = Path(__file__).resolve().parent.parent
+_REPLY_TIMEOUT: Final = 5.0
+_GRACE: Final = 5.0
+#: What makes a bot connect again (a lost connection, a server that stopped answering).
+_LOST: Final = (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError)
+
+
+class _ChannelDown(Exception):
+    """The bot's channel crashed (``phx_error``) while a reply was awaited."""
+
+
+@dataclass
+class _Server:
+    """The chat server's interpreter: its port, its rooms, and its report."""
+
+    process: subprocess.Popen[str]
+    port: int = 0
+    rooms: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, crashes_per_s: float, rooms: int, bots: int) -> _Server:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH")) if p)
+        command = [sys.executable, "-m", "bench._chat_server", str(crashes_per_s), str(rooms)]
+        process = subprocess.Popen(
+            [*command, str(bots)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=_REPO,
+            env=env,
+        )
+        server = cls(process)
+        while not server.port:
+            word, value = server._line()
+            if word == "ROOM":
+                server.rooms.append(value)
+            elif word == "PORT":
+                server.port = int(value)
+        return server
+
+    def _line(self) -> tuple[str, str]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the chat server exited with {self.process.wait()}")
+        word, _, value = line.strip().partition(" ")
+        return word, value
+
+    def report(self) -> tuple[dict[str, Any], dict[str, int]]:
+        """Stop the crashes; what the server stored and the kills per kind."""
+        assert self.process.stdin is not None
+        self.process.stdin.write("REPORT\n")
+        self.process.stdin.flush()
+        found: dict[str, Any] = {}
+        while len(found) < 2:
+            word, value = self._line()
+            if word in ("STORED", "KILLS"):
+                found[word] = json.loads(value)
+        return found["STORED"], found["KILLS"]
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+async def _token(port: int, name: str) -> str:
+    """A socket token for *name*, from ``POST /api/token``."""
+    body = f"username={name}&password={PASSWORD}".encode()
+    head = (
+        "POST /api/token HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        "content-type: application/x-www-form-urlencoded\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(head.encode() + body)
+        response = b""
+        while chunk := await stream.receive_some(65_536):
+            response += chunk
+    status_line, _, rest = response.partition(b"\r\n")
+    if b" 200 " not in status_line:
+        raise RuntimeError(f"POST /api/token for {name}: {status_line.decode()}")
+    token: str = json.loads(rest.partition(b"\r\n\r\n")[2])["token"]
+    return token
+
+
+@dataclass
+class _Schedule:
+    """When the bots send: *count* messages each, bot *i* at ``start + offset_i + k * every``."""
+
+    start: float
+    every: float
+    count: int
+    stagger: float
+
+
+class Bot:
+    """One member of one room: sends on its schedule, acks before the next, and recovers."""
+
+    def __init__(self, index: int, port: int, topic: str, token: str) -> None:
+        self.index = index
+        self.name = bot_name(index)
+        self.port = port
+        self.topic = topic
+        self.token = token
+        self.sent_at: dict[str, float] = {}
+        self.acked: dict[str, float] = {}
+        self.seen: dict[str, float] = {}
+        self.recoveries = 0
+        self._refs = 0
+        self._join_ref = ""
+        self._pending: str | None = None
+        self._down = trio.Event()
+        self._waiting: dict[str, tuple[trio.Event, list[dict[str, Any]]]] = {}
+
+    def _ref(self) -> str:
+        self._refs += 1
+        return str(self._refs)
+
+    async def run(self, schedule: _Schedule, finished: trio.Event) -> None:
+        """Send this bot's messages, then keep listening until *finished*."""
+        path = f"/socket/websocket?vsn=2.0.0&token={self.token}"
+        while not finished.is_set():
+            try:
+                async with (
+                    open_websocket("127.0.0.1", self.port, path, use_ssl=False) as ws,
+                    trio.open_nursery() as nursery,
+                ):
+                    nursery.start_soon(self._read, ws)
+                    await self._join(ws)
+                    await self._send_all(ws, schedule)
+                    while not finished.is_set():
+                        await self._rejoin_if_down(ws, until=finished)
+                    nursery.cancel_scope.cancel()
+            except* _LOST:
+                self.recoveries += 1  # the connection went away: connect again, resend
+                await trio.sleep(0.02)
+
+    async def _send_all(self, ws: WebSocketConnection, schedule: _Schedule) -> None:
+        """Send the rest of the schedule; a message not yet acked (``self._pending``, kept
+        across reconnections) is sent again with the same client id and send time."""
+        while len(self.acked) < schedule.count:
+            if self._pending is None:
+                seq = len(self.acked)
+                offset = self.index * schedule.stagger + seq * schedule.every
+                if await self._rejoin_if_down(ws, at=schedule.start + offset):
+                    continue
+                self._pending = f"{self.name}-{seq}"
+                self.sent_at[self._pending] = time.perf_counter()
+            client_id = self._pending
+            payload = {"content": f"t={self.sent_at[client_id]:.6f}", "client_id": client_id}
+            try:
+                reply = await self._call(ws, "new_message", payload)
+            except _ChannelDown:
+                reply = {"status": "error"}
+            if reply["status"] == "ok":
+                self.acked[client_id] = time.perf_counter()
+                self._pending = None
+            else:  # the channel crashed or the database failed: rejoin, resend
+                self.recoveries += 1
+                await self._join(ws)
+
+    async def _rejoin_if_down(
+        self, ws: WebSocketConnection, *, at: float = math.inf, until: trio.Event | None = None
+    ) -> bool:
+        """Wait until *at* or *until*, or rejoin at once if the channel crashes meanwhile (as
+        phoenix.js does on ``phx_error``); whether it rejoined."""
+        with trio.move_on_at(at):
+            async with trio.open_nursery() as nursery:
+                if until is not None:
+                    nursery.start_soon(_cancel_when_set, until, nursery.cancel_scope)
+                await self._down.wait()
+                nursery.cancel_scope.cancel()
+        if not self._down.is_set():
+            return False
+        self.recoveries += 1
+        await self._join(ws)
+        return True
+
+    async def _join(self, ws: WebSocketConnection) -> None:
+        self._down = trio.Event()
+        while True:
+            ref = self._ref()
+            self._join_ref = ref
+            try:
+                reply = await self._call(ws, "phx_join", {}, ref=ref)
+            except _ChannelDown:
+                continue
+            if reply["status"] == "ok":
+                return
+            await trio.sleep(0.02)
+
+    async def _call(
+        self, ws: WebSocketConnection, event: str, payload: Any, ref: str | None = None
+    ) -> dict[str, Any]:
+        ref = ref or self._ref()
+        done, box = self._waiting[ref] = (trio.Event(), [])
+        try:
+            await ws.send_message(json.dumps([self._join_ref, ref, self.topic, event, payload]))
+            with trio.fail_after(_REPLY_TIMEOUT):
+                await done.wait()
+        finally:
+            del self._waiting[ref]
+        if not box:
+            raise _ChannelDown
+        return box[0]
+
+    async def _read(self, ws: WebSocketConnection) -> None:
+        while True:
+            join_ref, ref, topic, event, payload = json.loads(await ws.get_message())
+            now = time.perf_counter()
+            if event == "phx_reply" and ref in self._waiting:
+                done, box = self._waiting[ref]
+                box.append(payload)
+                done.set()
+            elif topic != self.topic:
+                continue
+            elif event in ("phx_error", "phx_close") and join_ref == self._join_ref:
+                self._down.set()
+                for done, _ in self._waiting.values():
+                    done.set()  # an empty box: the channel is down
+            elif event == "new_message":
+                self._saw(payload, now)
+            elif event == "history":
+                for message in payload["messages"]:
+                    self._saw(message, now)
+
+    def _saw(self, message: dict[str, Any], now: float) -> None:
+        if message["author"] != self.name:
+            self.seen.setdefault(message["client_id"], now)
+
+
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+def _latencies(bots: list[Bot]) -> tuple[list[float], int]:
+    """Each acked message's time until every other member of its room saw it, and the
+    number of messages some member never saw."""
+    members: dict[str, list[Bot]] = {}
+    for bot in bots:
+        members.setdefault(bot.topic, []).append(bot)
+    latencies: list[float] = []
+    unseen = 0
+    for bot in bots:
+        others = [other for other in members[bot.topic] if other is not bot]
+        for client_id in bot.acked:
+            seen = [other.seen.get(client_id) for other in others]
+            if None in seen:
+                unseen += 1
+            else:
+                latencies.append(max(s for s in seen if s is not None) - bot.sent_at[client_id])
+    return latencies, unseen
+
+
+def _all_seen(bots: list[Bot], count: int) -> bool:
+    if any(len(bot.acked) < count for bot in bots):
+        return False
+    return not _latencies(bots)[1]
+
+
+async def _drive(bots: list[Bot], schedule: _Schedule) -> float:
+    """Run the bots until every message is acked and seen (or the grace period is over);
+    returns the time of the last ack."""
+    finished = trio.Event()
+    async with trio.open_nursery() as nursery:
+        for bot in bots:
+            nursery.start_soon(bot.run, schedule, finished)
+        while any(len(bot.acked) < schedule.count for bot in bots):  # noqa: ASYNC110 - polls
+            await trio.sleep(0.05)
+        deadline = trio.current_time() + _GRACE
+        while not _all_seen(bots, schedule.count) and trio.current_time() < deadline:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+        finished.set()
+    return max(t for bot in bots for t in bot.acked.values())
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    return sorted_values[int(fraction * (len(sorted_values) - 1))]
+
+
+def soak(crashes_per_s: float, bots: int, rooms: int, rate: float, seconds: float) -> None:
+    """Run *bots* bots across *rooms* rooms sending *rate* messages per second in all for
+    *seconds*, against a server that kills *crashes_per_s* processes a second; report the
+    latency percentiles, the acked messages per second, and the lost and duplicated
+    messages."""
+    server = _Server.start(crashes_per_s, rooms, bots)
+    try:
+
+        async def main() -> tuple[list[Bot], float, float]:
+            tokens = [await _token(server.port, bot_name(i)) for i in range(bots)]
+            topics = [f"room:{server.rooms[i % rooms]}" for i in range(bots)]
+            crew = [Bot(i, server.port, topics[i], tokens[i]) for i in range(bots)]
+            every = bots / rate
+            start = trio.current_time() + 0.2
+            schedule = _Schedule(start, every, max(1, round(seconds / every)), 1 / rate)
+            began = time.perf_counter() + 0.2
+            last_ack = await _drive(crew, schedule)
+            return crew, began, last_ack
+
+        crew, began, last_ack = trio.run(main)
+        stored, kills = server.report()
+    finally:
+        server.stop()
+    latencies, unseen = _latencies(crew)
+    latencies.sort()
+    acked = {client_id for bot in crew for client_id in bot.acked}
+    lost = len(acked - set(stored["client_ids"]))
+    report_and_exit(
+        {
+            "p50_ms": 1000 * statistics.median(latencies) if latencies else 0.0,
+            "p99_ms": 1000 * _percentile(latencies, 0.99) if latencies else 0.0,
+            # n messages sent on time span n intervals: the last one's send starts the last
+            "per_s": len(acked) / (last_ack - began + 1 / rate),
+            "acked": float(len(acked)),
+            "lost": float(lost),
+            "duplicated": float(stored["rows"] - stored["distinct"]),
+            "unseen": float(unseen),
+            "recoveries": float(sum(bot.recoveries for bot in crew)),
+            "kills": float(sum(kills.values())),
+        }
+    )
