@@ -179,6 +179,7 @@ class ChannelSocket:
     """
 
     __slots__ = (
+        "_join_pending",
         "_sink",
         "_unanswered",
         "_wire",
@@ -213,6 +214,9 @@ class ChannelSocket:
         #: Refs of client pushes handed to the channel and not yet handled: if the channel
         #: dies, its transport answers them with an error instead of leaving them hanging.
         self._unanswered: list[str] = []  # a list: usually empty, and smaller than a set
+        #: The ref of the join until it is answered: if the channel dies first (killed in
+        #: ``join``), its transport answers "join crashed", as Phoenix does.
+        self._join_pending: str | None = None
 
     def __repr__(self) -> str:
         return f"<ChannelSocket {self.topic!r} join_ref={self.join_ref!r}>"
@@ -315,30 +319,36 @@ async def run_channel(
 ) -> None:
     """The body of a channel process: join, then serve messages until the channel stops."""
     beam.trap_exit(True)
+    socket._join_pending = ref
     try:
         result = await channel.join(socket.topic, params, socket)
     except Exception:
-        socket._reply(ref, error({"reason": "join crashed"}))
+        _answer_join(socket, ref, error({"reason": "join crashed"}))
         raise
     if result is None:
         result = ok()
     if not isinstance(result, ChannelReply):
-        socket._reply(ref, error({"reason": "join crashed"}))
+        _answer_join(socket, ref, error({"reason": "join crashed"}))
         raise beam.BadReturnValue(
             f"{type(channel).__name__}.join", result, "web.ok(...), web.error(...) or None"
         )
     if result.status != "ok":
-        socket._reply(ref, result)
+        _answer_join(socket, ref, result)
         return
     intercept = frozenset(channel.intercept)
     wire = socket._wire
     beam.subscribe(socket.topic, metadata=None if wire is None else Lane(*wire, intercept))
     socket.joined = True
-    socket._reply(ref, result)
+    _answer_join(socket, ref, result)
     if wire is not None:  # a real connection's transport tracks its joined channels
         beam.send(socket.transport_pid, Joined(socket.topic, beam.self()))
     stop = await _serve(channel, socket, intercept)
     await _stop(channel, socket, stop)
+
+
+def _answer_join(socket: ChannelSocket, ref: str | None, reply: ChannelReply) -> None:
+    socket._join_pending = None
+    socket._reply(ref, reply)
 
 
 async def _serve(channel: Channel, socket: ChannelSocket, intercept: frozenset[str]) -> Stop:

@@ -491,6 +491,11 @@ class _Transport:
 
     def _channel_exit(self, topic: str, message: beam.Exit) -> None:
         entry = self.channels.pop(topic)
+        pending = entry.context._join_pending
+        if pending is not None:  # died in join, before answering it (killed, say)
+            reply = Reply(entry.join_ref, pending, topic, "error", {"reason": "join crashed"})
+            self.conn.write(reply)
+            return
         if entry.joined and not beam.is_normal_exit(message.reason):
             # The pushes it was given and never answered get an error now, not a timeout.
             for ref in sorted(entry.context._unanswered, key=_ref_order):

@@ -41,6 +41,9 @@ class Room(web.Channel):
             raise RuntimeError("join went wrong")
         if topic == "room:early":
             socket.push("too_soon", {})
+        if topic == "room:stuck":  # killed by the test while it waits here
+            beam.send("observer", ("joining", beam.self()))
+            await trio.sleep_forever()
         if params.get("track"):
             beam.send(beam.self(), ("track", params["track"]))
         return web.ok({"user": socket.assigns.get("user_id")})
@@ -171,6 +174,18 @@ async def test_refused_crashed_and_unmatched_joins_answer_errors() -> None:
         assert frame[4]["response"] == {"reason": "unmatched topic"}
         # The socket survived all of it.
         _join_ref, reply = await client.join("room:ok")
+        assert reply["status"] == "ok"
+
+
+async def test_a_channel_killed_in_join_answers_join_crashed() -> None:
+    async with serving() as port, phx.connect(port) as client:
+        ref = client.next_ref()
+        await client.client.send(json.dumps([ref, ref, "room:stuck", "phx_join", {}]))
+        _, pid = await beam.receive(lambda m: isinstance(m, tuple) and m[0] == "joining")
+        beam.exit(pid, beam.KILL)
+        reply = await client.reply(ref)
+        assert reply == {"status": "error", "response": {"reason": "join crashed"}}
+        _, reply = await client.join("room:stuck-no-more")  # the socket goes on
         assert reply["status"] == "ok"
 
 
