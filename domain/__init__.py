@@ -105,6 +105,7 @@ from ._resource import Aggregate as Aggregate
 from ._resource import Attribute as Attribute
 from ._resource import Calculation as Calculation
 from ._resource import Identity as Identity
+from ._resource import Index as Index
 from ._resource import Relationship as Relationship
 from ._resource import Resource as Resource
 from ._resource import ResourceDefinitionError as ResourceDefinitionError
@@ -120,6 +121,7 @@ from ._resource import create_timestamp as create_timestamp
 from ._resource import has_many as has_many
 from ._resource import has_one as has_one
 from ._resource import identity as identity
+from ._resource import index as index
 from ._resource import many_to_many as many_to_many
 from ._resource import update_timestamp as update_timestamp
 from ._resource import uuid_primary_key as uuid_primary_key
@@ -142,6 +144,7 @@ __all__ = (
     "DropsRefused",
     "Forbidden",
     "Identity",
+    "Index",
     "Interface",
     "Invalid",
     "MigrationError",
@@ -192,6 +195,7 @@ __all__ = (
     "has_many",
     "has_one",
     "identity",
+    "index",
     "initial_state",
     "many_to_many",
     "mark_all_as_read",

@@ -41,6 +41,7 @@ from ._resource import (
     belongs_to,
     create_timestamp,
     identity,
+    index,
     uuid_primary_key,
 )
 
@@ -133,6 +134,7 @@ def notification_resource(
         "read_at": attribute(),
         "inserted_at": create_timestamp(),
         "identities": (identity("unique_idempotency_key", "idempotency_key"),),
+        "indexes": (index("user_id", "inserted_at"),),  # a user's latest
         "actions": (
             create(
                 "notify",

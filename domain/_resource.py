@@ -209,6 +209,22 @@ def identity(name: str, *fields: str) -> Identity:
     return Identity(name, fields)
 
 
+@dataclass(frozen=True)
+class Index:
+    """A (non-unique) index over attributes, for the reads a resource serves most: see
+    :func:`index`."""
+
+    fields: tuple[str, ...]
+
+
+def index(*fields: str) -> Index:
+    """Declare an index over *fields*, in order: ``indexes = (index("room_id",
+    "inserted_at"),)`` serves "a room's messages, newest first". Its name follows the naming
+    convention (``ix_<table>_<columns>``), so migrations see it. Unique keys are identities.
+    """
+    return Index(fields)
+
+
 RelKind = Literal["belongs_to", "has_one", "has_many", "many_to_many"]
 
 
@@ -422,9 +438,9 @@ class Resource:
     Class attributes read at creation: ``__tablename__`` (default: snake case of the class name
     + ``s``), ``__abstract__`` (true: no table, just annotations for type checkers that
     subclasses inherit; each concrete subclass declares its own fields), ``identities``,
-    ``actions``, ``policies``, ``notifiers``, ``counters``. An instance is a record: its
-    attributes, plus whatever was loaded (relationships, aggregates, calculations) and
-    ``__metadata__`` (e.g. the keyset cursor).
+    ``indexes``, ``actions``, ``policies``, ``notifiers``, ``counters``. An instance is a
+    record: its attributes, plus whatever was loaded (relationships, aggregates,
+    calculations) and ``__metadata__`` (e.g. the keyset cursor).
 
     >>> class User(Resource):
     ...     id: uuid.UUID = uuid_primary_key()
@@ -442,6 +458,7 @@ class Resource:
     __primary_key__: ClassVar[tuple[str, ...]]
     __actions__: ClassVar[dict[str, Any]]
     identities: ClassVar[Sequence[Identity]] = ()
+    indexes: ClassVar[Sequence[Index]] = ()
     actions: ClassVar[Sequence[Any]] = ()
     policies: ClassVar[Sequence[Any]] = ()
     notifiers: ClassVar[Sequence[Any]] = ()
@@ -524,7 +541,8 @@ def _build_resource(cls: type[Resource]) -> None:
         if (
             name not in cls.__dict__
             and not name.startswith("__")
-            and name not in ("identities", "actions", "policies", "notifiers", "counters")
+            and name
+            not in ("identities", "indexes", "actions", "policies", "notifiers", "counters")
         ):
             raise ResourceDefinitionError(
                 f"{rname}.{name}: annotated but not declared; write "
@@ -567,6 +585,18 @@ def _build_resource(cls: type[Resource]) -> None:
                 f"attributes are {sorted(attributes)}"
             )
         table.append_constraint(sa.UniqueConstraint(*ident.fields, name=ident.name))
+    for ix in cls.indexes:
+        if not isinstance(ix, Index):
+            raise ResourceDefinitionError(
+                f"{rname}.indexes: {ix!r} is not an index; use index(*fields)"
+            )
+        unknown = [f for f in ix.fields if f not in attributes]
+        if unknown or not ix.fields:
+            raise ResourceDefinitionError(
+                f"{rname}: index {ix.fields} names unknown attributes {unknown}; "
+                f"attributes are {sorted(attributes)}"
+            )
+        sa.Index(None, *(table.c[f] for f in ix.fields))  # named by the naming convention
     cls.__tablename__ = table_name
     cls.__table__ = table
     cls.__attributes__ = attributes

@@ -38,6 +38,7 @@ from domain import (
     define_read,
     destroy,
     identity,
+    index,
     many_to_many,
     notification_resource,
     policy,
@@ -126,6 +127,7 @@ class Message(Resource):
     inserted_at: datetime = create_timestamp()
     edited_at: datetime | None = attribute(writable=False)
     identities = (identity("unique_client_id", "author_id", "client_id"),)
+    indexes = (index("room_id", "inserted_at"),)  # a room's history, newest first
     actions = (
         create(
             "send",

@@ -245,6 +245,26 @@ def test_declarations_are_checked() -> None:
             id: uuid.UUID = domain.uuid_primary_key()
             identities = (domain.identity("u", "missing"),)
 
+    with pytest.raises(ResourceDefinitionError, match=r"index \('missing',\) names unknown"):
+
+        class BadIndex(domain.Resource):
+            id: uuid.UUID = domain.uuid_primary_key()
+            indexes = (domain.index("missing"),)
+
+
+def test_indexes_are_named_by_the_convention() -> None:
+    class Indexed(domain.Resource):
+        __tablename__ = "indexed_things"
+        id: uuid.UUID = domain.uuid_primary_key()
+        grp: int = domain.attribute()
+        at: int = domain.attribute()
+        indexes = (domain.index("grp", "at"),)
+
+    (ix,) = Indexed.__table__.indexes
+    assert ix.name == "ix_indexed_things_grp_at"
+    assert [c.name for c in ix.columns] == ["grp", "at"]
+    assert not ix.unique
+
 
 def test_resources_of_one_name_in_two_modules_resolve_within_their_module() -> None:
     import examples.chat.model as chat  # defines its own Room and Message
