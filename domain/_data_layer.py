@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ from supervisors import ChildSpec, Supervisor
 
 from ._errors import ConnectionLost, DomainError, Invalid
 
-__all__ = ["Repo", "Tx", "database_url"]
+__all__ = ["Repo", "Tx", "database_url", "ensure_sqlite_directory"]
 
 
 def database_url(default: str = "sqlite:///data/app.db") -> str:
@@ -39,6 +40,17 @@ def database_url(default: str = "sqlite:///data/app.db") -> str:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
+
+
+def ensure_sqlite_directory(url: str) -> None:
+    """Create the directory of an SQLite file *url* (``sqlite:///data/app.db``) if missing,
+    so a fresh checkout starts without a set-up step; other URLs are left alone."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
 @dataclass
@@ -86,6 +98,7 @@ class _Connection(beam.ThreadActor):
     def __init__(self, url: str, schema: str | None) -> None:
         super().__init__()
         if url.startswith("sqlite"):
+            ensure_sqlite_directory(url)
             self.engine = sa.create_engine(
                 url, poolclass=NullPool, connect_args={"check_same_thread": False}
             )

@@ -28,7 +28,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import rev_id
 
-from ._data_layer import database_url
+from ._data_layer import database_url, ensure_sqlite_directory
 from ._domain import Domain
 from ._errors import DomainError
 
@@ -298,6 +298,7 @@ class Migrations:
             # The schema becomes the default one: unqualified DDL lands there, reflection and
             # the version table look there, and revision files stay schema-neutral.
             connect_args["options"] = f'-csearch_path="{self.schema}"'
+        ensure_sqlite_directory(self.url)
         engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool, connect_args=connect_args)
         try:
             yield engine

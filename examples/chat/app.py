@@ -30,7 +30,7 @@ logger = logging.getLogger("examples.chat")
 
 #: The schema's revisions; after changing a resource run (and commit what it writes)
 #: ``python -m domain migrations generate "what changed" --domain examples.chat.model:Chat
-#: --dir examples/chat/migrations --url sqlite:///data/chat.db``.
+#: --dir examples/chat/migrations --url sqlite:///.chat-data/chat.db``.
 MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
 DEMO_USERS = ("alice", "bob")
 DEMO_PASSWORD = "wonderland"
