@@ -89,6 +89,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Write-ahead logging: readers never wait for the writer, and a commit syncs the log once
+    # instead of a rollback journal and the database (synchronous stays FULL: a committed
+    # write survives a power cut). In-memory databases keep their own journal.
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 

@@ -17,7 +17,9 @@ async def enter(user: User, room_id: uuid.UUID) -> Room | None:
     rooms = await Chat.read(Room, actor=user, filter={"id": room_id}, limit=1)
     if not rooms:
         return None
-    await Chat.join_room(room_id, actor=user)
+    member = await Chat.memberships(actor=user, filter={"user_id": user.id, "room_id": room_id})
+    if not member:  # a read when already a member (rejoins are frequent), a write once
+        await Chat.join_room(room_id, actor=user)
     return rooms[0]
 
 
