@@ -96,10 +96,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_query_only(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
 class _Connection(beam.ThreadActor):
     """One database connection on its own thread."""
 
-    def __init__(self, url: str, schema: str | None) -> None:
+    def __init__(self, url: str, schema: str | None, read_only: bool = False) -> None:
         super().__init__()
         if url.startswith("sqlite"):
             ensure_sqlite_directory(url)
@@ -107,6 +113,8 @@ class _Connection(beam.ThreadActor):
                 url, poolclass=NullPool, connect_args={"check_same_thread": False}
             )
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            if read_only:  # a reader: a unit that tries to write fails instead
+                sa.event.listen(self.engine, "connect", _sqlite_query_only)
         else:
             self.engine = sa.create_engine(url, poolclass=NullPool)
         conn = self.engine.connect()
@@ -139,9 +147,12 @@ class _Connection(beam.ThreadActor):
 class Repo:
     """A pool of connection actors under a supervisor, for one database.
 
-    ``pool_size`` defaults to 1 for SQLite (one writer) and 10 otherwise. :meth:`run` ships
-    ``fn(tx)`` to the least busy connection and returns its result and the committed
-    notifications.
+    ``pool_size`` defaults to 10 for PostgreSQL: :meth:`run` ships ``fn(tx)`` to the least
+    busy connection and returns its result and the committed notifications. An SQLite file
+    allows one writer at a time and, in write-ahead-log mode, readers beside it: its pool
+    (4 by default) is one writer, which every write goes to, and readers (``PRAGMA
+    query_only``) for ``run(fn, read_only=True)``. An in-memory SQLite database has one
+    connection for both.
     """
 
     def __init__(
@@ -155,9 +166,12 @@ class Repo:
     ) -> None:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        memory = url in ("sqlite://", "sqlite:///:memory:")
         if pool_size is None:
-            pool_size = 1 if self.dialect == "sqlite" else 10
-        if url in ("sqlite://", "sqlite:///:memory:"):
+            pool_size = 10 if self.dialect == "postgresql" else 1 if memory else 4
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be at least 1, got {pool_size}")
+        if memory:
             if pool_size != 1:
                 raise ValueError("an in-memory SQLite database needs pool_size=1")
             url = "sqlite:///file:domain_mem?mode=memory&cache=shared&uri=true"
@@ -167,6 +181,10 @@ class Repo:
         self.name = name
         self.timeout = timeout
         self.names = [f"{name}.conn.{i}" for i in range(pool_size)]
+        if self.dialect == "sqlite":  # one writer; the others (if any) read
+            self._writers, self._readers = self.names[:1], self.names[1:] or self.names[:1]
+        else:
+            self._writers = self._readers = self.names
         self._busy = dict.fromkeys(self.names, 0)
         self.supervisor: beam.Pid | None = None
 
@@ -176,7 +194,7 @@ class Repo:
             ChildSpec(
                 id=conn_name,
                 start=partial(_Connection.start_link, name=conn_name),
-                args=(self.url, self.schema),
+                args=(self.url, self.schema, conn_name not in self._writers),
                 shutdown=5.0,
             )
             for conn_name in self.names
@@ -189,20 +207,24 @@ class Repo:
         )
         return self.supervisor
 
-    def _pick(self) -> str:
+    def _pick(self, names: list[str]) -> str:
         busy = self._busy
-        best = self.names[0]
-        for conn_name in self.names:
+        best = names[0]
+        for conn_name in names:
             if busy[conn_name] < busy[best]:
                 best = conn_name
                 if busy[best] == 0:
                     break
         return best
 
-    async def run(self, fn: Callable[[Tx], Any]) -> tuple[Any, list[Any]]:
-        """Run ``fn(tx)`` in a transaction on a pooled connection: (result, notifications)."""
+    async def run(
+        self, fn: Callable[[Tx], Any], *, read_only: bool = False
+    ) -> tuple[Any, list[Any]]:
+        """Run ``fn(tx)`` in a transaction on a pooled connection: (result, notifications).
+        *read_only* units may go to a reader (they must not write)."""
+        names = self._readers if read_only else self._writers
         for attempt in range(200):
-            conn_name = self._pick()
+            conn_name = self._pick(names)
             token = _Token()
             self._busy[conn_name] += 1
             try:

@@ -402,7 +402,7 @@ class Domain:
         stmt = sa.select(col, sa.func.count()).where(col.in_(users)).group_by(col)
         if c.where is not None:
             stmt = stmt.where(c.where())
-        rows, _ = await cls.repo().run(lambda tx: tx.conn.execute(stmt).all())
+        rows, _ = await cls.repo().run(lambda tx: tx.conn.execute(stmt).all(), read_only=True)
         values = dict.fromkeys(users, 0)
         values.update({row[0]: row[1] for row in rows})
         return values
@@ -589,9 +589,7 @@ class Domain:
                 limit is not None,
                 bool(offset),
             )
-            params = bound_values(
-                filter_ or {}, None if limit is None else limit + keyset, offset
-            )
+            params = bound_values(filter_ or {}, None if limit is None else limit + keyset, offset)
         else:
             stmt = sa.select(table, *extra)
             if verdict is not True:
@@ -637,7 +635,7 @@ class Domain:
                 _load_list(tx, resource, records, agg, read_verdict)
             return records, more
 
-        (records, more), _ = await cls.repo().run(unit)
+        (records, more), _ = await cls.repo().run(unit, read_only=True)
         return records, more
 
     # -- bulk ----------------------------------------------------------------------------------
