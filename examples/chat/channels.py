@@ -45,9 +45,9 @@ def message_payload(record: Message) -> dict[str, Any]:
     }
 
 
-async def _user(socket: web.ChannelSocket) -> User:
-    users = await Chat.read(User, filter={"id": uuid.UUID(socket.assigns["user_id"])}, limit=1)
-    return users[0]
+def _user(socket: web.ChannelSocket) -> User:
+    """The connection's user, as the socket's ``connect`` read it (no query per join)."""
+    return User(id=uuid.UUID(socket.assigns["user_id"]), username=socket.assigns["username"])
 
 
 class RoomChannel(web.Channel):
@@ -60,7 +60,7 @@ class RoomChannel(web.Channel):
     async def join(
         self, topic: str, params: Mapping[str, Any], socket: web.ChannelSocket
     ) -> web.ChannelReply | None:
-        self.user = await _user(socket)
+        self.user = _user(socket)
         try:
             room_id = uuid.UUID(topic.removeprefix("room:"))
         except ValueError:
@@ -147,7 +147,7 @@ class UserChannel(web.Channel):
 
     async def handle_info(self, message: Any, socket: web.ChannelSocket) -> web.Stop | None:
         if message == "after_join":
-            self.user = user = await _user(socket)
+            self.user = user = _user(socket)
             records = await Chat.read(Room, actor=user, sort=("name",))
             listed = [{"id": str(r.id), "name": r.name} for r in records]
             state = await notifications.initial_state(user)
@@ -164,7 +164,7 @@ class UserChannel(web.Channel):
     async def handle_in(
         self, event: str, payload: Any, socket: web.ChannelSocket
     ) -> web.ChannelReply | web.Stop | None:
-        user = self.user or await _user(socket)
+        user = self.user or _user(socket)
         if event == "refresh_counters":
             return web.ok({"unread_notifications": await notifications.unread_count(user)})
         if event == "mark_notification_read":
@@ -192,7 +192,12 @@ class ChatSocket(web.Socket):
         self, params: Mapping[str, str], connect_info: web.ConnectInfo
     ) -> Mapping[str, Any] | None:
         user_id = socket_user(self.secret, params.get("token") or connect_info.auth_token)
-        return None if user_id is None else {"user_id": user_id}
+        if user_id is None:
+            return None
+        users = await Chat.read(User, filter={"id": uuid.UUID(user_id)}, limit=1)
+        if not users:  # a valid token of a user since deleted
+            return None
+        return {"user_id": user_id, "username": users[0].username}
 
     def id(self, assigns: Mapping[str, Any]) -> str | None:
         return f"user_socket:{assigns['user_id']}"

@@ -14,12 +14,17 @@ async def enter(user: User, room_id: uuid.UUID) -> Room | None:
 
     >>> room = await enter(alice, lobby_id)
     """
+    # Already a member (rejoins are frequent): one read, the room loaded with it.
+    member = await Chat.memberships(
+        actor=user, filter={"user_id": user.id, "room_id": room_id}, load=("room",)
+    )
+    if member and member[0].room is not None:
+        room: Room = member[0].room
+        return room
     rooms = await Chat.read(Room, actor=user, filter={"id": room_id}, limit=1)
     if not rooms:
         return None
-    member = await Chat.memberships(actor=user, filter={"user_id": user.id, "room_id": room_id})
-    if not member:  # a read when already a member (rejoins are frequent), a write once
-        await Chat.join_room(room_id, actor=user)
+    await Chat.join_room(room_id, actor=user)
     return rooms[0]
 
 
