@@ -6,10 +6,11 @@ limit too high to matter, creates the users ``bot000``... (password :data:`PASSW
 rooms, and prints ``ROOM <id>`` for each room, then ``PORT <n>`` once listening.
 
 With CRASHES_PER_S > 0 a task of the node kills one process chosen at random every
-1/CRASHES_PER_S seconds, the kinds the chaos test kills: a room channel process, a socket's
-transport process, a PubSub topic janitor, one of the domain's database connection actors, or
-the presence tracker (which takes the channels it tracks down with it). Supervisors allow 10
-restarts in 5 s, so a database actor or the tracker is picked at most every 1.5 s.
+1/CRASHES_PER_S seconds, picked by :func:`examples.chat.chaos.pick` as in the chaos test: a
+room channel process, a socket's transport process, a PubSub topic janitor, one of the
+domain's database connection actors, or the presence tracker (which takes the channels it
+tracks down with it). Supervisors allow 10 restarts in 5 s, so a database actor or the
+tracker is picked at most every 1.5 s.
 
 A line ``REPORT`` on stdin stops the killing and makes the server print ``STORED <json>``
 (``rows``: the messages stored in all rooms, read as ``bot000``, who opened every room and so
@@ -25,10 +26,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    import beam
+from typing import Final
 
 PASSWORD: Final = "bench-soak-password"
 #: Restarts of a supervised child (a database actor, the tracker) at most this often.
@@ -44,42 +42,11 @@ def bot_name(index: int) -> str:
     return f"bot{index:03d}"
 
 
-def _victim(rng: random.Random, restart_allowed: bool) -> tuple[str, beam.Pid] | None:
-    import beam
-
-    kinds: dict[str, list[beam.Pid]] = {
-        "channel": [],
-        "transport": [],
-        "pubsub": [],
-        "db": [],
-        "tracker": [],
-    }
-    for pid in beam.processes():
-        info = beam.process_info(pid)
-        if info is None:
-            continue
-        call, name = info.initial_call, info.registered_name or ""
-        if call.endswith("RoomChannel"):
-            kinds["channel"].append(pid)
-        elif call.endswith("ChatSocket"):
-            kinds["transport"].append(pid)
-        elif "_janitor" in call:
-            kinds["pubsub"].append(pid)
-        elif restart_allowed and name.startswith("Chat.repo.conn."):
-            kinds["db"].append(pid)
-        elif restart_allowed and name == "presence":
-            kinds["tracker"].append(pid)
-    choices = [kind for kind, pids in kinds.items() if pids]
-    if not choices:
-        return None
-    kind = rng.choice(choices)
-    return kind, rng.choice(kinds[kind])
-
-
 async def _chaos(crashes_per_s: float, kills: Counter[str], stopped: list[bool]) -> None:
     import trio
 
     import beam
+    from examples.chat import chaos
 
     rng = random.Random(7)
     interval = 1.0 / crashes_per_s
@@ -90,11 +57,11 @@ async def _chaos(crashes_per_s: float, kills: Counter[str], stopped: list[bool])
         tick += 1
         await trio.sleep_until(start + tick * interval)
         now = trio.current_time()
-        found = _victim(rng, restart_allowed=now - last_restart >= _RESTART_EVERY)
+        found = chaos.pick(rng, restart_allowed=now - last_restart >= _RESTART_EVERY)
         if found is None or stopped:
             continue
         kind, pid = found
-        if kind in ("db", "tracker"):
+        if kind in chaos.SUPERVISED:
             last_restart = now
         kills[kind] += 1
         beam.exit(pid, "kill")

@@ -553,6 +553,32 @@ def _annotation(cls: type, name: str) -> Any:
     return raw
 
 
+def _check_keys(
+    rname: str,
+    where: str,
+    declared: Any,
+    kind: type[Identity] | type[Index],
+    helper: str,
+    attributes: dict[str, Attribute],
+) -> None:
+    """An identity or index declaration: of the right kind, over known attributes."""
+    if not isinstance(declared, kind):
+        raise ResourceDefinitionError(
+            f"{rname}.{where}: {declared!r} is not an {kind.__name__.lower()}; use {helper}"
+        )
+    unknown = [f for f in declared.fields if f not in attributes]
+    if unknown or not declared.fields:
+        what = (
+            f"identity {declared.name!r}"
+            if isinstance(declared, Identity)
+            else (f"index {declared.fields}")
+        )
+        raise ResourceDefinitionError(
+            f"{rname}: {what} names unknown attributes {unknown}; "
+            f"attributes are {sorted(attributes)}"
+        )
+
+
 def _build_resource(cls: type[Resource]) -> None:
     rname = cls.__name__
     attributes: dict[str, Attribute] = {}
@@ -608,28 +634,10 @@ def _build_resource(cls: type[Resource]) -> None:
     columns = [a.column for a in attributes.values()]
     table = sa.Table(table_name, METADATA, *columns)
     for ident in cls.identities:
-        if not isinstance(ident, Identity):
-            raise ResourceDefinitionError(
-                f"{rname}.identities: {ident!r} is not an identity; use identity(name, *fields)"
-            )
-        unknown = [f for f in ident.fields if f not in attributes]
-        if unknown or not ident.fields:
-            raise ResourceDefinitionError(
-                f"{rname}: identity {ident.name!r} names unknown attributes {unknown}; "
-                f"attributes are {sorted(attributes)}"
-            )
+        _check_keys(rname, "identities", ident, Identity, "identity(name, *fields)", attributes)
         table.append_constraint(sa.UniqueConstraint(*ident.fields, name=ident.name))
     for ix in cls.indexes:
-        if not isinstance(ix, Index):
-            raise ResourceDefinitionError(
-                f"{rname}.indexes: {ix!r} is not an index; use index(*fields)"
-            )
-        unknown = [f for f in ix.fields if f not in attributes]
-        if unknown or not ix.fields:
-            raise ResourceDefinitionError(
-                f"{rname}: index {ix.fields} names unknown attributes {unknown}; "
-                f"attributes are {sorted(attributes)}"
-            )
+        _check_keys(rname, "indexes", ix, Index, "index(*fields)", attributes)
         sa.Index(None, *(table.c[f] for f in ix.fields))  # named by the naming convention
     cls.__tablename__ = table_name
     cls.__table__ = table

@@ -34,6 +34,7 @@ import trio
 
 import beam
 import presence
+from examples.chat import chaos
 from examples.chat.accounts import hash_password
 from examples.chat.model import Chat, Message, Room, User
 
@@ -172,38 +173,6 @@ class Watcher:
                     return
 
 
-def _victims(rng: random.Random, restart_allowed: bool) -> beam.Pid | None:
-    kinds: dict[str, list[beam.Pid]] = {
-        "channel": [],
-        "liveview": [],
-        "transport": [],
-        "pubsub": [],
-        "db": [],
-        "tracker": [],
-    }
-    for pid in beam.processes():
-        info = beam.process_info(pid)
-        if info is None:
-            continue
-        call, name = info.initial_call, info.registered_name or ""
-        if call.endswith("RoomChannel"):
-            kinds["channel"].append(pid)
-        elif call.endswith("LiveChannel"):
-            kinds["liveview"].append(pid)
-        elif call.endswith("ChatSocket"):
-            kinds["transport"].append(pid)
-        elif "_janitor" in call:
-            kinds["pubsub"].append(pid)
-        elif restart_allowed and name.startswith("Chat.repo.conn."):
-            kinds["db"].append(pid)
-        elif restart_allowed and name == "presence":
-            kinds["tracker"].append(pid)
-    choices = [kind for kind, pids in kinds.items() if pids]
-    if not choices:
-        return None
-    return rng.choice(kinds[rng.choice(choices)])
-
-
 async def _chaos(stop: trio.Event, seed: int, kills: Counter[str]) -> None:
     rng = random.Random(seed)
     last_restart = 0.0
@@ -212,19 +181,13 @@ async def _chaos(stop: trio.Event, seed: int, kills: Counter[str]) -> None:
         now = trio.current_time()
         # Supervisors allow 10 restarts in 5 s: a database actor or the tracker at most
         # every 1.5 s keeps their trees well inside that.
-        victim = _victims(rng, restart_allowed=now - last_restart > 1.5)
-        if victim is None:
+        found = chaos.pick(rng, restart_allowed=now - last_restart > 1.5)
+        if found is None:
             continue
-        info = beam.process_info(victim)
-        name = (info.registered_name or "") if info else ""
-        if name.startswith("Chat.repo.conn."):
+        kind, victim = found
+        if kind in chaos.SUPERVISED:
             last_restart = now
-            kills["db"] += 1
-        elif name == "presence":
-            last_restart = now
-            kills["tracker"] += 1
-        else:
-            kills[info.initial_call.rsplit(".", 1)[-1] if info else "?"] += 1
+        kills[kind] += 1
         beam.exit(victim, "kill")
 
 
@@ -273,7 +236,7 @@ async def test_nothing_is_lost_while_processes_are_killed(tmp_path: Path) -> Non
         assert sum(kills.values()) > seconds  # the chaos really happened
         assert kills["db"] >= 1
         assert kills["tracker"] >= 1
-        assert kills["LiveChannel"] >= 1
+        assert kills["liveview"] >= 1
         for watcher in watchers:  # each view crash was followed by a fresh mount
             assert watcher.mounts >= watcher.crashes >= 0
             assert watcher.mounts >= 1
