@@ -51,7 +51,8 @@ class ChildInfo:
     """One child as :meth:`Supervisor.which_children` reports it.
 
     ``pid`` is ``None`` while the child is not running (stopped, ignored, or waiting to be
-    restarted after a failed start).
+    restarted after a failed start). ``restarts`` counts the times the supervisor started it
+    again after an exit (OTP keeps no such count; operators' pages want it).
 
     >>> [c.id for c in await Supervisor.which_children(sup) if c.pid is None]
     ['cache']
@@ -61,6 +62,7 @@ class ChildInfo:
     pid: beam.Pid | None
     type: ChildType
     restart: Restart
+    restarts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

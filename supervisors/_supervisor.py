@@ -80,12 +80,13 @@ class _Args:
 
 
 class _Child:
-    __slots__ = ("pid", "restarting", "spec")
+    __slots__ = ("pid", "restarting", "restarts", "spec")
 
     def __init__(self, spec: ChildSpec, pid: beam.Pid | None) -> None:
         self.spec = spec
         self.pid = pid
         self.restarting = False
+        self.restarts = 0
 
 
 class _State:
@@ -164,7 +165,8 @@ class _SupervisorServer(beam.GenServer[_State]):
         kind = type(request)
         if kind is WhichChildren:
             return [
-                ChildInfo(c.spec.id, c.pid, c.spec.type, c.spec.restart) for c in state.children
+                ChildInfo(c.spec.id, c.pid, c.spec.type, c.spec.restart, c.restarts)
+                for c in state.children
             ]
         if kind is CountChildren:
             return count_children((c.spec, c.pid is not None) for c in state.children)
@@ -268,6 +270,7 @@ class _SupervisorServer(beam.GenServer[_State]):
                 beam.send(beam.self(), TryAgain(key))
                 break
             state.set_pid(target, new_pid)
+            target.restarts += 1
         return beam.NoReply(state)
 
 

@@ -1,8 +1,11 @@
-"""The operator's page: every process of the node, live, with a button to kill any of them.
+"""The operator's page: the node's process tree, live, with a button to kill any process.
 
-It refreshes once a second (a timer message to the view's own process). Killing a process
-shows "let it crash" at work: a supervised one comes back with a new pid, a LiveView reloads
-its state, a channel's client rejoins. Only the users listed in ``CHAT_ADMINS`` (default:
+Each process is shown under the process that started it (a supervisor's children under it),
+with its pid, registered name, mailbox length, messages handled, and, for a supervised child,
+how often its supervisor restarted it. It refreshes once a second (a timer message to the
+view's own process). Killing a process shows "let it crash" at work: a supervised one comes
+back with a new pid (and its restart count goes up), a LiveView reloads its state, a
+channel's client rejoins. Only the users listed in ``CHAT_ADMINS`` (default:
 ``alice``) may open it.
 """
 
@@ -15,6 +18,7 @@ from typing import Any
 
 import beam
 import web
+from supervisors import Supervisor
 
 from .model import Chat, User
 
@@ -24,12 +28,15 @@ TEMPLATE = """<div class="admin">
 <h1>Processes <small>{{ stats.processes }} alive · {{ stats.spawned }} spawned ·
   {{ stats.crashes }} crashed</small></h1>
 <p><a href="/">back to the chat</a>{% if killed %} · killed {{ killed }}{% endif %}</p>
-<table id="processes"><thead><tr><th>pid</th><th>name</th><th>started as</th><th>status</th>
-<th>mailbox</th><th>handled</th><th>links</th><th></th></tr></thead><tbody>
-{%- for p in rows %}<tr id="p{{ p.id }}"><td>{{ p.pid }}</td><td>{{ p.name }}</td>
+<table id="processes"><thead><tr><th>process</th><th>name</th><th>started as</th>
+<th>status</th><th>mailbox</th><th>handled</th><th>links</th><th>restarts</th><th></th></tr>
+</thead><tbody>
+{%- for p in rows %}<tr id="p{{ p.id }}"><td style="padding-left: {{ 8 + p.depth * 16 }}px">
+{{- "└ " if p.depth else "" }}{{ p.pid }}</td><td>{{ p.name }}</td>
 <td class="call">{{ p.call }}</td><td>{{ p.status }}</td><td>{{ p.queue }}</td>
-<td>{{ p.handled }}</td><td>{{ p.links }}</td><td><button class="kill" phx-click="kill"
- phx-value-id="{{ p.id }}">kill</button></td></tr>{% endfor -%}
+<td>{{ p.handled }}</td><td>{{ p.links }}</td><td class="restarts">{{ p.restarts }}</td>
+<td><button class="kill" phx-click="kill" phx-value-id="{{ p.id }}">kill</button></td></tr>
+{%- endfor -%}
 </tbody></table></div>"""
 
 CSS = """
@@ -47,24 +54,50 @@ def admins() -> set[str]:
     return {n.strip() for n in os.environ.get("CHAT_ADMINS", "alice").split(",") if n.strip()}
 
 
-def _rows() -> list[dict[str, Any]]:
-    rows = []
-    for pid in beam.processes():
-        info = beam.process_info(pid)
-        if info is None:
-            continue
+async def _restarts(infos: dict[beam.Pid, beam.ProcessInfo]) -> dict[beam.Pid, int]:
+    """How often each supervised child was restarted, asked of every supervisor."""
+    counts: dict[beam.Pid, int] = {}
+    for pid, info in infos.items():
+        if info.initial_call.endswith("._SupervisorServer"):
+            try:
+                children = await Supervisor.which_children(pid)
+            except beam.ProcessExit:  # it went away meanwhile
+                continue
+            counts.update({c.pid: c.restarts for c in children if c.pid is not None})
+    return counts
+
+
+async def _rows() -> list[dict[str, Any]]:
+    """Every live process, each under the one that started it (depth first, oldest first)."""
+    infos = {pid: info for pid in beam.processes() if (info := beam.process_info(pid))}
+    restarts = await _restarts(infos)
+    children: dict[beam.Pid | None, list[beam.Pid]] = {}
+    for pid, info in infos.items():
+        parent = info.parent if info.parent in infos else None
+        children.setdefault(parent, []).append(pid)
+    rows: list[dict[str, Any]] = []
+
+    def visit(pid: beam.Pid, depth: int) -> None:
+        info = infos[pid]
         rows.append(
             {
                 "id": pid.id,
                 "pid": str(pid),
+                "depth": depth,
                 "name": info.registered_name or "",
-                "call": info.initial_call.rsplit(".", 2)[-2:][-1] if info.initial_call else "",
+                "call": info.initial_call.rsplit(".", 1)[-1] if info.initial_call else "",
                 "status": info.status,
                 "queue": info.message_queue_len,
                 "handled": info.messages_handled,
                 "links": len(info.links),
+                "restarts": restarts.get(pid, ""),
             }
         )
+        for child in children.get(pid, []):
+            visit(child, depth + 1)
+
+    for root in children.get(None, []):
+        visit(root, 0)
     return rows
 
 
@@ -81,7 +114,7 @@ class AdminLive(web.LiveView):
         if not users or users[0].username not in admins():
             socket.redirect("/")
             return
-        self._refresh(socket)
+        await self._refresh(socket)
         socket.assign(killed="")
         if socket.connected:
             beam.send_after(beam.self(), "refresh", REFRESH_SECONDS)
@@ -94,12 +127,12 @@ class AdminLive(web.LiveView):
                 return
             beam.exit(target, "kill")
             socket.assign(killed=str(target))
-            self._refresh(socket)
+            await self._refresh(socket)
 
     async def handle_info(self, message: Any, socket: web.LiveSocket) -> None:
         if message == "refresh":
-            self._refresh(socket)
+            await self._refresh(socket)
             beam.send_after(beam.self(), "refresh", REFRESH_SECONDS)
 
-    def _refresh(self, socket: web.LiveSocket) -> None:
-        socket.assign(rows=_rows(), stats=beam.current_node().statistics())
+    async def _refresh(self, socket: web.LiveSocket) -> None:
+        socket.assign(rows=await _rows(), stats=beam.current_node().statistics())

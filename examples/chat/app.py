@@ -13,7 +13,7 @@ import trio
 import domain
 import presence
 import web
-from supervisors import Supervisor, child_spec
+from supervisors import Application, child_spec
 
 from .accounts import SESSION_COOKIE, hash_password, session_user
 from .admin import CSS as ADMIN_CSS
@@ -84,14 +84,16 @@ async def build(
 ) -> web.Endpoint:
     """Start the chat's supervision tree in the calling node and return its endpoint.
 
-    The tree (``chat.sup``, one_for_one): the domain's connection pool (itself a supervisor of
+    The chat is an :class:`supervisors.Application` whose tree (``chat.sup``, one_for_one)
+    holds the domain's connection pool (itself a supervisor of
     connection actors), the presence tracker and the per-user rate limiter. Any of them can be
     killed (from the ``/admin`` page, say): the supervisor starts it again and the chat goes
     on. LiveViews and channels are processes of their connections: their crashes stay theirs.
     """
     url = database or database_url(data_dir)
     await upgrade_database(url)
-    await Supervisor.start_link(
+    app = Application(
+        "chat.sup",
         [
             Chat.child_spec(url),
             child_spec(presence.Tracker),
@@ -100,8 +102,9 @@ async def build(
         strategy="one_for_one",
         max_restarts=10,
         max_seconds=5,
-        name="chat.sup",
-    )
+        type="permanent",  # if the tree gives up, the node stops (and its own supervisor,
+    )  # systemd say, starts a fresh one)
+    await app.start()
     await seed()
     secret = secret_key(data_dir)
     endpoint = web.Endpoint(secret_key=secret)

@@ -239,8 +239,22 @@ async def test_the_admin_page_lists_processes_and_kills_one_that_comes_back(
         view = await web.testing.live(AdminLive, session={"user_id": users["alice"]})
         tracker = beam.whereis("presence")
         assert tracker is not None
-        row = "<td>{}</td><td>presence</td>"
-        assert row.format(html.escape(str(tracker))) in view.html
+
+        def row(pid: beam.Pid) -> str:
+            found = re.search(rf'<tr id="p{pid.id}">(.*?)</tr>', view.html, re.DOTALL)
+            assert found is not None, f"no row for {pid}"
+            return found.group(1)
+
+        assert "</td><td>presence</td>" in row(tracker)
+        assert '<td class="restarts">0</td>' in row(tracker)  # supervised, not restarted yet
+        chat_sup = beam.whereis("chat.sup")
+        assert chat_sup is not None
+        # the tree: the tracker is shown deeper than its supervisor
+        depth = re.compile(r"padding-left: (\d+)px")
+        sup_depth, tracker_depth = (depth.search(row(p)) for p in (chat_sup, tracker))
+        assert sup_depth is not None
+        assert tracker_depth is not None
+        assert int(tracker_depth.group(1)) > int(sup_depth.group(1))
         await view.click("kill", {"id": str(tracker.id)})
         assert f"killed {html.escape(str(tracker))}" in view.html
         with trio.fail_after(5):
@@ -248,7 +262,10 @@ async def test_the_admin_page_lists_processes_and_kills_one_that_comes_back(
                 await trio.sleep(0.01)  # the chat's supervisor restarts it
         beam.send(view.pid, "refresh")
         await view.sync()
-        assert row.format(html.escape(str(beam.whereis("presence")))) in view.html
+        restarted = beam.whereis("presence")
+        assert restarted is not None
+        assert "</td><td>presence</td>" in row(restarted)
+        assert '<td class="restarts">1</td>' in row(restarted)
 
         with pytest.raises(web.testing.JoinRefused) as refused:  # bob is no admin
             await web.testing.live(AdminLive, session={"user_id": users["bob"]})

@@ -112,6 +112,21 @@ async def test_one_for_all_restarts_all_in_order() -> None:
         assert all(after[n] not in (None, before[n]) for n in "abcd")
 
 
+async def test_which_children_counts_restarts() -> None:
+    events: Events = []
+    async with beam.open_node():
+        sup = await Supervisor.start_link(
+            [member_spec(events, n) for n in "abc"], strategy="rest_for_one", max_restarts=10
+        )
+        for _ in range(2):
+            crash((await pids(sup))["b"], ValueError("boom"))
+            await settle()
+        crash((await pids(sup))["c"], ValueError("boom"))
+        await settle()
+        counts = {c.id: c.restarts for c in await Supervisor.which_children(sup)}
+        assert counts == {"a": 0, "b": 2, "c": 3}  # c restarted with b twice, then alone
+
+
 async def test_rest_for_one_restarts_later_siblings() -> None:
     events: Events = []
     async with beam.open_node():
