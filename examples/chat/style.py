@@ -31,7 +31,9 @@ a { color: var(--accent); text-decoration: none; }
 .message.mine { align-self: flex-end; background: var(--mine); }
 .message .who { font-weight: 600; font-size: 13px; }
 .message .when { color: var(--muted); font-size: 11px; margin-left: 6px; }
-.message .actions { font-size: 11px; opacity: 0; transition: opacity .15s; text-align: right; }
+.message { position: relative; }
+.message .actions { position: absolute; top: 6px; right: 10px; font-size: 11px; opacity: 0;
+  transition: opacity .15s; background: inherit; }
 .message:hover .actions { opacity: 1; }
 .message form.edit { display: flex; gap: 6px; margin-top: 4px; }
 .message form.edit input[name=content] { flex: 1; }

@@ -1,8 +1,8 @@
 """The chat in two headless Chromium contexts: two users sign in, see each other online, see
-each other typing, exchange messages, see a mention notification (and mark it read), and see
-an unread badge for another room. The final
-screen is saved as ``docs/chat.png`` for the README (when ``BEAM_SCREENSHOT`` names a path,
-there instead)."""
+each other typing, exchange messages, see a mention notification (and mark it read), see an
+unread badge for another room, and see a message edited and another deleted. The final screen
+is saved as ``docs/chat.png`` for the README (when ``BEAM_SCREENSHOT`` names a path, there
+instead)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,23 @@ async def test_two_users_chat_in_the_browser(tmp_path: Path) -> None:
                 bob.click("#room-lobby")
                 bob.wait_for_selector("#unread-lobby", state="detached", timeout=TIMEOUT_MS)
                 bob.wait_for_selector(".message:has-text('still there')", timeout=TIMEOUT_MS)
+
+                mine = ".message:has-text('are you still there?')"
+                alice.click(f"{mine} button:has-text('edit')")  # an edit form in its place
+                alice.fill(".message form.edit input[name=content]", "still there, bob?")
+                alice.press(".message form.edit input[name=content]", "Enter")
+                bob.wait_for_selector(
+                    ".message:has-text('still there, bob?') .when:has-text('(edited)')",
+                    timeout=TIMEOUT_MS,
+                )
+                alice.fill("#content", "oops, wrong room")
+                alice.press("#content", "Enter")
+                bob.wait_for_selector(".message:has-text('wrong room')", timeout=TIMEOUT_MS)
+                alice.on("dialog", lambda dialog: dialog.accept())  # "Delete this message?"
+                alice.click(".message:has-text('wrong room') button:has-text('delete')")
+                bob.wait_for_selector(
+                    ".message:has-text('wrong room')", state="detached", timeout=TIMEOUT_MS
+                )
                 bob.screenshot(path=str(screenshot))
                 count = bob.eval_on_selector_all(".message", "els => els.length")
                 return {"messages": count, "screenshot": screenshot.stat().st_size}
