@@ -86,6 +86,9 @@ class _Cancelled(Exception):
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # The driver would BEGIN only before a write, so a unit's reads would each see a
+    # different commit; transactions are begun explicitly instead (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
@@ -94,6 +97,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # write survives a power cut). In-memory databases keep their own journal.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    """Every unit is one transaction from its first statement: one snapshot for its reads."""
+    conn.exec_driver_sql("BEGIN")
 
 
 def _sqlite_query_only(dbapi_conn: Any, _record: Any) -> None:
@@ -113,6 +121,7 @@ class _Connection(beam.ThreadActor):
                 url, poolclass=NullPool, connect_args={"check_same_thread": False}
             )
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
             if read_only:  # a reader: a unit that tries to write fails instead
                 sa.event.listen(self.engine, "connect", _sqlite_query_only)
         else:

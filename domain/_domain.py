@@ -578,10 +578,10 @@ class Domain:
             and action.filter is None
             and not extra
             and not after
-            and (filter_ is None or isinstance(filter_, Mapping))
+            and (filter_ is None or (isinstance(filter_, Mapping) and None not in filter_.values()))
         ):
-            # The common shape (equality filters, no policy condition): a statement built
-            # once, with the values bound.
+            # The common shape (equality filters, none of them IS NULL, no policy
+            # condition): a statement built once, with the values bound.
             stmt = select_where_equal(
                 table,
                 tuple(filter_ or ()),

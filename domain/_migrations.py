@@ -232,6 +232,7 @@ class Migrations:
         """
         script = self._script()
         with self._engine() as engine:
+            self._refuse_unversioned(engine)
             self._run(engine, lambda rev, _ctx: script._upgrade_revs(revision, rev))
 
     def downgrade(self, revision: str) -> None:
@@ -324,23 +325,33 @@ class Migrations:
                 context.run_migrations()
             conn.commit()
 
-    def _prepare(self, engine: sa.Engine, script: ScriptDirectory) -> None:
-        """Bring an empty database to head; refuse one that is not at head."""
-        heads = set(script.get_heads())
+    def _state(self, engine: sa.Engine) -> tuple[set[str], set[str]]:
+        """The database's current revisions and its tables (the version table aside)."""
         with engine.connect() as conn:
             current = set(self._context(conn).get_current_heads())
             tables = set(sa.inspect(conn).get_table_names()) - {self.version_table}
-        if current == heads:
-            return
-        if not current and not tables:
-            self._run(engine, lambda rev, _ctx: script._upgrade_revs("heads", rev))
-            return
-        if not current:
+        return current, tables
+
+    def _refuse_unversioned(self, engine: sa.Engine) -> None:
+        """Tables but no revision: made some other way (``create_tables``, by hand)."""
+        current, tables = self._state(engine)
+        if tables and not current:
             raise MigrationError(
                 f"the database has tables ({', '.join(sorted(tables))}) but no migration "
                 f"revision, while {self.directory} has revisions; start from an empty database "
                 "or drop those tables"
             )
+
+    def _prepare(self, engine: sa.Engine, script: ScriptDirectory) -> None:
+        """Bring an empty database to head; refuse one that is not at head."""
+        heads = set(script.get_heads())
+        current, tables = self._state(engine)
+        if current == heads:
+            return
+        if not current and not tables:
+            self._run(engine, lambda rev, _ctx: script._upgrade_revs("heads", rev))
+            return
+        self._refuse_unversioned(engine)
         raise _Behind(
             f"the database is at {', '.join(sorted(current))} but the scripts' head is "
             f"{', '.join(sorted(heads)) or 'base'}; run upgrade first"

@@ -102,7 +102,7 @@ async def _load(
     try:
         loaded = await loader()
     except Exception as exc:
-        logger.warning("assign_async of %s failed: %r", ", ".join(names), exc)
+        logger.warning("async work %s of a LiveView failed: %r", ", ".join(names), exc)
         beam.send(view, _Loaded(ref, names, None, f"{type(exc).__name__}: {exc}"))
         return
     if len(names) == 1:

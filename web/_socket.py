@@ -460,6 +460,8 @@ class _Transport:
             self.id,
             (self.conn.outbox, self.conn.serializer),
         )
+        # Set before the spawn: killed before it first runs, it still gets "join crashed".
+        context._join_pending = message.ref
         node = beam.current_node()
         pid, _ = node.spawn(
             run_channel,

@@ -62,7 +62,14 @@ async def upgrade_database(url: str) -> None:
     """Bring the database's schema up to date with ``migrations/`` (Alembic revisions made
     by ``python -m domain migrations generate``), on a worker thread: migrating blocks."""
     migrations = domain.Migrations(Chat, url, MIGRATIONS)
-    await trio.to_thread.run_sync(migrations.upgrade)
+    try:
+        await trio.to_thread.run_sync(migrations.upgrade)
+    except domain.MigrationError as exc:
+        raise SystemExit(
+            f"chat: cannot use the database at {url}: {exc}. A data directory from before the "
+            "chat had migrations cannot be upgraded: move it away (the default is "
+            ".chat-data/) and start again."
+        ) from None
 
 
 async def seed() -> None:

@@ -113,9 +113,10 @@ class RoomChannel(web.Channel):
             message_id = str(payload.get("id", ""))
             try:
                 if event == "edit_message":
-                    record = await edit(self.user, message_id, str(payload.get("content", "")))
+                    content = str(payload.get("content", ""))
+                    record = await edit(self.user, self.room.id, message_id, content)
                 else:
-                    record = await delete(self.user, message_id)
+                    record = await delete(self.user, self.room.id, message_id)
             except domain.DomainError as exc:
                 return web.error({"reason": str(exc)})
             return web.ok(message_payload(record))

@@ -118,6 +118,8 @@ class ChatLive(web.LiveView):
         self.user: User | None = None
         #: The keyset cursor of the oldest message shown, while older ones exist.
         self.older: str | None = None
+        #: Counts the rooms opened, so that older pages of an earlier visit are dropped.
+        self.visit = 0
         self.last_typing = 0.0
         #: When each typist was last heard from: only the newest timer may clear them.
         self.typing_seen: dict[str, float] = {}
@@ -177,6 +179,7 @@ class ChatLive(web.LiveView):
             self.joined.add(room["id"])
             beam.subscribe(f"room:{room['id']}")
         history = await self._history(room["id"], None)
+        self.visit += 1
         socket.stream("messages", [_message(m) for m in reversed(history.results)], reset=True)
         self.older = history.after if history.more else None
         unread = dict(socket.assigns["unread"])
@@ -214,14 +217,16 @@ class ChatLive(web.LiveView):
             return
         room_id, after = socket.assigns["room_id"], self.older
         socket.assign(loading_older=True)
-        socket.start_async("older", lambda: self._history(room_id, after))
+        # Named for this visit of the room: a page still loading when the user moves on
+        # (even back to the same room) is recognised as stale when it arrives.
+        socket.start_async(f"older:{self.visit}", lambda: self._history(room_id, after))
 
     async def handle_async(
         self, name: str, result: web.AsyncResult, socket: web.LiveSocket
     ) -> None:
-        page = result.result
-        if result.ok and page.results and page.results[0].room_id != self._room_uuid(socket):
+        if name != f"older:{self.visit}":
             return  # the room changed while this page loaded
+        page = result.result
         socket.assign(loading_older=False)
         if not result.ok:
             socket.assign(error=f"could not load older messages ({result.failed}); try again")
@@ -230,11 +235,6 @@ class ChatLive(web.LiveView):
             socket.stream_insert("messages", _message(record), at=0)
         self.older = page.after if page.more else None
         socket.assign(has_older=self.older is not None)
-
-    @staticmethod
-    def _room_uuid(socket: web.LiveSocket) -> uuid.UUID | None:
-        room_id = socket.assigns["room_id"]
-        return uuid.UUID(room_id) if room_id else None
 
     async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
         if event == "load_older":
@@ -269,12 +269,18 @@ class ChatLive(web.LiveView):
         assert self.user is not None
         message_id = str(value.get("id", ""))
         try:
+            room_id = uuid.UUID(socket.assigns["room_id"])
             if event == "save_edit":
-                await edit(self.user, message_id, str(value.get("content", "")).strip())
+                content = str(value.get("content", "")).strip()
+                await edit(self.user, room_id, message_id, content)
             elif event == "delete":
-                await delete(self.user, message_id)
+                await delete(self.user, room_id, message_id)
             else:
                 record = await Chat.get(Message, uuid.UUID(message_id), actor=self.user)
+                if str(record.room_id) != socket.assigns["room_id"]:
+                    raise domain.NotFound(f"message {message_id} in this room")
+                if event == "edit" and record.author_id != self.user.id:
+                    raise domain.Forbidden("you can only edit your own messages")
                 socket.stream_insert("messages", _message(record, editing=event == "edit"))
         except (domain.DomainError, ValueError) as exc:
             socket.assign(error=str(exc))

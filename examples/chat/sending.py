@@ -33,29 +33,34 @@ async def send(user: User, room_id: uuid.UUID, content: str, client_id: str | No
     return record
 
 
-async def _own(user: User, message_id: str) -> Message:
-    """The message *message_id*, as *user* may read it; :class:`domain.NotFound` otherwise."""
+async def _in_room(user: User, message_id: str, room_id: uuid.UUID) -> Message:
+    """The message *message_id* of the room, as *user* may read it; else
+    :class:`domain.NotFound`."""
     try:
         wanted = uuid.UUID(message_id)
     except ValueError:
         raise domain.NotFound(f"message {message_id!r}", resource="Message") from None
-    return await Chat.get(Message, wanted, actor=user)
+    record = await Chat.get(Message, wanted, actor=user)
+    if record.room_id != room_id:
+        raise domain.NotFound(f"message {message_id} in this room", resource="Message")
+    return record
 
 
-async def edit(user: User, message_id: str, content: str) -> Message:
-    """Replace the text of *user*'s message; raises :class:`domain.DomainError` (not found,
-    forbidden for someone else's message, invalid content).
+async def edit(user: User, room_id: uuid.UUID, message_id: str, content: str) -> Message:
+    """Replace the text of *user*'s message in the room; raises :class:`domain.DomainError`
+    (not found, forbidden for someone else's message, invalid content).
 
-    >>> record = await edit(alice, str(record.id), "hi @bob, again")
+    >>> record = await edit(alice, lobby_id, str(record.id), "hi @bob, again")
     """
-    record = await _own(user, message_id)
+    record = await _in_room(user, message_id, room_id)
     return await Chat.edit_message(record, content=content, actor=user)
 
 
-async def delete(user: User, message_id: str) -> Message:
-    """Delete *user*'s message; raises :class:`domain.DomainError` like :func:`edit`.
+async def delete(user: User, room_id: uuid.UUID, message_id: str) -> Message:
+    """Delete *user*'s message in the room; raises :class:`domain.DomainError` like
+    :func:`edit`.
 
-    >>> await delete(alice, str(record.id))
+    >>> await delete(alice, lobby_id, str(record.id))
     """
-    record = await _own(user, message_id)
+    record = await _in_room(user, message_id, room_id)
     return await Chat.delete_message(record, actor=user)

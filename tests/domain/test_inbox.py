@@ -108,3 +108,17 @@ async def test_idempotency_key_and_validation(backend: Backend) -> None:
             await Inbox.notify(user_id=alice.id, title="")
         assert "title" in empty.value.errors
         assert len(await Inbox.notes(actor=alice)) == 1
+
+
+async def test_equality_with_none_filters_is_null(backend: Backend) -> None:
+    """``{"field": None}`` means IS NULL on every read path (cached statement or not)."""
+    async with beam.open_node():
+        await start(backend)
+        alice = await Inbox.register("alice")
+        await Inbox.notify(user_id=alice.id, title="plain")
+        await Inbox.notify(user_id=alice.id, title="linked", action_url="/rooms/1")
+        for actor, authorize in ((alice, True), (None, False)):
+            found = await Inbox.read(
+                InboxNote, filter={"action_url": None}, actor=actor, authorize=authorize
+            )
+            assert [n.title for n in found] == ["plain"]

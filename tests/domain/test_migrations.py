@@ -340,6 +340,8 @@ def test_database_with_tables_but_no_revision_is_refused(backend: Backend, tmp_p
     _execute(backend, "CREATE TABLE mig_unmanaged (id INTEGER PRIMARY KEY)")
     with pytest.raises(MigrationError, match="no migration revision"):
         _migrations(MigV1, backend, versions).generate("more")
+    with pytest.raises(MigrationError, match="no migration revision"):  # not a raw SQL error
+        _migrations(MigV1, backend, versions).upgrade()
 
 
 def test_bad_configuration(tmp_path: Path) -> None:

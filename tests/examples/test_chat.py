@@ -428,6 +428,14 @@ async def test_edit_and_delete_own_messages_only(tmp_path: Path) -> None:
             assert (got[4]["id"], got[4]["content"]) == (message_id, "first")
             await page.until(lambda p: any("first" in s and "(edited)" in s for s in p.streamed))
 
+            # a room's channel changes that room's messages only
+            random_ = next(r for r in state["rooms"] if r["name"] == "random")
+            r_topic = f"room:{random_['id']}"
+            r_ref, _ = await a.join(r_topic)
+            elsewhere = await a.push(r_ref, r_topic, "delete_message", {"id": message_id})
+            assert elsewhere["status"] == "error"
+            assert "not found" in elsewhere["response"]["reason"]
+
             deleted = await a.push(a_ref, topic, "delete_message", {"id": message_id})
             assert deleted["status"] == "ok"
             assert (await b.event(topic, "message_deleted"))[4]["id"] == message_id
