@@ -33,7 +33,7 @@ import beam
 
 from ._actions import create, read, set_attribute, update
 from ._notifiers import Counter, counter, pubsub
-from ._policy import action_type, always, authorize_if, policy, relates_to_actor_via
+from ._policy import action_type, authorize_if, policy, relates_to_actor_via
 from ._resource import (
     Resource,
     _utcnow,
@@ -93,7 +93,8 @@ def notification_resource(
     Attributes: ``id``, ``user_id``, ``kind`` (``"info"`` unless given), ``title``, ``body``,
     ``action_url``, ``idempotency_key`` (unique: a retried ``notify`` with the same key is
     refused as taken, never stored twice), ``is_read``, ``read_at``, ``inserted_at``.
-    Actions: ``notify`` (create; trusted code calls it with ``authorize=False`` or any actor),
+    Actions: ``notify`` (create; no policy allows it to an actor: trusted code, the server
+    itself, calls it with ``authorize=False``),
     ``read`` (the owner's only), ``mark_as_read`` (the owner's only). The resource lives in
     *module* (the caller's, by default), so ``"User"`` resolves there first::
 
@@ -149,7 +150,6 @@ def notification_resource(
             ),
         ),
         "policies": (
-            policy(action_type("create"), authorize_if(always())),
             policy(action_type("read", "update"), authorize_if(relates_to_actor_via("user"))),
         ),
         "notifiers": (pubsub("user:{user_id}", actions=("notify",), event="new_notification"),),

@@ -36,6 +36,7 @@ async def notify_mentions(message: Message) -> None:
                 body=message.content[:120],
                 action_url=f"/?room={message.room_id}",
                 idempotency_key=f"mention:{message.id}:{user.id}",
+                authorize=False,  # the server notifies; no user may
             )
         except domain.Invalid as exc:
             if "idempotency_key" not in exc.errors:

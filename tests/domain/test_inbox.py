@@ -50,15 +50,17 @@ async def test_notify_mark_one_and_all_with_counters(backend: Backend) -> None:
         await start(backend)
         alice, bob = await Inbox.register("alice"), await Inbox.register("bob")
         beam.subscribe(f"user:{alice.id}")
-        first = await Inbox.notify(user_id=alice.id, title="hello", action_url="/rooms/1")
+        first = await Inbox.notify(
+            user_id=alice.id, title="hello", action_url="/rooms/1", authorize=False
+        )
         assert (await next_event("new_notification")).id == first.id
         assert await next_event("counter_updated") == {
             "counter": "unread_notifications",
             "value": 1,
         }
         for i in range(3):
-            await Inbox.notify(user_id=alice.id, title=f"n{i}", kind="mention")
-        await Inbox.notify(user_id=bob.id, title="for bob")
+            await Inbox.notify(user_id=alice.id, title=f"n{i}", kind="mention", authorize=False)
+        await Inbox.notify(user_id=bob.id, title="for bob", authorize=False)
         assert first.is_read is False
         assert first.read_at is None
         assert first.kind == "info"
@@ -66,6 +68,8 @@ async def test_notify_mark_one_and_all_with_counters(backend: Backend) -> None:
         assert [n.title for n in await Inbox.notes(actor=bob)] == ["for bob"]
         with pytest.raises(Forbidden):
             await Inbox.mark_as_read(first, actor=bob)
+        with pytest.raises(Forbidden):  # no actor may notify: only trusted code
+            await Inbox.notify(user_id=bob.id, title="spam", actor=alice)
         marked = await Inbox.mark_as_read(first, actor=alice)
         assert marked.is_read is True
         assert marked.read_at is not None
@@ -89,7 +93,7 @@ async def test_initial_state_loads_counters_and_recent(backend: Backend) -> None
         await start(backend)
         alice = await Inbox.register("alice")
         for i in range(5):
-            await Inbox.notify(user_id=alice.id, title=f"n{i}")
+            await Inbox.notify(user_id=alice.id, title=f"n{i}", authorize=False)
         await Inbox.create(Notice, input={"user_id": alice.id, "title": "a notice"})
         state = await initial_state(Inbox, alice, notifications=InboxNote, recent=3)
         assert state["counters"] == {"unread_notices": 1, "unread_notifications": 5}
@@ -100,12 +104,16 @@ async def test_idempotency_key_and_validation(backend: Backend) -> None:
     async with beam.open_node():
         await start(backend)
         alice = await Inbox.register("alice")
-        await Inbox.notify(user_id=alice.id, title="once", idempotency_key="mention:1")
+        await Inbox.notify(
+            user_id=alice.id, title="once", idempotency_key="mention:1", authorize=False
+        )
         with pytest.raises(Invalid) as taken:
-            await Inbox.notify(user_id=alice.id, title="again", idempotency_key="mention:1")
+            await Inbox.notify(
+                user_id=alice.id, title="again", idempotency_key="mention:1", authorize=False
+            )
         assert taken.value.errors == {"idempotency_key": ["has already been taken"]}
         with pytest.raises(Invalid) as empty:
-            await Inbox.notify(user_id=alice.id, title="")
+            await Inbox.notify(user_id=alice.id, title="", authorize=False)
         assert "title" in empty.value.errors
         assert len(await Inbox.notes(actor=alice)) == 1
 
@@ -115,8 +123,8 @@ async def test_equality_with_none_filters_is_null(backend: Backend) -> None:
     async with beam.open_node():
         await start(backend)
         alice = await Inbox.register("alice")
-        await Inbox.notify(user_id=alice.id, title="plain")
-        await Inbox.notify(user_id=alice.id, title="linked", action_url="/rooms/1")
+        await Inbox.notify(user_id=alice.id, title="plain", authorize=False)
+        await Inbox.notify(user_id=alice.id, title="linked", action_url="/rooms/1", authorize=False)
         for actor, authorize in ((alice, True), (None, False)):
             found = await Inbox.read(
                 InboxNote, filter={"action_url": None}, actor=actor, authorize=authorize
