@@ -57,7 +57,8 @@ class NotFound(Invalid):
         resource: str | None = None,
         action: str | None = None,
     ) -> None:
-        super().__init__({field: [f"not found: {what}"]}, resource=resource, action=action)
+        self.errors = {field: [f"not found: {what}"]}
+        DomainError.__init__(self, f"not found: {what}", resource=resource, action=action)
 
 
 class Forbidden(DomainError):

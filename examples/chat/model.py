@@ -105,8 +105,9 @@ class Membership(Resource):
         destroy("leave"),
     )
     policies = (
-        policy(action_type("create", "read"), authorize_if(actor_present())),
-        policy(action_type("destroy"), authorize_if(relates_to_actor_via("user"))),
+        policy(action_type("create"), authorize_if(actor_present())),
+        # One's own memberships only: who is in which room is not everyone's business.
+        policy(action_type("read", "destroy"), authorize_if(relates_to_actor_via("user"))),
     )
 
 

@@ -397,7 +397,9 @@ async def test_not_found_and_error_messages_name_field_and_fix(backend: Backend)
         with pytest.raises(NotFound) as nf:
             await Shop.get(FtUser, missing)
         assert str(missing) in str(nf.value)
+        assert str(nf.value).startswith("FtUser: not found: ")  # not "invalid input"
         assert isinstance(nf.value, Invalid)
+        assert nf.value.errors == {"id": [f"not found: FtUser {missing}"]}
         with pytest.raises(NotFound):
             await Shop.get(FtUser, email="nobody@x.org")
         with pytest.raises(Invalid) as info:
