@@ -214,8 +214,9 @@ class ChannelSocket:
         #: Refs of client pushes handed to the channel and not yet handled: if the channel
         #: dies, its transport answers them with an error instead of leaving them hanging.
         self._unanswered: list[str] = []  # a list: usually empty, and smaller than a set
-        #: The ref of the join until it is answered: if the channel dies first (killed in
-        #: ``join``), its transport answers "join crashed", as Phoenix does.
+        #: The ref of the join until it is answered (set by the transport before the
+        #: spawn): if the channel dies first (killed in ``join``), its transport answers
+        #: "join crashed", as Phoenix does.
         self._join_pending: str | None = None
 
     def __repr__(self) -> str:
@@ -319,7 +320,6 @@ async def run_channel(
 ) -> None:
     """The body of a channel process: join, then serve messages until the channel stops."""
     beam.trap_exit(True)
-    socket._join_pending = ref
     try:
         result = await channel.join(socket.topic, params, socket)
     except Exception:

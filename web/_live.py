@@ -146,8 +146,8 @@ class LiveSocket:
         self._navigate: dict[str, Any] | None = None
         self._redirect: dict[str, Any] | None = None
         self._loads: dict[beam.Ref, tuple[str, ...]] = {}
-        #: The loads started by start_async (their results go to handle_async).
-        self._tasks: set[beam.Ref] = set()
+        #: The work started by start_async, by name (its result goes to handle_async).
+        self._tasks: dict[beam.Ref, str] = {}
         self._streams: dict[str, Stream] = {}
 
     def assign(self, **values: Any) -> None:
@@ -192,13 +192,11 @@ class LiveSocket:
         """
         if not self.connected:
             return
-        for ref, names in list(self._loads.items()):
-            if names == (name,) and ref in self._tasks:
-                del self._loads[ref]
-                self._tasks.discard(ref)
+        tasks = self._tasks
+        for superseded in [ref for ref, running in tasks.items() if running == name]:
+            del tasks[superseded]
         ref = beam.make_ref()
-        self._loads[ref] = (name,)
-        self._tasks.add(ref)
+        tasks[ref] = name
         beam.spawn_link(_load, beam.self(), ref, (name,), work)
 
     def stream(
@@ -545,10 +543,9 @@ class LiveChannel(Channel):
         view = self.view
         assert view is not None
         if type(message) is _Loaded:
-            if message.ref in self.live._tasks:
-                self.live._tasks.discard(message.ref)
-                self.live._loads.pop(message.ref, None)
-                await view.handle_async(message.names[0], _result(message), self.live)
+            name = self.live._tasks.pop(message.ref, None)
+            if name is not None:
+                await view.handle_async(name, _result(message), self.live)
             else:
                 self._loaded(message)
         else:
@@ -567,7 +564,7 @@ class LiveChannel(Channel):
 
     def _loaded(self, message: _Loaded) -> None:
         if self.live._loads.pop(message.ref, None) is None:
-            return  # superseded by a newer assign_async of the same names
+            return  # superseded by newer work of the same name (assign_async, start_async)
         if message.values is None:
             self.live.assign(**dict.fromkeys(message.names, _result(message)))
         else:

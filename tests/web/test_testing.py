@@ -103,3 +103,16 @@ async def test_start_async_hands_results_to_handle_async() -> None:
         await view.click("older")
         await view.sync()
         assert "p4.0" in view.html
+
+
+async def test_a_newer_start_async_of_the_same_name_supersedes_the_running_one() -> None:
+    from .liveviews import Older
+
+    async with beam.open_node():
+        view = await web.testing.live(Older)
+        await view.click("older")
+        await view.click("older")  # before the first page arrived: its result is dropped
+        await view.sync()
+        assert "p2.0" in view.html
+        assert "p1.0" not in view.html
+        assert '<p id="loading">' not in view.html
