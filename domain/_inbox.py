@@ -22,6 +22,7 @@ notifications concurrently::
 
 from __future__ import annotations
 
+import inspect
 import sys
 import uuid
 from datetime import datetime
@@ -94,9 +95,9 @@ def notification_resource(
     ``action_url``, ``idempotency_key`` (unique: a retried ``notify`` with the same key is
     refused as taken, never stored twice), ``is_read``, ``read_at``, ``inserted_at``.
     Actions: ``notify`` (create; no policy allows it to an actor: trusted code, the server
-    itself, calls it with ``authorize=False``),
-    ``read`` (the owner's only), ``mark_as_read`` (the owner's only). The resource lives in
-    *module* (the caller's, by default), so ``"User"`` resolves there first::
+    itself, calls it with ``authorize=False``), ``read`` (the owner's only), ``mark_as_read``
+    (the owner's only). The resource lives in *module* (the caller's, by default), so
+    ``"User"`` resolves there first::
 
         Notification = notification_resource("Notification", user="User")
     """
@@ -111,18 +112,10 @@ def notification_resource(
         "__module__": module,
         "__qualname__": name,
         "__doc__": f"A notification for one {user} (declared by notification_resource).",
-        "__annotations__": {
-            "id": uuid.UUID,
-            "user_id": uuid.UUID,
-            "kind": str,
-            "title": str,
-            "body": str,
-            "action_url": str | None,
-            "idempotency_key": str | None,
-            "is_read": bool,
-            "read_at": datetime | None,
-            "inserted_at": datetime,
-        },
+        # The same fields as the typed shape, evaluated here (this module imports the types).
+        "__annotations__": inspect.get_annotations(
+            BaseNotification, globals=globals(), eval_str=True
+        ),
         "id": uuid_primary_key(),
         "user_id": attribute(),
         "user": belongs_to(user, source_attribute="user_id", allow_nil=False),
