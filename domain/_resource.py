@@ -571,7 +571,7 @@ def _check_keys(
         what = (
             f"identity {declared.name!r}"
             if isinstance(declared, Identity)
-            else (f"index {declared.fields}")
+            else f"index {declared.fields}"
         )
         raise ResourceDefinitionError(
             f"{rname}: {what} names unknown attributes {unknown}; "

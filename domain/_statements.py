@@ -26,8 +26,9 @@ __all__ = [
     "update_returning",
 ]
 
-#: Prefix of the primary-key bind parameters (never a column name: columns are identifiers
-#: checked by the resource layer and cannot start with an underscore pair).
+#: Prefix of the primary-key bind parameters. It cannot clash with a column: an attribute
+#: declared as ``__name`` in a class body is renamed by Python (``_Class__name``). The
+#: filter, limit and offset parameters below start with ``__`` for the same reason.
 _PK = "__pk_"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 
@@ -273,3 +274,21 @@ def test_resources_of_one_name_in_two_modules_resolve_within_their_module() -> N
 
     assert app.Room.__relationships__["messages"].target() is app.Message
     assert chat.Message.__relationships__["room"].target() is chat.Room
+
+
+def test_random_uuid_keys_are_version_4_unique_and_not_shared_with_a_fork() -> None:
+    from domain._resource import random_uuid
+
+    keys = [random_uuid() for _ in range(2_000)]  # several refills of the bulk pool
+    assert len(set(keys)) == len(keys)
+    assert {k.version for k in keys} == {4}
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write_end, random_uuid().bytes)
+        os._exit(0)
+    os.waitpid(child, 0)
+    from_child = uuid.UUID(bytes=os.read(read_end, 16))
+    os.close(read_end)
+    os.close(write_end)
+    assert from_child != random_uuid()  # the child drew fresh bytes, not the parent's next
