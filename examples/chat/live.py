@@ -21,7 +21,7 @@ import web
 from . import notifications
 from . import rooms as rooms_
 from .model import UNREAD, Chat, Message, Room, User
-from .sending import SendRefused, delete, edit, send
+from .sending import SendRefused, delete, edit, in_room, send
 
 TYPING_SECONDS = 3.0
 HISTORY = 50
@@ -276,9 +276,7 @@ class ChatLive(web.LiveView):
             elif event == "delete":
                 await delete(self.user, room_id, message_id)
             else:
-                record = await Chat.get(Message, uuid.UUID(message_id), actor=self.user)
-                if str(record.room_id) != socket.assigns["room_id"]:
-                    raise domain.NotFound(f"message {message_id} in this room")
+                record = await in_room(self.user, room_id, message_id)
                 if event == "edit" and record.author_id != self.user.id:
                     raise domain.Forbidden("you can only edit your own messages")
                 socket.stream_insert("messages", _message(record, editing=event == "edit"))

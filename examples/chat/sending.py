@@ -33,9 +33,12 @@ async def send(user: User, room_id: uuid.UUID, content: str, client_id: str | No
     return record
 
 
-async def _in_room(user: User, message_id: str, room_id: uuid.UUID) -> Message:
+async def in_room(user: User, room_id: uuid.UUID, message_id: str) -> Message:
     """The message *message_id* of the room, as *user* may read it; else
-    :class:`domain.NotFound`."""
+    :class:`domain.NotFound`.
+
+    >>> record = await in_room(alice, lobby_id, message_id)
+    """
     try:
         wanted = uuid.UUID(message_id)
     except ValueError:
@@ -52,7 +55,7 @@ async def edit(user: User, room_id: uuid.UUID, message_id: str, content: str) ->
 
     >>> record = await edit(alice, lobby_id, str(record.id), "hi @bob, again")
     """
-    record = await _in_room(user, message_id, room_id)
+    record = await in_room(user, room_id, message_id)
     return await Chat.edit_message(record, content=content, actor=user)
 
 
@@ -62,5 +65,5 @@ async def delete(user: User, room_id: uuid.UUID, message_id: str) -> Message:
 
     >>> await delete(alice, lobby_id, str(record.id))
     """
-    record = await _in_room(user, message_id, room_id)
+    record = await in_room(user, room_id, message_id)
     return await Chat.delete_message(record, actor=user)
