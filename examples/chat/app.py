@@ -92,10 +92,11 @@ async def build(
     """Start the chat's supervision tree in the calling node and return its endpoint.
 
     The chat is an :class:`supervisors.Application` whose tree (``chat.sup``, one_for_one)
-    holds the domain's connection pool (itself a supervisor of
-    connection actors), the presence tracker and the per-user rate limiter. Any of them can be
-    killed (from the ``/admin`` page, say): the supervisor starts it again and the chat goes
-    on. LiveViews and channels are processes of their connections: their crashes stay theirs.
+    holds the domain's connection pool (itself a supervisor of connection actors), the
+    presence tracker and the per-user rate limiter. Any of them can be killed (from the
+    ``/admin`` page, say): the supervisor starts it again and the chat goes on. LiveViews and
+    channels are processes of their connections: their crashes stay theirs. The schema is
+    brought up to date first (see :func:`upgrade_database`).
     """
     url = database or database_url(data_dir)
     await upgrade_database(url)

@@ -172,7 +172,7 @@ class UserChannel(web.Channel):
             await notifications.mark_read(user, str(payload.get("id", "")))
             return web.ok()
         if event == "mark_all_notifications_read":
-            count = await notifications.mark_all_read(user)  # pushed below, as broadcast
+            count = await notifications.mark_all_read(user)  # the broadcast is pushed too
             return web.ok({"count": count})
         return web.error({"reason": f"unknown event {event!r}"})
 
