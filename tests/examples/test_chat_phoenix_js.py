@@ -7,15 +7,10 @@ mentions her as bob, and follows the notification and the unread counter through
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import trio
-
-from ..web.jsclient import require_node_package
-from ..web.test_phoenix_js import _lines
+from ..web.jsclient import require_node_package, run_node_script
 from .test_chat import chat_server, socket_token
 
 SCRIPT = Path(__file__).resolve().parent / "js" / "chat_user_channel.cjs"
@@ -28,20 +23,11 @@ async def test_phoenix_js_user_channel_and_room(tmp_path: Path) -> None:
         alice = await socket_token(port, "alice")
         bob = await socket_token(port, "bob")
         argv = [node, str(SCRIPT), str(port), alice["token"], alice["user_id"], bob["token"]]
-        process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE)
-        assert process.stdout is not None
-        try:
-            with trio.fail_after(60):
-                async for line in _lines(process.stdout):
-                    fact = json.loads(line)
-                    assert "error" not in fact, fact["error"]
-                    steps[fact.pop("step")] = fact
-                assert await process.wait() == 0
-        finally:
-            if process.returncode is None:
-                process.kill()
-            with trio.CancelScope(shield=True):
-                await process.wait()
+
+        async def on_fact(fact: dict[str, Any]) -> None:
+            steps[fact.pop("step")] = fact
+
+        await run_node_script(argv, on_fact)
 
     assert steps["initial_state"] == {
         "user": "alice",

@@ -6,11 +6,16 @@ in CI), where a missing client is a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = Path(__file__).resolve().parent / "js"
@@ -30,3 +35,38 @@ def require_node_package(package: str) -> str:
     if os.environ.get("BEAM_REQUIRE_BROWSER") == "1":
         pytest.fail(f"BEAM_REQUIRE_BROWSER=1 but {why}")
     pytest.skip(why)
+
+
+async def run_node_script(
+    argv: list[str],
+    on_fact: Callable[[dict[str, Any]], Awaitable[None]],
+    timeout: float = 60,
+) -> None:
+    """Run a Node script that prints one JSON fact per line, handing each to *on_fact*; a
+    fact with ``"error"`` fails the test, and so does a non-zero exit or *timeout*."""
+    process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    try:
+        with trio.fail_after(timeout):
+            async for line in _lines(process.stdout):
+                fact = json.loads(line)
+                assert "error" not in fact, fact["error"]
+                await on_fact(fact)
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with trio.CancelScope(shield=True):
+            await process.wait()
+
+
+async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
+    buffer = b""
+    while True:
+        data = await stream.receive_some(65_536)
+        if not data:
+            return
+        buffer += data
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            yield line.decode()

@@ -7,8 +7,6 @@ it, restarts the server when the script asks, and checks every step's facts.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import Any
 
 import trio
@@ -17,7 +15,7 @@ import beam
 import presence
 import web
 
-from .jsclient import JS_DIR, require_node_package
+from .jsclient import JS_DIR, require_node_package, run_node_script
 from .test_channels import SECRET, UserSocket
 
 
@@ -50,27 +48,16 @@ async def test_phoenix_js_socket_channel_and_presence() -> None:
         async with trio.open_nursery() as nursery:
             port = await server.start(nursery, 0)
             script = str(JS_DIR / "channels_conformance.cjs")
-            process = await trio.lowlevel.open_process(
-                [node, script, str(port), token], stdout=subprocess.PIPE
-            )
-            assert process.stdout is not None
-            try:
-                with trio.fail_after(60):
-                    async for line in _lines(process.stdout):
-                        fact = json.loads(line)
-                        assert "error" not in fact, fact["error"]
-                        if fact.get("restart"):
-                            server.scope.cancel()
-                            await trio.sleep(0.3)  # the client retries against a closed port
-                            await server.start(nursery, port)
-                        else:
-                            steps[fact.pop("step")] = fact
-                    assert await process.wait() == 0
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                with trio.CancelScope(shield=True):
-                    await process.wait()
+
+            async def on_fact(fact: dict[str, Any]) -> None:
+                if fact.get("restart"):
+                    server.scope.cancel()
+                    await trio.sleep(0.3)  # the client retries against a closed port
+                    await server.start(nursery, port)
+                else:
+                    steps[fact.pop("step")] = fact
+
+            await run_node_script([node, script, str(port), token], on_fact)
             nursery.cancel_scope.cancel()
 
     assert steps["join_and_push"] == {
@@ -88,15 +75,3 @@ async def test_phoenix_js_socket_channel_and_presence() -> None:
     restart = steps["restart_and_reconnect"]
     assert restart["closeCode"] == 1001
     assert restart["afterRestart"] == {"status": "ok", "response": {"echo": {"restarted": True}}}
-
-
-async def _lines(stream: trio.abc.ReceiveStream) -> Any:
-    buffer = b""
-    while True:
-        data = await stream.receive_some(65_536)
-        if not data:
-            return
-        buffer += data
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            yield line.decode()

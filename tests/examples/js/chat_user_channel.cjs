@@ -9,59 +9,15 @@
 
 const { Socket } = require("phoenix");
 const WebSocket = require("ws");
+const { say, fail, within, join, push } = require("../../web/js/steps.cjs");
 
 const [port, aliceToken, aliceId, bobToken] = process.argv.slice(2);
 const url = `ws://127.0.0.1:${port}/socket`;
-
-function say(fact) {
-  process.stdout.write(JSON.stringify(fact) + "\n");
-}
-
-function fail(error) {
-  say({ error: String(error && error.stack ? error.stack : error) });
-  process.exit(1);
-}
-
-function within(ms, what, executor) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    executor(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
-}
 
 function open(token) {
   const socket = new Socket(url, { transport: WebSocket, params: { token } });
   socket.connect();
   return socket;
-}
-
-function join(channel, what) {
-  return within(5000, what, (resolve, reject) => {
-    channel
-      .join()
-      .receive("ok", resolve)
-      .receive("error", (reason) => reject(Object.assign(new Error(what), { reason })))
-      .receive("timeout", () => reject(new Error(`${what}: join timeout`)));
-  });
-}
-
-function push(channel, event, payload) {
-  return within(5000, `push ${event}`, (resolve, reject) => {
-    channel
-      .push(event, payload)
-      .receive("ok", (response) => resolve({ status: "ok", response }))
-      .receive("error", (response) => resolve({ status: "error", response }))
-      .receive("timeout", () => reject(new Error(`push ${event}: timeout`)));
-  });
 }
 
 // Resolves with the payload of the next `event` on `channel` that satisfies `test`.
