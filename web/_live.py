@@ -349,7 +349,13 @@ class LiveView:
 
     async def handle_async(self, name: str, result: AsyncResult, socket: LiveSocket) -> None:
         """What the work of ``socket.start_async(name, ...)`` returned (``result.ok``,
-        ``result.result``) or why it failed (``result.failed``). Default: log it."""
+        ``result.result``) or why it failed (``result.failed``). Default: log it.
+
+        >>> async def handle_async(self, name, result, socket):
+        ...     if result.ok:
+        ...         for item in result.result:
+        ...             socket.stream_insert("messages", item, at=0)
+        """
         logger.warning("%s got an unexpected async result %r", type(self).__name__, name)
 
     async def terminate(self, reason: Any, socket: LiveSocket) -> None:

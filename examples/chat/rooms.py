@@ -29,6 +29,10 @@ async def enter(user: User, room_id: uuid.UUID) -> Room | None:
 
 
 async def joined(user: User) -> set[str]:
-    """The ids (as text) of the rooms *user* is a member of."""
+    """The ids (as text) of the rooms *user* is a member of.
+
+    >>> str(lobby_id) in await joined(alice)
+    True
+    """
     memberships = await Chat.memberships(actor=user, filter={"user_id": user.id})
     return {str(m.room_id) for m in memberships}
