@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 import trio
@@ -292,3 +293,25 @@ def test_random_uuid_keys_are_version_4_unique_and_not_shared_with_a_fork() -> N
     os.close(read_end)
     os.close(write_end)
     assert from_child != random_uuid()  # the child drew fresh bytes, not the parent's next
+
+
+def test_an_sqlite_files_directory_is_created(tmp_path: Path) -> None:
+    from domain._data_layer import ensure_sqlite_directory
+
+    ensure_sqlite_directory(f"sqlite:///{tmp_path}/a/b/app.db")
+    assert (tmp_path / "a" / "b").is_dir()
+    ensure_sqlite_directory("sqlite://")  # in memory: nothing to create, no error
+    ensure_sqlite_directory("postgresql+psycopg://u@h/db")
+
+
+async def test_sqlite_reads_go_to_query_only_readers(tmp_path: Path) -> None:
+    async with beam.open_node():
+        await Chat.start_link(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        await Chat.create_tables()
+        repo = Chat.repo()
+        assert repo.pool_size == 4  # one writer, three readers
+        await Chat.register("alice")
+        write = ChatUser.__table__.delete()
+        with pytest.raises(Exception, match="readonly"):  # a reader refuses to write
+            await repo.run(lambda tx: tx.conn.execute(write), read_only=True)
+        assert [u.name for u in await Chat.read(ChatUser)] == ["alice"]
