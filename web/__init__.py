@@ -47,6 +47,9 @@ from ._channel import broadcast as broadcast
 from ._channel import broadcast_from as broadcast_from
 from ._channel import error as error
 from ._channel import ok as ok
+from ._cookies import parse_cookies as parse_cookies
+from ._cookies import set_cookie as set_cookie
+from ._csrf import CsrfProtection as CsrfProtection
 from ._live import LIVEVIEW_VERSION as LIVEVIEW_VERSION
 from ._live import AsyncResult as AsyncResult
 from ._live import LiveSocket as LiveSocket
@@ -98,6 +101,7 @@ __all__ = (
     "ChannelReply",
     "ChannelSocket",
     "ConnectInfo",
+    "CsrfProtection",
     "Endpoint",
     "InvalidToken",
     "LiveComponent",
@@ -121,8 +125,10 @@ __all__ = (
     "disconnect",
     "error",
     "ok",
+    "parse_cookies",
     "serializer_for",
     "serve",
+    "set_cookie",
     "testing",
 )
 
