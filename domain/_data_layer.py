@@ -10,6 +10,7 @@ gets :class:`ConnectionLost`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -44,13 +45,21 @@ def database_url(default: str = "sqlite:///data/app.db") -> str:
 
 def ensure_sqlite_directory(url: str) -> None:
     """Create the directory of an SQLite file *url* (``sqlite:///data/app.db``) if missing,
-    so a fresh checkout starts without a set-up step; other URLs are left alone."""
+    so a fresh checkout starts without a set-up step, and the file itself, readable and
+    writable by its owner only (0600: SQLite would make it 0644, readable by every user of
+    the machine); other URLs are left alone. An existing file keeps its mode.
+
+    >>> ensure_sqlite_directory("sqlite:///data/app.db")
+    """
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 @dataclass

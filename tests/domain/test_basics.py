@@ -300,6 +300,9 @@ def test_an_sqlite_files_directory_is_created(tmp_path: Path) -> None:
 
     ensure_sqlite_directory(f"sqlite:///{tmp_path}/a/b/app.db")
     assert (tmp_path / "a" / "b").is_dir()
+    # Only its owner may read the database (and the directory made for it).
+    assert (tmp_path / "a" / "b" / "app.db").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "a" / "b").stat().st_mode & 0o777 == 0o700
     ensure_sqlite_directory("sqlite://")  # in memory: nothing to create, no error
     ensure_sqlite_directory("postgresql+psycopg://u@h/db")
 
