@@ -70,6 +70,14 @@ from ._protocol import ProtocolError as ProtocolError
 from ._protocol import Reply as Reply
 from ._protocol import Serializer as Serializer
 from ._protocol import serializer_for as serializer_for
+from ._ratelimit import RATE_LIMITER as RATE_LIMITER
+from ._ratelimit import Backoff as Backoff
+from ._ratelimit import Limit as Limit
+from ._ratelimit import RateLimited as RateLimited
+from ._ratelimit import RateLimiter as RateLimiter
+from ._ratelimit import rate_limit as rate_limit
+from ._ratelimit import record_failure as record_failure
+from ._ratelimit import reset_limit as reset_limit
 from ._server import Endpoint as Endpoint
 from ._server import Request as Request
 from ._server import Response as Response
@@ -93,9 +101,11 @@ __all__ = (
     "PHX_JOIN",
     "PHX_LEAVE",
     "PHX_REPLY",
+    "RATE_LIMITER",
     "V1",
     "V2",
     "AsyncResult",
+    "Backoff",
     "Broadcast",
     "Channel",
     "ChannelReply",
@@ -104,11 +114,14 @@ __all__ = (
     "CsrfProtection",
     "Endpoint",
     "InvalidToken",
+    "Limit",
     "LiveComponent",
     "LiveSocket",
     "LiveView",
     "Message",
     "ProtocolError",
+    "RateLimited",
+    "RateLimiter",
     "Reply",
     "Request",
     "Response",
@@ -126,6 +139,9 @@ __all__ = (
     "error",
     "ok",
     "parse_cookies",
+    "rate_limit",
+    "record_failure",
+    "reset_limit",
     "serializer_for",
     "serve",
     "set_cookie",
