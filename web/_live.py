@@ -27,6 +27,7 @@ mounts afresh.
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import secrets
 import sys
@@ -34,29 +35,56 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import jinja2
 
 import beam
 
 from ._channel import Channel, ChannelReply, ChannelSocket, Stop, error, ok
+from ._csrf import CsrfProtection
 from ._live_component import ComponentTable
+from ._protocol import Broadcast
 from ._rendered import to_html
-from ._socket import ConnectInfo, Socket
+from ._server import Request, Response
+from ._socket import ConnectInfo, Socket, disconnect
 from ._stream import Stream, default_dom_id
 from ._template import LiveTemplate
 from ._token import InvalidToken, Token
 
-__all__ = ["LIVEVIEW_VERSION", "AsyncResult", "LiveSocket", "LiveView"]
+__all__ = ["LIVEVIEW_VERSION", "AsyncResult", "LiveSocket", "LiveView", "SessionFn"]
 
 logger = logging.getLogger("web.live")
 
 #: The phoenix_live_view client version this server speaks (reported in join replies).
 LIVEVIEW_VERSION: Final = "1.2.12"
 _SESSION_SALT: Final = "live view session"
-_CSRF_SALT: Final = "live view csrf"
 _SESSION_MAX_AGE: Final = 14 * 86_400
+#: A LiveView form event may have at most this many fields (as Django's default) ...
+MAX_FORM_FIELDS: Final = 1000
+#: ... and keys nested at most this deep (``a[b][c]`` is 3 levels).
+MAX_FORM_DEPTH: Final = 32
+#: The ``/live`` socket's assigns: what it kept of the upgrade, and the connection's socket id.
+_UPGRADE_KEY: Final = "_live_upgrade"
+_CONNECTION_KEY: Final = "_live_connection"
+#: Headers of the WebSocket upgrade a route guard has no use for (kept out of its Request).
+_UPGRADE_ONLY: Final = frozenset(
+    {
+        "connection",
+        "upgrade",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    }
+)
+
+#: A route guard, ``session(request)``: the session a view mounts with, or a
+#: :class:`Response` (say a redirect to sign in) instead. Sync or async. It runs on every
+#: mount: for the page over HTTP, and for every connected join (see :class:`LiveRoutes`).
+SessionFn = Callable[
+    [Request], Mapping[str, Any] | Response | Awaitable[Mapping[str, Any] | Response]
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,35 +413,91 @@ def _component_names(view: type[LiveView]) -> dict[str, Any]:
     return {component.__name__: component for component in view.components}
 
 
+@dataclass(frozen=True, slots=True)
+class LiveRoute:
+    """One ``endpoint.live(...)`` route: its view, its guard and its live session's name."""
+
+    path: str
+    view: type[LiveView]
+    guard: SessionFn | None
+    live_session: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Upgrade:
+    """What the ``/live`` socket keeps of its WebSocket upgrade request, so that route guards
+    can run at join (the connection's assigns): the headers (cookies...) and the peer."""
+
+    headers: tuple[tuple[str, str], ...]
+    client: tuple[str, int] | None
+
+
 class LiveRoutes:
-    """The LiveView routes of one endpoint and the secret their tokens are signed with."""
+    """The LiveView routes of one endpoint and the secret their tokens are signed with.
+
+    Routes form *live sessions* (Phoenix's ``live_session``): the client may navigate live
+    (``push_navigate``, ``data-phx-link="redirect"``) only between routes of one live session;
+    into another, it is told to load the page in full. Routes given the same
+    ``live_session`` name share one; unnamed routes share one when they have the same
+    ``session`` guard (the same function object), and routes without a guard share one.
+    Whatever the live session, the target route's guard runs on every mount.
+    """
 
     def __init__(self, secret_key: str) -> None:
         self.secret_key = secret_key
-        self.views: dict[str, type[LiveView]] = {}
+        #: The CSRF cookie and tokens of LiveView pages and the ``/live`` socket (shared
+        #: with plain form posts: the same key and cookie).
+        self.csrf = CsrfProtection(secret_key)
+        self.routes: dict[str, LiveRoute] = {}
+        #: Names of the live sessions made for unnamed guards, by guard identity (the guard
+        #: is kept too, so that its id is not reused).
+        self._by_guard: dict[int, tuple[SessionFn, str]] = {}
 
-    def sign_session(self, path: str, element_id: str, session: Mapping[str, Any]) -> str:
-        """The ``data-phx-session`` token: which route, for which container element, and the
-        session (from the request's cookies) the view mounts with."""
-        data = {"path": path, "id": element_id, "session": dict(session)}
+    def add(
+        self,
+        path: str,
+        view: type[LiveView],
+        *,
+        session: SessionFn | None = None,
+        live_session: str | None = None,
+    ) -> LiveRoute:
+        """Route *path* to *view*, guarded by *session*, in the live session *live_session*
+        (by default, the one of every route with the same guard).
+
+        >>> routes.add("/admin", Admin, session=require_admin)
+        """
+        if live_session is not None:
+            name = "name:" + live_session
+        elif session is None:
+            name = "unguarded"
+        else:
+            known = self._by_guard.get(id(session))
+            if known is None:
+                label = getattr(session, "__qualname__", type(session).__name__)
+                known = self._by_guard[id(session)] = (
+                    session,
+                    f"guard:{label}#{len(self._by_guard)}",
+                )
+            name = known[1]
+        route = self.routes[path] = LiveRoute(path, view, session, name)
+        return route
+
+    def sign_session(self, route: LiveRoute, element_id: str, session: Mapping[str, Any]) -> str:
+        """The ``data-phx-session`` token: which route, for which container element, in which
+        live session, and the session the view mounts with when the route has no guard."""
+        data = {
+            "path": route.path,
+            "id": element_id,
+            "live_session": route.live_session,
+            "session": dict(session),
+        }
         return Token.sign(self.secret_key, _SESSION_SALT, data)
-
-    def csrf_token(self) -> str:
-        """A fresh signed CSRF token for a page."""
-        return Token.sign(self.secret_key, _CSRF_SALT, secrets.token_urlsafe(16))
-
-    def verify_csrf(self, token: str) -> bool:
-        try:
-            Token.verify(self.secret_key, _CSRF_SALT, token, max_age=_SESSION_MAX_AGE)
-        except InvalidToken:
-            return False
-        return True
 
     def resolve(
         self, session_token: Any, topic: str
-    ) -> tuple[type[LiveView], dict[str, Any]] | None:
-        """The view and session a join's session token names, if it is genuine and meant for
-        this topic."""
+    ) -> tuple[LiveRoute, dict[str, Any], str] | None:
+        """The route, session and live session a join's session token names, if it is
+        genuine and meant for this topic."""
         if not isinstance(session_token, str):
             return None
         try:
@@ -424,9 +508,40 @@ class LiveRoutes:
             return None
         if not isinstance(data, dict) or topic != "lv:" + str(data.get("id")):
             return None
-        view = self.views.get(str(data.get("path")))
+        route = self.routes.get(str(data.get("path")))
         session = data.get("session")
-        return None if view is None else (view, session if isinstance(session, dict) else {})
+        if route is None:
+            return None
+        return route, session if isinstance(session, dict) else {}, str(data.get("live_session"))
+
+
+async def run_guard(guard: SessionFn, request: Request) -> Mapping[str, Any] | Response:
+    """What *guard* says for *request* (awaited if it is async), checked.
+
+    >>> session = await run_guard(require_user, request)
+    """
+    result: Any = guard(request)
+    if inspect.isawaitable(result):
+        result = await result
+    if not isinstance(result, Mapping | Response):
+        name = getattr(guard, "__qualname__", repr(guard))
+        raise beam.BadReturnValue(
+            f"the LiveView session guard {name}", result, "a mapping (the session) or a Response"
+        )
+    return result
+
+
+def guard_request(upgrade: _Upgrade | None, path: str, url: str) -> Request:
+    """The :class:`Request` a route guard sees on a connected join: the WebSocket upgrade's
+    headers and peer, the route's *path* and the query of the page's *url*."""
+    query = urlsplit(url).query
+    headers = () if upgrade is None else upgrade.headers
+    client = None if upgrade is None else upgrade.client
+    return Request("GET", path, parse_qs(query), headers, b"", client, query)
+
+
+def _location(response: Response) -> str | None:
+    return next((value for key, value in response.headers if key.lower() == "location"), None)
 
 
 def url_params(url: str) -> dict[str, Any]:
@@ -434,31 +549,49 @@ def url_params(url: str) -> dict[str, Any]:
     return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
 
 
-def form_params(encoded: str) -> dict[str, Any]:
+class FormError(ValueError):
+    """A form event over the limits of :func:`form_params` (the event is refused)."""
+
+
+def form_params(
+    encoded: str, *, max_fields: int = MAX_FORM_FIELDS, max_depth: int = MAX_FORM_DEPTH
+) -> dict[str, Any]:
     """A URL-encoded form as nested dicts, Plug-style: ``user[name]=Jo`` -> ``{"user":
     {"name": "Jo"}}``, ``tags[]=a&tags[]=b`` -> ``{"tags": ["a", "b"]}``.
+
+    Raises :class:`FormError` for more than *max_fields* fields or a key nested deeper than
+    *max_depth* levels. Keys that clash (``a=1&a[b]=2``) keep what came first.
 
     >>> form_params("user%5Bname%5D=Jo&tags%5B%5D=a&tags%5B%5D=b")
     {'user': {'name': 'Jo'}, 'tags': ['a', 'b']}
     """
+    try:
+        pairs = parse_qsl(encoded, keep_blank_values=True, max_num_fields=max_fields)
+    except ValueError:
+        raise FormError(
+            f"form refused: more than {max_fields} fields (split the form, or send the data "
+            "another way)"
+        ) from None
     result: dict[str, Any] = {}
-    for key, value in parse_qsl(encoded, keep_blank_values=True):
+    for key, value in pairs:
+        if key.count("[") >= max_depth:
+            raise FormError(
+                f"form refused: the key {key[:40]!r}... is nested deeper than {max_depth} levels"
+            )
         head, _, rest = key.partition("[")
         path = [head] + [part.rstrip("]") for part in rest.split("[")] if rest else [head]
         target: Any = result
         for index, part in enumerate(path):
-            last = index == len(path) - 1
-            following = None if last else path[index + 1]
-            if last:
+            if index == len(path) - 1:
                 if part == "" and isinstance(target, list):
                     target.append(value)
                 elif isinstance(target, dict):
                     target[part] = value
-            else:
-                if isinstance(target, list):
-                    break  # a[][b] shapes are not supported; keep what we have
-                default: Any = [] if following == "" else {}
+            elif isinstance(target, dict):
+                default: Any = [] if path[index + 1] == "" else {}
                 target = target.setdefault(part, default)
+            else:
+                break  # a[][b] shapes, or a key clashing with a value: keep what we have
     return result
 
 
@@ -473,6 +606,8 @@ class LiveChannel(Channel):
         self.template: LiveTemplate | None = None
         self.state: list[Any] = []
         self.components = ComponentTable(lambda: LiveSocket(connected=True))
+        #: The session's ``live_socket_id``: ``web.disconnect`` of it closes this view.
+        self.live_socket_id: str | None = None
 
     async def join(
         self, topic: str, params: Mapping[str, Any], socket: ChannelSocket
@@ -480,25 +615,44 @@ class LiveChannel(Channel):
         found = self.routes.resolve(params.get("session"), topic)
         if found is None:
             return error({"reason": "stale"})
-        view_class, session = found
+        route, session, live_session = found
         redirect = params.get("redirect")
         if isinstance(redirect, str):  # live navigation: the same element joins another view
-            target = self.routes.views.get(urlsplit(redirect).path)
+            target = self.routes.routes.get(urlsplit(redirect).path)
             if target is None:
                 return error({"reason": "stale"})  # not a live route: the client reloads
-            view_class = target
+            if target.live_session != live_session:
+                # Another live session: the client loads the page in full (its guard runs).
+                logger.info("live navigation from %s to %s refused", route.path, target.path)
+                return error({"reason": "unauthorized"})
+            route = target
         url = str(params.get("url") or redirect or "")
+        if route.guard is not None:
+            upgrade = socket.assigns.get(_UPGRADE_KEY)
+            request = guard_request(upgrade if type(upgrade) is _Upgrade else None, route.path, url)
+            guarded = await run_guard(route.guard, request)
+            if isinstance(guarded, Response):
+                location = _location(guarded)
+                if location is None:
+                    return error({"reason": "unauthorized"})  # a page load shows the answer
+                return error({"redirect": {"to": location}})
+            session = dict(guarded)
         query = url_params(url)
+        view_class = route.view
         view = self.view = view_class()
         self.template = view_class.compiled()
         self.components.names = _component_names(view_class)
         self.live.assigns["flash"] = {}
         await view.mount(query, session, self.live)
-        if self.live._redirect is not None:  # mount sends the client elsewhere
-            return error({"redirect": self.live._redirect})
-        if self.live._navigate is not None:
-            return error({"live_redirect": self.live._navigate})
+        if (refusal := self._leaving()) is not None:  # mount sends the client elsewhere
+            return refusal
         await view.handle_params(query, url, self.live)
+        if (refusal := self._leaving()) is not None:
+            return refusal
+        live_socket_id = session.get("live_socket_id")
+        if isinstance(live_socket_id, str):
+            self.live_socket_id = live_socket_id
+            beam.subscribe(live_socket_id)
         tree, self.state = self.template.render(self.components.scope(self.live.assigns))
         self.live._streams_sent()
         self.live.assigns.update(copy.deepcopy(dict(view_class.temporary_assigns)))
@@ -511,6 +665,14 @@ class LiveChannel(Channel):
         reply: dict[str, Any] = {"rendered": tree, "liveview_version": LIVEVIEW_VERSION}
         return ok(reply)
 
+    def _leaving(self) -> ChannelReply | None:
+        """The join's answer when mount or handle_params redirected, else ``None``."""
+        if self.live._redirect is not None:
+            return error({"redirect": self.live._redirect})
+        if self.live._navigate is not None:
+            return error({"live_redirect": self.live._navigate})
+        return None
+
     async def handle_in(
         self, event: str, payload: Any, socket: ChannelSocket
     ) -> ChannelReply | Stop | None:
@@ -520,7 +682,11 @@ class LiveChannel(Channel):
             kind = payload.get("type")
             value = payload.get("value")
             if kind == "form" and isinstance(value, str):
-                value = form_params(value)
+                try:
+                    value = form_params(value)
+                except FormError as exc:
+                    logger.warning("%s: %s", type(view).__name__, exc)
+                    return error({"reason": str(exc)})
                 meta = payload.get("meta")
                 if isinstance(meta, dict):
                     value.update(meta)
@@ -548,6 +714,12 @@ class LiveChannel(Channel):
     async def handle_info(self, message: Any, socket: ChannelSocket) -> Stop | None:
         view = self.view
         assert view is not None
+        if (
+            type(message) is Broadcast
+            and message.topic == self.live_socket_id
+            and message.event == "disconnect"
+        ):
+            return self._disconnect(socket)
         if type(message) is _Loaded:
             name = self.live._tasks.pop(message.ref, None)
             if name is not None:
@@ -562,6 +734,16 @@ class LiveChannel(Channel):
         for kind in ("live_patch", "live_redirect", "redirect"):
             if kind in update:
                 socket.push(kind, update[kind])
+        return None
+
+    def _disconnect(self, socket: ChannelSocket) -> Stop | None:
+        """``web.disconnect(live_socket_id)``: close the whole connection, as Phoenix does;
+        the client reconnects (with the browser's cookies as they are now) and rejoins,
+        and the route's guard decides again. Without a connection (``web.testing``): stop."""
+        logger.info("LiveView of %r disconnected", self.live_socket_id)
+        if socket.id is None:
+            return Stop(("shutdown", "disconnected"))
+        disconnect(socket.id)
         return None
 
     async def terminate(self, reason: Any, socket: ChannelSocket) -> None:
@@ -613,8 +795,13 @@ class LiveChannel(Channel):
 
 
 class LiveSocketHandler(Socket):
-    """The ``/live`` socket: any client with a genuine CSRF token may connect; each view's
-    session token is checked when it joins."""
+    """The ``/live`` socket: a client may connect with a CSRF token issued for the CSRF cookie
+    its upgrade request carries (so a token is useless in another browser); each view's
+    session token, and its route's guard, are checked when it joins.
+
+    Each connection has a unique socket id: a view closes its own connection with it when the
+    user's ``live_socket_id`` is disconnected (:meth:`LiveChannel._disconnect`).
+    """
 
     check_origin = True
     routes: ClassVar[LiveRoutes]
@@ -622,21 +809,47 @@ class LiveSocketHandler(Socket):
     async def connect(
         self, params: Mapping[str, str], connect_info: ConnectInfo
     ) -> Mapping[str, Any] | None:
-        token = params.get("_csrf_token", "")
-        return {} if self.routes.verify_csrf(token) else None
+        headers = tuple((k, v) for k, v in connect_info.headers if k not in _UPGRADE_ONLY)
+        request = Request("GET", connect_info.path, {}, headers, b"", connect_info.peer)
+        if not self.routes.csrf.verify(request, params.get("_csrf_token")):
+            return None
+        return {
+            _UPGRADE_KEY: _Upgrade(headers, connect_info.peer),
+            _CONNECTION_KEY: "live_connection:" + secrets.token_urlsafe(12),
+        }
+
+    def id(self, assigns: Mapping[str, Any]) -> str | None:
+        connection = assigns.get(_CONNECTION_KEY)
+        return connection if isinstance(connection, str) else None
 
 
 async def dead_render(
     view_class: type[LiveView], url: str, session: Mapping[str, Any]
-) -> tuple[str, str]:
-    """Mount and render *view_class* for plain HTTP; returns ``(inner_html, title)``."""
+) -> tuple[str, str] | Response:
+    """Mount and render *view_class* for plain HTTP; returns ``(inner_html, title)``, or a
+    302 :class:`Response` when ``mount`` or ``handle_params`` redirected (nothing rendered,
+    as Phoenix does)."""
     view = view_class()
     live = LiveSocket(connected=False)
     live.assigns["flash"] = {}
     query = url_params(url)
     await view.mount(query, session, live)
+    if (moved := _moved(live)) is not None:
+        return moved
     await view.handle_params(query, url, live)
+    if (moved := _moved(live)) is not None:
+        return moved
     components = ComponentTable(lambda: LiveSocket(connected=False), _component_names(view_class))
     tree, _ = view_class.compiled().render(components.scope(live.assigns))
     tree["c"] = components.take()
     return to_html(tree), str(live.assigns.get("page_title", view_class.title))
+
+
+def _moved(live: LiveSocket) -> Response | None:
+    """A 302 to where a dead render was sent (redirect, push_navigate or push_patch)."""
+    for effect in (live._redirect, live._navigate, live._patch):
+        if effect is not None:
+            to = str(effect["to"])
+            body = f"redirected to {to}\n".encode()
+            return Response(302, body, (("location", to), ("content-type", "text/plain")))
+    return None

@@ -11,11 +11,17 @@ from __future__ import annotations
 import html
 import os
 import secrets
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
-from ._live import LiveChannel, LiveRoutes, LiveSocketHandler, LiveView, dead_render
+from ._live import (
+    LiveChannel,
+    LiveRoutes,
+    LiveSocketHandler,
+    LiveView,
+    SessionFn,
+    dead_render,
+    run_guard,
+)
 from ._server import Endpoint, Request, Response
 
 __all__ = ["DEFAULT_LAYOUT", "mount_live"]
@@ -38,10 +44,6 @@ DEFAULT_LAYOUT = """<!DOCTYPE html>
 """
 
 _APP_JS = Path(__file__).with_name("static") / "live.js"
-
-#: ``session(request)``: the session a view mounts with (signed into the page, so the view's
-#: process gets it at join), or a :class:`Response` (a redirect) instead of the page.
-SessionFn = Callable[[Request], Mapping[str, Any] | Response]
 
 
 def _node_modules() -> Path:
@@ -87,34 +89,51 @@ def mount_live(
     layout: str = DEFAULT_LAYOUT,
     head: str = "",
     session: SessionFn | None = None,
+    live_session: str | None = None,
 ) -> None:
-    """Serve *view* at *path* (see :meth:`Endpoint.live`)."""
+    """Serve *view* at *path* (see :meth:`Endpoint.live`).
+
+    ``session(request)`` (sync or async) guards the route on every mount: the page over HTTP,
+    and every connected join, with the WebSocket's upgrade request (its cookies). It returns
+    the session the view mounts with, or a :class:`Response` (a redirect) that the page
+    request gets instead, and that a join turns into a redirect of the client. Live
+    navigation stays within a *live_session* (see :class:`web._live.LiveRoutes`).
+
+    >>> mount_live(endpoint, "/admin", Admin, session=require_admin)
+    """
     if not (isinstance(view, type) and issubclass(view, LiveView)):
         raise TypeError(f"endpoint.live expects a LiveView subclass, got {view!r:.80}")
     view.compiled()  # template errors show now, not on the first request
     routes = _routes(endpoint)
-    routes.views[path] = view
+    route = routes.add(path, view, session=session, live_session=live_session)
 
     async def page(request: Request) -> Response:
         url = f"http://{request.header('host') or 'localhost'}{request.path}"
         if request.query_string:
             url += "?" + request.query_string
-        data = {} if session is None else session(request)
+        data = {} if session is None else await run_guard(session, request)
         if isinstance(data, Response):
             return data  # e.g. a redirect to the sign-in page
-        inner, title = await dead_render(view, url, data)
+        rendered = await dead_render(view, url, data)
+        if isinstance(rendered, Response):
+            return rendered  # mount or handle_params redirected: 302, nothing rendered
+        inner, title = rendered
         element_id = "phx-" + secrets.token_urlsafe(9)
-        token = routes.sign_session(path, element_id, data)
+        # A guarded route's views get the guard's fresh answer at join: the page carries no
+        # session of its own then.
+        token = routes.sign_session(route, element_id, {} if session is not None else data)
         container = (
             f'<div id="{element_id}" data-phx-main data-phx-session="{html.escape(token)}" '
             f'data-phx-static="">{inner}</div>'
         )
+        csrf_token, cookie = routes.csrf.token(request)
         body = layout.format(
-            csrf_token=html.escape(routes.csrf_token()),
+            csrf_token=html.escape(csrf_token),
             title=html.escape(title),
             head=head,
             container=container,
         )
-        return Response(200, body.encode(), (("content-type", "text/html; charset=utf-8"),))
+        headers = routes.csrf.headers(cookie, (("content-type", "text/html; charset=utf-8"),))
+        return Response(200, body.encode(), headers)
 
     endpoint.get(path, page)

@@ -161,9 +161,9 @@ async def live(
     from .testing import join  # the channel test client does the process plumbing
 
     routes = LiveRoutes(secrets.token_urlsafe(32))
-    routes.views["/"] = view
+    route = routes.add("/", view)
     channel = type("LiveChannel", (LiveChannel,), {"routes": routes})
     element = "phx-test" + secrets.token_hex(4)
-    token = routes.sign_session("/", element, dict(session or {}))
+    token = routes.sign_session(route, element, dict(session or {}))
     client = await join(channel, f"lv:{element}", {"url": url, "session": token}, timeout=timeout)
     return LiveViewClient(client, client.reply["rendered"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import trio
@@ -35,19 +35,36 @@ async def live_server() -> AsyncIterator[int]:
             nursery.cancel_scope.cancel()
 
 
-async def dead_render(port: int, path: str) -> tuple[str, str, str, str]:
-    """The page's HTML, its csrf token, container id and session token."""
+class Csrf(NamedTuple):
+    """A page's CSRF token and the ``_csrf`` cookie it is bound to (set with the page)."""
+
+    token: str
+    cookie: str
+
+
+def live(port: int, csrf: Csrf) -> AbstractAsyncContextManager[phx.Phx]:
+    """Connect to /live/websocket as the browser that got *csrf*: token and cookie."""
+    headers = [(b"cookie", f"_csrf={csrf.cookie}".encode())]
+    return phx.connect(
+        port, f"_csrf_token={quote(csrf.token)}", path="/live/websocket", headers=headers
+    )
+
+
+async def dead_render(port: int, path: str) -> tuple[str, Csrf, str, str]:
+    """The page's HTML, its csrf token (and cookie), container id and session token."""
     status, headers, body = await http(
         port, f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n\r\n".encode()
     )
     assert status == 200
     assert headers["content-type"].startswith("text/html")
+    cookie = re.match(r"_csrf=([^;]+);", headers["set-cookie"])
     page = body.decode()
     csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
     container = re.search(r'<div id="(phx-[^"]+)" data-phx-main data-phx-session="([^"]+)"', page)
+    assert cookie is not None
     assert csrf is not None
     assert container is not None
-    return page, csrf.group(1), container.group(1), container.group(2)
+    return page, Csrf(csrf.group(1), cookie.group(1)), container.group(1), container.group(2)
 
 
 async def test_dead_render_then_join_event_and_push() -> None:
@@ -57,14 +74,13 @@ async def test_dead_render_then_join_event_and_push() -> None:
         assert "<title>Counter</title>" in page
         assert '<script type="module" src="/assets/live/app.js">' in page
 
-        query = f"_csrf_token={quote(csrf)}"
-        async with phx.connect(port, query, path="/live/websocket") as client:
+        async with live(port, csrf) as client:
             topic = f"lv:{element_id}"
             join_ref, reply = await client.join(
                 topic,
                 {
                     "url": f"http://127.0.0.1:{port}/counter?start=5",
-                    "params": {"_csrf_token": csrf, "_mounts": 0},
+                    "params": {"_csrf_token": csrf.token, "_mounts": 0},
                     "session": session,
                     "static": None,
                 },
@@ -104,9 +120,7 @@ async def test_dead_render_then_join_event_and_push() -> None:
 async def test_forms_are_decoded_and_validated() -> None:
     async with live_server() as port:
         _, csrf, element_id, session = await dead_render(port, "/form")
-        async with phx.connect(
-            port, f"_csrf_token={quote(csrf)}", path="/live/websocket"
-        ) as client:
+        async with live(port, csrf) as client:
             topic = f"lv:{element_id}"
             join_ref, reply = await client.join(topic, {"url": "http://x/form", "session": session})
             tree = reply["response"]["rendered"]
@@ -131,9 +145,7 @@ async def test_forms_are_decoded_and_validated() -> None:
 async def test_joins_with_a_forged_session_or_csrf_token_are_refused() -> None:
     async with live_server() as port:
         _, csrf, element_id, session = await dead_render(port, "/counter")
-        async with phx.connect(
-            port, f"_csrf_token={quote(csrf)}", path="/live/websocket"
-        ) as client:
+        async with live(port, csrf) as client:
             _, reply = await client.join(f"lv:{element_id}", {"session": session + "x"})
             assert reply == {"status": "error", "response": {"reason": "stale"}}
             _, reply = await client.join("lv:phx-other", {"session": session})
@@ -155,7 +167,7 @@ async def test_assign_async_flash_title_events_and_patch() -> None:
     async with live_server() as port:
         page, csrf, _, _ = await dead_render(port, "/loading")
         assert "<p>loading</p>" in page  # the dead render shows the loading state
-        async with phx.connect(port, f"_csrf_token={quote(csrf)}", path="/live/websocket") as c:
+        async with live(port, csrf) as c:
             topic, join_ref, tree, _ = await join_view(c, port, "/loading")
             assert tree["t"] == "Rooms"
             push = await c.event(topic, "diff")
@@ -186,7 +198,7 @@ async def test_assign_async_flash_title_events_and_patch() -> None:
 async def test_live_navigation_rejoins_the_same_element_with_another_view() -> None:
     async with live_server() as port:
         _, csrf, element_id, session = await dead_render(port, "/counter")
-        async with phx.connect(port, f"_csrf_token={quote(csrf)}", path="/live/websocket") as c:
+        async with live(port, csrf) as c:
             topic = f"lv:{element_id}"
             join_ref, _ = await c.join(topic, {"url": "http://x/counter", "session": session})
             await c.send(join_ref, topic, "phx_leave", {})
@@ -200,7 +212,7 @@ async def test_streams_send_only_inserts_and_operations() -> None:
     async with live_server() as port:
         page, csrf, _, _ = await dead_render(port, "/feed")
         assert '<p id="messages-1">one</p><p id="messages-2">two</p>' in page
-        async with phx.connect(port, f"_csrf_token={quote(csrf)}", path="/live/websocket") as c:
+        async with live(port, csrf) as c:
             topic, join_ref, tree, _ = await join_view(c, port, "/feed")
             assert tree["0"] == {
                 "s": ['<p id="', '">', "</p>"],
@@ -235,7 +247,7 @@ async def test_live_components_render_by_cid_and_handle_their_own_events() -> No
     async with live_server() as port:
         page, csrf, _, _ = await dead_render(port, "/cards")
         assert '<div id="card-a"><b>Apples</b> 0' in page
-        async with phx.connect(port, f"_csrf_token={quote(csrf)}", path="/live/websocket") as c:
+        async with live(port, csrf) as c:
             topic, join_ref, tree, _ = await join_view(c, port, "/cards")
             assert tree["0"]["k"]["0"] == {"0": 1}  # dynamics hold the cids
             assert tree["c"]["1"]["r"] == 1
