@@ -6,7 +6,8 @@ In-process: :func:`table_event` measures one event on a 1,000-row table LiveView
 In a fresh interpreter per repetition: :func:`clicks` and :func:`session_memory` start a server
 (:mod:`bench._liveview_server`) in another interpreter, then open the sessions as the official
 client does: the dead render over HTTP (for the page's CSRF token, container id and session
-token), a WebSocket to ``/live/websocket?_csrf_token=...&vsn=2.0.0`` (wsproto) and the
+token, and the cookies it sets: the CSRF token is bound to the ``_csrf`` cookie), a WebSocket
+to ``/live/websocket?_csrf_token=...&vsn=2.0.0`` carrying those cookies (wsproto) and the
 ``phx_join`` of ``lv:<id>``. pyview speaks the same Phoenix V2 framing for join, event and
 reply (its rendered format differs, which a load generator that only counts replies does not
 read).
@@ -166,8 +167,9 @@ class _Server:
         self.process.wait()
 
 
-def _dead_render(port: int) -> tuple[str, str, str]:
-    """GET the page; returns its CSRF token, container id and session token."""
+def _dead_render(port: int) -> tuple[str, str, str, str]:
+    """GET the page; returns its CSRF token, container id, session token and the ``Cookie``
+    header a browser would send back (what the page's ``Set-Cookie`` headers set)."""
     with socket.create_connection(("127.0.0.1", port)) as conn:
         conn.sendall(
             f"GET {PATH} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n\r\n".encode()
@@ -175,7 +177,12 @@ def _dead_render(port: int) -> tuple[str, str, str]:
         chunks = []
         while chunk := conn.recv(65_536):
             chunks.append(chunk)
-    page = b"".join(chunks).decode()
+    head, _, page = b"".join(chunks).decode().partition("\r\n\r\n")
+    cookies = [
+        line.split(":", 1)[1].split(";")[0].strip()
+        for line in head.split("\r\n")
+        if line.lower().startswith("set-cookie:")
+    ]
     found = [
         re.search(pattern, page)
         for pattern in (
@@ -187,7 +194,7 @@ def _dead_render(port: int) -> tuple[str, str, str]:
     if not all(found):
         raise RuntimeError(f"the dead render of {PATH} lacks a LiveView container:\n{page[:600]}")
     csrf, element_id, session = (match.group(1) for match in found if match)
-    return csrf, element_id, session
+    return csrf, element_id, session, "; ".join(cookies)
 
 
 class _Session:
@@ -199,11 +206,13 @@ class _Session:
         self.ok = self.errors = 0
         if kind == "raw":
             return
-        csrf, element_id, session = _dead_render(port)
+        csrf, element_id, session, cookies = _dead_render(port)
         self.topic = f"lv:{element_id}"
         self.ref = 1
         target = f"/live/websocket?_csrf_token={quote(csrf)}&vsn=2.0.0"
-        self.sock.sendall(self.ws.send(Request(host=f"127.0.0.1:{port}", target=target)))
+        headers = [(b"cookie", cookies.encode())] if cookies else []
+        upgrade = Request(host=f"127.0.0.1:{port}", target=target, extra_headers=headers)
+        self.sock.sendall(self.ws.send(upgrade))
         self._until(lambda event: isinstance(event, AcceptConnection))
         join = {
             "url": f"http://127.0.0.1:{port}{PATH}",
