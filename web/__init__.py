@@ -50,6 +50,7 @@ from ._channel import ok as ok
 from ._cookies import parse_cookies as parse_cookies
 from ._cookies import set_cookie as set_cookie
 from ._csrf import CsrfProtection as CsrfProtection
+from ._errors import HTTPError as HTTPError
 from ._live import LIVEVIEW_VERSION as LIVEVIEW_VERSION
 from ._live import AsyncResult as AsyncResult
 from ._live import LiveSocket as LiveSocket
@@ -78,6 +79,7 @@ from ._ratelimit import RateLimiter as RateLimiter
 from ._ratelimit import rate_limit as rate_limit
 from ._ratelimit import record_failure as record_failure
 from ._ratelimit import reset_limit as reset_limit
+from ._server import SECURITY_HEADERS as SECURITY_HEADERS
 from ._server import Endpoint as Endpoint
 from ._server import Request as Request
 from ._server import Response as Response
@@ -102,6 +104,7 @@ __all__ = (
     "PHX_LEAVE",
     "PHX_REPLY",
     "RATE_LIMITER",
+    "SECURITY_HEADERS",
     "V1",
     "V2",
     "AsyncResult",
@@ -113,6 +116,7 @@ __all__ = (
     "ConnectInfo",
     "CsrfProtection",
     "Endpoint",
+    "HTTPError",
     "InvalidToken",
     "Limit",
     "LiveComponent",

@@ -43,7 +43,7 @@ async def call_asgi(app: ASGIApp, request: Request) -> Response:
     scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
+        "http_version": request.http_version,
         "method": request.method,
         "scheme": "http",
         "path": unquote(request.path),

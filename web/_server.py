@@ -2,7 +2,8 @@
 
 h11 parses requests and writes responses; wsproto does the WebSocket handshake, framing,
 pings and closes. This module only moves bytes between them and the socket, routes requests
-to an :class:`Endpoint`, and enforces the limits (request size, idle keep-alive, frame size)::
+to an :class:`Endpoint`, and enforces the limits (request head and body size, header count,
+form fields, head/body/keep-alive timeouts, frame size)::
 
     endpoint = Endpoint()
     endpoint.get("/", lambda request: Response(200, b"hello"))
@@ -15,10 +16,17 @@ to an :class:`Endpoint`, and enforces the limits (request size, idle keep-alive,
 
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve, endpoint, "127.0.0.1", 0)
+
+Each connection is a failure domain of its own, as in Cowboy: bad input is answered with a
+4xx and closes that connection; an exception in our code (or a handler's response that
+cannot be sent) is logged once with its traceback, answered with a 500 when no byte of a
+response has gone out yet, and closes that connection only. The server keeps serving.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import logging
 import os
@@ -26,7 +34,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, parse_qsl, urlsplit
@@ -47,9 +54,20 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 import beam
 
+from ._cookies import parse_cookies
+from ._errors import HTTPError
 from ._outbox import Outbox, frame
 
-__all__ = ["Endpoint", "Request", "Response", "Upgrader", "WebSocket", "WebSocketClosed", "serve"]
+__all__ = [
+    "SECURITY_HEADERS",
+    "Endpoint",
+    "Request",
+    "Response",
+    "Upgrader",
+    "WebSocket",
+    "WebSocketClosed",
+    "serve",
+]
 
 logger = logging.getLogger("web.server")
 
@@ -58,6 +76,20 @@ GOING_AWAY: Final = 1001
 _READ: Final = 65_536
 _GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
 _CLOSE_WAIT: Final = 2.0
+#: Framing headers the server writes itself (a handler's own would conflict with them).
+_FRAMING: Final = frozenset({"content-length", "transfer-encoding"})
+_TEXT: Final = ("content-type", "text/plain; charset=utf-8")
+
+#: Headers added to every HTTP response that does not set them itself, as Phoenix's
+#: ``put_secure_browser_headers``: no MIME sniffing, no framing by other sites, no full
+#: referrer to other origins, no Flash/PDF cross-domain policies.
+SECURITY_HEADERS: Final[tuple[tuple[str, str], ...]] = (
+    ("content-security-policy", "base-uri 'self'; frame-ancestors 'self'"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "SAMEORIGIN"),
+    ("x-permitted-cross-domain-policies", "none"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +105,10 @@ class Request:
     client: tuple[str, int] | None = None
     #: The query string as it came, undecoded (``query`` is its parsed form).
     query_string: str = ""
+    #: :meth:`form` refuses bodies with more fields than this (``Endpoint.max_form_fields``).
+    max_form_fields: int = 1_000
+    #: ``"1.1"`` or ``"1.0"``.
+    http_version: str = "1.1"
 
     def header(self, name: str) -> str | None:
         """The first header called *name* (case-insensitive), or ``None``."""
@@ -80,24 +116,39 @@ class Request:
         return next((value for key, value in self.headers if key == wanted), None)
 
     def cookie(self, name: str) -> str | None:
-        """The value of the cookie called *name*, or ``None``.
+        """The value of the cookie called *name*, or ``None`` (parsed in linear time by
+        :func:`~web.parse_cookies`; the first of a repeated name wins).
 
         >>> token = request.cookie("session")
         """
-        jar = SimpleCookie()
         for key, value in self.headers:
             if key == "cookie":
-                with contextlib.suppress(CookieError):
-                    jar.load(value)
-        morsel = jar.get(name)
-        return None if morsel is None else morsel.value
+                found = parse_cookies(value).get(name)
+                if found is not None:
+                    return found
+        return None
 
     def form(self) -> dict[str, str]:
         """The body as an URL-encoded form (the last value of a repeated field wins).
 
+        A body with more than :attr:`max_form_fields` fields raises :class:`~web.HTTPError`
+        400 (the server answers with it), as Django's ``DATA_UPLOAD_MAX_NUMBER_FIELDS``.
+
         >>> name = request.form().get("username", "")
         """
-        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+        try:
+            pairs = parse_qsl(
+                self.body.decode("utf-8", "replace"),
+                keep_blank_values=True,
+                max_num_fields=self.max_form_fields,
+            )
+        except ValueError:
+            raise HTTPError(
+                400,
+                f"the form has more than {self.max_form_fields} fields "
+                f"(the limit is Endpoint.max_form_fields)",
+            ) from None
+        return dict(pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +186,30 @@ class _Always:
 
 @dataclass
 class Endpoint:
-    """Routes and limits: exact-path HTTP handlers and WebSocket handlers."""
+    """Routes and limits: exact-path HTTP handlers and WebSocket handlers.
 
+    >>> endpoint = Endpoint(max_headers=50, head_timeout=5.0, security_headers=())
+    """
+
+    #: Bytes of a request body; over it, 413.
     max_request_bytes: int = 1_048_576
     max_frame_bytes: int = 1_048_576
     #: Bytes a WebSocket may have waiting for a peer that does not read before it is dropped.
     max_backlog_bytes: int = 4 * 1_048_576
+    #: Seconds an idle connection waits for the first byte of its next request.
     keep_alive_timeout: float = 60.0
+    #: Bytes of a request head (request line and headers); over it, 431.
+    max_head_bytes: int = 16_384
+    #: Header fields in a request head; over it, 431.
+    max_headers: int = 100
+    #: Fields :meth:`Request.form` decodes (and fields of a query string); over it, 400.
+    max_form_fields: int = 1_000
+    #: Seconds from the first byte of a request to the end of its head; over it, 408.
+    head_timeout: float = 10.0
+    #: Seconds from the end of a request's head to the end of its body; over it, 408.
+    body_timeout: float = 60.0
+    #: Added to every HTTP response that does not set them itself; ``()`` adds none.
+    security_headers: tuple[tuple[str, str], ...] = SECURITY_HEADERS
     _http: dict[tuple[str, str], HttpHandler] = field(default_factory=dict)
     _sockets: dict[str, Upgrader] = field(default_factory=dict)
     _fallback: HttpHandler | None = None
@@ -150,6 +218,16 @@ class Endpoint:
     #: Signs LiveView sessions and CSRF tokens. Random per process by default: set it (the
     #: same on every node) so that pages survive a restart without a reload.
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+
+    def __post_init__(self) -> None:
+        try:
+            h11.Response(status_code=200, headers=list(self.security_headers))
+            self.security_headers = tuple((k.lower(), v) for k, v in self.security_headers)
+        except (h11.LocalProtocolError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"security_headers must be (name, value) pairs of valid HTTP headers: {exc} "
+                f"in {self.security_headers!r:.200}"
+            ) from None
 
     def get(self, path: str, handler: HttpHandler) -> None:
         """Answer ``GET path`` with ``handler(request)`` (sync or async)."""
@@ -391,104 +469,271 @@ async def serve(
 
 
 async def _connection(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.SocketStream) -> None:
-    http = h11.Connection(h11.SERVER, max_incomplete_event_size=16_384)
+    # The failure domain of one connection: nothing that goes wrong here reaches the server's
+    # nursery (that would end every other connection and the node with them).
     try:
-        while True:
-            request = await _read_request(endpoint, http, stream)
-            if request is None:
-                return
-            upgrader = endpoint._sockets.get(request.path)
-            if upgrader is not None and (request.header("upgrade") or "").lower() == "websocket":
-                handler = await _accept(upgrader, request)
-                if isinstance(handler, Response):
-                    await _send_response(http, stream, handler)
-                    return
-                leftover = bytes(http.trailing_data[0])
-                # An open WebSocket keeps no HTTP state, and the request only as long as the
-                # WebSocket holds it (a handler may let it go).
-                held = [request]
-                del http, request
-                await _upgrade(endpoint, nursery, stream, leftover, held, handler)
-                return
-            response = await _respond(endpoint, request)
-            await _send_response(http, stream, response, head=request.method == "HEAD")
-            if http.our_state is h11.MUST_CLOSE or http.their_state is h11.MUST_CLOSE:
-                return
-            http.start_next_cycle()
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        await _serve_http(endpoint, nursery, stream)
+    except _GONE:
         pass
+    except Exception:
+        logger.exception("connection from %s failed; closed it", _peer(stream))
     finally:
         await stream.aclose()
+
+
+# What the HTTP side hands to the WebSocket side: the 101 response, the frame-level
+# connection, bytes that came after the handshake, the request and the handler.
+_Upgrade = tuple[bytes, Connection, bytes, Request, SocketHandler]
+
+
+async def _serve_http(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.SocketStream) -> None:
+    http = h11.Connection(h11.SERVER, max_incomplete_event_size=endpoint.max_head_bytes)
+    while True:
+        try:
+            outcome = await _exchange(endpoint, http, stream)
+        except HTTPError as exc:  # bad input: answer, close this connection
+            logger.debug("refused a request from %s: %s", _peer(stream), exc)
+            await _send_error(endpoint, http, stream, exc)
+            return
+        except _GONE:
+            raise
+        except Exception:
+            logger.exception("request from %s failed; answered 500", _peer(stream))
+            await _send_error(endpoint, http, stream, HTTPError(500, "internal server error"))
+            return
+        if outcome is None:
+            return
+        if isinstance(outcome, tuple):
+            # An open WebSocket keeps no HTTP state, and the request only as long as the
+            # WebSocket holds it (a handler may let it go).
+            held = [outcome]
+            del http, outcome
+            await _upgrade(endpoint, nursery, stream, held)
+            return
+        if http.our_state is h11.MUST_CLOSE or http.their_state is h11.MUST_CLOSE:
+            return
+        http.start_next_cycle()
+
+
+async def _exchange(
+    endpoint: Endpoint, http: h11.Connection, stream: trio.SocketStream
+) -> Request | _Upgrade | None:
+    """One request and its response: the request (the connection may go on), the upgrade
+    to run, or ``None`` (close). Bad input raises :class:`HTTPError`."""
+    request = await _read_request(endpoint, http, stream)
+    if request is None:
+        return None
+    upgrader = endpoint._sockets.get(request.path)
+    if upgrader is not None and "websocket" in _tokens(request, "upgrade"):
+        return await _start_upgrade(endpoint, http, stream, upgrader, request)
+    response = await _respond(endpoint, request)
+    await _send_response(endpoint, http, stream, response, head=request.method == "HEAD")
+    return request
 
 
 async def _read_request(
     endpoint: Endpoint, http: h11.Connection, stream: trio.SocketStream
 ) -> Request | None:
-    head: h11.Request | None = None
-    body = bytearray()
-    with trio.move_on_after(endpoint.keep_alive_timeout) as idle:
+    """The next request, ``None`` when the peer closed or stayed idle; bad input raises
+    :class:`HTTPError` (400, 408, 413, 431...)."""
+    head = await _read_head(endpoint, http, stream)
+    if head is None:
+        return None
+    _check_head(endpoint, head)
+    method = head.method.decode("ascii")
+    path, query_string = _split_target(head.target.decode("latin-1"), method)
+    try:
+        query = parse_qs(query_string, max_num_fields=endpoint.max_form_fields)
+    except ValueError:
+        limit = endpoint.max_form_fields
+        raise HTTPError(
+            400, f"the query string has more than {limit} fields (Endpoint.max_form_fields)"
+        ) from None
+    body = await _read_body(endpoint, http, stream)
+    if body is None:
+        return None
+    return Request(
+        method,
+        path,
+        query,
+        tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers),
+        body,
+        _peer(stream),
+        query_string,
+        endpoint.max_form_fields,
+        head.http_version.decode("ascii"),
+    )
+
+
+async def _read_head(
+    endpoint: Endpoint, http: h11.Connection, stream: trio.SocketStream
+) -> h11.Request | None:
+    # Idle (no byte of the next request yet): keep_alive_timeout, then close quietly. From
+    # the first byte on: head_timeout for the whole head, then 408.
+    started = bool(http.trailing_data[0])
+    wait = endpoint.head_timeout if started else endpoint.keep_alive_timeout
+    with trio.move_on_after(wait) as scope:
         while True:
-            try:
-                event = http.next_event()
-            except h11.RemoteProtocolError as exc:
-                await _send_response(
-                    http, stream, Response(exc.error_status_hint, f"{exc}\n".encode())
-                )
+            event = _next_event(endpoint, http)
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(_READ)
+                if not data:
+                    return None
+                if not started:
+                    started = True
+                    scope.deadline = trio.current_time() + endpoint.head_timeout
+                http.receive_data(bytes(data))
+            elif isinstance(event, h11.Request):
+                return event
+            else:  # ConnectionClosed (or PAUSED, which cannot happen before a request)
                 return None
+    if started and scope.cancelled_caught:
+        raise HTTPError(
+            408,
+            f"the request head did not arrive within {endpoint.head_timeout} s "
+            f"(Endpoint.head_timeout)",
+        )
+    return None
+
+
+def _check_head(endpoint: Endpoint, head: h11.Request) -> None:
+    # h11's own limit (max_incomplete_event_size) only holds while the head is incomplete: a
+    # head that arrives in one read is measured here.
+    if len(head.headers) > endpoint.max_headers:
+        raise HTTPError(
+            431,
+            f"the request has {len(head.headers)} header fields, over the limit of "
+            f"{endpoint.max_headers} (Endpoint.max_headers)",
+        )
+    size = len(head.method) + len(head.target) + 12
+    names = set()
+    for name, value in head.headers:
+        size += len(name) + len(value) + 4
+        names.add(name)
+    if size > endpoint.max_head_bytes:
+        raise HTTPError(
+            431,
+            f"the request head is over {endpoint.max_head_bytes} bytes (Endpoint.max_head_bytes)",
+        )
+    if b"content-length" in names and b"transfer-encoding" in names:
+        raise HTTPError(
+            400,
+            "the request has both Content-Length and Transfer-Encoding (a request smuggling "
+            "pattern): send one of them",
+        )
+
+
+def _split_target(target: str, method: str) -> tuple[str, str]:
+    """The path and the raw query string of a request target (origin-form ``/p?q``,
+    absolute-form ``http://host/p?q``, or ``*`` for ``OPTIONS``)."""
+    if target.startswith("/"):
+        path, _, query = target.partition("#")[0].partition("?")
+        return path, query
+    if target == "*" and method == "OPTIONS":
+        return "*", ""
+    if target[:8].lower().startswith(("http://", "https://")):
+        try:
+            parts = urlsplit(target)
+        except ValueError as exc:
+            raise HTTPError(
+                400, f"the request target {target[:100]!r} is malformed: {exc}"
+            ) from None
+        return parts.path or "/", parts.query
+    raise HTTPError(
+        400, f"the request target {target[:100]!r} is not a path (a path starts with '/')"
+    )
+
+
+async def _read_body(
+    endpoint: Endpoint, http: h11.Connection, stream: trio.SocketStream
+) -> bytes | None:
+    body = bytearray()
+    with trio.move_on_after(endpoint.body_timeout):
+        while True:
+            event = _next_event(endpoint, http)
             if event is h11.NEED_DATA:
                 data = await stream.receive_some(_READ)
                 if not data:
                     return None
                 http.receive_data(bytes(data))
-            elif isinstance(event, h11.Request):
-                head = event
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > endpoint.max_request_bytes:
-                    limit = endpoint.max_request_bytes
-                    await _send_response(
-                        http, stream, Response(413, f"request body over {limit} bytes\n".encode())
+                    raise HTTPError(
+                        413,
+                        f"request body over {endpoint.max_request_bytes} bytes "
+                        f"(Endpoint.max_request_bytes)",
                     )
-                    return None
-            elif isinstance(event, h11.EndOfMessage) and head is not None:
-                target = urlsplit(head.target.decode("latin-1"))
-                try:
-                    peer = stream.socket.getpeername()
-                    client = (str(peer[0]), int(peer[1]))
-                except (OSError, IndexError, TypeError):
-                    client = None
-                return Request(
-                    head.method.decode("ascii"),
-                    target.path,
-                    parse_qs(target.query),
-                    tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers),
-                    bytes(body),
-                    client,
-                    target.query,
-                )
-            elif isinstance(event, h11.ConnectionClosed):
+            elif isinstance(event, h11.EndOfMessage):
+                return bytes(body)
+            else:
                 return None
-    if idle.cancelled_caught:
+    raise HTTPError(
+        408,
+        f"the request body did not arrive within {endpoint.body_timeout} s (Endpoint.body_timeout)",
+    )
+
+
+def _next_event(endpoint: Endpoint, http: h11.Connection) -> Any:
+    try:
+        return http.next_event()
+    except h11.RemoteProtocolError as exc:
+        if exc.error_status_hint == 431:
+            message = (
+                f"the request head is over {endpoint.max_head_bytes} bytes "
+                f"(Endpoint.max_head_bytes)"
+            )
+        else:
+            message = str(exc)
+        raise HTTPError(exc.error_status_hint, message) from None
+
+
+def _tokens(request: Request, name: str) -> list[str]:
+    """The comma-separated, case-insensitive tokens of every *name* header."""
+    return [
+        token.strip().lower()
+        for key, value in request.headers
+        if key == name
+        for token in value.split(",")
+    ]
+
+
+def _peer(stream: trio.SocketStream) -> tuple[str, int] | None:
+    try:
+        peer = stream.socket.getpeername()
+        return (str(peer[0]), int(peer[1]))
+    except (OSError, IndexError, TypeError, ValueError):
         return None
-    return None  # pragma: no cover - the loop only returns
 
 
 async def _respond(endpoint: Endpoint, request: Request) -> Response:
     handler = endpoint._http.get((request.method, request.path))
+    if handler is None and request.method == "HEAD":
+        handler = endpoint._http.get(("GET", request.path))  # the server drops the body
     if handler is None:
         handler = next((s for s in endpoint._static if s.owns(request.path)), None)
     if handler is None and endpoint._fallback is not None:
         handler = endpoint._fallback
     if handler is None:
-        if any(path == request.path for _, path in endpoint._http):
-            return Response(405, b"method not allowed\n")
+        allowed = {method for method, path in endpoint._http if path == request.path}
+        if allowed:
+            if "GET" in allowed:
+                allowed.add("HEAD")
+            allow = ", ".join(sorted(allowed))
+            message = f"method {request.method} not allowed on {request.path} (allowed: {allow})"
+            return Response(405, f"{message}\n".encode(), (_TEXT, ("allow", allow)))
         return Response(404, f"no route for {request.method} {request.path}\n".encode())
     return await _in_process(handler, request)
 
 
+def _error_response(error: HTTPError) -> Response:
+    return Response(error.status, f"{error.message}\n".encode(), (_TEXT, *error.headers))
+
+
 async def _in_process(handler: HttpHandler, request: Request) -> Response:
     """Run *handler* in a process of its own (as Phoenix runs each request), so that it can
-    call other processes (a GenServer, the domain's connection pool); a crash is a 500."""
+    call other processes (a GenServer, the domain's connection pool); a crash is a 500, an
+    :class:`HTTPError` its own status."""
     done = trio.Event()
     result: list[Response] = []
 
@@ -498,7 +743,9 @@ async def _in_process(handler: HttpHandler, request: Request) -> Response:
             if not isinstance(answer, Response):
                 answer = await answer
             result.append(answer)
-        except Exception:
+        except HTTPError as exc:
+            result.append(_error_response(exc))
+        except (Exception, SystemExit):  # SystemExit: a handler's bug, not the node's end
             logger.exception("handler for %s %s failed", request.method, request.path)
         finally:
             done.set()
@@ -519,51 +766,174 @@ async def _in_process(handler: HttpHandler, request: Request) -> Response:
     return result[0]
 
 
+def _encode(endpoint: Endpoint, response: Response) -> h11.Response:
+    """The h11 event for *response*: framing headers ours, security headers added, every
+    header checked (no CR/LF, latin-1 only); raises if the response cannot be sent."""
+    body = response.body
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError(f"a Response body is bytes, got {type(body).__name__}")
+    given = set()
+    headers: list[tuple[bytes, bytes]] = []
+    for name, value in response.headers:
+        lower = name.lower()
+        given.add(lower)
+        if lower not in _FRAMING:
+            headers.append((name.encode("latin-1"), value.encode("latin-1")))
+    for name, value in endpoint.security_headers:
+        if name not in given:
+            headers.append((name.encode("latin-1"), value.encode("latin-1")))
+    headers.append((b"content-length", str(len(body)).encode("ascii")))
+    return h11.Response(status_code=response.status, headers=headers)
+
+
 async def _send_response(
-    http: h11.Connection, stream: trio.abc.Stream, response: Response, *, head: bool = False
+    endpoint: Endpoint,
+    http: h11.Connection,
+    stream: trio.abc.Stream,
+    response: Response,
+    *,
+    head: bool = False,
 ) -> None:
-    """Send *response*; for a HEAD request, its headers only (with the body's length)."""
-    if http.our_state not in (h11.IDLE, h11.SEND_RESPONSE):  # IDLE: after a bad request
-        return
-    headers = [*response.headers, ("content-length", str(len(response.body)))]
-    data = http.send(h11.Response(status_code=response.status, headers=headers))
+    """Send *response*; for a HEAD request, its headers only (with the body's length).
+    A response that cannot be sent (a header with CR/LF...) is logged and becomes a 500."""
+    if http.our_state is not h11.SEND_RESPONSE:
+        raise RuntimeError(f"no response can be sent in h11 state {http.our_state}")
+    try:
+        event = _encode(endpoint, response)
+    except (h11.LocalProtocolError, UnicodeError, TypeError, ValueError):
+        logger.exception("a handler's response cannot be sent; answered 500 instead")
+        response = Response(500, b"internal server error\n")
+        event = _encode(endpoint, response)
+    data = http.send(event)
     if response.body and not head:
         data += http.send(h11.Data(data=response.body))
     data += http.send(h11.EndOfMessage())
     await stream.send_all(data)
 
 
+async def _send_error(
+    endpoint: Endpoint, http: h11.Connection, stream: trio.abc.Stream, error: HTTPError
+) -> None:
+    """Answer *error* and mark the connection for closing, unless a response (or part of
+    one) went out already; when h11 cannot frame it (no complete request yet), the bytes
+    are written directly."""
+    if http.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        return
+    response = _error_response(error)
+    response = Response(
+        response.status, response.body, (*response.headers, ("connection", "close"))
+    )
+    try:
+        event = _encode(endpoint, response)
+        data = http.send(event) + http.send(h11.Data(data=response.body))
+        data += http.send(h11.EndOfMessage())
+    except h11.LocalProtocolError:
+        data = _raw_error(endpoint, error)
+    await stream.send_all(data)
+
+
+def _raw_error(endpoint: Endpoint, error: HTTPError) -> bytes:
+    body = f"{error.message}\n".encode()
+    lines = [
+        f"HTTP/1.1 {error.status} {error.reason}",
+        f"{_TEXT[0]}: {_TEXT[1]}",
+        *(f"{name}: {value}" for name, value in endpoint.security_headers),
+        f"content-length: {len(body)}",
+        "connection: close",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
 async def _accept(upgrader: Upgrader, request: Request) -> SocketHandler | Response:
     try:
         return await upgrader.accept(request)
+    except HTTPError as exc:
+        return _error_response(exc)
     except Exception:
         logger.exception("WebSocket upgrade on %s failed", request.path)
         return Response(500, b"internal server error\n")
+
+
+def _check_handshake(request: Request) -> None:
+    """Refuse a WebSocket upgrade that RFC 6455 (section 4.2.1) does not allow, before any
+    upgrader or handler sees it."""
+    if request.method != "GET":
+        raise HTTPError(400, f"a WebSocket upgrade is a GET request, not {request.method}")
+    if request.http_version != "1.1":
+        raise HTTPError(
+            400, f"a WebSocket upgrade needs HTTP/1.1, this request is HTTP/{request.http_version}"
+        )
+    if "upgrade" not in _tokens(request, "connection"):
+        raise HTTPError(
+            400, "a WebSocket upgrade needs the header 'Connection: Upgrade' (it is missing)"
+        )
+    versions = [value.strip() for key, value in request.headers if key == "sec-websocket-version"]
+    if versions != ["13"]:
+        raise HTTPError(
+            426,
+            f"WebSocket version {', '.join(versions) or '(none)'} is not supported: "
+            f"send 'Sec-WebSocket-Version: 13'",
+            (("sec-websocket-version", "13"), ("upgrade", "websocket")),
+        )
+    keys = [value.strip() for key, value in request.headers if key == "sec-websocket-key"]
+    if len(keys) != 1 or not _valid_key(keys[0]):
+        raise HTTPError(
+            400,
+            "a WebSocket upgrade needs one Sec-WebSocket-Key header holding the base64 "
+            f"encoding of 16 random bytes, got {keys[:2]!r:.100}",
+        )
+
+
+def _valid_key(key: str) -> bool:
+    try:
+        return len(key) == 24 and len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+async def _start_upgrade(
+    endpoint: Endpoint,
+    http: h11.Connection,
+    stream: trio.SocketStream,
+    upgrader: Upgrader,
+    request: Request,
+) -> _Upgrade | None:
+    """Validate the handshake, ask the upgrader, and prepare the 101 (``None`` when the
+    upgrader refused: its response was sent)."""
+    _check_handshake(request)
+    handshake = H11Handshake(ConnectionType.SERVER)
+    try:
+        handshake.initiate_upgrade_connection(
+            [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers],
+            request.path,
+        )
+    except RemoteProtocolError as exc:
+        raise HTTPError(400, f"bad WebSocket handshake: {exc}") from None
+    handler = await _accept(upgrader, request)
+    if isinstance(handler, Response):
+        await _send_response(endpoint, http, stream, handler)
+        return None
+    offered = [p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",")]
+    accept = handshake.send(
+        AcceptConnection(subprotocol="phoenix" if "phoenix" in offered else None)
+    )
+    ws = handshake.connection
+    if ws is None:
+        raise RuntimeError("wsproto accepted the handshake but made no connection")
+    return (accept, ws, bytes(http.trailing_data[0]), request, handler)
 
 
 async def _upgrade(
     endpoint: Endpoint,
     nursery: trio.Nursery,
     stream: trio.SocketStream,
-    leftover: bytes,
-    held: list[Request],
-    handler: SocketHandler,
+    held: list[_Upgrade],
 ) -> None:
-    request = held.pop()
-    handshake = H11Handshake(ConnectionType.SERVER)
-    handshake.initiate_upgrade_connection(
-        [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers], request.path
-    )
-    offered = [
-        p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",") if p.strip()
-    ]
-    subprotocol = "phoenix" if "phoenix" in offered else None
-    await stream.send_all(handshake.send(AcceptConnection(subprotocol=subprotocol)))
-    ws = handshake.connection
-    assert ws is not None
-    del handshake  # only the frame-level connection is needed from now on
+    accept, ws, leftover, request, handler = held.pop()
+    await stream.send_all(accept)
     if leftover:
         ws.receive_data(leftover)
+    del accept, leftover
     outbox = Outbox(stream.socket, nursery, max_backlog=endpoint.max_backlog_bytes)
     socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes, outbox)
     del request  # socket.request from now on

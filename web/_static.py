@@ -2,15 +2,18 @@
 
 ``endpoint.static("/assets", "priv/static")`` answers ``GET /assets/app.js`` with the file
 ``priv/static/app.js``. Paths that climb out of the directory (``..``), hidden files and
-directories are not found. Files are read off the trio loop, in a worker thread.
+directories, control characters (``%00``) and overlong paths are not found: a request never
+makes a 500 here. Files are read off the trio loop, in a worker thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import mimetypes
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 from urllib.parse import unquote
 
 import trio
@@ -20,6 +23,10 @@ from ._server import Request, Response
 __all__ = ["StaticFiles"]
 
 _NOT_FOUND = Response(404, b"not found\n")
+#: Longest path (after the prefix, decoded) looked up; longer ones are not found.
+_MAX_PATH: Final = 1_024
+#: What no served file name holds: control characters (NUL among them) and backslashes.
+_FORBIDDEN: Final = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 @dataclass(frozen=True)
@@ -35,15 +42,24 @@ class StaticFiles:
 
     async def __call__(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
-            return Response(405, b"method not allowed\n")
-        relative = unquote(request.path[len(self.prefix) + 1 :])
+            return Response(
+                405,
+                f"method {request.method} not allowed on static files\n".encode(),
+                (("content-type", "text/plain; charset=utf-8"), ("allow", "GET, HEAD")),
+            )
+        relative = unquote(request.path[len(self.prefix) + 1 :], errors="replace")
         parts = [p for p in relative.split("/") if p]
-        if not parts or any(p.startswith(".") or "\\" in p for p in parts):
+        if (
+            not parts
+            or len(relative) > _MAX_PATH
+            or _FORBIDDEN.search(relative)
+            or any(p.startswith(".") for p in parts)
+        ):
             return _NOT_FOUND
         path = self.directory.joinpath(*parts)
         try:
             body = await trio.to_thread.run_sync(path.read_bytes)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        except (OSError, ValueError):  # missing, a directory, unreadable, a name too long...
             return _NOT_FOUND
         etag = '"' + hashlib.sha1(body, usedforsecurity=False).hexdigest()[:20] + '"'
         if request.header("if-none-match") == etag:
