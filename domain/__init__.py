@@ -56,8 +56,12 @@ from ._actions import string_length as string_length
 from ._actions import update as update
 from ._actions import validate as validate
 from ._changeset import Changeset as Changeset
+from ._data import DataLayer as DataLayer
+from ._data import Tx as Tx
+from ._data_layer import PostgresRepo as PostgresRepo
 from ._data_layer import Repo as Repo
-from ._data_layer import Tx as Tx
+from ._data_layer import SQLiteRepo as SQLiteRepo
+from ._data_layer import data_layer as data_layer
 from ._data_layer import database_url as database_url
 from ._domain import Domain as Domain
 from ._domain import Interface as Interface
@@ -139,6 +143,7 @@ __all__ = (
     "Check",
     "ConnectionLost",
     "Counter",
+    "DataLayer",
     "Domain",
     "DomainError",
     "DropsRefused",
@@ -155,12 +160,14 @@ __all__ = (
     "Page",
     "Policy",
     "PolicyContext",
+    "PostgresRepo",
     "PubSubNotifier",
     "ReadInterface",
     "Relationship",
     "Repo",
     "Resource",
     "ResourceDefinitionError",
+    "SQLiteRepo",
     "Tx",
     "Validation",
     "action_is",
@@ -185,6 +192,7 @@ __all__ = (
     "counter",
     "create",
     "create_timestamp",
+    "data_layer",
     "database_url",
     "define",
     "define_read",

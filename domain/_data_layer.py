@@ -1,11 +1,24 @@
-"""The data layer: connection thread actors in a supervised pool, and the transaction handle.
+"""Data layers on threads: connection actors in a supervised pool (SQLite and PostgreSQL).
 
-Each connection is a :class:`beam.ThreadActor` owning one SQLAlchemy connection (its own OS
-thread); a :class:`supervisors.Supervisor` restarts a crashed or killed one. A call ships a
-whole unit of work (a function of a :class:`Tx`) to one connection in one ask, so the trio
-loop never waits on the database. If the connection's owner dies while the caller waits, the
+Both implement :class:`domain.DataLayer` (``domain/_data.py``) the same way. Each connection
+is a :class:`beam.ThreadActor` owning one SQLAlchemy connection (its own OS thread); a
+:class:`supervisors.Supervisor` restarts a crashed or killed one. A call ships a whole unit
+of work (a function of a :class:`domain.Tx`) to one connection in one ask, so the trio loop
+never waits on the database. If the connection's owner dies while the caller waits, the
 caller marks the unit cancelled: the thread rolls back instead of committing, and the caller
 gets :class:`ConnectionLost`.
+
+What differs between the two is small, and is all that the subclasses say:
+
+* :class:`SQLiteRepo`: an SQLite file allows one writer at a time and, in write-ahead-log
+  mode, readers beside it: one writer connection takes every write; the others are readers
+  (``PRAGMA query_only``) for ``run(unit, read_only=True)``. An in-memory database has one
+  connection for both.
+* :class:`PostgresRepo`: every connection is alike and takes reads and writes.
+
+:func:`data_layer` picks one from a URL::
+
+    layer = data_layer("sqlite:///data/app.db", name="App.repo")
 """
 
 from __future__ import annotations
@@ -13,28 +26,41 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import trio
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
 import beam
 from supervisors import ChildSpec, Supervisor
 
-from ._errors import ConnectionLost, DomainError, Invalid
+from ._data import DataLayer, Tx, translate_error
+from ._errors import ConnectionLost
+from ._notifiers import Notification
 
-__all__ = ["Repo", "Tx", "database_url", "ensure_sqlite_directory"]
+__all__ = [
+    "PostgresRepo",
+    "Repo",
+    "SQLiteRepo",
+    "data_layer",
+    "database_url",
+    "ensure_sqlite_directory",
+]
+
+T = TypeVar("T")
 
 
 def database_url(default: str = "sqlite:///data/app.db") -> str:
     """``DATABASE_URL`` from the environment (``postgresql://`` becomes psycopg 3), else
-    *default* (an SQLite file; ``"sqlite://"`` is an in-memory database)."""
+    *default* (an SQLite file; ``"sqlite://"`` is an in-memory database).
+
+    >>> url = database_url()  # "sqlite:///data/app.db" when DATABASE_URL is unset
+    """
     url = os.environ.get("DATABASE_URL") or default
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
@@ -60,25 +86,6 @@ def ensure_sqlite_directory(url: str) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-
-
-@dataclass
-class Tx:
-    """A transaction in progress, on a connection's thread: ``conn`` (SQLAlchemy), the
-    ``outbox`` of notifications released after the outermost commit, and ``info`` for hooks.
-
-    Hooks that run inside the transaction get it and may run nested actions through
-    :meth:`domain.Domain.create_in` and friends; their notifications join this outbox.
-    """
-
-    conn: sa.Connection
-    outbox: list[Any] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def dialect(self) -> str:
-        """``"sqlite"`` or ``"postgresql"``."""
-        return self.conn.dialect.name
 
 
 class _Token:
@@ -120,21 +127,11 @@ def _sqlite_query_only(dbapi_conn: Any, _record: Any) -> None:
 
 
 class _Connection(beam.ThreadActor):
-    """One database connection on its own thread."""
+    """One database connection on its own thread, from an engine of its own."""
 
-    def __init__(self, url: str, schema: str | None, read_only: bool = False) -> None:
+    def __init__(self, make_engine: Callable[[], sa.Engine], schema: str | None) -> None:
         super().__init__()
-        if url.startswith("sqlite"):
-            ensure_sqlite_directory(url)
-            self.engine = sa.create_engine(
-                url, poolclass=NullPool, connect_args={"check_same_thread": False}
-            )
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            sa.event.listen(self.engine, "begin", _sqlite_begin)
-            if read_only:  # a reader: a unit that tries to write fails instead
-                sa.event.listen(self.engine, "connect", _sqlite_query_only)
-        else:
-            self.engine = sa.create_engine(url, poolclass=NullPool)
+        self.engine = make_engine()
         conn = self.engine.connect()
         if schema is not None:
             conn = conn.execution_options(schema_translate_map={None: schema})
@@ -162,16 +159,21 @@ class _Connection(beam.ThreadActor):
         self.engine.dispose()
 
 
-class Repo:
-    """A pool of connection actors under a supervisor, for one database.
+class Repo(ABC):
+    """A pool of connection thread actors under a supervisor, for one database: the shared
+    machinery of :class:`SQLiteRepo` and :class:`PostgresRepo` (build one of those, or let
+    :func:`data_layer` pick).
 
-    ``pool_size`` defaults to 10 for PostgreSQL: :meth:`run` ships ``fn(tx)`` to the least
-    busy connection and returns its result and the committed notifications. An SQLite file
-    allows one writer at a time and, in write-ahead-log mode, readers beside it: its pool
-    (4 by default) is one writer, which every write goes to, and readers (``PRAGMA
-    query_only``) for ``run(fn, read_only=True)``. An in-memory SQLite database has one
-    connection for both.
+    :meth:`run` ships ``fn(tx)`` to the least busy connection that may take it and returns
+    its result and the committed notifications. ``names`` are the connections' registered
+    names (``"<name>.conn.<i>"``); ``pool_size`` is how many there are::
+
+        repo = SQLiteRepo("sqlite:///data/app.db", name="App.repo")
+        await repo.start_link()
+        count, _ = await repo.run(lambda tx: tx.conn.execute(count_users).scalar_one())
     """
+
+    dialect: str
 
     def __init__(
         self,
@@ -183,28 +185,29 @@ class Repo:
         timeout: float | None = 30.0,
     ) -> None:
         self.url = url
-        self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
-        memory = url in ("sqlite://", "sqlite:///:memory:")
-        if pool_size is None:
-            pool_size = 10 if self.dialect == "postgresql" else 1 if memory else 4
+        pool_size = self._default_pool_size() if pool_size is None else pool_size
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, got {pool_size}")
-        if memory:
-            if pool_size != 1:
-                raise ValueError("an in-memory SQLite database needs pool_size=1")
-            url = "sqlite:///file:domain_mem?mode=memory&cache=shared&uri=true"
-            self.url = url
         self.pool_size = pool_size
         self.schema = schema
         self.name = name
         self.timeout = timeout
         self.names = [f"{name}.conn.{i}" for i in range(pool_size)]
-        if self.dialect == "sqlite":  # one writer; the others (if any) read
-            self._writers, self._readers = self.names[:1], self.names[1:] or self.names[:1]
-        else:
-            self._writers = self._readers = self.names
+        self._writers, self._readers = self._roles(self.names)
         self._busy = dict.fromkeys(self.names, 0)
         self.supervisor: beam.Pid | None = None
+
+    @abstractmethod
+    def _default_pool_size(self) -> int:
+        """How many connections when the caller does not say."""
+
+    @abstractmethod
+    def _roles(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """(the connections that take writes, those that take read-only units)."""
+
+    @abstractmethod
+    def _engine(self, read_only: bool) -> sa.Engine:
+        """A fresh engine for one connection (a reader's when *read_only*)."""
 
     def child_specs(self) -> list[ChildSpec]:
         """One child spec per connection actor."""
@@ -212,18 +215,41 @@ class Repo:
             ChildSpec(
                 id=conn_name,
                 start=partial(_Connection.start_link, name=conn_name),
-                args=(self.url, self.schema, conn_name not in self._writers),
+                args=(partial(self._engine, conn_name not in self._writers), self.schema),
                 shutdown=5.0,
             )
             for conn_name in self.names
         ]
 
     async def start_link(self) -> beam.Pid:
-        """Start the pool's supervisor (linked to the caller) and every connection."""
+        """Start the pool's supervisor (linked to the caller) and every connection.
+
+        >>> async def main():
+        ...     pid = await SQLiteRepo("sqlite://").start_link()
+        """
         self.supervisor = await Supervisor.start_link(
             self.child_specs(), name=self.name, max_restarts=10, max_seconds=5.0
         )
         return self.supervisor
+
+    async def stop(self) -> None:
+        """Stop the pool's supervisor and so every connection (each closes its own).
+
+        >>> async def main():
+        ...     await App.repo().stop()
+        """
+        if self.supervisor is not None:
+            await Supervisor.stop(self.supervisor)
+            self.supervisor = None
+
+    def child_spec(self) -> ChildSpec:
+        """The pool as a child of your supervision tree.
+
+        >>> tree = [repo.child_spec(), web_spec]
+        """
+        return ChildSpec(
+            id=self.name, start=self.start_link, type="supervisor", shutdown="infinity"
+        )
 
     def _pick(self, names: list[str]) -> str:
         busy = self._busy
@@ -236,10 +262,13 @@ class Repo:
         return best
 
     async def run(
-        self, fn: Callable[[Tx], Any], *, read_only: bool = False
-    ) -> tuple[Any, list[Any]]:
+        self, fn: Callable[[Tx], T], *, read_only: bool = False
+    ) -> tuple[T, list[Notification]]:
         """Run ``fn(tx)`` in a transaction on a pooled connection: (result, notifications).
-        *read_only* units may go to a reader (they must not write)."""
+        *read_only* units may go to a reader (they must not write).
+
+        >>> rows, _ = await repo.run(lambda tx: tx.conn.execute(stmt).all(), read_only=True)
+        """
         names = self._readers if read_only else self._writers
         for attempt in range(200):
             conn_name = self._pick(names)
@@ -267,31 +296,91 @@ class Repo:
             finally:
                 self._busy[conn_name] -= 1
             if kind == "error":
-                raise _translate(value)
+                raise translate_error(value)
             result, outbox = value
             return result, outbox
         raise ConnectionLost(f"no connection of {self.name} came back after 200 attempts")
 
 
-def _translate(exc: BaseException) -> BaseException:
-    if isinstance(exc, DomainError):
-        return exc
-    if isinstance(exc, sa_exc.IntegrityError):
-        from ._resource import METADATA
+_MEMORY_URLS = ("sqlite://", "sqlite:///:memory:")
 
-        text = str(exc.orig)
-        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
-        for table in METADATA.tables.values():
-            for con in table.constraints:
-                if isinstance(con, sa.UniqueConstraint):
-                    cols = [c.name for c in con.columns]
-                    sqlite_text = ", ".join(f"{table.name}.{c}" for c in cols)
-                    if (constraint and constraint == con.name) or (
-                        "UNIQUE constraint failed: " + sqlite_text == text.strip()
-                    ):
-                        return Invalid({cols[0]: ["has already been taken"]}, resource=table.name)
-        if "FOREIGN KEY" in text or "foreign key" in text:
-            return Invalid({"base": ["refers to a record that does not exist"]})
-        if "NOT NULL" in text or "null value" in text:
-            return Invalid({"base": [f"a required value is missing ({text.splitlines()[0]})"]})
-    return exc
+
+class SQLiteRepo(Repo):
+    """The SQLite data layer: one writer connection, which every write goes to, and readers
+    (``PRAGMA query_only``) for read-only units; 4 connections by default. Write-ahead
+    logging lets readers run beside the writer. An in-memory database (``"sqlite://"``) has
+    one connection for both::
+
+        repo = SQLiteRepo("sqlite:///data/app.db", name="App.repo")
+    """
+
+    dialect = "sqlite"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int | None = None,
+        schema: str | None = None,
+        name: str = "domain.repo",
+        timeout: float | None = 30.0,
+    ) -> None:
+        if url in _MEMORY_URLS:
+            if pool_size not in (None, 1):
+                raise ValueError("an in-memory SQLite database needs pool_size=1")
+            url = "sqlite:///file:domain_mem?mode=memory&cache=shared&uri=true"
+            pool_size = 1
+        super().__init__(url, pool_size=pool_size, schema=schema, name=name, timeout=timeout)
+
+    def _default_pool_size(self) -> int:
+        return 4
+
+    def _roles(self, names: list[str]) -> tuple[list[str], list[str]]:
+        return names[:1], names[1:] or names[:1]
+
+    def _engine(self, read_only: bool) -> sa.Engine:
+        ensure_sqlite_directory(self.url)
+        engine = sa.create_engine(
+            self.url, poolclass=NullPool, connect_args={"check_same_thread": False}
+        )
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        if read_only:  # a reader: a unit that tries to write fails instead
+            sa.event.listen(engine, "connect", _sqlite_query_only)
+        return engine
+
+
+class PostgresRepo(Repo):
+    """The PostgreSQL data layer on threads: 10 alike connections by default (psycopg 3),
+    each taking reads and writes; *schema* maps unqualified tables to that schema::
+
+        repo = PostgresRepo("postgresql+psycopg://app@db/app", name="App.repo", pool_size=20)
+    """
+
+    dialect = "postgresql"
+
+    def _default_pool_size(self) -> int:
+        return 10
+
+    def _roles(self, names: list[str]) -> tuple[list[str], list[str]]:
+        return names, names
+
+    def _engine(self, read_only: bool) -> sa.Engine:
+        return sa.create_engine(self.url, poolclass=NullPool)
+
+
+def data_layer(
+    url: str,
+    *,
+    pool_size: int | None = None,
+    schema: str | None = None,
+    name: str = "domain.repo",
+    timeout: float | None = 30.0,
+) -> DataLayer:
+    """The data layer for *url*: an :class:`SQLiteRepo` for ``sqlite:`` URLs, else a
+    :class:`PostgresRepo`::
+
+        layer = data_layer(database_url(), name="App.repo")
+    """
+    kind: type[Repo] = SQLiteRepo if url.startswith("sqlite") else PostgresRepo
+    return kind(url, pool_size=pool_size, schema=schema, name=name, timeout=timeout)

@@ -26,7 +26,8 @@ from supervisors import ChildSpec
 
 from ._actions import Action
 from ._changeset import Changeset, build_changeset
-from ._data_layer import Repo, Tx, database_url
+from ._data import DataLayer, Tx
+from ._data_layer import data_layer, database_url
 from ._errors import Forbidden, Invalid, NotFound
 from ._notifiers import Counter, Notification
 from ._policy import PolicyContext, Verdict, authorize
@@ -182,7 +183,7 @@ class Domain:
     """
 
     resources: ClassVar[Sequence[type[Resource]]] = ()
-    _repos: ClassVar[weakref.WeakKeyDictionary[Any, Repo]]
+    _repos: ClassVar[weakref.WeakKeyDictionary[Any, DataLayer]]
     _interfaces: ClassVar[dict[str, Interface[Any]]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -217,27 +218,45 @@ class Domain:
     @classmethod
     def repo_for(
         cls, url: str | None = None, *, pool_size: int | None = None, schema: str | None = None
-    ) -> Repo:
-        """The :class:`Repo` this domain would start (``database_url()`` when *url* is None)."""
-        return Repo(
+    ) -> DataLayer:
+        """The data layer this domain would start for *url* (``database_url()`` when None):
+        ``Chat.repo_for("sqlite://").dialect == "sqlite"``."""
+        return data_layer(
             url or database_url(), pool_size=pool_size, schema=schema, name=f"{cls.__name__}.repo"
         )
 
     @classmethod
     async def start_link(
-        cls, url: str | None = None, *, pool_size: int | None = None, schema: str | None = None
+        cls,
+        url: str | DataLayer | None = None,
+        *,
+        pool_size: int | None = None,
+        schema: str | None = None,
     ) -> beam.Pid:
-        """Start the connection pool (a supervisor linked to the caller) for this node."""
-        repo = cls.repo_for(url, pool_size=pool_size, schema=schema)
+        """Start the data layer (linked to the caller) for this node: the one for *url*
+        (see :meth:`repo_for`), or *url* itself when it is a :class:`DataLayer` you built::
+
+            await Chat.start_link("sqlite:///data/chat.db")
+        """
+        repo = (
+            cls.repo_for(url, pool_size=pool_size, schema=schema)
+            if (url is None or isinstance(url, str))
+            else url
+        )
         pid = await repo.start_link()
         cls._repos[beam.current_node()] = repo
         return pid
 
     @classmethod
     def child_spec(
-        cls, url: str | None = None, *, pool_size: int | None = None, schema: str | None = None
+        cls,
+        url: str | DataLayer | None = None,
+        *,
+        pool_size: int | None = None,
+        schema: str | None = None,
     ) -> ChildSpec:
-        """The pool as a child of your supervision tree."""
+        """The data layer as a child of your supervision tree (see :meth:`start_link`):
+        ``Supervisor.start_link([Chat.child_spec(), ...])``."""
 
         async def start() -> beam.Pid:
             return await cls.start_link(url, pool_size=pool_size, schema=schema)
@@ -247,8 +266,8 @@ class Domain:
         )
 
     @classmethod
-    def repo(cls) -> Repo:
-        """The running repo of this node's domain."""
+    def repo(cls) -> DataLayer:
+        """The running data layer of this node's domain: ``await Chat.repo().run(unit)``."""
         repo = cls._repos.get(beam.current_node())
         if repo is None:
             raise RuntimeError(

@@ -47,7 +47,7 @@ from ._resource import (
 )
 
 if TYPE_CHECKING:
-    from ._data_layer import Tx
+    from ._data import Tx
     from ._domain import Domain
 
 __all__ = [

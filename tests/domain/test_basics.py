@@ -210,7 +210,9 @@ async def test_kill_connection_mid_transaction(backend: Backend) -> None:
 
             beam.spawn(slow)
             await trio.to_thread.run_sync(entered.wait, 10)
-            victim = beam.whereis(Chat.repo().names[0])
+            repo = Chat.repo()
+            assert isinstance(repo, domain.Repo)
+            victim = beam.whereis(repo.names[0])
             assert victim is not None
             beam.exit(victim, "kill")
             reply = await beam.receive(timeout=5)
@@ -312,6 +314,7 @@ async def test_sqlite_reads_go_to_query_only_readers(tmp_path: Path) -> None:
         await Chat.start_link(f"sqlite:///{tmp_path / 'db.sqlite'}")
         await Chat.create_tables()
         repo = Chat.repo()
+        assert isinstance(repo, domain.SQLiteRepo)
         assert repo.pool_size == 4  # one writer, three readers
         await Chat.register("alice")
         write = ChatUser.__table__.delete()

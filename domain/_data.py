@@ -1,0 +1,138 @@
+"""The data-layer seam (Ash's ``Ash.DataLayer``): what the domain needs of a database.
+
+The action engine never opens a connection, never picks one and never commits: it builds
+*units of work*, plain functions of a :class:`Tx` that run whole inside one transaction, and
+hands them to a :class:`DataLayer`. A data layer promises five things:
+
+* ``dialect``: ``"sqlite"`` or ``"postgresql"`` (the engine picks dialect-specific SQL,
+  such as an upsert's ``INSERT ... ON CONFLICT``, from it);
+* ``await run(unit)``: run ``unit(tx)`` in one transaction on a connection that may write,
+  commit, and return ``(result, tx.outbox)``, the notifications the unit queued (the engine
+  dispatches them after the commit, never inside it); an error rolls the transaction back
+  and is raised, with database constraint errors translated by :func:`translate_error`;
+* ``await run(unit, read_only=True)``: the same for a unit that only reads (it may go to a
+  read-only connection, and must not write);
+* ``await start_link()`` / ``await stop()``: start its processes linked to the caller, and
+  stop them;
+* ``child_spec()``: the same start as a child of a supervision tree.
+
+A unit runs synchronously wherever the data layer runs it (today a connection's own thread,
+see ``domain/_data_layer.py``), so it must not touch trio. Units and hooks reach the
+database through ``tx.conn`` (a SQLAlchemy ``Connection``): the engine executes SQLAlchemy
+Core statements that it compiled beforehand (``domain/_read.py``, ``domain/_write.py``), so
+a data layer needs no knowledge of resources, policies or actions. A thread-free PostgreSQL
+data layer plugs in here: it implements this protocol and :func:`domain.Domain.start_link`
+takes it instead of a URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+import beam
+from supervisors import ChildSpec
+
+from ._errors import DomainError, Invalid
+from ._notifiers import Notification
+from ._resource import METADATA
+
+__all__ = ["DataLayer", "Tx", "Unit", "translate_error"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class Tx:
+    """A transaction in progress, on a connection's thread: ``conn`` (SQLAlchemy), the
+    ``outbox`` of notifications released after the outermost commit, and ``info`` for hooks.
+
+    Hooks that run inside the transaction get it and may run nested actions through
+    :meth:`domain.Domain.create_in` and friends; their notifications join this outbox::
+
+        def audit(tx: Tx, cs: Changeset, record: Message) -> None:
+            tx.conn.execute(audit_log.insert().values(message_id=record.id))
+    """
+
+    conn: sa.Connection
+    outbox: list[Notification] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``: ``if tx.dialect == "sqlite": ...``."""
+        return self.conn.dialect.name
+
+
+#: A unit of work: runs whole inside one transaction and returns its result.
+Unit = Callable[[Tx], T]
+
+
+class DataLayer(Protocol):
+    """What a :class:`domain.Domain` needs of a database (see this module's docstring).
+
+    :class:`domain.SQLiteRepo` and :class:`domain.PostgresRepo` implement it on connection
+    thread actors; ``Domain.start_link`` picks one from the URL, or takes one you built::
+
+        layer = SQLiteRepo("sqlite:///data/app.db", name="App.repo")
+        await App.start_link(layer)
+        rows, outbox = await layer.run(lambda tx: tx.conn.execute(stmt).all(), read_only=True)
+    """
+
+    #: The supervisor's registered name, ``"<Domain>.repo"`` for a domain's own.
+    name: str
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        ...
+
+    async def run(
+        self, unit: Callable[[Tx], T], *, read_only: bool = False
+    ) -> tuple[T, list[Notification]]:
+        """Run ``unit(tx)`` in one transaction: ``(result, notifications to dispatch)``."""
+        ...
+
+    async def start_link(self) -> beam.Pid:
+        """Start the data layer's processes, linked to the caller; returns its top pid."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop the processes :meth:`start_link` started (each connection closes)."""
+        ...
+
+    def child_spec(self) -> ChildSpec:
+        """:meth:`start_link` as a child of a supervision tree."""
+        ...
+
+
+def translate_error(exc: BaseException) -> BaseException:
+    """The error a caller should see for *exc*, raised by a unit: a unique violation becomes
+    :class:`Invalid` on the identity's first field (``"has already been taken"``), a missing
+    reference or a missing required value :class:`Invalid` on ``base``; anything else is
+    returned as it is::
+
+        raise translate_error(exc)
+    """
+    if isinstance(exc, DomainError) or not isinstance(exc, sa_exc.IntegrityError):
+        return exc
+    text = str(exc.orig)
+    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    for table in METADATA.tables.values():
+        for con in table.constraints:
+            if isinstance(con, sa.UniqueConstraint):
+                cols = [c.name for c in con.columns]
+                sqlite_text = ", ".join(f"{table.name}.{c}" for c in cols)
+                if (constraint and constraint == con.name) or (
+                    "UNIQUE constraint failed: " + sqlite_text == text.strip()
+                ):
+                    return Invalid({cols[0]: ["has already been taken"]}, resource=table.name)
+    if "FOREIGN KEY" in text or "foreign key" in text:
+        return Invalid({"base": ["refers to a record that does not exist"]})
+    if "NOT NULL" in text or "null value" in text:
+        return Invalid({"base": [f"a required value is missing ({text.splitlines()[0]})"]})
+    return exc

@@ -1,0 +1,45 @@
+"""The data-layer seam: a domain runs on any DataLayer, picked from a URL or built by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import beam
+import domain
+
+from .app import Chat, ChatUser
+from .conftest import Backend
+
+
+def test_a_url_picks_the_implementation() -> None:
+    assert isinstance(domain.data_layer("sqlite://"), domain.SQLiteRepo)
+    assert isinstance(domain.data_layer("postgresql+psycopg://u@h/db"), domain.PostgresRepo)
+    assert Chat.repo_for("sqlite://").dialect == "sqlite"
+    assert Chat.repo_for("postgresql+psycopg://u@h/db").dialect == "postgresql"
+    with pytest.raises(TypeError, match="abstract"):
+        domain.Repo("sqlite://")  # type: ignore[abstract]
+    with pytest.raises(ValueError, match="pool_size=1"):
+        domain.SQLiteRepo("sqlite://", pool_size=2)
+
+
+async def test_a_domain_runs_on_a_data_layer_it_is_given(backend: Backend) -> None:
+    layer = domain.data_layer(backend.url, schema=backend.schema, name="Given.repo")
+    async with beam.open_node():
+        await Chat.start_link(layer)
+        assert Chat.repo() is layer
+        await Chat.create_tables()
+        await Chat.register("alice")
+        assert [u.name for u in await Chat.read(ChatUser)] == ["alice"]
+        assert beam.whereis("Given.repo.conn.0") is not None
+
+
+async def test_stop_closes_every_connection(tmp_path: Path) -> None:
+    layer = domain.SQLiteRepo(f"sqlite:///{tmp_path / 'db.sqlite'}", name="Stopped.repo")
+    async with beam.open_node():
+        await layer.start_link()
+        assert all(beam.whereis(name) is not None for name in layer.names)
+        await layer.stop()
+        assert all(beam.whereis(name) is None for name in layer.names)
+        await layer.stop()  # stopping again is harmless
