@@ -4,11 +4,19 @@ A :class:`Tracker` is a small process tree: the tracker process and ``shards`` s
 processes linked to it. A topic belongs to shard ``crc32(topic) % shards`` (a hash that is
 the same in every interpreter, so nodes of a cluster agree on it). Each shard is a GenServer
 that owns one :class:`~presence.State` (one replica of the CRDT), applies ``track``,
-``untrack`` and ``update`` to it, and publishes every change as a :class:`PresenceDiff` on
-the topic with :func:`beam.local_broadcast`. As in Phoenix, a shard traps exits and *links*
-to every tracked pid: an exiting process leaves on its own, and a crashing shard takes its
+``untrack`` and ``update`` to it, and publishes the changes as diffs (:class:`PresenceDiff`)
+on their topics with :func:`beam.local_broadcast`. As in Phoenix, a shard traps exits and
+*links* to every tracked pid: an exiting process leaves on its own, and a crashing shard takes its
 tracked processes down with it (channels crash, their clients rejoin and track again), so a
 restarted, empty tracker never leaves a live process untracked.
+
+A burst of changes is published as one merged diff per topic (:class:`DiffBatch`): the shard
+publishes when its mailbox is empty, so a lone join is published at once, and a thousand
+sockets joining one room in a burst give their subscribers a few diffs, not a thousand. It
+also publishes once 1,000 changes or 5 ms have piled up. A caller of ``track``, ``untrack``
+or ``update`` is answered once its change is published. Diffs are delivered by
+:func:`dispatch_diff`: subscribers whose subscription names a fast lane (the web layer's
+channels) get it written to their sockets, encoded once, without waking their processes.
 
 Diffs go to this node's subscribers only, as in Phoenix: every node computes its own diffs
 from its replica of the state, so forwarding them through the cluster would deliver each
@@ -35,13 +43,16 @@ from __future__ import annotations
 import secrets
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import trio
 
 import beam
 
+from ._batch import DiffBatch
 from ._errors import NoTracker
-from ._state import Diff, Entry, Meta, Presences, State, presence_diffs
+from ._state import Diff, Entry, Meta, Presences, State
 
 __all__ = ["DEFAULT_TRACKER", "PresenceDiff", "Tracker"]
 
@@ -156,11 +167,22 @@ Answer = tuple[str, Any]
 
 # -- the shard -------------------------------------------------------------------------------
 
+#: A shard publishes its batch of diffs when its mailbox is empty, and also once this many
+#: presences changed or this many seconds passed since the first change (a steady stream of
+#: requests may never leave the mailbox empty).
+_BATCH_CHANGES = 1_000
+_BATCH_SECONDS = 0.005
+
 
 @dataclass
 class _ShardState:
     presences: State
     linked: set[beam.Pid]
+    #: Changes not published yet, and the callers that made them: they are answered once
+    #: their change is published, so a join is published before ``track`` returns.
+    batch: DiffBatch = field(default_factory=DiffBatch)
+    waiting: list[tuple[beam.From, Answer]] = field(default_factory=list)
+    since: float = 0.0
 
 
 class _Shard(beam.GenServer[_ShardState]):
@@ -170,7 +192,7 @@ class _Shard(beam.GenServer[_ShardState]):
 
     async def handle_call(
         self, request: Any, from_: beam.From, state: _ShardState
-    ) -> beam.Reply[_ShardState]:
+    ) -> beam.Reply[_ShardState] | beam.NoReply[_ShardState]:
         kind = type(request)
         if kind is Track:
             answer = self._track(request, state)
@@ -182,7 +204,14 @@ class _Shard(beam.GenServer[_ShardState]):
             raise TypeError(f"presence shard got an unknown request {request!r:.100}")
         # No replication yet: nobody takes the deltas, so they must not pile up.
         state.presences.reset_delta()
-        return beam.Reply(answer, state)
+        if answer[0] == "ok" and answer[1] is not None:  # a change: answered once published
+            state.waiting.append((from_, answer))
+        elif not state.batch or _due(state):
+            _flush(state)
+            return beam.Reply(answer, state)
+        else:
+            return beam.Reply(answer, state, timeout=0)
+        return _batched(state)
 
     def _track(self, request: Track, state: _ShardState) -> Answer:
         presences = state.presences
@@ -193,7 +222,7 @@ class _Shard(beam.GenServer[_ShardState]):
         if pid not in state.linked:
             beam.link(pid)  # an already dead pid: its exit arrives as a message, it leaves
             state.linked.add(pid)
-        _publish_one(entry, "joins")
+        _change(state, [entry], [])
         return ("ok", entry.meta["phx_ref"])
 
     def _untrack(self, request: Untrack, state: _ShardState) -> Answer:
@@ -203,8 +232,8 @@ class _Shard(beam.GenServer[_ShardState]):
         if not state.presences.tracks(request.pid) and request.pid in state.linked:
             state.linked.discard(request.pid)
             beam.unlink(request.pid)
-        _publish_one(entry, "leaves")
-        return ("ok", None)
+        _change(state, [], [entry])
+        return ("ok", entry.phx_ref)
 
     def _update(self, request: Update, state: _ShardState) -> Answer:
         presences = state.presences
@@ -224,36 +253,99 @@ class _Shard(beam.GenServer[_ShardState]):
                 ))
             change = dict(new_meta)
         left, joined = presences.update(request.pid, request.topic, request.key, change)
-        _publish(presence_diffs([joined], [left]))
+        _change(state, [joined], [left])
         return ("ok", joined.meta["phx_ref"])
 
     async def handle_info(
         self, message: Any, state: _ShardState
     ) -> beam.NoReply[_ShardState] | beam.Stop[_ShardState]:
+        if message == beam.TIMEOUT:  # the mailbox is empty: publish what is pending
+            _flush(state)
+            return beam.NoReply(state)
         if type(message) is beam.Exit and message.pid in state.linked:
             state.linked.discard(message.pid)
             left = state.presences.leave_all(message.pid)
             state.presences.reset_delta()
             if left:
-                _publish(presence_diffs([], left))
-            return beam.NoReply(state)
-        return await super().handle_info(message, state)
+                _change(state, [], left)
+            return _batched(state)
+        result = await super().handle_info(message, state)
+        if type(result) is beam.NoReply:
+            return _batched(result.state)
+        return result
+
+    async def terminate(self, reason: Any, state: _ShardState) -> None:
+        if beam.is_normal_exit(reason):  # stopped on purpose: what changed is still news
+            _flush(state)
 
     def format_status(self, state: _ShardState) -> Any:
-        return f"<{state.presences!r}, {len(state.linked)} linked pids>"
+        return (
+            f"<{state.presences!r}, {len(state.linked)} linked pids, {len(state.batch)} "
+            "changes pending>"
+        )
 
 
-def _publish_one(entry: Entry, half: str) -> None:
-    presences = {entry.key: {"metas": [dict(entry.meta)]}}
-    payload: Diff = {"joins": presences, "leaves": {}} if half == "joins" else {
-        "joins": {}, "leaves": presences
-    }
-    beam.local_broadcast(entry.topic, PresenceDiff(entry.topic, payload))
+def _change(state: _ShardState, joins: list[Entry], leaves: list[Entry]) -> None:
+    if not state.batch:
+        state.since = trio.current_time()
+    state.batch.add(joins, leaves)
 
 
-def _publish(diffs: dict[str, Diff]) -> None:
-    for topic, payload in diffs.items():
-        beam.local_broadcast(topic, PresenceDiff(topic, payload))
+def _due(state: _ShardState) -> bool:
+    """Whether the pending batch is full or old enough to be published now."""
+    return len(state.batch) >= _BATCH_CHANGES or trio.current_time() - state.since >= _BATCH_SECONDS
+
+
+def _batched(state: _ShardState) -> beam.NoReply[_ShardState]:
+    """After handling a message: publish now if the batch is full or old, else once the
+    mailbox is empty (a GenServer timeout of 0 fires as soon as no message is waiting)."""
+    if not state.batch:
+        return beam.NoReply(state)
+    if _due(state):
+        _flush(state)
+        return beam.NoReply(state)
+    return beam.NoReply(state, timeout=0)
+
+
+def _flush(state: _ShardState) -> None:
+    """Publish the batch, one merged diff per topic, then answer the callers it waited for."""
+    if state.batch:
+        for topic, payload in state.batch.take().items():
+            beam.local_broadcast(topic, PresenceDiff(topic, payload), dispatcher=dispatch_diff)
+    waiting, state.waiting = state.waiting, []
+    for from_, answer in waiting:
+        beam.reply(from_, answer)
+
+
+def dispatch_diff(
+    entries: list[tuple[beam.Pid, Any]], exclude: beam.Pid | None, message: Any
+) -> None:
+    """The PubSub dispatcher of presence diffs (a :data:`beam.Dispatcher`).
+
+    A subscription whose metadata has a ``dispatcher`` attribute (a transport's fast lane,
+    such as the web layer's channel subscriptions) gets the diff through that dispatcher, all
+    such subscribers in one call, so that it can encode the diff once and write it to every
+    socket without waking their processes; every other subscriber gets it as a message.
+
+    >>> beam.local_broadcast(topic, PresenceDiff(topic, payload), dispatcher=dispatch_diff)
+    """
+    lanes: dict[Any, list[tuple[beam.Pid, Any]]] | None = None
+    for pid, meta in entries:
+        dispatcher = getattr(meta, "dispatcher", None)
+        if dispatcher is None:
+            if pid != exclude:
+                beam.send(pid, message)
+            continue
+        if lanes is None:
+            lanes = {}
+        group = lanes.get(dispatcher)
+        if group is None:
+            lanes[dispatcher] = [(pid, meta)]
+        else:
+            group.append((pid, meta))
+    if lanes is not None:
+        for dispatcher, group in lanes.items():
+            dispatcher(group, exclude, message)
 
 
 # -- the tracker -----------------------------------------------------------------------------

@@ -43,8 +43,10 @@ A crash (an exception, or a :class:`Stop` with an abnormal reason) reaches the c
 
 Broadcasts take the *fast lane*: the channel subscribes to its topic with its connection's
 :class:`Lane`, and :func:`broadcast` encodes a broadcast once per serializer and writes the same
-frame to every subscribed socket, without waking any channel process. Events named in
-``intercept`` go through ``handle_out`` in each channel process instead.
+frame to every subscribed socket, without waking any channel process. Presence diffs
+(``presence_diff``) take it too: the tracker delivers through the dispatcher the subscription
+offers (:meth:`Lane.dispatcher`). Events named in ``intercept`` go through ``handle_out`` in
+each channel process instead.
 """
 
 from __future__ import annotations
@@ -57,7 +59,16 @@ from typing import Any, ClassVar, Final
 import beam
 
 from ._outbox import Outbox, frame
-from ._protocol import PHX_CLOSE, PHX_LEAVE, Broadcast, Message, Outgoing, Reply, Serializer
+from ._protocol import (
+    PHX_CLOSE,
+    PHX_LEAVE,
+    Broadcast,
+    Message,
+    Outgoing,
+    ProtocolError,
+    Reply,
+    Serializer,
+)
 
 __all__ = [
     "Channel",
@@ -126,29 +137,67 @@ class Lane:
 
     :func:`broadcast` writes a broadcast's frame straight to ``outbox`` unless the event is in
     ``intercept`` (then the channel process gets the broadcast and calls ``handle_out``).
+    Other publishers reach the fast lane through :meth:`dispatcher`, which a subscription's
+    metadata offers to whoever delivers to it: presence diffs (``presence.PresenceDiff``, a
+    ``presence_diff`` event) take it so.
     """
 
     outbox: Outbox
     serializer: Serializer
     intercept: frozenset[str]
 
+    @staticmethod
+    def dispatcher(
+        entries: list[tuple[beam.Pid, Any]], exclude: beam.Pid | None, message: Any
+    ) -> None:
+        """The dispatcher that delivers to channel subscriptions (a :data:`beam.Dispatcher`):
+        a message shaped as a broadcast (``topic``, ``event``, ``payload``) is framed once per
+        serializer and written to every fast-lane socket; anything else becomes a message.
+
+        >>> beam.local_broadcast(topic, diff, dispatcher=Lane.dispatcher)
+        """
+        _dispatch(entries, exclude, message)
+
 
 def _dispatch(entries: list[tuple[beam.Pid, Any]], exclude: beam.Pid | None, message: Any) -> None:
     """The PubSub dispatcher of channel broadcasts: one encoding per serializer, one frame
     written to every fast-lane socket; everything else is delivered as a message."""
     frames: dict[int, bytes] = {}
-    fast = isinstance(message, Broadcast)
+    wire = _on_the_wire(message)
     for pid, meta in entries:
         if pid == exclude:
             continue
-        if fast and type(meta) is Lane and message.event not in meta.intercept:
+        if wire is not None and type(meta) is Lane and wire.event not in meta.intercept:
             key = id(meta.serializer)
             data = frames.get(key)
             if data is None:
-                data = frames[key] = frame(meta.serializer.encode(message))
-            meta.outbox.write_nowait(data)
+                try:
+                    data = frames[key] = frame(meta.serializer.encode(wire))
+                except ProtocolError:
+                    if wire is message:
+                        raise  # web.broadcast: the caller passed a payload that is not JSON
+                    logger.error(
+                        "dropping %r on %r for %s clients: %s",
+                        wire.event,
+                        wire.topic,
+                        meta.serializer.vsn,
+                        beam.bounded_repr(wire.payload),
+                    )
+                    data = frames[key] = b""
+            if data:
+                meta.outbox.write_nowait(data)
         else:
             beam.send(pid, message)
+
+
+def _on_the_wire(message: Any) -> Broadcast | None:
+    """*message* as the :class:`Broadcast` a fast lane writes, or ``None`` if it is not one."""
+    if type(message) is Broadcast:
+        return message
+    topic = getattr(message, "topic", None)
+    if isinstance(topic, str) and _is_broadcast(message, topic):
+        return Broadcast(topic, message.event, message.payload)
+    return None
 
 
 def broadcast(topic: str, event: str, payload: Payload) -> None:

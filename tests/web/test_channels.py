@@ -490,3 +490,47 @@ async def test_presence_state_after_join_and_diffs_as_broadcasts() -> None:
         await bob.send(b_ref, "room:p", "phx_leave", {})
         diff = await alice.event("room:p", "presence_diff")
         assert list(diff[4]["leaves"]) == ["bob"]
+
+
+async def test_presence_diffs_take_the_fast_lane_without_waking_channels() -> None:
+    async with serving(tracker=True) as port, phx.connect(port) as alice, phx.connect(port) as bob:
+        await alice.join("room:p", {"track": "alice"})
+        await alice.event("room:p", "presence_diff")
+        (channel,) = [pid for pid, _ in beam.subscribers("room:p")]
+        before = beam.process_info(channel)
+        assert before is not None
+        await bob.join("room:p", {"track": "bob"})
+        diff = await alice.event("room:p", "presence_diff")
+        assert diff[:4] == [None, None, "room:p", "presence_diff"]
+        assert list(diff[4]["joins"]) == ["bob"]
+        after = beam.process_info(channel)
+        assert after is not None
+        assert after.messages_handled == before.messages_handled  # straight to alice's socket
+
+
+class Censoring(Room):
+    intercept = ("censored", "presence_diff")
+
+    async def handle_out(
+        self, event: str, payload: Any, socket: web.ChannelSocket
+    ) -> web.Stop | None:
+        if event == "presence_diff":
+            socket.push(event, {**payload, "seen_by": socket.assigns.get("user_id")})
+            return None
+        return await super().handle_out(event, payload, socket)
+
+
+class CensoringSocket(UserSocket):
+    channels: ClassVar[Mapping[str, type[web.Channel]]] = {"room:*": Censoring}
+
+
+async def test_an_intercepted_presence_diff_goes_through_handle_out() -> None:
+    token = web.Token.sign(SECRET, "user socket", "u7")
+    async with (
+        serving(CensoringSocket(), tracker=True) as port,
+        phx.connect(port, f"token={token}") as alice,
+    ):
+        await alice.join("room:p", {"track": "alice"})
+        diff = await alice.event("room:p", "presence_diff")
+        assert diff[4]["seen_by"] == "u7"
+        assert list(diff[4]["joins"]) == ["alice"]
