@@ -210,3 +210,54 @@ class Older(web.LiveView):
             return
         for item in reversed(result.result):
             socket.stream_insert("items", item, at=0)
+
+
+#: Users signed out since their pages were opened (their server-side sessions deleted).
+REVOKED: set[str] = set()
+
+
+async def signed_in(request: web.Request) -> Mapping[str, Any] | web.Response:
+    """A route guard: users with a ``user`` cookie who were not signed out (async, as one
+    that looks the session up in a database)."""
+    await trio.lowlevel.checkpoint()
+    user = request.cookie("user")
+    if not user or user in REVOKED:
+        return web.Response(302, b"", (("location", "/login"),))
+    return {"user": user, "live_socket_id": f"users_sessions:{user}"}
+
+
+def admins(request: web.Request) -> Mapping[str, Any] | web.Response:
+    """A route guard: the user ``admin`` only."""
+    if request.cookie("user") != "admin":
+        return web.Response(302, b"", (("location", "/login"),))
+    return {"user": "admin"}
+
+
+class Home(web.LiveView):
+    """A signed-in page linking live to another page of its live session and to the admin's."""
+
+    template = (
+        '<p id="home">home of {{ user }}</p>'
+        '<a id="to-settings" href="/settings" data-phx-link="redirect" '
+        'data-phx-link-state="push">settings</a>'
+        '<a id="to-admin" href="/admin" data-phx-link="redirect" '
+        'data-phx-link-state="push">admin</a>'
+    )
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
+    ) -> None:
+        socket.assign(user=session["user"])
+
+
+class Settings(web.LiveView):
+    template = '<p id="settings">settings of {{ user }}</p>'
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
+    ) -> None:
+        socket.assign(user=session["user"])
+
+
+class AdminPage(web.LiveView):
+    template = '<p id="admin">admin only</p>'

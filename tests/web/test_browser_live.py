@@ -3,7 +3,9 @@ client (from npm, served by the endpoint) against our server.
 
 Scenarios: a counter (click, DOM update), a form with live validation and submit, a
 1,000-row stream with an insert and a delete, live navigation to another view and a live
-patch, two tabs seeing one PubSub broadcast, and a crashed and a killed view recovering.
+patch, two tabs seeing one PubSub broadcast, and a crashed and a killed view recovering;
+guarded routes: live navigation within a live session, a full page load into another one
+(where its guard redirects), and a signed-out user's open page sent to sign in.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import trio
 import beam
 import web
 
+from . import liveviews
 from .browser import in_browser
-from .liveviews import Counter, Form, Loading, Rows
+from .liveviews import AdminPage, Counter, Form, Home, Loading, Rows, Settings
 
 TIMEOUT_MS = 10_000
 
@@ -148,3 +151,50 @@ async def test_two_tabs_see_one_broadcast_and_streams_patch_the_dom() -> None:
 
         facts = await in_browser(steps)
     assert facts == {"before": 1000, "first": "rows-1000", "after": 1000}
+
+
+async def test_guarded_routes_live_sessions_and_sign_out() -> None:
+    liveviews.REVOKED.clear()
+    async with beam.open_node():
+        endpoint = web.Endpoint()
+        login = web.Response(200, b"<p id='login'>sign in</p>", (("content-type", "text/html"),))
+        endpoint.get("/login", lambda request: login)
+        endpoint.live("/home", Home, session=liveviews.signed_in)
+        endpoint.live("/settings", Settings, session=liveviews.signed_in)
+        endpoint.live("/admin", AdminPage, session=liveviews.admins)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
+            base = f"http://127.0.0.1:{port}"
+
+            def sign_out() -> None:
+                liveviews.REVOKED.add("alice")
+                web.disconnect("users_sessions:alice")
+
+            def steps(browser: Any) -> dict[str, Any]:
+                facts: dict[str, Any] = {}
+                context = browser.new_context()
+                context.add_cookies([{"name": "user", "value": "alice", "url": base}])
+                page = context.new_page()
+                page.goto(f"{base}/home")
+                connected(page)
+                page.evaluate("window.notReloaded = true")
+                page.click("#to-settings")  # one live session: live navigation
+                text(page, "#settings", "settings of alice")
+                facts["live"] = page.evaluate("window.notReloaded === true")
+
+                page.goto(f"{base}/home")
+                connected(page)
+                page.click("#to-admin")  # another live session: a page load; its guard says no
+                page.wait_for_selector("#login", timeout=TIMEOUT_MS)
+                facts["admin"] = page.url
+
+                page.goto(f"{base}/settings")
+                connected(page)
+                trio.from_thread.run_sync(sign_out)  # the open page is sent to sign in
+                page.wait_for_selector("#login", timeout=TIMEOUT_MS)
+                facts["signed_out"] = page.url
+                return facts
+
+            facts = await in_browser(steps)
+            nursery.cancel_scope.cancel()
+    assert facts == {"live": True, "admin": f"{base}/login", "signed_out": f"{base}/login"}
