@@ -21,7 +21,31 @@ page travel back::
 ``mount`` runs twice: for the dead render (``socket.connected`` is false; this is not a
 process, so subscribe and start timers only when connected) and in the view's process. A
 crash in the view's process shows the client an error briefly; the client rejoins and the view
-mounts afresh.
+mounts afresh. A redirect from ``mount`` or ``handle_params`` on the dead render answers 302
+and renders nothing.
+
+Security: a route's ``session=`` guard runs on *every* mount, the page over HTTP and each
+connected join (with the WebSocket upgrade's cookies), so a view never mounts with a session
+its guard would not give now. Live navigation stays within a *live session* (routes sharing a
+``live_session`` name, or the same guard); into another, the client loads the page in full.
+When the guard's session holds ``"live_socket_id"``, ``web.disconnect(that id)`` closes the
+user's LiveView connections (after sign-out): the client reconnects and the guard decides
+again::
+
+    async def signed_in(request):
+        user = await Sessions.user_for(request.cookie("session"))
+        if user is None:
+            return web.Response(302, b"", (("location", "/login"),))
+        return {"user_id": user.id, "live_socket_id": f"users_sessions:{user.id}"}
+
+    endpoint.live("/", Chat, session=signed_in)
+    endpoint.live("/settings", Settings, session=signed_in)    # one live session with "/"
+    ...
+    web.disconnect(f"users_sessions:{user.id}")                 # on sign-out
+
+The ``/live`` socket accepts a connection only with a CSRF token that matches the browser's
+``_csrf`` cookie (:class:`~web.CsrfProtection`; the page sets the cookie), and a form event
+has at most 1,000 fields nested at most 32 levels deep (else it is refused with an error).
 """
 
 from __future__ import annotations
@@ -415,7 +439,11 @@ def _component_names(view: type[LiveView]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class LiveRoute:
-    """One ``endpoint.live(...)`` route: its view, its guard and its live session's name."""
+    """One ``endpoint.live(...)`` route: its view, its guard and its live session's name.
+
+    >>> routes.add("/admin", Admin, session=require_admin).live_session
+    'guard:require_admin#0'
+    """
 
     path: str
     view: type[LiveView]
@@ -533,7 +561,11 @@ async def run_guard(guard: SessionFn, request: Request) -> Mapping[str, Any] | R
 
 def guard_request(upgrade: _Upgrade | None, path: str, url: str) -> Request:
     """The :class:`Request` a route guard sees on a connected join: the WebSocket upgrade's
-    headers and peer, the route's *path* and the query of the page's *url*."""
+    headers and peer, the route's *path* and the query of the page's *url*.
+
+    >>> guard_request(None, "/rooms", "http://x/rooms?id=7").query
+    {'id': ['7']}
+    """
     query = urlsplit(url).query
     headers = () if upgrade is None else upgrade.headers
     client = None if upgrade is None else upgrade.client
@@ -550,7 +582,12 @@ def url_params(url: str) -> dict[str, Any]:
 
 
 class FormError(ValueError):
-    """A form event over the limits of :func:`form_params` (the event is refused)."""
+    """A form event over the limits of :func:`form_params` (the event is refused).
+
+    >>> form_params("&".join(["x=1"] * 1001))
+    Traceback (most recent call last):
+    FormError: form refused: more than 1000 fields ...
+    """
 
 
 def form_params(

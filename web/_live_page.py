@@ -3,7 +3,9 @@
 ``endpoint.live(path, View)`` answers ``GET path`` with the full page: the layout around the
 view's first render, in a container carrying the signed session the client joins with. The
 first live route also mounts the ``/live`` socket and serves the official clients from the
-npm packages (``node_modules``, installed at set-up) under ``/assets``.
+npm packages (``node_modules``, installed at set-up) under ``/assets``. The page's CSRF token
+(its ``csrf-token`` meta tag, which the client sends when it connects) is bound to the
+browser's ``_csrf`` cookie, set with the page when the browser has none.
 """
 
 from __future__ import annotations

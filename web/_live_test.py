@@ -96,6 +96,14 @@ class LiveViewClient:
                 return
             self._apply_push(out.message)
 
+    async def assert_close(self, *, timeout: float = 1.0) -> None:
+        """Wait for the view to stop cleanly, as after ``web.disconnect`` of the session's
+        ``live_socket_id`` (a real client would reconnect, and the route's guard decide).
+
+        >>> web.disconnect("users_sessions:7"); await view.assert_close()
+        """
+        await self._channel.assert_close(timeout=timeout)
+
     async def _event(self, kind: str, event: str, value: Any) -> Any:
         return await self._push("event", {"type": kind, "event": event, "value": value})
 

@@ -81,6 +81,18 @@ async def test_liveviews_are_driven_in_process() -> None:
         assert "<b>APPLES</b> 0" in cards.html
 
 
+async def test_disconnect_of_the_live_socket_id_closes_the_view() -> None:
+    from .liveviews import Counter
+
+    async with beam.open_node():
+        kept = await web.testing.live(Counter, session={"live_socket_id": "users_sessions:8"})
+        view = await web.testing.live(Counter, session={"live_socket_id": "users_sessions:7"})
+        web.disconnect("users_sessions:7")
+        await view.assert_close()
+        await kept.click("inc")  # another user's view lives on
+        assert '<h1 id="count">1</h1>' in kept.html
+
+
 async def test_start_async_hands_results_to_handle_async() -> None:
     from .liveviews import Older
 
