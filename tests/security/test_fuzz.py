@@ -16,6 +16,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -175,35 +176,35 @@ mutation = st.one_of(
 )
 
 
-def mutate(data: bytes, op: tuple[object, ...]) -> bytes:
-    kind = op[0]
-    at = int(op[1]) % (len(data) + 1) if isinstance(op[1], int) else 0  # type: ignore[call-overload]
+def mutate(data: bytes, op: tuple[Any, ...]) -> bytes:
+    """*data* changed by one mutation *op* (a tuple drawn from ``mutation``)."""
+    kind, where, *args = op
+    at = where % (len(data) + 1)
     if kind == "flip" and data:
         at %= len(data)
-        return data[:at] + bytes([data[at] ^ int(op[2]) or 1]) + data[at + 1 :]  # type: ignore[call-overload]
+        return data[:at] + bytes([data[at] ^ (args[0] or 1)]) + data[at + 1 :]
     if kind == "truncate":
         return data[:at]
     if kind in ("delete_line", "duplicate_line"):
         lines = data.split(b"\r\n")
-        index = int(op[1]) % len(lines)  # type: ignore[call-overload]
+        index = where % len(lines)
         if kind == "delete_line":
             del lines[index]
         else:
             lines.insert(index, lines[index])
         return b"\r\n".join(lines)
-    if kind == "inject":
-        return data[:at] + op[2] + data[at:]  # type: ignore[operator]
+    if kind in ("inject", "insert"):
+        return data[:at] + args[0] + data[at:]
     if kind == "huge":
-        return data[:at] + op[3] * int(op[2]) + data[at:]  # type: ignore[operator, call-overload]
-    if kind == "insert":
-        return data[:at] + op[2] + data[at:]  # type: ignore[operator]
+        size, piece = args
+        return data[:at] + piece * size + data[at:]
     line, crlf, rest = data.partition(b"\r\n")
     words = line.split(b" ")
     if kind == "request_line":  # replace the method (a known one) or the target
-        value: bytes = op[2]  # type: ignore[assignment]
+        value = args[0]
         words[0 if value in METHODS else min(1, len(words) - 1)] = value
     elif kind == "version":
-        words[-1] = op[2]  # type: ignore[call-overload]
+        words[-1] = args[0]
     return b" ".join(words) + crlf + rest
 
 
@@ -217,7 +218,7 @@ requests = st.one_of(
 )
 
 
-def _apply(base: bytes, ops: list[tuple[object, ...]]) -> bytes:
+def _apply(base: bytes, ops: list[tuple[Any, ...]]) -> bytes:
     for op in ops:
         base = mutate(base, op)
     return base
