@@ -24,6 +24,7 @@ from tests.web import phx, wsclient
 from tests.web.liveviews import Form
 from tests.web.test_asgi import http
 from web._live import MAX_FORM_DEPTH, MAX_FORM_FIELDS, FormError, form_params
+from web._live_page import mount_live
 from web._rendered import to_html
 
 #: Users whose sessions were revoked (as if their server-side session tokens were deleted).
@@ -207,6 +208,31 @@ async def test_live_navigation_within_a_live_session_runs_the_target_guard() -> 
             REVOKED.add("alice")
             _, reply = await client.join(topic, {"redirect": url, "session": session})
             assert reply == {"status": "error", "response": {"redirect": {"to": "/login"}}}
+
+
+async def test_named_live_sessions_group_routes_whatever_their_guards() -> None:
+    """``live_session="name"`` puts routes in one live session even with different guards
+    (each still runs its own); the same guard under another name is another live session."""
+    async with beam.open_node():
+        endpoint = web.Endpoint()
+        # endpoint.live(..., live_session=...) once Endpoint.live passes it on.
+        mount_live(endpoint, "/public", Public, session=public, live_session="site")
+        mount_live(endpoint, "/home", Home, session=signed_in, live_session="site")
+        mount_live(endpoint, "/settings", Settings, session=signed_in, live_session="account")
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
+            bob = Browser({"user": "bob"})
+            csrf, element, session = await bob.page(port, "/public")
+            async with bob.live(port, csrf) as client:
+                topic = f"lv:{element}"
+                home = {"redirect": f"http://127.0.0.1:{port}/home", "session": session}
+                join_ref, reply = await client.join(topic, home)
+                assert '<p id="view">Home</p>' in to_html(reply["response"]["rendered"])
+                await client.send(join_ref, topic, "phx_leave", {})
+                settings = {"redirect": f"http://127.0.0.1:{port}/settings", "session": session}
+                _, reply = await client.join(topic, settings)
+                assert reply == {"status": "error", "response": {"reason": "unauthorized"}}
+            nursery.cancel_scope.cancel()
 
 
 async def test_the_guard_runs_on_every_connected_join_with_the_upgrade_cookies() -> None:
