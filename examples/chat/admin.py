@@ -1,33 +1,42 @@
-"""The operator's page: the node's process tree, live, with a button to kill any process.
+"""The operator's page: the node's process tree, live, with kill buttons for the chat's own
+processes.
 
 Each process is shown under the process that started it (a supervisor's children under it),
 with its pid, registered name, mailbox length, messages handled, and, for a supervised child,
 how often its supervisor restarted it. It refreshes once a second (a timer message to the
 view's own process). Killing a process shows "let it crash" at work: a supervised one comes
 back with a new pid (and its restart count goes up), a LiveView reloads its state, a
-channel's client rejoins. Only the users listed in ``CHAT_ADMINS`` (default:
-``alice``) may open it.
+channel's client rejoins. Only admins may open it (the route's guard and ``mount`` check the
+session's ``admin``; see :mod:`examples.chat.app`).
+
+What may be killed: the processes under the chat's application supervisor (``chat.sup``) and
+the processes of its connections (LiveViews, channels, socket transports, PubSub topics).
+Everything else is refused: ``chat.sup`` itself (killing it stops the whole chat, and with it
+the node), the node's and the web server's own processes, and ids of no live process. Killing
+a supervisor stops every child under it before its own supervisor restarts them all: the
+page asks to confirm first.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import beam
 import web
 from supervisors import Supervisor
 
-from .model import Chat, User
+from . import chaos
 
 REFRESH_SECONDS = 1.0
+#: The chat's application supervisor: never killed from here.
+APP_SUPERVISOR: Final = "chat.sup"
 
 TEMPLATE = """<div class="admin">
 <h1>Processes <small>{{ stats.processes }} alive · {{ stats.spawned }} spawned ·
   {{ stats.crashes }} crashed</small></h1>
-<p><a href="/">back to the chat</a>{% if killed %} · killed {{ killed }}{% endif %}</p>
+<p><a href="/">back to the chat</a>{% if killed %} · <span id="killed">{{ killed }}</span>
+{%- endif %}</p>
 <table id="processes"><thead><tr><th>process</th><th>name</th><th>started as</th>
 <th>status</th><th>mailbox</th><th>handled</th><th>links</th><th>restarts</th><th></th></tr>
 </thead><tbody>
@@ -35,7 +44,10 @@ TEMPLATE = """<div class="admin">
 {{- "└ " if p.depth else "" }}{{ p.pid }}</td><td>{{ p.name }}</td>
 <td class="call">{{ p.call }}</td><td>{{ p.status }}</td><td>{{ p.queue }}</td>
 <td>{{ p.handled }}</td><td>{{ p.links }}</td><td class="restarts">{{ p.restarts }}</td>
-<td><button class="kill" phx-click="kill" phx-value-id="{{ p.id }}">kill</button></td></tr>
+<td>{% if p.killable %}<button class="kill" phx-click="kill" phx-value-id="{{ p.id }}"
+{%- if p.supervisor %} phx-value-confirm="supervisor" data-confirm="Kill the supervisor
+{{ p.pid }}? Every process under it stops with it, then its own supervisor starts them all
+again."{% endif %}>kill</button>{% endif %}</td></tr>
 {%- endfor -%}
 </tbody></table></div>"""
 
@@ -49,9 +61,60 @@ CSS = """
 """
 
 
-def admins() -> set[str]:
-    """The usernames allowed on this page."""
-    return {n.strip() for n in os.environ.get("CHAT_ADMINS", "alice").split(",") if n.strip()}
+def _is_supervisor(info: beam.ProcessInfo) -> bool:
+    return info.initial_call.endswith("._SupervisorServer")
+
+
+def _under_app(pid: beam.Pid, infos: Mapping[beam.Pid, beam.ProcessInfo]) -> bool:
+    """Whether *pid* is below the chat's application supervisor (not the supervisor)."""
+    app = beam.whereis(APP_SUPERVISOR)
+    seen: set[beam.Pid] = set()
+    parent = infos[pid].parent if pid in infos else None
+    while parent is not None and parent not in seen:
+        if parent == app:
+            return True
+        seen.add(parent)
+        info = infos.get(parent) or beam.process_info(parent)
+        parent = info.parent if info is not None else None
+    return False
+
+
+def killable(pid: beam.Pid, infos: Mapping[beam.Pid, beam.ProcessInfo]) -> bool:
+    """Whether this page may kill *pid*: one of the chat's supervised processes or of its
+    connections (see the module documentation).
+
+    >>> killable(beam.whereis("presence"), infos)
+    True
+    """
+    if pid not in infos or pid == beam.whereis(APP_SUPERVISOR):
+        return False
+    if _under_app(pid, infos):
+        return True
+    connections = chaos.victims()
+    return any(pid in connections[kind] for kind in ("channel", "liveview", "transport", "pubsub"))
+
+
+def refusal(pid: beam.Pid, infos: Mapping[beam.Pid, beam.ProcessInfo]) -> str | None:
+    """Why *pid* may not be killed from this page, or ``None`` when it may.
+
+    >>> refusal(beam.whereis("chat.sup"), infos)
+    'refused: chat.sup is the application supervisor: killing it stops the whole chat'
+    """
+    if pid == beam.self():
+        return "refused: not this page's own process"
+    if pid not in infos:
+        return f"refused: {pid} is not a live process"
+    if pid == beam.whereis(APP_SUPERVISOR):
+        return (
+            f"refused: {APP_SUPERVISOR} is the application supervisor: killing it stops the "
+            "whole chat (and the node)"
+        )
+    if not killable(pid, infos):
+        return (
+            f"refused: {pid} is not one of the chat's processes (those under {APP_SUPERVISOR}, "
+            "and its connections' LiveViews, channels, transports and topics)"
+        )
+    return None
 
 
 async def _restarts(infos: dict[beam.Pid, beam.ProcessInfo]) -> dict[beam.Pid, int]:
@@ -91,6 +154,8 @@ async def _rows() -> list[dict[str, Any]]:
                 "handled": info.messages_handled,
                 "links": len(info.links),
                 "restarts": restarts.get(pid, ""),
+                "supervisor": _is_supervisor(info),
+                "killable": killable(pid, infos),
             }
         )
         for child in children.get(pid, []):
@@ -110,8 +175,7 @@ class AdminLive(web.LiveView):
     async def mount(
         self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
     ) -> None:
-        users = await Chat.read(User, filter={"id": uuid.UUID(session["user_id"])}, limit=1)
-        if not users or users[0].username not in admins():
+        if session.get("admin") is not True:  # the route's guard says so too
             socket.redirect("/")
             return
         await self._refresh(socket)
@@ -121,12 +185,24 @@ class AdminLive(web.LiveView):
 
     async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
         if event == "kill":
-            target = beam.Pid(int(value.get("id", 0)))
-            if target == beam.self():
-                socket.assign(killed="not this page's own process")
+            try:
+                target = beam.Pid(int(value.get("id", 0)))
+            except (TypeError, ValueError):
+                socket.assign(killed=f"refused: {value.get('id')!r} is not a process id")
+                return
+            infos = {pid: info for pid in beam.processes() if (info := beam.process_info(pid))}
+            refused = refusal(target, infos)
+            if refused is not None:
+                socket.assign(killed=refused)
+                return
+            if _is_supervisor(infos[target]) and value.get("confirm") != "supervisor":
+                socket.assign(
+                    killed=f"not killed: {target} is a supervisor; killing it stops every process "
+                    "under it before they are restarted: confirm to go on"
+                )
                 return
             beam.exit(target, "kill")
-            socket.assign(killed=str(target))
+            socket.assign(killed=f"killed {target}")
             await self._refresh(socket)
 
     async def handle_info(self, message: Any, socket: web.LiveSocket) -> None:

@@ -1,13 +1,16 @@
-"""Putting the chat together: the domain's database, presence, the endpoint, demo data."""
+"""Putting the chat together: the domain's database, presence, rate limits, the endpoint, and
+its first users (demo users in demo mode, else the admin named by the environment)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import sqlalchemy as sa
 import trio
 
 import domain
@@ -15,15 +18,14 @@ import presence
 import web
 from supervisors import Application, child_spec
 
-from .accounts import SESSION_COOKIE, hash_password, session_user
+from . import ratelimit, sessions
+from .accounts import SESSION_COOKIE, hash_off_loop
 from .admin import CSS as ADMIN_CSS
 from .admin import AdminLive
 from .channels import ChatSocket
 from .live import ChatLive
 from .model import Chat, Room, User
-from .pages import login_page, logout, make_login, make_signup, make_token
-from .ratelimit import NAME as RATE_LIMITER
-from .ratelimit import RateLimiter
+from .pages import Pages, redirect
 from .style import CSS
 
 logger = logging.getLogger("examples.chat")
@@ -32,8 +34,11 @@ logger = logging.getLogger("examples.chat")
 #: ``python -m domain migrations generate "what changed" --domain examples.chat.model:Chat
 #: --dir examples/chat/migrations --url sqlite:///.chat-data/chat.db``.
 MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
+#: Demo mode only (``--demo``, ``CHAT_DEMO=1``): these users, this password, alice an admin.
 DEMO_USERS = ("alice", "bob")
 DEMO_PASSWORD = "wonderland"
+ADMIN_USERNAME: Final = "CHAT_ADMIN_USERNAME"
+ADMIN_PASSWORD: Final = "CHAT_ADMIN_PASSWORD"
 
 
 def database_url(data_dir: Path) -> str:
@@ -41,20 +46,41 @@ def database_url(data_dir: Path) -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return f"sqlite:///{data_dir / 'chat.db'}"
+
+
+def redacted(url: str) -> str:
+    """*url* with its password hidden, fit for a message.
+
+    >>> redacted("postgresql://chat:hunter2@db/chat")
+    'postgresql://chat:***@db/chat'
+    """
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<an unreadable database URL>"
 
 
 def secret_key(data_dir: Path) -> str:
     """The key sessions are signed with, kept beside the database so sign-ins survive a
-    restart (``CHAT_SECRET_KEY`` overrides it)."""
+    restart (``CHAT_SECRET_KEY`` overrides it); the file is readable by its owner only.
+
+    >>> key = secret_key(Path(".chat-data"))
+    """
     key = os.environ.get("CHAT_SECRET_KEY")
     if key:
         return key
     path = data_dir / "secret_key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:  # from before the chat made it private
+            path.chmod(0o600)
+    else:
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
@@ -66,19 +92,22 @@ async def upgrade_database(url: str) -> None:
         await trio.to_thread.run_sync(migrations.upgrade)
     except domain.MigrationError as exc:
         raise SystemExit(
-            f"chat: cannot use the database at {url}: {exc}. A data directory from before the "
-            "chat had migrations cannot be upgraded: move it away (the default is "
+            f"chat: cannot use the database at {redacted(url)}: {exc}. A data directory from "
+            "before the chat had migrations cannot be upgraded: move it away (the default is "
             ".chat-data/) and start again."
         ) from None
 
 
-async def seed() -> None:
-    """Demo users, and demo rooms they are members of, created once."""
+async def seed_demo() -> None:
+    """Demo mode: alice (an admin) and bob, password ``wonderland``, and demo rooms they
+    are members of, created once."""
     for name in DEMO_USERS:
         if not await Chat.read(User, filter={"username": name}, limit=1):
-            await Chat.register(name, hash_password(DEMO_PASSWORD))
+            await Chat.register(name, await hash_off_loop(DEMO_PASSWORD))
     users = await Chat.read(User, filter=User.__table__.c.username.in_(DEMO_USERS))
     alice = next(u for u in users if u.username == "alice")
+    if not alice.admin:
+        alice = await Chat.make_admin(alice, authorize=False)
     if not await Chat.read(Room, actor=alice, limit=1):
         for room in ("lobby", "random"):
             opened = await Chat.open_room(room, actor=alice)
@@ -86,18 +115,77 @@ async def seed() -> None:
                 await Chat.join_room(opened.id, actor=user)
 
 
+async def ensure_admin(environ: Mapping[str, str]) -> str | None:
+    """Outside demo mode: create or update the admin ``CHAT_ADMIN_USERNAME`` with the
+    password ``CHAT_ADMIN_PASSWORD``; without them, an admin must exist already. Returns the
+    admin's name when one was set from the environment; raises :class:`SystemExit` saying
+    what to set otherwise.
+
+    >>> await ensure_admin({"CHAT_ADMIN_USERNAME": "root", "CHAT_ADMIN_PASSWORD": "s3cret!!"})
+    'root'
+    """
+    username = environ.get(ADMIN_USERNAME, "").strip().lower()
+    password = environ.get(ADMIN_PASSWORD, "")
+    if not username and not password:
+        if await Chat.read(User, filter={"admin": True}, limit=1):
+            return None
+        raise SystemExit(
+            f"chat: refusing to start: there is no admin account. Set {ADMIN_USERNAME} and "
+            f"{ADMIN_PASSWORD} (at least 8 characters) to create one, or run the demo "
+            "(python -m examples.chat --demo, or CHAT_DEMO=1) with its demo users."
+        )
+    if not username or len(password) < 8:
+        missing = ADMIN_USERNAME if not username else f"{ADMIN_PASSWORD} (at least 8 characters)"
+        raise SystemExit(f"chat: refusing to start: set {missing} as well")
+    password_hash = await hash_off_loop(password)
+    found = await Chat.read(User, filter={"username": username}, limit=1)
+    try:
+        user = found[0] if found else await Chat.register(username, password_hash)
+    except domain.Invalid as exc:
+        raise SystemExit(f"chat: refusing to start: {ADMIN_USERNAME}={username!r}: {exc}") from None
+    if found:
+        user = await Chat.set_password(user, password_hash, authorize=False)
+    if not user.admin:
+        await Chat.make_admin(user, authorize=False)
+    return username
+
+
+def flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment variable *name* is set to ``1``, ``true``, ``yes`` or ``on``.
+
+    >>> flag("CHAT_DEMO", {"CHAT_DEMO": "1"})
+    True
+    """
+    value = (os.environ if environ is None else environ).get(name, "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 async def build(
-    data_dir: Path, *, database: str | None = None, messages_per_minute: int = 60
+    data_dir: Path,
+    *,
+    database: str | None = None,
+    messages_per_minute: int = 60,
+    demo: bool | None = None,
+    limits: Mapping[str, web.Limit | web.Backoff] | None = None,
+    secure_cookies: bool | None = None,
 ) -> web.Endpoint:
     """Start the chat's supervision tree in the calling node and return its endpoint.
 
     The chat is an :class:`supervisors.Application` whose tree (``chat.sup``, one_for_one)
     holds the domain's connection pool (itself a supervisor of connection actors), the
-    presence tracker and the per-user rate limiter. Any of them can be killed (from the
-    ``/admin`` page, say): the supervisor starts it again and the chat goes on. LiveViews and
-    channels are processes of their connections: their crashes stay theirs. The schema is
-    brought up to date first (see :func:`upgrade_database`).
+    presence tracker and the rate limiter (:mod:`examples.chat.ratelimit`; *limits*
+    overrides its scopes). Any of them can be killed (from the ``/admin`` page, say): the
+    supervisor starts it again and the chat goes on. LiveViews and channels are processes of
+    their connections: their crashes stay theirs. The schema is brought up to date first
+    (see :func:`upgrade_database`).
+
+    In *demo* mode (default: ``CHAT_DEMO``) it seeds alice and bob (password
+    ``wonderland``, alice an admin); otherwise the admin comes from the environment (see
+    :func:`ensure_admin`). *secure_cookies* (default: ``CHAT_SECURE_COOKIES``) marks the
+    session and CSRF cookies ``Secure``, for a chat served over TLS.
     """
+    demo = flag("CHAT_DEMO") if demo is None else demo
+    secure_cookies = flag("CHAT_SECURE_COOKIES") if secure_cookies is None else secure_cookies
     url = database or database_url(data_dir)
     await upgrade_database(url)
     app = Application(
@@ -105,7 +193,11 @@ async def build(
         [
             Chat.child_spec(url),
             child_spec(presence.Tracker),
-            child_spec(RateLimiter, messages_per_minute, name=RATE_LIMITER),
+            child_spec(
+                web.RateLimiter,
+                ratelimit.scopes(messages_per_minute, limits),
+                name=ratelimit.NAME,
+            ),
         ],
         strategy="one_for_one",
         max_restarts=10,
@@ -113,22 +205,35 @@ async def build(
         type="permanent",  # if the tree gives up, the node stops (and its own supervisor,
     )  # systemd say, starts a fresh one)
     await app.start()
-    await seed()
+    if demo:
+        await seed_demo()
+    else:
+        await ensure_admin(os.environ)
     secret = secret_key(data_dir)
     endpoint = web.Endpoint(secret_key=secret)
+    csrf = web.CsrfProtection(secret, secure=secure_cookies)
+    pages = Pages(secret, csrf, secure=secure_cookies)
 
-    def session(request: web.Request) -> dict[str, Any] | web.Response:
-        user_id = session_user(secret, request.cookie(SESSION_COOKIE))
-        if user_id is None:
-            return web.Response(303, b"", (("location", "/login"),))
-        return {"user_id": user_id}
+    async def signed_in(request: web.Request) -> dict[str, Any] | web.Response:
+        """The chat page's guard, on every mount: a live session, else to the sign-in page."""
+        record = await sessions.lookup(request.cookie(SESSION_COOKIE))
+        if record is None or request.cookie(csrf.cookie) is None:
+            return redirect("/login")
+        return {**sessions.live_session(record), "csrf_token": csrf.token(request)[0]}
 
-    endpoint.get("/login", login_page)
-    endpoint.route("POST", "/login", make_login(secret))
-    endpoint.route("POST", "/signup", make_signup(secret))
-    endpoint.route("POST", "/logout", logout)
-    endpoint.route("POST", "/api/token", make_token(secret))
+    async def admin_only(request: web.Request) -> dict[str, Any] | web.Response:
+        """The process page's guard: admins only (others go back to the chat)."""
+        found = await signed_in(request)
+        if isinstance(found, dict) and not found["admin"]:
+            return redirect("/")
+        return found
+
+    endpoint.get("/login", pages.login_page)
+    endpoint.route("POST", "/login", pages.login)
+    endpoint.route("POST", "/signup", pages.signup)
+    endpoint.route("POST", "/logout", pages.logout)
+    endpoint.route("POST", "/api/token", pages.api_token)
     endpoint.socket("/socket", ChatSocket(secret))
-    endpoint.live("/", ChatLive, head=f"<style>{CSS}</style>", session=session)
-    endpoint.live("/admin", AdminLive, head=f"<style>{CSS}{ADMIN_CSS}</style>", session=session)
+    endpoint.live("/", ChatLive, head=f"<style>{CSS}</style>", session=signed_in)
+    endpoint.live("/admin", AdminLive, head=f"<style>{CSS}{ADMIN_CSS}</style>", session=admin_only)
     return endpoint

@@ -1,15 +1,18 @@
 """Channels for clients without a browser (the terminal client, bots, mobile apps).
 
 Connect to ``/socket/websocket`` with ``?token=<socket token>`` (``POST /api/token`` with a
-username and password returns one), then join:
+username and password returns one, valid for a day; it names a session on the server, so it
+stops working once that session is revoked), then join:
 
 * ``room:<room id>``: ``history`` is pushed after the join (the latest messages), then every
   ``new_message``; push ``new_message`` ``{"content", "client_id"}`` to send (the reply
   carries the stored message; a retry with the same client id is stored once) and ``typing``
-  ``{}`` to tell the others; ``edit_message`` ``{"id", "content"}`` and ``delete_message``
-  ``{"id"}`` change your own messages (anyone else's are forbidden), and everyone gets
+  ``{}`` to tell the others (at most one a second; extra ones are dropped);
+  ``edit_message`` ``{"id", "content"}`` and ``delete_message`` ``{"id"}`` change your own
+  messages (anyone else's are forbidden), and everyone gets
   ``message_edited``/``message_deleted``; ``presence_state``/``presence_diff`` say who is
-  there.
+  there. Sends, edits and deletes are rate-limited per user (the error says how long to
+  wait).
 * ``user:<your id>``: only your own; ``initial_state`` (your rooms) is pushed after the join.
 """
 
@@ -21,12 +24,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import beam
-import domain
 import presence
 import web
 
-from . import notifications, rooms
-from .accounts import socket_user
+from . import notifications, ratelimit, rooms, sessions
+from .accounts import socket_token_id
 from .live import HISTORY
 from .model import Chat, Message, Room, User
 from .sending import SendRefused, delete, edit, send
@@ -117,10 +119,14 @@ class RoomChannel(web.Channel):
                     record = await edit(self.user, self.room.id, message_id, content)
                 else:
                     record = await delete(self.user, self.room.id, message_id)
-            except domain.DomainError as exc:
+            except SendRefused as exc:
                 return web.error({"reason": str(exc)})
             return web.ok(message_payload(record))
         if event == "typing":
+            try:
+                await ratelimit.check("typing", str(self.user.id))
+            except web.RateLimited:
+                return None  # typing is a hint: extra ones are dropped
             beam.broadcast_from(beam.self(), socket.topic, ("typing", self.user.username))
             return None
         return web.error({"reason": f"unknown event {event!r}"})
@@ -178,7 +184,8 @@ class UserChannel(web.Channel):
 
 
 class ChatSocket(web.Socket):
-    """``/socket``: signed socket tokens; one id per user (``web.disconnect`` signs them out)."""
+    """``/socket``: signed socket tokens naming a live session on the server; one socket id
+    per session (:func:`sessions.socket_id`: signing out closes them)."""
 
     channels: ClassVar[Mapping[str, type[web.Channel]]] = {
         "room:*": RoomChannel,
@@ -192,13 +199,14 @@ class ChatSocket(web.Socket):
     async def connect(
         self, params: Mapping[str, str], connect_info: web.ConnectInfo
     ) -> Mapping[str, Any] | None:
-        user_id = socket_user(self.secret, params.get("token") or connect_info.auth_token)
-        if user_id is None:
+        token_id = socket_token_id(self.secret, params.get("token") or connect_info.auth_token)
+        if token_id is None:
             return None
-        users = await Chat.read(User, filter={"id": uuid.UUID(user_id)}, limit=1)
-        if not users:  # a valid token of a user since deleted
+        record = await sessions.lookup_id(token_id)  # revoked or expired: gone
+        if record is None or record.user is None:
             return None
-        return {"user_id": user_id, "username": users[0].username}
+        user_id = str(record.user_id)
+        return {"user_id": user_id, "username": record.user.username, "session": token_id}
 
     def id(self, assigns: Mapping[str, Any]) -> str | None:
-        return f"user_socket:{assigns['user_id']}"
+        return sessions.socket_id(assigns["session"])

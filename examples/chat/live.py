@@ -4,6 +4,10 @@ online. Switching rooms is a live patch (``/?room=<id>``), so the page never rel
 The view's process subscribes to every room's topic: messages of the open room are streamed
 into the page, the others raise that room's unread badge. Presence tracks the view in the open
 room; typing is a broadcast to the room's other views that expires after three seconds.
+
+Sends, edits, opened rooms and typing notices count against the user's rate limits
+(:mod:`examples.chat.ratelimit`); a refused one shows why. The session the view mounts with
+comes from the route's guard, on every mount (see :func:`examples.chat.app.build`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import domain
 import presence
 import web
 
-from . import notifications
+from . import notifications, ratelimit
 from . import rooms as rooms_
 from .model import UNREAD, Chat, Message, Room, User
 from .sending import SendRefused, delete, edit, in_room, send
@@ -29,8 +33,10 @@ HISTORY = 50
 TEMPLATE = """<div class="shell">
 <aside class="sidebar">
   <div class="brand">trio-beam chat</div>
-  <div class="me">signed in as <b id="me">{{ me }}</b> · <a href="/admin">processes</a>
-    <form method="post" action="/logout" style="display:inline">
+  <div class="me">signed in as <b id="me">{{ me }}</b>
+    {%- if admin %} · <a href="/admin">processes</a>{% endif %}
+    <form method="post" action="/logout" style="display:inline" id="logout">
+      <input type="hidden" name="_csrf_token" value="{{ csrf_token }}">
       <button class="secondary" style="padding:2px 8px">sign out</button></form></div>
   <ul class="rooms">{% for r in rooms %}<li><a id="room-{{ r.name }}"
     class="{{ 'current' if r.id == room_id else '' }}" href="/?room={{ r.id }}"
@@ -134,6 +140,8 @@ class ChatLive(web.LiveView):
         rooms = _rooms(await Chat.read(Room, actor=self.user, sort=("name",)))
         socket.assign(
             me=self.user.username,
+            admin=bool(session.get("admin")),
+            csrf_token=str(session.get("csrf_token", "")),
             rooms=rooms,
             room_id="",
             room_name="",
@@ -247,8 +255,7 @@ class ChatLive(web.LiveView):
             now = time.monotonic()
             if now - self.last_typing > 1.0 and value.get("content"):
                 self.last_typing = now
-                topic = f"room:{socket.assigns['room_id']}"
-                beam.broadcast_from(beam.self(), topic, ("typing", socket.assigns["me"]))
+                await self._typing(socket)
         elif event == "new_room":
             await self._open_room(str(value.get("name", "")).strip(), socket)
         elif event == "toggle_notifications":
@@ -280,10 +287,21 @@ class ChatLive(web.LiveView):
                 if event == "edit" and record.author_id != self.user.id:
                     raise domain.Forbidden("you can only edit your own messages")
                 socket.stream_insert("messages", _message(record, editing=event == "edit"))
-        except (domain.DomainError, ValueError) as exc:
+        except (*SendRefused, ValueError) as exc:
             socket.assign(error=str(exc))
             return
         socket.assign(error="")
+
+    async def _typing(self, socket: web.LiveSocket) -> None:
+        """Tell the room's other views (at most once a second per user, every tab
+        together: the ``typing`` limit; extra notices are dropped)."""
+        assert self.user is not None
+        try:
+            await ratelimit.check("typing", str(self.user.id))
+        except web.RateLimited:
+            return
+        topic = f"room:{socket.assigns['room_id']}"
+        beam.broadcast_from(beam.self(), topic, ("typing", socket.assigns["me"]))
 
     async def _send(self, content: str, socket: web.LiveSocket) -> None:
         if not content:
@@ -297,9 +315,11 @@ class ChatLive(web.LiveView):
         socket.assign(error="", sent=socket.assigns["sent"] + 1)
 
     async def _open_room(self, name: str, socket: web.LiveSocket) -> None:
+        assert self.user is not None
         try:
+            await ratelimit.check("room", str(self.user.id))
             room = await Chat.open_room(name, actor=self.user)
-        except domain.DomainError as exc:
+        except SendRefused as exc:
             socket.assign(error=str(exc))
             return
         beam.broadcast("rooms", ("room_opened", {"id": str(room.id), "name": room.name}))

@@ -1,6 +1,10 @@
 """The chat's domain: users, rooms and messages, with their rules.
 
-* a username is 3 to 20 lowercase letters, digits or underscores, unique;
+* a username is 3 to 20 lowercase letters, digits or underscores, unique; an admin (who may
+  open the process page) is made only by the operator at start-up (no actor may update a
+  user);
+* a signed-in browser (or a terminal client) holds a random token whose SHA-256 is stored as
+  a :class:`UserToken` (phx.gen.auth's): signing out deletes it, which revokes the session;
 * a room name is 1 to 40 characters, unique;
 * a message is 1 to 2,000 characters, sent by its author (the actor) to a room, carrying a
   client id so that a retried send is stored once (an upsert on author and client id);
@@ -57,10 +61,45 @@ class User(Resource):
     id: uuid.UUID = uuid_primary_key()
     username: str = attribute(min_length=3, max_length=20, match=r"^[a-z0-9_]+$")
     password_hash: str = attribute(max_length=200)
+    admin: bool = attribute(default=False, writable=False)
     inserted_at: datetime = create_timestamp()
     identities = (identity("unique_username", "username"),)
-    actions = (create("register", accept=("username", "password_hash")), read("read"))
+    actions = (
+        create("register", accept=("username", "password_hash")),
+        read("read"),
+        # The operator's, at start-up (authorize=False): no policy lets an actor run them.
+        update("set_password", accept=("password_hash",)),
+        update("make_admin", set_attribute("admin", lambda _cs: True)),
+    )
     policies = (policy(action_type("create", "read"), authorize_if(always())),)
+
+
+class UserToken(Resource):
+    """A session on the server (phx.gen.auth's ``UserToken``): the SHA-256 of a random token
+    that only its holder knows (the browser's session cookie, or the id a terminal client's
+    socket token carries), its user, its context (``session`` or ``api``) and its age.
+    Deleting it signs that session out; a token older than its context allows is refused."""
+
+    __tablename__ = "chat_user_tokens"
+    id: uuid.UUID = uuid_primary_key()
+    token_hash: str = attribute(min_length=64, max_length=64)
+    context: str = attribute(one_of=("session", "api"))
+    user_id: uuid.UUID = attribute(writable=False)
+    user = belongs_to("User", source_attribute="user_id", allow_nil=False)
+    inserted_at: datetime = create_timestamp()
+    identities = (identity("unique_token_hash", "token_hash"),)
+    indexes = (index("user_id"),)
+    actions = (
+        create("issue", relate_actor("user"), accept=("token_hash", "context")),
+        read("read"),
+        destroy("revoke"),
+    )
+    policies = (
+        # Looked up by the hash of a secret the caller holds (nothing else finds a row).
+        policy(action_type("read"), authorize_if(always())),
+        # One's own sessions only: issued to the actor, revoked by their owner.
+        policy(action_type("create", "destroy"), authorize_if(relates_to_actor_via("user"))),
+    )
 
 
 def _opener_joins(cs: Changeset) -> None:
@@ -166,8 +205,12 @@ UNREAD: Final = Notification.counters[0]
 
 
 class Chat(Domain):
-    resources = (User, Room, Membership, Message, Notification)
+    resources = (User, UserToken, Room, Membership, Message, Notification)
     register = define(User, "register", args=("username", "password_hash"))
+    set_password = define(User, "set_password", args=("password_hash",))
+    make_admin = define(User, "make_admin")
+    issue_token = define(UserToken, "issue", args=("token_hash", "context"))
+    revoke_token = define(UserToken, "revoke")
     users = define_read(User, "read")
     open_room = define(Room, "open", args=("name",))
     join_room = define(Membership, "join", args=("room_id",))

@@ -1,111 +1,181 @@
-"""The plain HTTP pages: sign in, sign up, sign out (they set and clear the session cookie).
+"""The plain HTTP pages: sign in, sign up, sign out (they set and clear the session cookie),
+and ``POST /api/token`` for terminal clients.
 
 Signing in cannot happen over a LiveView socket (a WebSocket cannot set cookies), so, as in
-Phoenix, a small form posts to these handlers, which answer with a redirect.
+Phoenix, a small form posts to these handlers, which answer with a redirect. The forms carry
+a CSRF token (:class:`web.CsrfProtection`): a post without one, or with another browser's, is
+refused with 403, so another site cannot sign a visitor in or out. ``/api/token`` takes a
+username and password, not cookies, so it needs no CSRF token.
+
+Sign-ins are throttled (:mod:`examples.chat.ratelimit`): attempts per client address, and,
+after a few failures, growing delays per account name and per address (a success resets the
+account's). A name nobody has is checked against a dummy hash, taking as long as a real one.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import domain
 import web
 
+from . import ratelimit, sessions
 from .accounts import (
     SESSION_COOKIE,
     SESSION_MAX_AGE,
-    check_password,
-    hash_password,
-    session_token,
+    hash_off_loop,
     socket_token,
+    verify_password,
 )
 from .model import Chat, User
 from .style import CSS
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+Header = tuple[str, str]
 
 
-def _redirect(to: str, cookie: str | None = None) -> web.Response:
-    headers = [("location", to), ("content-type", "text/plain; charset=utf-8")]
-    if cookie is not None:
-        headers.append(("set-cookie", cookie))
-    return web.Response(303, b"", tuple(headers))
+def redirect(to: str, *cookies: Header) -> web.Response:
+    """A 303 to *to*, setting *cookies* (``web.set_cookie`` headers).
+
+    >>> redirect("/login")
+    """
+    headers = (("location", to), ("content-type", "text/plain; charset=utf-8"), *cookies)
+    return web.Response(303, b"", headers)
 
 
-def _cookie(value: str, max_age: int) -> str:
-    return f"{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+def _refused(error: str) -> web.Response:
+    return redirect("/login?error=" + quote(error))
 
 
-def login_page(request: web.Request) -> web.Response:
-    """The sign-in form (it also creates accounts)."""
-    error = request.query.get("error", [""])[-1]
-    banner = f'<p class="error" id="login-error">{html.escape(error)}</p>' if error else ""
-    body = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+def address(request: web.Request) -> str:
+    """The key of the client's address (the peer's: a proxy in front makes them all one).
+
+    >>> address(request)
+    'ip:127.0.0.1'
+    """
+    return f"ip:{request.client[0] if request.client else 'unknown'}"
+
+
+@dataclass(frozen=True)
+class Pages:
+    """The sign-in pages of one chat: its signing *secret*, its CSRF protection, and whether
+    cookies are ``Secure`` (served over TLS).
+
+    >>> pages = Pages(secret, web.CsrfProtection(secret), secure=False)
+    >>> endpoint.route("POST", "/login", pages.login)
+    """
+
+    secret: str
+    csrf: web.CsrfProtection
+    secure: bool = False
+
+    def session_cookie(self, token: str, max_age: int = SESSION_MAX_AGE) -> Header:
+        """The ``Set-Cookie`` of the session cookie (empty with ``max_age=0``: cleared)."""
+        return web.set_cookie(SESSION_COOKIE, token, max_age=max_age, secure=self.secure)
+
+    async def login_page(self, request: web.Request) -> web.Response:
+        """``GET /login``: the sign-in form (it also creates accounts), with a CSRF token;
+        a signed-in browser goes on to the chat."""
+        token, cookie = self.csrf.token(request)
+        if await sessions.lookup(request.cookie(SESSION_COOKIE)) is not None:
+            return redirect("/", *([cookie] if cookie else []))
+        error = request.query.get("error", [""])[-1]
+        banner = f'<p class="error" id="login-error">{html.escape(error)}</p>' if error else ""
+        body = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · trio-beam chat</title><style>{CSS}</style></head><body>
 <form class="card" method="post" action="/login">
   <h1>trio-beam chat</h1>{banner}
+  <input type="hidden" name="{self.csrf.field}" value="{html.escape(token)}">
   <input name="username" id="username" placeholder="username" autocomplete="username" required>
   <input name="password" id="password" type="password" placeholder="password" required>
   <div class="row"><button id="sign-in" type="submit">Sign in</button>
   <button id="sign-up" class="secondary" type="submit" formaction="/signup">Create account
   </button></div>
 </form></body></html>"""
-    return web.Response(200, body.encode(), (("content-type", "text/html; charset=utf-8"),))
+        headers = self.csrf.headers(cookie, (("content-type", "text/html; charset=utf-8"),))
+        return web.Response(200, body.encode(), headers)
 
-
-def make_login(secret: str) -> Handler:
-    """``POST /login``: check the password, set the session cookie."""
-
-    async def login(request: web.Request) -> web.Response:
+    async def _authenticate(self, request: web.Request, scope: str) -> User | str:
+        """The user the form's username and password name, or why not (throttled, wrong).
+        Raises :class:`web.RateLimited` when the client must wait."""
         form = request.form()
-        username = form.get("username", "").strip().lower()
+        username = form.get("username", "").strip().lower()[:40]
+        await ratelimit.check(scope, address(request))
+        await ratelimit.check("signin_account", f"user:{username}")
+        await ratelimit.check("signin_address", address(request))
         users = await Chat.read(User, filter={"username": username}, limit=1)
-        if not users or not check_password(form.get("password", ""), users[0].password_hash):
-            return _redirect("/login?error=" + quote("wrong username or password"))
-        return _redirect("/", _cookie(session_token(secret, str(users[0].id)), SESSION_MAX_AGE))
+        user = users[0] if users else None
+        stored = user.password_hash if user is not None else None
+        if user is None or not await verify_password(form.get("password", ""), stored):
+            await ratelimit.failed("signin_account", f"user:{username}")
+            await ratelimit.failed("signin_address", address(request))
+            return "wrong username or password"
+        await ratelimit.succeeded("signin_account", f"user:{username}")
+        return user
 
-    return login
+    async def login(self, request: web.Request) -> web.Response:
+        """``POST /login``: check the CSRF token and the password, start a session."""
+        if (refusal := self.csrf.check(request)) is not None:
+            return refusal
+        try:
+            found = await self._authenticate(request, "login")
+        except web.RateLimited as exc:
+            return _refused(str(exc))
+        if isinstance(found, str):
+            return _refused(found)
+        token, _ = await sessions.issue(found)
+        return redirect("/", self.session_cookie(token))
 
-
-def make_signup(secret: str) -> Handler:
-    """``POST /signup``: create the account, then sign in."""
-
-    async def signup(request: web.Request) -> web.Response:
+    async def signup(self, request: web.Request) -> web.Response:
+        """``POST /signup``: check the CSRF token, create the account, start a session."""
+        if (refusal := self.csrf.check(request)) is not None:
+            return refusal
         form = request.form()
         username = form.get("username", "").strip().lower()
         password = form.get("password", "")
         if len(password) < 8:
-            return _redirect("/login?error=" + quote("a password has at least 8 characters"))
+            return _refused("a password has at least 8 characters")
         try:
-            user: User = await Chat.register(username, hash_password(password))
+            await ratelimit.check("signup", address(request))
+        except web.RateLimited as exc:
+            return _refused(str(exc))
+        try:
+            user: User = await Chat.register(username, await hash_off_loop(password))
         except domain.Invalid as exc:
-            return _redirect("/login?error=" + quote(f"cannot create {username!r}: {exc}"))
-        return _redirect("/", _cookie(session_token(secret, str(user.id)), SESSION_MAX_AGE))
+            return _refused(f"cannot create {username!r}: {exc}")
+        token, _ = await sessions.issue(user)
+        return redirect("/", self.session_cookie(token))
 
-    return signup
+    async def logout(self, request: web.Request) -> web.Response:
+        """``POST /logout``: check the CSRF token, delete the session on the server (its open
+        pages and sockets close), clear the cookies."""
+        if (refusal := self.csrf.check(request)) is not None:
+            return refusal
+        record = await sessions.lookup(request.cookie(SESSION_COOKIE))
+        if record is not None:
+            await sessions.sign_out(record)
+        return redirect("/login", self.session_cookie("", 0), self.csrf.clear())
+
+    async def api_token(self, request: web.Request) -> web.Response:
+        """``POST /api/token`` (username, password): a socket token, as JSON; 401 for wrong
+        credentials, 429 (with ``Retry-After``) when throttled."""
+        try:
+            found = await self._authenticate(request, "api")
+        except web.RateLimited as exc:
+            return _json(429, {"error": str(exc)}, ("retry-after", str(math.ceil(exc.retry_after))))
+        if isinstance(found, str):
+            return _json(401, {"error": found})
+        _, record = await sessions.issue(found, "api")
+        user_id = str(found.id)
+        return _json(200, {"token": socket_token(self.secret, str(record.id)), "user_id": user_id})
 
 
-def make_token(secret: str) -> Handler:
-    """``POST /api/token`` (username, password): a socket token, as JSON."""
-
-    async def token(request: web.Request) -> web.Response:
-        form = request.form()
-        username = form.get("username", "").strip().lower()
-        users = await Chat.read(User, filter={"username": username}, limit=1)
-        if not users or not check_password(form.get("password", ""), users[0].password_hash):
-            body = json.dumps({"error": "wrong username or password"}).encode()
-            return web.Response(401, body, (("content-type", "application/json"),))
-        user_id = str(users[0].id)
-        body = json.dumps({"token": socket_token(secret, user_id), "user_id": user_id}).encode()
-        return web.Response(200, body, (("content-type", "application/json"),))
-
-    return token
-
-
-def logout(request: web.Request) -> web.Response:
-    """``POST /logout``: clear the session cookie."""
-    return _redirect("/login", _cookie("", 0))
+def _json(status: int, value: object, *headers: Header) -> web.Response:
+    body = json.dumps(value).encode()
+    return web.Response(status, body, (("content-type", "application/json"), *headers))

@@ -1,58 +1,100 @@
-"""The per-user message rate limit: at most N messages a minute, across every tab and socket.
+"""The chat's rate limits: one :class:`web.RateLimiter` (registered as ``chat.ratelimit``,
+supervised with the rest of the chat) and the scopes it counts.
 
-One GenServer (registered as ``chat.ratelimit``, supervised with the rest of the chat) keeps a
-sliding window of send times per user; asking it is one call. Its state is soft: if it is
-killed, it restarts empty, which at worst forgives a burst.
+Per client address (``ip:<address>``; behind a proxy every client shares the proxy's):
+``login`` (sign-in attempts, whatever their outcome), ``signup`` (new accounts), ``api``
+(``POST /api/token``), and ``signin_address`` (growing delays after failed sign-ins). Per
+account name: ``signin_account`` (growing delays after failed sign-ins; a success resets
+it). Per user: ``message`` (sends), ``room`` (rooms opened), ``edit`` (edits and deletes),
+``typing`` (typing notices: extra ones are dropped). The counters are the node's own and
+soft: a restarted limiter starts empty.
+
+``CHAT_RATE_LIMITS`` overrides Limit scopes, ``scope=COUNT/SECONDS`` separated by commas
+(``CHAT_RATE_LIMITS="message=120/60,api=100/60"``).
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Final
+import os
+from collections.abc import Mapping
+from typing import Final
 
-import beam
+import web
 
 NAME: Final = "chat.ratelimit"
-WINDOW_SECONDS: Final = 60.0
+
+DEFAULTS: Final[Mapping[str, web.Limit | web.Backoff]] = {
+    "login": web.Limit(30, 60.0, "sign-in attempts"),
+    "signup": web.Limit(10, 3600.0, "new accounts"),
+    "api": web.Limit(30, 60.0, "token requests"),
+    "signin_account": web.Backoff(free=5, base=1.0, cap=900.0, what="failed sign-ins"),
+    "signin_address": web.Backoff(free=20, base=1.0, cap=900.0, what="failed sign-ins"),
+    "message": web.Limit(60, 60.0, "messages"),
+    "room": web.Limit(10, 3600.0, "new rooms"),
+    "edit": web.Limit(30, 60.0, "edits"),
+    "typing": web.Limit(1, 1.0, "typing notices"),
+}
 
 
-class RateLimited(Exception):
-    """Over the limit; the message says how long to wait."""
+def from_environment(text: str | None = None) -> dict[str, web.Limit]:
+    """The Limit scopes ``CHAT_RATE_LIMITS`` (or *text*) overrides.
+
+    >>> from_environment("message=120/60")
+    {'message': Limit(count=120, seconds=60.0, what='messages')}
+    """
+    text = os.environ.get("CHAT_RATE_LIMITS", "") if text is None else text
+    found: dict[str, web.Limit] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        scope, _, spec = item.partition("=")
+        count, _, seconds = spec.partition("/")
+        default = DEFAULTS.get(scope.strip())
+        try:
+            if not isinstance(default, web.Limit):
+                raise ValueError(f"not one of {sorted(DEFAULTS)} that takes COUNT/SECONDS")
+            found[scope.strip()] = web.Limit(int(count), float(seconds), default.what)
+        except ValueError as exc:
+            raise ValueError(
+                f"CHAT_RATE_LIMITS: cannot read {item!r} ({exc}); write scope=COUNT/SECONDS, "
+                "e.g. message=60/60"
+            ) from None
+    return found
 
 
-@dataclass
-class _Limits:
-    per_minute: int
-    sent: dict[str, deque[float]] = field(default_factory=dict)
+def scopes(
+    messages_per_minute: int = 60, overrides: Mapping[str, web.Limit | web.Backoff] | None = None
+) -> dict[str, web.Limit | web.Backoff]:
+    """The scopes the chat's limiter starts with: the defaults, *messages_per_minute*, then
+    ``CHAT_RATE_LIMITS``, then *overrides*.
+
+    >>> scopes(3)["message"]
+    Limit(count=3, seconds=60.0, what='messages')
+    """
+    found = dict(DEFAULTS)
+    found["message"] = web.Limit(messages_per_minute, 60.0, "messages")
+    found.update(from_environment())
+    found.update(overrides or {})
+    return found
 
 
-class RateLimiter(beam.GenServer[_Limits]):
-    """``call(NAME, user_id)`` answers ``("ok",)`` or ``("wait", seconds, per_minute)``."""
+async def check(scope: str, key: str) -> None:
+    """Count one hit of *key* in *scope*; raises :class:`web.RateLimited` when over.
 
-    async def init(self, per_minute: int) -> beam.Ok[_Limits]:
-        return beam.Ok(_Limits(per_minute))
-
-    async def handle_call(
-        self, request: Any, from_: beam.From, state: _Limits
-    ) -> beam.Reply[_Limits]:
-        now = time.monotonic()
-        times = state.sent.setdefault(str(request), deque())
-        while times and now - times[0] >= WINDOW_SECONDS:
-            times.popleft()
-        if len(times) >= state.per_minute:
-            wait = WINDOW_SECONDS - (now - times[0])
-            return beam.Reply(("wait", wait, state.per_minute), state)
-        times.append(now)
-        return beam.Reply(("ok",), state)
+    >>> await check("message", str(user.id))
+    """
+    await web.rate_limit(scope, key, server=NAME)
 
 
-async def check(user_id: str) -> None:
-    """Count one message for *user_id*; raise :class:`RateLimited` when over the limit."""
-    answer = await beam.call(NAME, user_id)
-    if answer[0] == "wait":
-        _, seconds, per_minute = answer
-        raise RateLimited(
-            f"slow down: at most {per_minute} messages a minute; try again in {seconds:.0f} s"
-        )
+async def failed(scope: str, key: str) -> None:
+    """Count a failed sign-in of *key* in the Backoff *scope*.
+
+    >>> await failed("signin_account", "user:alice")
+    """
+    await web.record_failure(scope, key, server=NAME)
+
+
+async def succeeded(scope: str, key: str) -> None:
+    """Forget *key*'s failures in *scope*.
+
+    >>> await succeeded("signin_account", "user:alice")
+    """
+    await web.reset_limit(scope, key, server=NAME)

@@ -1,9 +1,10 @@
 """Sending, editing and deleting a message, the one way both the page and the channels do it.
 
-A send counts against the sender's rate limit, is stored (a retried client id is stored once),
-then notifies mentions. Edits and deletes are the author's only (the domain's policy says so;
-anyone else gets :class:`domain.Forbidden`); the domain broadcasts ``message_edited`` and
-``message_deleted`` to the room's topic after the commit.
+A send counts against the sender's rate limit (scope ``message``), is stored (a retried
+client id is stored once), then notifies mentions. Edits and deletes count against the
+``edit`` scope and are the author's only (the domain's policy says so; anyone else gets
+:class:`domain.Forbidden`); the domain broadcasts ``message_edited`` and ``message_deleted``
+to the room's topic after the commit.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import uuid
 
 import domain
+import web
 
 from . import notifications, ratelimit
 from .model import Chat, Message, User
 
-#: What a refused send raises: the domain's errors (invalid, forbidden) and the rate limit.
-SendRefused = (domain.DomainError, ratelimit.RateLimited)
+#: What a refused send, edit or delete raises: the domain's errors (invalid, forbidden) and
+#: the rate limit.
+SendRefused = (domain.DomainError, web.RateLimited)
 
 
 async def send(user: User, room_id: uuid.UUID, content: str, client_id: str | None) -> Message:
@@ -25,7 +28,7 @@ async def send(user: User, room_id: uuid.UUID, content: str, client_id: str | No
 
     >>> record = await send(alice, lobby_id, "hi @bob", None)
     """
-    await ratelimit.check(str(user.id))
+    await ratelimit.check("message", str(user.id))
     record = await Chat.send_message(
         content=content, client_id=client_id or uuid.uuid4().hex, room_id=room_id, actor=user
     )
@@ -51,19 +54,21 @@ async def in_room(user: User, room_id: uuid.UUID, message_id: str) -> Message:
 
 async def edit(user: User, room_id: uuid.UUID, message_id: str, content: str) -> Message:
     """Replace the text of *user*'s message in the room; raises :class:`domain.DomainError`
-    (not found, forbidden for someone else's message, invalid content).
+    (not found, forbidden for someone else's message, invalid content) or
+    :class:`web.RateLimited`.
 
     >>> record = await edit(alice, lobby_id, str(record.id), "hi @bob, again")
     """
+    await ratelimit.check("edit", str(user.id))
     record = await in_room(user, room_id, message_id)
     return await Chat.edit_message(record, content=content, actor=user)
 
 
 async def delete(user: User, room_id: uuid.UUID, message_id: str) -> Message:
-    """Delete *user*'s message in the room; raises :class:`domain.DomainError` like
-    :func:`edit`.
+    """Delete *user*'s message in the room; raises like :func:`edit`.
 
     >>> await delete(alice, lobby_id, str(record.id))
     """
+    await ratelimit.check("edit", str(user.id))
     record = await in_room(user, room_id, message_id)
     return await Chat.delete_message(record, actor=user)

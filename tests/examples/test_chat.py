@@ -1,8 +1,10 @@
 """The chat example end to end over the LiveView protocol: sign in, join, talk, see each other.
 
-Two users sign in with the demo accounts over HTTP, open the chat page and join its LiveView
-as the official client does; one sends a message and both pages receive it (as a stream
-insert), the online list shows both, and typing reaches the other one.
+Two users sign in with the demo accounts over HTTP (the chat runs in demo mode; the sign-in
+form carries a CSRF token), open the chat page and join its LiveView as the official client
+does (sending the page's cookies with the upgrade); one sends a message and both pages
+receive it (as a stream insert), the online list shows both, and typing reaches the other
+one.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,30 +33,86 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
-async def chat_server(tmp_path: Path, per_minute: int = 60) -> AsyncIterator[int]:
+async def chat_server(
+    tmp_path: Path,
+    per_minute: int = 60,
+    *,
+    demo: bool = True,
+    limits: Mapping[str, web.Limit | web.Backoff] | None = None,
+) -> AsyncIterator[int]:
+    """The chat on a fresh SQLite file under *tmp_path*, in demo mode unless told otherwise."""
     async with beam.open_node():
         database = f"sqlite:///{tmp_path / 'chat.db'}"
-        endpoint = await build(tmp_path, database=database, messages_per_minute=per_minute)
+        endpoint = await build(
+            tmp_path, database=database, messages_per_minute=per_minute, demo=demo, limits=limits
+        )
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             yield port
             nursery.cancel_scope.cancel()
 
 
-def post_form(path: str, body: bytes) -> bytes:
+async def fetch(port: int, raw: bytes) -> tuple[int, dict[str, str], list[str], bytes]:
+    """Send one HTTP/1.1 request; its status, headers, every ``Set-Cookie`` (the cookie's
+    ``name=value``) and body."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(raw)
+        data = b""
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some(65_536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    pairs = [line.split(": ", 1) for line in lines[1:]]
+    headers = {name.lower(): value for name, value in pairs}
+    cookies = [value.split(";")[0] for name, value in pairs if name.lower() == "set-cookie"]
+    return int(lines[0].split()[1]), headers, cookies, body
+
+
+def jar(*cookies: str) -> str:
+    """A ``Cookie`` header of *cookies* (``name=value``; a later one of a name wins; empty
+    values, as cleared cookies have, are dropped)."""
+    found = dict(c.split("=", 1) for c in cookies if "=" in c)
+    return "; ".join(f"{k}={v}" for k, v in found.items() if v)
+
+
+async def login_form(port: int, cookie: str = "") -> tuple[str, str]:
+    """``GET /login``: the form's CSRF token and the cookies to send with the post."""
+    extra = f"cookie: {cookie}\r\n" if cookie else ""
+    request = f"GET /login HTTP/1.1\r\nhost: x\r\n{extra}connection: close\r\n\r\n"
+    status, _, cookies, body = await fetch(port, request.encode())
+    assert status == 200, status
+    found = re.search(r'name="_csrf_token" value="([^"]+)"', body.decode())
+    assert found is not None
+    return html.unescape(found.group(1)), jar(*cookie.split("; "), *cookies)
+
+
+def post_form(path: str, body: bytes, cookie: str = "") -> bytes:
+    extra = f"cookie: {cookie}\r\n" if cookie else ""
     return (
-        f"POST {path} HTTP/1.1\r\nhost: x\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: x\r\n{extra}"
         "content-type: application/x-www-form-urlencoded\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     ).encode() + body
 
 
-async def sign_in(port: int, username: str) -> str:
-    body = f"username={username}&password={DEMO_PASSWORD}".encode()
-    status, headers, _ = await http(port, post_form("/login", body))
+async def sign_in(port: int, username: str, password: str = DEMO_PASSWORD) -> str:
+    """Sign in through the form as a browser does; the ``Cookie`` header it then sends (the
+    session and the CSRF cookie)."""
+    token, cookie = await login_form(port)
+    body = f"_csrf_token={quote(token)}&username={username}&password={quote(password)}"
+    status, headers, cookies, _ = await fetch(port, post_form("/login", body.encode(), cookie))
     assert status == 303
-    assert headers["location"] == "/"
-    return headers["set-cookie"].split(";")[0]
+    assert headers["location"] == "/", headers["location"]
+    return jar(*cookie.split("; "), *cookies)
+
+
+async def load_page(port: int, cookie: str, path: str = "/") -> tuple[int, dict[str, str], str]:
+    """``GET`` a page with *cookie*: status, headers, body."""
+    request = f"GET {path} HTTP/1.1\r\nhost: x\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n"
+    status, headers, _, body = await fetch(port, request.encode())
+    return status, headers, body.decode()
 
 
 class Page:
@@ -94,20 +152,28 @@ class Page:
 @asynccontextmanager
 async def open_chat(port: int, username: str) -> AsyncIterator[Page]:
     cookie = await sign_in(port, username)
-    status, _, body = await http(
-        port, f"GET / HTTP/1.1\r\nhost: x\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n".encode()
-    )
-    assert status == 200
-    page = body.decode()
+    async with open_page(port, cookie) as page:
+        yield page
+
+
+@asynccontextmanager
+async def open_page(port: int, cookie: str, path: str = "/") -> AsyncIterator[Page]:
+    """Load the page at *path* with *cookie* and join its LiveView."""
+    status, _, page = await load_page(port, cookie, path)
+    assert status == 200, status
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', page)
     container = re.search(r'<div id="(phx-[^"]+)" data-phx-main data-phx-session="([^"]+)"', page)
     assert csrf is not None
     assert container is not None
     async with phx.connect(
-        port, f"_csrf_token={quote(csrf.group(1))}", path="/live/websocket"
+        port,
+        f"_csrf_token={quote(csrf.group(1))}",
+        path="/live/websocket",
+        headers=[(b"cookie", cookie.encode())],
     ) as c:
         topic = f"lv:{container.group(1)}"
-        join_ref, reply = await c.join(topic, {"url": "http://x/", "session": container.group(2)})
+        url = f"http://x{path}"
+        join_ref, reply = await c.join(topic, {"url": url, "session": container.group(2)})
         assert reply["status"] == "ok", reply
         yield Page(c, topic, join_ref, reply["response"]["rendered"])
 
@@ -236,7 +302,7 @@ async def test_the_admin_page_lists_processes_and_kills_one_that_comes_back(
 
     async with chat_server(tmp_path):
         users = {u.username: str(u.id) for u in await Chat.read(User)}
-        view = await web.testing.live(AdminLive, session={"user_id": users["alice"]})
+        view = await web.testing.live(AdminLive, session={"user_id": users["alice"], "admin": True})
         tracker = beam.whereis("presence")
         assert tracker is not None
 
@@ -257,6 +323,12 @@ async def test_the_admin_page_lists_processes_and_kills_one_that_comes_back(
         assert int(tracker_depth.group(1)) > int(sup_depth.group(1))
         await view.click("kill", {"id": str(tracker.id)})
         assert f"killed {html.escape(str(tracker))}" in view.html
+        # the application's supervisor is not killed; another supervisor needs a confirmation
+        await view.click("kill", {"id": str(chat_sup.id)})
+        assert "refused: chat.sup is the application supervisor" in view.html
+        assert beam.whereis("chat.sup") == chat_sup
+        await view.click("kill", {"id": "1"})  # the node's own first process
+        assert "is not one of the chat" in view.html or "is not a live process" in view.html
         with trio.fail_after(5):
             while beam.whereis("presence") in (None, tracker):  # noqa: ASYNC110
                 await trio.sleep(0.01)  # the chat's supervisor restarts it
@@ -268,7 +340,7 @@ async def test_the_admin_page_lists_processes_and_kills_one_that_comes_back(
         assert '<td class="restarts">1</td>' in row(restarted)
 
         with pytest.raises(web.testing.JoinRefused) as refused:  # bob is no admin
-            await web.testing.live(AdminLive, session={"user_id": users["bob"]})
+            await web.testing.live(AdminLive, session={"user_id": users["bob"], "admin": False})
         assert refused.value.response == {"redirect": {"to": "/"}}
 
 
@@ -291,7 +363,7 @@ async def test_sending_is_rate_limited_per_user_across_connections(tmp_path: Pat
             refused = await two.push(ref_two, topic, "new_message", {"content": "one too many"})
             assert refused["status"] == "error"
             assert refused["response"]["reason"].startswith(
-                "slow down: at most 3 messages a minute"
+                "slow down: at most 3 messages per minute; try again in "
             )
 
 

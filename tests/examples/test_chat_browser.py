@@ -36,7 +36,7 @@ def sign_in(context: Any, base: str, username: str) -> Any:
 async def test_two_users_chat_in_the_browser(tmp_path: Path) -> None:
     screenshot = Path(os.environ.get("BEAM_SCREENSHOT", tmp_path / "chat.png"))
     async with beam.open_node():
-        endpoint = await build(tmp_path, database=f"sqlite:///{tmp_path / 'chat.db'}")
+        endpoint = await build(tmp_path, database=f"sqlite:///{tmp_path / 'chat.db'}", demo=True)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             base = f"http://127.0.0.1:{port}"
