@@ -86,8 +86,8 @@ class CsrfProtection:
         if secret is None or not isinstance(token, str):
             return False
         nonce, dot, mac = token.partition(".")
-        if not dot or not nonce or len(token) > 200:
-            return False
+        if not dot or not nonce or len(token) > 200 or not token.isascii():
+            return False  # compare_digest raises on non-ASCII text: a 500 before this check
         return hmac.compare_digest(mac, self._mac(secret, nonce))
 
     def check(self, request: Request) -> Response | None:
