@@ -65,7 +65,6 @@ from ._data_layer import data_layer as data_layer
 from ._data_layer import database_url as database_url
 from ._domain import Domain as Domain
 from ._domain import Interface as Interface
-from ._domain import Page as Page
 from ._domain import ReadInterface as ReadInterface
 from ._domain import define as define
 from ._domain import define_read as define_read
@@ -105,6 +104,7 @@ from ._policy import forbid_unless as forbid_unless
 from ._policy import never as never
 from ._policy import policy as policy
 from ._policy import relates_to_actor_via as relates_to_actor_via
+from ._query import Page as Page
 from ._resource import Aggregate as Aggregate
 from ._resource import Attribute as Attribute
 from ._resource import Calculation as Calculation

@@ -430,3 +430,30 @@ def build_actions(cls: type[Resource]) -> dict[str, Action]:
                 if chosen.type == type_:
                     chosen.primary = True
     return found
+
+
+def find_action(resource: type[Resource], name: str | None, type_: str | None) -> Action:
+    """*resource*'s action *name* (of type *type_*, when given), or its primary action of
+    *type_* when *name* is None; every resource can be read by a default ``read``. A missing
+    action raises :class:`KeyError` naming the actions there are::
+
+        action = find_action(Message, None, "create")   # Message's primary create
+    """
+    actions = resource.__actions__
+    if name is None:
+        for a in actions.values():
+            if a.type == type_ and a.primary:
+                return a
+        if type_ == "read":  # every resource can be read by the default read
+            return Action("read", "read", (), (), (), True)
+        raise KeyError(
+            f"{resource.__name__} has no primary {type_} action; declare {type_}(...) in "
+            f"{resource.__name__}.actions or name the action"
+        )
+    found = actions.get(name)
+    if found is None or (type_ is not None and found.type != type_):
+        raise KeyError(
+            f"{resource.__name__} has no {type_ or ''} action {name!r}; actions are "
+            f"{sorted(actions)}"
+        )
+    return found

@@ -9,14 +9,8 @@ original row, ``after_action``, commit; then ``after_transaction`` and last the 
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import decimal
-import json
-import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import sqlalchemy as sa
@@ -24,146 +18,27 @@ import sqlalchemy as sa
 import beam
 from supervisors import ChildSpec
 
-from ._actions import Action
+from ._actions import Action, find_action
 from ._changeset import Changeset, build_changeset
 from ._data import DataLayer, Tx
 from ._data_layer import data_layer, database_url
 from ._errors import Forbidden, Invalid, NotFound
+from ._load import run_read
 from ._notifiers import Counter, Notification
 from ._policy import PolicyContext, Verdict, authorize
-from ._resource import NAMING_CONVENTION, Aggregate, Relationship, Resource
+from ._query import Page, Query
+from ._records import from_row
+from ._resource import NAMING_CONVENTION, Relationship, Resource
 from ._statements import (
-    bound_values,
     delete_returning,
     insert_returning,
     pk_params,
-    select_where_equal,
     update_returning,
 )
 
 __all__ = ["Domain", "Interface", "Page", "ReadInterface", "define", "define_read"]
 
 R = TypeVar("R", bound=Resource)
-
-
-@dataclass
-class Page(Generic[R]):
-    """A keyset page: ``results``, ``after`` (cursor of the last one, for the next page) and
-    ``more`` (whether another page follows)."""
-
-    results: list[R]
-    after: str | None
-    more: bool
-
-
-def _encode(values: Sequence[Any]) -> str:
-    def enc(v: Any) -> Any:
-        if isinstance(v, uuid.UUID):
-            return {"u": str(v)}
-        if isinstance(v, dt.datetime):
-            return {"d": v.isoformat()}
-        if isinstance(v, decimal.Decimal):
-            return {"n": str(v)}
-        return v
-
-    raw = json.dumps([enc(v) for v in values], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode(cursor: str) -> list[Any]:
-    def dec(v: Any) -> Any:
-        if isinstance(v, dict):
-            if "u" in v:
-                return uuid.UUID(v["u"])
-            if "d" in v:
-                return dt.datetime.fromisoformat(v["d"])
-            if "n" in v:
-                return decimal.Decimal(v["n"])
-        return v
-
-    try:
-        return [dec(v) for v in json.loads(base64.urlsafe_b64decode(cursor.encode()))]
-    except (ValueError, TypeError) as exc:
-        raise Invalid({"after": ["is not a valid keyset cursor"]}) from exc
-
-
-def _record(resource: type[R], row: Any, extra: Iterable[str] = ()) -> R:
-    rec = resource.__new__(resource)
-    d = rec.__dict__
-    attributes = resource.__attributes__
-    for name, value in zip(row._fields, row, strict=True):
-        if name in attributes:
-            d[name] = value
-    if extra:
-        mapping = row._mapping
-        for name in extra:
-            d[name] = mapping[name]
-    d["__metadata__"] = {}
-    return rec
-
-
-def _pk_condition(resource: type[Resource], values: Sequence[Any]) -> Any:
-    table = resource.__table__
-    return sa.and_(
-        *(table.c[n] == v for n, v in zip(resource.__primary_key__, values, strict=True))
-    )
-
-
-def _sort_clause(resource: type[Resource], keys: Sequence[str]) -> list[tuple[Any, bool]]:
-    out: list[tuple[Any, bool]] = []
-    for key in keys:
-        desc = key.startswith("-")
-        name = key.lstrip("-+")
-        if name not in resource.__attributes__:
-            raise Invalid({"sort": [f"{name!r} is not an attribute of {resource.__name__}"]})
-        out.append((resource.__table__.c[name], desc))
-    for name in resource.__primary_key__:
-        col = resource.__table__.c[name]
-        if all(c is not col for c, _ in out):
-            out.append((col, False))
-    return out
-
-
-def _aggregate_column(resource: type[Resource], agg: Aggregate, read_verdicts: Any) -> Any:
-    rel = resource.__relationships__[agg.relationship]
-    dest = rel.target()
-    dt_ = dest.__table__
-    src = resource.__table__
-    if rel.kind in ("has_many", "has_one"):
-        assert rel.destination_attribute is not None
-        cond = dt_.c[rel.destination_attribute] == src.c[resource.__primary_key__[0]]
-    elif rel.kind == "belongs_to":
-        assert rel.source_attribute is not None
-        cond = dt_.c[dest.__primary_key__[0]] == src.c[rel.source_attribute]
-    else:
-        jt = rel.join_resource().__table__
-        assert rel.source_attribute_on_join is not None
-        dest_key = rel.destination_attribute_on_join or f"{dest.__name__.lower()}_id"
-        cond = dt_.c[dest.__primary_key__[0]].in_(
-            sa.select(jt.c[dest_key]).where(
-                jt.c[rel.source_attribute_on_join] == src.c[resource.__primary_key__[0]]
-            )
-        )
-    if agg.where is not None:
-        cond = sa.and_(cond, agg.where())
-    verdict = read_verdicts(dest)
-    if verdict is False:
-        cond = sa.false()
-    elif verdict is not True:
-        cond = sa.and_(cond, verdict)
-    if agg.kind == "count":
-        return sa.select(sa.func.count()).select_from(dt_).where(cond).scalar_subquery()
-    if agg.kind == "exists":
-        return sa.exists(sa.select(sa.literal(1)).select_from(dt_).where(cond))
-    assert agg.field is not None
-    column = dt_.c[agg.field]
-    if agg.kind == "sum":
-        return sa.select(sa.func.coalesce(sa.func.sum(column), 0)).where(cond).scalar_subquery()
-    stmt = sa.select(column).where(cond)
-    if agg.sort:
-        for col, desc in _sort_clause(dest, [agg.sort]):
-            stmt = stmt.order_by(col.desc() if desc else col.asc())
-    return stmt.limit(1).scalar_subquery()
 
 
 class Domain:
@@ -301,7 +176,7 @@ class Domain:
         authorize: bool = True,
     ) -> R:
         """Run a create action; returns the record. Raises Invalid or Forbidden."""
-        act = _action(resource, action, "create")
+        act = find_action(resource, action, "create")
         return await cls._write(resource, act, dict(input or {}), actor, None, authorize)
 
     @classmethod
@@ -316,7 +191,7 @@ class Domain:
     ) -> R:
         """Run an update action on *record*; returns the updated record."""
         resource = type(record)
-        act = _action(resource, action, "update")
+        act = find_action(resource, action, "update")
         return await cls._write(resource, act, dict(input or {}), actor, record, authorize)
 
     @classmethod
@@ -331,7 +206,7 @@ class Domain:
     ) -> R:
         """Run a destroy action on *record*; returns the destroyed record."""
         resource = type(record)
-        act = _action(resource, action, "destroy")
+        act = find_action(resource, action, "destroy")
         return await cls._write(resource, act, dict(input or {}), actor, record, authorize)
 
     @classmethod
@@ -379,7 +254,7 @@ class Domain:
         """Whether *actor* may run the action, without doing it. Row-dependent policies are
         checked in a transaction that is always rolled back; reads answer whether any row
         could be visible. Invalid input still raises :class:`Invalid`."""
-        act = _action(resource, action, None)
+        act = find_action(resource, action, None)
         ctx = PolicyContext(actor, resource, act, dict(input or {}))
         verdict, _ = authorize(resource, ctx)
         if verdict is False:
@@ -456,10 +331,11 @@ class Domain:
         """Run a read action. *filter* is a SQL condition (``Message.room_id == rid``) or a
         mapping of attribute to value; the read policy is added as a WHERE (forbidden rows
         are simply absent). *load* names relationships, aggregates and calculations."""
-        results, _ = await cls._read(
-            resource, action, actor, filter, sort, limit, offset, None, load, arguments, authorize
-        )
-        return results
+        query = Query(
+            resource, action, actor=actor, filter=filter, sort=tuple(sort), limit=limit,
+            offset=offset, load=tuple(load), arguments=arguments or {}, authorize=authorize,
+        )  # fmt: skip
+        return (await run_read(cls.repo(), query))[0]
 
     @classmethod
     async def page(
@@ -477,19 +353,11 @@ class Domain:
         authorize: bool = True,
     ) -> Page[R]:
         """Keyset pagination: the first *limit* records after the cursor *after*."""
-        results, more = await cls._read(
-            resource,
-            action,
-            actor,
-            filter,
-            sort,
-            limit,
-            None,
-            after or "",
-            load,
-            arguments,
-            authorize,
-        )
+        query = Query(
+            resource, action, actor=actor, filter=filter, sort=tuple(sort), limit=limit,
+            after=after or "", load=tuple(load), arguments=arguments or {}, authorize=authorize,
+        )  # fmt: skip
+        results, more = await run_read(cls.repo(), query)
         last = results[-1].__metadata__["keyset"] if results else None
         return Page(results, last, more)
 
@@ -520,142 +388,13 @@ class Domain:
             what = f"{resource.__name__} with {identity}"
         else:
             raise TypeError("get() needs a primary key or identity keywords")
-        results, _ = await cls._read(
-            resource, None, actor, cond, (), 2, None, None, load, None, authorize
+        query = Query(
+            resource, actor=actor, filter=cond, limit=2, load=tuple(load), authorize=authorize
         )
+        results, _ = await run_read(cls.repo(), query)
         if not results:
             raise NotFound(what, resource=resource.__name__)
         return results[0]
-
-    @classmethod
-    async def _read(
-        cls,
-        resource: type[R],
-        action_name: str | None,
-        actor: Any,
-        filter_: Any,
-        sort: Sequence[str],
-        limit: int | None,
-        offset: int | None,
-        after: str | None,
-        load: Sequence[str],
-        arguments: Mapping[str, Any] | None,
-        do_authorize: bool,
-    ) -> tuple[list[R], bool]:
-        action = _action(resource, action_name, "read")
-        args = dict(arguments or {})
-        ctx = PolicyContext(actor, resource, action, args)
-        cache: dict[type[Resource], Verdict] = {}
-
-        def read_verdict(res: type[Resource]) -> Verdict:
-            if not do_authorize:
-                return True
-            if res not in cache:
-                rctx = PolicyContext(actor, res, _action(res, None, "read"), {})
-                cache[res] = authorize(res, rctx if res is not resource else ctx)[0]
-            return cache[res]
-
-        verdict = read_verdict(resource)
-        if verdict is False:
-            return [], False
-        table = resource.__table__
-        extra: list[Any] = []
-        extra_names: list[str] = []
-        rel_loads: list[Relationship] = []
-        list_aggs: list[Aggregate] = []
-        for name in load:
-            if name in resource.__aggregates__:
-                agg = resource.__aggregates__[name]
-                if agg.kind == "list":
-                    list_aggs.append(agg)
-                else:
-                    extra.append(_aggregate_column(resource, agg, read_verdict).label(name))
-                    extra_names.append(name)
-            elif name in resource.__calculations__:
-                extra.append(resource.__calculations__[name].expression().label(name))
-                extra_names.append(name)
-            elif name in resource.__relationships__:
-                rel_loads.append(resource.__relationships__[name])
-            else:
-                raise Invalid(
-                    {
-                        "load": [
-                            f"{name!r} is not a relationship, aggregate or "
-                            f"calculation of {resource.__name__}"
-                        ]
-                    }
-                )
-        if isinstance(filter_, Mapping):
-            for k in filter_:
-                if k not in resource.__attributes__:
-                    raise Invalid({"filter": [f"{k!r} is not an attribute"]})
-        order = _sort_clause(resource, list(sort) or list(action.sort))
-        keyset = after is not None
-        params: dict[str, Any] = {}
-        if (
-            verdict is True
-            and action.filter is None
-            and not extra
-            and not after
-            and (filter_ is None or (isinstance(filter_, Mapping) and None not in filter_.values()))
-        ):
-            # The common shape (equality filters, none of them IS NULL, no policy
-            # condition): a statement built once, with the values bound.
-            stmt = select_where_equal(
-                table,
-                tuple(filter_ or ()),
-                tuple((col.name, desc) for col, desc in order),
-                limit is not None,
-                bool(offset),
-            )
-            params = bound_values(filter_ or {}, None if limit is None else limit + keyset, offset)
-        else:
-            stmt = sa.select(table, *extra)
-            if verdict is not True:
-                stmt = stmt.where(verdict)
-            if action.filter is not None:
-                stmt = stmt.where(action.filter(ctx))
-            if isinstance(filter_, Mapping):
-                for k, v in filter_.items():
-                    stmt = stmt.where(table.c[k] == v)
-            elif filter_ is not None:
-                stmt = stmt.where(filter_)
-            if after:
-                values = _decode(after)
-                if len(values) != len(order):
-                    raise Invalid({"after": ["does not match this sort"]})
-                ors = []
-                for i, (col, desc) in enumerate(order):
-                    eqs = [order[j][0] == values[j] for j in range(i)]
-                    cmp = col < values[i] if desc else col > values[i]
-                    ors.append(sa.and_(*eqs, cmp))
-                stmt = stmt.where(sa.or_(*ors))
-            stmt = stmt.order_by(*(col.desc() if desc else col.asc() for col, desc in order))
-            if limit is not None:
-                stmt = stmt.limit(limit + 1 if keyset else limit)
-            if offset:
-                stmt = stmt.offset(offset)
-        rel_plans = [(rel, rel.target(), read_verdict(rel.target())) for rel in rel_loads]
-
-        def unit(tx: Tx) -> tuple[list[R], bool]:
-            rows = tx.conn.execute(stmt, params).all()
-            more = False
-            if keyset and limit is not None and len(rows) > limit:
-                rows, more = rows[:limit], True
-            records = [_record(resource, row, extra_names) for row in rows]
-            if keyset:
-                for rec in records:
-                    rec.__metadata__["keyset"] = _encode(
-                        [rec.__dict__[col.name] for col, _ in order]
-                    )
-            for rel, dest, dverdict in rel_plans:
-                _load_relationship(tx, resource, records, rel, dest, dverdict)
-            for agg in list_aggs:
-                _load_list(tx, resource, records, agg, read_verdict)
-            return records, more
-
-        (records, more), _ = await cls.repo().run(unit, read_only=True)
-        return records, more
 
     # -- bulk ----------------------------------------------------------------------------------
 
@@ -671,7 +410,7 @@ class Domain:
     ) -> list[R]:
         """Create many records in one transaction through the same pipeline as one create;
         any error rolls back all of them. Notifications go out after the commit."""
-        act = _action(resource, action, "create")
+        act = find_action(resource, action, "create")
         prepared = [_prepare(resource, act, dict(i), actor, None, authorize) for i in inputs]
         return await cls._bulk(prepared)
 
@@ -687,7 +426,7 @@ class Domain:
         authorize: bool = True,
     ) -> list[R]:
         """Update every record *filter* selects (as *actor* may read them) in one transaction."""
-        act = _action(resource, action, "update")
+        act = find_action(resource, action, "update")
         records = await cls.read(resource, actor=actor, filter=filter, authorize=authorize)
         prepared = [
             _prepare(resource, act, dict(input or {}), actor, r, authorize) for r in records
@@ -705,7 +444,7 @@ class Domain:
         authorize: bool = True,
     ) -> list[R]:
         """Destroy every record *filter* selects (as *actor* may read them) in one transaction."""
-        act = _action(resource, action, "destroy")
+        act = find_action(resource, action, "destroy")
         records = await cls.read(resource, actor=actor, filter=filter, authorize=authorize)
         prepared = [_prepare(resource, act, {}, actor, r, authorize) for r in records]
         return await cls._bulk(prepared)
@@ -739,9 +478,16 @@ class Domain:
         authorize: bool = True,
     ) -> R:
         """Run a create inside *tx* (from a hook): joins the transaction and its outbox."""
-        act = _action(resource, action, "create")
+        act = find_action(resource, action, "create")
         cs, verdict = _prepare(resource, act, dict(input or {}), actor, None, authorize)
         return write_in_tx(tx, cs, verdict)
+
+
+def _pk_condition(resource: type[Resource], values: Sequence[Any]) -> Any:
+    table = resource.__table__
+    return sa.and_(
+        *(table.c[n] == v for n, v in zip(resource.__primary_key__, values, strict=True))
+    )
 
 
 class _DryRun(Exception):
@@ -765,27 +511,6 @@ def _finish_relationship(resource: type[Resource], rel: Relationship) -> None:
             from ._resource import _snake
 
             rel.destination_attribute_on_join = f"{_snake(dest.__name__)}_id"
-
-
-def _action(resource: type[Resource], name: str | None, type_: str | None) -> Action:
-    actions = resource.__actions__
-    if name is None:
-        for a in actions.values():
-            if a.type == type_ and a.primary:
-                return a
-        if type_ == "read":  # every resource can be read by the default read
-            return Action("read", "read", (), (), (), True)
-        raise KeyError(
-            f"{resource.__name__} has no primary {type_} action; declare {type_}(...) in "
-            f"{resource.__name__}.actions or name the action"
-        )
-    found = actions.get(name)
-    if found is None or (type_ is not None and found.type != type_):
-        raise KeyError(
-            f"{resource.__name__} has no {type_ or ''} action {name!r}; actions are "
-            f"{sorted(actions)}"
-        )
-    return found
 
 
 def _prepare(
@@ -843,7 +568,7 @@ def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict) -> Any:
             row = conn.execute(stmt.returning(*table.c)).one()
         else:
             row = conn.execute(insert_returning(table), values).one()
-        record = _record(resource, row)
+        record = from_row(resource, row)
         if verdict is not True:
             seen = conn.execute(
                 sa.select(sa.literal(1)).where(_pk_condition(resource, record.pk_values()), verdict)
@@ -887,95 +612,13 @@ def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict) -> Any:
                 resource=resource.__name__,
                 action=action.name,
             )
-        record = _record(resource, maybe)
+        record = from_row(resource, maybe)
     for hook in cs.all_hooks("after_action"):
         changed = hook(tx, cs, record)
         if changed is not None:
             record = changed
     tx.outbox.append(Notification(resource, action.name, cs.actor, record, cs))
     return record
-
-
-def _load_relationship(
-    tx: Tx,
-    resource: type[Resource],
-    records: list[Any],
-    rel: Relationship,
-    dest: type[Resource],
-    verdict: Verdict,
-    where: Any = None,
-) -> None:
-    if not records:
-        return
-    dt_ = dest.__table__
-    pk = resource.__primary_key__[0]
-    if verdict is False:
-        for rec in records:
-            rec.__dict__[rel.name] = None if rel.kind in ("belongs_to", "has_one") else []
-        return
-    if rel.kind == "belongs_to":
-        assert rel.source_attribute is not None
-        keys = {r.__dict__[rel.source_attribute] for r in records} - {None}
-        stmt = sa.select(dt_).where(dt_.c[dest.__primary_key__[0]].in_(keys))
-        if verdict is not True:
-            stmt = stmt.where(verdict)
-        if where is not None:
-            stmt = stmt.where(where)
-        found = {
-            row._mapping[dest.__primary_key__[0]]: _record(dest, row)
-            for row in tx.conn.execute(stmt)
-        }
-        for rec in records:
-            rec.__dict__[rel.name] = found.get(rec.__dict__[rel.source_attribute])
-        return
-    ids = [r.__dict__[pk] for r in records]
-    groups: dict[Any, list[Any]] = {i: [] for i in ids}
-    if rel.kind in ("has_many", "has_one"):
-        assert rel.destination_attribute is not None
-        key_col = dt_.c[rel.destination_attribute]
-        stmt = sa.select(dt_, key_col.label("__key")).where(key_col.in_(ids))
-    else:
-        jt = rel.join_resource().__table__
-        assert rel.source_attribute_on_join is not None
-        assert rel.destination_attribute_on_join is not None
-        key_col = jt.c[rel.source_attribute_on_join]
-        stmt = (
-            sa.select(dt_, key_col.label("__key"))
-            .join(jt, jt.c[rel.destination_attribute_on_join] == dt_.c[dest.__primary_key__[0]])
-            .where(key_col.in_(ids))
-        )
-    if verdict is not True:
-        stmt = stmt.where(verdict)
-    if where is not None:
-        stmt = stmt.where(where)
-    for col, desc in _sort_clause(dest, []):
-        stmt = stmt.order_by(col.desc() if desc else col.asc())
-    for row in tx.conn.execute(stmt):
-        groups[row._mapping["__key"]].append(_record(dest, row))
-    for rec in records:
-        got = groups[rec.__dict__[pk]]
-        rec.__dict__[rel.name] = (got[0] if got else None) if rel.kind == "has_one" else got
-
-
-def _load_list(
-    tx: Tx,
-    resource: type[Resource],
-    records: list[Any],
-    agg: Aggregate,
-    read_verdict: Callable[[type[Resource]], Verdict],
-) -> None:
-    rel = resource.__relationships__[agg.relationship]
-    dest = rel.target()
-    where = agg.where() if agg.where is not None else None
-    _load_relationship(tx, resource, records, rel, dest, read_verdict(dest), where)
-    assert agg.field is not None
-    for rec in records:
-        related = rec.__dict__.pop(rel.name)
-        related = related if isinstance(related, list) else [related] if related else []
-        if agg.sort:
-            key = agg.sort.lstrip("-")
-            related.sort(key=lambda r: r.__dict__[key], reverse=agg.sort.startswith("-"))
-        rec.__dict__[agg.name] = [r.__dict__[agg.field] for r in related]
 
 
 # -- code interface ----------------------------------------------------------------------------

@@ -1,0 +1,152 @@
+"""Running a read: a compiled :class:`~domain._read.ReadPlan` in one read-only unit of work.
+
+:func:`run_read` is the whole read of a :class:`~domain._query.Query`: find the action, fold
+the read policies, compile (``domain/_read.py``), then hand one unit to the data layer, so
+the main rows and everything loaded with them come from one transaction, one snapshot.
+Inside the unit (:func:`run_plan`) the main statement runs first; then each relationship is
+loaded with one more statement for all the records at once (``WHERE key IN (...)``, under
+the destination's read verdict), and list aggregates are loaded the same way and reduced to
+one field::
+
+    records, more = await run_read(Chat.repo(), Query(Message, actor=alice, load=("author",)))
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import sqlalchemy as sa
+
+from ._actions import find_action
+from ._data import DataLayer, Tx
+from ._query import Query
+from ._read import (
+    ListLoad,
+    ReadPlan,
+    RelationshipLoad,
+    compile_read,
+    encode_cursor,
+    order_by,
+    read_verdicts,
+    sort_clause,
+)
+from ._records import from_row
+from ._resource import Resource
+
+__all__ = ["load_list", "load_relationship", "run_plan", "run_read"]
+
+
+async def run_read(layer: DataLayer, query: Query[Any]) -> tuple[list[Any], bool]:
+    """The records *query* reads on *layer*, and whether a keyset read has more after them::
+
+    records, more = await run_read(Chat.repo(), Query(Message, limit=20, after=""))
+    """
+    action = find_action(query.resource, query.action, "read")
+    plan = compile_read(query, action, read_verdicts(query, action))
+    if plan.empty:
+        return [], False
+    (records, more), _ = await layer.run(partial(run_plan, plan), read_only=True)
+    return records, more
+
+
+def run_plan(plan: ReadPlan, tx: Tx) -> tuple[list[Any], bool]:
+    """Run *plan* inside *tx* (on the data layer's connection): ``(records, more)``::
+
+    records, more = run_plan(compile_read(query, action, verdicts), tx)
+    """
+    rows = tx.conn.execute(plan.statement, plan.params).all()
+    more = False
+    limit = plan.limit
+    if plan.keyset and limit is not None and len(rows) > limit:
+        rows, more = rows[:limit], True
+    resource = plan.resource
+    records = [from_row(resource, row, plan.extra) for row in rows]
+    if plan.keyset:
+        names = [col.name for col, _ in plan.order]
+        for rec in records:
+            rec.__metadata__["keyset"] = encode_cursor([rec.__dict__[n] for n in names])
+    for load in plan.relationships:
+        load_relationship(tx, resource, records, load)
+    for lst in plan.lists:
+        load_list(tx, resource, records, lst)
+    return records, more
+
+
+def load_relationship(
+    tx: Tx, resource: type[Resource], records: list[Any], load: RelationshipLoad
+) -> None:
+    """Set ``load.relationship`` on each of *records* (of *resource*): the related record or
+    ``None`` for belongs_to and has_one, a list for has_many and many_to_many; one
+    statement for all of them::
+
+        load_relationship(tx, Message, messages, RelationshipLoad(rel, User, True))
+    """
+    if not records:
+        return
+    rel, dest, verdict, where = load.relationship, load.destination, load.verdict, load.where
+    dt_ = dest.__table__
+    pk = resource.__primary_key__[0]
+    if verdict is False:
+        for rec in records:
+            rec.__dict__[rel.name] = None if rel.kind in ("belongs_to", "has_one") else []
+        return
+    if rel.kind == "belongs_to":
+        assert rel.source_attribute is not None
+        keys = {r.__dict__[rel.source_attribute] for r in records} - {None}
+        stmt = sa.select(dt_).where(dt_.c[dest.__primary_key__[0]].in_(keys))
+        if verdict is not True:
+            stmt = stmt.where(verdict)
+        if where is not None:
+            stmt = stmt.where(where)
+        found = {
+            row._mapping[dest.__primary_key__[0]]: from_row(dest, row)
+            for row in tx.conn.execute(stmt)
+        }
+        for rec in records:
+            rec.__dict__[rel.name] = found.get(rec.__dict__[rel.source_attribute])
+        return
+    ids = [r.__dict__[pk] for r in records]
+    groups: dict[Any, list[Any]] = {i: [] for i in ids}
+    if rel.kind in ("has_many", "has_one"):
+        assert rel.destination_attribute is not None
+        key_col = dt_.c[rel.destination_attribute]
+        stmt = sa.select(dt_, key_col.label("__key")).where(key_col.in_(ids))
+    else:
+        jt = rel.join_resource().__table__
+        assert rel.source_attribute_on_join is not None
+        assert rel.destination_attribute_on_join is not None
+        key_col = jt.c[rel.source_attribute_on_join]
+        stmt = (
+            sa.select(dt_, key_col.label("__key"))
+            .join(jt, jt.c[rel.destination_attribute_on_join] == dt_.c[dest.__primary_key__[0]])
+            .where(key_col.in_(ids))
+        )
+    if verdict is not True:
+        stmt = stmt.where(verdict)
+    if where is not None:
+        stmt = stmt.where(where)
+    stmt = stmt.order_by(*order_by(sort_clause(dest, [])))
+    for row in tx.conn.execute(stmt):
+        groups[row._mapping["__key"]].append(from_row(dest, row))
+    for rec in records:
+        got = groups[rec.__dict__[pk]]
+        rec.__dict__[rel.name] = (got[0] if got else None) if rel.kind == "has_one" else got
+
+
+def load_list(tx: Tx, resource: type[Resource], records: list[Any], load: ListLoad) -> None:
+    """Set the list aggregate ``load.aggregate`` on each of *records*: its field of every
+    related row the actor may read, in the aggregate's sort::
+
+        load_list(tx, Room, rooms, plan.lists[0])
+    """
+    agg, rel = load.aggregate, load.rows.relationship
+    load_relationship(tx, resource, records, load.rows)
+    assert agg.field is not None
+    for rec in records:
+        related = rec.__dict__.pop(rel.name)
+        related = related if isinstance(related, list) else [related] if related else []
+        if agg.sort:
+            key = agg.sort.lstrip("-")
+            related.sort(key=lambda r: r.__dict__[key], reverse=agg.sort.startswith("-"))
+        rec.__dict__[agg.name] = [r.__dict__[agg.field] for r in related]
