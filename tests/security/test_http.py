@@ -40,6 +40,17 @@ def teapot(request: web.Request) -> web.Response:
     raise web.HTTPError(418, "short and stout", (("x-pot", "tea"),))
 
 
+def leave(request: web.Request) -> web.Response:
+    raise SystemExit(3)  # a handler that calls sys.exit() must not end the node
+
+
+class Members:
+    """An upgrader that refuses with an HTTPError (as a failed sign-in check would)."""
+
+    async def accept(self, request: web.Request) -> web.Response:
+        raise web.HTTPError(401, "members only")
+
+
 def make_endpoint(static: Path, **limits: object) -> web.Endpoint:
     endpoint = web.Endpoint(**limits)  # type: ignore[arg-type]
     endpoint.get("/", lambda request: web.Response(200, b"ok"))
@@ -51,7 +62,9 @@ def make_endpoint(static: Path, **limits: object) -> web.Endpoint:
     )
     endpoint.route("POST", "/form", form_size)
     endpoint.get("/teapot", teapot)
+    endpoint.get("/exit", leave)
     endpoint.websocket("/ws", echo)
+    endpoint.upgrade("/members", Members())
     endpoint.static("/assets", static)
     return endpoint
 
@@ -138,6 +151,13 @@ CASES: list[tuple[str, bytes, int, str]] = [
     ("handler puts CR/LF into a header", get("/crlf?name=a%0d%0aset-cookie:%20x=1"), 500, ""),
     ("handler puts a non-latin-1 header", get("/snowman"), 500, "internal server error"),
     ("handler returns a str body", get("/body-str"), 500, "internal server error"),
+    ("handler raises SystemExit", get("/exit"), 500, "internal server error"),
+    (
+        "upgrader raises HTTPError",
+        upgrade().replace(b"GET /ws ", b"GET /members "),
+        401,
+        "members only",
+    ),
     # Item 13.
     (
         "Content-Length with Transfer-Encoding",
