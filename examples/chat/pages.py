@@ -112,7 +112,9 @@ class Pages:
         users = await Chat.read(User, filter={"username": username}, limit=1)
         user = users[0] if users else None
         stored = user.password_hash if user is not None else None
-        if user is None or not await verify_password(form.get("password", ""), stored):
+        # Always hashed, a name nobody has too (against a dummy hash): the same time either way.
+        matched = await verify_password(form.get("password", ""), stored)
+        if user is None or not matched:
             await ratelimit.failed("signin_account", f"user:{username}")
             await ratelimit.failed("signin_address", address(request))
             return "wrong username or password"

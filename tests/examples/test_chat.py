@@ -53,8 +53,7 @@ async def chat_server(
 
 
 async def fetch(port: int, raw: bytes) -> tuple[int, dict[str, str], list[str], bytes]:
-    """Send one HTTP/1.1 request; its status, headers, every ``Set-Cookie`` (the cookie's
-    ``name=value``) and body."""
+    """Send one HTTP/1.1 request; its status, headers, every ``Set-Cookie`` and body."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         await stream.send_all(raw)
@@ -66,14 +65,15 @@ async def fetch(port: int, raw: bytes) -> tuple[int, dict[str, str], list[str], 
     lines = head.decode().split("\r\n")
     pairs = [line.split(": ", 1) for line in lines[1:]]
     headers = {name.lower(): value for name, value in pairs}
-    cookies = [value.split(";")[0] for name, value in pairs if name.lower() == "set-cookie"]
+    cookies = [value for name, value in pairs if name.lower() == "set-cookie"]
     return int(lines[0].split()[1]), headers, cookies, body
 
 
 def jar(*cookies: str) -> str:
-    """A ``Cookie`` header of *cookies* (``name=value``; a later one of a name wins; empty
-    values, as cleared cookies have, are dropped)."""
-    found = dict(c.split("=", 1) for c in cookies if "=" in c)
+    """A ``Cookie`` header of *cookies* (``name=value``, attributes ignored; a later one of a
+    name wins; empty values, as cleared cookies have, are dropped)."""
+    pairs = (c.split(";")[0].strip() for c in cookies)
+    found = dict(p.split("=", 1) for p in pairs if "=" in p)
     return "; ".join(f"{k}={v}" for k, v in found.items() if v)
 
 
