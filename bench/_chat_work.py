@@ -60,6 +60,14 @@ class _Server:
     def start(cls, crashes_per_s: float, rooms: int, bots: int) -> _Server:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH")) if p)
+        # Not the demo: an admin from the environment, as a deployment has one; every bot
+        # gets its token from this one address, so the token limit is lifted.
+        env.update(
+            CHAT_ADMIN_USERNAME="bench_admin",
+            CHAT_ADMIN_PASSWORD="bench-admin-password",
+            CHAT_RATE_LIMITS="api=1000000/60,login=1000000/60",
+        )
+        env.pop("CHAT_DEMO", None)
         command = [sys.executable, "-m", "bench._chat_server", str(crashes_per_s), str(rooms)]
         process = subprocess.Popen(
             [*command, str(bots)],
