@@ -19,7 +19,7 @@ import web
 from supervisors import Application, child_spec
 
 from . import ratelimit, sessions
-from .accounts import SESSION_COOKIE, hash_off_loop
+from .accounts import SESSION_COOKIE, hash_off_loop, verify_password
 from .admin import CSS as ADMIN_CSS
 from .admin import AdminLive
 from .channels import ChatSocket
@@ -115,6 +115,24 @@ async def seed_demo() -> None:
                 await Chat.join_room(opened.id, actor=user)
 
 
+async def refuse_demo_leftovers() -> None:
+    """Outside demo mode: raise :class:`SystemExit` while a demo user still has the demo
+    password (the database was seeded by ``--demo``: anyone could sign in as alice, an
+    admin).
+
+    >>> await refuse_demo_leftovers()
+    """
+    users = await Chat.read(User, filter=User.__table__.c.username.in_(DEMO_USERS))
+    for user in users:
+        if await verify_password(DEMO_PASSWORD, user.password_hash):
+            raise SystemExit(
+                f"chat: refusing to start outside demo mode: the demo user {user.username!r} "
+                f"still has the demo password {DEMO_PASSWORD!r} (this database was seeded by "
+                "--demo); use another data directory (--data-dir) or DATABASE_URL, or run it "
+                "with --demo"
+            )
+
+
 async def ensure_admin(environ: Mapping[str, str]) -> str | None:
     """Outside demo mode: create or update the admin ``CHAT_ADMIN_USERNAME`` with the
     password ``CHAT_ADMIN_PASSWORD``; without them, an admin must exist already. Returns the
@@ -208,6 +226,7 @@ async def build(
     if demo:
         await seed_demo()
     else:
+        await refuse_demo_leftovers()
         await ensure_admin(os.environ)
     secret = secret_key(data_dir)
     endpoint = web.Endpoint(secret_key=secret)

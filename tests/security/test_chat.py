@@ -254,6 +254,19 @@ async def test_without_demo_mode_the_admin_comes_from_the_environment(
         assert [u.username for u in await Chat.read(User, filter={"admin": True})] == ["root"]
 
 
+async def test_a_database_seeded_by_the_demo_is_refused_outside_demo_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with chat_server(tmp_path):  # demo mode: alice and bob, password wonderland
+        pass
+    monkeypatch.setenv(app.ADMIN_USERNAME, "root")
+    monkeypatch.setenv(app.ADMIN_PASSWORD, "correct horse battery")
+    with pytest.raises(SystemExit) as refused:
+        async with chat_server(tmp_path, demo=False):
+            pass
+    assert "the demo user 'alice' still has the demo password" in str(refused.value)
+
+
 async def test_the_admin_page_refuses_to_kill_the_application_supervisor(
     tmp_path: Path,
 ) -> None:
