@@ -208,7 +208,9 @@ class Endpoint:
     head_timeout: float = 10.0
     #: Seconds from the end of a request's head to the end of its body; over it, 408.
     body_timeout: float = 60.0
-    #: Added to every HTTP response that does not set them itself; ``()`` adds none.
+    #: Added to every HTTP response that does not set them itself (a handler's own header
+    #: of the same name wins: a page's own content-security-policy replaces ours whole);
+    #: ``()`` adds none.
     security_headers: tuple[tuple[str, str], ...] = SECURITY_HEADERS
     _http: dict[tuple[str, str], HttpHandler] = field(default_factory=dict)
     _sockets: dict[str, Upgrader] = field(default_factory=dict)
@@ -472,7 +474,9 @@ async def _connection(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.So
     # The failure domain of one connection: nothing that goes wrong here reaches the server's
     # nursery (that would end every other connection and the node with them).
     try:
-        await _serve_http(endpoint, nursery, stream)
+        held = await _serve_http(endpoint, stream)
+        if held:  # no frame of the HTTP side stays alive under an open WebSocket
+            await _upgrade(endpoint, nursery, stream, held)
     except _GONE:
         pass
     except Exception:
@@ -486,7 +490,9 @@ async def _connection(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.So
 _Upgrade = tuple[bytes, Connection, bytes, Request, SocketHandler]
 
 
-async def _serve_http(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.SocketStream) -> None:
+async def _serve_http(endpoint: Endpoint, stream: trio.SocketStream) -> list[_Upgrade] | None:
+    """Serve HTTP requests until the connection should close (``None``) or a WebSocket
+    upgrade was accepted (returned in a list that :func:`_upgrade` empties)."""
     http = h11.Connection(h11.SERVER, max_incomplete_event_size=endpoint.max_head_bytes)
     while True:
         try:
@@ -494,24 +500,21 @@ async def _serve_http(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.So
         except HTTPError as exc:  # bad input: answer, close this connection
             logger.debug("refused a request from %s: %s", _peer(stream), exc)
             await _send_error(endpoint, http, stream, exc)
-            return
+            return None
         except _GONE:
             raise
         except Exception:
             logger.exception("request from %s failed; answered 500", _peer(stream))
             await _send_error(endpoint, http, stream, HTTPError(500, "internal server error"))
-            return
+            return None
         if outcome is None:
-            return
+            return None
         if isinstance(outcome, tuple):
             # An open WebSocket keeps no HTTP state, and the request only as long as the
             # WebSocket holds it (a handler may let it go).
-            held = [outcome]
-            del http, outcome
-            await _upgrade(endpoint, nursery, stream, held)
-            return
+            return [outcome]
         if http.our_state is h11.MUST_CLOSE or http.their_state is h11.MUST_CLOSE:
-            return
+            return None
         http.start_next_cycle()
 
 
@@ -527,7 +530,7 @@ async def _exchange(
     if upgrader is not None and "websocket" in _tokens(request, "upgrade"):
         return await _start_upgrade(endpoint, http, stream, upgrader, request)
     response = await _respond(endpoint, request)
-    await _send_response(endpoint, http, stream, response, head=request.method == "HEAD")
+    await _send_response(endpoint, http, stream, response, request)
     return request
 
 
@@ -791,17 +794,22 @@ async def _send_response(
     http: h11.Connection,
     stream: trio.abc.Stream,
     response: Response,
-    *,
-    head: bool = False,
+    request: Request,
 ) -> None:
-    """Send *response*; for a HEAD request, its headers only (with the body's length).
-    A response that cannot be sent (a header with CR/LF...) is logged and becomes a 500."""
+    """Send *response* to *request*; for a HEAD request, its headers only (with the body's
+    length). A response that cannot be sent (a header with CR/LF...) is logged, and a 500
+    goes out instead."""
     if http.our_state is not h11.SEND_RESPONSE:
         raise RuntimeError(f"no response can be sent in h11 state {http.our_state}")
+    head = request.method == "HEAD"
     try:
         event = _encode(endpoint, response)
     except (h11.LocalProtocolError, UnicodeError, TypeError, ValueError):
-        logger.exception("a handler's response cannot be sent; answered 500 instead")
+        logger.exception(
+            "the response to %s %s cannot be sent; answered 500 instead",
+            request.method,
+            request.path,
+        )
         response = Response(500, b"internal server error\n")
         event = _encode(endpoint, response)
     data = http.send(event)
@@ -911,7 +919,7 @@ async def _start_upgrade(
         raise HTTPError(400, f"bad WebSocket handshake: {exc}") from None
     handler = await _accept(upgrader, request)
     if isinstance(handler, Response):
-        await _send_response(endpoint, http, stream, handler)
+        await _send_response(endpoint, http, stream, handler, request)
         return None
     offered = [p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",")]
     accept = handshake.send(
