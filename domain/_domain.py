@@ -18,23 +18,16 @@ import sqlalchemy as sa
 import beam
 from supervisors import ChildSpec
 
-from ._actions import Action, find_action
-from ._changeset import Changeset, build_changeset
+from ._actions import find_action
 from ._data import DataLayer, Tx
 from ._data_layer import data_layer, database_url
-from ._errors import Forbidden, Invalid, NotFound
+from ._dispatch import broadcast_counter, counter_values
+from ._errors import NotFound
 from ._load import run_read
-from ._notifiers import Counter, Notification
-from ._policy import PolicyContext, Verdict, authorize
+from ._notifiers import Counter
 from ._query import Page, Query
-from ._records import from_row
 from ._resource import NAMING_CONVENTION, Relationship, Resource
-from ._statements import (
-    delete_returning,
-    insert_returning,
-    pk_params,
-    update_returning,
-)
+from ._write import Prepared, can, prepare, run_writes, write_in_tx
 
 __all__ = ["Domain", "Interface", "Page", "ReadInterface", "define", "define_read"]
 
@@ -177,7 +170,7 @@ class Domain:
     ) -> R:
         """Run a create action; returns the record. Raises Invalid or Forbidden."""
         act = find_action(resource, action, "create")
-        return await cls._write(resource, act, dict(input or {}), actor, None, authorize)
+        return await cls._write(prepare(resource, act, dict(input or {}), actor, None, authorize))
 
     @classmethod
     async def update(
@@ -192,7 +185,7 @@ class Domain:
         """Run an update action on *record*; returns the updated record."""
         resource = type(record)
         act = find_action(resource, action, "update")
-        return await cls._write(resource, act, dict(input or {}), actor, record, authorize)
+        return await cls._write(prepare(resource, act, dict(input or {}), actor, record, authorize))
 
     @classmethod
     async def destroy(
@@ -207,39 +200,11 @@ class Domain:
         """Run a destroy action on *record*; returns the destroyed record."""
         resource = type(record)
         act = find_action(resource, action, "destroy")
-        return await cls._write(resource, act, dict(input or {}), actor, record, authorize)
+        return await cls._write(prepare(resource, act, dict(input or {}), actor, record, authorize))
 
     @classmethod
-    async def _write(
-        cls,
-        resource: type[R],
-        action: Action,
-        input_: dict[str, Any],
-        actor: Any,
-        data: Resource | None,
-        do_authorize: bool,
-        dry_run: bool = False,
-    ) -> R:
-        cs, verdict = _prepare(resource, action, input_, actor, data, do_authorize)
-        for hook in cs.all_hooks("before_transaction"):
-            hook(cs)
-
-        def unit(tx: Tx) -> Any:
-            record = write_in_tx(tx, cs, verdict)
-            if dry_run:
-                raise _DryRun(record)
-            return record
-
-        try:
-            record, outbox = await cls.repo().run(unit)
-        except BaseException as exc:
-            for hook in cs.all_hooks("after_transaction"):
-                hook(cs, exc)
-            raise
-        for hook in cs.all_hooks("after_transaction"):
-            hook(cs, record)
-        await cls._dispatch(outbox)
-        return record
+    async def _write(cls, prepared: Prepared) -> Any:
+        return (await run_writes(cls.repo(), [prepared]))[0]
 
     @classmethod
     async def can(
@@ -255,61 +220,28 @@ class Domain:
         checked in a transaction that is always rolled back; reads answer whether any row
         could be visible. Invalid input still raises :class:`Invalid`."""
         act = find_action(resource, action, None)
-        ctx = PolicyContext(actor, resource, act, dict(input or {}))
-        verdict, _ = authorize(resource, ctx)
-        if verdict is False:
-            return False
-        if verdict is True or act.type == "read":
-            return True
-        try:
-            await cls._write(resource, act, dict(input or {}), actor, record, True, dry_run=True)
-        except _DryRun:
-            return True
-        except Forbidden:
-            return False
-        return True  # pragma: no cover - a dry run always raises
-
-    @classmethod
-    async def _dispatch(cls, outbox: list[Notification]) -> None:
-        if not outbox:
-            return
-        counters: dict[tuple[type[Resource], Counter], set[Any]] = {}
-        for n in outbox:
-            for notifier in n.resource.notifiers:
-                notifier.notify(n)
-            for c in n.resource.counters:
-                if n.action in c.trigger_on:
-                    who = n.data.__dict__.get(c.audience)
-                    if who is not None:
-                        counters.setdefault((n.resource, c), set()).add(who)
-        for (resource, c), users in counters.items():
-            await cls.broadcast_counter(resource, c, users)
+        return await can(cls.repo(), resource, act, dict(input or {}), actor, record)
 
     @classmethod
     async def counter_values(
         cls, resource: type[Resource], c: Counter, users: Iterable[Any]
     ) -> dict[Any, int]:
-        """Recompute counter *c* for *users*: ``{user_id: count}``."""
-        users = list(users)
-        table = resource.__table__
-        col = table.c[c.audience]
-        stmt = sa.select(col, sa.func.count()).where(col.in_(users)).group_by(col)
-        if c.where is not None:
-            stmt = stmt.where(c.where())
-        rows, _ = await cls.repo().run(lambda tx: tx.conn.execute(stmt).all(), read_only=True)
-        values = dict.fromkeys(users, 0)
-        values.update({row[0]: row[1] for row in rows})
-        return values
+        """Recompute counter *c* for *users*: ``{user_id: count}``::
+
+        await Chat.counter_values(Notice, unread, [alice.id])   # {alice.id: 3}
+        """
+        return await counter_values(cls.repo(), resource, c, users)
 
     @classmethod
     async def broadcast_counter(
         cls, resource: type[Resource], c: Counter, users: Iterable[Any]
     ) -> None:
-        """Recompute *c* for *users* and broadcast ``counter_updated`` to ``user:<id>``."""
-        for user_id, value in (await cls.counter_values(resource, c, users)).items():
-            beam.broadcast(
-                f"user:{user_id}", ("counter_updated", {"counter": c.name, "value": value})
-            )
+        """Recompute *c* for *users* and broadcast it to each one's topic (``c.topic``,
+        ``user:<id>`` by default) as ``c.event`` (``counter_updated``)::
+
+            await Chat.broadcast_counter(Notice, unread, [alice.id])
+        """
+        await broadcast_counter(cls.repo(), resource, c, users)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -411,8 +343,8 @@ class Domain:
         """Create many records in one transaction through the same pipeline as one create;
         any error rolls back all of them. Notifications go out after the commit."""
         act = find_action(resource, action, "create")
-        prepared = [_prepare(resource, act, dict(i), actor, None, authorize) for i in inputs]
-        return await cls._bulk(prepared)
+        prepared = [prepare(resource, act, dict(i), actor, None, authorize) for i in inputs]
+        return await run_writes(cls.repo(), prepared)
 
     @classmethod
     async def bulk_update(
@@ -428,10 +360,8 @@ class Domain:
         """Update every record *filter* selects (as *actor* may read them) in one transaction."""
         act = find_action(resource, action, "update")
         records = await cls.read(resource, actor=actor, filter=filter, authorize=authorize)
-        prepared = [
-            _prepare(resource, act, dict(input or {}), actor, r, authorize) for r in records
-        ]
-        return await cls._bulk(prepared)
+        prepared = [prepare(resource, act, dict(input or {}), actor, r, authorize) for r in records]
+        return await run_writes(cls.repo(), prepared)
 
     @classmethod
     async def bulk_destroy(
@@ -446,24 +376,8 @@ class Domain:
         """Destroy every record *filter* selects (as *actor* may read them) in one transaction."""
         act = find_action(resource, action, "destroy")
         records = await cls.read(resource, actor=actor, filter=filter, authorize=authorize)
-        prepared = [_prepare(resource, act, {}, actor, r, authorize) for r in records]
-        return await cls._bulk(prepared)
-
-    @classmethod
-    async def _bulk(cls, prepared: list[tuple[Changeset, Verdict]]) -> list[Any]:
-        if not prepared:
-            return []
-        for cs, _ in prepared:
-            for hook in cs.all_hooks("before_transaction"):
-                hook(cs)
-        results, outbox = await cls.repo().run(
-            lambda tx: [write_in_tx(tx, cs, verdict) for cs, verdict in prepared]
-        )
-        for (cs, _), rec in zip(prepared, results, strict=True):
-            for hook in cs.all_hooks("after_transaction"):
-                hook(cs, rec)
-        await cls._dispatch(outbox)
-        return results
+        prepared = [prepare(resource, act, {}, actor, r, authorize) for r in records]
+        return await run_writes(cls.repo(), prepared)
 
     # -- nested actions inside a transaction (for hooks) ---------------------------------------
 
@@ -479,19 +393,8 @@ class Domain:
     ) -> R:
         """Run a create inside *tx* (from a hook): joins the transaction and its outbox."""
         act = find_action(resource, action, "create")
-        cs, verdict = _prepare(resource, act, dict(input or {}), actor, None, authorize)
+        cs, verdict = prepare(resource, act, dict(input or {}), actor, None, authorize)
         return write_in_tx(tx, cs, verdict)
-
-
-def _pk_condition(resource: type[Resource], values: Sequence[Any]) -> Any:
-    table = resource.__table__
-    return sa.and_(
-        *(table.c[n] == v for n, v in zip(resource.__primary_key__, values, strict=True))
-    )
-
-
-class _DryRun(Exception):
-    pass
 
 
 def _finish_relationship(resource: type[Resource], rel: Relationship) -> None:
@@ -511,114 +414,6 @@ def _finish_relationship(resource: type[Resource], rel: Relationship) -> None:
             from ._resource import _snake
 
             rel.destination_attribute_on_join = f"{_snake(dest.__name__)}_id"
-
-
-def _prepare(
-    resource: type[Resource],
-    action: Action,
-    input_: dict[str, Any],
-    actor: Any,
-    data: Resource | None,
-    do_authorize: bool,
-) -> tuple[Changeset, Verdict]:
-    invalid: Invalid | None = None
-    cs: Changeset | None = None
-    try:
-        cs = build_changeset(resource, action, input_, actor, data)
-    except Invalid as exc:
-        invalid = exc
-    verdict: Verdict = True
-    if do_authorize:
-        args = cs.arguments if cs is not None else {}
-        verdict, reason = authorize(resource, PolicyContext(actor, resource, action, args))
-        if verdict is False:
-            raise Forbidden(reason, resource=resource.__name__, action=action.name)
-    if invalid is not None:
-        raise invalid
-    assert cs is not None
-    return cs, verdict
-
-
-def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict) -> Any:
-    """The in-transaction half of a write: before_action, write, policy check, after_action."""
-    resource, action = cs.resource, cs.action
-    table = resource.__table__
-    for hook in cs.all_hooks("before_action"):
-        hook(tx, cs)
-    cs.raise_if_invalid()
-    attrs = resource.__attributes__
-    values = {k: v for k, v in cs.attributes.items() if k in attrs}
-    conn = tx.conn
-    if action.type == "create":
-        if action.upsert_identity is not None:
-            ident = next(i for i in resource.identities if i.name == action.upsert_identity)
-            fields = action.upsert_fields or tuple(
-                f for f in (action.accept or ()) if f in values and f not in ident.fields
-            )
-            from sqlalchemy.dialects import postgresql, sqlite
-
-            dialect_insert: Any = postgresql.insert if tx.dialect == "postgresql" else sqlite.insert
-            ins = dialect_insert(table).values(values)
-            upsert_set = {f: ins.excluded[f] for f in fields} or {
-                ident.fields[0]: ins.excluded[ident.fields[0]]
-            }
-            stmt: Any = ins.on_conflict_do_update(
-                index_elements=list(ident.fields), set_=upsert_set
-            )
-            row = conn.execute(stmt.returning(*table.c)).one()
-        else:
-            row = conn.execute(insert_returning(table), values).one()
-        record = from_row(resource, row)
-        if verdict is not True:
-            seen = conn.execute(
-                sa.select(sa.literal(1)).where(_pk_condition(resource, record.pk_values()), verdict)
-            ).first()
-            if seen is None:
-                raise Forbidden(
-                    "the created record does not satisfy the policy (rolled back)",
-                    resource=resource.__name__,
-                    action=action.name,
-                )
-    else:
-        assert cs.data is not None
-        pk = _pk_condition(resource, cs.data.pk_values())
-        if verdict is not True:
-            seen = conn.execute(sa.select(sa.literal(1)).where(pk, verdict)).first()
-            if seen is None:
-                exists = conn.execute(sa.select(sa.literal(1)).where(pk)).first()
-                if exists is None:
-                    raise NotFound(
-                        f"{resource.__name__} {cs.data.pk_values()}",
-                        resource=resource.__name__,
-                        action=action.name,
-                    )
-                raise Forbidden(
-                    "the policy does not allow this record",
-                    resource=resource.__name__,
-                    action=action.name,
-                )
-        key = resource.__primary_key__
-        params = pk_params(cs.data.pk_values())
-        if action.type == "update":
-            # Nothing to set still touches the row (RETURNING it, firing its triggers).
-            params.update(values or {key[0]: cs.data.pk_values()[0]})
-            stmt = update_returning(table, key)
-        else:
-            stmt = delete_returning(table, key)
-        maybe = conn.execute(stmt, params).one_or_none()
-        if maybe is None:
-            raise NotFound(
-                f"{resource.__name__} {cs.data.pk_values()}",
-                resource=resource.__name__,
-                action=action.name,
-            )
-        record = from_row(resource, maybe)
-    for hook in cs.all_hooks("after_action"):
-        changed = hook(tx, cs, record)
-        if changed is not None:
-            record = changed
-    tx.outbox.append(Notification(resource, action.name, cs.actor, record, cs))
-    return record
 
 
 # -- code interface ----------------------------------------------------------------------------

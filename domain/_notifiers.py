@@ -12,7 +12,15 @@ if TYPE_CHECKING:
     from ._changeset import Changeset
     from ._resource import Resource
 
-__all__ = ["Counter", "Notification", "PubSubNotifier", "counter", "pubsub"]
+__all__ = [
+    "COUNTER_EVENT",
+    "COUNTER_TOPIC",
+    "Counter",
+    "Notification",
+    "PubSubNotifier",
+    "counter",
+    "pubsub",
+]
 
 
 @dataclass(frozen=True)
@@ -49,22 +57,46 @@ def pubsub(topic: str, *, actions: Sequence[str] = (), event: str | None = None)
     return PubSubNotifier(topic, tuple(actions), event)
 
 
+#: AshDispatch's defaults: where a counter's new value goes, and the event it is sent as.
+COUNTER_TOPIC = "user:{id}"
+COUNTER_EVENT = "counter_updated"
+
+
 @dataclass(frozen=True)
 class Counter:
     """A counter declared on a resource (AshDispatch): after a commit of one of ``trigger_on``,
     ``COUNT(*)`` of the records matching ``where`` is recomputed for each audience member
     (the value of ``audience``, an attribute naming the user, in the written records) and
-    broadcast as ``("counter_updated", {"counter": name, "value": n})`` to ``user:<id>``."""
+    broadcast as ``(event, {"counter": name, "value": n})`` to ``topic`` formatted with the
+    member as ``id`` (by default ``("counter_updated", ...)`` to ``user:<id>``)."""
 
     name: str
     trigger_on: tuple[str, ...]
     audience: str
     where: Callable[[], Any] | None = None
+    topic: str = COUNTER_TOPIC
+    event: str = COUNTER_EVENT
+
+    def topic_for(self, member: Any) -> str:
+        """The topic of *member*'s value: ``counter.topic_for(user.id) == f"user:{user.id}"``."""
+        return self.topic.format(id=member)
 
 
 def counter(
-    name: str, *, trigger_on: Sequence[str], audience: str, where: Callable[[], Any] | None = None
+    name: str,
+    *,
+    trigger_on: Sequence[str],
+    audience: str,
+    where: Callable[[], Any] | None = None,
+    topic: str = COUNTER_TOPIC,
+    event: str = COUNTER_EVENT,
 ) -> Counter:
     """``counter("unread", trigger_on=("create", "mark_as_read"), audience="user_id",
-    where=lambda: Notice.read.is_(False))``."""
-    return Counter(name, tuple(trigger_on), audience, where)
+    where=lambda: Notice.read.is_(False))``; *topic* (``{id}`` is the audience member) and
+    *event* say where each new value is broadcast: ``topic="inbox:{id}", event="unread"``."""
+    if "{id}" not in topic:
+        raise ValueError(
+            f"counter {name!r}: topic {topic!r} must contain {{id}} (the audience member), "
+            'as in "user:{id}"'
+        )
+    return Counter(name, tuple(trigger_on), audience, where, topic, event)
