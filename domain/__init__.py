@@ -64,10 +64,6 @@ from ._data_layer import SQLiteRepo as SQLiteRepo
 from ._data_layer import data_layer as data_layer
 from ._data_layer import database_url as database_url
 from ._domain import Domain as Domain
-from ._domain import Interface as Interface
-from ._domain import ReadInterface as ReadInterface
-from ._domain import define as define
-from ._domain import define_read as define_read
 from ._errors import ConnectionLost as ConnectionLost
 from ._errors import DomainError as DomainError
 from ._errors import Forbidden as Forbidden
@@ -78,6 +74,10 @@ from ._inbox import BaseNotification as BaseNotification
 from ._inbox import initial_state as initial_state
 from ._inbox import mark_all_as_read as mark_all_as_read
 from ._inbox import notification_resource as notification_resource
+from ._interface import Interface as Interface
+from ._interface import ReadInterface as ReadInterface
+from ._interface import define as define
+from ._interface import define_read as define_read
 from ._migrations import DropsRefused as DropsRefused
 from ._migrations import MigrationError as MigrationError
 from ._migrations import Migrations as Migrations

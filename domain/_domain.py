@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 
@@ -23,13 +23,14 @@ from ._data import DataLayer, Tx
 from ._data_layer import data_layer, database_url
 from ._dispatch import broadcast_counter, counter_values
 from ._errors import NotFound
+from ._interface import CanInterface, Interface
 from ._load import run_read
 from ._notifiers import Counter
 from ._query import Page, Query
 from ._resource import NAMING_CONVENTION, Relationship, Resource
 from ._write import Prepared, can, prepare, run_writes, write_in_tx
 
-__all__ = ["Domain", "Interface", "Page", "ReadInterface", "define", "define_read"]
+__all__ = ["Domain"]
 
 R = TypeVar("R", bound=Resource)
 
@@ -65,7 +66,7 @@ class Domain:
             if isinstance(value, Interface):
                 value.name = name
                 cls._interfaces[name] = value
-                can = _CanInterface(value)
+                can = CanInterface(value)
                 setattr(cls, f"can_{name}", can)
 
     # -- the repo ------------------------------------------------------------------------------
@@ -414,145 +415,3 @@ def _finish_relationship(resource: type[Resource], rel: Relationship) -> None:
             from ._resource import _snake
 
             rel.destination_attribute_on_join = f"{_snake(dest.__name__)}_id"
-
-
-# -- code interface ----------------------------------------------------------------------------
-
-
-class Interface(Generic[R]):
-    """A code-interface function on a domain: ``send_message = define(Message, "send")``.
-
-    Call it as ``await Chat.send_message(*args, actor=user, **input)``; positional *args*
-    fill the names given to :func:`define`. For update and destroy actions the first
-    positional argument is the record. ``Chat.can_send_message(actor=..., **input)`` (and
-    ``Chat.send_message.can(...)``) answers without doing it.
-    """
-
-    def __init__(self, resource: type[R], action: str, args: Sequence[str]) -> None:
-        self.resource = resource
-        self.action = action
-        self.args = tuple(args)
-        self.name = action
-        self.domain: type[Domain] | None = None
-        act = resource.__actions__.get(action)
-        if act is None:
-            raise KeyError(
-                f"define({resource.__name__}, {action!r}): no such action; actions are "
-                f"{sorted(resource.__actions__)}"
-            )
-        self.type = act.type
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-        self.domain = owner
-
-    def __get__(self, obj: Any, owner: type) -> Self:
-        if self.domain is not owner and isinstance(owner, type) and issubclass(owner, Domain):
-            self.domain = owner
-        return self
-
-    def _input(self, args: tuple[Any, ...], input_: dict[str, Any]) -> dict[str, Any]:
-        if len(args) > len(self.args):
-            raise TypeError(
-                f"{self.name}() takes {len(self.args)} positional input(s) "
-                f"{self.args}, got {len(args)}"
-            )
-        return {**dict(zip(self.args, args, strict=False)), **input_}
-
-    async def __call__(
-        self,
-        *args: Any,
-        actor: Any = None,
-        authorize: bool = True,
-        **input: Any,  # noqa: A002
-    ) -> R:
-        """Run the action; returns the created, updated or destroyed record."""
-        domain = self._domain()
-        if self.type in ("update", "destroy"):
-            if not args:
-                raise TypeError(f"{self.name}() needs the record as its first argument")
-            record, rest = args[0], args[1:]
-            fn = domain.update if self.type == "update" else domain.destroy
-            return await fn(
-                record, self.action, self._input(rest, input), actor=actor, authorize=authorize
-            )
-        if self.type == "read":
-            results = await domain.read(
-                self.resource,
-                self.action,
-                actor=actor,
-                arguments=self._input(args, input),
-                authorize=authorize,
-            )
-            if not results:
-                raise NotFound(self.resource.__name__, resource=self.resource.__name__)
-            return results[0]
-        return await domain.create(
-            self.resource, self.action, self._input(args, input), actor=actor, authorize=authorize
-        )
-
-    async def can(self, *args: Any, actor: Any = None, **input: Any) -> bool:  # noqa: A002
-        """Whether *actor* may run this action (see :meth:`Domain.can`)."""
-        domain = self._domain()
-        record = None
-        if self.type in ("update", "destroy") and args:
-            record, args = args[0], args[1:]
-        return await domain.can(
-            self.resource, self.action, self._input(args, input), actor=actor, record=record
-        )
-
-    def _domain(self) -> type[Domain]:
-        if self.domain is None:
-            raise RuntimeError(f"{self.name} is not defined on a Domain subclass")
-        return self.domain
-
-
-class ReadInterface(Interface[R]):
-    """A read code interface: ``list_messages = define_read(Message, "read")``; returns a list
-    and takes ``filter``, ``sort``, ``limit``, ``offset``, ``load``."""
-
-    async def __call__(  # type: ignore[override]
-        self,
-        *args: Any,
-        actor: Any = None,
-        authorize: bool = True,
-        filter: Any = None,  # noqa: A002
-        sort: Sequence[str] = (),
-        limit: int | None = None,
-        offset: int | None = None,
-        load: Sequence[str] = (),
-        **arguments: Any,
-    ) -> list[R]:
-        """Run the read; returns the records the actor may see."""
-        return await self._domain().read(
-            self.resource,
-            self.action,
-            actor=actor,
-            filter=filter,
-            sort=sort,
-            limit=limit,
-            offset=offset,
-            load=load,
-            arguments=self._input(args, arguments),
-            authorize=authorize,
-        )
-
-
-class _CanInterface:
-    def __init__(self, interface: Interface[Any]) -> None:
-        self.interface = interface
-
-    async def __call__(self, *args: Any, actor: Any = None, **input: Any) -> bool:  # noqa: A002
-        return await self.interface.can(*args, actor=actor, **input)
-
-
-def define(resource: type[R], action: str, *, args: Sequence[str] = ()) -> Interface[R]:
-    """Define a code-interface function for a create, update, destroy (or one-record read)."""
-    return Interface(resource, action, args)
-
-
-def define_read(
-    resource: type[R], action: str = "read", *, args: Sequence[str] = ()
-) -> ReadInterface[R]:
-    """Define a code-interface function for a read action (returns a list)."""
-    return ReadInterface(resource, action, args)
