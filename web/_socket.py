@@ -29,6 +29,15 @@ Limits, each with a clear error reply or close reason, and a log line: ``max_cha
 topics per connection, ``rate_limit`` messages per window (over it, pushes are answered
 ``{"reason": "rate limit exceeded ..."}``), ``idle_timeout`` without any frame (heartbeats
 count), ``check_origin`` for browsers, plus the endpoint's frame size and backlog limits.
+
+Connection caps refuse the upgrade itself (before the ``101``), with a body that names the cap
+and the attribute that raises it: ``max_connections`` per socket handler (``503``),
+``max_connections_per_address`` per client IP and ``max_connections_per_id`` per socket
+``id`` (one user; ``429``). A connection counts from the moment ``connect`` starts until its
+transport exits, whatever the exit (a close, a crash, a kill). The per-address and per-id
+counts are entries of the transports themselves in a node-wide duplicate
+:class:`beam.Registry` (``"web.sockets"``), which vanish with the process; the per-handler
+count is one integer, given back in the transport's ``finally``.
 """
 
 from __future__ import annotations
@@ -110,6 +119,16 @@ class Socket:
     rate_limit: ClassVar[tuple[int, float] | None] = (200, 1.0)
     #: Seconds without any frame from the client before the connection is closed.
     idle_timeout: ClassVar[float] = 60.0
+    #: Connections this socket handler serves at once (those still in ``connect`` too); over
+    #: it the upgrade is answered ``503``. ``None``: no cap.
+    max_connections: ClassVar[int | None] = 10_000
+    #: Connections from one client IP address; over it the upgrade is answered ``429``.
+    #: Behind a reverse proxy every client has the proxy's address: raise it, or ``None``.
+    max_connections_per_address: ClassVar[int | None] = 100
+    #: Connections with one socket ``id`` (one user, many tabs); over it the upgrade is
+    #: answered ``429`` (``connect`` runs before the upgrade is accepted). Connections
+    #: without an id are not counted. ``None``: no cap.
+    max_connections_per_id: ClassVar[int | None] = 50
 
     async def connect(
         self, params: Mapping[str, str], connect_info: ConnectInfo
@@ -177,6 +196,99 @@ class Socket:
             elif topic == pattern:
                 return channel
         return None
+
+
+# -- connection caps ----------------------------------------------------------------------------
+
+_REGISTRY: Final = "web.sockets"
+#: Seconds between two log lines about refusals by the same cap of the same handler.
+_REFUSAL_LOG_EVERY: Final = 60.0
+
+
+class _Census:
+    """How many connections one socket handler serves, and when it last logged a refusal.
+
+    Only transports of this trio thread touch it, between two awaits: no lock needed.
+    """
+
+    __slots__ = ("live", "logged")
+
+    def __init__(self) -> None:
+        self.live = 0
+        #: cap -> (when a refusal was last logged, refusals not logged since)
+        self.logged: dict[str, tuple[float, int]] = {}
+
+
+#: id(socket handler) -> its census, while it has connections (or refusals being counted).
+_CENSUS: dict[int, _Census] = {}
+
+
+def _connections() -> beam.Registry:
+    """The node's registry of live Channels connections (duplicate keys)."""
+    try:
+        return beam.Registry.named(_REGISTRY)
+    except LookupError:
+        return beam.Registry("duplicate", name=_REGISTRY)
+
+
+def _over(registry: beam.Registry, key: tuple[Any, ...], cap: int | None) -> bool:
+    return cap is not None and len(registry.lookup(key)) >= cap
+
+
+def _refusal(socket: Socket, census: _Census, cap: str, status: int, why: str) -> Response:
+    """The response that refuses an upgrade over *cap*; logged once a minute per cap."""
+    name = type(socket).__name__
+    text = f"{why} (raise {name}.{cap} to allow more)"
+    now = time.monotonic()
+    last, quiet = census.logged.get(cap, (-_REFUSAL_LOG_EVERY, 0))
+    if now - last >= _REFUSAL_LOG_EVERY:
+        more = f"; {quiet} more refused since the last report" if quiet else ""
+        logger.warning("refusing WebSocket connections to %s: %s%s", name, text, more)
+        census.logged[cap] = (now, 0)
+    else:
+        census.logged[cap] = (last, quiet + 1)
+    headers = (("content-type", "text/plain; charset=utf-8"), ("retry-after", "10"))
+    return Response(status, f"{text}\n".encode(), headers)
+
+
+def _admit(socket: Socket, peer: tuple[str, int] | None) -> _Census | Response:
+    """In the new transport: take a place under the handler's cap and its address's cap, or
+    the response that refuses the upgrade. The place is the caller's until it exits."""
+    census = _CENSUS.get(id(socket))
+    if census is None:
+        census = _CENSUS[id(socket)] = _Census()
+    cap = socket.max_connections
+    if cap is not None and census.live >= cap:
+        why = f"too many connections: {type(socket).__name__} serves at most {cap} at once"
+        return _refusal(socket, census, "max_connections", 503, why)
+    if peer is not None:
+        registry = _connections()
+        key = (id(socket), "address", peer[0])
+        per_address = socket.max_connections_per_address
+        if _over(registry, key, per_address):
+            why = f"too many connections from {peer[0]}: at most {per_address} per client address"
+            return _refusal(socket, census, "max_connections_per_address", 429, why)
+        registry.register(key)
+    census.live += 1
+    return census
+
+
+def _admit_id(socket: Socket, census: _Census, socket_id: str) -> Response | None:
+    """After ``connect``: take a place under the cap of *socket_id*, or refuse."""
+    registry = _connections()
+    key = (id(socket), "id", socket_id)
+    cap = socket.max_connections_per_id
+    if _over(registry, key, cap):
+        why = f"too many connections for socket id {socket_id!r}: at most {cap} per id"
+        return _refusal(socket, census, "max_connections_per_id", 429, why)
+    registry.register(key)
+    return None
+
+
+def _release(socket: Socket, census: _Census) -> None:
+    census.live -= 1
+    if census.live <= 0 and _CENSUS.get(id(socket)) is census:
+        del _CENSUS[id(socket)]
 
 
 def disconnect(socket_id: str) -> None:
@@ -327,27 +439,42 @@ class _RateLimit:
 async def _transport(
     socket: Socket, conn: _Connection, params: dict[str, str], info: ConnectInfo
 ) -> None:
-    """The transport process: ``connect``, wait for the upgrade, then serve the connection."""
+    """The transport process: take a place under the caps, ``connect``, wait for the upgrade,
+    then serve the connection."""
+    census: _Census | None = None
     try:
-        assigns = await _connect(socket, conn, params, info)
+        admitted = _admit(socket, info.peer)
+        if isinstance(admitted, Response):
+            conn.refuse(admitted)
+            return
+        census = admitted
+        connected = await _connect(socket, census, conn, params, info)
         del params, info  # connect has seen them; a long-lived transport need not keep them
-        if assigns is None:
+        if connected is None:
             return
         with trio.move_on_after(_UPGRADE_WAIT):
             await conn.upgraded.wait()
         if conn.ws is None:
             return  # the upgrade never completed (the client went away)
         conn.decided = conn.upgraded = _HAPPENED  # an idle connection keeps no spare Events
-        await _Transport(socket, conn, assigns).run()
+        await _Transport(socket, conn, *connected).run()
     finally:
+        if census is not None:
+            _release(socket, census)
         if not conn.decided.is_set():
             conn.refuse(Response(500, b"internal server error\n"))
         conn.close(1001, "server closing")
 
 
 async def _connect(
-    socket: Socket, conn: _Connection, params: dict[str, str], info: ConnectInfo
-) -> dict[str, Any] | None:
+    socket: Socket,
+    census: _Census,
+    conn: _Connection,
+    params: dict[str, str],
+    info: ConnectInfo,
+) -> tuple[dict[str, Any], str | None] | None:
+    """``connect``, then the per-id cap: the assigns and the socket id, or ``None`` once the
+    upgrade is refused."""
     name = type(socket).__name__
     assigns = await socket.connect(params, info)
     if assigns is None or assigns is False:
@@ -358,8 +485,15 @@ async def _connect(
         return None
     if not isinstance(assigns, Mapping):
         raise beam.BadReturnValue(f"{name}.connect", assigns, "a mapping of assigns, or None")
+    assigns = dict(assigns)
+    socket_id = socket.id(assigns)
+    if socket_id is not None:
+        refusal = _admit_id(socket, census, socket_id)
+        if refusal is not None:
+            conn.refuse(refusal)
+            return None
     conn.decided.set()
-    return dict(assigns)
+    return assigns, socket_id
 
 
 class _Transport:
@@ -367,11 +501,13 @@ class _Transport:
 
     __slots__ = ("assigns", "channels", "conn", "id", "rate", "socket")
 
-    def __init__(self, socket: Socket, conn: _Connection, assigns: dict[str, Any]) -> None:
+    def __init__(
+        self, socket: Socket, conn: _Connection, assigns: dict[str, Any], socket_id: str | None
+    ) -> None:
         self.socket = socket
         self.conn = conn
         self.assigns = assigns
-        self.id = socket.id(assigns)
+        self.id = socket_id
         self.channels: dict[str, _Entry] = {}
         limit = socket.rate_limit
         self.rate = None if limit is None else _RateLimit(*limit)
