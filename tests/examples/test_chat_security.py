@@ -12,7 +12,7 @@ import pytest
 import domain
 import web
 from examples.chat.app import secret_key
-from examples.chat.model import Chat, Message, Room, User
+from examples.chat.model import Chat, Message, Room, User, UserToken
 
 from ..web import phx, wsclient
 from .test_chat import chat_server, socket_token
@@ -31,10 +31,11 @@ async def test_forged_and_expired_tokens_are_refused(tmp_path: Path) -> None:
     async with chat_server(tmp_path) as port:
         alice = await socket_token(port, "alice")
         forged = alice["token"][:-4] + ("AAAA" if not alice["token"].endswith("AAAA") else "BBBB")
-        expired = web.Token.sign(
+        (session,) = await Chat.read(UserToken, filter={"context": "api"})
+        expired = web.Token.sign(  # names alice's live session, but was signed two days ago
             secret_key(tmp_path),
             "chat socket",
-            alice["user_id"],
+            str(session.id),
             signed_at=time.time() - 2 * 86_400,
         )
         for token in (forged, expired, "not-a-token"):
