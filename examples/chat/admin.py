@@ -79,19 +79,29 @@ def _under_app(pid: beam.Pid, infos: Mapping[beam.Pid, beam.ProcessInfo]) -> boo
     return False
 
 
-def killable(pid: beam.Pid, infos: Mapping[beam.Pid, beam.ProcessInfo]) -> bool:
-    """Whether this page may kill *pid*: one of the chat's supervised processes or of its
-    connections (see the module documentation).
+def connections() -> frozenset[beam.Pid]:
+    """The processes of the chat's connections: LiveViews, channels, transports, topics.
 
-    >>> killable(beam.whereis("presence"), infos)
+    >>> beam.self() in connections()     # a LiveView's own process
+    True
+    """
+    found = chaos.victims()
+    kinds = ("channel", "liveview", "transport", "pubsub")
+    return frozenset(pid for kind in kinds for pid in found[kind])
+
+
+def killable(
+    pid: beam.Pid, infos: Mapping[beam.Pid, beam.ProcessInfo], connected: frozenset[beam.Pid]
+) -> bool:
+    """Whether this page may kill *pid*: one of the chat's supervised processes or of its
+    connections (*connected*, from :func:`connections`; see the module documentation).
+
+    >>> killable(beam.whereis("presence"), infos, connections())
     True
     """
     if pid not in infos or pid == beam.whereis(APP_SUPERVISOR):
         return False
-    if _under_app(pid, infos):
-        return True
-    connections = chaos.victims()
-    return any(pid in connections[kind] for kind in ("channel", "liveview", "transport", "pubsub"))
+    return pid in connected or _under_app(pid, infos)
 
 
 def refusal(pid: beam.Pid, infos: Mapping[beam.Pid, beam.ProcessInfo]) -> str | None:
@@ -109,7 +119,7 @@ def refusal(pid: beam.Pid, infos: Mapping[beam.Pid, beam.ProcessInfo]) -> str | 
             f"refused: {APP_SUPERVISOR} is the application supervisor: killing it stops the "
             "whole chat (and the node)"
         )
-    if not killable(pid, infos):
+    if not killable(pid, infos, connections()):
         return (
             f"refused: {pid} is not one of the chat's processes (those under {APP_SUPERVISOR}, "
             "and its connections' LiveViews, channels, transports and topics)"
@@ -139,6 +149,7 @@ async def _rows() -> list[dict[str, Any]]:
         parent = info.parent if info.parent in infos else None
         children.setdefault(parent, []).append(pid)
     rows: list[dict[str, Any]] = []
+    connected = connections()
 
     def visit(pid: beam.Pid, depth: int) -> None:
         info = infos[pid]
@@ -155,7 +166,7 @@ async def _rows() -> list[dict[str, Any]]:
                 "links": len(info.links),
                 "restarts": restarts.get(pid, ""),
                 "supervisor": _is_supervisor(info),
-                "killable": killable(pid, infos),
+                "killable": killable(pid, infos, connected),
             }
         )
         for child in children.get(pid, []):
