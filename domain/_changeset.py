@@ -8,7 +8,7 @@ from typing import Any
 
 from ._actions import Action, Change, Hook, Validation
 from ._errors import Invalid
-from ._resource import Resource
+from ._resource import _MISSING, Resource
 
 __all__ = ["Changeset"]
 
@@ -120,7 +120,7 @@ def build_changeset(
                 cs.attributes[name] = attr.make_default()
     elif action.type == "update":
         for name, attr in attrs.items():
-            if name not in cs.attributes and attr.update_default is not _missing():
+            if name not in cs.attributes and attr.update_default is not _MISSING:
                 ud = attr.update_default
                 cs.attributes[name] = ud() if callable(ud) else ud
     for step in action.steps:
@@ -138,9 +138,3 @@ def build_changeset(
                 cs.add_error(name, "is required")
     cs.raise_if_invalid()
     return cs
-
-
-def _missing() -> Any:
-    from ._resource import _MISSING
-
-    return _MISSING

@@ -1,10 +1,22 @@
-"""The Domain: groups resources, owns the repo, runs actions, and exposes the code interface.
+"""The Domain: a facade that groups resources, holds each node's data layer, and hands every
+call to the module that does the work.
 
-Lifecycle of a create/update/destroy (Ash's order): cast input and run the steps in declared
-order (building the changeset), authorize, ``before_transaction``, then in one transaction on
-a connection thread ``before_action``, the write, the policy check against the written or
-original row, ``after_action``, commit; then ``after_transaction`` and last the notifications
-(notifiers, then counters), only after the outermost commit.
+* the data layer (``domain/_data.py``): :meth:`Domain.start_link` builds one from a URL
+  (or takes one) and keeps it per node; :meth:`Domain.repo` finds it;
+* reads (``domain/_query.py``, ``_read.py``, ``_load.py``): :meth:`Domain.read`,
+  :meth:`Domain.page` and :meth:`Domain.get` build a frozen ``Query`` and run it;
+* writes (``domain/_write.py``, ``_dispatch.py``): :meth:`Domain.create`, ``update``,
+  ``destroy``, the bulk actions and :meth:`Domain.can` prepare changesets and run them
+  through the write pipeline (Ash's lifecycle, notifications after the commit);
+* the code interface (``domain/_interface.py``): ``define``/``define_read`` attributes of a
+  subclass become callable functions, each with a ``can_<name>`` companion::
+
+    class Chat(Domain):
+        resources = (User, Message)
+        send_message = define(Message, "send")
+
+    await Chat.start_link("sqlite:///data/chat.db")
+    await Chat.send_message(content="hi", room_id=room.id, actor=alice)
 """
 
 from __future__ import annotations
@@ -27,7 +39,7 @@ from ._interface import CanInterface, Interface
 from ._load import run_read
 from ._notifiers import Counter
 from ._query import Page, Query
-from ._resource import NAMING_CONVENTION, Relationship, Resource
+from ._resource import NAMING_CONVENTION, Relationship, Resource, _snake
 from ._write import Prepared, can, prepare, run_writes, write_in_tx
 
 __all__ = ["Domain"]
@@ -412,6 +424,4 @@ def _finish_relationship(resource: type[Resource], rel: Relationship) -> None:
     elif rel.kind == "many_to_many":
         rel.join_resource()
         if rel.destination_attribute_on_join is None:
-            from ._resource import _snake
-
             rel.destination_attribute_on_join = f"{_snake(dest.__name__)}_id"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
-from ._resource import ResourceDefinitionError
+from ._resource import ResourceDefinitionError, _snake
 
 if TYPE_CHECKING:
     from ._resource import Resource
@@ -314,9 +314,3 @@ def path_condition(resource: type[Resource], path: list[str], actor_id: Any) -> 
             jt.c[dest_on_join].in_(sa.select(dest_pk).where(inner))
         )
     )
-
-
-def _snake(name: str) -> str:
-    from ._resource import _snake as snake
-
-    return snake(name)

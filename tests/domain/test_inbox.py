@@ -7,16 +7,8 @@ from typing import Any
 import pytest
 
 import beam
-from domain import (
-    Domain,
-    Forbidden,
-    Invalid,
-    define,
-    define_read,
-    initial_state,
-    mark_all_as_read,
-    notification_resource,
-)
+from domain import Domain, Forbidden, Invalid, define, define_read
+from domain.notifications import initial_state, mark_all_as_read, notification_resource
 
 from .app import ChatUser, Notice
 from .conftest import Backend

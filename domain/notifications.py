@@ -1,5 +1,8 @@
-"""Notifications for users, in the AshDispatch manner: a ready-made resource, marking all as
-read in one statement, and the initial state a user's channel pushes after join.
+"""Notifications for users, in the AshDispatch manner (optional: the engine never imports
+this module): a ready-made resource, marking all as read in one statement, and the initial
+state a user's channel pushes after join. It is built only from what any application could
+write with ``domain``'s public pieces: a resource, actions, a policy, a ``pubsub`` notifier
+and a counter.
 
 :func:`notification_resource` declares the resource (one row per notification, owned by a
 user, only its owner may read or mark it); its ``notify`` action broadcasts
@@ -26,13 +29,15 @@ import inspect
 import sys
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
 import beam
 
 from ._actions import create, read, set_attribute, update
+from ._data import Tx
+from ._domain import Domain
 from ._notifiers import Counter, counter, pubsub
 from ._policy import action_type, authorize_if, policy, relates_to_actor_via
 from ._resource import (
@@ -45,10 +50,6 @@ from ._resource import (
     index,
     uuid_primary_key,
 )
-
-if TYPE_CHECKING:
-    from ._data import Tx
-    from ._domain import Domain
 
 __all__ = [
     "UNREAD_COUNTER",
@@ -193,8 +194,9 @@ async def mark_all_as_read(domain: type[Domain], resource: type[Resource], *, ac
         return tx.conn.execute(stmt).rowcount
 
     count, _ = await domain.repo().run(unit)
-    beam.broadcast(f"user:{actor.id}", ("all_notifications_read", {"count": count}))
-    await domain.broadcast_counter(resource, _unread_counter(resource), [actor.id])
+    unread = _unread_counter(resource)
+    beam.broadcast(unread.topic_for(actor.id), ("all_notifications_read", {"count": count}))
+    await domain.broadcast_counter(resource, unread, [actor.id])
     return int(count)
 
 
