@@ -206,12 +206,10 @@ class _Shard(beam.GenServer[_ShardState]):
         state.presences.reset_delta()
         if answer[0] == "ok" and answer[1] is not None:  # a change: answered once published
             state.waiting.append((from_, answer))
-        elif not state.batch or _due(state):
+            return _batched(state)
+        if state.batch and _due(state):
             _flush(state)
-            return beam.Reply(answer, state)
-        else:
-            return beam.Reply(answer, state, timeout=0)
-        return _batched(state)
+        return beam.Reply(answer, state, timeout=0 if state.batch else None)
 
     def _track(self, request: Track, state: _ShardState) -> Answer:
         presences = state.presences

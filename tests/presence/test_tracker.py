@@ -490,6 +490,26 @@ async def test_many_presences_in_one_topic() -> None:
         await refute_receive(presence.PresenceDiff)
 
 
+async def test_a_burst_of_tracks_is_published_as_a_few_merged_diffs() -> None:
+    async with tracker_node():
+        beam.subscribe(TOPIC)
+
+        async def member(i: int) -> None:
+            await presence.track(beam.self(), TOPIC, f"user{i % 50}", {"i": i})
+            await idle()
+
+        for i in range(200):  # all runnable at once: their calls reach the shard together
+            beam.spawn(member, i)
+        client: dict[str, Any] = {}
+        diffs = 0
+        while sum(len(p["metas"]) for p in client.values()) < 200:
+            sync_diff(client, (await next_diff()).payload)
+            diffs += 1
+        assert client == presence.list(TOPIC)
+        assert diffs < 200 // 4
+        await refute_receive(presence.PresenceDiff)
+
+
 async def test_shards_do_not_pile_up_deltas_nobody_takes() -> None:
     from presence._tracker import table  # the shards' states, as readers see them
 
