@@ -471,11 +471,11 @@ class LiveRoutes:
     Whatever the live session, the target route's guard runs on every mount.
     """
 
-    def __init__(self, secret_key: str) -> None:
+    def __init__(self, secret_key: str, *, secure_cookies: bool = False) -> None:
         self.secret_key = secret_key
         #: The CSRF cookie and tokens of LiveView pages and the ``/live`` socket (shared
         #: with plain form posts: the same key and cookie).
-        self.csrf = CsrfProtection(secret_key)
+        self.csrf = CsrfProtection(secret_key, secure=secure_cookies)
         self.routes: dict[str, LiveRoute] = {}
         #: Names of the live sessions made for unnamed guards, by guard identity (the guard
         #: is kept too, so that its id is not reused).

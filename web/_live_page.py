@@ -64,7 +64,9 @@ def _routes(endpoint: Endpoint) -> LiveRoutes:
     routes: LiveRoutes | None = endpoint._live
     if routes is not None:
         return routes
-    routes = endpoint._live = LiveRoutes(endpoint.secret_key)
+    routes = endpoint._live = LiveRoutes(
+        endpoint.secret_key, secure_cookies=endpoint.secure_cookies
+    )
     channel = type("LiveChannel", (LiveChannel,), {"routes": routes})
     handler = type(
         "LiveSocketHandler",

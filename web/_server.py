@@ -220,6 +220,9 @@ class Endpoint:
     #: Signs LiveView sessions and CSRF tokens. Random per process by default: set it (the
     #: same on every node) so that pages survive a restart without a reload.
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    #: Mark the cookies the framework sets (the CSRF cookie of LiveView pages) ``Secure``, so
+    #: browsers send them over TLS only: set it when the site is served over HTTPS.
+    secure_cookies: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -267,20 +270,33 @@ class Endpoint:
         layout: str | None = None,
         head: str = "",
         session: Callable[[Request], Any] | None = None,
+        live_session: str | None = None,
     ) -> None:
         """Serve the LiveView class *view* at *path*: the full page over HTTP, then live over
         ``/live/websocket`` with the official client (served under ``/assets``).
 
         *layout* is the page around the view (see ``web._live_page.DEFAULT_LAYOUT``); *head*
-        is extra markup for its ``<head>`` (styles). ``session(request)`` gives the session
-        the view mounts with (say, the signed-in user from a cookie), or a :class:`Response`
-        to send instead of the page (a redirect to sign in).
+        is extra markup for its ``<head>`` (styles). ``session(request)`` (sync or async) is
+        the route's guard: it gives the session the view mounts with (say, the signed-in user
+        from a cookie), or a :class:`Response` to send instead (a redirect to sign in). It
+        runs on every mount: the page's HTTP request, and every join of the live socket (with
+        the cookies of its upgrade request). Live navigation stays within a *live_session*
+        (routes named alike; unnamed routes with the same guard share one); into another,
+        the client loads the page in full.
 
         >>> endpoint.live("/counter", Counter)
         """
         from ._live_page import DEFAULT_LAYOUT, mount_live  # LiveView builds on this module
 
-        mount_live(self, path, view, layout=layout or DEFAULT_LAYOUT, head=head, session=session)
+        mount_live(
+            self,
+            path,
+            view,
+            layout=layout or DEFAULT_LAYOUT,
+            head=head,
+            session=session,
+            live_session=live_session,
+        )
 
     def mount(self, app: Any) -> None:
         """Send every HTTP request no route of ours answers to the ASGI application *app*

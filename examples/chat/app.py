@@ -229,7 +229,7 @@ async def build(
         await refuse_demo_leftovers()
         await ensure_admin(os.environ)
     secret = secret_key(data_dir)
-    endpoint = web.Endpoint(secret_key=secret)
+    endpoint = web.Endpoint(secret_key=secret, secure_cookies=secure_cookies)
     csrf = web.CsrfProtection(secret, secure=secure_cookies)
     pages = Pages(secret, csrf, secure=secure_cookies)
 

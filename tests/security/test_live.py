@@ -24,7 +24,6 @@ from tests.web import phx, wsclient
 from tests.web.liveviews import Form
 from tests.web.test_asgi import http
 from web._live import MAX_FORM_DEPTH, MAX_FORM_FIELDS, FormError, form_params
-from web._live_page import mount_live
 from web._rendered import to_html
 
 #: Users whose sessions were revoked (as if their server-side session tokens were deleted).
@@ -215,10 +214,9 @@ async def test_named_live_sessions_group_routes_whatever_their_guards() -> None:
     (each still runs its own); the same guard under another name is another live session."""
     async with beam.open_node():
         endpoint = web.Endpoint()
-        # endpoint.live(..., live_session=...) once Endpoint.live passes it on.
-        mount_live(endpoint, "/public", Public, session=public, live_session="site")
-        mount_live(endpoint, "/home", Home, session=signed_in, live_session="site")
-        mount_live(endpoint, "/settings", Settings, session=signed_in, live_session="account")
+        endpoint.live("/public", Public, session=public, live_session="site")
+        endpoint.live("/home", Home, session=signed_in, live_session="site")
+        endpoint.live("/settings", Settings, session=signed_in, live_session="account")
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             bob = Browser({"user": "bob"})
@@ -392,3 +390,19 @@ def test_form_params_never_crashes_and_respects_its_limits(encoded: str) -> None
     assert isinstance(result, dict)
     assert _leaves(result) <= 20
     assert _depth(result) <= 4
+
+
+@pytest.mark.parametrize("secure", [False, True])
+async def test_the_pages_csrf_cookie_is_secure_when_the_endpoint_says_so(secure: bool) -> None:
+    async with beam.open_node():
+        endpoint = web.Endpoint(secure_cookies=secure)
+        endpoint.live("/public", Public, session=public)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
+            status, headers, _ = await http(
+                port, b"GET /public HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+            )
+            nursery.cancel_scope.cancel()
+    assert status == 200
+    assert headers["set-cookie"].startswith("_csrf=")
+    assert headers["set-cookie"].endswith("; Secure") is secure
