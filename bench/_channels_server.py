@@ -59,6 +59,9 @@ def ours(clients: int, broadcasts: int, interval: float) -> None:
         check_origin = False
         rate_limit = None
         idle_timeout = 3600.0
+        # Every load-generator socket comes from 127.0.0.1: no per-address or global cap.
+        max_connections = None
+        max_connections_per_address = None
 
     async def main() -> None:
         endpoint = web.Endpoint()

@@ -30,7 +30,7 @@ def observe(*message: Any) -> None:
 
 
 class Room(web.Channel):
-    intercept = ("censored",)
+    intercept: ClassVar[frozenset[str] | tuple[str, ...]] = ("censored",)
 
     async def join(
         self, topic: str, params: Mapping[str, Any], socket: web.ChannelSocket
