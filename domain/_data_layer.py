@@ -184,8 +184,8 @@ class Repo(ABC):
         name: str = "domain.repo",
         timeout: float | None = 30.0,
     ) -> None:
+        url, pool_size = self._resolve(url, pool_size)
         self.url = url
-        pool_size = self._default_pool_size() if pool_size is None else pool_size
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, got {pool_size}")
         self.pool_size = pool_size
@@ -198,8 +198,8 @@ class Repo(ABC):
         self.supervisor: beam.Pid | None = None
 
     @abstractmethod
-    def _default_pool_size(self) -> int:
-        """How many connections when the caller does not say."""
+    def _resolve(self, url: str, pool_size: int | None) -> tuple[str, int]:
+        """The URL to connect to and the pool size (the default when *pool_size* is None)."""
 
     @abstractmethod
     def _roles(self, names: list[str]) -> tuple[list[str], list[str]]:
@@ -316,24 +316,12 @@ class SQLiteRepo(Repo):
 
     dialect = "sqlite"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        pool_size: int | None = None,
-        schema: str | None = None,
-        name: str = "domain.repo",
-        timeout: float | None = 30.0,
-    ) -> None:
+    def _resolve(self, url: str, pool_size: int | None) -> tuple[str, int]:
         if url in _MEMORY_URLS:
             if pool_size not in (None, 1):
                 raise ValueError("an in-memory SQLite database needs pool_size=1")
-            url = "sqlite:///file:domain_mem?mode=memory&cache=shared&uri=true"
-            pool_size = 1
-        super().__init__(url, pool_size=pool_size, schema=schema, name=name, timeout=timeout)
-
-    def _default_pool_size(self) -> int:
-        return 4
+            return "sqlite:///file:domain_mem?mode=memory&cache=shared&uri=true", 1
+        return url, 4 if pool_size is None else pool_size
 
     def _roles(self, names: list[str]) -> tuple[list[str], list[str]]:
         return names[:1], names[1:] or names[:1]
@@ -359,8 +347,8 @@ class PostgresRepo(Repo):
 
     dialect = "postgresql"
 
-    def _default_pool_size(self) -> int:
-        return 10
+    def _resolve(self, url: str, pool_size: int | None) -> tuple[str, int]:
+        return url, 10 if pool_size is None else pool_size
 
     def _roles(self, names: list[str]) -> tuple[list[str], list[str]]:
         return names, names

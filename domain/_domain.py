@@ -40,7 +40,7 @@ from ._load import run_read
 from ._notifiers import Counter
 from ._query import Page, Query
 from ._resource import NAMING_CONVENTION, Relationship, Resource, _snake
-from ._write import Prepared, can, prepare, run_writes, write_in_tx
+from ._write import can, prepare, run_writes, write_in_tx
 
 __all__ = ["Domain"]
 
@@ -182,8 +182,7 @@ class Domain:
         authorize: bool = True,
     ) -> R:
         """Run a create action; returns the record. Raises Invalid or Forbidden."""
-        act = find_action(resource, action, "create")
-        return await cls._write(prepare(resource, act, dict(input or {}), actor, None, authorize))
+        return await cls._write(resource, action, "create", input, actor, None, authorize)
 
     @classmethod
     async def update(
@@ -196,9 +195,7 @@ class Domain:
         authorize: bool = True,
     ) -> R:
         """Run an update action on *record*; returns the updated record."""
-        resource = type(record)
-        act = find_action(resource, action, "update")
-        return await cls._write(prepare(resource, act, dict(input or {}), actor, record, authorize))
+        return await cls._write(type(record), action, "update", input, actor, record, authorize)
 
     @classmethod
     async def destroy(
@@ -211,12 +208,21 @@ class Domain:
         authorize: bool = True,
     ) -> R:
         """Run a destroy action on *record*; returns the destroyed record."""
-        resource = type(record)
-        act = find_action(resource, action, "destroy")
-        return await cls._write(prepare(resource, act, dict(input or {}), actor, record, authorize))
+        return await cls._write(type(record), action, "destroy", input, actor, record, authorize)
 
     @classmethod
-    async def _write(cls, prepared: Prepared) -> Any:
+    async def _write(
+        cls,
+        resource: type[R],
+        action: str | None,
+        type_: str,
+        input_: Mapping[str, Any] | None,
+        actor: Any,
+        record: Resource | None,
+        authorize: bool,
+    ) -> R:
+        act = find_action(resource, action, type_)
+        prepared = prepare(resource, act, dict(input_ or {}), actor, record, authorize)
         return (await run_writes(cls.repo(), [prepared]))[0]
 
     @classmethod

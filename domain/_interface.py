@@ -242,12 +242,14 @@ class CanInterface:
 
 
 def define(resource: type[R], action: str, *, args: Sequence[str] = ()) -> Interface[R]:
-    """Define a code-interface function for a create, update, destroy (or one-record read)."""
+    """Define a code-interface function for a create, update, destroy (or one-record read),
+    in a ``Domain`` subclass body: ``register = define(User, "create", args=("name",))``."""
     return Interface(resource, action, args)
 
 
 def define_read(
     resource: type[R], action: str = "read", *, args: Sequence[str] = ()
 ) -> ReadInterface[R]:
-    """Define a code-interface function for a read action (returns a list)."""
+    """Define a code-interface function for a read action (returns a list), in a ``Domain``
+    subclass body: ``list_messages = define_read(Message, "read")``."""
     return ReadInterface(resource, action, args)
