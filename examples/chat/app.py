@@ -123,7 +123,7 @@ async def refuse_demo_leftovers() -> None:
     >>> await refuse_demo_leftovers()
     """
     users = await Chat.read(User, filter=User.__table__.c.username.in_(DEMO_USERS))
-    for user in users:
+    for user in sorted(users, key=lambda user: user.username):
         if await verify_password(DEMO_PASSWORD, user.password_hash):
             raise SystemExit(
                 f"chat: refusing to start outside demo mode: the demo user {user.username!r} "
