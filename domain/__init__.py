@@ -134,15 +134,6 @@ from ._resource import many_to_many as many_to_many
 from ._resource import update_timestamp as update_timestamp
 from ._resource import uuid_primary_key as uuid_primary_key
 
-# The optional notifications module (the engine never imports it), also reachable from
-# ``domain`` for code written before it was one; not in __all__: import it from
-# ``domain.notifications``.
-from .notifications import UNREAD_COUNTER as UNREAD_COUNTER
-from .notifications import BaseNotification as BaseNotification
-from .notifications import initial_state as initial_state
-from .notifications import mark_all_as_read as mark_all_as_read
-from .notifications import notification_resource as notification_resource
-
 __all__ = (
     "Action",
     "Aggregate",

@@ -44,7 +44,6 @@ from domain import (
     identity,
     index,
     many_to_many,
-    notification_resource,
     policy,
     pubsub,
     read,
@@ -54,6 +53,7 @@ from domain import (
     update,
     uuid_primary_key,
 )
+from domain.notifications import notification_resource
 
 
 class User(Resource):

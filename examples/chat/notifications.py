@@ -12,7 +12,7 @@ import re
 import uuid
 from typing import Any, Final
 
-import domain
+import domain.notifications
 
 from .model import UNREAD, Chat, Message, Notification, User
 
@@ -43,7 +43,7 @@ async def notify_mentions(message: Message) -> None:
                 raise  # only "already notified of this message" is expected
 
 
-def notification_payload(record: domain.BaseNotification) -> dict[str, Any]:
+def notification_payload(record: domain.notifications.BaseNotification) -> dict[str, Any]:
     """A notification as pages and channels show it."""
     return {
         "id": str(record.id),
@@ -64,7 +64,9 @@ async def unread_count(user: User) -> int:
 
 async def initial_state(user: User) -> dict[str, Any]:
     """Counters and recent notifications, loaded concurrently (by the domain's loader)."""
-    state = await domain.initial_state(Chat, user, notifications=Notification, recent=RECENT)
+    state = await domain.notifications.initial_state(
+        Chat, user, notifications=Notification, recent=RECENT
+    )
     return {
         "counters": state["counters"],
         "notifications": [notification_payload(r) for r in state["notifications"]],
@@ -85,4 +87,4 @@ async def mark_read(user: User, notification_id: str) -> None:
 async def mark_all_read(user: User) -> int:
     """Mark every unread notification of the user as read, in one statement; the user's
     topic gets ``all_notifications_read`` and one counter update."""
-    return await domain.mark_all_as_read(Chat, Notification, actor=user)
+    return await domain.notifications.mark_all_as_read(Chat, Notification, actor=user)
