@@ -25,6 +25,7 @@ them (``GenServer``, ``Task``, ``Agent``), plus thread actors for blocking resou
 
 import contextlib
 
+from . import lowlevel as lowlevel
 from ._agent import Agent as Agent
 from ._api import cancel_timer as cancel_timer
 from ._api import demonitor as demonitor
@@ -170,6 +171,7 @@ __all__ = (
     "link",
     "local_broadcast",
     "local_broadcast_from",
+    "lowlevel",
     "make_ref",
     "monitor",
     "node_name",
