@@ -21,13 +21,14 @@ hold pids and call functions.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ._node import _node_var, current_node, current_process
 from ._types import Pid
 
-__all__ = ["add_send_hook", "in_node", "spawn_opt"]
+__all__ = ["add_send_hook", "fixup_module_metadata", "in_node", "spawn_opt"]
 
 
 def spawn_opt(
@@ -85,3 +86,18 @@ def in_node() -> bool:
     except LookupError:
         return False
     return True
+
+
+def fixup_module_metadata(package: str, namespace: Mapping[str, Any]) -> None:
+    """Make the public objects of *package* (the names in ``namespace["__all__"]``) say they
+    live in *package* rather than in its private modules, so reprs, tracebacks and docs show
+    ``web.Endpoint``, not ``web._server.Endpoint``. Each package's ``__init__`` calls it last.
+
+    >>> fixup_module_metadata(__name__, globals())
+    """
+    private = package + "._"
+    for name in namespace["__all__"]:
+        obj = namespace[name]
+        if getattr(obj, "__module__", "").startswith(private):
+            with contextlib.suppress(AttributeError, TypeError):
+                obj.__module__ = package
