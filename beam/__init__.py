@@ -23,8 +23,8 @@ The semantics are Erlang/OTP's: selective receive, links and exit signals (``tra
 them (``GenServer``, ``Task``, ``Agent``), plus thread actors for blocking resources.
 """
 
-import contextlib
 
+from . import lowlevel as lowlevel
 from ._agent import Agent as Agent
 from ._api import cancel_timer as cancel_timer
 from ._api import demonitor as demonitor
@@ -170,6 +170,7 @@ __all__ = (
     "link",
     "local_broadcast",
     "local_broadcast_from",
+    "lowlevel",
     "make_ref",
     "monitor",
     "node_name",
@@ -200,13 +201,4 @@ __all__ = (
 )
 
 
-def _fixup_module_metadata() -> None:
-    """Make public objects say they live in ``beam`` (reprs, tracebacks, docs)."""
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("beam._"):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = "beam"
-
-
-_fixup_module_metadata()
+lowlevel.fixup_module_metadata(__name__, globals())

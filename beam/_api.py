@@ -61,7 +61,7 @@ def spawn(fn: AsyncFn, *args: Any) -> Pid:
     """
     node = current_node("beam.spawn")
     parent = _optional_process()
-    return node.spawn(fn, args, parent=parent)[0]
+    return node._spawn(fn, args, parent=parent)[0]
 
 
 def spawn_link(fn: AsyncFn, *args: Any) -> Pid:
@@ -73,7 +73,7 @@ def spawn_link(fn: AsyncFn, *args: Any) -> Pid:
     ...     child = beam.spawn_link(worker)   # if worker crashes, main exits too
     """
     proc = current_process("beam.spawn_link")
-    return proc.node.spawn(fn, args, parent=proc, link=True)[0]
+    return proc.node._spawn(fn, args, parent=proc, link=True)[0]
 
 
 def spawn_monitor(fn: AsyncFn, *args: Any) -> tuple[Pid, Ref]:
@@ -86,7 +86,7 @@ def spawn_monitor(fn: AsyncFn, *args: Any) -> tuple[Pid, Ref]:
     ...     down = await beam.receive(lambda m: isinstance(m, beam.Down) and m.ref == ref)
     """
     proc = current_process("beam.spawn_monitor")
-    pid, ref = proc.node.spawn(fn, args, parent=proc, monitor=True)
+    pid, ref = proc.node._spawn(fn, args, parent=proc, monitor=True)
     assert ref is not None
     return pid, ref
 
@@ -113,18 +113,18 @@ def send(dest: Pid | str, message: Any) -> None:
     """
     node = current_node("beam.send")
     if type(dest) is Pid:
-        proc = node.procs.get(dest.id)
+        proc = node._procs.get(dest.id)
         if proc is None:
             return
     else:
-        proc = node.lookup(dest)
+        proc = node._lookup(dest)
         if proc is None:
             raise UnknownName(
                 f"cannot send to {dest!r}: no process is registered under that name "
                 "(check beam.whereis(name), or send to a pid)"
             )
-    if node.slow_send:
-        node.send_to(proc, message)
+    if node._slow_send:
+        node._send_to(proc, message)
     else:
         proc.deliver(message)
 
@@ -160,10 +160,10 @@ def link(pid: Pid) -> None:
     if pid == proc.pid:
         return
     node = proc.node
-    target = node.procs.get(pid.id)
+    target = node._procs.get(pid.id)
     if target is None:
         if proc.trap_exit:
-            node.send_to(proc, Exit(pid, NOPROC))
+            node._send_to(proc, Exit(pid, NOPROC))
             return
         raise NoProc(NOPROC)
     if proc.links is None:
@@ -185,7 +185,7 @@ def unlink(pid: Pid) -> None:
     proc = current_process("beam.unlink")
     if proc.links:
         proc.links.discard(pid)
-    target = proc.node.procs.get(pid.id)
+    target = proc.node._procs.get(pid.id)
     if target is not None and target.links:
         target.links.discard(proc.pid)
 
@@ -203,10 +203,10 @@ def monitor(dest: Pid | str) -> Ref:
     """
     proc = current_process("beam.monitor")
     node = proc.node
-    ref = node.make_ref()
-    target = node.lookup(dest)
+    ref = node._make_ref()
+    target = node._lookup(dest)
     if target is None:
-        node.send_to(proc, Down(ref, dest, NOPROC))
+        node._send_to(proc, Down(ref, dest, NOPROC))
     else:
         watch(proc, ref, target)
     return ref
@@ -251,7 +251,7 @@ def exit(dest: Pid | str, reason: Any) -> None:  # noqa: A001 - Erlang's name fo
     sender = _optional_process()
     # A signal from code that is not a process (a plain trio task) comes from the node itself.
     sender_pid = NODE_PID if sender is None else sender.pid
-    node.exit_signal(target, sender_pid, reason, linked=False)
+    node._exit_signal(target, sender_pid, reason, linked=False)
     if sender is target and target.pending_exit is not NOT_EXITING:
         raise ProcessExit(target.pending_exit)
 
@@ -278,7 +278,7 @@ def is_alive(pid: Pid) -> bool:
     >>> async def main():
     ...     assert beam.is_alive(beam.self())
     """
-    return pid.id in current_node("beam.is_alive").procs
+    return pid.id in current_node("beam.is_alive")._procs
 
 
 def register(name: str, pid: Pid) -> None:
@@ -291,7 +291,7 @@ def register(name: str, pid: Pid) -> None:
     ...     beam.register("logger", beam.spawn(logger_loop))
     ...     beam.send("logger", "started")
     """
-    current_node("beam.register").register(name, pid)
+    current_node("beam.register")._register(name, pid)
 
 
 def unregister(name: str) -> bool:
@@ -300,7 +300,7 @@ def unregister(name: str) -> bool:
     >>> async def main():
     ...     beam.unregister("logger")
     """
-    return current_node("beam.unregister").unregister(name)
+    return current_node("beam.unregister")._unregister(name)
 
 
 def whereis(name: str) -> Pid | None:
@@ -309,7 +309,7 @@ def whereis(name: str) -> Pid | None:
     >>> async def main():
     ...     pid = beam.whereis("logger")
     """
-    return current_node("beam.whereis").whereis(name)
+    return current_node("beam.whereis")._whereis(name)
 
 
 def registered() -> list[str]:
@@ -318,7 +318,7 @@ def registered() -> list[str]:
     >>> async def main():
     ...     print(beam.registered())
     """
-    return list(current_node("beam.registered").names)
+    return list(current_node("beam.registered")._names)
 
 
 def make_ref() -> Ref:
@@ -327,7 +327,7 @@ def make_ref() -> Ref:
     >>> async def main():
     ...     ref = beam.make_ref()
     """
-    return current_node("beam.make_ref").make_ref()
+    return current_node("beam.make_ref")._make_ref()
 
 
 def send_after(dest: Pid | str, message: Any, delay: float) -> Ref:
@@ -344,14 +344,14 @@ def send_after(dest: Pid | str, message: Any, delay: float) -> Ref:
     node = current_node("beam.send_after")
     if not isinstance(dest, (Pid, str)):
         raise TypeError(f"send_after needs a beam.Pid or a registered name, got {dest!r}")
-    if node.copy_messages:  # copy when the timer is set, as a send would
+    if node._copy_messages:  # copy when the timer is set, as a send would
         message = copy.deepcopy(message)
-    ref = node.make_ref()
-    node.timers.start(ref, delay, node.deliver_timer, (dest, message))
+    ref = node._make_ref()
+    node._timers.start(ref, delay, node._deliver_timer, (dest, message))
     if type(dest) is Pid:
-        target = node.procs.get(dest.id)
+        target = node._procs.get(dest.id)
         if target is None:
-            node.timers.cancel(ref)
+            node._timers.cancel(ref)
         else:
             if target.timers is None:
                 target.timers = set()
@@ -368,7 +368,7 @@ def cancel_timer(ref: Ref) -> float | None:
     ...     ref = beam.send_after(beam.self(), "tick", 5.0)
     ...     assert beam.cancel_timer(ref) is not None
     """
-    return current_node("beam.cancel_timer").timers.cancel(ref)
+    return current_node("beam.cancel_timer")._timers.cancel(ref)
 
 
 def read_timer(ref: Ref) -> float | None:
@@ -378,7 +378,7 @@ def read_timer(ref: Ref) -> float | None:
     ...     ref = beam.send_after(beam.self(), "tick", 5.0)
     ...     print(beam.read_timer(ref))
     """
-    return current_node("beam.read_timer").timers.remaining(ref)
+    return current_node("beam.read_timer")._timers.remaining(ref)
 
 
 def system_monitor(*, long_schedule: float | None, receiver: Pid | None = None) -> None:
@@ -392,12 +392,12 @@ def system_monitor(*, long_schedule: float | None, receiver: Pid | None = None) 
     ...     beam.system_monitor(long_schedule=0.05, receiver=beam.self())
     """
     node = current_node("beam.system_monitor")
-    if node.long_schedule is not None:
-        trio.lowlevel.remove_instrument(node.long_schedule)
-        node.long_schedule = None
+    if node._long_schedule is not None:
+        trio.lowlevel.remove_instrument(node._long_schedule)
+        node._long_schedule = None
     if long_schedule is not None:
-        node.long_schedule = LongScheduleMonitor(node, long_schedule, receiver)
-        trio.lowlevel.add_instrument(node.long_schedule)
+        node._long_schedule = LongScheduleMonitor(node, long_schedule, receiver)
+        trio.lowlevel.add_instrument(node._long_schedule)
 
 
 def _optional_process() -> Process | None:

@@ -56,17 +56,17 @@ async def request(
     """
     proc = current_process(what)
     node = proc.node
-    target = node.lookup(dest)
+    target = node._lookup(dest)
     if target is None:
         raise NoProc(("noproc", (what, dest)))
     if target is proc:
         raise ProcessExit(("calling_self", (what, dest)))
     if timeout is not None and not timeout >= 0:  # also rejects NaN
         raise ValueError(f"timeout must be >= 0 seconds or None (infinity), got {timeout!r}")
-    ref = node.make_ref()
+    ref = node._make_ref()
     proc.open_reply(ref)
     watch(proc, ref, target)
-    node.send_to(target, build(From(proc.pid, ref), arg))
+    node._send_to(target, build(From(proc.pid, ref), arg))
     try:
         value = await proc.wait_reply(ref, timeout)
     finally:
@@ -106,9 +106,9 @@ def cast(dest: Pid | str, request_: Any) -> None:
     ...     beam.cast(counter, ("add", 1))
     """
     node = current_node("beam.cast")
-    proc = node.lookup(dest)
+    proc = node._lookup(dest)
     if proc is not None:
-        node.send_to(proc, CastRequest(request_))
+        node._send_to(proc, CastRequest(request_))
 
 
 def reply(from_: From, value: Any) -> None:
@@ -122,8 +122,8 @@ def reply(from_: From, value: Any) -> None:
     ...     return beam.NoReply(state)
     """
     node = current_node("beam.reply")
-    caller = node.procs.get(from_.pid.id)
+    caller = node._procs.get(from_.pid.id)
     if caller is not None:
-        if node.copy_messages:
+        if node._copy_messages:
             value = copy.deepcopy(value)
         caller.deliver_reply(from_.ref, value)

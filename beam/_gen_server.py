@@ -221,18 +221,18 @@ async def _start(
     caller = current_process(f"{cls.__qualname__}.start_link")
     node = caller.node
     if name is not None:
-        holder = node.whereis(name)
+        holder = node._whereis(name)
         if holder is not None:
             raise AlreadyRegistered(
                 f"cannot start {cls.__qualname__} as {name!r}: {holder} already holds that name",
                 holder,
             )
-    ref = node.make_ref()
+    ref = node._make_ref()
     caller.open_reply(ref)
-    pid, _ = node.spawn(
+    pid, _ = node._spawn(
         _serve, (cls, arg, name, From(caller.pid, ref)), parent=caller, link=link, initial_call=cls
     )
-    target = node.procs[pid.id]
+    target = node._procs[pid.id]
     watch(caller, ref, target)  # tagged with the slot's ref: a death during init fills it
     try:
         result = await caller.wait_reply(ref, timeout)
@@ -242,7 +242,7 @@ async def _start(
                 caller.links.discard(pid)
             if target.links:
                 target.links.discard(caller.pid)
-            node.exit_signal(target, caller.pid, KILL, linked=False)
+            node._exit_signal(target, caller.pid, KILL, linked=False)
             raise StartError("timeout")
     finally:
         end_request(node, caller, ref)
@@ -263,7 +263,7 @@ async def _serve(cls: type[GenServer[Any]], arg: Any, name: str | None, starter:
     node = proc.node
     if name is not None:
         try:
-            node.register(name, proc.pid)
+            node._register(name, proc.pid)
         except AlreadyRegistered as exc:
             _fail_start(proc, None, starter, exc)
             return  # exit normal, as OTP's {error, {already_started, Pid}}
@@ -294,7 +294,7 @@ async def _serve(cls: type[GenServer[Any]], arg: Any, name: str | None, starter:
 def _fail_start(proc: Process, name: str | None, starter: From, reason: Any) -> None:
     """Release the name and the link to the starter before saying the start failed."""
     if name is not None:
-        proc.node.unregister(name)
+        proc.node._unregister(name)
     unlink(starter.pid)
     if reason is not None:
         reply(starter, ("error", reason))
@@ -303,7 +303,7 @@ def _fail_start(proc: Process, name: str | None, starter: From, reason: Any) -> 
 async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> None:
     proc = current_process()
     node = proc.node
-    procs = node.procs
+    procs = node._procs
     state = first.state
     pending_continue = first.continue_
     timeout = first.timeout
@@ -328,7 +328,7 @@ async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> N
                     caller = procs.get(from_.pid.id)
                     if caller is not None:
                         value = result.reply
-                        if node.copy_messages:
+                        if node._copy_messages:
                             value = copy.deepcopy(value)
                         caller.deliver_reply(from_.ref, value)
                     state = result.state

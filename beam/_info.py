@@ -51,7 +51,7 @@ def processes() -> list[Pid]:
     >>> async def main():
     ...     print(len(beam.processes()))
     """
-    return [proc.pid for proc in current_node("beam.processes").procs.values()]
+    return [proc.pid for proc in current_node("beam.processes")._procs.values()]
 
 
 def process_info(pid: Pid) -> ProcessInfo | None:
@@ -61,7 +61,7 @@ def process_info(pid: Pid) -> ProcessInfo | None:
     ...     info = beam.process_info(beam.self())
     ...     print(info.status, info.message_queue_len)
     """
-    proc = current_node("beam.process_info").procs.get(pid.id)
+    proc = current_node("beam.process_info")._procs.get(pid.id)
     return None if proc is None else _snapshot(proc)
 
 

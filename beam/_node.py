@@ -106,58 +106,58 @@ class Node:
     """
 
     def __init__(self, *, copy_messages: bool = False) -> None:
-        self.copy_messages = copy_messages
+        self._copy_messages = copy_messages
         self._send_hooks: list[Callable[[Pid, Any], None]] = []
         #: True when every send must take :meth:`send_to` (copying or hooks are on).
-        self.slow_send = copy_messages
-        self.procs: dict[int, Process] = {}
-        self.names: dict[str, Pid] = {}
+        self._slow_send = copy_messages
+        self._procs: dict[int, Process] = {}
+        self._names: dict[str, Pid] = {}
         self._pid_ids = itertools.count(1)
         self._ref_ids = itertools.count(1)
-        self.timers = TimerService()
-        self.nursery: trio.Nursery | None = None
-        self.closing = False
-        self.spawned = 0
-        self.crashes = 0
-        self.long_schedule: LongScheduleMonitor | None = None
-        self.registries: dict[str, Any] = {}
-        self.pubsub: Any = None
+        self._timers = TimerService()
+        self._nursery: trio.Nursery | None = None
+        self._closing = False
+        self._spawned = 0
+        self._crashes = 0
+        self._long_schedule: LongScheduleMonitor | None = None
+        self._registries: dict[str, Any] = {}
+        self._pubsub: Any = None
 
     def __repr__(self) -> str:
-        return f"<beam.Node processes={len(self.procs)}>"
+        return f"<beam.Node processes={len(self._procs)}>"
 
     def statistics(self) -> NodeStatistics:
         """A snapshot of the node's counters (see :class:`NodeStatistics`)."""
-        monitor = self.long_schedule
+        monitor = self._long_schedule
         return NodeStatistics(
-            processes=len(self.procs),
-            spawned=self.spawned,
-            crashes=self.crashes,
-            registered_names=len(self.names),
-            pending_timers=len(self.timers),
+            processes=len(self._procs),
+            spawned=self._spawned,
+            crashes=self._crashes,
+            registered_names=len(self._names),
+            pending_timers=len(self._timers),
             long_schedules=0 if monitor is None else monitor.count,
         )
 
     # -- identities -------------------------------------------------------------------------
 
-    def make_ref(self) -> Ref:
+    def _make_ref(self) -> Ref:
         """A reference unique within this node."""
         return Ref(next(self._ref_ids))
 
-    def lookup(self, dest: Pid | str) -> Process | None:
+    def _lookup(self, dest: Pid | str) -> Process | None:
         """The live process behind a pid or registered name, else ``None``."""
         if type(dest) is Pid:
-            return self.procs.get(dest.id)
+            return self._procs.get(dest.id)
         if isinstance(dest, str):
-            pid = self.names.get(dest)
-            return None if pid is None else self.procs.get(pid.id)
+            pid = self._names.get(dest)
+            return None if pid is None else self._procs.get(pid.id)
         raise TypeError(
             f"expected a beam.Pid or a registered name (str), got {type(dest).__name__} {dest!r}"
         )
 
     # -- spawning ---------------------------------------------------------------------------
 
-    def spawn(
+    def _spawn(
         self,
         fn: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
@@ -174,7 +174,7 @@ class Node:
         """
         if not callable(fn):
             raise TypeError(f"spawn expects an async function, got {fn!r}")
-        if self.closing or self.nursery is None:
+        if self._closing or self._nursery is None:
             raise RuntimeError("this node is shutting down; it cannot spawn new processes")
         pid = Pid(next(self._pid_ids))
         proc = Process(
@@ -183,7 +183,7 @@ class Node:
             None if parent is None else parent.pid,
             fn if initial_call is None else initial_call,
         )
-        self.procs[pid.id] = proc
+        self._procs[pid.id] = proc
         ref = None
         if parent is not None:
             if link:
@@ -192,8 +192,8 @@ class Node:
             if monitor:
                 ref = Ref(next(self._ref_ids))
                 watch(parent, ref, proc)
-        self.spawned += 1
-        self.nursery.start_soon(self._main, proc, fn, args, name="beam.process")
+        self._spawned += 1
+        self._nursery.start_soon(self._main, proc, fn, args, name="beam.process")
         return pid, ref
 
     async def _main(
@@ -225,59 +225,59 @@ class Node:
                 self._report(proc, exc)
         except BaseException:
             # The node is closing (its nursery was cancelled) or the program is interrupted.
-            self.exited(proc, SHUTDOWN if proc.pending_exit is NOT_EXITING else proc.pending_exit)
+            self._exited(proc, SHUTDOWN if proc.pending_exit is NOT_EXITING else proc.pending_exit)
             raise
         if proc.pending_exit is not NOT_EXITING:
             reason = proc.pending_exit
-        self.exited(proc, reason)
+        self._exited(proc, reason)
 
     def _report(self, proc: Process, reason: Any) -> None:
-        self.crashes += 1
+        self._crashes += 1
         log_crash(proc.pid, proc.name, proc.initial_call, reason)
 
     # -- exiting ----------------------------------------------------------------------------
 
-    def kill(self, proc: Process, reason: Any) -> None:
+    def _kill(self, proc: Process, reason: Any) -> None:
         """Make *proc* exit with *reason* at its next checkpoint (first reason wins)."""
         if proc.pending_exit is NOT_EXITING:
             proc.pending_exit = reason
             proc.scope.cancel()
 
-    def exit_signal(self, target: Process, sender: Pid, reason: Any, *, linked: bool) -> None:
+    def _exit_signal(self, target: Process, sender: Pid, reason: Any, *, linked: bool) -> None:
         """Deliver one exit signal to *target*, applying the rules of :mod:`._signals`."""
         effect = exit_signal_effect(
             reason, linked=linked, trapping=target.trap_exit, from_self=sender == target.pid
         )
         if effect.action == "trap":
-            self.send_to(target, Exit(sender, reason))
+            self._send_to(target, Exit(sender, reason))
         elif effect.action == "die":
-            self.kill(target, effect.reason)
+            self._kill(target, effect.reason)
 
-    def exited(self, proc: Process, reason: Any) -> None:
+    def _exited(self, proc: Process, reason: Any) -> None:
         """Tear down a process that has finished: names first, then links and monitors."""
         pid = proc.pid
-        procs = self.procs
+        procs = self._procs
         if procs.pop(pid.id, None) is None:
             return
         if proc.pending_exit is NOT_EXITING:
             proc.pending_exit = reason
         if proc.name is not None:
-            self.names.pop(proc.name, None)
+            self._names.pop(proc.name, None)
         if proc.cleanups:
             for cleanup in proc.cleanups:
                 try:
                     cleanup(pid)
                 except Exception:  # a broken hook must not stop the teardown
                     logger.exception("exit hook %r of %s failed", cleanup, pid)
-        monitor = self.long_schedule
+        monitor = self._long_schedule
         if monitor is not None and monitor.receiver == pid:  # as erlang:system_monitor
             trio.lowlevel.remove_instrument(monitor)
-            self.long_schedule = None
+            self._long_schedule = None
         if proc.timers:
-            pending = self.timers
+            pending = self._timers
             for ref_id in proc.timers:
                 pending.discard(Ref(ref_id))
-        if self.closing:
+        if self._closing:
             return
         if proc.monitors:
             for ref_id, target_pid in proc.monitors.items():
@@ -289,7 +289,7 @@ class Node:
                 other = procs.get(other_pid.id)
                 if other is not None and other.links:
                     other.links.discard(pid)
-                    self.exit_signal(other, pid, reason, linked=True)
+                    self._exit_signal(other, pid, reason, linked=True)
         if proc.monitored_by:
             for ref_id, watcher_pid in proc.monitored_by.items():
                 watcher = procs.get(watcher_pid.id)
@@ -300,57 +300,57 @@ class Node:
                 ref = Ref(ref_id)
                 # A monitor whose ref tags an open reply slot (a call, a task) reports there.
                 if not watcher.deliver_reply(ref, Died(reason)):
-                    self.send_to(watcher, Down(ref, pid, reason))
+                    self._send_to(watcher, Down(ref, pid, reason))
 
     # -- messages ---------------------------------------------------------------------------
 
-    def send_to(self, proc: Process, message: Any) -> None:
+    def _send_to(self, proc: Process, message: Any) -> None:
         """Deliver *message* to a live process (copying it first in copy_messages mode)."""
-        if self.copy_messages:
+        if self._copy_messages:
             message = copy.deepcopy(message)
         proc.deliver(message)
         for hook in self._send_hooks:
             hook(proc.pid, message)
 
-    def add_send_hook(self, hook: Callable[[Pid, Any], None]) -> Callable[[], None]:
+    def _add_send_hook(self, hook: Callable[[Pid, Any], None]) -> Callable[[], None]:
         """Call ``hook(pid, message)`` after every delivery to *pid*; returns a remover.
 
         For tools that watch traffic (fault injection "with probability p per message",
         tracing). Hooks run in the sender's context and must not raise or block.
         """
         self._send_hooks.append(hook)
-        self.slow_send = True
+        self._slow_send = True
 
         def remove() -> None:
             if hook in self._send_hooks:
                 self._send_hooks.remove(hook)
-            self.slow_send = self.copy_messages or bool(self._send_hooks)
+            self._slow_send = self._copy_messages or bool(self._send_hooks)
 
         return remove
 
-    def deliver_timer(self, ref: Ref, payload: tuple[Pid | str, Any]) -> None:
+    def _deliver_timer(self, ref: Ref, payload: tuple[Pid | str, Any]) -> None:
         """Timer action of :func:`beam.send_after`: send the message if *dest* lives."""
         dest, message = payload
-        proc = self.lookup(dest)
+        proc = self._lookup(dest)
         if proc is not None:
             if proc.timers:
                 proc.timers.discard(ref.id)
-            self.send_to(proc, message)
+            self._send_to(proc, message)
 
     # -- names ------------------------------------------------------------------------------
 
-    def register(self, name: str, pid: Pid) -> None:
+    def _register(self, name: str, pid: Pid) -> None:
         """Register *name* for the live process *pid*; see :func:`beam.register`."""
         if not isinstance(name, str) or not name:
             raise TypeError(f"a registered name must be a non-empty str, got {name!r}")
-        holder = self.names.get(name)
-        if holder is not None and holder.id in self.procs:
+        holder = self._names.get(name)
+        if holder is not None and holder.id in self._procs:
             raise AlreadyRegistered(
                 f"the name {name!r} is already registered to {holder}; unregister it first "
                 "or pick another name",
                 holder,
             )
-        proc = self.procs.get(pid.id)
+        proc = self._procs.get(pid.id)
         if proc is None:
             raise NoProc(NOPROC) from ValueError(f"cannot register {name!r}: {pid} is not alive")
         if proc.name is not None:
@@ -358,23 +358,23 @@ class Node:
                 f"{pid} is already registered as {proc.name!r}; a process has at most one "
                 "name (unregister the old one first)"
             )
-        self.names[name] = pid
+        self._names[name] = pid
         proc.name = name
 
-    def unregister(self, name: str) -> bool:
+    def _unregister(self, name: str) -> bool:
         """Remove *name*; false if nobody held it."""
-        pid = self.names.pop(name, None)
+        pid = self._names.pop(name, None)
         if pid is None:
             return False
-        proc = self.procs.get(pid.id)
+        proc = self._procs.get(pid.id)
         if proc is not None:
             proc.name = None
         return True
 
-    def whereis(self, name: str) -> Pid | None:
+    def _whereis(self, name: str) -> Pid | None:
         """The pid registered as *name*, or ``None``."""
-        pid = self.names.get(name)
-        return pid if pid is not None and pid.id in self.procs else None
+        pid = self._names.get(name)
+        return pid if pid is not None and pid.id in self._procs else None
 
 
 def _add_link(proc: Process, other: Pid) -> None:
@@ -400,7 +400,7 @@ def unwatch(node: Node, watcher: Process, ref: Ref) -> bool:
     target_pid = watcher.monitors.pop(ref.id, None)
     if target_pid is None:
         return False
-    target = node.procs.get(target_pid.id)
+    target = node._procs.get(target_pid.id)
     if target is not None and target.monitored_by:
         target.monitored_by.pop(ref.id, None)
     return True
@@ -408,7 +408,7 @@ def unwatch(node: Node, watcher: Process, ref: Ref) -> bool:
 
 def resolve_exit_target(node: Node, dest: Pid | str) -> Process | None:
     """The process for *dest*, raising :class:`UnknownName` for an unregistered name."""
-    proc = node.lookup(dest)
+    proc = node._lookup(dest)
     if proc is None and isinstance(dest, str):
         raise UnknownName(f"no process is registered as {dest!r}")
     return proc
@@ -452,15 +452,15 @@ async def open_node(
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
     if long_schedule is not None:
-        node.long_schedule = LongScheduleMonitor(node, long_schedule)
-        trio.lowlevel.add_instrument(node.long_schedule)
+        node._long_schedule = LongScheduleMonitor(node, long_schedule)
+        trio.lowlevel.add_instrument(node._long_schedule)
     # The body's exception is kept and raised after the nursery has closed, so callers see
     # the exception itself rather than trio's ExceptionGroup around it.
     failure: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            node.nursery = nursery
-            nursery.start_soon(node.timers.run, name="beam.timers")
+            node._nursery = nursery
+            nursery.start_soon(node._timers.run, name="beam.timers")
             host = _adopt_current_task(node, initial_call)
             host_token = _process_var.set(host)
             reason: Any = NORMAL
@@ -479,16 +479,16 @@ async def open_node(
                 if killed is not NOT_EXITING:
                     reason = killed
                     failure = ProcessExit(killed)
-                node.exited(host, reason)
+                node._exited(host, reason)
                 _process_var.reset(host_token)
-                node.closing = True
+                node._closing = True
                 nursery.cancel_scope.cancel()
         if failure is not None:
             raise failure
     finally:
         _node_var.reset(token)
-        if node.long_schedule is not None:
-            trio.lowlevel.remove_instrument(node.long_schedule)
+        if node._long_schedule is not None:
+            trio.lowlevel.remove_instrument(node._long_schedule)
         if tune_gc:
             gc.set_threshold(*old_gc)
             gc.unfreeze()
@@ -498,7 +498,7 @@ def _adopt_current_task(node: Node, initial_call: object) -> Process:
     pid = Pid(next(node._pid_ids))
     proc = Process(node, pid, None, open_node if initial_call is None else initial_call)
     proc.task = current_task()
-    node.procs[pid.id] = proc
+    node._procs[pid.id] = proc
     return proc
 
 

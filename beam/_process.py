@@ -293,8 +293,8 @@ class Process:
         if timeout is None:
             return await wait_task_rescheduled(self._abort_wait)
         # The timer has its own reference: the call's is known to the callee (in From).
-        timers = self.node.timers
-        timer = self.node.make_ref()
+        timers = self.node._timers
+        timer = self.node._make_ref()
         timers.start(timer, timeout, self._time_out, ref)
         try:
             return await wait_task_rescheduled(self._abort_wait)

@@ -122,7 +122,7 @@ class _PubSub:
             entry.subscribers[proc.pid] = [metadata]
             janitor = entry.janitor
             assert janitor is not None
-            ref = self.node.make_ref()
+            ref = self.node._make_ref()
             entry.refs[proc.pid] = ref
             watch(janitor, ref, proc)
         else:
@@ -148,13 +148,13 @@ class _PubSub:
             dispatcher(entries, exclude, message)
             return
         node = self.node
-        procs = node.procs
-        if node.slow_send:
+        procs = node._procs
+        if node._slow_send:
             for pid, metas in entry.subscribers.items():
                 proc = procs.get(pid.id)
                 if proc is not None and pid != exclude:
                     for _ in metas:
-                        node.send_to(proc, message)
+                        node._send_to(proc, message)
             return
         exclude_id = -1 if exclude is None else exclude.id
         for pid, metas in entry.subscribers.items():
@@ -169,16 +169,16 @@ class _PubSub:
 
     def _hire_janitor(self, entry: _Topic) -> None:
         node = self.node
-        pid, _ = node.spawn(self._janitor, (entry,), parent=None)
-        janitor = node.procs[pid.id]
+        pid, _ = node._spawn(self._janitor, (entry,), parent=None)
+        janitor = node._procs[pid.id]
         entry.janitor = janitor
         if janitor.cleanups is None:
             janitor.cleanups = []
         janitor.cleanups.append(lambda _pid: self._janitor_gone(entry, janitor))
         # A new janitor (after a killed one) takes over the existing subscribers.
         for sub_pid in entry.subscribers:
-            sub = node.procs.get(sub_pid.id)
-            ref = node.make_ref()
+            sub = node._procs.get(sub_pid.id)
+            ref = node._make_ref()
             entry.refs[sub_pid] = ref
             if sub is not None:
                 watch(janitor, ref, sub)
@@ -191,7 +191,7 @@ class _PubSub:
         entry.janitor = None
         if self.topics.get(entry.name) is not entry:
             return
-        if entry.subscribers and not self.node.closing:
+        if entry.subscribers and not self.node._closing:
             self._hire_janitor(entry)
         else:
             del self.topics[entry.name]
@@ -216,9 +216,9 @@ _CHECK = ("beam.pubsub", "check")
 
 
 def _pubsub(node: Node) -> _PubSub:
-    pubsub: _PubSub | None = node.pubsub
+    pubsub: _PubSub | None = node._pubsub
     if pubsub is None:
-        pubsub = node.pubsub = _PubSub(node)
+        pubsub = node._pubsub = _PubSub(node)
     return pubsub
 
 

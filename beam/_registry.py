@@ -151,4 +151,4 @@ class Registry:
 
 
 def _registries(node: Node) -> dict[str, Registry]:
-    return node.registries
+    return node._registries

@@ -79,6 +79,6 @@ class LongScheduleMonitor(trio.abc.Instrument):
             stack,
         )
         if self.receiver is not None:
-            target = self.node.procs.get(self.receiver.id)
+            target = self.node._procs.get(self.receiver.id)
             if target is not None:
-                self.node.send_to(target, LongSchedule(pid, task.name, duration, stack))
+                self.node._send_to(target, LongSchedule(pid, task.name, duration, stack))

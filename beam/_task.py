@@ -49,10 +49,10 @@ class Task(Generic[T]):
         """
         owner = current_process("beam.Task.async_")
         node = owner.node
-        ref = node.make_ref()
+        ref = node._make_ref()
         owner.open_reply(ref)
-        pid, _ = node.spawn(_run, (fn, args, From(owner.pid, ref)), parent=owner, link=True)
-        watch(owner, ref, node.procs[pid.id])
+        pid, _ = node._spawn(_run, (fn, args, From(owner.pid, ref)), parent=owner, link=True)
+        watch(owner, ref, node._procs[pid.id])
         return Task(pid, ref, owner.pid)
 
     async def await_(self, timeout: float | None = DEFAULT_TIMEOUT) -> T:
@@ -86,13 +86,13 @@ class Task(Generic[T]):
         """
         owner = self._owner("shutdown")
         self._release(owner)
-        target = owner.node.procs.get(self.pid.id)
+        target = owner.node._procs.get(self.pid.id)
         if target is not None:
             if owner.links:
                 owner.links.discard(self.pid)
             if target.links:
                 target.links.discard(owner.pid)
-            owner.node.exit_signal(target, owner.pid, KILL if brutal else SHUTDOWN, linked=False)
+            owner.node._exit_signal(target, owner.pid, KILL if brutal else SHUTDOWN, linked=False)
 
     @staticmethod
     async def await_many(tasks: list[Task[T]], timeout: float | None = DEFAULT_TIMEOUT) -> list[T]:

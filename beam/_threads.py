@@ -176,13 +176,13 @@ class _Owner(GenServer[Any]):
         token, node, owner = self._token, self._node, self._pid
 
         def deliver(result: outcome.Outcome[Any]) -> None:  # in the trio thread
-            caller = node.procs.get(from_.pid.id)
+            caller = node._procs.get(from_.pid.id)
             if caller is not None:
                 caller.deliver_reply(from_.ref, result)
             if isinstance(result, outcome.Error):
-                target = node.procs.get(owner.id)
+                target = node._procs.get(owner.id)
                 if target is not None:
-                    node.send_to(target, _Failed(result.error))
+                    node._send_to(target, _Failed(result.error))
 
         def done(result: outcome.Outcome[Any]) -> None:  # in the actor thread
             with contextlib.suppress(trio.RunFinishedError):  # the node is gone: drop it

@@ -27,7 +27,7 @@ add-wins observed-remove set tagged by replica and clock, as Phoenix.Tracker's),
 without I/O, so replicas on several nodes merge their :class:`Delta`\\ s and converge.
 """
 
-import contextlib
+import beam
 
 from ._errors import AlreadyTracked as AlreadyTracked
 from ._errors import NoTracker as NoTracker
@@ -66,13 +66,4 @@ __all__ = (
 )
 
 
-def _fixup_module_metadata() -> None:
-    """Make public objects say they live in ``presence`` (reprs, tracebacks, docs)."""
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("presence._"):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = "presence"
-
-
-_fixup_module_metadata()
+beam.lowlevel.fixup_module_metadata(__name__, globals())

@@ -32,7 +32,7 @@ time; :class:`Application` starts and stops a named tree; :class:`FaultInjector`
 pytest fixture in :mod:`supervisors.testing`) crashes processes on a seeded schedule.
 """
 
-import contextlib
+import beam
 
 from ._application import Application as Application
 from ._chaos import FaultInjector as FaultInjector
@@ -93,13 +93,4 @@ __all__ = (
 )
 
 
-def _fixup_module_metadata() -> None:
-    """Make public objects say they live in ``supervisors`` (reprs, tracebacks, docs)."""
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("supervisors._"):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = "supervisors"
-
-
-_fixup_module_metadata()
+beam.lowlevel.fixup_module_metadata(__name__, globals())

@@ -41,6 +41,7 @@ from typing import Any, Literal, TypeAlias
 import trio
 
 import beam
+from beam import lowlevel
 
 from ._supervisor import Supervisor
 
@@ -415,7 +416,7 @@ class FaultInjector:
             finally:
                 self._in_hook = False
 
-        remove = beam.current_node().add_send_hook(hook)
+        remove = lowlevel.add_send_hook(hook)
         self._removers.append(remove)
         return remove
 

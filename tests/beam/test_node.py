@@ -579,8 +579,8 @@ async def test_node_counts_spawns_and_crashes() -> None:
         _, ref2 = beam.spawn_monitor(exit_with, beam.NORMAL)
         await down_reason(ref1)
         await down_reason(ref2)
-        assert node.spawned == 2
-        assert node.crashes == 1
+        assert node.statistics().spawned == 2
+        assert node.statistics().crashes == 1
 
 
 async def test_node_statistics_count_processes_crashes_and_timers() -> None:

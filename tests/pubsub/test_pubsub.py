@@ -512,9 +512,9 @@ async def test_copied_messages_are_copied_per_subscription() -> None:
 
 
 async def test_send_hooks_see_every_broadcast_delivery(autojump_clock: trio.abc.Clock) -> None:
-    async with beam.open_node() as node:
+    async with beam.open_node():
         seen: list[tuple[beam.Pid, Any]] = []
-        remove = node.add_send_hook(lambda pid, message: seen.append((pid, message)))
+        remove = beam.lowlevel.add_send_hook(lambda pid, message: seen.append((pid, message)))
         beam.subscribe(TOPIC)
         beam.broadcast(TOPIC, "traced")
         remove()
