@@ -44,7 +44,7 @@ and ``_data_layer`` its thread implementations; ``_interface`` is the code inter
 ``_domain`` the :class:`Domain` facade over all of them.
 """
 
-import contextlib
+import beam
 
 from ._actions import Action as Action
 from ._actions import Argument as Argument
@@ -225,13 +225,4 @@ __all__ = (
 )
 
 
-def _fixup_module_metadata() -> None:
-    """Make public objects say they live in ``domain`` (reprs, tracebacks, docs)."""
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("domain._"):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = "domain"
-
-
-_fixup_module_metadata()
+beam.lowlevel.fixup_module_metadata(__name__, globals())

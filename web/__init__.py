@@ -36,7 +36,7 @@ protocol itself (:data:`V2`, :data:`V1`) is sans I/O; :mod:`web.testing` drives 
 tests without a server.
 """
 
-import contextlib
+import beam
 
 from . import testing as testing
 from ._channel import Channel as Channel
@@ -153,13 +153,4 @@ __all__ = (
 )
 
 
-def _fixup_module_metadata() -> None:
-    """Make public objects say they live in ``web`` (reprs, tracebacks, docs)."""
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("web._"):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = "web"
-
-
-_fixup_module_metadata()
+beam.lowlevel.fixup_module_metadata(__name__, globals())

@@ -53,6 +53,7 @@ from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 import beam
+from beam import lowlevel
 
 from ._cookies import parse_cookies
 from ._errors import HTTPError
@@ -769,12 +770,10 @@ async def _in_process(handler: HttpHandler, request: Request) -> Response:
         finally:
             done.set()
 
-    try:
-        node = beam.current_node("web.serve")
-    except beam.NotInNode:  # a server outside any node: plain HTTP still works, in-task
+    if not lowlevel.in_node():  # a server outside any node: plain HTTP still works, in-task
         await run()
         return result[0] if result else Response(500, b"internal server error\n")
-    pid, _ = node.spawn(run, (), parent=None, initial_call=handler)
+    pid = lowlevel.spawn_opt(run, detached=True, initial_call=handler)
     try:
         await done.wait()
     finally:

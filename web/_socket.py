@@ -54,6 +54,7 @@ from urllib.parse import urlsplit
 import trio
 
 import beam
+from beam import lowlevel
 
 from ._channel import Channel, ChannelSocket, Joined, run_channel
 from ._outbox import Outbox, frame
@@ -163,9 +164,8 @@ class Socket:
             request.client, request.headers, origin, _auth_token(request), request.path
         )
         connection = _Connection(self, serializer)
-        node = beam.current_node("web.Socket.accept")
-        pid, _ = node.spawn(
-            _transport, (self, connection, params, info), parent=None, initial_call=type(self)
+        pid = lowlevel.spawn_opt(
+            _transport, self, connection, params, info, detached=True, initial_call=type(self)
         )
         connection.pid = pid
         await connection.decided.wait()
@@ -598,13 +598,8 @@ class _Transport:
         )
         # Set before the spawn: killed before it first runs, it still gets "join crashed".
         context._join_pending = message.ref
-        node = beam.current_node()
-        pid, _ = node.spawn(
-            run_channel,
-            (channel(), context, payload, message.ref),
-            parent=node.lookup(beam.self()),
-            link=True,
-            initial_call=channel,
+        pid = lowlevel.spawn_opt(
+            run_channel, channel(), context, payload, message.ref, link=True, initial_call=channel
         )
         self.channels[topic] = _Entry(pid, message.join_ref, context)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import beam
+from beam import lowlevel
 
 from ._channel import Channel, ChannelSocket, run_channel
 from ._live_test import LiveViewClient as LiveViewClient
@@ -201,11 +202,12 @@ async def join(
 
     context = ChannelSocket(topic, join_ref, assigns or {}, me, socket_id, None, sink)
     beam.subscribe(topic)
-    node = beam.current_node()
-    pid, _ = node.spawn(
+    pid = lowlevel.spawn_opt(
         run_channel,
-        (instance, context, dict(params or {}), join_ref),
-        parent=node.lookup(me),
+        instance,
+        context,
+        dict(params or {}),
+        join_ref,
         link=True,
         initial_call=type(instance),
     )
