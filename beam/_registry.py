@@ -125,6 +125,15 @@ class Registry:
         """
         return list(self._by_pid.get(pid, ()))
 
+    def count_key(self, key: Hashable) -> int:
+        """How many processes are registered under *key* (each counted once, however many
+        values it registered), in constant time.
+
+        >>> connections.count_key(("address", "10.0.0.7"))
+        """
+        holders = self._entries.get(key)
+        return 0 if holders is None else len(holders)
+
     def count(self) -> int:
         """The number of entries.
 

@@ -90,14 +90,15 @@ def in_node() -> bool:
 
 def fixup_module_metadata(package: str, namespace: Mapping[str, Any]) -> None:
     """Make the public objects of *package* (the names in ``namespace["__all__"]``) say they
-    live in *package* rather than in its private modules, so reprs, tracebacks and docs show
-    ``web.Endpoint``, not ``web._server.Endpoint``. Each package's ``__init__`` calls it last.
+    live in *package* rather than in its modules and sub-packages, so reprs, tracebacks and
+    docs show ``web.Endpoint``, not ``web.http._endpoint.Endpoint``. Each package's
+    ``__init__`` calls it last.
 
     >>> fixup_module_metadata(__name__, globals())
     """
-    private = package + "._"
+    inside = package + "."
     for name in namespace["__all__"]:
         obj = namespace[name]
-        if getattr(obj, "__module__", "").startswith(private):
+        if getattr(obj, "__module__", "").startswith(inside):
             with contextlib.suppress(AttributeError, TypeError):
                 obj.__module__ = package

@@ -2,7 +2,7 @@
 
 ``python -m bench._liveview_server KIND`` where KIND is:
 
-* ``ours``: our endpoint serving the counter LiveView at ``/counter`` (``endpoint.live``);
+* ``ours``: our endpoint serving the counter LiveView at ``/counter`` (``web.LiveRouter``);
 * ``pyview``: pyview (``pyview-web``) serving the same counter, its Starlette app on uvicorn
   (pyview's own deployment; uvicorn picks wsproto, the only WebSocket library installed);
 * ``raw``: a bare trio TCP server holding each connection in one task (the memory baseline
@@ -64,7 +64,11 @@ def ours() -> None:
 
     async def main() -> None:
         endpoint = web.Endpoint()
-        endpoint.live(PATH, Counter)
+        # The load comes from 127.0.0.1, as fast as it can: no caps, no rate limit.
+        router = web.LiveRouter(
+            endpoint, rate_limit=None, max_connections=None, max_connections_per_address=None
+        )
+        router.live(PATH, Counter)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(control)
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)

@@ -108,8 +108,8 @@ def table_event(rows: int, events: int, *, full: bool) -> Sample:
 def check_table_diff(rows: int) -> None:
     """Raise unless the diff brings the client's tree to exactly the full render (the
     comparison above is only fair if both replies carry the same page)."""
-    from web._rendered import merge, to_html
-    from web._template import LiveTemplate
+    from web.live._rendered import merge, to_html
+    from web.live._template import LiveTemplate
 
     template = LiveTemplate(TABLE_TEMPLATE)
     assigns = {"rows": [_row(i, 1000 + i) for i in range(rows)]}

@@ -34,65 +34,72 @@ else. Broadcasts are encoded once and written to every socket without waking the
 processes. Sockets authenticate with signed, expiring :class:`Token` values; the wire
 protocol itself (:data:`V2`, :data:`V1`) is sans I/O; :mod:`web.testing` drives channels in
 tests without a server.
+
+The package has three layers, each a sub-package that only builds on those below it:
+:mod:`web.http` (the server, requests, static files, cookies, CSRF, rate limits),
+:mod:`web.channels` (sockets, transports, channels, the wire protocol, tokens) and
+:mod:`web.live` (LiveView: templates, rendered trees, components, streams, pages). This module
+exports the public names of all three.
 """
 
 import beam
 
 from . import testing as testing
-from ._channel import Channel as Channel
-from ._channel import ChannelReply as ChannelReply
-from ._channel import ChannelSocket as ChannelSocket
-from ._channel import Stop as Stop
-from ._channel import broadcast as broadcast
-from ._channel import broadcast_from as broadcast_from
-from ._channel import error as error
-from ._channel import ok as ok
-from ._cookies import parse_cookies as parse_cookies
-from ._cookies import set_cookie as set_cookie
-from ._csrf import CsrfProtection as CsrfProtection
-from ._errors import HTTPError as HTTPError
-from ._live import LIVEVIEW_VERSION as LIVEVIEW_VERSION
-from ._live import AsyncResult as AsyncResult
-from ._live import LiveSocket as LiveSocket
-from ._live import LiveView as LiveView
-from ._live_component import LiveComponent as LiveComponent
-from ._protocol import HEARTBEAT as HEARTBEAT
-from ._protocol import PHOENIX_TOPIC as PHOENIX_TOPIC
-from ._protocol import PHX_CLOSE as PHX_CLOSE
-from ._protocol import PHX_ERROR as PHX_ERROR
-from ._protocol import PHX_JOIN as PHX_JOIN
-from ._protocol import PHX_LEAVE as PHX_LEAVE
-from ._protocol import PHX_REPLY as PHX_REPLY
-from ._protocol import V1 as V1
-from ._protocol import V2 as V2
-from ._protocol import Broadcast as Broadcast
-from ._protocol import Message as Message
-from ._protocol import ProtocolError as ProtocolError
-from ._protocol import Reply as Reply
-from ._protocol import Serializer as Serializer
-from ._protocol import serializer_for as serializer_for
-from ._ratelimit import RATE_LIMITER as RATE_LIMITER
-from ._ratelimit import Backoff as Backoff
-from ._ratelimit import Limit as Limit
-from ._ratelimit import RateLimited as RateLimited
-from ._ratelimit import RateLimiter as RateLimiter
-from ._ratelimit import rate_limit as rate_limit
-from ._ratelimit import record_failure as record_failure
-from ._ratelimit import reset_limit as reset_limit
-from ._server import SECURITY_HEADERS as SECURITY_HEADERS
-from ._server import Endpoint as Endpoint
-from ._server import Request as Request
-from ._server import Response as Response
-from ._server import Upgrader as Upgrader
-from ._server import WebSocket as WebSocket
-from ._server import WebSocketClosed as WebSocketClosed
-from ._server import serve as serve
-from ._socket import ConnectInfo as ConnectInfo
-from ._socket import Socket as Socket
-from ._socket import disconnect as disconnect
-from ._token import InvalidToken as InvalidToken
-from ._token import Token as Token
-from ._token import TokenExpired as TokenExpired
+from .channels import HEARTBEAT as HEARTBEAT
+from .channels import PHOENIX_TOPIC as PHOENIX_TOPIC
+from .channels import PHX_CLOSE as PHX_CLOSE
+from .channels import PHX_ERROR as PHX_ERROR
+from .channels import PHX_JOIN as PHX_JOIN
+from .channels import PHX_LEAVE as PHX_LEAVE
+from .channels import PHX_REPLY as PHX_REPLY
+from .channels import V1 as V1
+from .channels import V2 as V2
+from .channels import Broadcast as Broadcast
+from .channels import Channel as Channel
+from .channels import ChannelReply as ChannelReply
+from .channels import ChannelSocket as ChannelSocket
+from .channels import ConnectInfo as ConnectInfo
+from .channels import InvalidToken as InvalidToken
+from .channels import Message as Message
+from .channels import ProtocolError as ProtocolError
+from .channels import Reply as Reply
+from .channels import Serializer as Serializer
+from .channels import Socket as Socket
+from .channels import Stop as Stop
+from .channels import Token as Token
+from .channels import TokenExpired as TokenExpired
+from .channels import broadcast as broadcast
+from .channels import broadcast_from as broadcast_from
+from .channels import disconnect as disconnect
+from .channels import error as error
+from .channels import ok as ok
+from .channels import serializer_for as serializer_for
+from .http import RATE_LIMITER as RATE_LIMITER
+from .http import SECURITY_HEADERS as SECURITY_HEADERS
+from .http import Backoff as Backoff
+from .http import CsrfProtection as CsrfProtection
+from .http import Endpoint as Endpoint
+from .http import HTTPError as HTTPError
+from .http import Limit as Limit
+from .http import RateLimited as RateLimited
+from .http import RateLimiter as RateLimiter
+from .http import Request as Request
+from .http import Response as Response
+from .http import Upgrader as Upgrader
+from .http import WebSocket as WebSocket
+from .http import WebSocketClosed as WebSocketClosed
+from .http import parse_cookies as parse_cookies
+from .http import rate_limit as rate_limit
+from .http import record_failure as record_failure
+from .http import reset_limit as reset_limit
+from .http import serve as serve
+from .http import set_cookie as set_cookie
+from .live import LIVEVIEW_VERSION as LIVEVIEW_VERSION
+from .live import AsyncResult as AsyncResult
+from .live import LiveComponent as LiveComponent
+from .live import LiveRouter as LiveRouter
+from .live import LiveSocket as LiveSocket
+from .live import LiveView as LiveView
 
 __all__ = (
     "HEARTBEAT",
@@ -120,6 +127,7 @@ __all__ = (
     "InvalidToken",
     "Limit",
     "LiveComponent",
+    "LiveRouter",
     "LiveSocket",
     "LiveView",
     "Message",

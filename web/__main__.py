@@ -1,6 +1,6 @@
-"""``python -m web module:app``: see :mod:`web._cli`."""
+"""``python -m web module:app``: see :mod:`web.http._cli`."""
 
-from ._cli import main
+from .http._cli import main
 
 if __name__ == "__main__":
     main()

@@ -253,6 +253,7 @@ async def build(
     endpoint.route("POST", "/logout", pages.logout)
     endpoint.route("POST", "/api/token", pages.api_token)
     endpoint.socket("/socket", ChatSocket(secret))
-    endpoint.live("/", ChatLive, head=f"<style>{CSS}</style>", session=signed_in)
-    endpoint.live("/admin", AdminLive, head=f"<style>{CSS}{ADMIN_CSS}</style>", session=admin_only)
+    router = web.LiveRouter(endpoint)
+    router.live("/", ChatLive, head=f"<style>{CSS}</style>", session=signed_in)
+    router.live("/admin", AdminLive, head=f"<style>{CSS}{ADMIN_CSS}</style>", session=admin_only)
     return endpoint

@@ -50,7 +50,8 @@ async def test_a_linked_process_takes_its_parent_down_with_it() -> None:
     async with beam.open_node():
         pid, ref = beam.spawn_monitor(parent)
         down = await beam.receive(beam.Down)
-        assert down.ref == ref and down.pid == pid
+        assert down.ref == ref
+        assert down.pid == pid
         assert isinstance(down.reason, RuntimeError)
 
 
@@ -58,7 +59,7 @@ async def test_spawn_opt_refuses_what_cannot_be() -> None:
     async with beam.open_node():
         with pytest.raises(ValueError, match="detached process has no parent to link to"):
             lowlevel.spawn_opt(wait_for, "x", detached=True, link=True)
-    with pytest.raises(beam.NotInNode, match="beam.lowlevel.spawn_opt"):
+    with pytest.raises(beam.NotInNode, match=r"beam\.lowlevel\.spawn_opt"):
         lowlevel.spawn_opt(wait_for, "x", detached=True)
 
 

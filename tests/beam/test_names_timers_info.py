@@ -428,11 +428,17 @@ async def test_registry_entries_removed_when_process_dies() -> None:
         pid, ref = beam.spawn_monitor(member)
         await settle()
         assert registry.keys(pid) == ["topic", "other"]
+        registry.register("topic", 3)  # a second process, and a second value of the first
+        assert registry.count_key("topic") == 2
+        assert registry.count_key("nobody") == 0
         beam.send(pid, "die")
         await down_reason(ref)
-        assert registry.lookup("topic") == []
+        assert registry.lookup("topic") == [(beam.self(), 3)]
+        assert registry.count_key("topic") == 1
         assert registry.keys(pid) == []
+        registry.unregister("topic")
         assert registry.count() == 0
+        assert registry.count_key("topic") == 0
 
 
 async def test_registry_entries_removed_before_links_fire() -> None:

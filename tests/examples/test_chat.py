@@ -24,7 +24,7 @@ import trio
 import beam
 import web
 from examples.chat.app import DEMO_PASSWORD, build
-from web._rendered import merge, to_html
+from web.live._rendered import merge, to_html
 
 from ..web import phx
 from ..web.test_asgi import http

@@ -239,7 +239,7 @@ async def test_updating_an_untracked_presence_is_not_tracked() -> None:
 
 
 @pytest.mark.parametrize("how", ["normal", "crash", "kill"])
-async def test_a_tracked_process_that_exits_leaves_everywhere(how: str ) -> None:
+async def test_a_tracked_process_that_exits_leaves_everywhere(how: str) -> None:
     async with tracker_node():
         topics = [f"room:{i}" for i in range(8)]  # spread over the 4 shards
         for topic in topics:
@@ -258,7 +258,8 @@ async def test_a_tracked_process_that_exits_leaves_everywhere(how: str ) -> None
             beam.exit(pid, beam.KILL)
         left = {}
         for _ in topics:
-            diff = await assert_receive(presence.PresenceDiff)
+            # Generous: a crash report is formatted first, and CI's two cores are busy.
+            diff = await assert_receive(presence.PresenceDiff, timeout=5)
             assert diff.joins == {}
             left[diff.topic] = diff.leaves
         assert left == {topic: {"alice": {"metas": [{"phx_ref": refs[topic]}]}} for topic in topics}

@@ -23,8 +23,8 @@ import web
 from tests.web import phx, wsclient
 from tests.web.liveviews import Form
 from tests.web.test_asgi import http
-from web._live import MAX_FORM_DEPTH, MAX_FORM_FIELDS, FormError, form_params
-from web._rendered import to_html
+from web.live._forms import MAX_FORM_DEPTH, MAX_FORM_FIELDS, FormError, form_params
+from web.live._rendered import to_html
 
 #: Users whose sessions were revoked (as if their server-side session tokens were deleted).
 REVOKED: set[str] = set()
@@ -121,12 +121,13 @@ async def live_site() -> AsyncIterator[int]:
     RAN.clear()
     async with beam.open_node():
         endpoint = web.Endpoint()
-        endpoint.live("/public", Public, session=public)
-        endpoint.live("/home", Home, session=signed_in)
-        endpoint.live("/settings", Settings, session=signed_in)  # same guard: one live session
-        endpoint.live("/admin", Admin, session=admins)
-        endpoint.live("/guests-out", GuestsOut, session=public)
-        endpoint.live("/moved", Moved)
+        router = web.LiveRouter(endpoint)
+        router.live("/public", Public, session=public)
+        router.live("/home", Home, session=signed_in)
+        router.live("/settings", Settings, session=signed_in)  # same guard: one live session
+        router.live("/admin", Admin, session=admins)
+        router.live("/guests-out", GuestsOut, session=public)
+        router.live("/moved", Moved)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             with trio.fail_after(30):
@@ -214,9 +215,10 @@ async def test_named_live_sessions_group_routes_whatever_their_guards() -> None:
     (each still runs its own); the same guard under another name is another live session."""
     async with beam.open_node():
         endpoint = web.Endpoint()
-        endpoint.live("/public", Public, session=public, live_session="site")
-        endpoint.live("/home", Home, session=signed_in, live_session="site")
-        endpoint.live("/settings", Settings, session=signed_in, live_session="account")
+        router = web.LiveRouter(endpoint)
+        router.live("/public", Public, session=public, live_session="site")
+        router.live("/home", Home, session=signed_in, live_session="site")
+        router.live("/settings", Settings, session=signed_in, live_session="account")
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             bob = Browser({"user": "bob"})
@@ -396,7 +398,8 @@ def test_form_params_never_crashes_and_respects_its_limits(encoded: str) -> None
 async def test_the_pages_csrf_cookie_is_secure_when_the_endpoint_says_so(secure: bool) -> None:
     async with beam.open_node():
         endpoint = web.Endpoint(secure_cookies=secure)
-        endpoint.live("/public", Public, session=public)
+        router = web.LiveRouter(endpoint)
+        router.live("/public", Public, session=public)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             status, headers, _ = await http(

@@ -30,10 +30,11 @@ TIMEOUT_MS = 10_000
 async def live_site() -> AsyncIterator[str]:
     async with beam.open_node():
         endpoint = web.Endpoint()
-        endpoint.live("/counter", Counter)
-        endpoint.live("/form", Form)
-        endpoint.live("/loading", Loading)
-        endpoint.live("/rows", Rows)
+        router = web.LiveRouter(endpoint)
+        router.live("/counter", Counter)
+        router.live("/form", Form)
+        router.live("/loading", Loading)
+        router.live("/rows", Rows)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             yield f"http://127.0.0.1:{port}"
@@ -159,9 +160,10 @@ async def test_guarded_routes_live_sessions_and_sign_out() -> None:
         endpoint = web.Endpoint()
         login = web.Response(200, b"<p id='login'>sign in</p>", (("content-type", "text/html"),))
         endpoint.get("/login", lambda request: login)
-        endpoint.live("/home", Home, session=liveviews.signed_in)
-        endpoint.live("/settings", Settings, session=liveviews.signed_in)
-        endpoint.live("/admin", AdminPage, session=liveviews.admins)
+        router = web.LiveRouter(endpoint)
+        router.live("/home", Home, session=liveviews.signed_in)
+        router.live("/settings", Settings, session=liveviews.signed_in)
+        router.live("/admin", AdminPage, session=liveviews.admins)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             base = f"http://127.0.0.1:{port}"

@@ -9,11 +9,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
+import pytest
 import trio
 
 import beam
 import web
-from web._rendered import merge, to_html
+from web.live._rendered import merge, to_html
 
 from . import phx
 from .liveviews import Cards, Counter, Feed, Form, Loading
@@ -24,11 +25,12 @@ from .test_asgi import http
 async def live_server() -> AsyncIterator[int]:
     async with beam.open_node():
         endpoint = web.Endpoint()
-        endpoint.live("/counter", Counter)
-        endpoint.live("/form", Form)
-        endpoint.live("/loading", Loading)
-        endpoint.live("/feed", Feed)
-        endpoint.live("/cards", Cards)
+        router = web.LiveRouter(endpoint)
+        router.live("/counter", Counter)
+        router.live("/form", Form)
+        router.live("/loading", Loading)
+        router.live("/feed", Feed)
+        router.live("/cards", Cards)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             yield port
@@ -267,3 +269,33 @@ async def test_live_components_render_by_cid_and_handle_their_own_events() -> No
 
             gone = await c.push(join_ref, topic, "cids_destroyed", {"cids": [1, 99]})
             assert gone["response"] == {"cids": [1]}
+
+
+def test_a_live_router_extends_an_endpoint_from_outside() -> None:
+    endpoint = web.Endpoint()
+    assert endpoint.upgrader("/live/websocket") is None  # the HTTP layer has no LiveView in it
+    first = web.LiveRouter(endpoint, max_connections_per_address=3, rate_limit=None)
+    first.live("/counter", Counter)
+    socket = endpoint.upgrader("/live/websocket")
+    assert isinstance(socket, web.Socket)
+    assert (socket.max_connections_per_address, socket.rate_limit) == (3, None)
+    # Another router for the same endpoint adds to the same routes and socket.
+    second = web.LiveRouter(endpoint)
+    second.live("/form", Form)
+    assert second.routes is first.routes
+    assert set(first.routes.routes) == {"/counter", "/form"}
+    assert endpoint.upgrader("/live/websocket") is socket
+    with pytest.raises(ValueError, match="give the socket options to the first one"):
+        web.LiveRouter(endpoint, rate_limit=(10, 1.0))
+    with pytest.raises(TypeError, match="not max_frames"):
+        web.LiveRouter(web.Endpoint(), max_frames=3)
+    with pytest.raises(TypeError, match="expects a LiveView subclass"):
+        first.live("/nope", Form())  # type: ignore[arg-type]
+    async def echo(ws: web.WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    taken = web.Endpoint()
+    taken.websocket("/live/websocket", echo)
+    with pytest.raises(ValueError, match="LiveView needs it for its socket"):
+        web.LiveRouter(taken)

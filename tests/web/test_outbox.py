@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from web._outbox import Outbox, frame
+from web.http import Outbox, frame
 
 
 def test_frame_is_a_server_frame() -> None:

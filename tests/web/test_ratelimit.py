@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 import beam
 import web
-from web._ratelimit import _Table
+from web.http._ratelimit import _Table
 
-SCOPES = {
+SCOPES: dict[str, web.Limit | web.Backoff] = {
     "message": web.Limit(3, 60.0, "messages"),
     "typing": web.Limit(1, 1.0, "typing notices"),
     "login_failures": web.Backoff(free=2, base=1.0, cap=8.0, forget=100.0),

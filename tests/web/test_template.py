@@ -1,7 +1,7 @@
 """LiveView templates: rendered trees and diffs that bring the client to Jinja2's own output.
 
 The oracle is Jinja2 itself: for every sequence of assigns, applying our diffs with the
-client's merge rules (:func:`web._rendered.merge`) must give exactly the HTML that Jinja2
+client's merge rules (:func:`web.live._rendered.merge`) must give exactly the HTML that Jinja2
 renders from the same template and assigns.
 """
 
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from web._rendered import merge, to_html
-from web._template import LiveTemplate, TemplateError
+from web.live._rendered import merge, to_html
+from web.live._template import LiveTemplate, TemplateError
 
 TEMPLATES = [
     "<p>{{ title }}</p>",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._template import COMPONENTS, LiveTemplate, TemplateError
 
 if TYPE_CHECKING:
-    from ._live import LiveSocket
+    from ._view import LiveSocket
 
 __all__ = ["ComponentTable", "LiveComponent"]
 

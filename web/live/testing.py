@@ -20,9 +20,12 @@ from urllib.parse import urlencode
 
 import beam
 
-from ._live import LiveChannel, LiveRoutes, LiveView
-from ._protocol import Message
+from ..channels import Message
+from ..channels.testing import join
+from ._channel import LiveChannel
 from ._rendered import merge, to_html
+from ._routes import LiveRoutes
+from ._view import LiveView
 
 __all__ = ["LiveViewClient", "live"]
 
@@ -166,8 +169,6 @@ async def live(
 
     >>> view = await web.testing.live(Counter, "http://localhost/counter?start=5")
     """
-    from .testing import join  # the channel test client does the process plumbing
-
     routes = LiveRoutes(secrets.token_urlsafe(32))
     route = routes.add("/", view)
     channel = type("LiveChannel", (LiveChannel,), {"routes": routes})

@@ -58,7 +58,7 @@ from typing import Any, ClassVar, Final
 
 import beam
 
-from ._outbox import Outbox, frame
+from ..http import Outbox, frame
 from ._protocol import (
     PHX_CLOSE,
     PHX_LEAVE,

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 import trio
 
-from ._server import Request, Response
+from ._request import Request, Response
 
 __all__ = ["StaticFiles"]
 

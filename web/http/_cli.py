@@ -20,7 +20,8 @@ import trio
 
 import beam
 
-from ._server import Endpoint, serve
+from ._endpoint import Endpoint
+from ._server import serve
 
 __all__ = ["load_app", "main"]
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._cookies import set_cookie
-from ._server import Request, Response
+from ._request import Request, Response
 
 __all__ = ["CsrfProtection"]
 

@@ -1,0 +1,314 @@
+"""The LiveView side of a connection: the ``/live`` socket, the channel that runs one view
+per ``lv:<id>`` topic in its own process, and the dead render of a page over HTTP.
+
+The client joins ``lv:<id>`` with the page's signed session token; the channel resolves the
+route, runs its guard, mounts the view, and answers with the rendered tree. Every event,
+patch and message then comes back as a diff of what changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+from urllib.parse import urlsplit
+
+import beam
+
+from ..channels import (
+    Broadcast,
+    Channel,
+    ChannelReply,
+    ChannelSocket,
+    ConnectInfo,
+    Socket,
+    Stop,
+    disconnect,
+    error,
+    ok,
+)
+from ..http import Request, Response
+from ._component import ComponentTable
+from ._forms import FormError, form_params, url_params
+from ._rendered import to_html
+from ._routes import UPGRADE_ONLY, LiveRoutes, Upgrade, guard_request, location_of, run_guard
+from ._template import LiveTemplate
+from ._view import (
+    LIVEVIEW_VERSION,
+    AsyncResult,
+    LiveSocket,
+    LiveView,
+    Loaded,
+    async_result,
+    component_names,
+)
+
+__all__ = ["LiveChannel", "LiveSocketHandler", "dead_render"]
+
+logger = logging.getLogger("web.live")
+
+#: The ``/live`` socket's assigns: what it kept of the upgrade, and the connection's socket id.
+_UPGRADE_KEY: Final = "_live_upgrade"
+_CONNECTION_KEY: Final = "_live_connection"
+
+
+class LiveChannel(Channel):
+    """The channel behind every ``lv:<id>`` topic: runs one LiveView in its process."""
+
+    routes: ClassVar[LiveRoutes]
+
+    def __init__(self) -> None:
+        self.view: LiveView | None = None
+        self.live = LiveSocket(connected=True)
+        self.template: LiveTemplate | None = None
+        self.state: list[Any] = []
+        self.components = ComponentTable(lambda: LiveSocket(connected=True))
+        #: The session's ``live_socket_id``: ``web.disconnect`` of it closes this view.
+        self.live_socket_id: str | None = None
+
+    async def join(
+        self, topic: str, params: Mapping[str, Any], socket: ChannelSocket
+    ) -> ChannelReply | None:
+        found = self.routes.resolve(params.get("session"), topic)
+        if found is None:
+            return error({"reason": "stale"})
+        route, session, live_session = found
+        redirect = params.get("redirect")
+        if isinstance(redirect, str):  # live navigation: the same element joins another view
+            target = self.routes.routes.get(urlsplit(redirect).path)
+            if target is None:
+                return error({"reason": "stale"})  # not a live route: the client reloads
+            if target.live_session != live_session:
+                # Another live session: the client loads the page in full (its guard runs).
+                logger.info("live navigation from %s to %s refused", route.path, target.path)
+                return error({"reason": "unauthorized"})
+            route = target
+        url = str(params.get("url") or redirect or "")
+        if route.guard is not None:
+            upgrade = socket.assigns.get(_UPGRADE_KEY)
+            request = guard_request(upgrade if type(upgrade) is Upgrade else None, route.path, url)
+            guarded = await run_guard(route.guard, request)
+            if isinstance(guarded, Response):
+                location = location_of(guarded)
+                if location is None:
+                    return error({"reason": "unauthorized"})  # a page load shows the answer
+                return error({"redirect": {"to": location}})
+            session = dict(guarded)
+        query = url_params(url)
+        view_class = route.view
+        view = self.view = view_class()
+        self.template = view_class.compiled()
+        self.components.names = component_names(view_class)
+        self.live.assigns["flash"] = {}
+        await view.mount(query, session, self.live)
+        if (refusal := self._leaving()) is not None:  # mount sends the client elsewhere
+            return refusal
+        await view.handle_params(query, url, self.live)
+        if (refusal := self._leaving()) is not None:
+            return refusal
+        live_socket_id = session.get("live_socket_id")
+        if isinstance(live_socket_id, str):
+            self.live_socket_id = live_socket_id
+            beam.subscribe(live_socket_id)
+        tree, self.state = self.template.render(self.components.scope(self.live.assigns))
+        self.live._streams_sent()
+        self.live.assigns.update(copy.deepcopy(dict(view_class.temporary_assigns)))
+        components = self.components.take()
+        if components:
+            tree["c"] = components
+        if "page_title" in self.live.assigns:
+            tree["t"] = str(self.live.assigns["page_title"])
+        self.live.changed.clear()
+        reply: dict[str, Any] = {"rendered": tree, "liveview_version": LIVEVIEW_VERSION}
+        return ok(reply)
+
+    def _leaving(self) -> ChannelReply | None:
+        """The join's answer when mount or handle_params redirected, else ``None``."""
+        if self.live._redirect is not None:
+            return error({"redirect": self.live._redirect})
+        if self.live._navigate is not None:
+            return error({"live_redirect": self.live._navigate})
+        return None
+
+    async def handle_in(
+        self, event: str, payload: Any, socket: ChannelSocket
+    ) -> ChannelReply | Stop | None:
+        view = self.view
+        assert view is not None
+        if event == "event":
+            kind = payload.get("type")
+            value = payload.get("value")
+            if kind == "form" and isinstance(value, str):
+                try:
+                    value = form_params(value)
+                except FormError as exc:
+                    logger.warning("%s: %s", type(view).__name__, exc)
+                    return error({"reason": str(exc)})
+                meta = payload.get("meta")
+                if isinstance(meta, dict):
+                    value.update(meta)
+            name = str(payload.get("event"))
+            cid = payload.get("cid")
+            if isinstance(cid, int) and not isinstance(cid, bool):
+                await self.components.handle_event(cid, name, value)  # unknown cid: nothing
+            elif name == "lv:clear-flash":
+                key = value.get("key") if isinstance(value, dict) else None
+                self.live.clear_flash(key if isinstance(key, str) else None)
+            else:
+                await view.handle_event(name, value, self.live)
+            return ok(self._update())
+        if event == "live_patch":
+            url = str(payload.get("url", ""))
+            await view.handle_params(url_params(url), url, self.live)
+            return ok(self._update())
+        if event == "cids_will_destroy":
+            return ok()
+        if event == "cids_destroyed":
+            cids = payload.get("cids", [])
+            return ok({"cids": self.components.destroy(cids if isinstance(cids, list) else [])})
+        return ok()  # every push is answered, or the client reloads the page after 30 s
+
+    async def handle_info(self, message: Any, socket: ChannelSocket) -> Stop | None:
+        view = self.view
+        assert view is not None
+        if (
+            type(message) is Broadcast
+            and message.topic == self.live_socket_id
+            and message.event == "disconnect"
+        ):
+            return self._disconnect(socket)
+        if type(message) is Loaded:
+            name = self.live._tasks.pop(message.ref, None)
+            if name is not None:
+                await view.handle_async(name, async_result(message), self.live)
+            else:
+                self._loaded(message)
+        else:
+            await view.handle_info(message, self.live)
+        update = self._update()
+        if "diff" in update:
+            socket.push("diff", update["diff"])
+        for kind in ("live_patch", "live_redirect", "redirect"):
+            if kind in update:
+                socket.push(kind, update[kind])
+        return None
+
+    def _disconnect(self, socket: ChannelSocket) -> Stop | None:
+        """``web.disconnect(live_socket_id)``: close the whole connection, as Phoenix does;
+        the client reconnects (with the browser's cookies as they are now) and rejoins,
+        and the route's guard decides again. Without a connection (``web.testing``): stop."""
+        logger.info("LiveView of %r disconnected", self.live_socket_id)
+        if socket.id is None:
+            return Stop(("shutdown", "disconnected"))
+        disconnect(socket.id)
+        return None
+
+    async def terminate(self, reason: Any, socket: ChannelSocket) -> None:
+        if self.view is not None:
+            await self.view.terminate(reason, self.live)
+
+    def _loaded(self, message: Loaded) -> None:
+        if self.live._loads.pop(message.ref, None) is None:
+            return  # superseded by newer work of the same name (assign_async, start_async)
+        if message.values is None:
+            self.live.assign(**dict.fromkeys(message.names, async_result(message)))
+        else:
+            done = {
+                n: AsyncResult(ok=True, result=v)
+                for n, v in zip(message.names, message.values, strict=True)
+            }
+            self.live.assign(**done)
+
+    def _update(self) -> dict[str, Any]:
+        """The reply (or push) carrying what changed: ``{"diff": ...}`` and navigation."""
+        live = self.live
+        assert self.template is not None
+        diff: dict[str, Any] = {}
+        if live.changed:
+            scope = self.components.scope(live.assigns)
+            diff, self.state = self.template.diff(scope, self.state, live.changed)
+            live._streams_sent()
+            assert self.view is not None
+            live.assigns.update(copy.deepcopy(dict(type(self.view).temporary_assigns)))
+            if "page_title" in live.changed:
+                diff["t"] = str(live.assigns["page_title"])
+            live.changed.clear()
+        components = self.components.take()
+        if components:
+            diff["c"] = components
+        if live._events:
+            diff["e"] = live._events
+            live._events = []
+        update: dict[str, Any] = {}
+        if diff:
+            update["diff"] = diff
+        if live._patch is not None:
+            update["live_patch"], live._patch = live._patch, None
+        if live._navigate is not None:
+            update["live_redirect"], live._navigate = live._navigate, None
+        if live._redirect is not None:
+            update["redirect"], live._redirect = live._redirect, None
+        return update
+
+
+class LiveSocketHandler(Socket):
+    """The ``/live`` socket: a client may connect with a CSRF token issued for the CSRF cookie
+    its upgrade request carries (so a token is useless in another browser); each view's
+    session token, and its route's guard, are checked when it joins.
+
+    Each connection has a unique socket id: a view closes its own connection with it when the
+    user's ``live_socket_id`` is disconnected (:meth:`LiveChannel._disconnect`).
+    """
+
+    check_origin = True
+    routes: ClassVar[LiveRoutes]
+
+    async def connect(
+        self, params: Mapping[str, str], connect_info: ConnectInfo
+    ) -> Mapping[str, Any] | None:
+        headers = tuple((k, v) for k, v in connect_info.headers if k not in UPGRADE_ONLY)
+        request = Request("GET", connect_info.path, {}, headers, b"", connect_info.peer)
+        if not self.routes.csrf.verify(request, params.get("_csrf_token")):
+            return None
+        return {
+            _UPGRADE_KEY: Upgrade(headers, connect_info.peer),
+            _CONNECTION_KEY: "live_connection:" + secrets.token_urlsafe(12),
+        }
+
+    def id(self, assigns: Mapping[str, Any]) -> str | None:
+        connection = assigns.get(_CONNECTION_KEY)
+        return connection if isinstance(connection, str) else None
+
+
+async def dead_render(
+    view_class: type[LiveView], url: str, session: Mapping[str, Any]
+) -> tuple[str, str] | Response:
+    """Mount and render *view_class* for plain HTTP; returns ``(inner_html, title)``, or a
+    302 :class:`Response` when ``mount`` or ``handle_params`` redirected (nothing rendered,
+    as Phoenix does)."""
+    view = view_class()
+    live = LiveSocket(connected=False)
+    live.assigns["flash"] = {}
+    query = url_params(url)
+    await view.mount(query, session, live)
+    if (moved := _moved(live)) is not None:
+        return moved
+    await view.handle_params(query, url, live)
+    if (moved := _moved(live)) is not None:
+        return moved
+    components = ComponentTable(lambda: LiveSocket(connected=False), component_names(view_class))
+    tree, _ = view_class.compiled().render(components.scope(live.assigns))
+    tree["c"] = components.take()
+    return to_html(tree), str(live.assigns.get("page_title", view_class.title))
+
+
+def _moved(live: LiveSocket) -> Response | None:
+    """A 302 to where a dead render was sent (redirect, push_navigate or push_patch)."""
+    for effect in (live._redirect, live._navigate, live._patch):
+        if effect is not None:
+            to = str(effect["to"])
+            body = f"redirected to {to}\n".encode()
+            return Response(302, body, (("location", to), ("content-type", "text/plain")))
+    return None

@@ -1,0 +1,407 @@
+"""LiveView: server-rendered pages whose state lives in a process, patched over a WebSocket.
+
+A :class:`LiveView` subclass holds a template (Jinja2 syntax) and callbacks. Opening the page
+renders it over plain HTTP (the "dead" render); the official ``phoenix_live_view`` client
+then joins ``lv:<id>`` over ``/live/websocket`` and the view runs again in its own process,
+linked to the connection: every event changes its assigns, and only the changed parts of the
+page travel back::
+
+    class Counter(web.LiveView):
+        template = '<button phx-click="inc">{{ count }}</button>'
+
+        async def mount(self, params, session, socket):
+            socket.assign(count=0)
+
+        async def handle_event(self, event, value, socket):
+            if event == "inc":
+                socket.assign(count=socket.assigns["count"] + 1)
+
+    web.LiveRouter(endpoint).live("/counter", Counter)
+
+``mount`` runs twice: for the dead render (``socket.connected`` is false; this is not a
+process, so subscribe and start timers only when connected) and in the view's process. A
+crash in the view's process shows the client an error briefly; the client rejoins and the view
+mounts afresh. A redirect from ``mount`` or ``handle_params`` on the dead render answers 302
+and renders nothing.
+
+Security: a route's ``session=`` guard runs on *every* mount, the page over HTTP and each
+connected join (with the WebSocket upgrade's cookies), so a view never mounts with a session
+its guard would not give now. Live navigation stays within a *live session* (routes sharing a
+``live_session`` name, or the same guard); into another, the client loads the page in full.
+When the guard's session holds ``"live_socket_id"``, ``web.disconnect(that id)`` closes the
+user's LiveView connections (after sign-out): the client reconnects and the guard decides
+again::
+
+    async def signed_in(request):
+        user = await Sessions.user_for(request.cookie("session"))
+        if user is None:
+            return web.Response(302, b"", (("location", "/login"),))
+        return {"user_id": user.id, "live_socket_id": f"users_sessions:{user.id}"}
+
+    router = web.LiveRouter(endpoint)
+    router.live("/", Chat, session=signed_in)
+    router.live("/settings", Settings, session=signed_in)      # one live session with "/"
+    ...
+    web.disconnect(f"users_sessions:{user.id}")                 # on sign-out
+
+The ``/live`` socket accepts a connection only with a CSRF token that matches the browser's
+``_csrf`` cookie (:class:`~web.CsrfProtection`; the page sets the cookie), and a form event
+has at most 1,000 fields nested at most 32 levels deep (else it is refused with an error).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+import jinja2
+
+import beam
+
+from ._stream import Stream, default_dom_id
+from ._template import LiveTemplate
+
+__all__ = [
+    "LIVEVIEW_VERSION",
+    "AsyncResult",
+    "LiveSocket",
+    "LiveView",
+    "Loaded",
+    "async_result",
+    "component_names",
+]
+
+logger = logging.getLogger("web.live")
+
+#: The phoenix_live_view client version this server speaks (reported in join replies).
+LIVEVIEW_VERSION: Final = "1.2.12"
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncResult:
+    """The state of an assign loaded by :meth:`LiveSocket.assign_async`: ``loading`` until
+    the loader returns, then ``ok`` with ``result``, or ``failed`` with the error's text.
+
+    >>> AsyncResult.pending().loading
+    True
+    """
+
+    loading: bool = False
+    ok: bool = False
+    result: Any = None
+    failed: str | None = None
+
+    @classmethod
+    def pending(cls) -> AsyncResult:
+        """The state while the loader runs."""
+        return cls(loading=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """Loader process -> view process: what ``assign_async`` loaded (or why it failed)."""
+
+    ref: beam.Ref
+    names: tuple[str, ...]
+    values: tuple[Any, ...] | None
+    failed: str | None
+
+
+def async_result(message: Loaded) -> AsyncResult:
+    """The result of a one-name load (failed, or ok with its value)."""
+    if message.values is None:
+        return AsyncResult(failed=message.failed)
+    return AsyncResult(ok=True, result=message.values[0])
+
+
+async def _load(
+    view: beam.Pid, ref: beam.Ref, names: tuple[str, ...], loader: Callable[[], Awaitable[Any]]
+) -> None:
+    try:
+        loaded = await loader()
+    except Exception as exc:
+        logger.warning("async work %s of a LiveView failed: %r", ", ".join(names), exc)
+        beam.send(view, Loaded(ref, names, None, f"{type(exc).__name__}: {exc}"))
+        return
+    if len(names) == 1:
+        values: tuple[Any, ...] = (loaded,)
+    elif not isinstance(loaded, Mapping) or set(loaded) != set(names):
+        got = sorted(loaded) if isinstance(loaded, Mapping) else type(loaded).__name__
+        why = f"the loader for {list(names)} must return a mapping with those keys, got {got}"
+        beam.send(view, Loaded(ref, names, None, why))
+        return
+    else:
+        values = tuple(loaded[name] for name in names)
+    beam.send(view, Loaded(ref, names, values, None))
+
+
+class LiveSocket:
+    """A LiveView's state as its callbacks see it: assigns (with change tracking) and the
+    page-level effects to send with the next update."""
+
+    __slots__ = (
+        "_events",
+        "_loads",
+        "_navigate",
+        "_patch",
+        "_redirect",
+        "_streams",
+        "_tasks",
+        "assigns",
+        "changed",
+        "connected",
+    )
+
+    def __init__(self, *, connected: bool) -> None:
+        #: Read it freely; change it only through :meth:`assign`.
+        self.assigns: dict[str, Any] = {}
+        #: Names assigned a different value since the last render.
+        self.changed: set[str] = set()
+        #: False during the dead render over HTTP, true in the view's process.
+        self.connected = connected
+        self._events: list[list[Any]] = []
+        self._patch: dict[str, Any] | None = None
+        self._navigate: dict[str, Any] | None = None
+        self._redirect: dict[str, Any] | None = None
+        self._loads: dict[beam.Ref, tuple[str, ...]] = {}
+        #: The work started by start_async, by name (its result goes to handle_async).
+        self._tasks: dict[beam.Ref, str] = {}
+        self._streams: dict[str, Stream] = {}
+
+    def assign(self, **values: Any) -> None:
+        """Set assigns; those whose value really changed are re-rendered.
+
+        >>> socket.assign(count=socket.assigns["count"] + 1, title="Counter")
+        """
+        assigns = self.assigns
+        for name, value in values.items():
+            if name not in assigns or not _same(assigns[name], value):
+                self.changed.add(name)
+            assigns[name] = value
+
+    def assign_async(
+        self, names: str | Sequence[str], loader: Callable[[], Awaitable[Any]]
+    ) -> None:
+        """Assign ``AsyncResult.pending()`` to *names* now, and what ``await loader()``
+        returns once it does (several names: the loader returns a mapping of them). The loader
+        runs in a process of its own, linked to the view; if it raises, the assigns become
+        failed results and the view lives on. Only when connected: the dead render shows the
+        loading state.
+
+        >>> socket.assign_async("rooms", lambda: Chat.list_rooms(actor=user))
+        """
+        keys = (names,) if isinstance(names, str) else tuple(names)
+        self.assign(**{name: AsyncResult.pending() for name in keys})
+        if not self.connected:
+            return
+        ref = beam.make_ref()
+        self._loads[ref] = keys
+        beam.spawn_link(_load, beam.self(), ref, keys, loader)
+
+    def start_async(self, name: str, work: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``await work()`` in a process of its own, linked to the view, and hand what it
+        returns (or why it failed) to :meth:`LiveView.handle_async` as an :class:`AsyncResult`.
+        Unlike :meth:`assign_async` nothing is assigned: the view decides, e.g. to stream the
+        result. A newer ``start_async`` of the same *name* supersedes a running one (its
+        result is dropped). Only when connected.
+
+        >>> socket.assign(loading_older=True)
+        >>> socket.start_async("older", lambda: Chat.page(Message, limit=50, after=cursor))
+        """
+        if not self.connected:
+            return
+        tasks = self._tasks
+        for superseded in [ref for ref, running in tasks.items() if running == name]:
+            del tasks[superseded]
+        ref = beam.make_ref()
+        tasks[ref] = name
+        beam.spawn_link(_load, beam.self(), ref, (name,), work)
+
+    def stream(
+        self,
+        name: str,
+        items: Iterable[Any] = (),
+        *,
+        at: int = -1,
+        reset: bool = False,
+        limit: int | None = None,
+        dom_id: Callable[[Any], str] | None = None,
+    ) -> None:
+        """Declare (or reset) the stream *name* and insert *items*: the template iterates it
+        as ``(dom_id, item)`` pairs (see :mod:`web.live._stream`). *limit* keeps at most that
+        many children in the client's DOM (negative: the last ones).
+
+        >>> socket.stream("messages", recent, limit=-200)
+        """
+        stream = self._streams.get(name)
+        if stream is None:
+            ref = str(len(self._streams))
+            stream = self._streams[name] = Stream(name, ref, dom_id or default_dom_id(name))
+        stream.reset = stream.reset or reset
+        for item in items:
+            stream.insert(item, at=at, limit=limit)
+        self.assigns[name] = stream
+        self.changed.add(name)
+
+    def stream_insert(
+        self, name: str, item: Any, *, at: int = -1, limit: int | None = None
+    ) -> None:
+        """Insert *item* into the stream *name* (-1 appends, 0 prepends); an item already
+        there (same DOM id) is updated in place.
+
+        >>> socket.stream_insert("messages", message, limit=-200)
+        """
+        self._stream(name).insert(item, at=at, limit=limit)
+        self.changed.add(name)
+
+    def stream_delete(self, name: str, item: Any) -> None:
+        """Remove *item* (or the DOM id given as a string) from the stream *name*.
+
+        >>> socket.stream_delete("messages", message)
+        """
+        self._stream(name).delete(item)
+        self.changed.add(name)
+
+    def _stream(self, name: str) -> Stream:
+        stream = self._streams.get(name)
+        if stream is None:
+            raise ValueError(
+                f"no stream {name!r}: declare it with socket.stream({name!r}, ...) in mount"
+            )
+        return stream
+
+    def _streams_sent(self) -> None:
+        for stream in self._streams.values():
+            stream.sent()
+
+    def put_flash(self, kind: str, message: str) -> None:
+        """Show *message* as the ``flash[kind]`` assign (``"info"``, ``"error"``...) until
+        the page clears it (the client's ``lv:clear-flash`` event) or :meth:`clear_flash`.
+
+        >>> socket.put_flash("info", "Saved")
+        """
+        self.assign(flash={**self.assigns.get("flash", {}), kind: message})
+
+    def clear_flash(self, kind: str | None = None) -> None:
+        """Remove the flash of *kind*, or every flash.
+
+        >>> socket.clear_flash("info")
+        """
+        flash = dict(self.assigns.get("flash", {}))
+        if kind is None:
+            flash.clear()
+        else:
+            flash.pop(kind, None)
+        self.assign(flash=flash)
+
+    def push_event(self, name: str, payload: Mapping[str, Any]) -> None:
+        """Send an event to the page's JS hooks (``handleEvent``) and ``phx:<name>`` listeners.
+
+        >>> socket.push_event("highlight", {"id": 7})
+        """
+        self._events.append([name, dict(payload)])
+
+    def push_patch(self, to: str, *, replace: bool = False) -> None:
+        """Change the URL without leaving the view (``handle_params`` runs with the new one).
+
+        >>> socket.push_patch("/rooms?page=2")
+        """
+        self._patch = {"to": to, "kind": "replace" if replace else "push"}
+
+    def redirect(self, to: str) -> None:
+        """Leave for *to* with a full page load (another site, or a plain HTTP page).
+
+        >>> socket.redirect("/login")
+        """
+        self._redirect = {"to": to}
+
+    def push_navigate(self, to: str, *, replace: bool = False) -> None:
+        """Navigate to another LiveView page over the same connection.
+
+        >>> socket.push_navigate("/rooms/7")
+        """
+        self._navigate = {"to": to, "kind": "replace" if replace else "push"}
+
+
+def _same(old: Any, new: Any) -> bool:
+    if old is new:
+        return True
+    try:
+        return bool(old == new)
+    except Exception:
+        return False
+
+
+class LiveView:
+    """Subclass it: set ``template`` (Jinja2 source) or ``template_file`` (a path relative to
+    the subclass's module), and override the callbacks you need."""
+
+    template: ClassVar[str] = ""
+    template_file: ClassVar[str | None] = None
+    #: Assigns reset to these values after every render (their old values are not kept).
+    temporary_assigns: ClassVar[Mapping[str, Any]] = {}
+    #: The live components its template renders, by the name it calls them with:
+    #: ``components = (Card,)`` makes ``{{ live_component(Card, id=...) }}`` work.
+    components: ClassVar[Sequence[type[Any]]] = ()
+    #: The page title (the ``<title>`` of the dead render).
+    title: ClassVar[str] = ""
+    _compiled: ClassVar[LiveTemplate | None] = None
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: LiveSocket
+    ) -> None:
+        """Set the initial assigns. Default: none."""
+
+    async def handle_params(self, params: Mapping[str, Any], url: str, socket: LiveSocket) -> None:
+        """The URL's params, after mount and after every ``push_patch``. Default: nothing."""
+
+    async def handle_event(self, event: str, value: Any, socket: LiveSocket) -> None:
+        """A ``phx-*`` event from the page. Default: log it as unexpected."""
+        logger.warning("%s got an unexpected event %r", type(self).__name__, event)
+
+    async def handle_info(self, message: Any, socket: LiveSocket) -> None:
+        """A message sent to the view's process (a PubSub broadcast, a timer). Default: log."""
+        logger.warning(
+            "%s got an unexpected message: %s", type(self).__name__, beam.bounded_repr(message)
+        )
+
+    async def handle_async(self, name: str, result: AsyncResult, socket: LiveSocket) -> None:
+        """What the work of ``socket.start_async(name, ...)`` returned (``result.ok``,
+        ``result.result``) or why it failed (``result.failed``). Default: log it.
+
+        >>> async def handle_async(self, name, result, socket):
+        ...     if result.ok:
+        ...         for item in result.result:
+        ...             socket.stream_insert("messages", item, at=0)
+        """
+        logger.warning("%s got an unexpected async result %r", type(self).__name__, name)
+
+    async def terminate(self, reason: Any, socket: LiveSocket) -> None:
+        """The view is stopping. Default: nothing."""
+
+    @classmethod
+    def compiled(cls) -> LiveTemplate:
+        """The view's template, compiled once per class."""
+        template = cls.__dict__.get("_compiled")
+        if template is None:
+            source = cls.template
+            environment = jinja2.Environment(autoescape=True)
+            if cls.template_file is not None:
+                module = sys.modules[cls.__module__]
+                path = Path(module.__file__ or ".").parent / cls.template_file
+                source = path.read_text()
+                # {% include %} finds the other templates beside it.
+                environment = jinja2.Environment(
+                    autoescape=True, loader=jinja2.FileSystemLoader(path.parent)
+                )
+            template = LiveTemplate(source, name=cls.__qualname__, environment=environment)
+            cls._compiled = template
+        return template
+
+
+def component_names(view: type[LiveView]) -> dict[str, Any]:
+    return {component.__name__: component for component in view.components}
