@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._resource import Attribute, ResourceDefinitionError
+from ._attributes import Attribute, ResourceDefinitionError
 
 if TYPE_CHECKING:
     from ._changeset import Changeset

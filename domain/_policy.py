@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
-from ._resource import ResourceDefinitionError, _snake
+from ._attributes import ResourceDefinitionError, _snake
 
 if TYPE_CHECKING:
     from ._resource import Resource
