@@ -8,7 +8,6 @@ patch and message then comes back as a diff of what changed.
 
 from __future__ import annotations
 
-import copy
 import logging
 import secrets
 from collections.abc import Mapping
@@ -37,10 +36,11 @@ from ._routes import UPGRADE_ONLY, LiveRoutes, Upgrade, guard_request, location_
 from ._template import LiveTemplate
 from ._view import (
     LIVEVIEW_VERSION,
-    AsyncResult,
+    Effects,
     LiveSocket,
     LiveView,
     Loaded,
+    Navigation,
     async_result,
     component_names,
 )
@@ -103,34 +103,25 @@ class LiveChannel(Channel):
         self.components.names = component_names(view_class)
         self.live.assigns["flash"] = {}
         await view.mount(query, session, self.live)
-        if (refusal := self._leaving()) is not None:  # mount sends the client elsewhere
+        if (refusal := _leaving(self.live.pending_effects)) is not None:  # sent elsewhere
             return refusal
         await view.handle_params(query, url, self.live)
-        if (refusal := self._leaving()) is not None:
+        if (refusal := _leaving(self.live.pending_effects)) is not None:
             return refusal
         live_socket_id = session.get("live_socket_id")
         if isinstance(live_socket_id, str):
             self.live_socket_id = live_socket_id
             beam.subscribe(live_socket_id)
         tree, self.state = self.template.render(self.components.scope(self.live.assigns))
-        self.live._streams_sent()
-        self.live.assigns.update(copy.deepcopy(dict(view_class.temporary_assigns)))
+        self.live.rendered(view_class.temporary_assigns)
         components = self.components.take()
         if components:
             tree["c"] = components
         if "page_title" in self.live.assigns:
             tree["t"] = str(self.live.assigns["page_title"])
-        self.live.changed.clear()
+        # Effects of mount and handle_params other than leaving go with the next update.
         reply: dict[str, Any] = {"rendered": tree, "liveview_version": LIVEVIEW_VERSION}
         return ok(reply)
-
-    def _leaving(self) -> ChannelReply | None:
-        """The join's answer when mount or handle_params redirected, else ``None``."""
-        if self.live._redirect is not None:
-            return error({"redirect": self.live._redirect})
-        if self.live._navigate is not None:
-            return error({"live_redirect": self.live._navigate})
-        return None
 
     async def handle_in(
         self, event: str, payload: Any, socket: ChannelSocket
@@ -180,17 +171,17 @@ class LiveChannel(Channel):
         ):
             return self._disconnect(socket)
         if type(message) is Loaded:
-            name = self.live._tasks.pop(message.ref, None)
+            name = self.live.finished(message.ref)
             if name is not None:
                 await view.handle_async(name, async_result(message), self.live)
             else:
-                self._loaded(message)
+                self.live.loaded(message)
         else:
             await view.handle_info(message, self.live)
         update = self._update()
         if "diff" in update:
             socket.push("diff", update["diff"])
-        for kind in ("live_patch", "live_redirect", "redirect"):
+        for kind in _NAVIGATION:
             if kind in update:
                 socket.push(kind, update[kind])
         return None
@@ -209,18 +200,6 @@ class LiveChannel(Channel):
         if self.view is not None:
             await self.view.terminate(reason, self.live)
 
-    def _loaded(self, message: Loaded) -> None:
-        if self.live._loads.pop(message.ref, None) is None:
-            return  # superseded by newer work of the same name (assign_async, start_async)
-        if message.values is None:
-            self.live.assign(**dict.fromkeys(message.names, async_result(message)))
-        else:
-            done = {
-                n: AsyncResult(ok=True, result=v)
-                for n, v in zip(message.names, message.values, strict=True)
-            }
-            self.live.assign(**done)
-
     def _update(self) -> dict[str, Any]:
         """The reply (or push) carrying what changed: ``{"diff": ...}`` and navigation."""
         live = self.live
@@ -229,28 +208,44 @@ class LiveChannel(Channel):
         if live.changed:
             scope = self.components.scope(live.assigns)
             diff, self.state = self.template.diff(scope, self.state, live.changed)
-            live._streams_sent()
             assert self.view is not None
-            live.assigns.update(copy.deepcopy(dict(type(self.view).temporary_assigns)))
-            if "page_title" in live.changed:
+            changed = live.rendered(type(self.view).temporary_assigns)
+            if "page_title" in changed:
                 diff["t"] = str(live.assigns["page_title"])
-            live.changed.clear()
         components = self.components.take()
         if components:
             diff["c"] = components
-        if live._events:
-            diff["e"] = live._events
-            live._events = []
+        effects = live.take_effects()
+        if effects.events:
+            diff["e"] = [[name, payload] for name, payload in effects.events]
         update: dict[str, Any] = {}
         if diff:
             update["diff"] = diff
-        if live._patch is not None:
-            update["live_patch"], live._patch = live._patch, None
-        if live._navigate is not None:
-            update["live_redirect"], live._navigate = live._navigate, None
-        if live._redirect is not None:
-            update["redirect"], live._redirect = live._redirect, None
+        if effects.patch is not None:
+            update["live_patch"] = _navigation(effects.patch)
+        if effects.navigate is not None:
+            update["live_redirect"] = _navigation(effects.navigate)
+        if effects.redirect is not None:
+            update["redirect"] = {"to": effects.redirect}
         return update
+
+
+#: The navigation an update may carry, in the order the client is sent them.
+_NAVIGATION: Final = ("live_patch", "live_redirect", "redirect")
+
+
+def _navigation(to: Navigation) -> dict[str, str]:
+    """A ``live_patch`` or ``live_redirect`` payload."""
+    return {"to": to.to, "kind": "replace" if to.replace else "push"}
+
+
+def _leaving(effects: Effects) -> ChannelReply | None:
+    """The join's answer when mount or handle_params redirected, else ``None``."""
+    if effects.redirect is not None:
+        return error({"redirect": {"to": effects.redirect}})
+    if effects.navigate is not None:
+        return error({"live_redirect": _navigation(effects.navigate)})
+    return None
 
 
 class LiveSocketHandler(Socket):
@@ -293,10 +288,10 @@ async def dead_render(
     live.assigns["flash"] = {}
     query = url_params(url)
     await view.mount(query, session, live)
-    if (moved := _moved(live)) is not None:
+    if (moved := _moved(live.take_effects())) is not None:
         return moved
     await view.handle_params(query, url, live)
-    if (moved := _moved(live)) is not None:
+    if (moved := _moved(live.take_effects())) is not None:
         return moved
     components = ComponentTable(lambda: LiveSocket(connected=False), component_names(view_class))
     tree, _ = view_class.compiled().render(components.scope(live.assigns))
@@ -304,11 +299,15 @@ async def dead_render(
     return to_html(tree), str(live.assigns.get("page_title", view_class.title))
 
 
-def _moved(live: LiveSocket) -> Response | None:
+def _moved(effects: Effects) -> Response | None:
     """A 302 to where a dead render was sent (redirect, push_navigate or push_patch)."""
-    for effect in (live._redirect, live._navigate, live._patch):
-        if effect is not None:
-            to = str(effect["to"])
-            body = f"redirected to {to}\n".encode()
-            return Response(302, body, (("location", to), ("content-type", "text/plain")))
-    return None
+    if effects.redirect is not None:
+        to = effects.redirect
+    elif effects.navigate is not None:
+        to = effects.navigate.to
+    elif effects.patch is not None:
+        to = effects.patch.to
+    else:
+        return None
+    body = f"redirected to {to}\n".encode()
+    return Response(302, body, (("location", to), ("content-type", "text/plain")))

@@ -51,6 +51,7 @@ has at most 1,000 fields nested at most 32 levels deep (else it is refused with 
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -67,10 +68,13 @@ from ._template import LiveTemplate
 
 __all__ = [
     "LIVEVIEW_VERSION",
+    "NO_EFFECTS",
     "AsyncResult",
+    "Effects",
     "LiveSocket",
     "LiveView",
     "Loaded",
+    "Navigation",
     "async_result",
     "component_names",
 ]
@@ -139,15 +143,58 @@ async def _load(
     beam.send(view, Loaded(ref, names, values, None))
 
 
+@dataclass(frozen=True, slots=True)
+class Navigation:
+    """Where ``push_patch`` or ``push_navigate`` sends the client, and whether the new URL
+    replaces the browser's history entry instead of pushing one.
+
+    >>> Navigation("/rooms?page=2", replace=True)
+    Navigation(to='/rooms?page=2', replace=True)
+    """
+
+    to: str
+    replace: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What a view's callbacks asked of the page, besides assigns, since the socket's effects
+    were last taken (:meth:`LiveSocket.take_effects`): events pushed to its JS hooks, in order
+    (name and a copy of the payload), and where to send the client. Title and flash are assigns
+    (``page_title``, ``flash``) and stream operations belong to their stream: they are rendered
+    with the other assigns.
+
+    >>> socket.push_event("highlight", {"id": 7}); socket.push_patch("/rooms?page=2")
+    >>> effects = socket.take_effects()
+    >>> effects.events, effects.patch
+    ((('highlight', {'id': 7}),), Navigation(to='/rooms?page=2', replace=False))
+    """
+
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: ``push_patch``: a new URL within the view.
+    patch: Navigation | None = None
+    #: ``push_navigate``: another LiveView over the same connection.
+    navigate: Navigation | None = None
+    #: ``redirect``: the URL to load in full.
+    redirect: str | None = None
+
+
+#: No effects: what :meth:`LiveSocket.take_effects` returns when nothing is pending (shared).
+NO_EFFECTS: Final = Effects()
+
+
 class LiveSocket:
     """A LiveView's state as its callbacks see it: assigns (with change tracking) and the
-    page-level effects to send with the next update."""
+    page-level effects to send with the next update. Owned by the view's process: the
+    channel running the view takes the effects (:meth:`take_effects`) and marks renders
+    (:meth:`rendered`) through its methods."""
 
     __slots__ = (
         "_events",
         "_loads",
         "_navigate",
         "_patch",
+        "_pending",
         "_redirect",
         "_streams",
         "_tasks",
@@ -163,10 +210,12 @@ class LiveSocket:
         self.changed: set[str] = set()
         #: False during the dead render over HTTP, true in the view's process.
         self.connected = connected
-        self._events: list[list[Any]] = []
-        self._patch: dict[str, Any] | None = None
-        self._navigate: dict[str, Any] | None = None
-        self._redirect: dict[str, Any] | None = None
+        #: Whether an effect is pending (the common event has none: take_effects is free).
+        self._pending = False
+        self._events: list[tuple[str, dict[str, Any]]] = []
+        self._patch: Navigation | None = None
+        self._navigate: Navigation | None = None
+        self._redirect: str | None = None
         self._loads: dict[beam.Ref, tuple[str, ...]] = {}
         #: The work started by start_async, by name (its result goes to handle_async).
         self._tasks: dict[beam.Ref, str] = {}
@@ -232,7 +281,7 @@ class LiveSocket:
         dom_id: Callable[[Any], str] | None = None,
     ) -> None:
         """Declare (or reset) the stream *name* and insert *items*: the template iterates it
-        as ``(dom_id, item)`` pairs (see :mod:`web.live._stream`). *limit* keeps at most that
+        as ``(dom_id, item)`` pairs (see the module ``_stream.py``). *limit* keeps at most that
         many children in the client's DOM (negative: the last ones).
 
         >>> socket.stream("messages", recent, limit=-200)
@@ -274,9 +323,73 @@ class LiveSocket:
             )
         return stream
 
-    def _streams_sent(self) -> None:
+    def rendered(self, temporary_assigns: Mapping[str, Any]) -> set[str]:
+        """The changed assigns were rendered (and sent): each stream forgets the operations
+        sent, *temporary_assigns* are reset to (copies of) these values, and :attr:`changed`
+        starts afresh. Returns the names that had changed.
+
+        >>> changed = socket.rendered(type(view).temporary_assigns)
+        """
         for stream in self._streams.values():
             stream.sent()
+        if temporary_assigns:
+            self.assigns.update(copy.deepcopy(dict(temporary_assigns)))
+        changed, self.changed = self.changed, set()
+        return changed
+
+    @property
+    def pending_effects(self) -> Effects:
+        """The effects asked for since they were last taken, without taking them.
+
+        >>> socket.pending_effects.redirect
+        '/login'
+        """
+        if not self._pending:
+            return NO_EFFECTS
+        return Effects(tuple(self._events), self._patch, self._navigate, self._redirect)
+
+    def take_effects(self) -> Effects:
+        """The effects asked for since they were last taken (one immutable value), leaving
+        none pending. Nothing pending: the shared :data:`NO_EFFECTS`, at no cost.
+
+        >>> socket.push_event("highlight", {"id": 7})
+        >>> socket.take_effects().events, socket.take_effects() is NO_EFFECTS
+        ((('highlight', {'id': 7}),), True)
+        """
+        if not self._pending:
+            return NO_EFFECTS
+        effects = Effects(tuple(self._events), self._patch, self._navigate, self._redirect)
+        self._events = []
+        self._patch = self._navigate = None
+        self._redirect = None
+        self._pending = False
+        return effects
+
+    def finished(self, ref: beam.Ref) -> str | None:
+        """The name of the :meth:`start_async` work *ref*, which just finished (its result
+        goes to :meth:`LiveView.handle_async`); ``None`` if *ref* is not such work, or was
+        superseded by newer work of the same name.
+
+        >>> name = socket.finished(message.ref)
+        """
+        return self._tasks.pop(ref, None)
+
+    def loaded(self, message: Loaded) -> None:
+        """Assign what an :meth:`assign_async` loader sent: its values as ok results, or the
+        failure to each of its names. Work the socket is not waiting for is dropped.
+
+        >>> socket.loaded(Loaded(ref, ("rooms",), (rooms,), None))
+        """
+        if self._loads.pop(message.ref, None) is None:
+            return
+        if message.values is None:
+            self.assign(**dict.fromkeys(message.names, async_result(message)))
+        else:
+            done = {
+                n: AsyncResult(ok=True, result=v)
+                for n, v in zip(message.names, message.values, strict=True)
+            }
+            self.assign(**done)
 
     def put_flash(self, kind: str, message: str) -> None:
         """Show *message* as the ``flash[kind]`` assign (``"info"``, ``"error"``...) until
@@ -303,28 +416,32 @@ class LiveSocket:
 
         >>> socket.push_event("highlight", {"id": 7})
         """
-        self._events.append([name, dict(payload)])
+        self._events.append((name, dict(payload)))
+        self._pending = True
 
     def push_patch(self, to: str, *, replace: bool = False) -> None:
         """Change the URL without leaving the view (``handle_params`` runs with the new one).
 
         >>> socket.push_patch("/rooms?page=2")
         """
-        self._patch = {"to": to, "kind": "replace" if replace else "push"}
+        self._patch = Navigation(to, replace)
+        self._pending = True
 
     def redirect(self, to: str) -> None:
         """Leave for *to* with a full page load (another site, or a plain HTTP page).
 
         >>> socket.redirect("/login")
         """
-        self._redirect = {"to": to}
+        self._redirect = to
+        self._pending = True
 
     def push_navigate(self, to: str, *, replace: bool = False) -> None:
         """Navigate to another LiveView page over the same connection.
 
         >>> socket.push_navigate("/rooms/7")
         """
-        self._navigate = {"to": to, "kind": "replace" if replace else "push"}
+        self._navigate = Navigation(to, replace)
+        self._pending = True
 
 
 def _same(old: Any, new: Any) -> bool:
