@@ -44,6 +44,21 @@ from ._view import (
     async_result,
     component_names,
 )
+from ._wire import (
+    CIDS,
+    CIDS_DESTROYED,
+    CIDS_WILL_DESTROY,
+    COMPONENTS,
+    DIFF,
+    EVENT,
+    EVENTS,
+    LIVE_PATCH,
+    LIVE_REDIRECT,
+    REDIRECT,
+    RENDERED,
+    TITLE,
+    VERSION,
+)
 
 __all__ = ["LiveChannel", "LiveSocketHandler", "dead_render"]
 
@@ -116,11 +131,11 @@ class LiveChannel(Channel):
         self.live.rendered(view_class.temporary_assigns)
         components = self.components.take()
         if components:
-            tree["c"] = components
+            tree[COMPONENTS] = components
         if "page_title" in self.live.assigns:
-            tree["t"] = str(self.live.assigns["page_title"])
+            tree[TITLE] = str(self.live.assigns["page_title"])
         # Effects of mount and handle_params other than leaving go with the next update.
-        reply: dict[str, Any] = {"rendered": tree, "liveview_version": LIVEVIEW_VERSION}
+        reply: dict[str, Any] = {RENDERED: tree, VERSION: LIVEVIEW_VERSION}
         return ok(reply)
 
     async def handle_in(
@@ -128,7 +143,7 @@ class LiveChannel(Channel):
     ) -> ChannelReply | Stop | None:
         view = self.view
         assert view is not None
-        if event == "event":
+        if event == EVENT:
             kind = payload.get("type")
             value = payload.get("value")
             if kind == "form" and isinstance(value, str):
@@ -150,15 +165,15 @@ class LiveChannel(Channel):
             else:
                 await view.handle_event(name, value, self.live)
             return ok(self._update())
-        if event == "live_patch":
+        if event == LIVE_PATCH:
             url = str(payload.get("url", ""))
             await view.handle_params(url_params(url), url, self.live)
             return ok(self._update())
-        if event == "cids_will_destroy":
+        if event == CIDS_WILL_DESTROY:
             return ok()
-        if event == "cids_destroyed":
-            cids = payload.get("cids", [])
-            return ok({"cids": self.components.destroy(cids if isinstance(cids, list) else [])})
+        if event == CIDS_DESTROYED:
+            cids = payload.get(CIDS, [])
+            return ok({CIDS: self.components.destroy(cids if isinstance(cids, list) else [])})
         return ok()  # every push is answered, or the client reloads the page after 30 s
 
     async def handle_info(self, message: Any, socket: ChannelSocket) -> Stop | None:
@@ -179,8 +194,8 @@ class LiveChannel(Channel):
         else:
             await view.handle_info(message, self.live)
         update = self._update()
-        if "diff" in update:
-            socket.push("diff", update["diff"])
+        if DIFF in update:
+            socket.push(DIFF, update[DIFF])
         for kind in _NAVIGATION:
             if kind in update:
                 socket.push(kind, update[kind])
@@ -211,27 +226,27 @@ class LiveChannel(Channel):
             assert self.view is not None
             changed = live.rendered(type(self.view).temporary_assigns)
             if "page_title" in changed:
-                diff["t"] = str(live.assigns["page_title"])
+                diff[TITLE] = str(live.assigns["page_title"])
         components = self.components.take()
         if components:
-            diff["c"] = components
+            diff[COMPONENTS] = components
         effects = live.take_effects()
         if effects.events:
-            diff["e"] = [[name, payload] for name, payload in effects.events]
+            diff[EVENTS] = [[name, payload] for name, payload in effects.events]
         update: dict[str, Any] = {}
         if diff:
-            update["diff"] = diff
+            update[DIFF] = diff
         if effects.patch is not None:
-            update["live_patch"] = _navigation(effects.patch)
+            update[LIVE_PATCH] = _navigation(effects.patch)
         if effects.navigate is not None:
-            update["live_redirect"] = _navigation(effects.navigate)
+            update[LIVE_REDIRECT] = _navigation(effects.navigate)
         if effects.redirect is not None:
-            update["redirect"] = {"to": effects.redirect}
+            update[REDIRECT] = {"to": effects.redirect}
         return update
 
 
 #: The navigation an update may carry, in the order the client is sent them.
-_NAVIGATION: Final = ("live_patch", "live_redirect", "redirect")
+_NAVIGATION: Final = (LIVE_PATCH, LIVE_REDIRECT, REDIRECT)
 
 
 def _navigation(to: Navigation) -> dict[str, str]:
@@ -242,9 +257,9 @@ def _navigation(to: Navigation) -> dict[str, str]:
 def _leaving(effects: Effects) -> ChannelReply | None:
     """The join's answer when mount or handle_params redirected, else ``None``."""
     if effects.redirect is not None:
-        return error({"redirect": {"to": effects.redirect}})
+        return error({REDIRECT: {"to": effects.redirect}})
     if effects.navigate is not None:
-        return error({"live_redirect": _navigation(effects.navigate)})
+        return error({LIVE_REDIRECT: _navigation(effects.navigate)})
     return None
 
 
@@ -295,7 +310,7 @@ async def dead_render(
         return moved
     components = ComponentTable(lambda: LiveSocket(connected=False), component_names(view_class))
     tree, _ = view_class.compiled().render(components.scope(live.assigns))
-    tree["c"] = components.take()
+    tree[COMPONENTS] = components.take()
     return to_html(tree), str(live.assigns.get("page_title", view_class.title))
 
 

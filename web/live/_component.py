@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._template import COMPONENTS, LiveTemplate, TemplateError
+from ._wire import ROOT
 
 if TYPE_CHECKING:
     from ._view import LiveSocket
@@ -101,7 +102,7 @@ class ComponentTable:
             created.update(assigns, socket)
             tree, state = component.compiled().render(self.scope(socket.assigns))
             socket.changed.clear()
-            tree["r"] = 1
+            tree[ROOT] = 1
             instance = _Instance(cid, created, socket, state)
             self._by_key[key] = self._by_cid[cid] = instance
             self._out[str(cid)] = tree

@@ -19,6 +19,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from ._wire import COMPONENTS, KEYED, KEYED_COUNT, KEYED_MOVES, STATICS
+
 __all__ = ["merge", "to_html"]
 
 Tree = dict[str, Any]
@@ -30,46 +32,46 @@ def merge(tree: Tree, diff: Tree) -> Tree:
     >>> merge({"s": ["a", "b"], "0": "x"}, {"0": "y"})
     {'s': ['a', 'b'], '0': 'y'}
     """
-    components = diff.get("c")
-    if "s" in diff:
+    components = diff.get(COMPONENTS)
+    if STATICS in diff:
         target = copy.deepcopy(diff)
     else:
         target = copy.deepcopy(tree)
-        _merge_into(target, {k: v for k, v in diff.items() if k != "c"})
+        _merge_into(target, {k: v for k, v in diff.items() if k != COMPONENTS})
     if components:
-        merged = dict(tree.get("c", {}))
+        merged = dict(tree.get(COMPONENTS, {}))
         for cid, node in components.items():
             old = merged.get(cid)
-            if "s" in node or old is None:
+            if STATICS in node or old is None:
                 merged[cid] = copy.deepcopy(node)
             else:
                 fresh = copy.deepcopy(old)
                 _merge_into(fresh, node)
                 merged[cid] = fresh
-        target["c"] = merged
-    elif "c" in tree:
-        target["c"] = copy.deepcopy(tree["c"])
+        target[COMPONENTS] = merged
+    elif COMPONENTS in tree:
+        target[COMPONENTS] = copy.deepcopy(tree[COMPONENTS])
     return target
 
 
 def _merge_into(target: Tree, source: Tree) -> None:
-    if "k" in source:
+    if KEYED in source:
         _merge_keyed(target, source)
         return
     for key, value in source.items():
         old = target.get(key)
-        if isinstance(value, dict) and "s" not in value and isinstance(old, dict):
+        if isinstance(value, dict) and STATICS not in value and isinstance(old, dict):
             _merge_into(old, value)
         else:
             target[key] = copy.deepcopy(value)
 
 
 def _merge_keyed(target: Tree, source: Tree) -> None:
-    keyed = source["k"]
-    old_entries = copy.deepcopy(target["k"]) if keyed.get("km") else None
-    entries = target["k"]
+    keyed = source[KEYED]
+    old_entries = copy.deepcopy(target[KEYED]) if keyed.get(KEYED_MOVES) else None
+    entries = target[KEYED]
     for index, entry in keyed.items():
-        if index in ("kc", "km"):
+        if index in (KEYED_COUNT, KEYED_MOVES):
             continue
         if isinstance(entry, list):
             assert old_entries is not None, "a move needs km"
@@ -81,9 +83,9 @@ def _merge_keyed(target: Tree, source: Tree) -> None:
         else:
             entries.setdefault(index, {})
             _merge_into(entries[index], entry)
-    for index in range(keyed["kc"], entries.get("kc", 0)):
+    for index in range(keyed[KEYED_COUNT], entries.get(KEYED_COUNT, 0)):
         entries.pop(str(index), None)
-    entries["kc"] = keyed["kc"]
+    entries[KEYED_COUNT] = keyed[KEYED_COUNT]
 
 
 def to_html(tree: Tree) -> str:
@@ -94,7 +96,7 @@ def to_html(tree: Tree) -> str:
     '<ul><li>a</li><li>b</li></ul>'
     """
     parts: list[str] = []
-    _write(tree, parts, tree.get("c", {}))
+    _write(tree, parts, tree.get(COMPONENTS, {}))
     return "".join(parts)
 
 
@@ -107,10 +109,10 @@ def _write(node: Any, parts: list[str], components: dict[str, Any]) -> None:
         return
     if not isinstance(node, dict):
         raise TypeError(f"a rendered dynamic is a string or a tree, got {node!r:.80}")
-    statics = node["s"]
-    if "k" in node:
-        keyed = node["k"]
-        for index in range(keyed["kc"]):
+    statics = node[STATICS]
+    if KEYED in node:
+        keyed = node[KEYED]
+        for index in range(keyed[KEYED_COUNT]):
             _write_dynamics(keyed[str(index)], statics, parts, components)
         return
     _write_dynamics(node, statics, parts, components)

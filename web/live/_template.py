@@ -39,6 +39,7 @@ from jinja2.environment import TemplateExpression
 from jinja2.runtime import LoopContext
 
 from ._stream import Stream
+from ._wire import KEYED, KEYED_COUNT, STATICS, STREAM
 
 __all__ = ["COMPONENTS", "ComponentRegistry", "LiveTemplate", "TemplateError"]
 
@@ -202,7 +203,7 @@ class LiveTemplate:
 
 
 def _full(block: _Block, scope: Vars) -> tuple[Tree, list[Any]]:
-    tree: Tree = {"s": list(block.statics)}
+    tree: Tree = {STATICS: list(block.statics)}
     state: list[Any] = []
     for index, slot in enumerate(block.slots):
         value, slot_state = _full_slot(slot, scope)
@@ -273,12 +274,12 @@ def _stream_for(slot: _For, scope: Vars, stream: Stream, full: bool) -> Tree | N
     keyed: dict[str, Any] = {}
     for index, local in _entry_scopes(slot, scope, items):
         tree, _ = _full(slot.body, local)
-        del tree["s"]
+        del tree[STATICS]
         keyed[str(index)] = tree
-    keyed["kc"] = len(items)
-    node: Tree = {"k": keyed, "stream": stream.operations()}
+    keyed[KEYED_COUNT] = len(items)
+    node: Tree = {KEYED: keyed, STREAM: stream.operations()}
     if full:
-        node["s"] = list(slot.body.statics)
+        node[STATICS] = list(slot.body.statics)
     return node
 
 
@@ -300,11 +301,11 @@ def _full_for(slot: _For, scope: Vars) -> tuple[Tree, _ForState]:
     count = len(items)
     for index, local in _entry_scopes(slot, scope, items):
         tree, state = _full(slot.body, local)
-        del tree["s"]
+        del tree[STATICS]
         keyed[str(index)] = tree
         entries.append(_Entry(items[index], (index, count), state))
-    keyed["kc"] = count
-    return {"s": list(slot.body.statics), "k": keyed}, _ForState(entries, None)
+    keyed[KEYED_COUNT] = count
+    return {STATICS: list(slot.body.statics), KEYED: keyed}, _ForState(entries, None)
 
 
 def _diff(
@@ -366,7 +367,7 @@ def _diff_for(
         previous = old[index] if index < len(old) else None
         if previous is None:
             tree, entry_state = _full(slot.body, local)
-            del tree["s"]
+            del tree[STATICS]
             keyed[str(index)] = tree
             entries.append(_Entry(item, position, entry_state))
             continue
@@ -381,8 +382,8 @@ def _diff_for(
         entries.append(_Entry(item, position, entry_state))
     if not keyed and count == len(old):
         return None, _ForState(entries, None)
-    keyed["kc"] = count
-    return {"k": keyed}, _ForState(entries, None)
+    keyed[KEYED_COUNT] = count
+    return {KEYED: keyed}, _ForState(entries, None)
 
 
 def _equal(a: Any, b: Any) -> bool:

@@ -26,6 +26,7 @@ from ._channel import LiveChannel
 from ._rendered import merge, to_html
 from ._routes import LiveRoutes
 from ._view import LiveView
+from ._wire import DIFF, EVENT, EVENTS, LIVE_PATCH, LIVE_REDIRECT, REDIRECT, RENDERED, TITLE
 
 __all__ = ["LiveViewClient", "live"]
 
@@ -75,7 +76,7 @@ class LiveViewClient:
         payload: dict[str, Any] = {"type": "form", "event": event, "value": _encode(form)}
         if target is not None:
             payload["meta"] = {"_target": target}
-        return await self._push("event", payload)
+        return await self._push(EVENT, payload)
 
     async def sync(self, timeout: float = 1.0) -> None:
         """Apply the updates the view pushed by itself (from ``handle_info``), waiting up to
@@ -108,7 +109,7 @@ class LiveViewClient:
         await self._channel.assert_close(timeout=timeout)
 
     async def _event(self, kind: str, event: str, value: Any) -> Any:
-        return await self._push("event", {"type": kind, "event": event, "value": value})
+        return await self._push(EVENT, {"type": kind, "event": event, "value": value})
 
     async def _push(self, event: str, payload: dict[str, Any]) -> Any:
         ref = self._channel.push(event, payload)
@@ -117,7 +118,7 @@ class LiveViewClient:
         return response
 
     def _apply(self, response: Mapping[str, Any]) -> None:
-        diff = response.get("diff")
+        diff = response.get(DIFF)
         if diff:
             self._merge(diff)
         for kind in _NAVIGATION:
@@ -125,20 +126,20 @@ class LiveViewClient:
                 self.navigation = (kind, response[kind])
 
     def _apply_push(self, message: Message) -> None:
-        if message.event == "diff":
+        if message.event == DIFF:
             self._merge(message.payload)
         else:
             self.navigation = (message.event, message.payload)
 
     def _merge(self, diff: Mapping[str, Any]) -> None:
-        self.events.extend(diff.get("e", []))
-        self.tree = merge(self.tree, {k: v for k, v in diff.items() if k not in ("e", "t")})
-        if "t" in diff:
-            self.tree["t"] = diff["t"]
+        self.events.extend(diff.get(EVENTS, []))
+        self.tree = merge(self.tree, {k: v for k, v in diff.items() if k not in (EVENTS, TITLE)})
+        if TITLE in diff:
+            self.tree[TITLE] = diff[TITLE]
 
 
-_PUSHED = frozenset({"diff", "live_patch", "live_redirect", "redirect"})
-_NAVIGATION = ("live_patch", "live_redirect", "redirect")
+_NAVIGATION = (LIVE_PATCH, LIVE_REDIRECT, REDIRECT)
+_PUSHED = frozenset({DIFF, *_NAVIGATION})
 
 
 def _encode(form: Mapping[str, Any], prefix: str = "") -> str:
@@ -175,4 +176,4 @@ async def live(
     element = "phx-test" + secrets.token_hex(4)
     token = routes.sign_session(route, element, dict(session or {}))
     client = await join(channel, f"lv:{element}", {"url": url, "session": token}, timeout=timeout)
-    return LiveViewClient(client, client.reply["rendered"])
+    return LiveViewClient(client, client.reply[RENDERED])
