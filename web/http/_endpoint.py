@@ -144,6 +144,36 @@ class Endpoint:
         """
         return self._sockets.get(path)
 
+    def resolve(self, method: str, path: str) -> HttpHandler | None:
+        """The handler that answers *method* on *path*, or ``None`` (the server answers 405
+        or 404, see :meth:`allowed_methods`). In order: the route of that method (a ``HEAD``
+        takes the ``GET`` route: the server sends no body), a static directory owning the
+        path, the mounted ASGI application.
+
+        >>> endpoint.resolve("GET", "/") is not None
+        True
+        """
+        handler = self._http.get((method, path))
+        if handler is None and method == "HEAD":
+            handler = self._http.get(("GET", path))
+        if handler is None:
+            handler = next((s for s in self._static if s.owns(path)), None)
+        if handler is None:
+            handler = self._fallback
+        return handler
+
+    def allowed_methods(self, path: str) -> frozenset[str]:
+        """The methods routed on *path* (``HEAD`` too where ``GET`` is), for a 405's
+        ``allow`` header; empty when no route has this path.
+
+        >>> sorted(endpoint.allowed_methods("/"))
+        ['GET', 'HEAD']
+        """
+        allowed = {method for method, routed in self._http if routed == path}
+        if "GET" in allowed:
+            allowed.add("HEAD")
+        return frozenset(allowed)
+
     def socket(self, path: str, socket: Upgrader) -> None:
         """Mount a Channels :class:`~web.Socket` at *path*, as Phoenix's ``socket "/socket"``:
         clients connect to ``<path>/websocket`` (``new Socket("/socket")`` in phoenix.js).

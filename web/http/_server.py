@@ -139,7 +139,7 @@ async def _exchange(
     request = await _read_request(endpoint, http, stream)
     if request is None:
         return None
-    upgrader = endpoint._sockets.get(request.path)
+    upgrader = endpoint.upgrader(request.path)
     if upgrader is not None and "websocket" in _tokens(request, "upgrade"):
         return await _start_upgrade(endpoint, http, stream, upgrader, request)
     response = await _respond(endpoint, request)
@@ -323,18 +323,10 @@ def _peer(stream: trio.SocketStream) -> tuple[str, int] | None:
 
 
 async def _respond(endpoint: Endpoint, request: Request) -> Response:
-    handler = endpoint._http.get((request.method, request.path))
-    if handler is None and request.method == "HEAD":
-        handler = endpoint._http.get(("GET", request.path))  # the server drops the body
+    handler = endpoint.resolve(request.method, request.path)
     if handler is None:
-        handler = next((s for s in endpoint._static if s.owns(request.path)), None)
-    if handler is None and endpoint._fallback is not None:
-        handler = endpoint._fallback
-    if handler is None:
-        allowed = {method for method, path in endpoint._http if path == request.path}
+        allowed = endpoint.allowed_methods(request.path)
         if allowed:
-            if "GET" in allowed:
-                allowed.add("HEAD")
             allow = ", ".join(sorted(allowed))
             message = f"method {request.method} not allowed on {request.path} (allowed: {allow})"
             return Response(405, f"{message}\n".encode(), (_TEXT, ("allow", allow)))
@@ -553,17 +545,19 @@ async def _upgrade(
     if leftover:
         ws.receive_data(leftover)
     del accept, leftover
-    outbox = Outbox(stream.socket, nursery, max_backlog=endpoint.max_backlog_bytes)
-    socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes, outbox)
-    del request  # socket.request from now on
     # A backlog's writer task runs in the server's nursery (an idle connection has none); a
     # failed outbox (a slow consumer) ends the connection through the handler's scope.
-    outbox._on_failure = socket.scope.cancel
+    scope = trio.CancelScope()
+    outbox = Outbox(
+        stream.socket, nursery, max_backlog=endpoint.max_backlog_bytes, on_failure=scope.cancel
+    )
+    socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes, outbox, scope=scope)
+    del request, scope  # socket.request and socket.scope from now on
     close_with: tuple[int, str] = (GOING_AWAY, "")
     try:
         with socket.scope:
             await handler(socket)
-        if socket.scope.cancelled_caught and socket._closing is None:
+        if socket.scope.cancelled_caught and socket.closing is None:
             close_with = (GOING_AWAY, "idle timeout")
     except WebSocketClosed:
         pass
@@ -574,4 +568,4 @@ async def _upgrade(
         # Also on cancellation (the server is shutting down): say goodbye with a code that
         # makes clients reconnect, without waiting long for a peer that may be gone.
         with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_WAIT):
-            await socket.close(*(socket._closing or close_with))
+            await socket.close(*(socket.closing or close_with))

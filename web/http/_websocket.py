@@ -94,12 +94,15 @@ class WebSocket:
         request: Request,
         max_frame: int,
         outbox: Outbox,
+        *,
+        scope: trio.CancelScope | None = None,
     ) -> None:
         self.request = request
         self.outbox = outbox
-        #: The cancel scope around the handler: its deadline may be moved (an idle timeout);
-        #: when it fires, the connection closes with 1001 "idle timeout".
-        self.scope = trio.CancelScope()
+        #: The cancel scope around the handler (*scope*, or a new one): its deadline may be
+        #: moved (an idle timeout); when it fires, the connection closes with 1001 "idle
+        #: timeout".
+        self.scope = trio.CancelScope() if scope is None else scope
         self._closing: tuple[int, str] | None = None
         self._stream = stream
         self._ws = ws
@@ -107,6 +110,16 @@ class WebSocket:
         self._parts: list[str | bytes] = []
         self._size = 0
         self.closed: WebSocketClosed | None = None
+
+    @property
+    def closing(self) -> tuple[int, str] | None:
+        """The code and reason :meth:`close_soon` asked for, or ``None`` if it was not called.
+
+        >>> ws.close_soon(1008, "policy violation")
+        >>> ws.closing
+        (1008, 'policy violation')
+        """
+        return self._closing
 
     async def send(self, message: str | bytes) -> None:
         """Send one text (``str``) or binary (``bytes``) message."""
