@@ -1,60 +1,7 @@
-"""Backends for the domain suite: SQLite (a temp file) and PostgreSQL (a schema per test).
-
-PostgreSQL is 127.0.0.1:5432 db ``test`` or ``DATABASE_URL``; unreachable means skip, unless
-``BEAM_REQUIRE_POSTGRES=1``. Each PostgreSQL test gets its own schema, dropped afterwards, so
-concurrent runs never collide.
-"""
+"""The domain suite runs each database test on both backends (tests/support/backends.py)."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from ..support.backends import backend
 
-import pytest
-import sqlalchemy as sa
-
-PG_URL = os.environ.get("DATABASE_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-if PG_URL.startswith("postgresql://"):
-    PG_URL = "postgresql+psycopg://" + PG_URL[len("postgresql://") :]
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    url: str
-    schema: str | None
-
-
-def _pg_engine() -> sa.Engine | None:
-    engine = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect():
-            pass
-    except Exception as exc:
-        engine.dispose()
-        if os.environ.get("BEAM_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL required but unreachable at {PG_URL}: {exc}")
-        return None
-    return engine
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "sqlite":
-        yield Backend("sqlite", f"sqlite:///{tmp_path / 'db.sqlite'}", None)
-        return
-    engine = _pg_engine()
-    if engine is None:
-        pytest.skip(f"PostgreSQL unreachable at {PG_URL}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield Backend("postgresql", PG_URL, schema)
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+__all__ = ["backend"]  # the fixture, for pytest to find here

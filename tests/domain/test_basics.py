@@ -14,8 +14,8 @@ import beam
 import domain
 from domain import Forbidden, Invalid, NotFound, ResourceDefinitionError
 
+from ..support.backends import Backend
 from .app import Chat, ChatUser, Message, Notice, Room
-from .conftest import Backend
 
 
 def note(order: list[str], step: str) -> None:

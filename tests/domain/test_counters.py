@@ -9,7 +9,7 @@ import pytest
 import beam
 from domain import Domain, Resource, attribute, counter, create, define, read, uuid_primary_key
 
-from .conftest import Backend
+from ..support.backends import Backend
 
 
 class Task(Resource):

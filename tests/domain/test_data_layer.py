@@ -9,8 +9,8 @@ import pytest
 import beam
 import domain
 
+from ..support.backends import Backend
 from .app import Chat, ChatUser
-from .conftest import Backend
 
 
 def test_a_url_picks_the_implementation() -> None:

@@ -53,7 +53,7 @@ from domain import (
     uuid_primary_key,
 )
 
-from .conftest import Backend
+from ..support.backends import Backend
 
 
 class FtUser(Resource):

@@ -10,8 +10,8 @@ import beam
 from domain import Domain, Forbidden, Invalid, define, define_read
 from domain.notifications import initial_state, mark_all_as_read, notification_resource
 
+from ..support.backends import Backend
 from .app import ChatUser, Notice
-from .conftest import Backend
 
 InboxNote = notification_resource("InboxNote", user="ChatUser", tablename="inbox_notes")
 

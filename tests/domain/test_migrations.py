@@ -34,7 +34,7 @@ from domain import (
     uuid_primary_key,
 )
 
-from .conftest import Backend
+from ..support.backends import Backend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

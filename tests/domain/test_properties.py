@@ -60,7 +60,7 @@ from domain import (
     uuid_primary_key,
 )
 
-from .conftest import PG_URL, _pg_engine
+from ..support.backends import PG_URL, pg_engine
 
 SETTINGS = settings(
     max_examples=40,
@@ -92,7 +92,7 @@ def run_on_fresh_db(
 @pytest.fixture(scope="module")
 def pg_schema() -> Iterator[str]:
     """A PostgreSQL schema for this module's property runs (skipped when unreachable)."""
-    engine = _pg_engine()
+    engine = pg_engine()
     if engine is None:
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}")
     schema = f"p_{uuid.uuid4().hex[:12]}"

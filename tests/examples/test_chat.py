@@ -12,170 +12,20 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import trio
 
 import beam
 import web
-from examples.chat.app import DEMO_PASSWORD, build
-from web.live._rendered import merge, to_html
+from examples.chat.app import DEMO_PASSWORD
 
-from ..web import phx
-from ..web.test_asgi import http
+from ..support import phx
+from ..support.chat import Page, chat_server, open_chat, socket_token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@asynccontextmanager
-async def chat_server(
-    tmp_path: Path,
-    per_minute: int = 60,
-    *,
-    demo: bool = True,
-    limits: Mapping[str, web.Limit | web.Backoff] | None = None,
-) -> AsyncIterator[int]:
-    """The chat on a fresh SQLite file under *tmp_path*, in demo mode unless told otherwise."""
-    async with beam.open_node():
-        database = f"sqlite:///{tmp_path / 'chat.db'}"
-        endpoint = await build(
-            tmp_path, database=database, messages_per_minute=per_minute, demo=demo, limits=limits
-        )
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
-            yield port
-            nursery.cancel_scope.cancel()
-
-
-async def fetch(port: int, raw: bytes) -> tuple[int, dict[str, str], list[str], bytes]:
-    """Send one HTTP/1.1 request; its status, headers, every ``Set-Cookie`` and body."""
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        await stream.send_all(raw)
-        data = b""
-        with trio.fail_after(10):
-            while chunk := await stream.receive_some(65_536):
-                data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    pairs = [line.split(": ", 1) for line in lines[1:]]
-    headers = {name.lower(): value for name, value in pairs}
-    cookies = [value for name, value in pairs if name.lower() == "set-cookie"]
-    return int(lines[0].split()[1]), headers, cookies, body
-
-
-def jar(*cookies: str) -> str:
-    """A ``Cookie`` header of *cookies* (``name=value``, attributes ignored; a later one of a
-    name wins; empty values, as cleared cookies have, are dropped)."""
-    pairs = (c.split(";")[0].strip() for c in cookies)
-    found = dict(p.split("=", 1) for p in pairs if "=" in p)
-    return "; ".join(f"{k}={v}" for k, v in found.items() if v)
-
-
-async def login_form(port: int, cookie: str = "") -> tuple[str, str]:
-    """``GET /login``: the form's CSRF token and the cookies to send with the post."""
-    extra = f"cookie: {cookie}\r\n" if cookie else ""
-    request = f"GET /login HTTP/1.1\r\nhost: x\r\n{extra}connection: close\r\n\r\n"
-    status, _, cookies, body = await fetch(port, request.encode())
-    assert status == 200, status
-    found = re.search(r'name="_csrf_token" value="([^"]+)"', body.decode())
-    assert found is not None
-    return html.unescape(found.group(1)), jar(*cookie.split("; "), *cookies)
-
-
-def post_form(path: str, body: bytes, cookie: str = "") -> bytes:
-    extra = f"cookie: {cookie}\r\n" if cookie else ""
-    return (
-        f"POST {path} HTTP/1.1\r\nhost: x\r\n{extra}"
-        "content-type: application/x-www-form-urlencoded\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    ).encode() + body
-
-
-async def sign_in(port: int, username: str, password: str = DEMO_PASSWORD) -> str:
-    """Sign in through the form as a browser does; the ``Cookie`` header it then sends (the
-    session and the CSRF cookie)."""
-    token, cookie = await login_form(port)
-    body = f"_csrf_token={quote(token)}&username={username}&password={quote(password)}"
-    status, headers, cookies, _ = await fetch(port, post_form("/login", body.encode(), cookie))
-    assert status == 303
-    assert headers["location"] == "/", headers["location"]
-    return jar(*cookie.split("; "), *cookies)
-
-
-async def load_page(port: int, cookie: str, path: str = "/") -> tuple[int, dict[str, str], str]:
-    """``GET`` a page with *cookie*: status, headers, body."""
-    request = f"GET {path} HTTP/1.1\r\nhost: x\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n"
-    status, headers, _, body = await fetch(port, request.encode())
-    return status, headers, body.decode()
-
-
-class Page:
-    """One signed-in browser tab, as the LiveView client would drive it."""
-
-    def __init__(self, client: phx.Phx, topic: str, join_ref: str, tree: dict[str, Any]) -> None:
-        self.client = client
-        self.topic = topic
-        self.join_ref = join_ref
-        self.tree = tree
-        self.streamed: list[str] = []
-
-    def apply(self, diff: dict[str, Any]) -> None:
-        diff = {k: v for k, v in diff.items() if k not in ("t", "e")}
-        self.tree = merge(self.tree, diff)
-        # Streams live in the DOM, not in the tree: keep what each insert rendered.
-        self.streamed.append(json.dumps(diff))
-
-    @property
-    def html(self) -> str:
-        return to_html(self.tree)
-
-    async def event(self, name: str, value: Any, kind: str = "form") -> None:
-        payload = {"type": kind, "event": name, "value": value}
-        answer = await self.client.push(self.join_ref, self.topic, "event", payload)
-        assert answer["status"] == "ok", answer
-        if "diff" in answer["response"]:
-            self.apply(answer["response"]["diff"])
-
-    async def until(self, predicate: Any) -> None:
-        with trio.fail_after(5):
-            while not predicate(self):
-                push = await self.client.event(self.topic, "diff")
-                self.apply(push[4])
-
-
-@asynccontextmanager
-async def open_chat(port: int, username: str) -> AsyncIterator[Page]:
-    cookie = await sign_in(port, username)
-    async with open_page(port, cookie) as page:
-        yield page
-
-
-@asynccontextmanager
-async def open_page(port: int, cookie: str, path: str = "/") -> AsyncIterator[Page]:
-    """Load the page at *path* with *cookie* and join its LiveView."""
-    status, _, page = await load_page(port, cookie, path)
-    assert status == 200, status
-    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page)
-    container = re.search(r'<div id="(phx-[^"]+)" data-phx-main data-phx-session="([^"]+)"', page)
-    assert csrf is not None
-    assert container is not None
-    async with phx.connect(
-        port,
-        f"_csrf_token={quote(csrf.group(1))}",
-        path="/live/websocket",
-        headers=[(b"cookie", cookie.encode())],
-    ) as c:
-        topic = f"lv:{container.group(1)}"
-        url = f"http://x{path}"
-        join_ref, reply = await c.join(topic, {"url": url, "session": container.group(2)})
-        assert reply["status"] == "ok", reply
-        yield Page(c, topic, join_ref, reply["response"]["rendered"])
 
 
 async def test_two_users_talk_in_the_lobby(tmp_path: Path) -> None:
@@ -197,14 +47,6 @@ async def test_two_users_talk_in_the_lobby(tmp_path: Path) -> None:
         await alice.until(lambda p: any("hello bob" in s for s in p.streamed))
         # Typing expires by itself a few seconds after the last keystroke.
         await alice.until(lambda p: '<div class="typing" id="typing"></div>' in p.html)
-
-
-async def socket_token(port: int, username: str, password: str = DEMO_PASSWORD) -> dict[str, Any]:
-    body = f"username={username}&password={password}".encode()
-    status, _, answer = await http(port, post_form("/api/token", body))
-    result: dict[str, Any] = json.loads(answer)
-    result["status"] = status
-    return result
 
 
 async def test_channels_for_clients_without_a_browser(tmp_path: Path) -> None:

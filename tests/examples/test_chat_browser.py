@@ -16,7 +16,7 @@ import beam
 import web
 from examples.chat.app import DEMO_PASSWORD, build
 
-from ..web.browser import in_browser
+from ..support.browser import in_browser
 
 TIMEOUT_MS = 10_000
 

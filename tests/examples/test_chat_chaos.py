@@ -39,9 +39,9 @@ from examples.chat import chaos
 from examples.chat.accounts import hash_password
 from examples.chat.model import Chat, Message, Room, User
 
-from ..web import wsclient
-from ..web.test_asgi import http
-from .test_chat import chat_server, sign_in, socket_token
+from ..support import wsclient
+from ..support.chat import chat_server, sign_in, socket_token
+from ..support.http import http
 
 BOTS = 20
 PASSWORD = "chaos-password"

@@ -12,7 +12,7 @@ import domain
 from examples.chat.app import MIGRATIONS
 from examples.chat.model import Chat
 
-from ..domain.conftest import Backend, backend
+from ..support.backends import Backend, backend
 
 __all__ = ["backend"]  # the fixture, shared with the domain suite
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..web.jsclient import require_node_package, run_node_script
-from .test_chat import chat_server, socket_token
+from ..support.chat import chat_server, socket_token
+from ..support.jsclient import require_node_package, run_node_script
 
 SCRIPT = Path(__file__).resolve().parent / "js" / "chat_user_channel.cjs"
 

@@ -14,8 +14,8 @@ import web
 from examples.chat.app import secret_key
 from examples.chat.model import Chat, Message, Room, User, UserToken
 
-from ..web import phx, wsclient
-from .test_chat import chat_server, socket_token
+from ..support import phx, wsclient
+from ..support.chat import chat_server, socket_token
 
 
 async def close_code(client: wsclient.Client) -> int:

@@ -3,7 +3,7 @@
 The property: a phoenix.js client (tests/presence/phoenix_js.py) that got its
 ``presence_state`` at any moment of a burst and then applies the merged diff ends up with
 exactly what the replica lists at the end of the burst, as it does applying the single diffs.
-The histories are the CRDT model's (tests/presence/test_state.py): local joins, leaves,
+The histories are the CRDT model's (tests/presence/model.py): local joins, leaves,
 updates and exits, remote deltas merged in, replicas marked down and up again (a presence
 that leaves and comes back under the same ``phx_ref``).
 """
@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from presence import Entry, State, presence_diffs
 from presence._batch import DiffBatch
 
+from .model import OPS, Cluster
 from .phoenix_js import sync_diff, sync_state
-from .test_state import OPS, Cluster
 
 Lists = dict[str, dict[str, Any]]
 

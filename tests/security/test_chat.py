@@ -20,10 +20,9 @@ import web
 from examples.chat import accounts, app
 from examples.chat.model import Chat, Room, User, UserToken
 
-from ..examples.test_chat import (
+from ..support import phx, wsclient
+from ..support.chat import (
     chat_server,
-    fetch,
-    jar,
     load_page,
     login_form,
     open_page,
@@ -31,7 +30,7 @@ from ..examples.test_chat import (
     sign_in,
     socket_token,
 )
-from ..web import phx, wsclient
+from ..support.http import fetch, jar
 
 
 async def closed(client: wsclient.Client) -> None:

@@ -22,7 +22,8 @@ import beam
 import presence
 import web
 from presence._tracker import table
-from tests.web import phx
+
+from ..support import phx
 
 SECRET = "test-secret-key-of-enough-length"
 

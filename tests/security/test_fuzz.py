@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import beam
 import web
 
-from .test_http import KEY, make_endpoint
+from .http_app import KEY, make_endpoint
 
 #: Crash messages of ours (a handler's unsendable response is the handler's bug, not ours).
 CRASHES = ("connection from", "request from")

@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 
 import beam
 import web
-from tests.web import phx, wsclient
-from tests.web.liveviews import Form
-from tests.web.test_asgi import http
 from web.live._forms import MAX_FORM_DEPTH, MAX_FORM_FIELDS, FormError, form_params
 from web.live._rendered import to_html
+
+from ..support import phx, wsclient
+from ..support.http import http
+from ..support.liveviews import Form
 
 #: Users whose sessions were revoked (as if their server-side session tokens were deleted).
 REVOKED: set[str] = set()

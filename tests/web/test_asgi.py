@@ -13,8 +13,9 @@ from starlette.routing import Route
 import beam
 import web
 
-from . import phx
-from .test_channels import UserSocket
+from ..support import phx
+from ..support.http import http
+from .rooms import UserSocket
 
 
 async def echo(request: StarletteRequest) -> JSONResponse:
@@ -36,20 +37,6 @@ async def fail(request: StarletteRequest) -> PlainTextResponse:
 APP = Starlette(
     routes=[Route("/api/echo", echo, methods=["GET", "POST"]), Route("/api/fail", fail)]
 )
-
-
-async def http(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        await stream.send_all(raw)
-        data = b""
-        while chunk := await stream.receive_some(65_536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    pairs = (line.split(": ", 1) for line in lines[1:])
-    headers = {name.lower(): value for name, value in pairs}
-    return int(lines[0].split()[1]), headers, body
 
 
 async def test_unrouted_requests_reach_the_mounted_app_and_sockets_stay_ours() -> None:

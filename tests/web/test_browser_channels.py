@@ -2,9 +2,9 @@
 
 The endpoint serves a page that imports ``phoenix.mjs`` (npm, unmodified) as an ES module,
 connects ``new Socket("/socket")`` with a signed token, joins a ``room:*`` channel of the
-test's :class:`~tests.web.test_channels.UserSocket`, pushes ``echo`` and writes the reply
+test's :class:`~tests.web.rooms.UserSocket`, pushes ``echo`` and writes the reply
 into the DOM. A second browser context (a second user) receives a ``shout`` broadcast into
-its DOM. Every check reads the DOM from Python (Playwright, see :mod:`tests.web.browser`).
+its DOM. Every check reads the DOM from Python (Playwright, see :mod:`tests.support.browser`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import trio
 import beam
 import web
 
-from .browser import chromium_path, in_browser
-from .jsclient import REPO_ROOT, require_node_package
-from .test_channels import SECRET, UserSocket
+from ..support.browser import chromium_path, in_browser
+from ..support.jsclient import REPO_ROOT, require_node_package
+from .rooms import SECRET, UserSocket
 
 TIMEOUT_MS = 10_000
 

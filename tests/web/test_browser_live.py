@@ -19,9 +19,9 @@ import trio
 import beam
 import web
 
-from . import liveviews
-from .browser import in_browser
-from .liveviews import AdminPage, Counter, Form, Home, Loading, Rows, Settings
+from ..support import liveviews
+from ..support.browser import in_browser
+from ..support.liveviews import AdminPage, Counter, Form, Home, Loading, Rows, Settings
 
 TIMEOUT_MS = 10_000
 

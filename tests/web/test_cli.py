@@ -10,7 +10,7 @@ from pathlib import Path
 
 import trio
 
-from .test_asgi import http
+from ..support.http import http
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

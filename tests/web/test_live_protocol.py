@@ -16,9 +16,9 @@ import beam
 import web
 from web.live._rendered import merge, to_html
 
-from . import phx
-from .liveviews import Cards, Counter, Feed, Form, Loading
-from .test_asgi import http
+from ..support import phx
+from ..support.http import http
+from ..support.liveviews import Cards, Counter, Feed, Form, Loading
 
 
 @asynccontextmanager
@@ -291,6 +291,7 @@ def test_a_live_router_extends_an_endpoint_from_outside() -> None:
         web.LiveRouter(web.Endpoint(), max_frames=3)
     with pytest.raises(TypeError, match="expects a LiveView subclass"):
         first.live("/nope", Form())  # type: ignore[arg-type]
+
     async def echo(ws: web.WebSocket) -> None:
         async for message in ws:
             await ws.send(message)

@@ -7,6 +7,7 @@ it, restarts the server when the script asks, and checks every step's facts.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -15,8 +16,10 @@ import beam
 import presence
 import web
 
-from .jsclient import JS_DIR, require_node_package, run_node_script
-from .test_channels import SECRET, UserSocket
+from ..support.jsclient import require_node_package, run_node_script
+from .rooms import SECRET, UserSocket
+
+SCRIPT = Path(__file__).resolve().parent / "js" / "channels_conformance.cjs"
 
 
 class _Server:
@@ -47,7 +50,7 @@ async def test_phoenix_js_socket_channel_and_presence() -> None:
         server = _Server()
         async with trio.open_nursery() as nursery:
             port = await server.start(nursery, 0)
-            script = str(JS_DIR / "channels_conformance.cjs")
+            script = str(SCRIPT)
 
             async def on_fact(fact: dict[str, Any]) -> None:
                 if fact.get("restart"):

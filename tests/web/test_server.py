@@ -10,7 +10,7 @@ import trio
 
 from web import Endpoint, Request, Response, WebSocket, serve
 
-from .wsclient import Closed, connect
+from ..support.wsclient import Closed, connect
 
 
 async def echo(ws: WebSocket) -> None:

@@ -10,7 +10,7 @@ import trio
 import beam
 import web
 
-from .test_asgi import http
+from ..support.http import http
 
 
 def get(path: str, extra: str = "", method: str = "GET") -> bytes:

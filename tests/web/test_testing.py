@@ -7,7 +7,8 @@ import pytest
 import beam
 import web
 
-from .test_channels import Room
+from ..support.liveviews import Cards, Counter, Form, Older
+from .rooms import Room
 
 
 async def test_join_push_reply_broadcast_and_leave() -> None:
@@ -57,8 +58,6 @@ async def test_a_crash_reaches_a_test_that_traps_exits() -> None:
 
 
 async def test_liveviews_are_driven_in_process() -> None:
-    from .liveviews import Cards, Counter, Form
-
     async with beam.open_node():
         view = await web.testing.live(Counter, "http://localhost/counter?start=2")
         assert '<h1 id="count">2</h1>' in view.html
@@ -82,8 +81,6 @@ async def test_liveviews_are_driven_in_process() -> None:
 
 
 async def test_disconnect_of_the_live_socket_id_closes_the_view() -> None:
-    from .liveviews import Counter
-
     async with beam.open_node():
         kept = await web.testing.live(Counter, session={"live_socket_id": "users_sessions:8"})
         view = await web.testing.live(Counter, session={"live_socket_id": "users_sessions:7"})
@@ -94,8 +91,6 @@ async def test_disconnect_of_the_live_socket_id_closes_the_view() -> None:
 
 
 async def test_start_async_hands_results_to_handle_async() -> None:
-    from .liveviews import Older
-
     async with beam.open_node():
         view = await web.testing.live(Older)
         assert "newest" in view.html
@@ -118,8 +113,6 @@ async def test_start_async_hands_results_to_handle_async() -> None:
 
 
 async def test_a_newer_start_async_of_the_same_name_supersedes_the_running_one() -> None:
-    from .liveviews import Older
-
     async with beam.open_node():
         view = await web.testing.live(Older)
         await view.click("older")

@@ -9,7 +9,7 @@
 
 const { Socket } = require("phoenix");
 const WebSocket = require("ws");
-const { say, fail, within, join, push } = require("../../web/js/steps.cjs");
+const { say, fail, within, join, push } = require("../../support/js/steps.cjs");
 
 const [port, aliceToken, aliceId, bobToken] = process.argv.slice(2);
 const url = `ws://127.0.0.1:${port}/socket`;

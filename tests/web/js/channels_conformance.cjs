@@ -8,7 +8,7 @@
 
 const { Socket, Presence } = require("phoenix");
 const WebSocket = require("ws");
-const { say, fail, within, join, push } = require("./steps.cjs");
+const { say, fail, within, join, push } = require("../../support/js/steps.cjs");
 
 const [port, token] = process.argv.slice(2);
 const url = `ws://127.0.0.1:${port}/socket`;

@@ -1,7 +1,11 @@
-"""Finding Node and the official JavaScript clients installed from npm by the set-up script.
+"""Finding Node and the official JavaScript clients installed from npm by the set-up script,
+and running a Node script that drives them.
 
-Without them the tests that drive those clients skip, unless ``BEAM_REQUIRE_BROWSER=1`` (as
-in CI), where a missing client is a failure.
+The scripts share ``js/steps.cjs`` (next to this module, :data:`JS_DIR`): one JSON fact per
+line on stdout, a failure as ``{"error": ...}``, joins and pushes with a timeout; a script
+requires it by its path relative to itself. Without Node or the clients, the tests that
+drive those clients skip, unless ``BEAM_REQUIRE_BROWSER=1`` (as in CI), where a missing client
+is a failure.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pytest
 import trio
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The Node harness the scripts share (``steps.cjs``).
 JS_DIR = Path(__file__).resolve().parent / "js"
 
 
