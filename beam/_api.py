@@ -14,8 +14,8 @@ from typing import Any
 import trio
 
 from ._errors import NoProc, ProcessExit, UnknownName
-from ._node import _process_var, current_node, current_process, resolve_exit_target, unwatch, watch
-from ._process import NOT_EXITING, Match, Process
+from ._node import current_node, current_process, resolve_exit_target, unwatch, watch
+from ._process import NOT_EXITING, Match, Process, process_var
 from ._schedule import LongScheduleMonitor
 from ._types import NODE_PID, NOPROC, Down, Exit, Pid, Ref
 
@@ -401,4 +401,4 @@ def system_monitor(*, long_schedule: float | None, receiver: Pid | None = None) 
 
 
 def _optional_process() -> Process | None:
-    return _process_var.get(None)
+    return process_var.get(None)

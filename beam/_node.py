@@ -33,7 +33,7 @@ from ._errors import (
     ProcessExit,
     UnknownName,
 )
-from ._process import NOT_EXITING, Died, Process
+from ._process import NOT_EXITING, Died, Process, process_var
 from ._schedule import LongScheduleMonitor
 from ._signals import exit_signal_effect
 from ._timers import TimerService
@@ -49,7 +49,6 @@ T = TypeVar("T")
 logger = logging.getLogger("beam")
 
 _node_var: ContextVar[Node] = ContextVar("beam.node")
-_process_var: ContextVar[Process] = ContextVar("beam.process")
 
 _NO_NODE = (
     "{what} must be called inside a running node: wrap your program in beam.run(main) "
@@ -72,7 +71,7 @@ def current_node(what: str = "beam.current_node") -> Node:
 def current_process(what: str = "this function") -> Process:
     """The record of the calling process, or a clear error if the caller is not one."""
     try:
-        return _process_var.get()
+        return process_var.get()
     except LookupError:
         current_node(what)
         raise NotInProcess(
@@ -199,7 +198,7 @@ class Node:
     async def _main(
         self, proc: Process, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
     ) -> None:
-        _process_var.set(proc)
+        process_var.set(proc)
         proc.task = current_task()
         reason: Any = NORMAL
         try:
@@ -462,7 +461,7 @@ async def open_node(
             node._nursery = nursery
             nursery.start_soon(node._timers.run, name="beam.timers")
             host = _adopt_current_task(node, initial_call)
-            host_token = _process_var.set(host)
+            host_token = process_var.set(host)
             reason: Any = NORMAL
             try:
                 with host.scope:
@@ -480,7 +479,7 @@ async def open_node(
                     reason = killed
                     failure = ProcessExit(killed)
                 node._exited(host, reason)
-                _process_var.reset(host_token)
+                process_var.reset(host_token)
                 node._closing = True
                 nursery.cancel_scope.cancel()
         if failure is not None:

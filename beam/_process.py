@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 import outcome
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from ._node import Node
     from ._types import Pid, Ref
 
-__all__ = ["TIMED_OUT", "Died", "Match", "Process", "compile_match"]
+__all__ = ["TIMED_OUT", "Died", "Match", "Process", "compile_match", "process_var"]
 
 #: What :func:`beam.receive` accepts as a pattern: a type, a tuple of types, or a predicate.
 Match = type | tuple[type, ...] | Callable[[Any], bool] | None
@@ -303,3 +304,8 @@ class Process:
 
     def _time_out(self, timer: Ref, ref: Ref) -> None:
         self.deliver_reply(ref, TIMED_OUT)
+
+
+#: The process whose code is running: set in each process's task (and inherited by the trio
+#: tasks it starts); :func:`beam.self` reads it.
+process_var: ContextVar[Process] = ContextVar("beam.process")

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ._process import process_var
+
 if TYPE_CHECKING:
     from ._node import Node
     from ._types import Pid
@@ -64,9 +66,7 @@ class LongScheduleMonitor(trio.abc.Instrument):
             self._report(task, duration)
 
     def _report(self, task: trio.lowlevel.Task, duration: float) -> None:
-        from ._node import _process_var
-
-        proc = task.context.get(_process_var, None)
+        proc = task.context.get(process_var, None)
         pid = None if proc is None else proc.pid
         frames: Any = task.iter_await_frames()
         stack = "".join(traceback.StackSummary.extract(frames).format())

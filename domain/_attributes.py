@@ -26,9 +26,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["Attribute", "ResourceDefinitionError", "attribute"]
+__all__ = [
+    "MISSING",
+    "Attribute",
+    "ResourceDefinitionError",
+    "attribute",
+    "snake_case",
+]
 
-_MISSING: Any = object()
+#: "No value given" (distinct from ``None``) for defaults and changeset fields.
+MISSING: Any = object()
 
 
 class ResourceDefinitionError(TypeError):
@@ -61,8 +68,8 @@ class Attribute:
 
     sa_type: Any = None
     allow_nil: bool | None = None
-    default: Any = _MISSING
-    update_default: Any = _MISSING
+    default: Any = MISSING
+    update_default: Any = MISSING
     primary_key: bool = False
     writable: bool = True
     public: bool = True
@@ -81,7 +88,7 @@ class Attribute:
 
     def has_default(self) -> bool:
         """Whether a create that omits this attribute gets a value anyway."""
-        return self.default is not _MISSING
+        return self.default is not MISSING
 
     def make_default(self) -> Any:
         """A fresh default value (callables are called)."""
@@ -96,8 +103,8 @@ def attribute(
     sa_type: Any = None,
     *,
     allow_nil: bool | None = None,
-    default: Any = _MISSING,
-    update_default: Any = _MISSING,
+    default: Any = MISSING,
+    update_default: Any = MISSING,
     primary_key: bool = False,
     writable: bool = True,
     public: bool = True,
@@ -154,7 +161,12 @@ _TYPES: dict[Any, Callable[[], Any]] = {
 }
 
 
-def _snake(name: str) -> str:
+def snake_case(name: str) -> str:
+    """``"ChatRoom"`` -> ``"chat_room"``: table and foreign-key names from class names.
+
+    >>> snake_case("ChatRoom")
+    'chat_room'
+    """
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._actions import Action, Change, Hook, Validation
+from ._attributes import MISSING
 from ._errors import Invalid
-from ._resource import _MISSING, Resource
+from ._resource import Resource
 
 __all__ = ["Changeset"]
 
@@ -120,7 +121,7 @@ def build_changeset(
                 cs.attributes[name] = attr.make_default()
     elif action.type == "update":
         for name, attr in attrs.items():
-            if name not in cs.attributes and attr.update_default is not _MISSING:
+            if name not in cs.attributes and attr.update_default is not MISSING:
                 ud = attr.update_default
                 cs.attributes[name] = ud() if callable(ud) else ud
     for step in action.steps:

@@ -31,6 +31,7 @@ import beam
 from supervisors import ChildSpec
 
 from ._actions import find_action
+from ._attributes import snake_case
 from ._data import DataLayer, Tx
 from ._data_layer import data_layer, database_url
 from ._dispatch import broadcast_counter, counter_values
@@ -39,7 +40,7 @@ from ._interface import CanInterface, Interface
 from ._load import run_read
 from ._notifiers import Counter
 from ._query import Page, Query
-from ._resource import NAMING_CONVENTION, Relationship, Resource, _snake
+from ._resource import NAMING_CONVENTION, Relationship, Resource
 from ._write import can, prepare, run_writes, write_in_tx
 
 __all__ = ["Domain"]
@@ -430,4 +431,4 @@ def _finish_relationship(resource: type[Resource], rel: Relationship) -> None:
     elif rel.kind == "many_to_many":
         rel.join_resource()
         if rel.destination_attribute_on_join is None:
-            rel.destination_attribute_on_join = f"{_snake(dest.__name__)}_id"
+            rel.destination_attribute_on_join = f"{snake_case(dest.__name__)}_id"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
-from ._attributes import ResourceDefinitionError, _snake
+from ._attributes import ResourceDefinitionError, snake_case
 
 if TYPE_CHECKING:
     from ._resource import Resource
@@ -304,7 +304,7 @@ def path_condition(resource: type[Resource], path: list[str], actor_id: Any) -> 
     join = rel.join_resource()
     jt = join.__table__
     assert rel.source_attribute_on_join is not None
-    dest_on_join = rel.destination_attribute_on_join or f"{_snake(dest.__name__)}_id"
+    dest_on_join = rel.destination_attribute_on_join or f"{snake_case(dest.__name__)}_id"
     if not rest:
         return src_pk.in_(
             sa.select(jt.c[rel.source_attribute_on_join]).where(jt.c[dest_on_join] == actor_id)

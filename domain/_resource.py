@@ -21,14 +21,13 @@ from typing import Any, ClassVar, Literal
 import sqlalchemy as sa
 
 from ._actions import build_actions
-from ._attributes import _MISSING as _MISSING  # the changeset's "no value" marker
 from ._attributes import (
     Attribute,
     ResourceDefinitionError,
     _finish_attribute,
-    _snake,
     _UTCDateTime,
     attribute,
+    snake_case,
 )
 from ._policy import check_policies
 
@@ -466,9 +465,9 @@ def _build_resource(cls: type[Resource]) -> None:
                     cls, key, Attribute(sa.Uuid(), allow_nil=rel.allow_nil), annotated=False
                 )
         else:
-            rel.destination_attribute = rel.destination_attribute or f"{_snake(rname)}_id"
+            rel.destination_attribute = rel.destination_attribute or f"{snake_case(rname)}_id"
             if rel.kind == "many_to_many":
-                rel.source_attribute_on_join = rel.source_attribute_on_join or f"{_snake(rname)}_id"
+                rel.source_attribute_on_join = rel.source_attribute_on_join or f"{snake_case(rname)}_id"
     primary = tuple(name for name, a in attributes.items() if a.primary_key)
     if not primary:
         raise ResourceDefinitionError(
@@ -477,7 +476,7 @@ def _build_resource(cls: type[Resource]) -> None:
     for name in aggregates:
         if name in attributes or name in relationships:
             raise ResourceDefinitionError(f"{rname}.{name}: declared twice")
-    table_name = cls.__dict__.get("__tablename__") or f"{_snake(rname)}s"
+    table_name = cls.__dict__.get("__tablename__") or f"{snake_case(rname)}s"
     if table_name in METADATA.tables:
         METADATA.remove(METADATA.tables[table_name])
     columns = [a.column for a in attributes.values()]

@@ -39,10 +39,6 @@ LOCAL_IMPORTS_ALLOWED: dict[str, str] = {
     # The runtime suite also measures older checkouts of beam (before/after figures), where
     # beam.GenServer may not exist yet: _call_work is imported only once beam has that API.
     "bench/runtime.py": "imports _call_work only when this checkout of beam has GenServer",
-    # TO BE FIXED (beam was not this change's to edit): _schedule._report imports
-    # _node._process_var while _node imports _schedule at the top, a cycle; moving
-    # _process_var below both (e.g. into _process.py) removes it. Drop this entry then.
-    "beam/_schedule.py": "TO BE FIXED: hides the cycle _node -> _schedule -> _node",
 }
 
 
