@@ -465,9 +465,10 @@ def _build_resource(cls: type[Resource]) -> None:
                     cls, key, Attribute(sa.Uuid(), allow_nil=rel.allow_nil), annotated=False
                 )
         else:
-            rel.destination_attribute = rel.destination_attribute or f"{snake_case(rname)}_id"
+            foreign_key = f"{snake_case(rname)}_id"
+            rel.destination_attribute = rel.destination_attribute or foreign_key
             if rel.kind == "many_to_many":
-                rel.source_attribute_on_join = rel.source_attribute_on_join or f"{snake_case(rname)}_id"
+                rel.source_attribute_on_join = rel.source_attribute_on_join or foreign_key
     primary = tuple(name for name, a in attributes.items() if a.primary_key)
     if not primary:
         raise ResourceDefinitionError(
