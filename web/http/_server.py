@@ -518,7 +518,7 @@ async def _start_upgrade(
             [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers],
             request.path,
         )
-    except RemoteProtocolError as exc:
+    except (RemoteProtocolError, UnicodeError) as exc:  # wsproto decodes the host as IDNA
         raise HTTPError(400, f"bad WebSocket handshake: {exc}") from None
     handler = await _accept(upgrader, request)
     if isinstance(handler, Response):
