@@ -219,26 +219,60 @@ def broadcast_from(pid: beam.Pid, topic: str, event: str, payload: Payload) -> N
     beam.broadcast_from(pid, topic, Broadcast(topic, event, payload), dispatcher=_dispatch)
 
 
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """Where one channel's messages to its client go: its connection's outbox and serializer,
+    or, for an in-process test client (:mod:`web.channels.testing`), a *sink* function.
+
+    An immutable value: the channel process's :class:`ChannelSocket` and its runner write
+    through the same one.
+
+    >>> Wire("room:lobby", "1", outbox, V2).reply("2", ok({"id": 7}))
+    """
+
+    topic: str
+    join_ref: str | None
+    #: The connection's outbox and serializer; ``None`` for an in-process test client.
+    outbox: Outbox | None
+    serializer: Serializer | None
+    #: Where messages go when there is no connection (``web.testing``).
+    sink: Callable[[Outgoing], None] | None = None
+
+    def write(self, message: Outgoing) -> None:
+        """Send *message* to the client (dropped if its connection is gone).
+
+        >>> wire.write(Message("1", None, "room:lobby", "new_msg", {"body": "hi"}))
+        """
+        outbox, serializer = self.outbox, self.serializer
+        if outbox is not None and serializer is not None:
+            outbox.write_nowait(frame(serializer.encode(message)))
+        elif self.sink is not None:
+            self.sink(message)
+
+    def reply(self, ref: str | None, reply: ChannelReply) -> None:
+        """Answer the client's message *ref* (a join or a push) with *reply*.
+
+        >>> wire.reply("2", ok({"id": 7}))
+        """
+        self.write(Reply(self.join_ref, ref, self.topic, reply.status, reply.response))
+
+
 class ChannelSocket:
     """One joined channel as its callbacks see it: where it is and how to talk back.
 
     ``assigns`` starts as a copy of what the socket's ``connect`` returned; the channel may add
     to it. ``topic``, ``join_ref``, ``transport_pid`` (the connection's process) and ``id``
     (the socket's id, if any) are read-only by convention.
+
+    A ChannelSocket belongs to the one channel process that runs it: that process makes it
+    when it starts (from its :class:`ChannelStart`) and nobody else reads or writes it. What
+    the connection's transport needs to know (the join was answered, a push was handled)
+    reaches it as messages (:class:`JoinAnswered`, :class:`PushesHandled`).
+
+    >>> socket.push("presence_state", presence.list(socket.topic))
     """
 
-    __slots__ = (
-        "_join_pending",
-        "_sink",
-        "_unanswered",
-        "_wire",
-        "assigns",
-        "id",
-        "join_ref",
-        "joined",
-        "topic",
-        "transport_pid",
-    )
+    __slots__ = ("_wire", "assigns", "id", "join_ref", "joined", "topic", "transport_pid")
 
     def __init__(
         self,
@@ -247,26 +281,16 @@ class ChannelSocket:
         assigns: Mapping[str, Any],
         transport_pid: beam.Pid,
         socket_id: str | None,
-        wire: tuple[Outbox, Serializer] | None,
-        sink: Callable[[Outgoing], None] | None = None,
+        wire: Wire,
     ) -> None:
         self.topic = topic
         self.join_ref = join_ref
         self.assigns: dict[str, Any] = dict(assigns)
         self.transport_pid = transport_pid
         self.id = socket_id
+        #: Set by the channel's runner once the join succeeded (pushes are allowed from then).
         self.joined = False
-        #: The connection's outbox and serializer; ``None`` for an in-process test client.
         self._wire = wire
-        #: Where messages go when there is no wire (``web.testing``).
-        self._sink = sink
-        #: Refs of client pushes handed to the channel and not yet handled: if the channel
-        #: dies, its transport answers them with an error instead of leaving them hanging.
-        self._unanswered: list[str] = []  # a list: usually empty, and smaller than a set
-        #: The ref of the join until it is answered (set by the transport before the
-        #: spawn): if the channel dies first (killed in ``join``), its transport answers
-        #: "join crashed", as Phoenix does.
-        self._join_pending: str | None = None
 
     def __repr__(self) -> str:
         return f"<ChannelSocket {self.topic!r} join_ref={self.join_ref!r}>"
@@ -281,7 +305,7 @@ class ChannelSocket:
                 f"push({event!r}) on {self.topic!r} before the join finished; send yourself a "
                 "message in join (beam.send(beam.self(), 'after_join')) and push from handle_info"
             )
-        self._write(Message(self.join_ref, None, self.topic, event, payload))
+        self._wire.write(Message(self.join_ref, None, self.topic, event, payload))
 
     def broadcast(self, event: str, payload: Payload) -> None:
         """Send *event* with *payload* to every client joined to this topic, this one too.
@@ -296,16 +320,6 @@ class ChannelSocket:
         >>> socket.broadcast_from("typing", {"user": "ann"})
         """
         broadcast_from(beam.self(), self.topic, event, payload)
-
-    def _write(self, message: Outgoing) -> None:
-        if self._wire is not None:
-            outbox, serializer = self._wire
-            outbox.write_nowait(frame(serializer.encode(message)))
-        elif self._sink is not None:
-            self._sink(message)
-
-    def _reply(self, ref: str | None, reply: ChannelReply) -> None:
-        self._write(Reply(self.join_ref, ref, self.topic, reply.status, reply.response))
 
 
 class Channel:
@@ -352,98 +366,182 @@ class Channel:
 
 
 @dataclass(frozen=True, slots=True)
-class Joined:
-    """Channel process -> transport: the join succeeded (a crash now means ``phx_error``)."""
+class ChannelStart:
+    """Transport (or :mod:`web.channels.testing`) -> a new channel process, as its spawn
+    argument: everything the channel needs to join. The spawner keeps no part of the channel's
+    state; the channel process builds its own :class:`ChannelSocket` from this.
+
+    ``ref`` is the join's ref (its reply carries it); ``report`` says whether the channel
+    tells ``transport_pid`` about its join and pushes (:class:`JoinAnswered`,
+    :class:`PushesHandled`): a real connection's transport does, a test client does not.
+
+    >>> lowlevel.spawn_opt(run_channel, RoomChannel(), start, link=True)
+    """
+
+    topic: str
+    join_ref: str | None
+    ref: str | None
+    params: Mapping[str, Any]
+    assigns: Mapping[str, Any]
+    transport_pid: beam.Pid
+    socket_id: str | None
+    wire: Wire
+    report: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JoinAnswered:
+    """Channel process -> transport: the join is answered; ``joined`` says whether it
+    succeeded (from now on a crash means ``phx_error``) or was refused (the channel exits
+    next). Until it arrives, the transport answers ``"join crashed"`` if the channel dies.
+
+    >>> JoinAnswered("room:lobby", beam.self(), joined=True)
+    """
 
     topic: str
     pid: beam.Pid
+    joined: bool
 
+
+@dataclass(frozen=True, slots=True)
+class PushesHandled:
+    """Channel process -> transport: ``handle_in`` returned for the client's pushes *refs*,
+    so the transport need not answer them with ``"channel crashed"`` if the channel dies.
+
+    Sent in batches, to keep a push as cheap as it was: once :data:`ACK_BATCH` pushes are
+    handled, and whenever the channel stops, however it stops (a kill too: the flush is in a
+    ``finally``, and a kill unwinds the process). So when the transport gets the channel's
+    exit, the refs it still holds are exactly the pushes the channel never handled.
+
+    >>> PushesHandled("room:lobby", beam.self(), ("7", "8"))
+    """
+
+    topic: str
+    pid: beam.Pid
+    refs: tuple[str, ...]
+
+
+#: How many handled pushes a channel acknowledges at once (:class:`PushesHandled`).
+ACK_BATCH: Final = 16
 
 #: Why a channel stops when the client leaves, and when its connection is gone.
 LEFT: Final = ("shutdown", "left")
 CLOSED: Final = ("shutdown", "closed")
 
 
-async def run_channel(
-    channel: Channel, socket: ChannelSocket, params: Mapping[str, Any], ref: str | None
-) -> None:
-    """The body of a channel process: join, then serve messages until the channel stops."""
+async def run_channel(channel: Channel, start: ChannelStart) -> None:
+    """The body of a channel process: join, then serve messages until the channel stops.
+
+    >>> lowlevel.spawn_opt(run_channel, RoomChannel(), start, link=True)
+    """
     beam.trap_exit(True)
+    wire = start.wire
+    socket = ChannelSocket(
+        start.topic, start.join_ref, start.assigns, start.transport_pid, start.socket_id, wire
+    )
+    # Who hears about the join and the pushes: the transport of a real connection.
+    tell = start.transport_pid if start.report else None
+    ref = start.ref
     try:
-        result = await channel.join(socket.topic, params, socket)
+        result = await channel.join(socket.topic, start.params, socket)
     except Exception:
-        _answer_join(socket, ref, error({"reason": "join crashed"}))
+        _answer_join(wire, tell, ref, error({"reason": "join crashed"}))
         raise
     if result is None:
         result = ok()
     if not isinstance(result, ChannelReply):
-        _answer_join(socket, ref, error({"reason": "join crashed"}))
+        _answer_join(wire, tell, ref, error({"reason": "join crashed"}))
         raise beam.BadReturnValue(
             f"{type(channel).__name__}.join", result, "web.ok(...), web.error(...) or None"
         )
     if result.status != "ok":
-        _answer_join(socket, ref, result)
+        _answer_join(wire, tell, ref, result)
         return
+    del start  # the join's params need not live as long as the channel
     intercept = frozenset(channel.intercept)
-    wire = socket._wire
-    beam.subscribe(socket.topic, metadata=None if wire is None else Lane(*wire, intercept))
+    lane = None
+    if wire.outbox is not None and wire.serializer is not None:
+        lane = Lane(wire.outbox, wire.serializer, intercept)
+    beam.subscribe(socket.topic, metadata=lane)
     socket.joined = True
-    _answer_join(socket, ref, result)
-    if wire is not None:  # a real connection's transport tracks its joined channels
-        beam.send(socket.transport_pid, Joined(socket.topic, beam.self()))
-    stop = await _serve(channel, socket, intercept)
-    await _stop(channel, socket, stop)
+    _answer_join(wire, tell, ref, result)
+    stop = await _serve(channel, socket, wire, tell, intercept)
+    await _stop(channel, socket, wire, stop)
 
 
-def _answer_join(socket: ChannelSocket, ref: str | None, reply: ChannelReply) -> None:
-    socket._join_pending = None
-    socket._reply(ref, reply)
+def _answer_join(wire: Wire, tell: beam.Pid | None, ref: str | None, reply: ChannelReply) -> None:
+    """Answer the join, then tell the transport (nothing may run in between: a channel that
+    dies after the answer must not have it answered twice)."""
+    wire.reply(ref, reply)
+    if tell is not None:
+        beam.send(tell, JoinAnswered(wire.topic, beam.self(), reply.status == "ok"))
 
 
-async def _serve(channel: Channel, socket: ChannelSocket, intercept: frozenset[str]) -> Stop:
+async def _serve(
+    channel: Channel,
+    socket: ChannelSocket,
+    wire: Wire,
+    tell: beam.Pid | None,
+    intercept: frozenset[str],
+) -> Stop:
+    """Serve the joined channel's messages until a callback stops it (or an exit does),
+    acknowledging handled pushes to *tell* (if any) in batches, and all of them at the end."""
     name = type(channel).__name__
-    while True:
-        message = await beam.receive()
-        kind = type(message)
-        if kind is Message:
-            if message.event == PHX_LEAVE:
-                socket._reply(message.ref, ok())
-                return Stop(LEFT)
-            result: Any = await channel.handle_in(message.event, message.payload, socket)
-            if message.ref in socket._unanswered:
-                socket._unanswered.remove(message.ref)
+    topic = socket.topic
+    handled: list[str] | None = None  # made on the first push: an idle channel has none
+    try:
+        while True:
+            message = await beam.receive()
+            kind = type(message)
+            if kind is Message:
+                if message.event == PHX_LEAVE:
+                    wire.reply(message.ref, ok())
+                    return Stop(LEFT)
+                result: Any = await channel.handle_in(message.event, message.payload, socket)
+                if tell is not None and message.ref is not None:
+                    if handled is None:
+                        handled = []
+                    handled.append(message.ref)
+                    if len(handled) >= ACK_BATCH:
+                        beam.send(tell, PushesHandled(topic, beam.self(), tuple(handled)))
+                        handled.clear()
+                if result is None:
+                    continue
+                if isinstance(result, ChannelReply):
+                    wire.reply(message.ref, result)
+                    continue
+                if isinstance(result, Stop):
+                    if result.reply is not None:
+                        wire.reply(message.ref, result.reply)
+                    return result
+                raise beam.BadReturnValue(
+                    f"{name}.handle_in",
+                    result,
+                    "None, web.ok(...), web.error(...) or web.Stop(...)",
+                )
+            if kind is beam.Exit:
+                if message.pid == socket.transport_pid and message.reason == "normal":
+                    return Stop(CLOSED)
+                if message.reason != "normal":
+                    return Stop(message.reason)  # as an exit signal stops a process not trapping
+                continue
+            if _is_broadcast(message, topic):
+                if message.event in intercept:
+                    result = await channel.handle_out(message.event, message.payload, socket)
+                else:
+                    wire.write(Broadcast(topic, message.event, message.payload))
+                    continue
+            else:
+                result = await channel.handle_info(message, socket)
             if result is None:
                 continue
-            if isinstance(result, ChannelReply):
-                socket._reply(message.ref, result)
-                continue
             if isinstance(result, Stop):
-                if result.reply is not None:
-                    socket._reply(message.ref, result.reply)
                 return result
-            raise beam.BadReturnValue(
-                f"{name}.handle_in", result, "None, web.ok(...), web.error(...) or web.Stop(...)"
-            )
-        if kind is beam.Exit:
-            if message.pid == socket.transport_pid and message.reason == "normal":
-                return Stop(CLOSED)
-            if message.reason != "normal":
-                return Stop(message.reason)  # as an exit signal stops a process not trapping
-            continue
-        if _is_broadcast(message, socket.topic):
-            if message.event in intercept:
-                result = await channel.handle_out(message.event, message.payload, socket)
-            else:
-                socket._write(Broadcast(socket.topic, message.event, message.payload))
-                continue
-        else:
-            result = await channel.handle_info(message, socket)
-        if result is None:
-            continue
-        if isinstance(result, Stop):
-            return result
-        callback = "handle_out" if _is_broadcast(message, socket.topic) else "handle_info"
-        raise beam.BadReturnValue(f"{name}.{callback}", result, "None or web.Stop(...)")
+            callback = "handle_out" if _is_broadcast(message, topic) else "handle_info"
+            raise beam.BadReturnValue(f"{name}.{callback}", result, "None or web.Stop(...)")
+    finally:  # also when killed: a kill unwinds the process, and sending never blocks
+        if tell is not None and handled:
+            beam.send(tell, PushesHandled(topic, beam.self(), tuple(handled)))
 
 
 def _is_broadcast(message: Any, topic: str) -> bool:
@@ -455,7 +553,7 @@ def _is_broadcast(message: Any, topic: str) -> bool:
     )
 
 
-async def _stop(channel: Channel, socket: ChannelSocket, stop: Stop) -> None:
+async def _stop(channel: Channel, socket: ChannelSocket, wire: Wire, stop: Stop) -> None:
     try:
         await channel.terminate(stop.reason, socket)
     except Exception:
@@ -463,8 +561,8 @@ async def _stop(channel: Channel, socket: ChannelSocket, stop: Stop) -> None:
     if not beam.is_normal_exit(stop.reason):
         raise beam.ProcessExit(stop.reason)
     if stop.reason != CLOSED:
-        socket._write(Message(socket.join_ref, socket.join_ref, socket.topic, PHX_CLOSE, {}))
-    if socket._wire is None:
+        wire.write(Message(socket.join_ref, socket.join_ref, socket.topic, PHX_CLOSE, {}))
+    if wire.outbox is None:
         # An in-process test client (web.testing) is not a transport trapping exits: a clean
         # stop must not take the test down with it.
         beam.unlink(socket.transport_pid)

@@ -154,15 +154,6 @@ class Socket:
                 return True
         return False
 
-    def _route(self, topic: str) -> type[Channel] | None:
-        for pattern, channel in self.channels.items():
-            if pattern.endswith("*"):
-                if topic.startswith(pattern[:-1]):
-                    return channel
-            elif topic == pattern:
-                return channel
-        return None
-
 
 def disconnect(socket_id: str) -> None:
     """Close every connection whose socket ``id`` is *socket_id* (phoenix.js reconnects, and

@@ -27,7 +27,7 @@ from beam import lowlevel
 
 from ..http import Outbox, Request, Response, WebSocket, frame
 from ._caps import admit, admit_id
-from ._channel import ChannelSocket, Joined, run_channel
+from ._channel import Channel, ChannelStart, JoinAnswered, PushesHandled, Wire, run_channel
 from ._protocol import (
     HEARTBEAT,
     PHOENIX_TOPIC,
@@ -66,6 +66,18 @@ class ConnectInfo:
     origin: str | None
     auth_token: str | None
     path: str
+
+
+def _route(channels: Mapping[str, type[Channel]], topic: str) -> type[Channel] | None:
+    """The channel class of *topic* in a socket's route table: the first pattern that
+    matches, an exact topic or a prefix ending in ``*``."""
+    for pattern, channel in channels.items():
+        if pattern.endswith("*"):
+            if topic.startswith(pattern[:-1]):
+                return channel
+        elif topic == pattern:
+            return channel
+    return None
 
 
 def _ref_order(ref: str) -> tuple[int, str]:
@@ -156,10 +168,31 @@ class Connection:
 
 @dataclass(slots=True)
 class _Entry:
+    """The transport's own bookkeeping of one joined topic (only the transport touches it)."""
+
     pid: beam.Pid
     join_ref: str | None
-    context: ChannelSocket
+    #: The join's ref until the channel answers it (:class:`JoinAnswered`): if the channel
+    #: dies first (killed in ``join``, or before it ever ran), the transport answers "join
+    #: crashed", as Phoenix does.
+    join_pending: str | None
+    #: Refs of pushes handed to the channel and not yet acknowledged (:class:`PushesHandled`):
+    #: if the channel crashes, the transport answers them with an error instead of leaving
+    #: them hanging. A list: short (acknowledgements come in small batches), in order.
+    unanswered: list[str] = field(default_factory=list)
     joined: bool = False
+
+    def handled(self, refs: tuple[str, ...]) -> None:
+        """The channel acknowledged *refs*: forget them (they are the oldest, in order,
+        unless a channel took a push out of its mailbox out of turn)."""
+        unanswered = self.unanswered
+        count = len(refs)
+        if unanswered[:count] == list(refs):
+            del unanswered[:count]
+            return
+        for ref in refs:
+            if ref in unanswered:
+                unanswered.remove(ref)
 
 
 class _RateLimit:
@@ -262,16 +295,21 @@ class _Transport:
             kind = type(message)
             if kind is _Frame:
                 await self._frame(message.data)
+            elif kind is PushesHandled:
+                entry = self.channels.get(message.topic)
+                if entry is not None and entry.pid == message.pid:
+                    entry.handled(message.refs)
             elif kind is beam.Exit:
                 topic = self._topic_of(message.pid)
                 if topic is not None:
                     self._channel_exit(topic, message)
                 elif message.reason != "normal":
                     self._stopped_by(message.reason)
-            elif kind is Joined:
+            elif kind is JoinAnswered:
                 entry = self.channels.get(message.topic)
                 if entry is not None and entry.pid == message.pid:
-                    entry.joined = True
+                    entry.join_pending = None
+                    entry.joined = message.joined
             elif kind is _Gone:
                 return
             elif kind is Broadcast and message.topic == self.id and message.event == "disconnect":
@@ -312,12 +350,12 @@ class _Transport:
             logger.debug("dropping a message for an earlier join of %r", message.topic)
         else:
             if message.ref is not None:
-                entry.context._unanswered.append(message.ref)
+                entry.unanswered.append(message.ref)
             beam.send(entry.pid, message)
 
     async def _join(self, message: Message, entry: _Entry | None) -> None:
         topic = message.topic
-        channel = self.socket._route(topic)
+        channel = _route(self.socket.channels, topic)
         if channel is None:
             logger.warning("ignoring a join of %r: no channel route matches it", topic)
             self._unmatched(message)
@@ -329,20 +367,21 @@ class _Transport:
             self._reply(message, "error", {"reason": "too many channels joined"})
             return
         payload = message.payload if isinstance(message.payload, Mapping) else {}
-        context = ChannelSocket(
+        start = ChannelStart(
             topic,
             message.join_ref,
+            message.ref,
+            payload,
             self.assigns,
             beam.self(),
             self.id,
-            (self.conn.outbox, self.conn.serializer),
+            Wire(topic, message.join_ref, self.conn.outbox, self.conn.serializer),
+            report=True,
         )
-        # Set before the spawn: killed before it first runs, it still gets "join crashed".
-        context._join_pending = message.ref
-        pid = lowlevel.spawn_opt(
-            run_channel, channel(), context, payload, message.ref, link=True, initial_call=channel
-        )
-        self.channels[topic] = _Entry(pid, message.join_ref, context)
+        pid = lowlevel.spawn_opt(run_channel, channel(), start, link=True, initial_call=channel)
+        # The join is pending from the spawn: killed before it first runs, the channel still
+        # gets its "join crashed".
+        self.channels[topic] = _Entry(pid, message.join_ref, message.ref)
 
     async def _stop_channel(self, entry: _Entry) -> None:
         """A second join of a joined topic: stop the first channel (it sends its phx_close)."""
@@ -365,14 +404,14 @@ class _Transport:
 
     def _channel_exit(self, topic: str, message: beam.Exit) -> None:
         entry = self.channels.pop(topic)
-        pending = entry.context._join_pending
+        pending = entry.join_pending
         if pending is not None:  # died in join, before answering it (killed, say)
             reply = Reply(entry.join_ref, pending, topic, "error", {"reason": "join crashed"})
             self.conn.write(reply)
             return
         if entry.joined and not beam.is_normal_exit(message.reason):
             # The pushes it was given and never answered get an error now, not a timeout.
-            for ref in sorted(entry.context._unanswered, key=_ref_order):
+            for ref in sorted(entry.unanswered, key=_ref_order):
                 reply = Reply(entry.join_ref, ref, topic, "error", {"reason": "channel crashed"})
                 self.conn.write(reply)
             self.conn.write(Message(entry.join_ref, entry.join_ref, topic, PHX_ERROR, {}))

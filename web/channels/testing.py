@@ -26,7 +26,7 @@ from typing import Any, Final
 import beam
 from beam import lowlevel
 
-from ._channel import Channel, ChannelSocket, run_channel
+from ._channel import Channel, ChannelStart, Wire, run_channel
 from ._protocol import PHX_LEAVE, Broadcast, Message, Outgoing, Reply
 
 __all__ = ["ChannelClient", "JoinRefused", "join"]
@@ -159,14 +159,18 @@ class ChannelClient:
         )
 
     async def _receive(self, match: Any, timeout: float, what: str) -> _Out:
-        pid = self.pid
-        try:
-            out: _Out = await beam.receive(
-                lambda m: type(m) is _Out and m.pid == pid and match(m.message), timeout=timeout
-            )
-        except beam.ReceiveTimeout:
-            raise AssertionError(f"no {what} from {self.topic!r} within {timeout} s") from None
-        return out
+        return await _receive(self.pid, self.topic, match, timeout, what)
+
+
+async def _receive(pid: beam.Pid, topic: str, match: Any, timeout: float, what: str) -> _Out:
+    """The next message the channel *pid* sent its client that *match* accepts."""
+    try:
+        out: _Out = await beam.receive(
+            lambda m: type(m) is _Out and m.pid == pid and match(m.message), timeout=timeout
+        )
+    except beam.ReceiveTimeout:
+        raise AssertionError(f"no {what} from {topic!r} within {timeout} s") from None
+    return out
 
 
 def _check(what: str, want: Any, got: Any) -> None:
@@ -198,25 +202,29 @@ async def join(
     def sink(message: Outgoing) -> None:
         beam.send(me, _Out(pid_box[0], message))
 
-    context = ChannelSocket(topic, join_ref, assigns or {}, me, socket_id, None, sink)
-    beam.subscribe(topic)
-    pid = lowlevel.spawn_opt(
-        run_channel,
-        instance,
-        context,
-        dict(params or {}),
+    start = ChannelStart(
+        topic,
         join_ref,
-        link=True,
-        initial_call=type(instance),
+        join_ref,
+        dict(params or {}),
+        dict(assigns or {}),
+        me,
+        socket_id,
+        Wire(topic, join_ref, None, None, sink),
+        report=False,  # the test process is no transport: no JoinAnswered, no PushesHandled
     )
+    beam.subscribe(topic)
+    pid = lowlevel.spawn_opt(run_channel, instance, start, link=True, initial_call=type(instance))
     pid_box.append(pid)
-    client = ChannelClient(pid, topic, join_ref, None)
-    out = await client._receive(
-        lambda m: type(m) is Reply and m.ref == join_ref, timeout, f"join reply for {topic!r}"
+    out = await _receive(
+        pid,
+        topic,
+        lambda m: type(m) is Reply and m.ref == join_ref,
+        timeout,
+        f"join reply for {topic!r}",
     )
     reply = out.message
     assert isinstance(reply, Reply)
     if reply.status != "ok":
         raise JoinRefused(topic, reply.response)
-    client.reply = reply.response
-    return client
+    return ChannelClient(pid, topic, join_ref, reply.response)
