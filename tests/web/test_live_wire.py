@@ -24,11 +24,7 @@ MODULES = sorted(LIVE.glob("*.py"))
 
 #: Private names of other objects that web/live still reaches, each with why. Empty is the
 #: goal; each entry is a change to ask of the module's owner.
-KNOWN_PRIVATE_TOUCHES = {
-    # LiveViewClient.sync waits for any of several pushes in order; ChannelClient
-    # (web.channels.testing) has no public way to receive "the next push among these events".
-    ("testing.py", "self._channel._receive"),
-}
+KNOWN_PRIVATE_TOUCHES: set[tuple[str, str]] = set()
 
 #: The wire keys of rendered trees that must be spelled through web.live._wire.
 TREE_KEYS = {"s", "r", "c", "t", "e", "k", "p", "kc", "km", "stream"}

@@ -22,6 +22,11 @@ async def test_join_push_reply_broadcast_and_leave() -> None:
         await room.assert_push("shout", {"text": "hi"})  # forwarded to this client too
         room.push("later", {"n": 2})
         assert await room.assert_push("later") == {"n": 2}
+        room.push("later", {"n": 3})
+        room.push("shout", {"text": "again"})
+        first = await room.receive_push({"shout", "later"})  # the first of either, in order
+        assert (first.event, first.payload) == ("later", {"n": 3})
+        await room.assert_push("shout", {"text": "again"})
         await room.refute_push("censored")
         await room.assert_reply(room.leave(), "ok")
         await room.assert_close()

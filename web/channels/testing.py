@@ -19,7 +19,7 @@ waits for the :class:`beam.Exit`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -115,6 +115,23 @@ class ChannelClient:
         assert isinstance(message, Message | Broadcast)
         _check(f"the push of {event!r}", payload, message.payload)
         return message.payload
+
+    async def receive_push(
+        self, events: Collection[str], *, timeout: float = 1.0
+    ) -> Message | Broadcast:
+        """The next push to this client whose event is one of *events*, in the order the
+        channel sent them (others stay in the mailbox); ``AssertionError`` after *timeout*.
+
+        >>> push = await view.receive_push({"diff", "redirect"})
+        """
+        out = await self._receive(
+            lambda m: type(m) in (Message, Broadcast) and m.event in events,
+            timeout,
+            f"push of any of {sorted(events)}",
+        )
+        message = out.message
+        assert isinstance(message, Message | Broadcast)
+        return message
 
     async def refute_push(self, event: str, *, timeout: float = 0.1) -> None:
         """Check that no push of *event* arrives within *timeout* seconds.

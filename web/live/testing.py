@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import beam
 
-from ..channels import Message
+from ..channels import Broadcast, Message
 from ..channels.testing import join
 from ._channel import LiveChannel
 from ._rendered import merge, to_html
@@ -85,20 +85,16 @@ class LiveViewClient:
         >>> beam.broadcast("counter", ("set", 5)); await view.sync()
         """
         try:
-            out = await self._channel._receive(
-                lambda m: type(m) is Message and m.event in _PUSHED, timeout, "an update"
-            )
+            push = await self._channel.receive_push(_PUSHED, timeout=timeout)
         except AssertionError:
             raise AssertionError(f"the view pushed no update within {timeout} s") from None
-        self._apply_push(out.message)
+        self._apply_push(push)
         while True:
             try:
-                out = await self._channel._receive(
-                    lambda m: type(m) is Message and m.event in _PUSHED, 0, ""
-                )
+                push = await self._channel.receive_push(_PUSHED, timeout=0)
             except AssertionError:
                 return
-            self._apply_push(out.message)
+            self._apply_push(push)
 
     async def assert_close(self, *, timeout: float = 1.0) -> None:
         """Wait for the view to stop cleanly, as after ``web.disconnect`` of the session's
@@ -125,7 +121,7 @@ class LiveViewClient:
             if kind in response:
                 self.navigation = (kind, response[kind])
 
-    def _apply_push(self, message: Message) -> None:
+    def _apply_push(self, message: Message | Broadcast) -> None:
         if message.event == DIFF:
             self._merge(message.payload)
         else:
