@@ -290,9 +290,10 @@ def test_decode_refuses_what_is_not_bytes() -> None:
 def test_envelopes_round_trip(mode: Any, node: str, topic: Any, payload: Any, disp: Any) -> None:
     envelope = Envelope(mode, node, topic, payload, disp)
     decoded = cluster.decode_envelope(cluster.encode_envelope(envelope))
-    assert decoded == envelope
     assert decoded is not None
-    assert same(decoded.payload, payload)
+    assert (decoded.mode, decoded.node, decoded.dispatcher) == (mode, node, disp)
+    assert same(decoded.topic, topic)
+    assert same(decoded.payload, payload)  # NaN != NaN: compared by `same`, not ==
 
 
 def test_an_envelope_not_for_this_node_is_skipped_without_decoding_its_body() -> None:
