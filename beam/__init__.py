@@ -24,6 +24,7 @@ them (``GenServer``, ``Task``, ``Agent``), plus thread actors for blocking resou
 """
 
 
+from . import cluster as cluster
 from . import lowlevel as lowlevel
 from ._agent import Agent as Agent
 from ._api import cancel_timer as cancel_timer
@@ -160,6 +161,7 @@ __all__ = (
     "call",
     "cancel_timer",
     "cast",
+    "cluster",
     "current_node",
     "demonitor",
     "direct_broadcast",

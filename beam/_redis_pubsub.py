@@ -1,0 +1,358 @@
+"""PubSub across nodes through Redis, as phoenix_pubsub_redis does it.
+
+Every node of a cluster subscribes to one Redis channel per PubSub (``<namespace>:pubsub``)
+and to one of its own (``<namespace>:pubsub:node:<name>``, for ``direct_broadcast``). A
+broadcast is dispatched to this node's subscribers first (by beam, as always), then published
+once, fire-and-forget, as an :class:`~beam._codec.Envelope` ``("except", this node, topic,
+message, dispatcher)``; every other node decodes it and dispatches it to its own subscribers.
+A node ignores its own envelopes without decoding their bodies::
+
+    async with beam.open_node():
+        await beam.cluster.start_pubsub("redis://127.0.0.1:6379/0", node="chat1")
+        beam.broadcast("room:lobby", ("new_msg", "hi"))     # every node's subscribers
+
+Two processes do the work, both started by :func:`start_pubsub`: the *publisher* (the
+adapter's pid; senders hand it encoded envelopes as messages, and it pipelines them to Redis
+in arrival order, so each sender's broadcasts keep their order) and the *subscriber*, linked
+to it and restarted by it if it crashes. Encoding happens in the sender, so a message that
+cannot travel fails there, with a :class:`~beam._codec.CodecError` naming its type.
+
+When Redis is unreachable, local work goes on: publishes are dropped with a warning (at most
+one per ``warn_interval`` seconds, with the count), never an exception in the sender; the
+publisher reconnects with a growing delay, and the subscriber reconnects and resubscribes by
+itself. Malformed messages on the channels (from a buggy or hostile publisher) are dropped
+with a warning, never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from ._api import make_ref, receive, send, spawn_link, trap_exit
+from ._api import self as self_pid
+from ._codec import (
+    CodecError,
+    Envelope,
+    decode_envelope,
+    dispatcher_name,
+    encode_envelope,
+    lookup_dispatcher,
+)
+from ._errors import ProcessExit, ReceiveTimeout
+from ._node import current_node
+from ._pubsub import Dispatcher, Topic, _pubsub, set_pubsub_adapter
+from ._types import Exit, Pid
+from .lowlevel import spawn_opt
+
+if TYPE_CHECKING:
+    import coredis
+
+__all__ = ["RedisPubSub", "start_pubsub"]
+
+logger = logging.getLogger("beam.cluster")
+
+_BATCH: Final = 1000  # envelopes pipelined to Redis in one round trip, at most
+_SUBSCRIBED: Final = "beam.cluster.subscribed"
+
+
+class _Throttle:
+    """Log a warning at most once per *interval* seconds, counting what it held back."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last = -math.inf
+        self.held = 0
+
+    def warn(self, message: str, *args: Any, count: int = 1) -> None:
+        self.held += count
+        now = trio.current_time()
+        if now - self.last >= self.interval:
+            logger.warning(message + " (%d in the last %.0f s)", *args, self.held, self.interval)
+            self.last = now
+            self.held = 0
+
+
+class RedisPubSub:
+    """The PubSub adapter that carries broadcasts to the other nodes through Redis.
+
+    Made and installed by :func:`start_pubsub`; ``pid`` is its publisher process.
+    ``broadcast``/``direct_broadcast`` are called by beam's PubSub after the local dispatch:
+    they encode an envelope (raising :class:`~beam._codec.CodecError` for a message or a
+    dispatcher that cannot travel) and hand it to the publisher, never blocking and never
+    failing because of Redis.
+
+    >>> async def main():
+    ...     adapter = await beam.cluster.start_pubsub("redis://127.0.0.1:6379/0", node="chat1")
+    ...     print(adapter.node_name, adapter.channel)      # chat1 beam:pubsub
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        node: str,
+        namespace: str = "beam",
+        warn_interval: float = 5.0,
+        max_reconnect_delay: float = 1.0,
+    ) -> None:
+        if not node or not isinstance(node, str):
+            raise ValueError(f"a cluster node needs a non-empty str name, not {node!r}")
+        self.url = url
+        self.node_name = node
+        self.namespace = namespace
+        self.channel = f"{namespace}:pubsub"
+        self.warn_interval = warn_interval
+        self.max_reconnect_delay = max_reconnect_delay
+        self.pid: Pid | None = None
+
+    def node_channel(self, node: str) -> str:
+        """The Redis channel of envelopes addressed to the node called *node* only.
+
+        >>> adapter.node_channel("chat2")
+        'beam:pubsub:node:chat2'
+        """
+        return f"{self.channel}:node:{node}"
+
+    # -- the adapter interface (called by the sender) --------------------------------------
+
+    def broadcast(self, topic: Topic, message: Any, dispatcher: Dispatcher | None) -> None:
+        """Publish the broadcast for every other node (fire-and-forget)."""
+        name = None if dispatcher is None else dispatcher_name(dispatcher)
+        data = encode_envelope(Envelope("except", self.node_name, topic, message, name))
+        self._hand_over(self.channel, data)
+
+    def direct_broadcast(
+        self, node_name: str, topic: Topic, message: Any, dispatcher: Dispatcher | None
+    ) -> None:
+        """Publish the broadcast for the node called *node_name* only (fire-and-forget)."""
+        name = None if dispatcher is None else dispatcher_name(dispatcher)
+        data = encode_envelope(Envelope("only", node_name, topic, message, name))
+        self._hand_over(self.node_channel(node_name), data)
+
+    def _hand_over(self, channel: str, data: bytes) -> None:
+        if self.pid is not None:
+            send(self.pid, (_PUBLISH, channel, data))
+
+    # -- the processes ------------------------------------------------------------------
+
+    def _client(self) -> coredis.Redis[bytes]:
+        # coredis (with anyio) takes ~0.2 s to import: only a node that joins a cluster pays.
+        import coredis
+        from coredis.retry import NoRetryPolicy
+
+        return coredis.Redis.from_url(
+            self.url, retry_policy=NoRetryPolicy(), connect_timeout=2.0, stream_timeout=5.0
+        )
+
+    async def _publisher(self, starter: Pid, ref: object) -> None:
+        """Own the subscriber, and pipeline the envelopes senders hand over to Redis."""
+        trap_exit(True)
+        state = _PublisherState(spawn_link(self._subscriber, starter, ref))
+        throttle = _Throttle(self.warn_interval)
+        delay = 0.0
+        while True:
+            lost = 0
+            try:
+                async with self._client() as client:
+                    while True:
+                        batch = await self._next_batch(state)
+                        lost = len(batch)
+                        async with client.pipeline(transaction=False) as pipe:
+                            for channel, data in batch:
+                                pipe.publish(channel, data)
+                        lost = 0
+                        delay = 0.0
+            except BaseException as error:
+                await _reraise_unless_failure(error)
+                throttle.warn(
+                    "beam.cluster: Redis at %s unreachable (%s); publishes dropped",
+                    self.url,
+                    _describe(error),
+                    count=max(lost, 1),
+                )
+            # Reconnect after a growing delay; what is handed over meanwhile is dropped.
+            delay = min(max(delay * 2, 0.05), self.max_reconnect_delay)
+            with trio.move_on_after(delay):
+                while True:
+                    dropped = len(await self._next_batch(state))
+                    throttle.warn(
+                        "beam.cluster: Redis at %s unreachable; publishes dropped",
+                        self.url,
+                        count=dropped,
+                    )
+
+    async def _next_batch(self, state: _PublisherState) -> list[tuple[str, bytes]]:
+        """Wait for envelopes to publish; take what is queued (in order), up to a batch.
+
+        Also handles the exit signals the publisher traps: its subscriber's (restarted) and
+        any other (the publisher exits with that reason).
+        """
+        batch: list[tuple[str, bytes]] = []
+        timeout: float | None = None
+        while len(batch) < _BATCH:
+            try:
+                message = await receive(timeout=timeout)
+            except ReceiveTimeout:
+                break
+            if type(message) is tuple and len(message) == 3 and message[0] == _PUBLISH:
+                batch.append((message[1], message[2]))
+                timeout = 0
+            elif type(message) is Exit and message.pid == state.subscriber:
+                logger.error(
+                    "beam.cluster: the PubSub subscriber exited (%r); restarting it",
+                    message.reason,
+                )
+                await trio.sleep(0.1)
+                state.subscriber = spawn_link(self._subscriber, None, None)
+            elif type(message) is Exit:
+                raise ProcessExit(message.reason)
+        return batch
+
+    async def _subscriber(self, starter: Pid | None, ref: object) -> None:
+        """Subscribe to the channels and dispatch other nodes' envelopes to local subscribers."""
+        node = current_node("beam.cluster subscriber")
+        pubsub = _pubsub(node)
+        throttle = _Throttle(self.warn_interval)
+        garbage = _Throttle(self.warn_interval)
+        channels = [self.channel, self.node_channel(self.node_name)]
+        delay = 0.0
+        while True:
+            try:
+                async with (
+                    self._client() as client,
+                    client.pubsub(
+                        channels=channels,
+                        ignore_subscribe_messages=True,
+                        retry_policy=_no_retry(),
+                    ) as subscription,
+                ):
+                    if delay:
+                        logger.warning("beam.cluster: resubscribed to %s at %s", channels, self.url)
+                    delay = 0.0
+                    if starter is not None:
+                        send(starter, (_SUBSCRIBED, ref))
+                        starter = None
+                    async for item in subscription:
+                        data = item.get("data")
+                        if not isinstance(data, bytes):
+                            continue
+                        self._dispatch(pubsub, data, garbage)
+            except BaseException as error:
+                await _reraise_unless_failure(error)
+                throttle.warn(
+                    "beam.cluster: PubSub subscription to %s lost (%s); reconnecting",
+                    self.url,
+                    _describe(error),
+                )
+            delay = min(max(delay * 2, 0.05), self.max_reconnect_delay)
+            await trio.sleep(delay)
+
+    def _dispatch(self, pubsub: Any, data: bytes, garbage: _Throttle) -> None:
+        try:
+            envelope = decode_envelope(data, for_node=self.node_name)
+            if envelope is None:
+                return
+            dispatcher = (
+                None if envelope.dispatcher is None else lookup_dispatcher(envelope.dispatcher)
+            )
+        except CodecError as error:
+            garbage.warn("beam.cluster: dropped a malformed PubSub message: %s", error)
+            return
+        try:
+            pubsub.local(envelope.topic, envelope.payload, None, dispatcher)
+        except Exception:
+            logger.exception(
+                "beam.cluster: dispatching a broadcast from %s on %r failed",
+                envelope.node,
+                envelope.topic,
+            )
+
+
+class _PublisherState:
+    """What the publisher process alone keeps: its subscriber's pid."""
+
+    __slots__ = ("subscriber",)
+
+    def __init__(self, subscriber: Pid) -> None:
+        self.subscriber = subscriber
+
+
+_PUBLISH: Final = "beam.cluster.publish"
+
+
+async def _reraise_unless_failure(error: BaseException) -> None:
+    """Let cancellation and interrupts through; return for a Redis failure to recover from.
+
+    coredis can wrap a cancellation together with its own teardown errors (for instance
+    ``anyio.ClosedResourceError``) in an exception group: when this task is being cancelled,
+    a fresh ``Cancelled`` replaces that group. A :class:`ProcessExit` (the publisher told to
+    exit) is unwrapped and raised.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    if isinstance(error, BaseExceptionGroup):  # coredis's task groups wrap what the body raised
+        exit_signal, _ = error.split(ProcessExit)
+        if exit_signal is not None:
+            raise _first(exit_signal)
+    if isinstance(error, ProcessExit) or not isinstance(error, Exception):
+        raise error
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _no_retry() -> Any:
+    from coredis.retry import NoRetryPolicy  # see RedisPubSub._client
+
+    return NoRetryPolicy()
+
+
+def _describe(error: BaseException) -> str:
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"
+
+
+async def start_pubsub(
+    url: str,
+    *,
+    node: str,
+    namespace: str = "beam",
+    wait: float = 5.0,
+    warn_interval: float = 5.0,
+) -> RedisPubSub:
+    """Join this node's PubSub to the cluster at Redis *url*, as the node called *node*.
+
+    Starts the adapter's processes (detached, at the top of the process tree), installs it
+    with :func:`beam.set_pubsub_adapter`, and waits up to *wait* seconds for the subscription
+    to be in place (if Redis is unreachable it returns anyway and keeps retrying: local work
+    goes on). Call it from a process of the node; every node of the cluster uses the same
+    *namespace* and a *node* name of its own.
+
+    >>> async def main():
+    ...     async with beam.open_node():
+    ...         await beam.cluster.start_pubsub("redis://127.0.0.1:6379/0", node="chat1")
+    ...         beam.broadcast("room:lobby", "hello, every node")
+    """
+    adapter = RedisPubSub(url, node=node, namespace=namespace, warn_interval=warn_interval)
+    ref = make_ref()
+    adapter.pid = spawn_opt(
+        adapter._publisher, self_pid(), ref, detached=True, initial_call=RedisPubSub
+    )
+    set_pubsub_adapter(adapter)
+    try:
+        await receive(lambda m: m == (_SUBSCRIBED, ref), timeout=wait)
+    except ReceiveTimeout:
+        logger.warning(
+            "beam.cluster: not subscribed to Redis at %s after %s s; retrying in the background",
+            url,
+            wait,
+        )
+    return adapter

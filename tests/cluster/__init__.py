@@ -1,0 +1,1 @@
+"""Cluster tests: nodes as OS processes joined through a test-owned Redis."""
