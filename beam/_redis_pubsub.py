@@ -3,7 +3,7 @@
 Every node of a cluster subscribes to one Redis channel per PubSub (``<namespace>:pubsub``)
 and to one of its own (``<namespace>:pubsub:node:<name>``, for ``direct_broadcast``). A
 broadcast is dispatched to this node's subscribers first (by beam, as always), then published
-once, fire-and-forget, as an :class:`~beam._codec.Envelope` ``("except", this node, topic,
+once, fire-and-forget, as an :class:`beam.cluster.Envelope` ``("except", this node, topic,
 message, dispatcher)``; every other node decodes it and dispatches it to its own subscribers.
 A node ignores its own envelopes without decoding their bodies::
 
@@ -15,7 +15,7 @@ Two processes do the work, both started by :func:`start_pubsub`: the *publisher*
 adapter's pid; senders hand it encoded envelopes as messages, and it pipelines them to Redis
 in arrival order, so each sender's broadcasts keep their order) and the *subscriber*, linked
 to it and restarted by it if it crashes. Encoding happens in the sender, so a message that
-cannot travel fails there, with a :class:`~beam._codec.CodecError` naming its type.
+cannot travel fails there, with a :class:`beam.cluster.CodecError` naming its type.
 
 When Redis is unreachable, local work goes on: publishes are dropped with a warning (at most
 one per ``warn_interval`` seconds, with the count), never an exception in the sender; the
@@ -81,7 +81,7 @@ class RedisPubSub:
 
     Made and installed by :func:`start_pubsub`; ``pid`` is its publisher process.
     ``broadcast``/``direct_broadcast`` are called by beam's PubSub after the local dispatch:
-    they encode an envelope (raising :class:`~beam._codec.CodecError` for a message or a
+    they encode an envelope (raising :class:`beam.cluster.CodecError` for a message or a
     dispatcher that cannot travel) and hand it to the publisher, never blocking and never
     failing because of Redis.
 
