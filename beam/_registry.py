@@ -28,6 +28,18 @@ __all__ = ["Registry"]
 Keys = Literal["unique", "duplicate"]
 
 
+class _Values(list[Any]):
+    """Two or more values one process registered under one key. A single value is stored
+    as itself (no list per entry: a registry of connections holds one entry per connection),
+    so this type marks the multi-valued case apart from a value that happens to be a list."""
+
+    __slots__ = ()
+
+
+def _each(value: Any) -> list[Any] | _Values:
+    return value if type(value) is _Values else [value]
+
+
 class Registry:
     """A key/process registry owned by the current node; see the module docs."""
 
@@ -38,7 +50,7 @@ class Registry:
         self.keys_kind: Keys = keys
         self.name = name
         self._node = node
-        self._entries: dict[Hashable, dict[Pid, list[Any]]] = {}
+        self._entries: dict[Hashable, dict[Pid, Any]] = {}  # value, or _Values of several
         self._by_pid: dict[Pid, list[Hashable]] = {}
         if name is not None:
             registries = _registries(node)
@@ -78,7 +90,11 @@ class Registry:
             )
         if holders is None:
             holders = self._entries[key] = {}
-        holders.setdefault(pid, []).append(value)
+        if pid not in holders:
+            holders[pid] = value
+        else:
+            held = holders[pid]
+            holders[pid] = _Values((*_each(held), value))
         keys = self._by_pid.get(pid)
         if keys is None:
             keys = self._by_pid[pid] = []
@@ -94,7 +110,8 @@ class Registry:
         """
         pid = current_process("Registry.unregister").pid
         holders = self._entries.get(key)
-        if holders is not None and holders.pop(pid, None) is not None:
+        if holders is not None and pid in holders:
+            del holders[pid]
             if not holders:
                 del self._entries[key]
             keys = self._by_pid.get(pid, [])
@@ -108,7 +125,7 @@ class Registry:
         holders = self._entries.get(key)
         if not holders:
             return []
-        return [(pid, value) for pid, values in holders.items() for value in values]
+        return [(pid, value) for pid, held in holders.items() for value in _each(held)]
 
     def whereis(self, key: Hashable) -> Pid | None:
         """The process registered under *key* in a unique registry, else ``None``.
@@ -139,7 +156,7 @@ class Registry:
 
         >>> rooms.count()
         """
-        return sum(len(v) for holders in self._entries.values() for v in holders.values())
+        return sum(len(_each(v)) for holders in self._entries.values() for v in holders.values())
 
     def dispatch(self, key: Hashable, fn: Callable[[list[tuple[Pid, Any]]], object]) -> None:
         """Call ``fn(entries)`` in the caller with the entries under *key* (if any).

@@ -511,3 +511,19 @@ async def test_process_info_initial_call_of_a_gen_server_is_its_class() -> None:
         info = beam.process_info(pid)
         assert info is not None
         assert info.initial_call.endswith("Idle")
+
+
+async def test_registry_values_keep_their_shape_however_many_a_process_registers() -> None:
+    async with beam.open_node():
+        registry = beam.Registry("duplicate")
+        me = beam.self()
+        registry.register("k", [1, 2])  # a value that is a list stays one value
+        assert registry.lookup("k") == [(me, [1, 2])]
+        registry.register("k", None)
+        registry.register("k", [3])
+        assert registry.lookup("k") == [(me, [1, 2]), (me, None), (me, [3])]
+        assert (registry.count_key("k"), registry.count()) == (1, 3)
+        registry.register("none", None)
+        registry.unregister("none")  # a lone None is removed like any value
+        assert registry.lookup("none") == []
+        assert registry.keys(me) == ["k", "k", "k"]
