@@ -24,7 +24,7 @@ import trio
 
 import beam
 import web
-from tests.support import phx
+from tests.support import phx, wsclient
 from web.channels import _channel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,6 +102,8 @@ class Hold(web.Channel):
             await trio.sleep_forever()
         if event == "boom":
             raise RuntimeError("handle_in went wrong")
+        if event == "leave_all":
+            socket.close_connection("asked to")
         return None
 
 
@@ -203,3 +205,13 @@ async def test_refused_and_crashed_joins_are_answered_once() -> None:
                 assert replies_to(client, refused) == replies_to(client, crashed) == []
                 assert not [f for f in client.pending if f[3] == "phx_error"]
             nursery.cancel_scope.cancel()
+
+
+async def test_a_channel_can_close_its_connection() -> None:
+    async with serving() as port, phx.connect(port) as client:
+        join_ref, _ = await client.join("room:c")
+        await client.join("room:d")
+        await client.send(join_ref, "room:c", "leave_all", {})
+        with pytest.raises(wsclient.Closed) as closed:
+            await client.expect(lambda frame: False)
+        assert closed.value.code == 1001

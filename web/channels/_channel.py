@@ -321,6 +321,26 @@ class ChannelSocket:
         """
         broadcast_from(beam.self(), self.topic, event, payload)
 
+    def close_connection(self, reason: str = "disconnected") -> None:
+        """Ask this channel's connection to close with 1001 and *reason*: every channel of the
+        connection stops, and the client reconnects and rejoins (``connect`` and ``join``
+        decide again). LiveView does this when its user's session is revoked.
+
+        >>> socket.close_connection("signed out")
+        """
+        beam.send(self.transport_pid, CloseConnection(reason))
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    """Channel process -> its transport: close the connection (1001, *reason*), as
+    ``web.disconnect`` of the socket id would.
+
+    >>> beam.send(socket.transport_pid, CloseConnection("signed out"))
+    """
+
+    reason: str
+
 
 class Channel:
     """Subclass it and override the callbacks you need (see the module documentation).

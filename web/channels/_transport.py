@@ -27,7 +27,15 @@ from beam import lowlevel
 
 from ..http import Outbox, Request, Response, WebSocket, frame
 from ._caps import admit, admit_id
-from ._channel import Channel, ChannelStart, JoinAnswered, PushesHandled, Wire, run_channel
+from ._channel import (
+    Channel,
+    ChannelStart,
+    CloseConnection,
+    JoinAnswered,
+    PushesHandled,
+    Wire,
+    run_channel,
+)
 from ._protocol import (
     HEARTBEAT,
     PHOENIX_TOPIC,
@@ -314,6 +322,9 @@ class _Transport:
                 return
             elif kind is Broadcast and message.topic == self.id and message.event == "disconnect":
                 self.conn.close(1001, "disconnected")
+                return
+            elif kind is CloseConnection:
+                self.conn.close(1001, message.reason[:120])
                 return
 
     async def _frame(self, data: str | bytes) -> None:

@@ -9,7 +9,6 @@ patch and message then comes back as a diff of what changed.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
@@ -24,7 +23,6 @@ from ..channels import (
     ConnectInfo,
     Socket,
     Stop,
-    disconnect,
     error,
     ok,
 )
@@ -64,9 +62,8 @@ __all__ = ["LiveChannel", "LiveSocketHandler", "dead_render"]
 
 logger = logging.getLogger("web.live")
 
-#: The ``/live`` socket's assigns: what it kept of the upgrade, and the connection's socket id.
+#: The ``/live`` socket's assigns: what it kept of the upgrade request (for the route guards).
 _UPGRADE_KEY: Final = "_live_upgrade"
-_CONNECTION_KEY: Final = "_live_connection"
 
 
 class LiveChannel(Channel):
@@ -206,9 +203,9 @@ class LiveChannel(Channel):
         the client reconnects (with the browser's cookies as they are now) and rejoins,
         and the route's guard decides again. Without a connection (``web.testing``): stop."""
         logger.info("LiveView of %r disconnected", self.live_socket_id)
-        if socket.id is None:
+        if socket.assigns.get(_UPGRADE_KEY) is None:  # no connection: web.testing's client
             return Stop(("shutdown", "disconnected"))
-        disconnect(socket.id)
+        socket.close_connection("disconnected")
         return None
 
     async def terminate(self, reason: Any, socket: ChannelSocket) -> None:
@@ -268,7 +265,7 @@ class LiveSocketHandler(Socket):
     its upgrade request carries (so a token is useless in another browser); each view's
     session token, and its route's guard, are checked when it joins.
 
-    Each connection has a unique socket id: a view closes its own connection with it when the
+    A view closes its own connection (:meth:`~web.ChannelSocket.close_connection`) when the
     user's ``live_socket_id`` is disconnected (:meth:`LiveChannel._disconnect`).
     """
 
@@ -282,14 +279,7 @@ class LiveSocketHandler(Socket):
         request = Request("GET", connect_info.path, {}, headers, b"", connect_info.peer)
         if not self.routes.csrf.verify(request, params.get("_csrf_token")):
             return None
-        return {
-            _UPGRADE_KEY: Upgrade(headers, connect_info.peer),
-            _CONNECTION_KEY: "live_connection:" + secrets.token_urlsafe(12),
-        }
-
-    def id(self, assigns: Mapping[str, Any]) -> str | None:
-        connection = assigns.get(_CONNECTION_KEY)
-        return connection if isinstance(connection, str) else None
+        return {_UPGRADE_KEY: Upgrade(headers, connect_info.peer)}
 
 
 async def dead_render(
