@@ -46,7 +46,12 @@ ActionType = Literal["create", "read", "update", "destroy"]
 
 @dataclass
 class Argument:
-    """A typed input of an action that is not an attribute (``argument("user_id", uuid.UUID)``)."""
+    """A typed input of an action that is not an attribute; made by :func:`argument`.
+
+    >>> arg = argument("percent", int, min=0, max=100)
+    >>> arg.name, arg.attr.python_type
+    ('percent', <class 'int'>)
+    """
 
     name: str
     attr: Attribute
@@ -60,7 +65,11 @@ def argument(
     default: Any = None,
     **constraints: Any,
 ) -> Argument:
-    """Declare an argument; *constraints* are those of :func:`domain.attribute`."""
+    """Declare an argument; *constraints* are those of :func:`domain.attribute`.
+
+    >>> percent = argument("percent", int, min=0, max=100)
+    >>> update("discount", change(apply_discount), accept=(), arguments=(percent,))
+    """
     attr = Attribute(allow_nil=allow_nil, default=default, **constraints)
     attr.name = name
     attr.python_type = python_type
@@ -72,6 +81,9 @@ class Validation:
     """A validation step: ``check(changeset)`` returns ``None`` or ``(field, message)``.
 
     ``where`` (a predicate on the changeset) limits when it runs.
+
+    >>> step = present("user_id")
+    >>> step.check(cs)        # None, or ("user_id", "is required") when it is nil
     """
 
     check: Callable[[Changeset], tuple[str, str] | None]
@@ -81,7 +93,11 @@ class Validation:
 
 @dataclass(frozen=True)
 class Change:
-    """A change step: ``apply(changeset)`` modifies the changeset (set values, add hooks)."""
+    """A change step: ``apply(changeset)`` modifies the changeset (set values, add hooks).
+
+    >>> step = set_attribute("paid", True)
+    >>> step.apply(cs)        # cs.get("paid") is now True
+    """
 
     apply: Callable[[Changeset], None]
     where: Callable[[Changeset], bool] | None = None
@@ -93,12 +109,20 @@ def validate(
     *,
     where: Callable[[Changeset], bool] | None = None,
 ) -> Validation:
-    """A custom validation: *check* returns ``(field, message)`` to reject, ``None`` to pass."""
+    """A custom validation: *check* returns ``(field, message)`` to reject, ``None`` to pass.
+
+    >>> def no_html(cs):
+    ...     return ("content", "no html") if "<" in (cs.get("content") or "") else None
+    >>> create("send", validate(no_html), accept=("content", "room_id"))
+    """
     return Validation(check, where, getattr(check, "__name__", "custom"))
 
 
 def present(*fields: str, message: str = "is required") -> Validation:
-    """Each of *fields* (attribute or argument) must have a non-nil value."""
+    """Each of *fields* (attribute or argument) must have a non-nil value.
+
+    >>> create("place", present("user_id"), accept=("item", "amount", "user_id"))
+    """
 
     def check(cs: Changeset) -> tuple[str, str] | None:
         for name in fields:
@@ -110,7 +134,10 @@ def present(*fields: str, message: str = "is required") -> Validation:
 
 
 def match(field_name: str, pattern: str, *, message: str | None = None) -> Validation:
-    """The string *field_name* must match the regex *pattern* (nil passes)."""
+    """The string *field_name* must match the regex *pattern* (nil passes).
+
+    >>> create("send", match("content", r"^[^<>]*$", message="no html"))
+    """
     regex = re.compile(pattern)
 
     def check(cs: Changeset) -> tuple[str, str] | None:
@@ -123,7 +150,10 @@ def match(field_name: str, pattern: str, *, message: str | None = None) -> Valid
 
 
 def one_of(field_name: str, values: Sequence[Any]) -> Validation:
-    """*field_name* must be one of *values* (nil passes)."""
+    """*field_name* must be one of *values* (nil passes).
+
+    >>> create("place", one_of("status", ("new", "rush")))
+    """
 
     def check(cs: Changeset) -> tuple[str, str] | None:
         value = cs.get(field_name)
@@ -135,7 +165,10 @@ def one_of(field_name: str, values: Sequence[Any]) -> Validation:
 
 
 def string_length(field_name: str, *, min: int | None = None, max: int | None = None) -> Validation:  # noqa: A002
-    """The string *field_name* must have a length in [min, max] (nil passes)."""
+    """The string *field_name* must have a length in [min, max] (nil passes).
+
+    >>> create("place", string_length("coupon", min=3, max=6))
+    """
 
     def check(cs: Changeset) -> tuple[str, str] | None:
         value = cs.get(field_name)
@@ -156,7 +189,11 @@ def compare(
     greater_than: Any = None,
     less_than: Any = None,
 ) -> Validation:
-    """*field_name* compared with constants or other fields (given by name as ``str``)."""
+    """*field_name* compared with constants or other fields (given by name as ``str``).
+
+    >>> compare("amount", greater_than=0, less_than=1000)
+    >>> compare("high", greater_than="low")       # the field "low"
+    """
 
     def value_of(cs: Changeset, ref: Any) -> Any:
         return cs.get(ref) if isinstance(ref, str) else ref
@@ -181,12 +218,19 @@ def compare(
 def change(
     apply: Callable[[Changeset], None], *, where: Callable[[Changeset], bool] | None = None
 ) -> Change:
-    """A custom change: *apply* modifies the changeset (``cs.set(...)``, hooks...)."""
+    """A custom change: *apply* modifies the changeset (``cs.set(...)``, hooks...).
+
+    >>> update("pay", change(lambda cs: cs.set("paid", True)), accept=())
+    """
     return Change(apply, where, getattr(apply, "__name__", "custom"))
 
 
 def set_attribute(name: str, value: Any) -> Change:
-    """Set attribute *name* to *value* (a callable is called with the changeset)."""
+    """Set attribute *name* to *value* (a callable is called with the changeset).
+
+    >>> update("mark_as_read", set_attribute("is_read", True), accept=())
+    >>> create("send", set_attribute("author_name", lambda cs: cs.actor.username))
+    """
 
     def apply(cs: Changeset) -> None:
         cs.set(name, value(cs) if callable(value) else value)
@@ -195,7 +239,10 @@ def set_attribute(name: str, value: Any) -> Change:
 
 
 def relate_actor(relationship: str, *, allow_nil: bool = False) -> Change:
-    """Set the belongs_to *relationship* to the actor (``relate_actor("author")``)."""
+    """Set the belongs_to *relationship* to the actor (``relate_actor("author")``).
+
+    >>> create("send", relate_actor("author"), accept=("content", "room_id"))
+    """
 
     def apply(cs: Changeset) -> None:
         rel = cs.resource.__relationships__[relationship]
@@ -215,7 +262,12 @@ Hook = Callable[..., Any]
 @dataclass
 class Action:
     """An action's declaration. Built by :func:`create`, :func:`read`, :func:`update` and
-    :func:`destroy`; read back from ``Resource.__actions__``."""
+    :func:`destroy`; read back from ``Resource.__actions__``.
+
+    >>> action = Message.__actions__["send"]
+    >>> action.type, action.accept
+    ('create', ('content', 'room_id', 'client_id'))
+    """
 
     type: ActionType
     name: str
@@ -284,6 +336,10 @@ def create(
     Hooks: ``before_transaction(cs)``, ``before_action(tx, cs)``,
     ``after_action(tx, cs, record) -> record | None``, ``after_transaction(cs, result)``
     where *result* is the record or the exception.
+
+    >>> create("register", accept=("username", "password_hash"))
+    >>> create("join", relate_actor("user"), accept=("room_id",),
+    ...        upsert_identity="unique_membership")
     """
     return _action(
         "create",
@@ -312,7 +368,10 @@ def update(
     after_action: Sequence[Hook] = (),
     after_transaction: Sequence[Hook] = (),
 ) -> Action:
-    """An update action on one record (or, in bulk, on every record a query selects)."""
+    """An update action on one record (or, in bulk, on every record a query selects).
+
+    >>> update("set_password", accept=("password_hash",))
+    """
     return _action(
         "update",
         name,
@@ -337,7 +396,10 @@ def destroy(
     after_action: Sequence[Hook] = (),
     after_transaction: Sequence[Hook] = (),
 ) -> Action:
-    """A destroy action; returns the destroyed record."""
+    """A destroy action; returns the destroyed record.
+
+    >>> actions = (create("open", accept=("name",)), read("read"), destroy("close"))
+    """
     return _action(
         "destroy",
         name,
@@ -361,7 +423,11 @@ def read(
     primary: bool = False,
 ) -> Action:
     """A read action. *filter* is ``lambda ctx: <SQL condition>`` (``ctx.actor``,
-    ``ctx.arguments``), always applied; *sort* is the default sort (``"-inserted_at"``)."""
+    ``ctx.arguments``), always applied; *sort* is the default sort (``"-inserted_at"``).
+
+    >>> read("read")
+    >>> read("mine", filter=lambda ctx: Note.owner_id == ctx.actor.id, sort=("-inserted_at",))
+    """
     return Action("read", name, (), tuple(arguments), (), primary, filter=filter, sort=tuple(sort))
 
 

@@ -39,7 +39,13 @@ MISSING: Any = object()
 
 
 class ResourceDefinitionError(TypeError):
-    """A resource declaration is wrong; the message names the resource, the field and the fix."""
+    """A resource declaration is wrong; the message names the resource, the field and the fix.
+
+    >>> class Note(Resource):
+    ...     text: str = attribute()
+    Traceback (most recent call last):
+    domain.ResourceDefinitionError: Note: no primary key; add `id: uuid.UUID = uuid_primary_key()`
+    """
 
 
 class _UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -64,7 +70,12 @@ class _UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
 @dataclass
 class Attribute:
     """An attribute's declaration (see :func:`attribute`). After class creation ``name``,
-    ``python_type`` and ``column`` are filled in."""
+    ``python_type`` and ``column`` are filled in.
+
+    >>> attr = User.__attributes__["username"]
+    >>> attr.max_length, attr.cast("  ann ")
+    (20, ('ann', []))
+    """
 
     sa_type: Any = None
     allow_nil: bool | None = None
@@ -126,6 +137,10 @@ def attribute(
     Strings are trimmed and ``""`` counts as nil unless ``allow_empty=True`` (Ash's rules).
     Constraints: ``min_length``/``max_length``/``match`` (strings), ``min``/``max``
     (numbers), ``one_of`` (any type).
+
+    >>> username: str = attribute(min_length=3, max_length=20, match=r"^[a-z0-9_]+$")
+    >>> admin: bool = attribute(default=False, writable=False)
+    >>> context: str = attribute(one_of=("session", "api"))
     """
     return Attribute(
         sa_type,

@@ -21,6 +21,10 @@ class Changeset:
 
     Changes call :meth:`set`, :meth:`add_error` and the hook adders; validations read values
     with :meth:`get` (attributes first, then the original record, then arguments).
+
+    >>> def author_name(cs: Changeset) -> None:
+    ...     cs.set("author_name", cs.actor.username)
+    >>> create("send", relate_actor("author"), change(author_name))
     """
 
     resource: type[Resource]

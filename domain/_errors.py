@@ -11,6 +11,11 @@ class DomainError(Exception):
     """Base class of every error the domain layer raises on purpose.
 
     ``resource`` and ``action`` say where it happened (breadcrumbs for debugging).
+
+    >>> try:
+    ...     await Chat.send_message(content="", room_id=room.id, client_id="c1", actor=user)
+    ... except DomainError as exc:
+    ...     print(exc.resource, exc.action, exc.message)  # Message send invalid input: ...
     """
 
     def __init__(self, message: str, *, resource: str | None = None, action: str | None = None):
@@ -47,6 +52,11 @@ class NotFound(Invalid):
 
     A kind of :class:`Invalid`, as in Ash, with the error under the key ``"id"`` (or the
     identity's first field).
+
+    >>> try:
+    ...     await Chat.get(Message, message_id, actor=user)
+    ... except NotFound as exc:
+    ...     exc.errors        # {"id": ["not found: Message <message_id>"]}
     """
 
     def __init__(
@@ -65,6 +75,11 @@ class Forbidden(DomainError):
     """The actor may not run this action: no policy applied, or an applicable one failed.
 
     ``reason`` says which, naming the policy.
+
+    >>> try:
+    ...     await Chat.open_room("lobby", actor=None)
+    ... except Forbidden as exc:
+    ...     exc.reason        # "policy [action_type('create', 'read'): ...] failed"
     """
 
     def __init__(self, reason: str, *, resource: str | None = None, action: str | None = None):
@@ -77,4 +92,9 @@ class ConnectionLost(DomainError):
 
     Its transaction was rolled back (nothing of the call was written); the connection pool's
     supervisor has started a fresh connection, so retrying is safe.
+
+    >>> try:
+    ...     await Chat.send_message(content="hi", room_id=room.id, client_id="c1", actor=user)
+    ... except ConnectionLost:      # nothing was written: send again (same client_id)
+    ...     await Chat.send_message(content="hi", room_id=room.id, client_id="c1", actor=user)
     """

@@ -110,6 +110,10 @@ class Interface(Generic[R]):
     fill the names given to :func:`define`. For update and destroy actions the first
     positional argument is the record. ``Chat.can_send_message(actor=..., **input)`` (and
     ``Chat.send_message.can(...)``) answers without doing it.
+
+    >>> room = await Chat.open_room("lobby", actor=alice)
+    >>> await Chat.can_open_room("lobby", actor=None)
+    False
     """
 
     def __init__(self, resource: type[R], action: str, args: Sequence[str]) -> None:
@@ -200,7 +204,10 @@ class Interface(Generic[R]):
 
 class ReadInterface(Interface[R]):
     """A read code interface: ``list_messages = define_read(Message, "read")``; returns a list
-    and takes ``filter``, ``sort``, ``limit``, ``offset``, ``load``."""
+    and takes ``filter``, ``sort``, ``limit``, ``offset``, ``load``.
+
+    >>> rooms = await Chat.rooms(actor=alice, sort=("name",), limit=20)
+    """
 
     async def __call__(  # type: ignore[override]
         self,
@@ -243,7 +250,11 @@ class CanInterface:
 
 def define(resource: type[R], action: str, *, args: Sequence[str] = ()) -> Interface[R]:
     """Define a code-interface function for a create, update, destroy (or one-record read),
-    in a ``Domain`` subclass body: ``register = define(User, "create", args=("name",))``."""
+    in a ``Domain`` subclass body: ``register = define(User, "create", args=("name",))``.
+
+    >>> open_room = define(Room, "open", args=("name",))     # in class Chat(Domain)
+    >>> room = await Chat.open_room("lobby", actor=alice)
+    """
     return Interface(resource, action, args)
 
 
@@ -251,5 +262,9 @@ def define_read(
     resource: type[R], action: str = "read", *, args: Sequence[str] = ()
 ) -> ReadInterface[R]:
     """Define a code-interface function for a read action (returns a list), in a ``Domain``
-    subclass body: ``list_messages = define_read(Message, "read")``."""
+    subclass body: ``list_messages = define_read(Message, "read")``.
+
+    >>> messages = define_read(Message, "read")               # in class Chat(Domain)
+    >>> await Chat.messages(actor=alice, filter={"room_id": room.id}, sort=("-inserted_at",))
+    """
     return ReadInterface(resource, action, args)

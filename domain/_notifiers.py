@@ -26,7 +26,12 @@ __all__ = [
 @dataclass(frozen=True)
 class Notification:
     """What a notifier receives after commit: the ``resource``, ``action`` name, ``actor``,
-    the resulting record ``data`` and the ``changeset``."""
+    the resulting record ``data`` and the ``changeset``.
+
+    >>> class Audit:                     # a notifier: notifiers = (Audit(),)
+    ...     def notify(self, n: Notification) -> None:
+    ...         log.info("%s ran %s.%s", n.actor, n.resource.__name__, n.action)
+    """
 
     resource: type[Resource]
     action: str
@@ -38,7 +43,11 @@ class Notification:
 @dataclass(frozen=True)
 class PubSubNotifier:
     """Broadcast ``(event, record)`` to a topic templated from the record, for the listed
-    actions (all create/update/destroy actions when empty)."""
+    actions (all create/update/destroy actions when empty).
+
+    >>> notifier = pubsub("room:{room_id}", actions=("send",), event="new_message")
+    >>> beam.subscribe(f"room:{room.id}")   # then receives ("new_message", message)
+    """
 
     topic: str
     actions: tuple[str, ...] = ()
@@ -53,7 +62,11 @@ class PubSubNotifier:
 
 
 def pubsub(topic: str, *, actions: Sequence[str] = (), event: str | None = None) -> PubSubNotifier:
-    """``pubsub("room:{room_id}", actions=("send",), event="new_message")``."""
+    """``pubsub("room:{room_id}", actions=("send",), event="new_message")``.
+
+    >>> notifiers = (pubsub("room:{room_id}", actions=("send",), event="new_message"),
+    ...              pubsub("room:{room_id}", actions=("delete",), event="message_deleted"))
+    """
     return PubSubNotifier(topic, tuple(actions), event)
 
 
@@ -68,7 +81,11 @@ class Counter:
     ``COUNT(*)`` of the records matching ``where`` is recomputed for each audience member
     (the value of ``audience``, an attribute naming the user, in the written records) and
     broadcast as ``(event, {"counter": name, "value": n})`` to ``topic`` formatted with the
-    member as ``id`` (by default ``("counter_updated", ...)`` to ``user:<id>``)."""
+    member as ``id`` (by default ``("counter_updated", ...)`` to ``user:<id>``).
+
+    >>> unread = Notification.counters[0]
+    >>> await Chat.counter_values(Notification, unread, [alice.id])     # {alice.id: 3}
+    """
 
     name: str
     trigger_on: tuple[str, ...]
@@ -93,7 +110,11 @@ def counter(
 ) -> Counter:
     """``counter("unread", trigger_on=("create", "mark_as_read"), audience="user_id",
     where=lambda: Notice.read.is_(False))``; *topic* (``{id}`` is the audience member) and
-    *event* say where each new value is broadcast: ``topic="inbox:{id}", event="unread"``."""
+    *event* say where each new value is broadcast: ``topic="inbox:{id}", event="unread"``.
+
+    >>> counters = (counter("unread_notices", trigger_on=("create", "mark_as_read"),
+    ...                     audience="user_id", where=lambda: Notice.is_read.is_(False)),)
+    """
     if "{id}" not in topic:
         raise ValueError(
             f"counter {name!r}: topic {topic!r} must contain {{id}} (the audience member), "

@@ -48,7 +48,12 @@ Verdict = Any
 
 @dataclass(frozen=True)
 class PolicyContext:
-    """What checks see: the ``actor``, the ``resource``, the ``action`` and its ``arguments``."""
+    """What checks see: the ``actor``, the ``resource``, the ``action`` and its ``arguments``.
+
+    >>> ctx = PolicyContext(user, Message, Message.__actions__["send"], {})
+    >>> actor_present().verdict(ctx)
+    True
+    """
 
     actor: Any
     resource: type[Resource]
@@ -59,7 +64,11 @@ class PolicyContext:
 @dataclass(frozen=True)
 class Check:
     """A check. ``static(ctx)`` decides from the actor/action alone (True/False); a filter
-    check's ``condition(ctx)`` returns a SQL condition on the record (or True/False)."""
+    check's ``condition(ctx)`` returns a SQL condition on the record (or True/False).
+
+    >>> weekday = Check("weekday", static=lambda ctx: date.today().weekday() < 5)
+    >>> public = Check("public", condition=lambda ctx: Post.public.is_(True))
+    """
 
     description: str
     static: Callable[[PolicyContext], bool] | None = None
@@ -74,33 +83,51 @@ class Check:
 
 
 def always() -> Check:
-    """Always true."""
+    """Always true.
+
+    >>> policy(action_type("create", "read"), authorize_if(always()))
+    """
     return Check("always", static=lambda ctx: True)
 
 
 def never() -> Check:
-    """Always false."""
+    """Always false.
+
+    >>> policy(action_type("destroy"), authorize_if(never()))     # nobody destroys
+    """
     return Check("never", static=lambda ctx: False)
 
 
 def actor_present() -> Check:
-    """True when the call has an actor."""
+    """True when the call has an actor.
+
+    >>> policy(action_type("create"), authorize_if(actor_present()))
+    """
     return Check("actor_present", static=lambda ctx: ctx.actor is not None)
 
 
 def action_type(*types: str) -> Check:
-    """True when the action's type is one of *types* (``"read"``, ``"create"``...)."""
+    """True when the action's type is one of *types* (``"read"``, ``"create"``...).
+
+    >>> policy(action_type("update", "destroy"), authorize_if(relates_to_actor_via("author")))
+    """
     return Check(f"action_type{types}", static=lambda ctx: ctx.action.type in types)
 
 
 def action_is(*names: str) -> Check:
-    """True when the action's name is one of *names*."""
+    """True when the action's name is one of *names*.
+
+    >>> policy(action_is("mark_as_read"), authorize_if(relates_to_actor_via("user")))
+    """
     return Check(f"action{names}", static=lambda ctx: ctx.action.name in names)
 
 
 def actor_attribute_equals(attribute: str, value: Any) -> Check:
     """True when ``actor.<attribute> == value`` (false without an actor or the attribute:
-    fails closed)."""
+    fails closed).
+
+    >>> bypass(actor_attribute_equals("is_admin", True), authorize_if(always()))
+    """
     missing = object()
 
     def static(ctx: PolicyContext) -> bool:
@@ -113,7 +140,10 @@ def actor_attribute_equals(attribute: str, value: Any) -> Check:
 
 def relates_to_actor_via(*path: str) -> Check:
     """A filter check: the record reaches the actor through the relationship *path*
-    (``relates_to_actor_via("author")``, ``relates_to_actor_via("room", "members")``)."""
+    (``relates_to_actor_via("author")``, ``relates_to_actor_via("room", "members")``).
+
+    >>> policy(action_type("read"), authorize_if(relates_to_actor_via("room", "members")))
+    """
     if not path:
         raise ValueError("relates_to_actor_via needs a relationship path")
 
@@ -127,7 +157,11 @@ def relates_to_actor_via(*path: str) -> Check:
 
 def expr(condition: Callable[[PolicyContext], Any], description: str = "expr") -> Check:
     """A custom filter check: ``expr(lambda ctx: Post.public | (Post.owner_id == ctx.actor.id))``.
-    May also return a plain bool."""
+    May also return a plain bool.
+
+    >>> public = expr(lambda ctx: Post.public.is_(True), "public")
+    >>> policy(action_type("read"), authorize_if(public))
+    """
     return Check(description, condition=condition)
 
 
@@ -141,29 +175,48 @@ class _Step:
 
 
 def authorize_if(check: Check) -> _Step:
-    """Authorize when *check* holds (otherwise: go on to the next check)."""
+    """Authorize when *check* holds (otherwise: go on to the next check).
+
+    >>> policy(action_type("read"), authorize_if(actor_present()))
+    """
     return _Step("authorize_if", check)
 
 
 def forbid_if(check: Check) -> _Step:
-    """Forbid when *check* holds."""
+    """Forbid when *check* holds.
+
+    >>> policy(action_type("create"), forbid_if(actor_attribute_equals("is_banned", True)),
+    ...        authorize_if(actor_present()))
+    """
     return _Step("forbid_if", check)
 
 
 def authorize_unless(check: Check) -> _Step:
-    """Authorize when *check* does not hold."""
+    """Authorize when *check* does not hold.
+
+    >>> banned = actor_attribute_equals("is_banned", True)
+    >>> policy(action_type("read"), forbid_unless(actor_present()), authorize_unless(banned))
+    """
     return _Step("authorize_unless", check)
 
 
 def forbid_unless(check: Check) -> _Step:
-    """Forbid when *check* does not hold."""
+    """Forbid when *check* does not hold.
+
+    >>> policy(action_type("create"), forbid_unless(actor_present()), authorize_if(always()))
+    """
     return _Step("forbid_unless", check)
 
 
 @dataclass(frozen=True)
 class Policy:
     """A policy (or a bypass): applies when every condition check holds (static checks only),
-    then its steps decide."""
+    then its steps decide.
+
+    >>> p = policy(action_type("read"), authorize_if(relates_to_actor_via("author")))
+    >>> p.is_bypass, len(p.steps)
+    (False, 1)
+    """
 
     conditions: tuple[Check, ...]
     steps: tuple[_Step, ...]
@@ -176,12 +229,20 @@ def _as_conditions(condition: Check | Sequence[Check]) -> tuple[Check, ...]:
 
 
 def policy(condition: Check | Sequence[Check], *steps: _Step, description: str = "") -> Policy:
-    """``policy(action_type("read"), authorize_if(relates_to_actor_via("author")))``."""
+    """``policy(action_type("read"), authorize_if(relates_to_actor_via("author")))``.
+
+    >>> policies = (policy(action_type("create"), authorize_if(actor_present())),
+    ...             policy(action_type("read"), authorize_if(relates_to_actor_via("author"))))
+    """
     return Policy(_as_conditions(condition), steps, False, description)
 
 
 def bypass(condition: Check | Sequence[Check], *steps: _Step, description: str = "") -> Policy:
-    """``bypass(actor_attribute_equals("is_admin", True), authorize_if(always()))``."""
+    """``bypass(actor_attribute_equals("is_admin", True), authorize_if(always()))``.
+
+    >>> policies = (bypass(actor_attribute_equals("is_admin", True), authorize_if(always())),
+    ...             policy(action_type("read"), authorize_if(actor_present())))
+    """
     return Policy(_as_conditions(condition), steps, True, description)
 
 

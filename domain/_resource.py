@@ -105,19 +105,30 @@ random_uuid = _RandomUUIDs()
 
 
 def uuid_primary_key() -> Any:
-    """A UUID primary key made on create: ``id: uuid.UUID = uuid_primary_key()``."""
+    """A UUID primary key made on create: ``id: uuid.UUID = uuid_primary_key()``.
+
+    >>> class Room(Resource):
+    ...     id: uuid.UUID = uuid_primary_key()
+    ...     name: str = attribute(max_length=40)
+    """
     return Attribute(
         sa.Uuid(), allow_nil=False, default=random_uuid, primary_key=True, writable=False
     )
 
 
 def create_timestamp() -> Any:
-    """A UTC datetime set on create: ``inserted_at: datetime = create_timestamp()``."""
+    """A UTC datetime set on create: ``inserted_at: datetime = create_timestamp()``.
+
+    >>> inserted_at: datetime = create_timestamp()
+    """
     return Attribute(_UTCDateTime(), allow_nil=False, default=_utcnow, writable=False)
 
 
 def update_timestamp() -> Any:
-    """A UTC datetime set on create and on every update."""
+    """A UTC datetime set on create and on every update.
+
+    >>> updated_at: datetime = update_timestamp()
+    """
     return Attribute(
         _UTCDateTime(), allow_nil=False, default=_utcnow, update_default=_utcnow, writable=False
     )
@@ -126,21 +137,32 @@ def update_timestamp() -> Any:
 @dataclass(frozen=True)
 class Identity:
     """A unique key (``identity("unique_email", "email")``): a unique constraint in the table,
-    the upsert target of creates, and a lookup key for ``get``."""
+    the upsert target of creates, and a lookup key for ``get``.
+
+    >>> User.identities
+    (Identity(name='unique_username', fields=('username',)),)
+    """
 
     name: str
     fields: tuple[str, ...]
 
 
 def identity(name: str, *fields: str) -> Identity:
-    """Declare a unique key over *fields*."""
+    """Declare a unique key over *fields*.
+
+    >>> identities = (identity("unique_membership", "user_id", "room_id"),)
+    """
     return Identity(name, fields)
 
 
 @dataclass(frozen=True)
 class Index:
     """A (non-unique) index over attributes, for the reads a resource serves most: see
-    :func:`index`."""
+    :func:`index`.
+
+    >>> Message.indexes
+    (Index(fields=('room_id', 'inserted_at')),)
+    """
 
     fields: tuple[str, ...]
 
@@ -149,6 +171,8 @@ def index(*fields: str) -> Index:
     """Declare an index over *fields*, in order: ``indexes = (index("room_id",
     "inserted_at"),)`` serves "a room's messages, newest first". Its name follows the naming
     convention (``ix_<table>_<columns>``), so migrations see it. Unique keys are identities.
+
+    >>> indexes = (index("room_id", "inserted_at"),)
     """
     return Index(fields)
 
@@ -160,7 +184,12 @@ RelKind = Literal["belongs_to", "has_one", "has_many", "many_to_many"]
 class Relationship:
     """A relationship declaration. ``destination`` is a resource class or its name (resolved
     when a :class:`Domain` is built). Keys default the Ash way (``<name>_id`` on the source for
-    belongs_to, ``<source>_id`` on the destination otherwise)."""
+    belongs_to, ``<source>_id`` on the destination otherwise).
+
+    >>> rel = Message.__relationships__["author"]
+    >>> rel.kind, rel.source_attribute
+    ('belongs_to', 'author_id')
+    """
 
     kind: RelKind
     destination: Any
@@ -185,17 +214,28 @@ class Relationship:
 def belongs_to(
     destination: Any, *, source_attribute: str | None = None, allow_nil: bool = True
 ) -> Any:
-    """The source holds the key: ``author = belongs_to("User")`` adds ``author_id``."""
+    """The source holds the key: ``author = belongs_to("User")`` adds ``author_id``.
+
+    >>> author_id: uuid.UUID = attribute(writable=False)
+    >>> author = belongs_to("User", source_attribute="author_id", allow_nil=False)
+    """
     return Relationship("belongs_to", destination, source_attribute, "id", allow_nil=allow_nil)
 
 
 def has_one(destination: Any, *, destination_attribute: str | None = None) -> Any:
-    """The destination holds ``<source>_id``; at most one of them."""
+    """The destination holds ``<source>_id``; at most one of them.
+
+    >>> profile = has_one("Profile", destination_attribute="user_id")
+    """
     return Relationship("has_one", destination, "id", destination_attribute)
 
 
 def has_many(destination: Any, *, destination_attribute: str | None = None) -> Any:
-    """The destination holds ``<source>_id``: ``messages = has_many("Message")``."""
+    """The destination holds ``<source>_id``: ``messages = has_many("Message")``.
+
+    >>> messages = has_many("Message")            # in Room: Message.room_id
+    >>> orders = has_many("Order", destination_attribute="user_id")
+    """
     return Relationship("has_many", destination, "id", destination_attribute)
 
 
@@ -206,7 +246,10 @@ def many_to_many(
     source_attribute_on_join: str | None = None,
     destination_attribute_on_join: str | None = None,
 ) -> Any:
-    """Through a join resource: ``rooms = many_to_many("Room", through="Membership")``."""
+    """Through a join resource: ``rooms = many_to_many("Room", through="Membership")``.
+
+    >>> members = many_to_many("User", through="Membership")
+    """
     return Relationship(
         "many_to_many",
         destination,
@@ -223,7 +266,12 @@ AggKind = Literal["count", "exists", "sum", "first", "list"]
 
 @dataclass
 class Aggregate:
-    """An aggregate over a relationship, loaded on request (``load=("message_count",)``)."""
+    """An aggregate over a relationship, loaded on request (``load=("message_count",)``).
+
+    >>> message_count = aggregate_count("messages")          # in Room
+    >>> rooms = await Chat.read(Room, load=("message_count",), actor=user)
+    >>> rooms[0].message_count
+    """
 
     kind: AggKind
     relationship: str
@@ -235,17 +283,28 @@ class Aggregate:
 
 def aggregate_count(relationship: str, *, where: Callable[[], Any] | None = None) -> Any:
     """How many related records (optionally matching ``where``, a lambda returning a SQL
-    condition on the destination)."""
+    condition on the destination).
+
+    >>> message_count = aggregate_count("messages")
+    >>> unread = aggregate_count("notices", where=lambda: Notice.is_read.is_(False))
+    """
     return Aggregate("count", relationship, None, where)
 
 
 def aggregate_exists(relationship: str, *, where: Callable[[], Any] | None = None) -> Any:
-    """Whether any related record exists."""
+    """Whether any related record exists.
+
+    >>> has_messages = aggregate_exists("messages")
+    """
     return Aggregate("exists", relationship, None, where)
 
 
 def aggregate_sum(relationship: str, field: str, *, where: Callable[[], Any] | None = None) -> Any:
-    """The sum of *field* over related records (0 when none)."""
+    """The sum of *field* over related records (0 when none).
+
+    >>> total = aggregate_sum("orders", "amount")
+    >>> paid_total = aggregate_sum("orders", "amount", where=lambda: Order.paid.is_(True))
+    """
     return Aggregate("sum", relationship, field, where)
 
 
@@ -256,7 +315,10 @@ def aggregate_first(
     sort: str | None = None,
     where: Callable[[], Any] | None = None,
 ) -> Any:
-    """*field* of the first related record by *sort* (``"-inserted_at"``), or None."""
+    """*field* of the first related record by *sort* (``"-inserted_at"``), or None.
+
+    >>> biggest_item = aggregate_first("orders", "item", sort="-amount")
+    """
     return Aggregate("first", relationship, field, where, sort)
 
 
@@ -267,21 +329,31 @@ def aggregate_list(
     sort: str | None = None,
     where: Callable[[], Any] | None = None,
 ) -> Any:
-    """The list of *field* over related records, sorted by *sort*."""
+    """The list of *field* over related records, sorted by *sort*.
+
+    >>> items = aggregate_list("orders", "item", sort="item")
+    """
     return Aggregate("list", relationship, field, where, sort)
 
 
 @dataclass
 class Calculation:
     """A calculation: ``expression()`` returns a SQL expression over the resource's columns,
-    computed in the query when loaded."""
+    computed in the query when loaded.
+
+    >>> shout = calculation(lambda: Message.content + "!")    # in Message
+    >>> [m.shout for m in await Chat.read(Message, load=("shout",), actor=user)]
+    """
 
     expression: Callable[[], Any]
     name: str = ""
 
 
 def calculation(expression: Callable[[], Any]) -> Any:
-    """Declare a calculation: ``label = calculation(lambda: User.name + "!")``."""
+    """Declare a calculation: ``label = calculation(lambda: User.name + "!")``.
+
+    >>> doubled = calculation(lambda: Order.amount * 2)
+    """
     return Calculation(expression)
 
 

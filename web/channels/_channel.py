@@ -92,6 +92,9 @@ class ChannelReply:
     """A reply to a client's join or push: a status (``"ok"``, ``"error"``) and a response.
 
     Make them with :func:`ok` and :func:`error`.
+
+    >>> ok({"id": 7}) == ChannelReply("ok", {"id": 7})
+    True
     """
 
     status: str
@@ -347,6 +350,10 @@ class Channel:
 
     ``intercept`` names the broadcast events this channel wants to see in ``handle_out``
     instead of having them forwarded to its client as they are.
+
+    >>> class RoomChannel(web.Channel):
+    ...     async def join(self, topic, params, socket):
+    ...         return web.ok({"welcome": socket.assigns["user"]})
     """
 
     intercept: ClassVar[frozenset[str] | tuple[str, ...]] = frozenset()

@@ -57,7 +57,12 @@ _PUSH, _REPLY, _BROADCAST = 0, 1, 2
 
 
 class ProtocolError(ValueError):
-    """A frame that does not follow the Channels protocol; the message says why."""
+    """A frame that does not follow the Channels protocol; the message says why.
+
+    >>> serializer_for("3.0.0")
+    Traceback (most recent call last):
+    web.ProtocolError: unsupported protocol version vsn='3.0.0'; use 2.0.0 (or 1.0.0)
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,9 @@ class Message:
     """A message on a topic: from the client (a join, a push, a heartbeat) or a server push.
 
     ``payload`` is the decoded JSON value, or ``bytes`` for a binary frame.
+
+    >>> V2.decode('["1","2","room:lobby","new_msg",{"body":"hi"}]').event
+    'new_msg'
     """
 
     join_ref: str | None
@@ -76,7 +84,11 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """The server's answer (``phx_reply``) to the client message with the same ``ref``."""
+    """The server's answer (``phx_reply``) to the client message with the same ``ref``.
+
+    >>> V1.encode(Reply(None, "2", "room:lobby", "ok", {}))
+    '{"topic":"room:lobby","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":"2"}'
+    """
 
     join_ref: str | None
     ref: str | None
@@ -87,7 +99,11 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
-    """A message for every subscriber of a topic; encoded once, sent as is to each socket."""
+    """A message for every subscriber of a topic; encoded once, sent as is to each socket.
+
+    >>> V2.encode(Broadcast("room:lobby", "new_msg", {"body": "hi"}))
+    '[null,null,"room:lobby","new_msg",{"body":"hi"}]'
+    """
 
     topic: str
     event: str
@@ -98,7 +114,12 @@ Outgoing = Message | Reply | Broadcast
 
 
 class Serializer(Protocol):
-    """Turns frames into messages and back; :data:`V1` and :data:`V2` are the two there are."""
+    """Turns frames into messages and back; :data:`V1` and :data:`V2` are the two there are.
+
+    >>> serializer = serializer_for(params.get("vsn"))      # V2 for phoenix.js 1.x
+    >>> V2.vsn, V1.vsn
+    ('2.0.0', '1.0.0')
+    """
 
     vsn: str
 

@@ -30,11 +30,22 @@ DEFAULT_MAX_AGE: Final = 86_400.0
 
 
 class InvalidToken(ValueError):
-    """A token that was not signed with this key and salt, or is not a token at all."""
+    """A token that was not signed with this key and salt, or is not a token at all.
+
+    >>> Token.verify("k" * 32, "user socket", "not-a-token")
+    Traceback (most recent call last):
+    web.InvalidToken: not a token: expected three dot-separated parts
+    """
 
 
 class TokenExpired(InvalidToken):
-    """A genuine token, older than the ``max_age`` it was checked against."""
+    """A genuine token, older than the ``max_age`` it was checked against.
+
+    >>> old = Token.sign("k" * 32, "user socket", 42, signed_at=0)
+    >>> Token.verify("k" * 32, "user socket", old, max_age=60, now=120)
+    Traceback (most recent call last):
+    web.TokenExpired: the token expired: signed 120 s ago, max_age 60 s
+    """
 
 
 def _b64(raw: bytes) -> bytes:
@@ -59,7 +70,12 @@ def _check_secret(secret_key: str) -> None:
 
 
 class Token:
-    """Sign and verify tokens; see the module documentation."""
+    """Sign and verify tokens; see the module documentation.
+
+    >>> token = Token.sign(SECRET_KEY, "user socket", {"user_id": 42})
+    >>> Token.verify(SECRET_KEY, "user socket", token, max_age=86_400)
+    {'user_id': 42}
+    """
 
     @staticmethod
     def sign(secret_key: str, salt: str, data: Any, *, signed_at: float | None = None) -> str:

@@ -67,7 +67,13 @@ _HAPPENED.set()
 @dataclass(frozen=True, slots=True)
 class ConnectInfo:
     """What ``connect`` may look at besides the params: the peer, headers, origin, and the
-    token phoenix.js sends with its ``authToken`` option (in the WebSocket subprotocols)."""
+    token phoenix.js sends with its ``authToken`` option (in the WebSocket subprotocols).
+
+    >>> async def connect(self, params, connect_info):      # in a web.Socket subclass
+    ...     if connect_info.origin != "https://chat.example.com":
+    ...         return None                                 # refused: HTTP 403
+    ...     return {"token": params.get("token") or connect_info.auth_token}
+    """
 
     peer: tuple[str, int] | None
     headers: tuple[tuple[str, str], ...]

@@ -54,6 +54,9 @@ class Outbox:
     backlog passed ``max_backlog``) the outbox calls *on_failure*, whose job is to end the
     connection. The owner calls :meth:`close` just before closing the socket, so that no write
     can ever reach a file descriptor number the kernel has handed to another connection.
+
+    >>> data = frame('[null,null,"room:lobby","new_msg",{"body":"hi"}]')
+    >>> ws.outbox.write_nowait(data)      # never blocks: queued if the kernel buffer is full
     """
 
     __slots__ = (

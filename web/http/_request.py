@@ -22,7 +22,13 @@ __all__ = ["HttpHandler", "Request", "Response"]
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """An HTTP request as a handler sees it (the body is read in full, within the limit)."""
+    """An HTTP request as a handler sees it (the body is read in full, within the limit).
+
+    >>> def hello(request: Request) -> Response:
+    ...     name = request.query.get("name", ["world"])[-1]
+    ...     return Response(200, f"hello {name}".encode())
+    >>> endpoint.get("/hello", hello)
+    """
 
     method: str
     path: str
@@ -81,7 +87,11 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """What a handler returns: status, body and headers (content-length is added)."""
+    """What a handler returns: status, body and headers (content-length is added).
+
+    >>> Response(200, b'{"ok":true}', (("content-type", "application/json"),))
+    >>> Response(303, headers=(("location", "/login"),))
+    """
 
     status: int
     body: bytes = b""

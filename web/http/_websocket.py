@@ -41,6 +41,11 @@ class Upgrader(Protocol):
 
     ``accept(request)`` returns the handler that will serve the accepted WebSocket, or a
     :class:`Response` that refuses the upgrade (a 403 for a failed ``connect``).
+
+    >>> class SameOrigin:
+    ...     async def accept(self, request):
+    ...         return echo if request.header("origin") == ORIGIN else Response(403)
+    >>> endpoint.upgrade("/echo", SameOrigin())
     """
 
     async def accept(self, request: Request) -> SocketHandler | Response:
@@ -59,7 +64,13 @@ class Always:
 
 
 class WebSocketClosed(Exception):
-    """The peer closed the WebSocket (``code`` and ``reason`` say how)."""
+    """The peer closed the WebSocket (``code`` and ``reason`` say how).
+
+    >>> try:
+    ...     message = await ws.receive()
+    ... except WebSocketClosed as exc:
+    ...     print(exc.code, exc.reason)          # e.g. 1006 connection lost
+    """
 
     def __init__(self, code: int, reason: str | None) -> None:
         super().__init__(f"WebSocket closed: {code} {reason or ''}".strip())
@@ -72,6 +83,11 @@ class WebSocket:
 
     Writes go through :attr:`outbox` (see :class:`~web.http._outbox.Outbox`): :meth:`send` waits
     until the kernel took the bytes, ``outbox.write_nowait(frame(...))`` does not wait at all.
+
+    >>> async def echo(ws: WebSocket) -> None:
+    ...     async for message in ws:
+    ...         await ws.send(message)
+    >>> endpoint.websocket("/echo", echo)
     """
 
     __slots__ = (

@@ -38,7 +38,13 @@ logger = logging.getLogger("web.live")
 
 class LiveComponent:
     """Subclass it: set ``template`` and override the callbacks you need. ``mount`` and
-    ``update`` run while the parent renders, so they are plain (not async) methods."""
+    ``update`` run while the parent renders, so they are plain (not async) methods.
+
+    >>> class Card(web.LiveComponent):       # {{ live_component(Card, id="c1", title=t) }}
+    ...     template = '<div id="card-{{ id }}"><b>{{ title }}</b> {{ likes }}</div>'
+    ...     def mount(self, socket):
+    ...         socket.assign(likes=0)
+    """
 
     template: ClassVar[str] = ""
     _compiled: ClassVar[LiveTemplate | None] = None

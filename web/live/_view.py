@@ -187,7 +187,11 @@ class LiveSocket:
     """A LiveView's state as its callbacks see it: assigns (with change tracking) and the
     page-level effects to send with the next update. Owned by the view's process: the
     channel running the view takes the effects (:meth:`take_effects`) and marks renders
-    (:meth:`rendered`) through its methods."""
+    (:meth:`rendered`) through its methods.
+
+    >>> socket.assign(count=socket.assigns["count"] + 1)
+    >>> socket.push_patch("/rooms?page=2")
+    """
 
     __slots__ = (
         "_events",
@@ -455,7 +459,13 @@ def _same(old: Any, new: Any) -> bool:
 
 class LiveView:
     """Subclass it: set ``template`` (Jinja2 source) or ``template_file`` (a path relative to
-    the subclass's module), and override the callbacks you need."""
+    the subclass's module), and override the callbacks you need.
+
+    >>> class Counter(web.LiveView):
+    ...     template = '<h1>{{ count }}</h1><button phx-click="inc">+1</button>'
+    ...     async def mount(self, params, session, socket):
+    ...         socket.assign(count=int(params.get("start", 0)))
+    """
 
     template: ClassVar[str] = ""
     template_file: ClassVar[str | None] = None
