@@ -92,6 +92,8 @@ from ._pubsub import set_pubsub_adapter as set_pubsub_adapter
 from ._pubsub import subscribe as subscribe
 from ._pubsub import subscribers as subscribers
 from ._pubsub import unsubscribe as unsubscribe
+from ._redis_pubsub import node as node
+from ._redis_pubsub import nodes as nodes
 from ._registry import Registry as Registry
 from ._schedule import LongSchedule as LongSchedule
 from ._signals import SignalEffect as SignalEffect
@@ -108,6 +110,7 @@ from ._types import SHUTDOWN as SHUTDOWN
 from ._types import Down as Down
 from ._types import Exit as Exit
 from ._types import From as From
+from ._types import NodeId as NodeId
 from ._types import Pid as Pid
 from ._types import Ref as Ref
 from ._types import is_normal_exit as is_normal_exit
@@ -136,6 +139,7 @@ __all__ = (
     "NoProc",
     "NoReply",
     "Node",
+    "NodeId",
     "NodeStatistics",
     "NotInNode",
     "NotInProcess",
@@ -175,7 +179,9 @@ __all__ = (
     "lowlevel",
     "make_ref",
     "monitor",
+    "node",
     "node_name",
+    "nodes",
     "open_node",
     "process_info",
     "processes",

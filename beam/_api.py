@@ -14,8 +14,9 @@ from typing import Any
 import trio
 
 from ._errors import NoProc, ProcessExit, UnknownName
-from ._node import current_node, current_process, resolve_exit_target, unwatch, watch
+from ._node import Node, current_node, current_process, resolve_exit_target, unwatch, watch
 from ._process import NOT_EXITING, Match, Process, process_var
+from ._pubsub import _pubsub
 from ._schedule import LongScheduleMonitor
 from ._types import NODE_PID, NOPROC, Down, Exit, Pid, Ref
 
@@ -100,12 +101,20 @@ def self() -> Pid:
     return current_process("beam.self").pid
 
 
-def send(dest: Pid | str, message: Any) -> None:
-    """Send *message* to *dest* (a pid or a registered name). Never blocks.
+def send(dest: Pid | str | tuple[str, str], message: Any) -> None:
+    """Send *message* to *dest* (a pid, a registered name, or ``(name, node)``). Never blocks.
 
     Sending to a pid never fails: if the process is dead the message is dropped. Sending to a
     name nobody registered raises :class:`UnknownName`. Messages from one sender to one
     receiver arrive in the order sent.
+
+    A pid of another node, or ``(name, node)`` (a name registered on the node called
+    *node*), is sent through the cluster (:mod:`beam.cluster`): never blocking, never raising
+    for a node that is down or unknown (the message is lost, as in Erlang), and dropped there
+    if the process is dead or the name unregistered. ``(name, beam.node())`` is a local send
+    with the same rule (an unregistered name drops it). The one difference from a local
+    send: the message is encoded in the sender, so a value that cannot travel raises
+    :class:`beam.cluster.CodecError` here.
 
     >>> async def main():
     ...     beam.send(beam.self(), ("ping", 1))
@@ -114,8 +123,13 @@ def send(dest: Pid | str, message: Any) -> None:
     node = current_node("beam.send")
     if type(dest) is Pid:
         proc = node._procs.get(dest.id)
-        if proc is None:
+        if proc is None or dest.node is not None:
+            if dest.node is not None:
+                _send_remote(node, dest, message)
             return
+    elif isinstance(dest, tuple):
+        _send_remote(node, dest, message)
+        return
     else:
         proc = node._lookup(dest)
         if proc is None:
@@ -127,6 +141,26 @@ def send(dest: Pid | str, message: Any) -> None:
         node._send_to(proc, message)
     else:
         proc.deliver(message)
+
+
+def _send_remote(node: Node, dest: Pid | tuple[str, str], message: Any) -> None:
+    """Route a send to another node through the node's cluster adapter (if it has one)."""
+    adapter = _pubsub(node).adapter
+    if type(dest) is tuple:
+        if len(dest) != 2 or not isinstance(dest[0], str) or not isinstance(dest[1], str):
+            raise TypeError(f"a remote name is a (name, node) pair of str, got {dest!r}")
+        if dest[1] == adapter.node_name:
+            proc = node._lookup(dest[0])
+            if proc is None:
+                return
+            if node._slow_send:
+                node._send_to(proc, message)
+            else:
+                proc.deliver(message)
+            return
+    send_remote = getattr(adapter, "send_remote", None)
+    if send_remote is not None:
+        send_remote(dest, message)
 
 
 def receive(match: Match = None, *, timeout: float | None = None) -> Coroutine[Any, Any, Any]:

@@ -39,17 +39,22 @@ from typing import Any, Final, Literal, TypeVar, cast
 import msgpack  # type: ignore[import-untyped]  # no stubs; its API is small
 
 from ._pubsub import Dispatcher
-from ._types import Down, Exit, From, Pid, Ref
+from ._types import Down, Exit, From, NodeId, Pid, Ref, node_index
 
 __all__ = [
     "ENVELOPE_VERSION",
     "CodecError",
+    "Delivery",
     "Envelope",
+    "Hello",
     "decode",
     "decode_envelope",
+    "decode_frame",
     "dispatcher_name",
     "encode",
+    "encode_delivery",
     "encode_envelope",
+    "encode_hello",
     "lookup_dispatcher",
     "register",
     "register_dispatcher",
@@ -249,6 +254,7 @@ class _PerThread(threading.local):
         self.free: list[msgpack.Packer] = []
         self.depth = 0
         self.packing = 0
+        self.local: NodeId | None = None  # the node encoding or decoding (None: alone)
 
 
 _packers = _PerThread()
@@ -280,7 +286,10 @@ def _default(obj: Any) -> msgpack.ExtType:
     if cls is tuple:
         return msgpack.ExtType(_TUPLE, _pack(list(obj)))
     if cls is Pid:
-        return msgpack.ExtType(_PID, _pack(obj.id))
+        node = obj.node if obj.node is not None else _packers.local
+        if node is None:
+            return msgpack.ExtType(_PID, _pack(obj.id))
+        return msgpack.ExtType(_PID, _pack([obj.id, node.name, node.incarnation]))
     if cls is Ref:
         return msgpack.ExtType(_REF, _pack(obj.id))
     if cls is int:  # beyond 64 bits: msgpack hands it over
@@ -304,12 +313,18 @@ def _default(obj: Any) -> msgpack.ExtType:
     )
 
 
-def encode(value: Any) -> bytes:
+def encode(value: Any, *, local: NodeId | None = None) -> bytes:
     """Encode *value* for another node; :class:`CodecError` names a type that cannot travel.
+
+    *local* is the identity of the encoding node: its local pids travel with it (a remote pid
+    always travels with its own node). Without it, local pids travel as bare numbers.
 
     >>> decode(encode((1, [2], {"a": b"3"}))) == (1, [2], {"a": b"3"})
     True
     """
+    state = _packers
+    outer = state.local
+    state.local = local
     try:
         return _pack(value)
     except CodecError:
@@ -317,6 +332,8 @@ def encode(value: Any) -> bytes:
     except (TypeError, ValueError, OverflowError) as error:
         # msgpack's own refusals: nesting too deep, a str with lone surrogates, ...
         raise CodecError(f"cannot encode {type(value).__qualname__}: {error}") from None
+    finally:
+        state.local = outer
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -345,6 +362,8 @@ def _decode_ext(code: int, data: bytes) -> Any:
         return tuple(items)
     if code in (_PID, _REF):
         number = _unpack(data)
+        if code == _PID and type(number) is list:
+            return _decode_pid(number)
         if type(number) is not int or number < 0:
             raise CodecError(f"a {_EXT_NAMES[code]} extension must hold a non-negative int")
         return Pid(number) if code == _PID else Ref(number)
@@ -386,14 +405,39 @@ def _decode_ext(code: int, data: bytes) -> Any:
     raise CodecError(f"unknown extension type {code}")
 
 
-def decode(data: bytes) -> Any:
+def _decode_pid(fields: list[Any]) -> Pid:
+    if (
+        len(fields) != 3
+        or type(fields[0]) is not int
+        or fields[0] < 0
+        or type(fields[1]) is not str
+        or type(fields[2]) is not int
+    ):
+        raise CodecError("a pid extension must hold [number, node name, incarnation]")
+    number, name, incarnation = fields
+    local = _packers.local
+    if local is not None and name == local.name and incarnation == local.incarnation:
+        return Pid(number)
+    node = NodeId(name, incarnation)
+    node_index(node)  # numbered on first sight, as Erlang does
+    return Pid(number, node)
+
+
+def decode(data: bytes, *, local: NodeId | None = None) -> Any:
     """Decode bytes made by :func:`encode`; anything else raises :class:`CodecError` only.
+
+    *local* is the identity of the decoding node: a pid of that very node (same name and
+    incarnation) decodes to a local pid; a pid of any other node, an older incarnation of
+    this one included (a *stale* pid, to which sends go nowhere), keeps its :class:`NodeId`.
 
     >>> decode(encode(("hi", beam.Pid(3))))
     ('hi', <0.3.0>)
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CodecError(f"can only decode bytes, not {type(data).__qualname__}")
+    state = _packers
+    outer = state.local
+    state.local = local
     try:
         return _unpack(data)
     except CodecError:
@@ -402,6 +446,8 @@ def decode(data: bytes) -> Any:
         raise CodecError(
             f"cannot decode {len(data)} byte(s): {type(error).__name__}: {error}"
         ) from None
+    finally:
+        state.local = outer
 
 
 # -- the PubSub envelope ------------------------------------------------------------------------
@@ -442,7 +488,7 @@ class Envelope:
         return (self.node == node) if self.mode == "only" else (self.node != node)
 
 
-def encode_envelope(envelope: Envelope) -> bytes:
+def encode_envelope(envelope: Envelope, *, local: NodeId | None = None) -> bytes:
     """Encode *envelope*: a header (version, mode, node, dispatcher) and the encoded body.
 
     The body (topic and payload) is encoded separately, so a node reads the header of an
@@ -452,11 +498,13 @@ def encode_envelope(envelope: Envelope) -> bytes:
     """
     if envelope.mode not in ("except", "only"):
         raise CodecError(f"an envelope's mode is 'except' or 'only', not {envelope.mode!r}")
-    body = encode((envelope.topic, envelope.payload))
+    body = encode((envelope.topic, envelope.payload), local=local)
     return _pack([envelope.version, envelope.mode, envelope.node, envelope.dispatcher, body])
 
 
-def decode_envelope(data: bytes, *, for_node: str | None = None) -> Envelope | None:
+def decode_envelope(
+    data: bytes, *, for_node: str | None = None, local: NodeId | None = None
+) -> Envelope | None:
     """Decode an envelope; with *for_node*, ``None`` (body left undecoded) if it is not for it.
 
     Anything but a well-formed envelope of :data:`ENVELOPE_VERSION` raises
@@ -465,9 +513,38 @@ def decode_envelope(data: bytes, *, for_node: str | None = None) -> Envelope | N
     >>> decode_envelope(encode_envelope(Envelope("except", "a", "t", 1)), for_node="a") is None
     True
     """
+    frame = decode_frame(data, for_node=for_node, local=local)
+    if frame is not None and type(frame) is not Envelope:
+        raise CodecError(f"not a PubSub envelope: {_preview(frame)}")
+    return frame
+
+
+def decode_frame(
+    data: bytes, *, for_node: str | None = None, local: NodeId | None = None
+) -> Envelope | Delivery | Hello | None:
+    """Decode anything a node publishes: an :class:`Envelope`, a :class:`Delivery` or a
+    :class:`Hello`; ``None`` for an envelope not *for_node*. *local* is as for :func:`decode`.
+
+    Anything but a well-formed frame of :data:`ENVELOPE_VERSION` raises :class:`CodecError`.
+
+    >>> decode_frame(encode_hello(NodeId("a", 1)))
+    Hello(node=NodeId(name='a', incarnation=1))
+    """
     header = decode(data)
+    if type(header) is list and len(header) == 4 and header[:2] == [ENVELOPE_VERSION, "hello"]:
+        _, _, name, incarnation = header
+        if type(name) is not str or not name or type(incarnation) is not int:
+            raise CodecError(f"bad hello: {_preview(header)}")
+        return Hello(NodeId(name, incarnation))
     if type(header) is not list or len(header) != 5:
         raise CodecError(f"not a PubSub envelope: {_preview(header)}")
+    if header[:2] == [ENVELOPE_VERSION, "send"]:
+        _, _, incarnation, to, body = header
+        if incarnation is not None and type(incarnation) is not int:
+            raise CodecError(f"bad delivery incarnation {_preview(incarnation)}")
+        if type(to) not in (int, str) or type(body) is not bytes:
+            raise CodecError(f"bad delivery: {_preview(header)}")
+        return Delivery(to, incarnation, decode(body, local=local))
     version, mode, node, dispatcher, body = header
     if version != ENVELOPE_VERSION or type(version) is not int:
         raise CodecError(
@@ -484,7 +561,7 @@ def decode_envelope(data: bytes, *, for_node: str | None = None) -> Envelope | N
         raise CodecError(f"bad envelope body {_preview(body)}")
     if for_node is not None and (node == for_node) != (mode == "only"):
         return None
-    content = decode(body)
+    content = decode(body, local=local)
     if type(content) is not tuple or len(content) != 2:
         raise CodecError(f"bad envelope body: {_preview(content)}")
     topic, payload = content
@@ -493,6 +570,57 @@ def decode_envelope(data: bytes, *, for_node: str | None = None) -> Envelope | N
     except TypeError:
         raise CodecError(f"an envelope's topic must be hashable, not {_preview(topic)}") from None
     return Envelope(cast("Mode", mode), node, topic, payload, dispatcher, version)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message on its way to one process of another node (published on that node's channel).
+
+    ``to`` is the pid's number there, or a registered name; ``incarnation`` is the node
+    incarnation a pid belongs to (``None`` for a name): a pid of another incarnation is
+    stale, and its messages are dropped.
+
+    >>> decode_frame(encode_delivery(3, 7, "hi")) == Delivery(3, 7, "hi")
+    True
+    """
+
+    to: int | str
+    incarnation: int | None
+    message: Any
+
+
+@dataclass(frozen=True)
+class Hello:
+    """A node's heartbeat on the cluster channel: its name and incarnation.
+
+    >>> encode_hello(NodeId("chat1", 7))[:2]
+    b'\x94\x01'
+    """
+
+    node: NodeId
+
+
+def encode_delivery(
+    to: int | str, incarnation: int | None, message: Any, *, local: NodeId | None = None
+) -> bytes:
+    """Encode *message* for the process *to* (a pid number or a registered name) of a node.
+
+    Raises :class:`CodecError` (in the sender) if the message cannot travel.
+
+    >>> decode_frame(encode_delivery("echo", None, ("hi", 1))).message
+    ('hi', 1)
+    """
+    body = encode(message, local=local)
+    return _pack([ENVELOPE_VERSION, "send", incarnation, to, body])
+
+
+def encode_hello(node: NodeId) -> bytes:
+    """Encode the heartbeat of *node*.
+
+    >>> decode_frame(encode_hello(NodeId("a", 1))).node.name
+    'a'
+    """
+    return _pack([ENVELOPE_VERSION, "hello", node.name, node.incarnation])
 
 
 def _preview(value: Any) -> str:

@@ -28,30 +28,35 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from ._api import make_ref, receive, send, spawn_link, trap_exit
+from ._api import make_ref, receive, send, spawn_link, trap_exit, whereis
 from ._api import self as self_pid
 from ._codec import (
     CodecError,
+    Delivery,
     Envelope,
-    decode_envelope,
+    Hello,
+    decode_frame,
     dispatcher_name,
+    encode_delivery,
     encode_envelope,
+    encode_hello,
     lookup_dispatcher,
 )
 from ._errors import ProcessExit, ReceiveTimeout
 from ._node import current_node
 from ._pubsub import Dispatcher, Topic, _pubsub, set_pubsub_adapter
-from ._types import Exit, Pid
+from ._types import Exit, NodeId, Pid
 from .lowlevel import spawn_opt
 
 if TYPE_CHECKING:
     import coredis
 
-__all__ = ["RedisPubSub", "start_pubsub"]
+__all__ = ["NodeNameTaken", "RedisPubSub", "node", "nodes", "start_pubsub"]
 
 logger = logging.getLogger("beam.cluster")
 
@@ -76,6 +81,17 @@ class _Throttle:
             self.held = 0
 
 
+class NodeNameTaken(RuntimeError):
+    """Another live node of the cluster already has the name this node asked for.
+
+    >>> async def main():
+    ...     try:
+    ...         await beam.cluster.start_pubsub(url, node="chat1")
+    ...     except beam.cluster.NodeNameTaken as error:
+    ...         print(error)
+    """
+
+
 class RedisPubSub:
     """The PubSub adapter that carries broadcasts to the other nodes through Redis.
 
@@ -98,11 +114,21 @@ class RedisPubSub:
         namespace: str = "beam",
         warn_interval: float = 5.0,
         max_reconnect_delay: float = 1.0,
+        heartbeat: float = 1.0,
+        timeout: float = 5.0,
     ) -> None:
         if not node or not isinstance(node, str):
             raise ValueError(f"a cluster node needs a non-empty str name, not {node!r}")
+        if not 0 < heartbeat < timeout:
+            raise ValueError(f"need 0 < heartbeat < timeout, got {heartbeat} and {timeout}")
         self.url = url
         self.node_name = node
+        #: This node's name and incarnation (a random 63-bit number, new at every start).
+        self.identity = NodeId(node, secrets.randbits(63))
+        self.heartbeat = heartbeat
+        self.timeout = timeout
+        # The other nodes heard from: name -> (identity, when). Written by the subscriber only.
+        self._seen: dict[str, tuple[NodeId, float]] = {}
         self.namespace = namespace
         self.channel = f"{namespace}:pubsub"
         self.warn_interval = warn_interval
@@ -117,12 +143,47 @@ class RedisPubSub:
         """
         return f"{self.channel}:node:{node}"
 
+    @property
+    def name_key(self) -> str:
+        """The Redis key that holds this node's name while it is live (``SET NX`` with expiry).
+
+        >>> adapter.name_key
+        'beam:node:chat1'
+        """
+        return f"{self.namespace}:node:{self.node_name}"
+
+    def nodes(self) -> list[str]:
+        """The other nodes heard from within the last ``timeout`` seconds, sorted by name.
+
+        >>> adapter.nodes()
+        ['chat2']
+        """
+        now = trio.current_time()
+        return sorted(name for name, (_, seen) in self._seen.items() if now - seen < self.timeout)
+
     # -- the adapter interface (called by the sender) --------------------------------------
+
+    def send_remote(self, dest: Pid | tuple[str, str], message: Any) -> None:
+        """Publish *message* for a pid of another node or a ``(name, node)`` (fire-and-forget).
+
+        A pid of an older incarnation of this node is stale: the message is dropped.
+        """
+        if type(dest) is Pid:
+            target = dest.node
+            if target is None or target.name == self.node_name:
+                return  # a stale pid of this node (a local pid never comes here)
+            data = encode_delivery(dest.id, target.incarnation, message, local=self.identity)
+            self._hand_over(self.node_channel(target.name), data)
+        else:
+            name, where = dest
+            data = encode_delivery(name, None, message, local=self.identity)
+            self._hand_over(self.node_channel(where), data)
 
     def broadcast(self, topic: Topic, message: Any, dispatcher: Dispatcher | None) -> None:
         """Publish the broadcast for every other node (fire-and-forget)."""
         name = None if dispatcher is None else dispatcher_name(dispatcher)
-        data = encode_envelope(Envelope("except", self.node_name, topic, message, name))
+        envelope = Envelope("except", self.node_name, topic, message, name)
+        data = encode_envelope(envelope, local=self.identity)
         self._hand_over(self.channel, data)
 
     def direct_broadcast(
@@ -130,7 +191,8 @@ class RedisPubSub:
     ) -> None:
         """Publish the broadcast for the node called *node_name* only (fire-and-forget)."""
         name = None if dispatcher is None else dispatcher_name(dispatcher)
-        data = encode_envelope(Envelope("only", node_name, topic, message, name))
+        envelope = Envelope("only", node_name, topic, message, name)
+        data = encode_envelope(envelope, local=self.identity)
         self._hand_over(self.node_channel(node_name), data)
 
     def _hand_over(self, channel: str, data: bytes) -> None:
@@ -152,6 +214,7 @@ class RedisPubSub:
         """Own the subscriber, and pipeline the envelopes senders hand over to Redis."""
         trap_exit(True)
         state = _PublisherState(spawn_link(self._subscriber, starter, ref))
+        spawn_link(self._heartbeat)
         throttle = _Throttle(self.warn_interval)
         delay = 0.0
         while True:
@@ -251,11 +314,38 @@ class RedisPubSub:
             delay = min(max(delay * 2, 0.05), self.max_reconnect_delay)
             await trio.sleep(delay)
 
+    async def _heartbeat(self) -> None:
+        """Every ``heartbeat`` seconds: keep this node's name and announce it on the channel."""
+        throttle = _Throttle(self.warn_interval)
+        hello = encode_hello(self.identity)
+        expiry = max(1, round(self.timeout * 1000))
+        while True:
+            try:
+                async with self._client() as client:
+                    while True:
+                        async with client.pipeline(transaction=False) as pipe:
+                            pipe.set(self.name_key, str(self.identity.incarnation), px=expiry)
+                            pipe.publish(self.channel, hello)
+                        await trio.sleep(self.heartbeat)
+            except BaseException as error:
+                await _reraise_unless_failure(error)
+                throttle.warn(
+                    "beam.cluster: heartbeat to Redis at %s failed (%s)", self.url, _describe(error)
+                )
+            await trio.sleep(self.heartbeat)
+
     def _dispatch(self, pubsub: Any, data: bytes, garbage: _Throttle) -> None:
         try:
-            envelope = decode_envelope(data, for_node=self.node_name)
-            if envelope is None:
+            frame = decode_frame(data, for_node=self.node_name, local=self.identity)
+            if frame is None:
                 return
+            if isinstance(frame, Hello):
+                self._hello(frame.node)
+                return
+            if isinstance(frame, Delivery):
+                self._deliver(frame)
+                return
+            envelope = frame
             dispatcher = (
                 None if envelope.dispatcher is None else lookup_dispatcher(envelope.dispatcher)
             )
@@ -270,6 +360,26 @@ class RedisPubSub:
                 envelope.node,
                 envelope.topic,
             )
+
+    def _hello(self, node: NodeId) -> None:
+        if node.name != self.node_name:
+            self._seen[node.name] = (node, trio.current_time())
+        elif node != self.identity:
+            logger.error(
+                "beam.cluster: another live node calls itself %r (incarnation %d, this one %d)",
+                node.name,
+                node.incarnation,
+                self.identity.incarnation,
+            )
+
+    def _deliver(self, delivery: Delivery) -> None:
+        incarnation = delivery.incarnation
+        if incarnation is not None and incarnation != self.identity.incarnation:
+            return  # to a pid of an older incarnation of this node: stale
+        to = delivery.to
+        pid = Pid(to) if type(to) is int else whereis(to)  # type: ignore[arg-type]
+        if pid is not None:
+            send(pid, delivery.message)
 
 
 class _PublisherState:
@@ -327,6 +437,8 @@ async def start_pubsub(
     namespace: str = "beam",
     wait: float = 5.0,
     warn_interval: float = 5.0,
+    heartbeat: float = 1.0,
+    timeout: float = 5.0,
 ) -> RedisPubSub:
     """Join this node's PubSub to the cluster at Redis *url*, as the node called *node*.
 
@@ -341,7 +453,15 @@ async def start_pubsub(
     ...         await beam.cluster.start_pubsub("redis://127.0.0.1:6379/0", node="chat1")
     ...         beam.broadcast("room:lobby", "hello, every node")
     """
-    adapter = RedisPubSub(url, node=node, namespace=namespace, warn_interval=warn_interval)
+    adapter = RedisPubSub(
+        url,
+        node=node,
+        namespace=namespace,
+        warn_interval=warn_interval,
+        heartbeat=heartbeat,
+        timeout=timeout,
+    )
+    await _claim_name(adapter, wait)
     ref = make_ref()
     adapter.pid = spawn_opt(
         adapter._publisher, self_pid(), ref, detached=True, initial_call=RedisPubSub
@@ -356,3 +476,69 @@ async def start_pubsub(
             wait,
         )
     return adapter
+
+
+async def _claim_name(adapter: RedisPubSub, wait: float) -> None:
+    """Take the node's name in Redis (``SET NX`` with expiry ``timeout``), or refuse to start.
+
+    If Redis cannot be reached within *wait* seconds the node starts anyway (alone until
+    Redis returns; its heartbeats then hold the name).
+    """
+    expiry = max(1, round(adapter.timeout * 1000))
+    value = str(adapter.identity.incarnation)
+    holder: bytes | str | None = None
+    try:
+        with trio.fail_after(wait):
+            async with adapter._client() as client:
+                taken = await client.set(adapter.name_key, value, condition=_nx(), px=expiry)
+                if taken:
+                    return
+                holder = await client.get(adapter.name_key)
+    except BaseException as error:
+        await _reraise_unless_failure(error)
+        logger.warning(
+            "beam.cluster: could not claim the node name %r at %s (%s); starting anyway",
+            adapter.node_name,
+            adapter.url,
+            _describe(error),
+        )
+        return
+    if holder is None:  # expired between SET and GET: try once more
+        await _claim_name(adapter, wait)
+        return
+    raise NodeNameTaken(
+        f"cannot start node {adapter.node_name!r}: a live node of the cluster at {adapter.url} "
+        f"already has that name (incarnation {holder!r}); choose another name, or wait until "
+        f"that node stops (its name is freed {adapter.timeout} s after its last heartbeat)"
+    )
+
+
+def _nx() -> Any:
+    from coredis.tokens import PureToken  # see RedisPubSub._client
+
+    return PureToken.NX
+
+
+def node() -> str:
+    """This node's name: its cluster name, or ``"nonode@nohost"`` when it runs alone.
+
+    >>> async def main():
+    ...     async with beam.open_node():
+    ...         print(beam.node())      # nonode@nohost
+    """
+    return _pubsub(current_node("beam.node")).adapter.node_name
+
+
+def nodes() -> list[str]:
+    """The names of the other nodes of the cluster currently known alive, sorted.
+
+    A node announces itself on the cluster channel every ``heartbeat`` seconds (1.0 by
+    default) and is dropped from this list when not heard from for ``timeout`` seconds (5.0
+    by default); both are arguments of :func:`beam.cluster.start_pubsub`. Alone: ``[]``.
+
+    >>> async def main():
+    ...     print(beam.nodes())         # e.g. ['chat2', 'chat3']
+    """
+    adapter = _pubsub(current_node("beam.nodes")).adapter
+    known = getattr(adapter, "nodes", None)
+    return [] if known is None else list(known())

@@ -23,6 +23,7 @@ __all__ = [
     "Down",
     "Exit",
     "From",
+    "NodeId",
     "Pid",
     "Ref",
     "is_normal_exit",
@@ -55,40 +56,91 @@ def is_normal_exit(reason: object) -> bool:
     return isinstance(reason, tuple) and len(reason) == 2 and reason[0] == SHUTDOWN
 
 
+@dataclass(frozen=True, slots=True)
+class NodeId:
+    """The identity of a node in a cluster: its name and its incarnation.
+
+    The incarnation is a random 64-bit number the node picks when it starts, so a restarted
+    node (same name) is a new incarnation: pids of the old one never alias its processes.
+
+    >>> NodeId("chat1", 7)
+    NodeId(name='chat1', incarnation=7)
+    """
+
+    name: str
+    incarnation: int
+
+
+# The small index this OS process gives each remote node it has seen, as Erlang prints
+# <N.x.y>: 0 is this node, other nodes are numbered from 1 in the order first seen.
+_node_indexes: dict[NodeId, int] = {}
+
+
+def node_index(node: NodeId) -> int:
+    """The index printed in the pids of the remote node *node* (assigned on first sight).
+
+    >>> node_index(NodeId("far", 1)) == node_index(NodeId("far", 1))
+    True
+    """
+    index = _node_indexes.get(node)
+    if index is None:
+        index = _node_indexes[node] = len(_node_indexes) + 1
+    return index
+
+
 @final
 class Pid:
     """The identity of a process: small, immutable, hashable, never reused within a node.
 
-    Pids print the way Erlang prints local pids. Only the runtime creates meaningful pids; a
-    pid of a process that has exited stays a valid value (sending to it drops the message).
+    A pid of this node has ``node=None`` and prints as Erlang prints local pids; a pid of a
+    process on another node carries that node's :class:`NodeId` and prints ``<N.x.0>``, with
+    ``N`` the small index this node gives the remote node (:func:`node_index`). Two pids are
+    equal only if they have the same number on the same node incarnation. Only the runtime
+    creates meaningful pids; a pid of a process that has exited stays a valid value (sending
+    to it drops the message).
 
     >>> Pid(42) == Pid(42), str(Pid(42))
     (True, '<0.42.0>')
+    >>> Pid(42, NodeId("far", 1)) == Pid(42)
+    False
     """
 
-    __slots__ = ("id",)
+    __slots__ = ("id", "node")
     id: int
+    node: NodeId | None
 
-    def __init__(self, id: int) -> None:  # noqa: A002 - the field is the pid's number
+    def __init__(self, id: int, node: NodeId | None = None) -> None:  # noqa: A002
         object.__setattr__(self, "id", id)
+        object.__setattr__(self, "node", node)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Pid is immutable; cannot set {name!r}")
 
     def __repr__(self) -> str:
-        return f"<0.{self.id}.0>"
+        if self.node is None:
+            return f"<0.{self.id}.0>"
+        return f"<{node_index(self.node)}.{self.id}.0>"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is Pid and other.id == self.id
+        return type(other) is Pid and other.id == self.id and other.node == self.node
 
     def __hash__(self) -> int:
-        return self.id
+        return self.id if self.node is None else hash((self.id, self.node))
 
     def __lt__(self, other: Pid) -> bool:
-        return self.id < other.id
+        if self.node is None and other.node is None:
+            return self.id < other.id
+        return _order(self) < _order(other)
 
-    def __reduce__(self) -> tuple[type[Pid], tuple[int]]:
-        return (Pid, (self.id,))
+    def __reduce__(self) -> tuple[type[Pid], tuple[int, NodeId | None]]:
+        return (Pid, (self.id, self.node))
+
+
+def _order(pid: Pid) -> tuple[int, str, int, int]:
+    node = pid.node
+    if node is None:
+        return (0, "", 0, pid.id)
+    return (1, node.name, node.incarnation, pid.id)
 
 
 @final

@@ -14,6 +14,16 @@ node, ``beam.local_broadcast`` stays on this one::
 Values travel through a safe codec (msgpack with extension types; nothing decoded runs code
 the bytes choose): plain values, pids, refs, and the frozen dataclasses, named tuples and
 enums registered with :func:`register` on every node.
+
+Once joined, the node has an identity (``beam.node()``; ``"nonode@nohost"`` alone) and
+knows its peers (``beam.nodes()``): each node announces itself on the cluster channel every
+``heartbeat`` seconds (default 1.0) and is dropped from ``nodes()`` when not heard from for
+``timeout`` seconds (default 5.0). A node's name is unique: it is claimed in Redis with
+``SET NX`` expiring after ``timeout`` (renewed by each heartbeat), so a second live node with
+the same name refuses to start with :class:`NodeNameTaken`; the name is free again
+``timeout`` seconds after its holder's last heartbeat. Pids carry their node
+(``beam.NodeId``: name and a random incarnation), and ``beam.send`` reaches a pid on another
+node, or ``(name, node)``, through the node's Redis channel, in send order per sender.
 """
 
 from __future__ import annotations
@@ -23,25 +33,36 @@ import contextlib
 from ._codec import (
     ENVELOPE_VERSION,
     CodecError,
+    Delivery,
     Envelope,
+    Hello,
     decode,
     decode_envelope,
+    decode_frame,
     encode,
+    encode_delivery,
     encode_envelope,
+    encode_hello,
     register,
     register_dispatcher,
 )
-from ._redis_pubsub import RedisPubSub, start_pubsub
+from ._redis_pubsub import NodeNameTaken, RedisPubSub, start_pubsub
 
 __all__ = [
     "ENVELOPE_VERSION",
     "CodecError",
+    "Delivery",
     "Envelope",
+    "Hello",
+    "NodeNameTaken",
     "RedisPubSub",
     "decode",
     "decode_envelope",
+    "decode_frame",
     "encode",
+    "encode_delivery",
     "encode_envelope",
+    "encode_hello",
     "register",
     "register_dispatcher",
     "start_pubsub",

@@ -7,8 +7,11 @@ type and how to register it, and decoding of arbitrary bytes that raises CodecEr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import math
+import pickle
+import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -75,6 +78,8 @@ def same(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if type(a) is dict:
         return len(a) == len(b) and all(k in b and same(v, b[k]) for k, v in a.items())
+    if dataclasses.is_dataclass(a):  # field by field: a NaN field makes == False
+        return all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
     return bool(a == b)
 
 
@@ -354,3 +359,65 @@ def test_deep_nesting_is_refused_when_encoding() -> None:
     with pytest.raises(CodecError, match="nested more than"):
         cluster.encode(value)
     assert same(roundtrip(((((1,),),),)), ((((1,),),),))
+
+
+# -- pids that carry their node ------------------------------------------------------------------
+
+HERE = beam.NodeId("here", 11)
+FAR = beam.NodeId("far", 22)
+
+
+def test_a_local_pid_travels_with_its_node_and_comes_home_local() -> None:
+    data = cluster.encode(("hi", beam.Pid(42)), local=HERE)
+    assert cluster.decode(data, local=HERE) == ("hi", beam.Pid(42))
+    assert cluster.decode(data, local=HERE)[1].node is None
+    # On another node it is remote: same number, this node's identity, and not equal.
+    there = cluster.decode(data, local=FAR)[1]
+    assert there == beam.Pid(42, HERE)
+    assert there != beam.Pid(42)
+    assert there.node == HERE
+
+
+def test_a_remote_pid_round_trips_and_goes_home_local() -> None:
+    remote = beam.Pid(7, FAR)
+    assert cluster.decode(cluster.encode(remote, local=HERE), local=HERE) == remote
+    assert cluster.decode(cluster.encode(remote, local=HERE), local=FAR) == beam.Pid(7)
+    assert cluster.decode(cluster.encode(remote)) == remote  # no identity: still remote
+
+
+def test_a_pid_of_an_older_incarnation_decodes_stale() -> None:
+    old = cluster.encode(beam.Pid(5), local=beam.NodeId("here", 10))
+    stale = cluster.decode(old, local=HERE)
+    assert stale != beam.Pid(5)
+    assert stale.node == beam.NodeId("here", 10)
+
+
+def test_remote_pids_print_with_a_node_index_and_stay_values() -> None:
+    pid = beam.Pid(42, FAR)
+    text = repr(pid)
+    assert re.fullmatch(r"<[1-9]\d*\.42\.0>", text)
+    assert repr(beam.Pid(43, FAR)).split(".")[0] == text.split(".")[0]  # one index per node
+    assert repr(beam.Pid(42)) == "<0.42.0>"
+    assert {pid: 1}[beam.Pid(42, beam.NodeId("far", 22))] == 1
+    assert beam.Pid(42, beam.NodeId("far", 23)) != pid
+    assert pickle.loads(pickle.dumps(pid)) == pid
+    assert sorted([pid, beam.Pid(50), beam.Pid(1)]) == [beam.Pid(1), beam.Pid(50), pid]
+    with pytest.raises(AttributeError):
+        pid.node = None
+
+
+@pytest.mark.parametrize(
+    "fields", [[1, "a"], [1, 2, 3], ["1", "a", 3], [-1, "a", 3], [1, "a", "3"], [1, "a", 3, 4]]
+)
+def test_malformed_node_pids_are_codec_errors(fields: list[object]) -> None:
+    data = msgpack.packb(msgpack.ExtType(5, msgpack.packb(fields)))
+    with pytest.raises(CodecError):
+        cluster.decode(data, local=HERE)
+
+
+def test_frames_round_trip() -> None:
+    frame = cluster.decode_frame(cluster.encode_delivery("echo", None, (beam.Pid(1),), local=HERE))
+    assert frame == cluster.Delivery("echo", None, (beam.Pid(1, HERE),))
+    assert cluster.decode_frame(cluster.encode_hello(FAR)) == cluster.Hello(FAR)
+    with pytest.raises(CodecError):
+        cluster.decode_envelope(cluster.encode_hello(FAR))

@@ -200,7 +200,11 @@ async def test_the_publisher_restarts_a_killed_subscriber_which_resubscribes(
         publisher = beam.process_info(adapter.pid)
         assert publisher is not None
         assert publisher.initial_call.endswith("RedisPubSub")
-        (subscriber,) = publisher.links
+        (subscriber,) = [
+            pid
+            for pid in publisher.links
+            if (info := beam.process_info(pid)) and info.initial_call.endswith("_subscriber")
+        ]
         beam.subscribe("room")
 
         beam.exit(subscriber, "kill")

@@ -15,7 +15,18 @@ stdout (log records of ``beam.cluster`` included). Every wait has a hard timeout
 Commands (``call(op, **args)`` returns the answer's fields, raising if the node reports an
 error): ``subscribe`` (topic) starts a process that reports each message it receives as a
 ``message`` event (``repr`` of the message); ``broadcast``, ``local_broadcast`` (topic, msg;
-a list arrives as a tuple), ``direct_broadcast`` (node, topic, msg); ``ping``.
+a list arrives as a tuple), ``direct_broadcast`` (node, topic, msg); ``ping``; ``nodes``
+(answers ``nodes``, the list ``beam.nodes()``); ``echo`` (name) registers a process that
+answers each ``(pid, *rest)`` with ``("echo", its own pid, *rest)`` to that pid; ``kill``
+(name) kills the process registered as *name*; ``sink`` (name) starts a process that reports
+each message it gets as a ``message`` event with ``topic`` its *name*; ``send`` (sink, name,
+node, msg, count) has that sink send ``(its pid, msg, i)`` for each i in ``range(count)`` to
+``(name, node)`` (``(its pid, msg)`` if count is 1); ``send_last`` (sink, msg) has it send
+``(its pid, msg)`` to the second field of the last message it got (the pid of the echo that
+answered it).
+
+``start_node(..., heartbeat=, timeout=)`` sets the cluster's heartbeat and timeout, and
+``start_node(..., expect_ready=False)`` does not wait for ``ready`` (to see a refusal).
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import trio
 
@@ -162,10 +173,17 @@ def _matches(event: dict[str, Any], kind: str, fields: dict[str, Any]) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def start_node(url: str, name: str) -> AsyncIterator[NodeProcess]:
+async def start_node(
+    url: str,
+    name: str,
+    *,
+    heartbeat: float = 1.0,
+    timeout: float = 5.0,
+    expect_ready: bool = True,
+) -> AsyncIterator[NodeProcess]:
     """Run a node program called *name* joined to the cluster at *url*; kill it at the end."""
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tests.support.nodes", url, name],
+        [sys.executable, "-m", "tests.support.nodes", url, name, str(heartbeat), str(timeout)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=REPO_ROOT,
@@ -173,7 +191,8 @@ async def start_node(url: str, name: str) -> AsyncIterator[NodeProcess]:
     )
     node = NodeProcess(name, process)
     try:
-        await node.expect("ready")
+        if expect_ready:
+            await node.expect("ready")
         yield node
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -206,6 +225,37 @@ async def _reporter(commander: beam.Pid, topic: str) -> None:
         _emit({"event": "message", "topic": topic, "msg": repr(message)})
 
 
+async def _echo() -> None:
+    while True:
+        message = await beam.receive()
+        if type(message) is tuple and len(message) >= 1 and type(message[0]) is beam.Pid:
+            beam.send(message[0], ("echo", beam.self(), *message[1:]))
+
+
+_SEND: Final = "tests.support.nodes.send"
+
+
+async def _sink(commander: beam.Pid, name: str) -> None:
+    beam.send(commander, ("sink", name, beam.self()))
+    last: beam.Pid | None = None
+    while True:
+        message = await beam.receive()
+        if type(message) is tuple and message[:1] == (_SEND,):
+            _, dest, payload, count = message
+            if dest is None:
+                dest = last
+            for i in range(count):  # from this process: the order to check
+                beam.send(dest, (beam.self(), payload, i) if count > 1 else (beam.self(), payload))
+            continue
+        if type(message) is tuple and len(message) >= 2 and type(message[1]) is beam.Pid:
+            last = message[1]
+        _emit({"event": "message", "topic": name, "msg": repr(message)})
+
+
+def _is_sink_of(name: str) -> Callable[[Any], bool]:
+    return lambda message: type(message) is tuple and message[:2] == ("sink", name)
+
+
 def _is(expected: Any) -> Callable[[Any], bool]:
     return lambda message: bool(message == expected)
 
@@ -214,12 +264,19 @@ def _value(raw: Any) -> Any:
     return tuple(_value(item) for item in raw) if isinstance(raw, list) else raw
 
 
-async def _node_main(url: str, name: str) -> None:
+async def _node_main(url: str, name: str, heartbeat: float, timeout: float) -> None:
     handler = _EmitLogs()
     logging.getLogger("beam").addHandler(handler)
     logging.getLogger("beam").setLevel(logging.INFO)
+    sinks: dict[str, beam.Pid] = {}
     async with beam.open_node():
-        await beam.cluster.start_pubsub(url, node=name, wait=5.0, warn_interval=0.5)
+        try:
+            await beam.cluster.start_pubsub(
+                url, node=name, wait=5.0, warn_interval=0.5, heartbeat=heartbeat, timeout=timeout
+            )
+        except beam.cluster.NodeNameTaken as error:
+            _emit({"event": "refused", "error": str(error)})
+            return
         stdin = trio.lowlevel.FdStream(os.dup(0))
         buffer = b""
         _emit({"event": "ready", "node": beam.node_name()})
@@ -243,6 +300,24 @@ async def _node_main(url: str, name: str) -> None:
                     beam.local_broadcast(command["topic"], _value(command["msg"]))
                 elif op == "direct_broadcast":
                     beam.direct_broadcast(command["node"], command["topic"], _value(command["msg"]))
+                elif op == "nodes":
+                    answer["nodes"] = beam.nodes()
+                elif op == "echo":
+                    beam.register(command["name"], beam.spawn(_echo))
+                elif op == "kill":
+                    target = beam.whereis(command["name"])
+                    assert target is not None
+                    beam.exit(target, "kill")
+                elif op == "sink":
+                    sink_name = command["name"]
+                    beam.spawn(_sink, beam.self(), sink_name)
+                    _, _, sinks[sink_name] = await beam.receive(_is_sink_of(sink_name), timeout=5)
+                elif op == "send":
+                    dest = (command["name"], command["node"])
+                    msg = (_SEND, dest, _value(command["msg"]), command.get("count", 1))
+                    beam.send(sinks[command["sink"]], msg)
+                elif op == "send_last":
+                    beam.send(sinks[command["sink"]], (_SEND, None, _value(command["msg"]), 1))
                 elif op != "ping":
                     raise ValueError(f"unknown command {op!r}")
             except Exception as error:
@@ -251,4 +326,4 @@ async def _node_main(url: str, name: str) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(_node_main, sys.argv[1], sys.argv[2])
+    trio.run(_node_main, sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
