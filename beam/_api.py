@@ -14,7 +14,15 @@ from typing import Any
 import trio
 
 from ._errors import NoProc, ProcessExit, UnknownName
-from ._node import Node, current_node, current_process, resolve_exit_target, unwatch, watch
+from ._node import (
+    Node,
+    current_node,
+    current_process,
+    local_id,
+    resolve_exit_target,
+    unwatch,
+    watch,
+)
 from ._process import NOT_EXITING, Match, Process, process_var
 from ._pubsub import _pubsub
 from ._schedule import LongScheduleMonitor
@@ -194,7 +202,7 @@ def link(pid: Pid) -> None:
     if pid == proc.pid:
         return
     node = proc.node
-    target = node._procs.get(pid.id)
+    target = node._procs.get(local_id(pid, "beam.link"))
     if target is None:
         if proc.trap_exit:
             node._send_to(proc, Exit(pid, NOPROC))
@@ -219,7 +227,7 @@ def unlink(pid: Pid) -> None:
     proc = current_process("beam.unlink")
     if proc.links:
         proc.links.discard(pid)
-    target = proc.node._procs.get(pid.id)
+    target = proc.node._procs.get(local_id(pid, "beam.unlink"))
     if target is not None and target.links:
         target.links.discard(proc.pid)
 
@@ -312,7 +320,7 @@ def is_alive(pid: Pid) -> bool:
     >>> async def main():
     ...     assert beam.is_alive(beam.self())
     """
-    return pid.id in current_node("beam.is_alive")._procs
+    return local_id(pid, "beam.is_alive") in current_node("beam.is_alive")._procs
 
 
 def register(name: str, pid: Pid) -> None:
@@ -378,6 +386,8 @@ def send_after(dest: Pid | str, message: Any, delay: float) -> Ref:
     node = current_node("beam.send_after")
     if not isinstance(dest, (Pid, str)):
         raise TypeError(f"send_after needs a beam.Pid or a registered name, got {dest!r}")
+    if type(dest) is Pid:
+        local_id(dest, "beam.send_after")
     if node._copy_messages:  # copy when the timer is set, as a send would
         message = copy.deepcopy(message)
     ref = node._make_ref()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import trio
 from trio.lowlevel import current_task
 
-from ._node import current_node
+from ._node import current_node, local_id
 from ._process import NOT_EXITING, Process
 from ._types import Ref
 
@@ -61,7 +61,7 @@ def process_info(pid: Pid) -> ProcessInfo | None:
     ...     info = beam.process_info(beam.self())
     ...     print(info.status, info.message_queue_len)
     """
-    proc = current_node("beam.process_info")._procs.get(pid.id)
+    proc = current_node("beam.process_info")._procs.get(local_id(pid, "beam.process_info"))
     return None if proc is None else _snapshot(proc)
 
 

@@ -146,7 +146,7 @@ class Node:
     def _lookup(self, dest: Pid | str) -> Process | None:
         """The live process behind a pid or registered name, else ``None``."""
         if type(dest) is Pid:
-            return self._procs.get(dest.id)
+            return self._procs.get(local_id(dest, "this call"))
         if isinstance(dest, str):
             pid = self._names.get(dest)
             return None if pid is None else self._procs.get(pid.id)
@@ -349,7 +349,7 @@ class Node:
                 "or pick another name",
                 holder,
             )
-        proc = self._procs.get(pid.id)
+        proc = self._procs.get(local_id(pid, "beam.register"))
         if proc is None:
             raise NoProc(NOPROC) from ValueError(f"cannot register {name!r}: {pid} is not alive")
         if proc.name is not None:
@@ -374,6 +374,18 @@ class Node:
         """The pid registered as *name*, or ``None``."""
         pid = self._names.get(name)
         return pid if pid is not None and pid.id in self._procs else None
+
+
+def local_id(pid: Pid, what: str) -> int:
+    """*pid*'s number on this node; a pid of another node is refused with a clear error (only
+    ``beam.send`` reaches other nodes so far: its number would name some local process)."""
+    if pid.node is not None:
+        raise ValueError(
+            f"{what} got {pid}, a process on node {pid.node.name!r}: across nodes, only "
+            "beam.send works so far (links, monitors, exit signals, calls and process_info "
+            "are for processes of this node)"
+        )
+    return pid.id
 
 
 def _add_link(proc: Process, other: Pid) -> None:

@@ -79,3 +79,29 @@ async def test_in_node_and_send_hooks() -> None:
 def test_node_keeps_its_internals_private() -> None:
     public = {name for name in vars(beam.Node) if not name.startswith("_")}
     assert public == {"statistics"}
+
+
+async def test_a_pid_of_another_node_never_names_a_local_process() -> None:
+    async with beam.open_node():
+        local = beam.spawn(wait_for, "never")
+        # The same number on another node: only beam.send reaches other nodes so far.
+        remote = beam.Pid(local.id, beam.NodeId("elsewhere", 7))
+        beam.send(remote, "dropped: no cluster")  # never raises, as Erlang's send
+        refused = [
+            lambda: beam.link(remote),
+            lambda: beam.unlink(remote),
+            lambda: beam.monitor(remote),
+            lambda: beam.exit(remote, "kill"),
+            lambda: beam.is_alive(remote),
+            lambda: beam.process_info(remote),
+            lambda: beam.send_after(remote, "later", 10),
+            lambda: beam.register("alias", remote),
+        ]
+        for attempt in refused:
+            with pytest.raises(ValueError, match="a process on node 'elsewhere'"):
+                attempt()
+        info = beam.process_info(local)
+        assert info is not None
+        assert info.links == ()
+        assert info.message_queue_len == 0
+        assert beam.is_alive(local)
