@@ -16,10 +16,11 @@ import copy
 import gc
 import itertools
 import logging
+import os
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import trio
 from trio.lowlevel import current_task
@@ -42,13 +43,69 @@ from ._types import NOPROC, NORMAL, SHUTDOWN, Down, Exit, Pid, Ref, is_normal_ex
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-__all__ = ["Node", "current_node", "current_process", "open_node", "run"]
+__all__ = ["Node", "current_node", "current_process", "open_node", "run", "set_cluster_joiner"]
 
 T = TypeVar("T")
 
 logger = logging.getLogger("beam")
 
 _node_var: ContextVar[Node] = ContextVar("beam.node")
+
+#: The environment variables read when ``open_node``/``run`` get no ``name``/``cluster``.
+NODE_ENV = "BEAM_NODE"
+CLUSTER_ENV = "BEAM_CLUSTER"
+
+
+class ClusterJoiner(Protocol):
+    """Gives a starting node its name and, with a Redis URL, joins it to that cluster.
+
+    Called by :func:`open_node` in the node's first process, before the body runs; returns
+    what to await when the body ends (leave the cluster), or ``None``.
+    """
+
+    async def __call__(
+        self, name: str, cluster: str | None
+    ) -> Callable[[], Awaitable[None]] | None: ...
+
+
+# The joiner beam.cluster installs when imported (the cluster code sits above this module).
+_joiner: list[ClusterJoiner] = []
+
+
+def set_cluster_joiner(joiner: ClusterJoiner) -> None:
+    """Install what :func:`open_node` calls for its ``name=``/``cluster=`` options.
+
+    beam.cluster installs its own on import; tests may install a fake.
+
+    >>> set_cluster_joiner(my_joiner)
+    """
+    _joiner[:] = [joiner]
+
+
+def _node_options(name: str | None, cluster: str | None) -> tuple[str | None, str | None]:
+    """The node's name and cluster URL, from the arguments or else the environment, checked."""
+    name_from = "name="
+    if name is None:
+        name, name_from = os.environ.get(NODE_ENV) or None, NODE_ENV
+    cluster_from = "cluster="
+    if cluster is None:
+        cluster, cluster_from = os.environ.get(CLUSTER_ENV) or None, CLUSTER_ENV
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ValueError(f"a node name must be a non-empty str, got {name_from} {name!r}")
+    if cluster:
+        scheme, _, rest = str(cluster).partition("://")
+        if not isinstance(cluster, str) or not rest or scheme not in ("redis", "rediss"):
+            raise ValueError(
+                f"the cluster URL {cluster!r} (from {cluster_from}) is not a Redis URL: use "
+                "redis://[:password@]host:port/db, or rediss://... for TLS"
+            )
+        if name is None:
+            raise ValueError(
+                f"a node joining the cluster at {cluster!r} needs a name unique in the "
+                f"cluster: pass name=... or set {NODE_ENV}"
+            )
+    return name, cluster or None
+
 
 _NO_NODE = (
     "{what} must be called inside a running node: wrap your program in beam.run(main) "
@@ -432,6 +489,8 @@ async def open_node(
     long_schedule: float | None = None,
     tune_gc: bool = False,
     initial_call: object = None,
+    name: str | None = None,
+    cluster: str | None = None,
 ) -> AsyncIterator[Node]:
     """Run a node inside an existing trio program, for as long as the ``async with`` lasts.
 
@@ -449,13 +508,25 @@ async def open_node(
         threshold (cyclic GC is over half the cost of spawning at 10^5 processes); restored
         on exit.
       initial_call: what ``process_info`` reports as the body's initial call.
+      name: the node's name (``beam.node()``); default: the ``BEAM_NODE`` environment
+        variable, else ``"nonode@nohost"``.
+      cluster: a Redis URL (``redis://[:password@]host:port/db``, ``rediss://`` for TLS) to
+        join that cluster as *name* before the body runs, as
+        :func:`beam.cluster.start_pubsub` does (leaving it when the body ends); default: the
+        ``BEAM_CLUSTER`` environment variable, else none: the node runs alone and needs no
+        Redis. A name taken by a live node of the cluster raises
+        :class:`beam.cluster.NodeNameTaken`.
 
     Example::
 
         async with beam.open_node():
             pid = beam.spawn(worker)
             beam.send(pid, "hello")
+
+        async with beam.open_node(name="chat1", cluster="redis://127.0.0.1:6379/0"):
+            beam.broadcast("room:lobby", "hello, every node")
     """
+    name, cluster = _node_options(name, cluster)
     node = Node(copy_messages=copy_messages)
     token = _node_var.set(node)
     old_gc = gc.get_threshold()
@@ -475,9 +546,14 @@ async def open_node(
             host = _adopt_current_task(node, initial_call)
             host_token = process_var.set(host)
             reason: Any = NORMAL
+            leave: Callable[[], Awaitable[None]] | None = None
             try:
                 with host.scope:
                     try:
+                        if name is not None:
+                            if not _joiner:
+                                raise RuntimeError("import beam.cluster to name a node")
+                            leave = await _joiner[0](name, cluster)
                         yield node
                     except ProcessExit as exc:
                         reason = exc.reason
@@ -486,6 +562,9 @@ async def open_node(
                         reason = exc if isinstance(exc, Exception) else SHUTDOWN
                         failure = exc
             finally:
+                if leave is not None:
+                    with trio.CancelScope(shield=True), trio.move_on_after(_LEAVE_WITHIN):
+                        await leave()
                 killed = host.pending_exit
                 if killed is not NOT_EXITING:
                     reason = killed
@@ -505,6 +584,10 @@ async def open_node(
             gc.unfreeze()
 
 
+#: How long a node leaving its cluster may take at the end of open_node (seconds).
+_LEAVE_WITHIN = 2.0
+
+
 def _adopt_current_task(node: Node, initial_call: object) -> Process:
     pid = Pid(next(node._pid_ids))
     proc = Process(node, pid, None, open_node if initial_call is None else initial_call)
@@ -520,6 +603,8 @@ def run(
     long_schedule: float | None = None,
     tune_gc: bool = True,
     clock: trio.abc.Clock | None = None,
+    name: str | None = None,
+    cluster: str | None = None,
 ) -> T:
     """Start a node, run ``await main(*args)`` as its first process, and return its result.
 
@@ -532,7 +617,9 @@ def run(
     ...     return "hello from " + str(beam.self())
     >>> beam.run(main)
     'hello from <0.1.0>'
+    >>> beam.run(main, name="chat1", cluster="redis://127.0.0.1:6379/0")  # doctest: +SKIP
     """
+    _node_options(name, cluster)  # refuse bad options before trio starts
 
     async def _root() -> T:
         async with open_node(
@@ -540,6 +627,8 @@ def run(
             long_schedule=long_schedule,
             tune_gc=tune_gc,
             initial_call=main,
+            name=name,
+            cluster=cluster,
         ):
             return await main(*args)
 

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from ._api import make_ref, receive, send, spawn_link, trap_exit, whereis
+from ._api import exit as exit_process
+from ._api import make_ref, monitor, receive, send, spawn_link, trap_exit, whereis
 from ._api import self as self_pid
 from ._codec import (
     CodecError,
@@ -48,12 +49,14 @@ from ._codec import (
     lookup_dispatcher,
 )
 from ._errors import ProcessExit, ReceiveTimeout
-from ._node import current_node
-from ._pubsub import Dispatcher, Topic, _pubsub, set_pubsub_adapter
-from ._types import Exit, NodeId, Pid
+from ._node import current_node, set_cluster_joiner
+from ._pubsub import Dispatcher, LocalAdapter, Topic, _pubsub, set_pubsub_adapter
+from ._types import SHUTDOWN, Down, Exit, NodeId, Pid
 from .lowlevel import spawn_opt
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     import coredis
 
 __all__ = ["NodeNameTaken", "RedisPubSub", "node", "nodes", "start_pubsub"]
@@ -517,6 +520,55 @@ def _nx() -> Any:
     from coredis.tokens import PureToken  # see RedisPubSub._client
 
     return PureToken.NX
+
+
+class _Alone(LocalAdapter):
+    """The adapter of a node that has a name but no cluster: local only, under that name."""
+
+    def __init__(self, name: str) -> None:
+        self.node_name = name
+
+
+async def _join(name: str, cluster: str | None) -> Callable[[], Awaitable[None]] | None:
+    """What ``open_node(name=, cluster=)`` calls in its first process (see
+    :func:`beam.set_cluster_joiner`): name the node, and join the cluster at *cluster*."""
+    if cluster is None:
+        set_pubsub_adapter(_Alone(name))
+        return None
+    adapter = await start_pubsub(cluster, node=name)
+
+    async def leave() -> None:
+        await _leave(adapter)
+
+    return leave
+
+
+async def _leave(adapter: RedisPubSub) -> None:
+    """Stop the adapter's processes, then free the node's name in Redis if it still holds it.
+
+    Best effort (Redis may be gone): the name otherwise expires ``timeout`` seconds after the
+    last heartbeat, as when a node dies.
+    """
+    publisher = adapter.pid
+    if publisher is not None:
+        ref = monitor(publisher)
+        exit_process(publisher, SHUTDOWN)  # its subscriber and heartbeat are linked to it
+        await receive(lambda m: type(m) is Down and m.ref == ref)
+    try:
+        async with adapter._client() as client:
+            if await client.get(adapter.name_key) == str(adapter.identity.incarnation).encode():
+                await client.delete([adapter.name_key])
+    except BaseException as error:
+        await _reraise_unless_failure(error)
+        logger.info(
+            "beam.cluster: could not free the node name %r (%s); it expires in %s s",
+            adapter.node_name,
+            _describe(error),
+            adapter.timeout,
+        )
+
+
+set_cluster_joiner(_join)
 
 
 def node() -> str:

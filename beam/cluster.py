@@ -1,15 +1,22 @@
 """Nodes that act as one system: what crosses between them, and PubSub through Redis.
 
-A node is one OS process. To share PubSub with other nodes, start the Redis adapter in each
-(every node with a name of its own); ``beam.broadcast`` then reaches subscribers on every
-node, ``beam.local_broadcast`` stays on this one::
+A node is one OS process. To make it part of a cluster, give it a name of its own and the
+cluster's Redis URL (``redis://[:password@]host:port/db``, or ``rediss://`` for TLS);
+``beam.broadcast`` then reaches subscribers on every node, ``beam.local_broadcast`` stays on
+this one::
 
     import beam
 
     async def main():
-        async with beam.open_node():
-            await beam.cluster.start_pubsub("redis://127.0.0.1:6379/0", node="chat1")
+        async with beam.open_node(name="chat1", cluster="redis://127.0.0.1:6379/0"):
             beam.broadcast("room:lobby", ("new_msg", "hi"))
+
+``beam.run(main, name=..., cluster=...)`` takes the same options, and without them both read
+the environment variables ``BEAM_NODE`` and ``BEAM_CLUSTER``. The node joins (as
+:func:`start_pubsub` does, which can also be called directly from a process of a node) before
+its body runs, and leaves when it ends, freeing its name at once. A URL that is not Redis's
+is refused with a ``ValueError``; without a cluster URL the node runs alone, needs no Redis,
+and a name is just what ``beam.node()`` answers.
 
 Values travel through a safe codec (msgpack with extension types; nothing decoded runs code
 the bytes choose): plain values, pids, refs, and the frozen dataclasses, named tuples and

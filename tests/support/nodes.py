@@ -27,6 +27,9 @@ answered it).
 
 ``start_node(..., heartbeat=, timeout=)`` sets the cluster's heartbeat and timeout, and
 ``start_node(..., expect_ready=False)`` does not wait for ``ready`` (to see a refusal).
+``start_node(..., from_env=True)`` has the node program join through its configuration
+instead: ``BEAM_NODE`` and ``BEAM_CLUSTER`` set to *name* and *url*, and a plain
+``beam.open_node()`` (the heartbeat and timeout are then the defaults, 1.0 and 5.0 s).
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ import trio
 import beam
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+_FROM_ENV: Final = "-"
+_NODE_ENV: Final = "BEAM_NODE"
+_CLUSTER_ENV: Final = "BEAM_CLUSTER"
 
 #: The hard limit on any single wait for a node (start-up included).
 NODE_TIMEOUT = 10.0
@@ -180,14 +187,21 @@ async def start_node(
     heartbeat: float = 1.0,
     timeout: float = 5.0,
     expect_ready: bool = True,
+    from_env: bool = False,
 ) -> AsyncIterator[NodeProcess]:
     """Run a node program called *name* joined to the cluster at *url*; kill it at the end."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop(_NODE_ENV, None)
+    env.pop(_CLUSTER_ENV, None)
+    if from_env:  # the node program configures itself from BEAM_NODE/BEAM_CLUSTER
+        env.update({_NODE_ENV: name, _CLUSTER_ENV: url})
+        url = _FROM_ENV
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "tests.support.nodes", url, name, str(heartbeat), str(timeout)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=env,
     )
     node = NodeProcess(name, process)
     try:
@@ -269,6 +283,13 @@ async def _node_main(url: str, name: str, heartbeat: float, timeout: float) -> N
     logging.getLogger("beam").addHandler(handler)
     logging.getLogger("beam").setLevel(logging.INFO)
     sinks: dict[str, beam.Pid] = {}
+    if url == _FROM_ENV:  # beam.open_node() reads BEAM_NODE and BEAM_CLUSTER
+        try:
+            async with beam.open_node():
+                await _serve(sinks)
+        except beam.cluster.NodeNameTaken as error:
+            _emit({"event": "refused", "error": str(error)})
+        return
     async with beam.open_node():
         try:
             await beam.cluster.start_pubsub(
@@ -277,52 +298,57 @@ async def _node_main(url: str, name: str, heartbeat: float, timeout: float) -> N
         except beam.cluster.NodeNameTaken as error:
             _emit({"event": "refused", "error": str(error)})
             return
-        stdin = trio.lowlevel.FdStream(os.dup(0))
-        buffer = b""
-        _emit({"event": "ready", "node": beam.node_name()})
-        while True:
-            while b"\n" not in buffer:
-                chunk = await stdin.receive_some(65536)
-                if not chunk:
-                    return
-                buffer += chunk
-            line, _, buffer = buffer.partition(b"\n")
-            command = json.loads(line)
-            answer: dict[str, Any] = {"event": "answer", "id": command["id"]}
-            try:
-                op = command["op"]
-                if op == "subscribe":
-                    beam.spawn(_reporter, beam.self(), command["topic"])
-                    await beam.receive(_is(("subscribed", command["topic"])), timeout=5)
-                elif op == "broadcast":
-                    beam.broadcast(command["topic"], _value(command["msg"]))
-                elif op == "local_broadcast":
-                    beam.local_broadcast(command["topic"], _value(command["msg"]))
-                elif op == "direct_broadcast":
-                    beam.direct_broadcast(command["node"], command["topic"], _value(command["msg"]))
-                elif op == "nodes":
-                    answer["nodes"] = beam.nodes()
-                elif op == "echo":
-                    beam.register(command["name"], beam.spawn(_echo))
-                elif op == "kill":
-                    target = beam.whereis(command["name"])
-                    assert target is not None
-                    beam.exit(target, "kill")
-                elif op == "sink":
-                    sink_name = command["name"]
-                    beam.spawn(_sink, beam.self(), sink_name)
-                    _, _, sinks[sink_name] = await beam.receive(_is_sink_of(sink_name), timeout=5)
-                elif op == "send":
-                    dest = (command["name"], command["node"])
-                    msg = (_SEND, dest, _value(command["msg"]), command.get("count", 1))
-                    beam.send(sinks[command["sink"]], msg)
-                elif op == "send_last":
-                    beam.send(sinks[command["sink"]], (_SEND, None, _value(command["msg"]), 1))
-                elif op != "ping":
-                    raise ValueError(f"unknown command {op!r}")
-            except Exception as error:
-                answer["error"] = f"{type(error).__name__}: {error}"
-            _emit(answer)
+        await _serve(sinks)
+
+
+async def _serve(sinks: dict[str, beam.Pid]) -> None:
+    """Obey the commands read on stdin, one JSON object a line (see the module's doc)."""
+    stdin = trio.lowlevel.FdStream(os.dup(0))
+    buffer = b""
+    _emit({"event": "ready", "node": beam.node_name()})
+    while True:
+        while b"\n" not in buffer:
+            chunk = await stdin.receive_some(65536)
+            if not chunk:
+                return
+            buffer += chunk
+        line, _, buffer = buffer.partition(b"\n")
+        command = json.loads(line)
+        answer: dict[str, Any] = {"event": "answer", "id": command["id"]}
+        try:
+            op = command["op"]
+            if op == "subscribe":
+                beam.spawn(_reporter, beam.self(), command["topic"])
+                await beam.receive(_is(("subscribed", command["topic"])), timeout=5)
+            elif op == "broadcast":
+                beam.broadcast(command["topic"], _value(command["msg"]))
+            elif op == "local_broadcast":
+                beam.local_broadcast(command["topic"], _value(command["msg"]))
+            elif op == "direct_broadcast":
+                beam.direct_broadcast(command["node"], command["topic"], _value(command["msg"]))
+            elif op == "nodes":
+                answer["nodes"] = beam.nodes()
+            elif op == "echo":
+                beam.register(command["name"], beam.spawn(_echo))
+            elif op == "kill":
+                target = beam.whereis(command["name"])
+                assert target is not None
+                beam.exit(target, "kill")
+            elif op == "sink":
+                sink_name = command["name"]
+                beam.spawn(_sink, beam.self(), sink_name)
+                _, _, sinks[sink_name] = await beam.receive(_is_sink_of(sink_name), timeout=5)
+            elif op == "send":
+                dest = (command["name"], command["node"])
+                msg = (_SEND, dest, _value(command["msg"]), command.get("count", 1))
+                beam.send(sinks[command["sink"]], msg)
+            elif op == "send_last":
+                beam.send(sinks[command["sink"]], (_SEND, None, _value(command["msg"]), 1))
+            elif op != "ping":
+                raise ValueError(f"unknown command {op!r}")
+        except Exception as error:
+            answer["error"] = f"{type(error).__name__}: {error}"
+        _emit(answer)
 
 
 if __name__ == "__main__":
