@@ -86,6 +86,13 @@ class Bot:
             except (wsclient.Closed, trio.TooSlowError, OSError):
                 self.recoveries += 1  # the connection went away: connect again, resend
                 await trio.sleep(0.02)
+            except wsclient.Rejected as refused:
+                if refused.status < 500:
+                    raise  # refused for a reason (a 403): that is a failure
+                # connect's session lookup met a killed database connection: as phoenix.js
+                # does, connect again
+                self.recoveries += 1
+                await trio.sleep(0.02)
 
     async def _join(self, client: wsclient.Client) -> str:
         while True:
@@ -113,6 +120,10 @@ class Bot:
                     return reply
 
 
+class ServerError(Exception):
+    """A 5xx while a process the request needed was being killed: a person would reload."""
+
+
 class Watcher:
     """An open chat page: the LiveView protocol as the official client speaks it, rejoining
     (with the same signed session) whenever its view process dies."""
@@ -136,12 +147,14 @@ class Watcher:
                     while not stop.is_set():
                         await self._mount(client, topic, session)
                         await self._until_crash(client, topic, stop)
-            except (wsclient.Closed, trio.TooSlowError, OSError):
+            except (wsclient.Closed, trio.TooSlowError, OSError, ServerError):
                 await trio.sleep(0.02)  # the connection went away: load the page again
 
     async def _dead_render(self) -> tuple[str, str, str]:
         request = f"GET / HTTP/1.1\r\nhost: x\r\ncookie: {self.cookie}\r\n"
         status, _, body = await http(self.port, (request + "connection: close\r\n\r\n").encode())
+        if status >= 500:  # the guard's session lookup met a killed database connection
+            raise ServerError(status)
         assert status == 200, status
         page = body.decode()
         csrf = re.search(r'name="csrf-token" content="([^"]+)"', page)
