@@ -24,6 +24,7 @@ import trio
 
 import beam
 import web
+from beam._codec import dispatcher_name, lookup_dispatcher
 from tests.support import phx, wsclient
 from web.channels import _channel
 
@@ -215,3 +216,15 @@ async def test_a_channel_can_close_its_connection() -> None:
         with pytest.raises(wsclient.Closed) as closed:
             await client.expect(lambda frame: False)
         assert closed.value.code == 1001
+
+
+def test_channel_broadcasts_can_cross_nodes() -> None:
+    """On a cluster a broadcast is encoded in the sender: its message and its dispatcher must
+    be known to the codec, or every channel's broadcast would raise there."""
+    message = web.Broadcast("room:lobby", "new_msg", {"body": "hi", "n": [1, 2]})
+    assert beam.cluster.decode(beam.cluster.encode(message)) == message
+    assert dispatcher_name(_channel._dispatch) == "web.fastlane"
+    assert lookup_dispatcher("web.fastlane") is _channel._dispatch
+    envelope = beam.cluster.Envelope("except", "a", "room:lobby", message, "web.fastlane")
+    decoded = beam.cluster.decode_envelope(beam.cluster.encode_envelope(envelope), for_node="b")
+    assert decoded == envelope

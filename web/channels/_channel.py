@@ -203,6 +203,12 @@ def _on_the_wire(message: Any) -> Broadcast | None:
     return None
 
 
+# On a cluster, a broadcast travels with its dispatcher's name and each node dispatches it
+# with its own fast lane; its message is a Broadcast value (registered with the codec).
+beam.cluster.register(Broadcast, "web.Broadcast")
+beam.cluster.register_dispatcher(_dispatch, "web.fastlane")
+
+
 def broadcast(topic: str, event: str, payload: Payload) -> None:
     """Send *event* with *payload* to every client joined to *topic* (and every process
     subscribed to it, which receives a :class:`~web.Broadcast`).
