@@ -74,7 +74,7 @@ def same(a: Any, b: Any) -> bool:
         return False
     if isinstance(a, float) and math.isnan(a):
         return math.isnan(b)
-    if type(a) in (tuple, list):
+    if isinstance(a, tuple | list):  # named tuples too: a NaN field makes == False
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if type(a) is dict:
         return len(a) == len(b) and all(k in b and same(v, b[k]) for k, v in a.items())
