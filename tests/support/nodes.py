@@ -23,7 +23,10 @@ each message it gets as a ``message`` event with ``topic`` its *name*; ``send`` 
 node, msg, count) has that sink send ``(its pid, msg, i)`` for each i in ``range(count)`` to
 ``(name, node)`` (``(its pid, msg)`` if count is 1); ``send_last`` (sink, msg) has it send
 ``(its pid, msg)`` to the second field of the last message it got (the pid of the echo that
-answered it).
+answered it). ``run`` (fn, args) imports ``fn`` (``"package.module:function"``), awaits
+``function(**args)`` in the command loop's process and answers its JSON-able result as
+``result``: each test module keeps its node-side steps to itself this way (spawn what must
+outlive the command; report later events with :func:`emit`).
 
 ``start_node(..., heartbeat=, timeout=)`` sets the cluster's heartbeat and timeout, and
 ``start_node(..., expect_ready=False)`` does not wait for ``ready`` (to see a refusal).
@@ -35,6 +38,7 @@ instead: ``BEAM_NODE`` and ``BEAM_CLUSTER`` set to *name* and *url*, and a plain
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -221,6 +225,11 @@ async def start_node(
 # -- the node program (run as ``python -m tests.support.nodes URL NAME``) -------------------------
 
 
+def emit(event: dict[str, Any]) -> None:
+    """Report *event* (a JSON-able dict with an ``"event"`` kind) from a node program."""
+    _emit(event)
+
+
 def _emit(event: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(event, default=repr) + "\n")
     sys.stdout.flush()
@@ -344,6 +353,10 @@ async def _serve(sinks: dict[str, beam.Pid]) -> None:
                 beam.send(sinks[command["sink"]], msg)
             elif op == "send_last":
                 beam.send(sinks[command["sink"]], (_SEND, None, _value(command["msg"]), 1))
+            elif op == "run":
+                module_name, _, function_name = command["fn"].partition(":")
+                function = getattr(importlib.import_module(module_name), function_name)
+                answer["result"] = await function(**command.get("args", {}))
             elif op != "ping":
                 raise ValueError(f"unknown command {op!r}")
         except Exception as error:
