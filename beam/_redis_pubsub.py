@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -55,11 +56,16 @@ from ._types import SHUTDOWN, Down, Exit, NodeId, Pid
 from .lowlevel import spawn_opt
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     import coredis
 
-__all__ = ["NodeNameTaken", "RedisPubSub", "node", "nodes", "start_pubsub"]
+__all__ = [
+    "NodeNameTaken",
+    "RedisPubSub",
+    "add_cluster_service",
+    "node",
+    "nodes",
+    "start_pubsub",
+]
 
 logger = logging.getLogger("beam.cluster")
 
@@ -82,6 +88,24 @@ class _Throttle:
             logger.warning(message + " (%d in the last %.0f s)", *args, self.held, self.interval)
             self.last = now
             self.held = 0
+
+
+#: What every node starts once it has joined a cluster (see :func:`add_cluster_service`).
+_services: list[Callable[[RedisPubSub], Awaitable[None]]] = []
+
+
+def add_cluster_service(start: Callable[[RedisPubSub], Awaitable[None]]) -> None:
+    """Have every node that joins a cluster await ``start(adapter)`` once it has subscribed.
+
+    For the cluster-wide services built on the adapter (process groups, global names): each
+    starts its node's server process there. Adding the same function twice is a no-op.
+
+    >>> async def start_groups(adapter):
+    ...     spawn_opt(groups_server, adapter, detached=True)
+    >>> add_cluster_service(start_groups)
+    """
+    if start not in _services:
+        _services.append(start)
 
 
 class NodeNameTaken(RuntimeError):
@@ -478,6 +502,8 @@ async def start_pubsub(
             url,
             wait,
         )
+    for start in _services:
+        await start(adapter)
     return adapter
 
 

@@ -53,7 +53,7 @@ from ._codec import (
     register,
     register_dispatcher,
 )
-from ._redis_pubsub import NodeNameTaken, RedisPubSub, start_pubsub
+from ._redis_pubsub import NodeNameTaken, RedisPubSub, add_cluster_service, start_pubsub
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -63,6 +63,7 @@ __all__ = [
     "Hello",
     "NodeNameTaken",
     "RedisPubSub",
+    "add_cluster_service",
     "decode",
     "decode_envelope",
     "decode_frame",
