@@ -9,6 +9,7 @@ the same port: senders never raise, and the subscriber resubscribes by itself.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import random
@@ -191,32 +192,43 @@ async def test_without_redis_a_node_works_locally_and_warns(
         gc.collect()
 
 
-async def test_the_publisher_restarts_a_killed_subscriber_which_resubscribes(
-    redis: RedisServer, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("role", ["subscriber", "publisher", "heartbeat"])
+async def test_the_connection_restarts_a_killed_worker(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture, role: str
 ) -> None:
     async with start_node(redis.url, "far") as far, beam.open_node():
         adapter = await cluster.start_pubsub(redis.url, node="here", wait=5)
-        assert adapter.pid is not None
-        publisher = beam.process_info(adapter.pid)
-        assert publisher is not None
-        assert publisher.initial_call.endswith("RedisPubSub")
-        (subscriber,) = [
-            pid
-            for pid in publisher.links
-            if (info := beam.process_info(pid)) and info.initial_call.endswith("_subscriber")
-        ]
+        assert adapter.connection is not None
+        root = beam.process_info(adapter.connection)
+        assert root is not None
+        assert root.initial_call.endswith("RedisPubSub")
+        workers = {
+            info.initial_call.rpartition("_")[2]: pid
+            for pid in root.links
+            if (info := beam.process_info(pid)) is not None
+        }
+        assert sorted(workers) == ["heartbeat", "publisher", "subscriber"]
+        assert workers["publisher"] == adapter.pid
         beam.subscribe("room")
+        with trio.fail_after(5):
+            while adapter.nodes() != ["far"]:  # noqa: ASYNC110 - heard through Redis
+                await trio.sleep(0.01)
 
-        beam.exit(subscriber, "kill")
+        await far.call("subscribe", topic="back")
+        beam.exit(workers[role], "kill")
         with trio.fail_after(10):
-            while True:  # until the new subscriber is in place
+            while True:  # until the new worker is in place: broadcasts cross both ways
                 await far.call("broadcast", topic="room", msg="again")
-                try:
-                    assert await beam.receive(timeout=0.2) == "again"
-                    break
-                except beam.ReceiveTimeout:
-                    pass
-        info = beam.process_info(adapter.pid)
+                beam.broadcast("back", "ping")
+                await trio.sleep(0.2)
+                await far.drain()
+                if far.seen("message", topic="back"):
+                    with contextlib.suppress(beam.ReceiveTimeout):
+                        if await beam.receive(lambda m: m == "again", timeout=0):
+                            break
+        info = beam.process_info(adapter.connection)
         assert info is not None
-        assert info.links != (subscriber,)
-    assert any("subscriber exited ('killed')" in r.getMessage() for r in caplog.records)
+        assert workers[role] not in info.links
+        assert len(info.links) == 3
+        assert adapter.nodes() == ["far"]
+    assert any(f"{role} exited ('killed')" in r.getMessage() for r in caplog.records)
