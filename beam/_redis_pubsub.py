@@ -167,6 +167,7 @@ class RedisPubSub:
         self.channel = f"{namespace}:pubsub"
         self.warn_interval = warn_interval
         self.max_reconnect_delay = max_reconnect_delay
+        self._bad_signals = _Throttle(warn_interval)
         #: The root of the connection's processes, and its publisher (senders hand to it).
         self.connection: Pid | None = None
         self.pid: Pid | None = None
@@ -392,7 +393,7 @@ class RedisPubSub:
                     delay = 0.0
                     # Announce this node now that its answers can be heard: every peer new
                     # to it (or it to them) answers on this node's channel at once.
-                    self._hand_over(self.channel, encode_hello(self.identity))
+                    self._hand_over(self.channel, encode_hello(self.identity, discover=True))
                     if starter is not None:
                         send(starter, (_SUBSCRIBED, ref))
                         starter = None
@@ -449,7 +450,7 @@ class RedisPubSub:
                 self._deliver(frame)
                 return
             if isinstance(frame, Signal):
-                self._signal(frame, garbage)
+                self._signal(frame)
                 return
             envelope = frame
             dispatcher = (
@@ -467,13 +468,15 @@ class RedisPubSub:
                 envelope.topic,
             )
 
-    def _signal(self, frame: Signal, garbage: _Throttle) -> None:
+    def _signal(self, frame: Signal) -> None:
         if self.dist is None:
             return
         try:
             self.dist.on_signal(frame.sender, frame.content)
         except ValueError as error:
-            garbage.warn("beam.cluster: dropped a signal from %s: %s", frame.sender.name, error)
+            self._bad_signals.warn(
+                "beam.cluster: dropped a signal from %s: %s", frame.sender.name, error
+            )
 
     def _hello(self, hello: Hello) -> None:
         node = hello.node
@@ -483,9 +486,9 @@ class RedisPubSub:
                 return
             if hello.leaving:
                 dist.node_down(node)
-            elif dist.heard(node):
-                # A node new to us: answer at once on its own channel, so a node that just
-                # joined knows its peers after one round trip, not after a heartbeat.
+            elif dist.heard(node) or hello.discover:
+                # A node new to us, or one that just subscribed: answer at once on its own
+                # channel, so it knows its peers after one round trip, not after a heartbeat.
                 self._hand_over(self.node_channel(node.name), encode_hello(self.identity))
         elif node != self.identity and not hello.leaving:
             logger.error(
