@@ -165,6 +165,11 @@ def parse_url(url: str) -> RedisAddress:
         raise ValueError(f"{shown} is not a Redis URL: write {_URL_FORM}")
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         raise ValueError(f"{shown}: options after '?' or '#' are not supported; write {_URL_FORM}")
+    if "@" in parts.path:
+        raise ValueError(
+            f"{shown}: a '/' in the user or password ends the host part; write the login "
+            "percent-encoded (%2F for '/', %40 for '@', %3F for '?', %23 for '#')"
+        )
     host = parts.hostname
     if not host:
         raise ValueError(f"{shown} names no host: write {_URL_FORM}, e.g. redis://127.0.0.1/0")
