@@ -151,11 +151,10 @@ async def test_redis_going_away_never_raises_in_the_sender_and_the_subscriber_re
 async def test_three_nodes_recover_from_a_redis_restart_by_themselves(
     redis: RedisServer,
 ) -> None:
-    fast = {"heartbeat": 0.2, "timeout": 1.0}
     async with (
-        start_node(redis.url, "a", **fast) as a,
-        start_node(redis.url, "b", **fast) as b,
-        start_node(redis.url, "c", **fast) as c,
+        start_node(redis.url, "a", heartbeat=0.2, timeout=1.0) as a,
+        start_node(redis.url, "b", heartbeat=0.2, timeout=1.0) as b,
+        start_node(redis.url, "c", heartbeat=0.2, timeout=1.0) as c,
     ):
         nodes = {"a": a, "b": b, "c": c}
         for node in nodes.values():
