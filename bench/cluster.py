@@ -254,7 +254,7 @@ def _node_down(config: Config, url: str, namespace: str, survivor: NodeProgram) 
             return {"seconds": seconds[-1]}
 
         measure(
-            f"node-down detection after SIGKILL, {reps} kills",
+            f"node-down detection after SIGKILL, {reps} kill{'s' if reps > 1 else ''}",
             [Contender("detection", one, lambda: None)],
             reps,
         )
