@@ -1,12 +1,4 @@
-"""Channel fan-out over two nodes against one: the servers and the load generator.
-
-``python -m bench._cluster_fanout URL NAME`` is one server: an endpoint with a Channels
-socket whose clients join ``bench:fanout``, on a node called NAME that joins the cluster at
-Redis URL (``beam.run(..., name=NAME, cluster=URL)``), or runs alone when URL is ``-``. It
-prints ``PORT <n>`` once listening, then obeys stdin: ``CPU`` answers ``CPU <seconds>`` (its
-process CPU time, every thread), ``GO <count> <interval>`` broadcasts ``tick`` to the topic
-``count`` times on a fixed schedule (each payload of the same width, see
-:func:`bench._channels_server.payload`) and then says ``DONE <count>``.
+"""Channel fan-out over two nodes against one: the load generator and its servers.
 
 :class:`FanoutRig` (run in the suite's process) starts three such servers, ``solo`` alone and
 ``fan1`` and ``fan2`` in one cluster, and holds two sets of the same number of joined
@@ -29,22 +21,21 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request, TextMessage
 
-from ._channels_server import EVENT, TOPIC, payload, say
+from ._channels_server import TOPIC
+from ._cluster_fanout_server import ALONE
 from ._measure import Sample
 
-__all__ = ["ALONE", "FanoutRig"]
+__all__ = ["FanoutRig"]
 
 _REPO = Path(__file__).resolve().parent.parent
-#: The URL argument of a server that runs alone.
-ALONE = "-"
 #: How long a burst waits for a missing byte before counting it lost (seconds).
 _QUIET = 2.0
 _LIMIT = 60.0
@@ -58,7 +49,7 @@ class _Server:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH")) if p)
         self.name = name
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench._cluster_fanout", url, name],
+            [sys.executable, "-m", "bench._cluster_fanout_server", url, name],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -223,7 +214,8 @@ class _Setup:
 
 
 class FanoutRig:
-    """Three servers (one alone, two in the cluster at *url*) and *clients* joined clients
+    """Three servers (:mod:`bench._cluster_fanout_server`: one alone, two in the cluster at
+    *url*) and *clients* joined clients
     on each side. Use as a context manager; :meth:`burst` measures one burst of one side.
 
     >>> with FanoutRig(url, clients=100) as rig:
@@ -277,64 +269,3 @@ class FanoutRig:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-# -- the server (run as ``python -m bench._cluster_fanout URL NAME``) ----------------------
-
-
-def _serve(url: str, name: str) -> None:
-    import trio
-
-    import beam
-    import web
-
-    class FanoutChannel(web.Channel):
-        async def join(
-            self, topic: str, params: Mapping[str, Any], socket: web.ChannelSocket
-        ) -> web.ChannelReply | None:
-            return None
-
-    class BenchSocket(web.Socket):
-        channels: ClassVar[Mapping[str, type[web.Channel]]] = {TOPIC: FanoutChannel}
-        check_origin = False
-        rate_limit = None
-        idle_timeout = 3600.0
-        # Every load-generator socket comes from 127.0.0.1: no per-address or global cap.
-        max_connections = None
-        max_connections_per_address = None
-
-    async def main() -> None:
-        endpoint = web.Endpoint()
-        endpoint.socket("/socket", BenchSocket())
-        stdin = trio.lowlevel.FdStream(os.dup(0))
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
-            say("PORT", port)
-            buffer = b""
-            while True:
-                while b"\n" not in buffer:
-                    chunk = await stdin.receive_some(4096)
-                    if not chunk:
-                        nursery.cancel_scope.cancel()
-                        return
-                    buffer += chunk
-                line, _, buffer = buffer.partition(b"\n")
-                words = line.decode().split()
-                if words[0] == "CPU":
-                    say("CPU", time.process_time())
-                elif words[0] == "GO":
-                    count, interval = int(words[1]), float(words[2])
-                    start = trio.current_time()
-                    for seq in range(count):
-                        web.broadcast(TOPIC, EVENT, payload(seq))
-                        await trio.sleep_until(start + (seq + 1) * interval)
-                    say("DONE", count)
-
-    if url == ALONE:
-        beam.run(main)  # a node alone, as in the channels suite
-    else:
-        beam.run(main, name=name, cluster=url)
-
-
-if __name__ == "__main__":
-    _serve(sys.argv[1], sys.argv[2])
