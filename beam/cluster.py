@@ -43,6 +43,7 @@ from ._codec import (
     Delivery,
     Envelope,
     Hello,
+    Signal,
     decode,
     decode_envelope,
     decode_frame,
@@ -50,10 +51,11 @@ from ._codec import (
     encode_delivery,
     encode_envelope,
     encode_hello,
+    encode_signal,
     register,
     register_dispatcher,
 )
-from ._redis_pubsub import NodeNameTaken, RedisPubSub, start_pubsub
+from ._redis_pubsub import NodeNameTaken, RedisPubSub, add_cluster_service, start_pubsub
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -63,6 +65,8 @@ __all__ = [
     "Hello",
     "NodeNameTaken",
     "RedisPubSub",
+    "Signal",
+    "add_cluster_service",
     "decode",
     "decode_envelope",
     "decode_frame",
@@ -70,6 +74,7 @@ __all__ = [
     "encode_delivery",
     "encode_envelope",
     "encode_hello",
+    "encode_signal",
     "register",
     "register_dispatcher",
     "start_pubsub",
