@@ -22,10 +22,9 @@ Commands, ours and the raw baseline of each figure side by side:
   (``beam.call((SERVER, to), REQUEST)``; raw: publish, then wait for the echo), answering
   ``p50_us`` and ``p99_us``;
 * ``await_nodes`` (names): wait until ``beam.nodes()`` lists them all;
-* ``watch`` (node) then ``wait_down`` (node): see *node* in ``beam.nodes()``, then answer
-  (with the ``method``) and watch it drop: ``beam.monitor_node`` where beam has it, else
-  ``beam.nodes()`` polled every :data:`POLL` seconds; ``wait_down`` answers ``at``, the
-  ``time.monotonic()`` of the notification (one clock for every process of the machine).
+* ``watch`` (node) then ``wait_down`` (node): see *node* in ``beam.nodes()``, call
+  ``beam.monitor_node(node)`` and answer; ``wait_down`` answers ``at``, the
+  ``time.monotonic()`` of the ``beam.NodeDown`` (one clock for every process of the machine).
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ SINK: Final = "bench.sink"
 SERVER: Final = "bench.server"
 #: Envelopes per pipelined round trip: the adapter's batch, used by the raw loop too.
 BATCH: Final = 1000
-#: How often the watcher polls ``beam.nodes()`` without ``beam.monitor_node``.
+#: How often ``await_nodes`` and the watcher poll ``beam.nodes()`` for a node to appear.
 POLL: Final = 0.005
 #: The longest any one command may wait (a stuck figure fails instead of hanging).
 LIMIT: Final = 120.0
@@ -189,41 +188,19 @@ async def _await_nodes(names: list[str]) -> dict[str, Any]:
     return {"nodes": beam.nodes()}
 
 
-def _is_nodedown(node: str) -> Callable[[Any], bool]:
-    """A node-down notification about *node*: ``("nodedown", node)`` as Erlang's, or a value
-    with a ``node`` field."""
-
-    def match(message: Any) -> bool:
-        if type(message) is tuple and len(message) == 2 and message[0] == "nodedown":
-            return bool(message[1] == node)
-        return getattr(message, "node", None) == node
-
-    return match
-
-
 async def _watcher(commander: beam.Pid, node: str) -> None:
     with trio.fail_after(LIMIT):
         while node not in beam.nodes():  # noqa: ASYNC110 - polls the cluster view
             await trio.sleep(POLL)
-    monitor_node = getattr(beam, "monitor_node", None)
-    if monitor_node is not None:
-        monitor_node(node)
-        beam.send(commander, ("bench.watching", node, "beam.monitor_node"))
-        await beam.receive(_is_nodedown(node), timeout=LIMIT)
-    else:
-        beam.send(commander, ("bench.watching", node, f"beam.nodes() polled every {POLL} s"))
-        with trio.fail_after(LIMIT):
-            while node in beam.nodes():  # noqa: ASYNC110 - polls the cluster view
-                await trio.sleep(POLL)
+    beam.monitor_node(node)
+    beam.send(commander, ("bench.watching", node))
+    await beam.receive(lambda m: type(m) is beam.NodeDown and m.node == node, timeout=LIMIT)
     beam.send(commander, ("bench.down", node, time.monotonic()))
 
 
-async def _watch(node: str) -> dict[str, Any]:
+async def _watch(node: str) -> None:
     beam.spawn(_watcher, beam.self(), node)
-    message = await beam.receive(
-        lambda m: type(m) is tuple and m[:2] == ("bench.watching", node), timeout=LIMIT
-    )
-    return {"method": message[2]}
+    await beam.receive(_is(("bench.watching", node)), timeout=LIMIT)
 
 
 async def _wait_down(node: str) -> dict[str, Any]:
@@ -273,7 +250,7 @@ async def _serve(url: str) -> None:
             elif op == "await_nodes":
                 answer.update(await _await_nodes(**command))
             elif op == "watch":
-                answer.update(await _watch(**command))
+                await _watch(**command)
             elif op == "wait_down":
                 answer.update(await _wait_down(**command))
             elif op != "ping":
