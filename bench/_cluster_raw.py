@@ -12,17 +12,18 @@ function changes, and the baselines keep measuring the client the adapter uses::
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Protocol
 
-import coredis
-from coredis.retry import NoRetryPolicy
+from beam._resp import RedisConnection, Subscription, connect
+from beam._resp import subscribe as open_subscription
 
 __all__ = ["CLIENT", "RawRedis", "raw_client"]
 
 #: The client library :func:`raw_client` uses, as the figures name it.
-CLIENT = "coredis"
+CLIENT = "beam._resp (hiredis)"
 
 
 class RawRedis(Protocol):
@@ -41,29 +42,26 @@ class RawRedis(Protocol):
         ...
 
 
-class _Coredis:
-    """A :class:`RawRedis` on coredis, as the adapter uses it (pipeline without
-    transaction, a pubsub iterated as an async iterator)."""
+class _Resp:
+    """A :class:`RawRedis` on beam's own client, as the adapter uses it: PUBLISH batches in
+    one pipeline on a command connection, and a subscription read a batch at a time."""
 
-    def __init__(self, client: coredis.Redis[bytes], messages: AsyncIterator[Any] | None) -> None:
-        self._client = client
-        self._messages = messages
+    def __init__(self, commands: RedisConnection, subscription: Subscription | None) -> None:
+        self._commands = commands
+        self._subscription = subscription
+        self._pending: deque[bytes] = deque()
 
     async def publish_all(self, channel: str, payloads: Sequence[bytes]) -> None:
-        async with self._client.pipeline(transaction=False) as pipe:
-            for payload in payloads:
-                pipe.publish(channel, payload)
+        await self._commands.pipeline([("PUBLISH", channel, data) for data in payloads])
 
     async def publish(self, channel: str, payload: bytes) -> None:
-        await self._client.publish(channel, payload)
+        await self._commands.execute("PUBLISH", channel, payload)
 
     async def next_message(self) -> bytes:
-        assert self._messages is not None, "raw_client(..., subscribe=[...]) to read messages"
-        while True:
-            item = await anext(self._messages)
-            data = item.get("data")
-            if isinstance(data, bytes):
-                return data
+        assert self._subscription is not None, "raw_client(..., subscribe=[...]) to read"
+        while not self._pending:
+            self._pending.extend(data for _, data in await self._subscription.next_batch())
+        return self._pending.popleft()
 
 
 @asynccontextmanager
@@ -75,14 +73,9 @@ async def raw_client(url: str, *, subscribe: Sequence[str] = ()) -> AsyncIterato
     >>> async with raw_client("redis://127.0.0.1:6379/0") as redis:
     ...     await redis.publish("bench:x", b"hi")
     """
-    client: coredis.Redis[bytes] = coredis.Redis.from_url(
-        url, retry_policy=NoRetryPolicy(), connect_timeout=2.0, stream_timeout=30.0
-    )
-    async with client:
+    async with await connect(url) as commands:
         if not subscribe:
-            yield _Coredis(client, None)
+            yield _Resp(commands, None)
             return
-        async with client.pubsub(
-            channels=list(subscribe), ignore_subscribe_messages=True, retry_policy=NoRetryPolicy()
-        ) as subscription:
-            yield _Coredis(client, aiter(subscription))
+        async with await open_subscription(url, list(subscribe)) as subscription:
+            yield _Resp(commands, subscription)
