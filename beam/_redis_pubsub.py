@@ -552,8 +552,9 @@ async def start_pubsub(
 
     Starts the adapter's processes (detached, at the top of the process tree), installs it
     with :func:`beam.set_pubsub_adapter`, and waits up to *wait* seconds for the subscription
-    to be in place (if Redis is unreachable it returns anyway and keeps retrying: local work
-    goes on). Call it from a process of the node; every node of the cluster uses the same
+    to be in place and every live node of the cluster to answer (so they are in
+    ``beam.nodes()`` and can be called at once); if Redis is unreachable it returns anyway
+    and keeps retrying: local work goes on. Call it from a process of the node; every node of the cluster uses the same
     *namespace* and a *node* name of its own.
 
     >>> async def main():
@@ -582,12 +583,32 @@ async def start_pubsub(
     except ReceiveTimeout:
         logger.warning(
             "beam.cluster: not subscribed to Redis at %s after %s s; retrying in the background",
-            url,
+            adapter.address,
             wait,
         )
+    else:
+        await _meet_peers(adapter, min(wait, adapter.timeout))
     for start in _services:
         await start(adapter)
     return adapter
+
+
+async def _meet_peers(adapter: RedisPubSub, wait: float) -> None:
+    """Wait (at most *wait* seconds) until every node whose name is live in Redis has
+    answered this node's discover, so that a program can call them as soon as it joined."""
+    prefix = f"{adapter.namespace}:node:"
+    try:
+        with trio.fail_after(wait):
+            async with await adapter._connect() as redis:
+                keys = await redis.execute("KEYS", prefix.replace("*", "\\*") + "*")
+            names = {key.decode()[len(prefix) :] for key in keys} - {adapter.node_name}
+            dist = adapter.dist
+            assert dist is not None
+            while not names <= dist.up.keys():  # noqa: ASYNC110 - answers come through Redis
+                await trio.sleep(0.005)
+    except BaseException as error:
+        await _reraise_unless_failure(error)
+        logger.info("beam.cluster: joined before every peer answered (%s)", _describe(error))
 
 
 async def _claim_name(adapter: RedisPubSub, wait: float) -> None:
