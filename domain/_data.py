@@ -27,10 +27,10 @@ takes it instead of a URL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
@@ -41,31 +41,100 @@ from ._errors import DomainError, Invalid
 from ._notifiers import Notification
 from ._resource import METADATA
 
-__all__ = ["DataLayer", "Tx", "Unit", "translate_error"]
+__all__ = ["DataLayer", "Rows", "Tx", "Unit", "translate_error"]
 
 T = TypeVar("T")
 
 
-@dataclass
-class Tx:
-    """A transaction in progress, on a connection's thread: ``conn`` (SQLAlchemy), the
-    ``outbox`` of notifications released after the outermost commit, and ``info`` for hooks.
+class Rows:
+    """What one statement gave back: the column ``names``, the ``rows`` (sequences, in
+    column order) and the ``rowcount`` (rows returned, or rows a write touched)::
 
-    Hooks that run inside the transaction get it and may run nested actions through
+        rows = tx.execute(sa.select(Note.__table__).where(Note.owner_id == owner))
+        titles = [row[rows.names.index("title")] for row in rows]
+    """
+
+    __slots__ = ("names", "rowcount", "rows")
+
+    def __init__(self, names: tuple[str, ...], rows: list[Any], rowcount: int) -> None:
+        self.names = names
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def first(self) -> Any:
+        """The first row, or ``None``: ``tx.execute(stmt).first()``."""
+        return self.rows[0] if self.rows else None
+
+    def one(self) -> Any:
+        """The only row; :class:`LookupError` unless there is exactly one:
+        ``tx.execute(insert_stmt, values).one()``."""
+        if len(self.rows) != 1:
+            raise LookupError(f"expected exactly one row, got {len(self.rows)}")
+        return self.rows[0]
+
+    def one_or_none(self) -> Any:
+        """The only row, or ``None`` for none; :class:`LookupError` for more:
+        ``tx.execute(update_stmt, params).one_or_none()``."""
+        if len(self.rows) > 1:
+            raise LookupError(f"expected at most one row, got {len(self.rows)}")
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        """The first column of the first row, or ``None``: ``tx.execute(count).scalar()``."""
+        return self.rows[0][0] if self.rows else None
+
+
+class Tx:
+    """A transaction in progress: ``execute`` runs a statement in it, ``conn`` is it as a
+    SQLAlchemy ``Connection``, ``outbox`` holds the notifications released after the
+    outermost commit, and ``info`` is for hooks.
+
+    The engine runs every statement through :meth:`execute` (the PostgreSQL data layer runs
+    them without SQLAlchemy's execution overhead); hooks may use either. Hooks that run
+    inside the transaction get it and may run nested actions through
     :meth:`domain.Domain.create_in` and friends; their notifications join this outbox::
 
         def audit(tx: Tx, cs: Changeset, record: Message) -> None:
-            tx.conn.execute(audit_log.insert().values(message_id=record.id))
+            tx.execute(audit_log.insert(), {"message_id": record.id})
+
+    This base class runs everything through the SQLAlchemy connection it is given (the
+    SQLite data layer's thread actors use it as it is).
     """
 
-    conn: sa.Connection
-    outbox: list[Notification] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, conn: sa.Connection | None = None) -> None:
+        self._conn = conn
+        self.outbox: list[Notification] = []
+        self.info: dict[str, Any] = {}
+
+    @property
+    def conn(self) -> sa.Connection:
+        """The transaction as a SQLAlchemy ``Connection`` (``tx.conn.execute(stmt)``)."""
+        if self._conn is None:
+            raise RuntimeError("this transaction has no SQLAlchemy connection")
+        return self._conn
 
     @property
     def dialect(self) -> str:
         """``"sqlite"`` or ``"postgresql"``: ``if tx.dialect == "sqlite": ...``."""
         return self.conn.dialect.name
+
+    def execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> Rows:
+        """Run a SQLAlchemy Core *statement* (with *params*, as ``conn.execute`` takes them)
+        in this transaction and return its :class:`Rows`::
+
+            row = tx.execute(insert_returning(table), {"id": key, "title": "hi"}).one()
+        """
+        result = self.conn.execute(statement, params)
+        if result.returns_rows:
+            rows = list(result.all())
+            return Rows(tuple(result.keys()), rows, len(rows))
+        return Rows((), [], result.rowcount)
 
 
 #: A unit of work: runs whole inside one transaction and returns its result.
@@ -118,10 +187,16 @@ def translate_error(exc: BaseException) -> BaseException:
 
         raise translate_error(exc)
     """
-    if isinstance(exc, DomainError) or not isinstance(exc, sa_exc.IntegrityError):
+    if isinstance(exc, DomainError):
         return exc
-    text = str(exc.orig)
-    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    if isinstance(exc, sa_exc.IntegrityError):
+        orig: Any = exc.orig
+    elif isinstance(exc, psycopg.IntegrityError):  # the PostgreSQL data layer's own path
+        orig = exc
+    else:
+        return exc
+    text = str(orig)
+    constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
     for table in METADATA.tables.values():
         for con in table.constraints:
             if isinstance(con, sa.UniqueConstraint):
