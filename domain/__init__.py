@@ -68,6 +68,7 @@ from ._changeset import Changeset as Changeset
 from ._data import DataLayer as DataLayer
 from ._data import Rows as Rows
 from ._data import Tx as Tx
+from ._data_layer import PoolStats as PoolStats
 from ._data_layer import PostgresRepo as PostgresRepo
 from ._data_layer import Repo as Repo
 from ._data_layer import SQLiteRepo as SQLiteRepo
@@ -75,6 +76,7 @@ from ._data_layer import data_layer as data_layer
 from ._data_layer import database_url as database_url
 from ._domain import Domain as Domain
 from ._errors import ConnectionLost as ConnectionLost
+from ._errors import DatabaseTimeout as DatabaseTimeout
 from ._errors import DomainError as DomainError
 from ._errors import Forbidden as Forbidden
 from ._errors import Invalid as Invalid
@@ -92,6 +94,7 @@ from ._notifiers import Notification as Notification
 from ._notifiers import PubSubNotifier as PubSubNotifier
 from ._notifiers import counter as counter
 from ._notifiers import pubsub as pubsub
+from ._pg_notify import Notify as Notify
 from ._policy import Check as Check
 from ._policy import Policy as Policy
 from ._policy import PolicyContext as PolicyContext
@@ -147,6 +150,7 @@ __all__ = (
     "ConnectionLost",
     "Counter",
     "DataLayer",
+    "DatabaseTimeout",
     "Domain",
     "DomainError",
     "DropsRefused",
@@ -160,9 +164,11 @@ __all__ = (
     "MigrationsOutOfDate",
     "NotFound",
     "Notification",
+    "Notify",
     "Page",
     "Policy",
     "PolicyContext",
+    "PoolStats",
     "PostgresRepo",
     "PubSubNotifier",
     "ReadInterface",

@@ -28,6 +28,7 @@ takes it instead of a URL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
 import psycopg
@@ -176,6 +177,11 @@ class DataLayer(Protocol):
 
     def child_spec(self) -> ChildSpec:
         """:meth:`start_link` as a child of a supervision tree."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[list[Notification] | None]:
+        """One transaction for the calling task's units inside the block (nested: a
+        savepoint); yields the outermost block's outbox, ``None`` for a nested one."""
         ...
 
 

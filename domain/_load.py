@@ -114,9 +114,7 @@ def _relationship_statement(
             key_col = jt.c[rel.source_attribute_on_join]
             stmt = (
                 sa.select(dt_, key_col.label("__key"))
-                .join(
-                    jt, jt.c[rel.destination_attribute_on_join] == dt_.c[dest.__primary_key__[0]]
-                )
+                .join(jt, jt.c[rel.destination_attribute_on_join] == dt_.c[dest.__primary_key__[0]])
                 .where(_keys_in(key_col, dialect))
             )
         for slot, p in enumerate(conditions):
@@ -151,9 +149,7 @@ def load_relationship(
         source = rel.source_attribute
         params["__keys"] = list({r.__dict__[source] for r in records} - {None})
         dest_pk = dest.__primary_key__[0]
-        found = {
-            rec.__dict__[dest_pk]: rec for rec in from_rows(dest, tx.execute(stmt, params))
-        }
+        found = {rec.__dict__[dest_pk]: rec for rec in from_rows(dest, tx.execute(stmt, params))}
         for rec in records:
             rec.__dict__[rel.name] = found.get(rec.__dict__[source])
         return

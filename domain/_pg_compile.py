@@ -27,7 +27,7 @@ own statements bind lists with ``= ANY($1)`` instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +54,11 @@ class Compiled:
     names: tuple[str, ...]
     loaders: tuple[tuple[int, Processor], ...]
     returns_rows: bool
-    #: The names of the literals the statement carries, in SQLAlchemy's cache-key order.
-    literal_names: tuple[str | None, ...]
+    #: For each literal the statement carries (SQLAlchemy's cache-key order), the
+    #: parameters it feeds (an insert's or update's values are copied into new ones).
+    literal_names: tuple[tuple[str, ...], ...]
+    #: Every parameter's value as compiled: what one that nothing else sets takes.
+    defaults: Mapping[str, Any]
     #: An expanding IN: the SQL depends on list lengths (see :func:`expand`).
     expanding: Any = None
 
@@ -82,26 +85,21 @@ def compiled_for(statement: Any, keys: tuple[str, ...]) -> tuple[Compiled, dict[
     # SQLAlchemy memoizes a statement's cache key on the statement object.
     cache_key = statement._generate_cache_key()
     if cache_key is None:  # a construct SQLAlchemy cannot cache: compile every time
-        compiled = _compile(statement, keys, ())
-        return compiled, {}
-    literal_binds = cache_key.bindparams
+        compiled = _compile(statement, keys, None)
+        return compiled, dict(compiled.defaults)
     shape = (cache_key.key, keys)
     found = _cache.get(shape)
     if found is None:
         if len(_cache) >= _MAX_CACHED:
             _cache.clear()
-        found = _cache[shape] = _compile(statement, keys, literal_binds)
-    if not literal_binds:
-        return found, {}
-    return found, _literal_values(found, literal_binds)
-
-
-def _literal_values(compiled: Compiled, binds: Sequence[Any]) -> dict[str, Any]:
-    return {
-        name: bind.effective_value
-        for name, bind in zip(compiled.literal_names, binds, strict=True)
-        if name is not None
-    }
+        found = _cache[shape] = _compile(statement, keys, cache_key)
+    values = dict(found.defaults)
+    for names, bind in zip(found.literal_names, cache_key.bindparams, strict=True):
+        if names:
+            value = bind.effective_value
+            for name in names:
+                values[name] = value
+    return found, values
 
 
 def _processor(type_: Any, kind: str) -> Processor | None:
@@ -111,9 +109,19 @@ def _processor(type_: Any, kind: str) -> Processor | None:
     return impl.result_processor(DIALECT, None)
 
 
-def _compile(statement: Any, keys: tuple[str, ...], literal_binds: Sequence[Any]) -> Compiled:
-    compiled: Any = statement.compile(dialect=DIALECT, column_keys=list(keys))
+def _compile(statement: Any, keys: tuple[str, ...], cache_key: Any) -> Compiled:
+    compiled: Any = statement.compile(dialect=DIALECT, column_keys=list(keys), cache_key=cache_key)
     binds = compiled.binds
+    names_of = compiled.bind_names
+    literal_names: tuple[tuple[str, ...], ...] = ()
+    if cache_key is not None:
+        # As SQLAlchemy's construct_params does: each literal of the cache key, and the
+        # parameters compiled from it (clones of it, in DML).
+        fed_by, _ = compiled._cache_key_bind_match
+        literal_names = tuple(
+            tuple(names_of[b] for b in fed_by[bind] if b in names_of)
+            for bind in cache_key.bindparams
+        )
     order = compiled.positiontup or ()
     columns = list(compiled._result_columns)
     loaders = tuple(
@@ -128,7 +136,8 @@ def _compile(statement: Any, keys: tuple[str, ...], literal_binds: Sequence[Any]
         names=tuple(column.keyname for column in columns),
         loaders=loaders,
         returns_rows=bool(columns),
-        literal_names=tuple(compiled.bind_names.get(bind) for bind in literal_binds),
+        literal_names=literal_names,
+        defaults={name: bind.effective_value for bind, name in names_of.items()},
         expanding=compiled if expanding else None,
     )
 
@@ -149,4 +158,3 @@ def expand(compiled: Compiled, values: Mapping[str, Any]) -> tuple[bytes, list[A
         process = processors.get(name)
         args.append(value if process is None or value is None else process(value))
     return state.statement.encode(), args
-

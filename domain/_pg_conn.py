@@ -336,4 +336,3 @@ class TrioConnection(psycopg.AsyncConnection[Row]):
         await conn.close()
         """
         self._finish()
-

@@ -110,9 +110,7 @@ def template(p: Part, slot: str) -> Any:
 
     def replace(element: Any) -> Any:
         if isinstance(element, BindParameter) and id(element) in names:
-            return sa.bindparam(
-                names[id(element)], type_=element.type, expanding=element.expanding
-            )
+            return sa.bindparam(names[id(element)], type_=element.type, expanding=element.expanding)
         return None
 
     traverse: Any = visitors.replacement_traverse
