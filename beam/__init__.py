@@ -26,6 +26,7 @@ them (``GenServer``, ``Task``, ``Agent``), plus thread actors for blocking resou
 
 from . import cluster as cluster
 from . import lowlevel as lowlevel
+from . import pg as pg
 from ._agent import Agent as Agent
 from ._api import cancel_timer as cancel_timer
 from ._api import demonitor as demonitor
