@@ -11,11 +11,14 @@ A node ignores its own envelopes without decoding their bodies::
         await beam.cluster.start_pubsub("redis://127.0.0.1:6379/0", node="chat1")
         beam.broadcast("room:lobby", ("new_msg", "hi"))     # every node's subscribers
 
-Two processes do the work, both started by :func:`start_pubsub`: the *publisher* (the
-adapter's pid; senders hand it encoded envelopes as messages, and it pipelines them to Redis
-in arrival order, so each sender's broadcasts keep their order) and the *subscriber*, linked
-to it and restarted by it if it crashes. Encoding happens in the sender, so a message that
-cannot travel fails there, with a :class:`beam.cluster.CodecError` naming its type.
+The node's cluster connection is a small supervision tree of processes, visible in
+``beam.processes()``, started by :func:`start_pubsub`: its root (``adapter.connection``)
+links three workers and restarts one that exits (at most 10 times in 10 s): the
+*publisher* (``adapter.pid``; senders hand it encoded envelopes as messages, and it
+pipelines them to Redis in arrival order, so each sender's messages keep their order), the
+*subscriber* (dispatches what other nodes publish) and the *heartbeat* (announces the node
+and keeps its name). Encoding happens in the sender, so a message that cannot travel fails
+there, with a :class:`beam.cluster.CodecError` naming its type.
 
 When Redis is unreachable, local work goes on: publishes are dropped with a warning (at most
 one per ``warn_interval`` seconds, with the count), never an exception in the sender; the
@@ -35,24 +38,27 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ._api import exit as exit_process
-from ._api import make_ref, monitor, receive, send, spawn_link, trap_exit, whereis
+from ._api import make_ref, monitor, receive, send, trap_exit, whereis
 from ._api import self as self_pid
 from ._codec import (
     CodecError,
     Delivery,
     Envelope,
     Hello,
+    Signal,
     decode_frame,
     dispatcher_name,
     encode_delivery,
     encode_envelope,
     encode_hello,
+    encode_signal,
     lookup_dispatcher,
 )
+from ._dist import Distribution
 from ._errors import ProcessExit, ReceiveTimeout
 from ._node import current_node, set_cluster_joiner
 from ._pubsub import Dispatcher, LocalAdapter, Topic, _pubsub, set_pubsub_adapter
-from ._types import SHUTDOWN, Down, Exit, NodeId, Pid
+from ._types import KILL, SHUTDOWN, Down, Exit, NodeId, Pid
 from .lowlevel import spawn_opt
 
 if TYPE_CHECKING:
@@ -154,12 +160,16 @@ class RedisPubSub:
         self.identity = NodeId(node, secrets.randbits(63))
         self.heartbeat = heartbeat
         self.timeout = timeout
-        # The other nodes heard from: name -> (identity, when). Written by the subscriber only.
-        self._seen: dict[str, tuple[NodeId, float]] = {}
+        #: The remote half of links and monitors, and the table of live nodes (made when
+        #: the node joins, by :func:`start_pubsub`).
+        self.dist: Distribution | None = None
         self.namespace = namespace
         self.channel = f"{namespace}:pubsub"
         self.warn_interval = warn_interval
         self.max_reconnect_delay = max_reconnect_delay
+        self._bad_signals = _Throttle(warn_interval)
+        #: The root of the connection's processes, and its publisher (senders hand to it).
+        self.connection: Pid | None = None
         self.pid: Pid | None = None
 
     def node_channel(self, node: str) -> str:
@@ -185,8 +195,7 @@ class RedisPubSub:
         >>> adapter.nodes()
         ['chat2']
         """
-        now = trio.current_time()
-        return sorted(name for name, (_, seen) in self._seen.items() if now - seen < self.timeout)
+        return [] if self.dist is None else self.dist.nodes()
 
     # -- the adapter interface (called by the sender) --------------------------------------
 
@@ -222,6 +231,11 @@ class RedisPubSub:
         data = encode_envelope(envelope, local=self.identity)
         self._hand_over(self.node_channel(node_name), data)
 
+    def send_signal(self, node_name: str, content: tuple[Any, ...]) -> None:
+        """Publish a signal between processes for the node called *node_name* (see
+        :mod:`beam._dist`); :class:`beam.cluster.CodecError` if it cannot travel."""
+        self._hand_over(self.node_channel(node_name), encode_signal(content, local=self.identity))
+
     def _hand_over(self, channel: str, data: bytes) -> None:
         if self.pid is not None:
             send(self.pid, (_PUBLISH, channel, data))
@@ -237,11 +251,72 @@ class RedisPubSub:
             self.url, retry_policy=NoRetryPolicy(), connect_timeout=2.0, stream_timeout=5.0
         )
 
-    async def _publisher(self, starter: Pid, ref: object) -> None:
-        """Own the subscriber, and pipeline the envelopes senders hand over to Redis."""
+    async def _connection(self, starter: Pid, ref: object) -> None:
+        """The root of the node's cluster connection: start its three workers (publisher,
+        subscriber, heartbeat), linked, and restart one that exits (one for one), at most
+        :data:`_MAX_RESTARTS` times in :data:`_RESTART_PERIOD` seconds, as a supervisor."""
         trap_exit(True)
-        state = _PublisherState(spawn_link(self._subscriber, starter, ref))
-        spawn_link(self._heartbeat)
+        roles: dict[Pid, str] = {}
+        workers: dict[str, Callable[..., Awaitable[None]]] = {
+            "publisher": self._publisher,
+            "subscriber": self._subscriber,
+            "heartbeat": self._heartbeat,
+        }
+
+        def start(role: str, *args: Any) -> None:
+            pid = spawn_opt(workers[role], *args, link=True, initial_call=workers[role])
+            roles[pid] = role
+            if role == "publisher":
+                self.pid = pid
+
+        start("publisher")
+        start("subscriber", starter, ref)
+        start("heartbeat")
+        restarts: list[float] = []
+        while True:
+            message = await receive()
+            if message == _STOP:
+                await self._stop_publisher()
+                raise ProcessExit(SHUTDOWN)  # the links take the other workers down
+            if type(message) is not Exit:
+                continue
+            role = roles.pop(message.pid, None)
+            if role is None:
+                raise ProcessExit(message.reason)
+            now = trio.current_time()
+            restarts = [t for t in restarts if now - t < _RESTART_PERIOD] + [now]
+            if len(restarts) > _MAX_RESTARTS:
+                logger.error(
+                    "beam.cluster: the %s exited (%r), the %d-th restart in %s s: giving up; "
+                    "this node goes on alone (restart it to rejoin the cluster)",
+                    role,
+                    message.reason,
+                    len(restarts),
+                    _RESTART_PERIOD,
+                )
+                raise ProcessExit(("shutdown", "reached_max_restart_intensity"))
+            logger.error("beam.cluster: the %s exited (%r); restarting it", role, message.reason)
+            await trio.sleep(0.1)
+            if role == "subscriber":
+                start(role, None, None)
+            else:
+                start(role)
+
+    async def _stop_publisher(self) -> None:
+        """Have the publisher send what was handed over before now, then stop (killed if
+        Redis keeps it waiting longer than ``timeout``)."""
+        publisher = self.pid
+        if publisher is None:
+            return
+        send(publisher, _STOP)
+        try:
+            await receive(lambda m: type(m) is Exit and m.pid == publisher, timeout=self.timeout)
+        except ReceiveTimeout:
+            exit_process(publisher, KILL)
+
+    async def _publisher(self) -> None:
+        """Pipeline the envelopes senders hand over to Redis, in order, in batches."""
+        state = _PublisherState()
         throttle = _Throttle(self.warn_interval)
         delay = 0.0
         while True:
@@ -256,6 +331,8 @@ class RedisPubSub:
                                 pipe.publish(channel, data)
                         lost = 0
                         delay = 0.0
+                        if state.stopping:  # everything handed over before the stop is out
+                            raise ProcessExit(SHUTDOWN)
             except BaseException as error:
                 await _reraise_unless_failure(error)
                 throttle.warn(
@@ -276,11 +353,8 @@ class RedisPubSub:
                     )
 
     async def _next_batch(self, state: _PublisherState) -> list[tuple[str, bytes]]:
-        """Wait for envelopes to publish; take what is queued (in order), up to a batch.
-
-        Also handles the exit signals the publisher traps: its subscriber's (restarted) and
-        any other (the publisher exits with that reason).
-        """
+        """Wait for envelopes to publish; take what is queued (in order), up to a batch
+        (or up to a stop request: the batch is then the last one)."""
         batch: list[tuple[str, bytes]] = []
         timeout: float | None = None
         while len(batch) < _BATCH:
@@ -291,15 +365,9 @@ class RedisPubSub:
             if type(message) is tuple and len(message) == 3 and message[0] == _PUBLISH:
                 batch.append((message[1], message[2]))
                 timeout = 0
-            elif type(message) is Exit and message.pid == state.subscriber:
-                logger.error(
-                    "beam.cluster: the PubSub subscriber exited (%r); restarting it",
-                    message.reason,
-                )
-                await trio.sleep(0.1)
-                state.subscriber = spawn_link(self._subscriber, None, None)
-            elif type(message) is Exit:
-                raise ProcessExit(message.reason)
+            elif message == _STOP:
+                state.stopping = True
+                break
         return batch
 
     async def _subscriber(self, starter: Pid | None, ref: object) -> None:
@@ -323,6 +391,9 @@ class RedisPubSub:
                     if delay:
                         logger.warning("beam.cluster: resubscribed to %s at %s", channels, self.url)
                     delay = 0.0
+                    # Announce this node now that its answers can be heard: every peer new
+                    # to it (or it to them) answers on this node's channel at once.
+                    self._hand_over(self.channel, encode_hello(self.identity, discover=True))
                     if starter is not None:
                         send(starter, (_SUBSCRIBED, ref))
                         starter = None
@@ -354,12 +425,18 @@ class RedisPubSub:
                             pipe.set(self.name_key, str(self.identity.incarnation), px=expiry)
                             pipe.publish(self.channel, hello)
                         await trio.sleep(self.heartbeat)
+                        self._expire()
             except BaseException as error:
                 await _reraise_unless_failure(error)
                 throttle.warn(
                     "beam.cluster: heartbeat to Redis at %s failed (%s)", self.url, _describe(error)
                 )
             await trio.sleep(self.heartbeat)
+            self._expire()
+
+    def _expire(self) -> None:
+        if self.dist is not None:
+            self.dist.expire(self.timeout)
 
     def _dispatch(self, pubsub: Any, data: bytes, garbage: _Throttle) -> None:
         try:
@@ -367,10 +444,13 @@ class RedisPubSub:
             if frame is None:
                 return
             if isinstance(frame, Hello):
-                self._hello(frame.node)
+                self._hello(frame)
                 return
             if isinstance(frame, Delivery):
                 self._deliver(frame)
+                return
+            if isinstance(frame, Signal):
+                self._signal(frame)
                 return
             envelope = frame
             dispatcher = (
@@ -388,10 +468,29 @@ class RedisPubSub:
                 envelope.topic,
             )
 
-    def _hello(self, node: NodeId) -> None:
+    def _signal(self, frame: Signal) -> None:
+        if self.dist is None:
+            return
+        try:
+            self.dist.on_signal(frame.sender, frame.content)
+        except ValueError as error:
+            self._bad_signals.warn(
+                "beam.cluster: dropped a signal from %s: %s", frame.sender.name, error
+            )
+
+    def _hello(self, hello: Hello) -> None:
+        node = hello.node
         if node.name != self.node_name:
-            self._seen[node.name] = (node, trio.current_time())
-        elif node != self.identity:
+            dist = self.dist
+            if dist is None:
+                return
+            if hello.leaving:
+                dist.node_down(node)
+            elif dist.heard(node) or hello.discover:
+                # A node new to us, or one that just subscribed: answer at once on its own
+                # channel, so it knows its peers after one round trip, not after a heartbeat.
+                self._hand_over(self.node_channel(node.name), encode_hello(self.identity))
+        elif node != self.identity and not hello.leaving:
             logger.error(
                 "beam.cluster: another live node calls itself %r (incarnation %d, this one %d)",
                 node.name,
@@ -410,15 +509,19 @@ class RedisPubSub:
 
 
 class _PublisherState:
-    """What the publisher process alone keeps: its subscriber's pid."""
+    """What the publisher process alone keeps."""
 
-    __slots__ = ("subscriber",)
+    __slots__ = ("stopping",)
 
-    def __init__(self, subscriber: Pid) -> None:
-        self.subscriber = subscriber
+    def __init__(self) -> None:
+        self.stopping = False  # asked to publish what it has, then stop
 
 
 _PUBLISH: Final = "beam.cluster.publish"
+#: The connection's workers are restarted at most this many times in this many seconds.
+_MAX_RESTARTS: Final = 10
+_RESTART_PERIOD: Final = 10.0
+_STOP: Final = "beam.cluster.stop"
 
 
 async def _reraise_unless_failure(error: BaseException) -> None:
@@ -489,9 +592,11 @@ async def start_pubsub(
         timeout=timeout,
     )
     await _claim_name(adapter, wait)
+    this = current_node("beam.cluster.start_pubsub")
+    adapter.dist = this._dist = Distribution(this, adapter.identity, adapter.send_signal)
     ref = make_ref()
-    adapter.pid = spawn_opt(
-        adapter._publisher, self_pid(), ref, detached=True, initial_call=RedisPubSub
+    adapter.connection = spawn_opt(
+        adapter._connection, self_pid(), ref, detached=True, initial_call=RedisPubSub
     )
     set_pubsub_adapter(adapter)
     try:
@@ -575,13 +680,21 @@ async def _leave(adapter: RedisPubSub) -> None:
     Best effort (Redis may be gone): the name otherwise expires ``timeout`` seconds after the
     last heartbeat, as when a node dies.
     """
-    publisher = adapter.pid
-    if publisher is not None:
-        ref = monitor(publisher)
-        exit_process(publisher, SHUTDOWN)  # its subscriber and heartbeat are linked to it
+    node = current_node("beam.cluster leave")
+    dist = adapter.dist
+    if dist is not None:
+        dist.leave()  # links and monitors across nodes fire here with "noconnection"
+        node._dist = None
+    connection = adapter.connection
+    if connection is not None:
+        # The publisher sends what was handed over before this; then the whole connection
+        # (subscriber and heartbeat too) stops.
+        ref = monitor(connection)
+        send(connection, _STOP)
         await receive(lambda m: type(m) is Down and m.ref == ref)
     try:
         async with adapter._client() as client:
+            await client.publish(adapter.channel, encode_hello(adapter.identity, leaving=True))
             if await client.get(adapter.name_key) == str(adapter.identity.incarnation).encode():
                 await client.delete([adapter.name_key])
     except BaseException as error:
