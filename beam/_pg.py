@@ -21,6 +21,13 @@ Between nodes the scope servers talk as OTP's do:
 Messages between two servers keep their order, so a peer's joins and leaves always come
 after the sync they build on. The view is eventually consistent: two nodes may see
 concurrent joins in different orders, as in OTP.
+
+One addition to OTP's protocol: a server that gets a ``_Sync`` from a peer it does not know
+(any more) answers with a ``_Sync`` of its own. Here a message can arrive from a node before
+this node has heard that node's heartbeat, and a monitor of a node that is not up yet fires
+``"noconnection"`` at once: the server then drops the peer, and the joins it makes
+meanwhile go to nobody there. When the two find each other again (``NodeUp``, discover,
+sync), that answer gives the peer everything it missed.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any, Final, Literal
 
 from ._api import demonitor as _demonitor
 from ._api import monitor as _monitor
-from ._api import receive, register, send, whereis
+from ._api import monitor_nodes, receive, register, send, whereis
 from ._api import self as self_pid
 from ._call import CallRequest, call, reply
 from ._codec import CodecError, encode
@@ -41,7 +48,7 @@ from ._codec import register as register_type
 from ._errors import AlreadyRegistered, ReceiveTimeout
 from ._node import Node, current_node, current_process
 from ._redis_pubsub import RedisPubSub, add_cluster_service, nodes
-from ._types import Down, Pid, Ref
+from ._types import Down, NodeDown, NodeUp, Pid, Ref
 from .lowlevel import spawn_opt
 
 __all__ = [
@@ -332,10 +339,13 @@ class _Scope:
             self.remote[peer] = _Peer(_monitor(peer))
             send(peer, _Discover(me))
 
-    def sync(self, peer: Pid, groups: tuple[tuple[Any, tuple[Pid, ...]], ...]) -> None:
+    def sync(self, me: Pid, peer: Pid, groups: tuple[tuple[Any, tuple[Pid, ...]], ...]) -> None:
         known = self.remote.get(peer)
         if known is None:
+            # A peer this scope had dropped (or never knew): it may lack this node's changes
+            # since, so it gets the whole local state again (see the module's doc).
             known = self.remote[peer] = _Peer(_monitor(peer))
+            send(peer, _Sync(me, self._local_groups()))
         old = known.groups
         new: dict[Any, list[Pid]] = {}
         for group, pids in groups:
@@ -421,12 +431,17 @@ async def _scope_server(scope: _Scope) -> None:
             elif kind is Down:
                 scope.down(me, message)
             elif kind is _Sync:
-                scope.sync(message.peer, message.groups)
+                scope.sync(me, message.peer, message.groups)
             elif kind is _Discover:
                 scope.discover(me, message.peer)
+            elif kind is NodeUp:
+                # A node (re)joined: discover the scope there, if it runs it.
+                send((scope.name, message.node), _Discover(me))
+            elif kind is NodeDown:
+                pass  # the Down of the peer's monitored scope server does the cleanup
             elif kind is _Rediscover:
                 _discover_peers(scope, me)
-            elif not _node_event(scope, me, message):
+            else:
                 logger.warning(
                     "beam.pg scope %r ignored an unexpected message: %r", scope.name, message
                 )
@@ -458,15 +473,12 @@ def _answer(scope: _Scope, me: Pid, call_: CallRequest) -> None:
 
 
 def _discover_peers(scope: _Scope, me: Pid) -> None:
-    """Ask the same scope on every known node for its members (OTP's ``init``)."""
+    """Watch the nodes, and ask the same scope on every known node for its members (OTP's
+    ``init``). Again when the node joins a cluster after the scope started: until then there
+    was no node to watch (subscribing twice is harmless)."""
+    monitor_nodes(True)
     for node in nodes():
         send((scope.name, node), _Discover(me))
-
-
-def _node_event(scope: _Scope, me: Pid, message: Any) -> bool:
-    """Handle ``NodeUp`` (discover the scope there); a ``NodeDown`` needs nothing: the
-    peer's ``Down`` follows. False for a message that is neither."""
-    return False
 
 
 def _start_scope(node: Node, name: str) -> _Scope:

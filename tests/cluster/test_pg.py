@@ -58,6 +58,7 @@ class Cluster:
         self.nodes: dict[str, NodeProcess] = {}
         self._stops: dict[str, trio.Event] = {}
         self._killed_at: dict[str, float] = {}
+        self._running: list[trio.Event] = []  # set when a node's process has been reaped
 
     async def start(self, name: str) -> NodeProcess:
         """Start the node *name* (once its previous incarnation's name has expired)."""
@@ -65,11 +66,16 @@ class Cluster:
         if killed is not None:  # its name is held in Redis until TIMEOUT after its last beat
             await trio.sleep_until(killed + TIMEOUT + HEARTBEAT)
         stop = trio.Event()
+        reaped = trio.Event()
+        self._running.append(reaped)
 
         async def hold(task_status: trio.TaskStatus[NodeProcess]) -> None:
-            async with start_node(self.url, name, heartbeat=HEARTBEAT, timeout=TIMEOUT) as node:
-                task_status.started(node)
-                await stop.wait()
+            try:
+                async with start_node(self.url, name, heartbeat=HEARTBEAT, timeout=TIMEOUT) as node:
+                    task_status.started(node)
+                    await stop.wait()
+            finally:
+                reaped.set()
 
         node: NodeProcess = await self.nursery.start(hold)
         self.nodes[name] = node
@@ -81,6 +87,16 @@ class Cluster:
         self.nodes.pop(name).process.kill()
         self._stops.pop(name).set()
         self._killed_at[name] = trio.current_time()
+
+    async def stop_all(self) -> None:
+        """Kill every live node and wait until all are reaped (even while being cancelled by
+        a failure, so no node is interrupted in the middle of its own cleanup)."""
+        for name in list(self.nodes):
+            self.kill(name)
+        with trio.move_on_after(10) as scope:
+            scope.shield = True
+            for reaped in self._running:
+                await reaped.wait()
 
     async def run(self, name: str, fn: str, **args: Any) -> Any:
         """Await ``pg_steps.<fn>(**args)`` on the node *name*; its result."""
@@ -121,8 +137,7 @@ async def cluster(url: str, *names: str) -> AsyncIterator[Cluster]:
         try:
             yield nodes
         finally:
-            for name in list(nodes.nodes):
-                nodes.kill(name)
+            await nodes.stop_all()
 
 
 def expect(*entries: tuple[str, str, int]) -> dict[str, list[Member]]:
