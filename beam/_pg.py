@@ -45,10 +45,11 @@ from ._api import self as self_pid
 from ._call import CallRequest, call, reply
 from ._codec import CodecError, encode
 from ._codec import register as register_type
+from ._crash import bounded_repr
 from ._errors import AlreadyRegistered, ReceiveTimeout
 from ._node import Node, current_node, current_process
 from ._redis_pubsub import RedisPubSub, add_cluster_service, nodes
-from ._types import Down, NodeDown, NodeUp, Pid, Ref
+from ._types import Down, NodeDown, NodeId, NodeUp, Pid, Ref
 from .lowlevel import spawn_opt
 
 __all__ = [
@@ -424,12 +425,18 @@ async def _scope_server(scope: _Scope) -> None:
             kind = type(message)
             if kind is CallRequest:
                 _answer(scope, me, message)
+            elif kind is Down:
+                scope.down(me, message)
+            elif kind in _FROM_PEERS and not _well_formed(message):
+                logger.warning(
+                    "beam.pg scope %r dropped a malformed message: %s",
+                    scope.name,
+                    bounded_repr(message),
+                )
             elif kind is _Join:
                 scope.join_remote(message.peer, message.group, message.pids)
             elif kind is _Leave:
                 scope.leave_remote(message.peer, message.pids, message.groups)
-            elif kind is Down:
-                scope.down(me, message)
             elif kind is _Sync:
                 scope.sync(me, message.peer, message.groups)
             elif kind is _Discover:
@@ -449,6 +456,45 @@ async def _scope_server(scope: _Scope) -> None:
         node_scopes = _scopes.get(current_node("beam.pg scope server"))
         if node_scopes is not None and node_scopes.get(scope.name) is scope:
             del node_scopes[scope.name]
+
+
+_FROM_PEERS: Final = frozenset({_Discover, _Sync, _Join, _Leave})
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _pids_of(node: NodeId | None, pids: Any) -> bool:
+    return type(pids) is tuple and all(type(p) is Pid and p.node == node for p in pids)
+
+
+def _well_formed(message: _Discover | _Sync | _Join | _Leave) -> bool:
+    """Whether a peer's message holds what the scope can store: the peer a pid of another
+    node, members pids of that node, groups hashable (the codec rebuilt what was sent; a
+    buggy or hostile node could send anything, and must not crash this scope)."""
+    peer = message.peer
+    if type(peer) is not Pid or peer.node is None:
+        return False
+    node = peer.node
+    if type(message) is _Join:
+        return _hashable(message.group) and _pids_of(node, message.pids)
+    if type(message) is _Leave:
+        groups = message.groups
+        return _pids_of(node, message.pids) and type(groups) is tuple and _hashable(groups)
+    if type(message) is _Sync:
+        return type(message.groups) is tuple and all(
+            type(entry) is tuple
+            and len(entry) == 2
+            and _hashable(entry[0])
+            and _pids_of(node, entry[1])
+            for entry in message.groups
+        )
+    return True
 
 
 def _answer(scope: _Scope, me: Pid, call_: CallRequest) -> None:

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 import beam
-from beam import pg
+from beam import _pg, pg
 
 from .conftest import idle, non_process_context, receive_all, settle
 
@@ -281,3 +281,27 @@ async def test_join_needs_a_process() -> None:
         await settle()
         assert len(failures) == 1
         assert "beam.pg.join must be called from a beam process" in str(failures[0])
+
+
+async def test_a_malformed_message_from_a_peer_is_dropped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    far = beam.NodeId("far", 1)
+    peer = beam.Pid(3, far)
+    malformed = [
+        _pg._Join(beam.Pid(3), "g", ()),  # the peer is a pid of this node
+        _pg._Join(peer, ["a", "list"], (beam.Pid(4, far),)),  # an unhashable group
+        _pg._Join(peer, "g", (beam.Pid(4),)),  # a member that is not of the peer's node
+        _pg._Leave(peer, (beam.Pid(4, far),), (["x"],)),
+        _pg._Sync(peer, (("g",),)),  # type: ignore[arg-type]
+        _pg._Sync(peer, (("g", [beam.Pid(4, far)]),)),  # type: ignore[arg-type]
+    ]
+    async with beam.open_node():
+        server = await pg.start()
+        for message in malformed:
+            beam.send(server, message)
+        await settle()
+        assert beam.is_alive(server)
+        dropped = [r for r in caplog.records if "dropped a malformed message" in r.getMessage()]
+        assert len(dropped) == len(malformed)
+        assert pg.which_groups() == []

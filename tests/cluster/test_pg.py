@@ -30,6 +30,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+import beam
+from beam import cluster as cluster_module
+from beam import pg
+
 from ..support.nodes import NodeProcess, RedisServer, redis_server, start_node
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
@@ -255,6 +259,26 @@ async def test_named_scopes_replicate_apart_from_the_default_one(redis: RedisSer
                 name, "wait_members", expected=expect(("g", "a", a1)), within=CONVERGE, scope="jobs"
             )
             assert (await nodes.run(name, "view"))["members"] == {}
+
+
+async def test_groups_of_a_node_alone_reach_the_cluster_it_joins_later(
+    redis: RedisServer,
+) -> None:
+    async with beam.open_node(), cluster(redis.url, "b") as nodes:
+        await pg.join("g", beam.self())  # alone: the default scope starts here
+        (b1,) = await nodes.run("b", "spawn")
+        await nodes.run("b", "join", group="g", ids=[b1])
+        assert pg.members("g") == [beam.self()]
+        await cluster_module.start_pubsub(
+            redis.url, node="solo", heartbeat=HEARTBEAT, timeout=TIMEOUT
+        )
+        await nodes.converged(expect(("g", "b", b1), ("g", "solo", beam.self().id)))
+        with trio.fail_after(CONVERGE):
+            while len(pg.members("g")) < 2:  # noqa: ASYNC110 - the scope server fills it
+                await trio.sleep(0.01)
+        remote = [(p.node.name, p.id) for p in pg.members("g") if p.node is not None]
+        assert remote == [("b", b1)]
+        assert pg.local_members("g") == [beam.self()]
 
 
 # -- random joins, leaves and kills against a model -----------------------------------------------
