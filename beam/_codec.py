@@ -541,7 +541,7 @@ def decode_envelope(
 
 
 def _no_ext(code: int, data: bytes) -> Any:
-    raise CodecError(f"not a frame: extension type {code} where a frame header was expected")
+    raise CodecError(f"not a PubSub envelope: extension type {code} where its header belongs")
 
 
 def decode_frame(
