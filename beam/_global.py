@@ -1,0 +1,859 @@
+"""Global names: one process per name across the whole cluster, as OTP's ``global``.
+
+A global name is a ``str`` that names one process of the cluster. Registering it is atomic
+cluster-wide: the cluster's Redis is the arbiter, so of several nodes registering one name
+at once exactly one gets ``True``. Every node keeps a replica of the name table, so
+:func:`whereis_global` and :func:`send_global` are local lookups with no round trip::
+
+    async def main():
+        if await beam.register_global("scheduler", beam.self()):
+            ...                                   # this process is the cluster's scheduler
+        beam.send_global("scheduler", ("job", 42))   # from any process of any node
+
+**The server.** Each node runs one global name server (registered locally as
+``"beam.global"``). A node that joins a cluster starts it (a cluster service, see
+:func:`beam.cluster.add_cluster_service`); a node alone starts it at its first
+registration, and its global names are then just node-wide (no Redis: one node is the whole
+cluster). The server of a process's node owns
+its registration: it claims the name in Redis, monitors the process, and tells the other
+nodes' servers (one broadcast on the PubSub topic ``"beam.global"``); registering a pid of
+another node asks that node's server. A process holds at most one global name.
+
+**Freed** when the owner exits (its server releases the name in Redis and tells the
+others), when it is unregistered, or when its node goes down: every other node drops that
+node's names from its table at ``NodeDown`` and, in Redis, entries of a node whose name key
+(``<namespace>:node:<name>``) no longer holds their incarnation are free for anyone.
+
+**Merges.** A node cut off from the cluster long enough to be declared down (its Redis name
+key expired) loses its names everywhere else; meanwhile another process may register one of
+them. When the node comes back, its server learns it (a peer's registration broadcast, the
+name table a peer sends it on ``NodeUp``, or its own periodic check of its names against
+Redis) and resolves the conflict: **the registration held in Redis wins**. The losing
+process, on the node that comes back, is unregistered and told, as its registration's
+*resolve* option says, and a warning naming both pids is logged (logger ``beam.global``):
+
+* ``resolve="kill"`` (the default, as OTP's ``random_exit_name``): it gets an exit signal
+  with reason ``("global_name_conflict", name)`` from the global server (a process that
+  traps exits receives it as an ``Exit`` message and lives on, without the name);
+* ``resolve="notify"`` (as OTP's ``random_notify_name``): it gets the message
+  ``GlobalNameConflict(name, other)``, ``other`` being the winner, and lives on.
+
+Unlike OTP, which picks the winner at random, the winner is always the one Redis holds.
+A name that only the returning node holds (nobody took it meanwhile) is simply claimed
+again in Redis, so nothing is lost by a partition that nobody exploited.
+
+**Consistency.** :func:`register_global` returns once the name is claimed in Redis and in
+this node's table; the other nodes' tables have it a broadcast later (milliseconds). When
+Redis cannot be reached, :func:`register_global` raises :class:`GlobalNamesUnavailable`
+within a few seconds, never hangs; lookups keep answering from the table.
+
+In Redis, the names live in the hash ``<namespace>:global``: field the name, value
+``"<incarnation> <pid number> <node name>"`` of its owner.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import trio
+
+from ._api import demonitor, is_alive, monitor, receive, register, send, send_after
+from ._api import exit as exit_process
+from ._api import self as self_pid
+from ._call import CallRequest, call, reply
+from ._codec import register as register_type
+from ._errors import CallTimeout, UnknownName
+from ._node import Node, current_node
+from ._pubsub import _pubsub, broadcast_from, subscribe
+from ._redis_pubsub import RedisPubSub, _describe, _reraise_unless_failure, add_cluster_service
+from ._types import Down, From, NodeId, Pid, Ref
+from .lowlevel import spawn_opt
+
+if TYPE_CHECKING:
+    import coredis
+
+__all__ = [
+    "GlobalNameConflict",
+    "GlobalNamesUnavailable",
+    "register_global",
+    "registered_global",
+    "send_global",
+    "unregister_global",
+    "whereis_global",
+]
+
+logger = logging.getLogger("beam.global")
+
+#: The name each node's global name server is registered under (peers reach ``(it, node)``).
+SERVER: Final = "beam.global"
+#: The PubSub topic the servers tell each other registrations and releases on.
+TOPIC: Final = "beam.global"
+#: How long one Redis operation of the server may take before it counts as a failure (s).
+REDIS_TIMEOUT: Final = 2.0
+#: How long register_global/unregister_global wait for a server's answer (s).
+CALL_TIMEOUT: Final = 5.0
+
+Resolve = Literal["kill", "notify"]
+_RESOLVES: Final = ("kill", "notify")
+
+
+# -- public types -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalNameConflict:
+    """Told to a process registered with ``resolve="notify"`` that lost its global *name* in
+    a merge: *other* holds it now, and the receiver is no longer registered.
+
+    >>> async def main():
+    ...     await beam.register_global("leader", beam.self(), resolve="notify")
+    ...     conflict = await beam.receive(beam.GlobalNameConflict)
+    ...     print(conflict.name, "now held by", conflict.other)
+    """
+
+    name: str
+    other: Pid
+
+
+class GlobalNamesUnavailable(ConnectionError):
+    """A global name could not be registered or unregistered: the cluster's Redis (or the
+    owning node's global name server) did not answer in time. Lookups still work.
+
+    >>> async def main():
+    ...     try:
+    ...         await beam.register_global("scheduler", beam.self())
+    ...     except beam.GlobalNamesUnavailable as error:
+    ...         print(error)
+    """
+
+
+# -- messages between processes and servers (every node registers them with the codec) ---
+
+
+@dataclass(frozen=True, slots=True)
+class _Register:
+    name: str
+    pid: Pid
+    resolve: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Unregister:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A server's answer when Redis failed: the caller raises GlobalNamesUnavailable."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Registered:
+    """Broadcast by the owner's server: *name* is *pid*'s now."""
+
+    name: str
+    pid: Pid
+
+
+@dataclass(frozen=True, slots=True)
+class _Unregistered:
+    """Broadcast by the owner's server: *pid* no longer holds *name* (*winner* does, if any)."""
+
+    name: str
+    pid: Pid
+    winner: Pid | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Sync:
+    """A server's own names, sent to a node that came up; *answer*: send yours back."""
+
+    node: str
+    names: tuple[tuple[str, Pid], ...]
+    answer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Join:
+    """To this node's server: the node has joined a cluster, switch to Redis."""
+
+
+for _cls in (_Register, _Unregister, _Failed, _Registered, _Unregistered, _Sync):
+    register_type(_cls, f"beam.global.{_cls.__name__.lstrip('_')}")
+register_type(GlobalNameConflict, "beam.GlobalNameConflict")
+
+_TICK: Final = ("beam.global", "tick")
+
+
+# -- the node's table ------------------------------------------------------------------------
+
+
+class _Table:
+    """A node's replica of the global names (written by its server only) and its server."""
+
+    __slots__ = ("names", "server")
+
+    def __init__(self) -> None:
+        self.names: dict[str, Pid] = {}
+        self.server: Pid | None = None
+
+
+_tables: weakref.WeakKeyDictionary[Node, _Table] = weakref.WeakKeyDictionary()
+
+
+def _table(node: Node) -> _Table:
+    table = _tables.get(node)
+    if table is None:
+        table = _tables[node] = _Table()
+    return table
+
+
+def _ensure_server(node: Node) -> Pid:
+    """The node's global name server, started now (detached) if it is not running."""
+    table = _table(node)
+    server = table.server
+    if server is None or not is_alive(server):
+        server = spawn_opt(_serve, table, detached=True, initial_call=_Server)
+        table.server = server
+    return server
+
+
+# -- the public functions ---------------------------------------------------------------------
+
+
+def _check_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{what}: a global name is a non-empty str, got {name!r}")
+    return name
+
+
+async def register_global(name: str, pid: Pid, *, resolve: Resolve = "kill") -> bool:
+    """Register *name* for *pid* across the cluster; ``False`` if the name is taken or *pid*
+    already has a global name (as ``global:register_name`` answers ``no``).
+
+    The name is freed when *pid* exits, when its node goes down, or by
+    :func:`unregister_global`. *resolve* says how *pid* is told if it loses the name when
+    partitions merge (see the module's docs): ``"kill"`` (default: an exit signal with reason
+    ``("global_name_conflict", name)``) or ``"notify"`` (a :class:`GlobalNameConflict`
+    message). A pid that is not alive gets ``True`` and no name, as in OTP. Raises
+    :class:`GlobalNamesUnavailable` if Redis (or, for a pid of another node, that node)
+    does not answer within a few seconds. Call it from a process.
+
+    >>> async def main():
+    ...     assert await beam.register_global("scheduler", beam.self())
+    ...     assert not await beam.register_global("scheduler", beam.spawn(worker))
+    """
+    _check_name(name, "beam.register_global")
+    if type(pid) is not Pid:
+        raise TypeError(f"beam.register_global({name!r}, ...) needs a beam.Pid, got {pid!r}")
+    if resolve not in _RESOLVES:
+        raise ValueError(f"resolve must be one of {_RESOLVES}, got {resolve!r}")
+    node = current_node("beam.register_global")
+    answer = await _ask(node, pid, _Register(name, pid, resolve), "register", name)
+    return bool(answer)
+
+
+async def unregister_global(name: str) -> None:
+    """Remove the global *name*, whoever holds it (nothing if nobody does), as
+    ``global:unregister_name``. Its owner's node does it; raises
+    :class:`GlobalNamesUnavailable` if that node does not answer. Call it from a process.
+
+    >>> async def main():
+    ...     await beam.unregister_global("scheduler")
+    """
+    _check_name(name, "beam.unregister_global")
+    node = current_node("beam.unregister_global")
+    holder = _table(node).names.get(name)
+    if holder is None:
+        return
+    await _ask(node, holder, _Unregister(name), "unregister", name)
+
+
+async def _ask(node: Node, pid: Pid, request: Any, what: str, name: str) -> Any:
+    """Call the global name server of *pid*'s node with *request*; its answer."""
+    local = pid.node is None or pid.node == _identity(node)
+    dest: Any = _ensure_server(node) if local else (SERVER, pid.node.name)  # type: ignore[union-attr]
+    try:
+        answer = await call(dest, request, timeout=CALL_TIMEOUT)
+    except CallTimeout:
+        raise GlobalNamesUnavailable(
+            f"cannot {what} the global name {name!r}: the global name server of "
+            f"{'this node' if local else repr(dest[1])} did not answer within {CALL_TIMEOUT} s "
+            "(is the cluster's Redis reachable?)"
+        ) from None
+    if type(answer) is _Failed:
+        raise GlobalNamesUnavailable(f"cannot {what} the global name {name!r}: {answer.reason}")
+    return answer
+
+
+def whereis_global(name: str) -> Pid | None:
+    """The pid registered as the global *name*, or ``None``, from this node's replica of the
+    name table (no round trip, as ``global:whereis_name``).
+
+    >>> async def main():
+    ...     pid = beam.whereis_global("scheduler")
+    """
+    _check_name(name, "beam.whereis_global")
+    pid = _table(current_node("beam.whereis_global")).names.get(name)
+    if pid is not None and pid.node is None and not is_alive(pid):
+        return None  # exited; its server has not processed the Down yet
+    return pid
+
+
+def send_global(name: str, message: Any) -> Pid:
+    """Send *message* to the process registered as the global *name*; returns its pid.
+
+    Raises :class:`beam.UnknownName` naming *name* if nobody holds it (as ``global:send``
+    exits with ``badarg``). Otherwise it is a :func:`beam.send` to that pid: never blocks.
+
+    >>> async def main():
+    ...     beam.send_global("scheduler", ("job", 42))
+    """
+    pid = whereis_global(name)
+    if pid is None:
+        raise UnknownName(
+            f"cannot send to the global name {name!r}: no process of the cluster is registered "
+            "under it (check beam.whereis_global(name))"
+        )
+    send(pid, message)
+    return pid
+
+
+def registered_global() -> list[str]:
+    """The global names known on this node, sorted (as ``global:registered_names``).
+
+    >>> async def main():
+    ...     print(beam.registered_global())     # e.g. ['scheduler']
+    """
+    return sorted(_table(current_node("beam.registered_global")).names)
+
+
+# -- Redis: the arbiter -----------------------------------------------------------------------
+#
+# Each function runs one Lua script on a fresh client (registrations are rare; a client
+# costs ~2 ms) within REDIS_TIMEOUT; a failure raises _Unreachable. An entry is *live* while
+# its node's name key holds its incarnation; a dead entry counts as absent everywhere.
+
+_LIVE_LUA: Final = """
+local function live(value, prefix)
+  local incarnation, node = string.match(value, '^(%d+) %d+ (.*)$')
+  return incarnation ~= nil and redis.call('GET', prefix .. node) == incarnation
+end
+"""
+
+# ARGV: node-key prefix, then name, value pairs. For each pair: 0 if the value held it
+# already, 1 if it was free (or dead) and is the value's now, else the live holder's value.
+_CLAIM: Final = (
+    _LIVE_LUA
+    + """
+local out = {}
+for i = 2, #ARGV, 2 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  if current == ARGV[i + 1] then
+    out[#out + 1] = 0
+  elseif current and live(current, ARGV[1]) then
+    out[#out + 1] = current
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    out[#out + 1] = 1
+  end
+end
+return out
+"""
+)
+
+# ARGV: name, value pairs: delete each name whose value is still that one.
+_RELEASE: Final = """
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 0
+"""
+
+# ARGV: node-key prefix, then names (none: every name). Deletes the dead entries met and
+# returns the live ones as name, value, name, value...
+_LIVE: Final = (
+    _LIVE_LUA
+    + """
+local entries = {}
+if #ARGV > 1 then
+  for i = 2, #ARGV do
+    local value = redis.call('HGET', KEYS[1], ARGV[i])
+    if value then entries[#entries + 1] = ARGV[i]; entries[#entries + 1] = value end
+  end
+else
+  entries = redis.call('HGETALL', KEYS[1])
+end
+local out = {}
+for i = 1, #entries, 2 do
+  if live(entries[i + 1], ARGV[1]) then
+    out[#out + 1] = entries[i]; out[#out + 1] = entries[i + 1]
+  else
+    redis.call('HDEL', KEYS[1], entries[i])
+  end
+end
+return out
+"""
+)
+
+
+class _Unreachable(Exception):
+    """A Redis operation of the server failed or timed out (the text says how)."""
+
+
+class _Redis:
+    """The server's access to the cluster's Redis (the adapter's URL and namespace)."""
+
+    def __init__(self, adapter: RedisPubSub) -> None:
+        self.adapter = adapter
+        self.key = f"{adapter.namespace}:global"
+        self.node_prefix = f"{adapter.namespace}:node:"
+
+    async def _eval(self, script: str, args: list[str]) -> Any:
+        try:
+            with trio.fail_after(REDIS_TIMEOUT):
+                async with self._client() as client:
+                    return await client.eval(script, [self.key], args)
+        except BaseException as error:
+            await _reraise_unless_failure(error)
+            raise _Unreachable(
+                f"Redis at {self.adapter.url} did not answer within {REDIS_TIMEOUT} s "
+                f"({_describe(error)})"
+                if isinstance(error, trio.TooSlowError)
+                else f"Redis at {self.adapter.url} is unreachable ({_describe(error)})"
+            ) from None
+
+    def _client(self) -> coredis.Redis[bytes]:
+        return self.adapter._client()
+
+    async def claim(self, pairs: list[tuple[str, str]]) -> list[int | str]:
+        """Claim each name for its value; per name 0 (held already), 1 (claimed) or the live
+        holder's value."""
+        args = [self.node_prefix, *(item for pair in pairs for item in pair)]
+        result = await self._eval(_CLAIM, args)
+        return [item if type(item) is int else _text(item) for item in result]
+
+    async def release(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Delete each name still held by its value."""
+        args = [item for pair in pairs for item in pair]
+        if args:
+            await self._eval(_RELEASE, args)
+
+    async def live(self, names: Iterable[str] = ()) -> dict[str, str]:
+        """The live entries (of *names*, or all), deleting the dead ones met."""
+        result = await self._eval(_LIVE, [self.node_prefix, *names])
+        items = [_text(item) for item in result]
+        return dict(zip(items[::2], items[1::2], strict=True))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _encode_pid(pid: Pid, identity: NodeId) -> str:
+    """A pid as stored in Redis: ``"<incarnation> <number> <node name>"``."""
+    node = identity if pid.node is None else pid.node
+    return f"{node.incarnation} {pid.id} {node.name}"
+
+
+def _decode_pid(value: str, identity: NodeId) -> Pid | None:
+    """The pid a Redis value names (a local pid if it is of *identity*), ``None`` if garbled."""
+    incarnation, _, rest = value.partition(" ")
+    number, _, name = rest.partition(" ")
+    if not (incarnation.isdigit() and number.isdigit() and name):
+        return None
+    node = NodeId(name, int(incarnation))
+    return Pid(int(number)) if node == identity else Pid(int(number), node)
+
+
+def _identity(node: Node) -> NodeId | None:
+    adapter = _pubsub(node).adapter
+    return adapter.identity if isinstance(adapter, RedisPubSub) else None
+
+
+# -- node events (the cluster core's monitor_nodes) ------------------------------------------
+
+# TODO(merge): replaced by the cluster core's NodeUp/NodeDown/monitor_nodes once in main.
+
+
+@dataclass(frozen=True, slots=True)
+class _NodeUp:
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class _NodeDown:
+    node: str
+
+
+def _monitor_nodes(flag: bool) -> None:
+    del flag
+
+
+def _nodes() -> list[str]:
+    return []
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Owned:
+    """A registration this node's server owns: its process, monitor and resolve option."""
+
+    pid: Pid
+    ref: Ref
+    resolve: str
+
+
+class _Server:
+    """The state and handlers of a node's global name server (its process alone uses it).
+
+    ``table.names`` is the node's replica of the cluster's names; ``owned`` the
+    registrations of this node's processes, which this server monitors and answers for.
+    """
+
+    def __init__(self, table: _Table) -> None:
+        self.table = table
+        self.owned: dict[str, _Owned] = {}
+        self.by_pid: dict[Pid, str] = {}
+        self.by_ref: dict[Ref, str] = {}
+        self.redis: _Redis | None = None
+        self.identity: NodeId | None = None
+        self.loaded = False
+        self.interval = 1.0
+        #: Releases Redis refused (unreachable): retried at each tick.
+        self.pending_releases: dict[str, str] = {}
+        self.sweep_due = False
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    async def handle(self, message: Any) -> None:
+        kind = type(message)
+        if kind is CallRequest:
+            await self.handle_call(message.request, message.from_)
+        elif kind is Down:
+            await self.owner_down(message.ref, message.pid)
+        elif kind is _Registered:
+            await self.registered(message.name, message.pid)
+        elif kind is _Unregistered:
+            self.unregistered(message.name, message.pid, message.winner)
+        elif kind is _Sync:
+            await self.sync(message)
+        elif kind is _NodeUp:
+            self.node_up(message.node)
+        elif kind is _NodeDown:
+            await self.node_down(message.node)
+        elif message == _TICK:
+            await self.tick()
+        else:
+            logger.warning("beam.global: the global name server dropped %r", message)
+
+    async def handle_call(self, request: Any, from_: From) -> None:
+        kind = type(request)
+        try:
+            if kind is _Register:
+                answer: Any = await self.register(request.name, request.pid, request.resolve)
+            elif kind is _Unregister:
+                await self.unregister(request.name)
+                answer = None
+            elif kind is _Join:
+                answer = await self.join()
+            else:
+                answer = _Failed(f"the global name server got an unknown request {request!r}")
+        except _Unreachable as error:
+            answer = _Failed(str(error))
+        reply(from_, answer)
+
+    # -- registrations of this node's processes --------------------------------------------
+
+    async def register(self, name: str, pid: Pid, resolve: str) -> bool:
+        if pid.node is not None or not is_alive(pid):
+            return True  # a dead pid (or of an older incarnation of this node): as OTP's yes
+        held = self.owned.get(name)
+        if held is not None and not is_alive(held.pid):  # its Down is still in the mailbox
+            demonitor(held.ref, flush=True)
+            await self.forget(name, held)
+        if name in self.owned or pid in self.by_pid:
+            return False
+        if self.redis is None:
+            if name in self.table.names:
+                return False
+        else:
+            assert self.identity is not None
+            (outcome,) = await self.redis.claim([(name, _encode_pid(pid, self.identity))])
+            if type(outcome) is str:
+                holder = _decode_pid(outcome, self.identity)
+                if holder is not None:
+                    self.table.names[name] = holder
+                return False
+        ref = monitor(pid)
+        self.owned[name] = _Owned(pid, ref, resolve)
+        self.by_pid[pid] = name
+        self.by_ref[ref] = name
+        self.table.names[name] = pid
+        self.tell(_Registered(name, pid))
+        return True
+
+    async def unregister(self, name: str) -> None:
+        owned = self.owned.get(name)
+        if owned is not None:
+            demonitor(owned.ref, flush=True)
+            await self.forget(name, owned)
+
+    async def owner_down(self, ref: Ref, pid: Pid | str) -> None:
+        name = self.by_ref.get(ref)
+        if name is not None:
+            await self.forget(name, self.owned[name])
+
+    async def forget(self, name: str, owned: _Owned) -> None:
+        """Drop a registration of this node: here, in Redis, and on the other nodes."""
+        self.drop(name, owned)
+        if self.table.names.get(name) == owned.pid:
+            del self.table.names[name]
+        self.tell(_Unregistered(name, owned.pid, None))
+        if self.redis is not None:
+            assert self.identity is not None
+            self.pending_releases[name] = _encode_pid(owned.pid, self.identity)
+            await self.release_pending()
+
+    def drop(self, name: str, owned: _Owned) -> None:
+        del self.owned[name]
+        self.by_pid.pop(owned.pid, None)
+        self.by_ref.pop(owned.ref, None)
+
+    async def release_pending(self) -> None:
+        if self.redis is None or not self.pending_releases:
+            return
+        pending = self.pending_releases
+        self.pending_releases = {}
+        try:
+            await self.redis.release(pending.items())
+        except _Unreachable as error:
+            logger.warning("beam.global: could not free %s in Redis (%s); retrying", pending, error)
+            self.pending_releases = {**pending, **self.pending_releases}
+
+    def tell(self, message: _Registered | _Unregistered) -> None:
+        """Tell every other node's server (one broadcast; nothing to do on a node alone)."""
+        if self.redis is not None:
+            broadcast_from(self_pid(), TOPIC, message)
+
+    # -- merges ------------------------------------------------------------------------------
+
+    async def audit(self, names: Iterable[str] | None = None) -> None:
+        """Check this node's registrations (of *names*, or all) against Redis: claim again
+        those nobody holds; resolve those another live process holds (it wins)."""
+        if self.redis is None:
+            return
+        assert self.identity is not None
+        chosen = list(self.owned) if names is None else [n for n in names if n in self.owned]
+        if not chosen:
+            return
+        pairs = [(name, _encode_pid(self.owned[name].pid, self.identity)) for name in chosen]
+        try:
+            outcomes = await self.redis.claim(pairs)
+        except _Unreachable as error:
+            logger.info("beam.global: could not check this node's names in Redis (%s)", error)
+            return
+        for (name, _), outcome in zip(pairs, outcomes, strict=True):
+            owned = self.owned.get(name)
+            if owned is None:
+                continue
+            if outcome == 1:  # freed while this node was away: it is ours again
+                self.table.names[name] = owned.pid
+                self.tell(_Registered(name, owned.pid))
+            elif type(outcome) is str:
+                winner = _decode_pid(outcome, self.identity)
+                if winner is not None:
+                    self.lose(name, owned, winner)
+
+    def lose(self, name: str, owned: _Owned, winner: Pid) -> None:
+        """*owned* lost *name* to *winner* (held in Redis): unregister it and tell it."""
+        demonitor(owned.ref, flush=True)
+        self.drop(name, owned)
+        self.table.names[name] = winner
+        action = (
+            f"killed with reason {('global_name_conflict', name)!r}"
+            if owned.resolve == "kill"
+            else "sent GlobalNameConflict"
+        )
+        logger.warning(
+            "beam.global: name conflict on %r after a merge: %s (node %s) holds it in Redis "
+            "and keeps it; %s (this node, %s) loses it and is %s",
+            name,
+            winner,
+            "this one" if winner.node is None else winner.node.name,
+            owned.pid,
+            self.table_node_name(),
+            action,
+        )
+        if owned.resolve == "kill":
+            exit_process(owned.pid, ("global_name_conflict", name))
+        else:
+            send(owned.pid, GlobalNameConflict(name, winner))
+        self.tell(_Unregistered(name, owned.pid, winner))
+
+    def table_node_name(self) -> str:
+        return "alone" if self.identity is None else self.identity.name
+
+    # -- what the other nodes tell --------------------------------------------------------------
+
+    async def registered(self, name: str, pid: Pid) -> None:
+        owned = self.owned.get(name)
+        if owned is not None and owned.pid != pid:
+            await self.audit([name])  # someone took a name this node holds: who has it?
+        else:
+            self.table.names[name] = pid
+
+    def unregistered(self, name: str, pid: Pid, winner: Pid | None) -> None:
+        names = self.table.names
+        if names.get(name) == pid:
+            if winner is None:
+                del names[name]
+            else:
+                names[name] = winner
+
+    async def sync(self, message: _Sync) -> None:
+        names = self.table.names
+        conflicts: list[str] = []
+        disputed: dict[str, Pid] = {}
+        for name, pid in message.names:
+            owned = self.owned.get(name)
+            if owned is not None:
+                if owned.pid != pid:
+                    conflicts.append(name)
+            elif names.get(name, pid) != pid:
+                disputed[name] = pid
+            else:
+                names[name] = pid
+        if message.answer:
+            self.send_sync(message.node, answer=False)
+            await self.audit()  # that node saw this one come up: maybe after a partition
+        elif conflicts:
+            await self.audit(conflicts)
+        if disputed and self.redis is not None:
+            await self.settle(disputed)
+
+    async def settle(self, disputed: dict[str, Pid]) -> None:
+        """Two nodes told different holders of these names: Redis says which is live."""
+        assert self.redis is not None
+        assert self.identity is not None
+        try:
+            live = await self.redis.live(disputed)
+        except _Unreachable:
+            return  # the owners' own checks will tell
+        for name, pid in disputed.items():
+            value = live.get(name)
+            holder = None if value is None else _decode_pid(value, self.identity)
+            if name not in self.owned:
+                self.table.names[name] = pid if holder is None else holder
+
+    def send_sync(self, node: str, *, answer: bool) -> None:
+        assert self.identity is not None
+        names = tuple((name, owned.pid) for name, owned in self.owned.items())
+        send((SERVER, node), _Sync(self.identity.name, names, answer))
+
+    def node_up(self, node: str) -> None:
+        if self.redis is not None:
+            self.send_sync(node, answer=True)
+
+    async def node_down(self, node: str) -> None:
+        names = self.table.names
+        for name in [n for n, pid in names.items() if pid.node and pid.node.name == node]:
+            del names[name]
+        self.sweep_due = True
+        await self.sweep()
+
+    async def sweep(self) -> None:
+        """Delete the dead entries in Redis (those of nodes gone down)."""
+        if self.redis is None or not self.sweep_due:
+            return
+        try:
+            await self.redis.live()
+        except _Unreachable:
+            return
+        self.sweep_due = False
+
+    # -- joining a cluster, and the periodic check --------------------------------------------
+
+    async def join(self) -> bool:
+        """The node joined a cluster: load the names from Redis, claim this node's own."""
+        adapter = _pubsub(current_node("beam.global")).adapter
+        if not isinstance(adapter, RedisPubSub):
+            return False
+        first = self.redis is None
+        self.redis = _Redis(adapter)
+        self.identity = adapter.identity
+        self.interval = adapter.timeout
+        if first:
+            subscribe(TOPIC)
+            _monitor_nodes(True)
+            send_after(self_pid(), _TICK, self.interval)
+        await self.load()
+        for node in _nodes():
+            self.send_sync(node, answer=True)
+        return True
+
+    async def load(self) -> None:
+        assert self.redis is not None
+        assert self.identity is not None
+        try:
+            live = await self.redis.live()
+        except _Unreachable as error:
+            logger.warning("beam.global: could not load the global names (%s); retrying", error)
+            return
+        names = self.table.names
+        for name, value in live.items():
+            pid = _decode_pid(value, self.identity)
+            if pid is not None and name not in self.owned:
+                names[name] = pid
+        self.loaded = True
+        await self.audit()
+
+    async def tick(self) -> None:
+        send_after(self_pid(), _TICK, self.interval)
+        if not self.loaded:
+            await self.load()
+        else:
+            await self.audit()
+        await self.release_pending()
+        await self.sweep()
+
+
+async def _serve(table: _Table) -> None:
+    """The body of a node's global name server."""
+    register(SERVER, self_pid())
+    server = _Server(table)
+    try:
+        while True:
+            message = await receive()
+            try:
+                await server.handle(message)
+            except Exception:
+                logger.exception("beam.global: handling %r failed", message)
+    finally:
+        if table.server == self_pid():
+            table.server = None
+
+
+# -- joining a cluster ---------------------------------------------------------------------------
+
+
+async def _start(adapter: RedisPubSub) -> None:
+    """The cluster service: have this node's global name server join the cluster."""
+    server = _ensure_server(current_node("beam.global"))
+    try:
+        await call(server, _Join(), timeout=CALL_TIMEOUT)
+    except CallTimeout:
+        logger.warning("beam.global: the global name server did not join in time; it goes on")
+
+
+add_cluster_service(_start)
