@@ -126,7 +126,7 @@ async def test_bad_arguments_are_refused_clearly() -> None:
             await beam.register_global("", pid)
         with pytest.raises(TypeError, match="non-empty str"):
             await beam.register_global(("a", 1), pid)  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match="beam.Pid"):
+        with pytest.raises(TypeError, match=r"beam\.Pid"):
             await beam.register_global("boss", "worker")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="resolve"):
             await beam.register_global("boss", pid, resolve="random")  # type: ignore[arg-type]
