@@ -23,7 +23,6 @@ The semantics are Erlang/OTP's: selective receive, links and exit signals (``tra
 them (``GenServer``, ``Task``, ``Agent``), plus thread actors for blocking resources.
 """
 
-
 from . import cluster as cluster
 from . import lowlevel as lowlevel
 from ._agent import Agent as Agent
@@ -34,6 +33,8 @@ from ._api import is_alive as is_alive
 from ._api import link as link
 from ._api import make_ref as make_ref
 from ._api import monitor as monitor
+from ._api import monitor_node as monitor_node
+from ._api import monitor_nodes as monitor_nodes
 from ._api import read_timer as read_timer
 from ._api import receive as receive
 from ._api import register as register
@@ -110,6 +111,7 @@ from ._threads import ThreadActor as ThreadActor
 from ._threads import ask as ask
 from ._types import KILL as KILL
 from ._types import KILLED as KILLED
+from ._types import NOCONNECTION as NOCONNECTION
 from ._types import NODE_PID as NODE_PID
 from ._types import NOPROC as NOPROC
 from ._types import NORMAL as NORMAL
@@ -117,7 +119,9 @@ from ._types import SHUTDOWN as SHUTDOWN
 from ._types import Down as Down
 from ._types import Exit as Exit
 from ._types import From as From
+from ._types import NodeDown as NodeDown
 from ._types import NodeId as NodeId
+from ._types import NodeUp as NodeUp
 from ._types import Pid as Pid
 from ._types import Ref as Ref
 from ._types import is_normal_exit as is_normal_exit
@@ -125,6 +129,7 @@ from ._types import is_normal_exit as is_normal_exit
 __all__ = (
     "KILL",
     "KILLED",
+    "NOCONNECTION",
     "NODE_PID",
     "NOPROC",
     "NORMAL",
@@ -148,8 +153,10 @@ __all__ = (
     "NoProc",
     "NoReply",
     "Node",
+    "NodeDown",
     "NodeId",
     "NodeStatistics",
+    "NodeUp",
     "NotInNode",
     "NotInProcess",
     "Ok",
@@ -188,6 +195,8 @@ __all__ = (
     "lowlevel",
     "make_ref",
     "monitor",
+    "monitor_node",
+    "monitor_nodes",
     "node",
     "node_name",
     "nodes",

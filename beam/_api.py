@@ -23,10 +23,10 @@ from ._node import (
     unwatch,
     watch,
 )
-from ._process import NOT_EXITING, Match, Process, process_var
+from ._process import NOT_EXITING, Died, Match, Process, process_var
 from ._pubsub import _pubsub
 from ._schedule import LongScheduleMonitor
-from ._types import NODE_PID, NOPROC, Down, Exit, Pid, Ref
+from ._types import NOCONNECTION, NODE_PID, NOPROC, Down, Exit, NodeDown, Pid, Ref
 
 __all__ = [
     "cancel_timer",
@@ -36,6 +36,8 @@ __all__ = [
     "link",
     "make_ref",
     "monitor",
+    "monitor_node",
+    "monitor_nodes",
     "read_timer",
     "receive",
     "register",
@@ -202,6 +204,9 @@ def link(pid: Pid) -> None:
     if pid == proc.pid:
         return
     node = proc.node
+    if type(pid) is Pid and pid.node is not None:
+        _remote_link(proc, pid)
+        return
     target = node._procs.get(local_id(pid, "beam.link"))
     if target is None:
         if proc.trap_exit:
@@ -225,6 +230,12 @@ def unlink(pid: Pid) -> None:
     ...     beam.unlink(other_pid)
     """
     proc = current_process("beam.unlink")
+    if type(pid) is Pid and pid.node is not None:
+        if proc.node._dist is not None:
+            proc.node._dist.unlink(proc, pid)
+        elif proc.links:
+            proc.links.discard(pid)
+        return
     if proc.links:
         proc.links.discard(pid)
     target = proc.node._procs.get(local_id(pid, "beam.unlink"))
@@ -232,12 +243,82 @@ def unlink(pid: Pid) -> None:
         target.links.discard(proc.pid)
 
 
-def monitor(dest: Pid | str) -> Ref:
-    """Monitor *dest* (a pid or registered name); returns the monitor's reference.
+def _remote_link(proc: Process, pid: Pid) -> None:
+    dist = proc.node._dist
+    if dist is not None:
+        dist.link(proc, pid)
+    else:  # this node is in no cluster: the other node cannot be reached
+        proc.node._exit_signal(proc, pid, NOCONNECTION, linked=True)
+
+
+def remote_monitor(proc: Process, ref: Ref, dest: Pid | tuple[str, str]) -> None:
+    """Make *proc* monitor *dest* on another node under *ref* (``Down`` with
+    ``"noconnection"`` at once if this node is in no cluster)."""
+    if type(dest) is tuple and (
+        len(dest) != 2 or not isinstance(dest[0], str) or not isinstance(dest[1], str)
+    ):
+        raise TypeError(f"a remote name is a (name, node) pair of str, got {dest!r}")
+    node = proc.node
+    if type(dest) is tuple and dest[1] == _pubsub(node).adapter.node_name:
+        target = node._lookup(dest[0])
+        if target is None:
+            node._send_to(proc, Down(ref, dest, NOPROC))
+        else:
+            watch(proc, ref, target)
+        return
+    if node._dist is None:
+        if not proc.deliver_reply(ref, Died(NOCONNECTION)):
+            node._send_to(proc, Down(ref, dest, NOCONNECTION))
+        return
+    node._dist.monitor(proc, ref, dest)
+
+
+def monitor_node(node: str, flag: bool = True) -> None:
+    """Have the caller get ``NodeDown(node)`` when the node called *node* goes down.
+
+    As Erlang's ``monitor_node/2``: if the node is not up (or this node is in no cluster),
+    ``NodeDown(node)`` arrives at once; each call adds one more notification;
+    ``flag=False`` removes one. A node is down when its heartbeats stop for the cluster's
+    ``timeout`` (5 s by default), when it leaves, or when it restarts (a new incarnation).
+
+    >>> async def main():
+    ...     beam.monitor_node("chat2")
+    ...     down = await beam.receive(beam.NodeDown)
+    """
+    proc = current_process("beam.monitor_node")
+    if not isinstance(node, str) or not node:
+        raise TypeError(f"monitor_node expects a node name (a non-empty str), got {node!r}")
+    dist = proc.node._dist
+    if dist is not None:
+        dist.monitor_node(proc, node, flag)
+    elif flag and node != _pubsub(proc.node).adapter.node_name:
+        proc.node._send_to(proc, NodeDown(node))
+
+
+def monitor_nodes(flag: bool) -> None:
+    """Subscribe the caller to ``NodeUp(node)`` and ``NodeDown(node)`` for every node of
+    the cluster that comes up or goes down (Erlang's ``net_kernel:monitor_nodes/1``).
+
+    ``flag=False`` unsubscribes. A restarted node (same name, new incarnation) gives
+    ``NodeDown`` then ``NodeUp``. On a node in no cluster nothing ever arrives.
+
+    >>> async def main():
+    ...     beam.monitor_nodes(True)
+    ...     event = await beam.receive((beam.NodeUp, beam.NodeDown))
+    """
+    proc = current_process("beam.monitor_nodes")
+    dist = proc.node._dist
+    if dist is not None:
+        dist.monitor_nodes(proc, bool(flag))
+
+
+def monitor(dest: Pid | str | tuple[str, str]) -> Ref:
+    """Monitor *dest* (a pid, a registered name, or ``(name, node)``); returns the ref.
 
     When the process exits the caller receives ``Down(ref, pid, reason)``. If it does not
     exist, ``Down(ref, dest, "noproc")`` arrives at once. Each call makes a new, independent
-    monitor.
+    monitor. A process of another node is monitored the same way; if its node goes down (or
+    is not up), the reason is ``"noconnection"``.
 
     >>> async def main():
     ...     ref = beam.monitor(pid)
@@ -246,6 +327,9 @@ def monitor(dest: Pid | str) -> Ref:
     proc = current_process("beam.monitor")
     node = proc.node
     ref = node._make_ref()
+    if isinstance(dest, tuple) or (type(dest) is Pid and dest.node is not None):
+        remote_monitor(proc, ref, dest)
+        return ref
     target = node._lookup(dest)
     if target is None:
         node._send_to(proc, Down(ref, dest, NOPROC))
@@ -287,6 +371,11 @@ def exit(dest: Pid | str, reason: Any) -> None:  # noqa: A001 - Erlang's name fo
     ...     beam.exit(stuck_pid, "kill")
     """
     node = current_node("beam.exit")
+    if type(dest) is Pid and dest.node is not None:
+        if node._dist is not None:
+            caller = _optional_process()
+            node._dist.exit(NODE_PID if caller is None else caller.pid, dest, reason)
+        return
     target = resolve_exit_target(node, dest)
     if target is None:
         return

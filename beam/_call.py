@@ -12,6 +12,7 @@ import copy
 from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple
 
+from ._api import remote_monitor, send
 from ._errors import CallTimeout, NoProc, ProcessExit
 from ._node import Node, current_node, current_process, unwatch, watch
 from ._process import TIMED_OUT, Died, Process
@@ -43,7 +44,7 @@ def end_request(node: Node, proc: Process, ref: Ref) -> None:
 
 
 async def request(
-    dest: Pid | str,
+    dest: Pid | str | tuple[str, str],
     build: Callable[[From, Any], Any],
     arg: Any,
     timeout: float | None,
@@ -56,17 +57,24 @@ async def request(
     """
     proc = current_process(what)
     node = proc.node
-    target = node._lookup(dest)
-    if target is None:
-        raise NoProc(("noproc", (what, dest)))
-    if target is proc:
-        raise ProcessExit(("calling_self", (what, dest)))
     if timeout is not None and not timeout >= 0:  # also rejects NaN
         raise ValueError(f"timeout must be >= 0 seconds or None (infinity), got {timeout!r}")
-    ref = node._make_ref()
-    proc.open_reply(ref)
-    watch(proc, ref, target)
-    node._send_to(target, build(From(proc.pid, ref), arg))
+    if isinstance(dest, tuple) or (type(dest) is Pid and dest.node is not None):
+        # Another node: the same steps, with a remote monitor and a send through the cluster.
+        ref = node._make_ref()
+        proc.open_reply(ref)
+        remote_monitor(proc, ref, dest)
+        send(dest, build(From(proc.pid, ref), arg))
+    else:
+        target = node._lookup(dest)
+        if target is None:
+            raise NoProc(("noproc", (what, dest)))
+        if target is proc:
+            raise ProcessExit(("calling_self", (what, dest)))
+        ref = node._make_ref()
+        proc.open_reply(ref)
+        watch(proc, ref, target)
+        node._send_to(target, build(From(proc.pid, ref), arg))
     try:
         value = await proc.wait_reply(ref, timeout)
     finally:
@@ -82,7 +90,7 @@ async def request(
 
 
 def call(
-    dest: Pid | str, request_: Any, *, timeout: float | None = DEFAULT_TIMEOUT
+    dest: Pid | str | tuple[str, str], request_: Any, *, timeout: float | None = DEFAULT_TIMEOUT
 ) -> Coroutine[Any, Any, Any]:
     """Send *request_* to the server *dest* and wait for its reply (5 s by default).
 
@@ -91,6 +99,11 @@ def call(
     :class:`NoProc`; if the server exits during the call, :class:`ProcessExit` with
     ``(server_reason, ("beam.call", dest))``. ``timeout=None`` waits forever.
 
+    *dest* may be a server on another node (its pid, or ``(name, node)``): the request and
+    the reply are encoded (see :mod:`beam.cluster`), and if that node goes down during the
+    call (or is not up), the caller exits with ``("noconnection", ("beam.call", dest))``
+    at once instead of waiting for the timeout.
+
     >>> async def main():
     ...     count = await beam.call(counter, "get")
     """
@@ -98,7 +111,7 @@ def call(
     return request(dest, CallRequest, request_, timeout, "beam.call")
 
 
-def cast(dest: Pid | str, request_: Any) -> None:
+def cast(dest: Pid | str | tuple[str, str], request_: Any) -> None:
     """Send *request_* to the server *dest* without waiting. Never fails, even for a name
     nobody holds.
 
@@ -106,6 +119,9 @@ def cast(dest: Pid | str, request_: Any) -> None:
     ...     beam.cast(counter, ("add", 1))
     """
     node = current_node("beam.cast")
+    if isinstance(dest, tuple) or (type(dest) is Pid and dest.node is not None):
+        send(dest, CastRequest(request_))
+        return
     proc = node._lookup(dest)
     if proc is not None:
         node._send_to(proc, CastRequest(request_))
@@ -122,6 +138,10 @@ def reply(from_: From, value: Any) -> None:
     ...     return beam.NoReply(state)
     """
     node = current_node("beam.reply")
+    if from_.pid.node is not None:
+        if node._dist is not None:
+            node._dist.reply(from_.pid, from_.ref, value)
+        return
     caller = node._procs.get(from_.pid.id)
     if caller is not None:
         if node._copy_messages:

@@ -38,8 +38,9 @@ from typing import Any, Final, Literal, TypeVar, cast
 
 import msgpack  # type: ignore[import-untyped]  # no stubs; its API is small
 
+from ._call import CallRequest, CastRequest
 from ._pubsub import Dispatcher
-from ._types import Down, Exit, From, NodeId, Pid, Ref, node_index
+from ._types import Down, Exit, From, NodeDown, NodeId, NodeUp, Pid, Ref, node_index
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -47,6 +48,7 @@ __all__ = [
     "Delivery",
     "Envelope",
     "Hello",
+    "Signal",
     "decode",
     "decode_envelope",
     "decode_frame",
@@ -55,6 +57,7 @@ __all__ = [
     "encode_delivery",
     "encode_envelope",
     "encode_hello",
+    "encode_signal",
     "lookup_dispatcher",
     "register",
     "register_dispatcher",
@@ -180,6 +183,10 @@ def register(cls: _T, name: str | None = None) -> _T:
 register(Exit, "beam.Exit")
 register(Down, "beam.Down")
 register(From, "beam.From")
+register(CallRequest, "beam.CallRequest")
+register(CastRequest, "beam.CastRequest")
+register(NodeUp, "beam.NodeUp")
+register(NodeDown, "beam.NodeDown")
 
 # -- dispatchers travel by name ------------------------------------------------------------------
 
@@ -291,7 +298,10 @@ def _default(obj: Any) -> msgpack.ExtType:
             return msgpack.ExtType(_PID, _pack(obj.id))
         return msgpack.ExtType(_PID, _pack([obj.id, node.name, node.incarnation]))
     if cls is Ref:
-        return msgpack.ExtType(_REF, _pack(obj.id))
+        node = obj.node if obj.node is not None else _packers.local
+        if node is None:
+            return msgpack.ExtType(_REF, _pack(obj.id))
+        return msgpack.ExtType(_REF, _pack([obj.id, node.name, node.incarnation]))
     if cls is int:  # beyond 64 bits: msgpack hands it over
         size = (obj.bit_length() + 8) // 8
         return msgpack.ExtType(_BIGINT, obj.to_bytes(size, "big", signed=True))
@@ -362,8 +372,8 @@ def _decode_ext(code: int, data: bytes) -> Any:
         return tuple(items)
     if code in (_PID, _REF):
         number = _unpack(data)
-        if code == _PID and type(number) is list:
-            return _decode_pid(number)
+        if type(number) is list:
+            return _decode_pid(number) if code == _PID else _decode_ref(number)
         if type(number) is not int or number < 0:
             raise CodecError(f"a {_EXT_NAMES[code]} extension must hold a non-negative int")
         return Pid(number) if code == _PID else Ref(number)
@@ -406,6 +416,17 @@ def _decode_ext(code: int, data: bytes) -> Any:
 
 
 def _decode_pid(fields: list[Any]) -> Pid:
+    number, node = _decode_located(fields, "pid")
+    return Pid(number, node)
+
+
+def _decode_ref(fields: list[Any]) -> Ref:
+    number, node = _decode_located(fields, "ref")
+    return Ref(number, node)
+
+
+def _decode_located(fields: list[Any], what: str) -> tuple[int, NodeId | None]:
+    """``[number, node name, incarnation]`` of a pid or ref: ``None`` for the decoding node."""
     if (
         len(fields) != 3
         or type(fields[0]) is not int
@@ -413,14 +434,14 @@ def _decode_pid(fields: list[Any]) -> Pid:
         or type(fields[1]) is not str
         or type(fields[2]) is not int
     ):
-        raise CodecError("a pid extension must hold [number, node name, incarnation]")
+        raise CodecError(f"a {what} extension must hold [number, node name, incarnation]")
     number, name, incarnation = fields
     local = _packers.local
     if local is not None and name == local.name and incarnation == local.incarnation:
-        return Pid(number)
+        return number, None
     node = NodeId(name, incarnation)
     node_index(node)  # numbered on first sight, as Erlang does
-    return Pid(number, node)
+    return number, node
 
 
 def decode(data: bytes, *, local: NodeId | None = None) -> Any:
@@ -521,9 +542,10 @@ def decode_envelope(
 
 def decode_frame(
     data: bytes, *, for_node: str | None = None, local: NodeId | None = None
-) -> Envelope | Delivery | Hello | None:
-    """Decode anything a node publishes: an :class:`Envelope`, a :class:`Delivery` or a
-    :class:`Hello`; ``None`` for an envelope not *for_node*. *local* is as for :func:`decode`.
+) -> Envelope | Delivery | Hello | Signal | None:
+    """Decode anything a node publishes: an :class:`Envelope`, a :class:`Delivery`, a
+    :class:`Signal` or a :class:`Hello`; ``None`` for an envelope not *for_node*. *local* is
+    as for :func:`decode`.
 
     Anything but a well-formed frame of :data:`ENVELOPE_VERSION` raises :class:`CodecError`.
 
@@ -531,13 +553,25 @@ def decode_frame(
     Hello(node=NodeId(name='a', incarnation=1))
     """
     header = decode(data)
-    if type(header) is list and len(header) == 4 and header[:2] == [ENVELOPE_VERSION, "hello"]:
-        _, _, name, incarnation = header
-        if type(name) is not str or not name or type(incarnation) is not int:
+    if type(header) is list and len(header) == 4 and header[0] == ENVELOPE_VERSION:
+        _, kind, name, incarnation = header
+        if kind not in ("hello", "bye") or type(name) is not str or not name:
             raise CodecError(f"bad hello: {_preview(header)}")
-        return Hello(NodeId(name, incarnation))
+        if type(incarnation) is not int:
+            raise CodecError(f"bad hello: {_preview(header)}")
+        return Hello(NodeId(name, incarnation), leaving=kind == "bye")
     if type(header) is not list or len(header) != 5:
         raise CodecError(f"not a PubSub envelope: {_preview(header)}")
+    if header[:2] == [ENVELOPE_VERSION, "signal"]:
+        _, _, name, incarnation, body = header
+        if type(name) is not str or not name or type(incarnation) is not int:
+            raise CodecError(f"bad signal sender: {_preview(header)}")
+        if type(body) is not bytes:
+            raise CodecError(f"bad signal: {_preview(header)}")
+        content = decode(body, local=local)
+        if type(content) is not tuple or not content or type(content[0]) is not str:
+            raise CodecError(f"bad signal content: {_preview(content)}")
+        return Signal(NodeId(name, incarnation), content)
     if header[:2] == [ENVELOPE_VERSION, "send"]:
         _, _, incarnation, to, body = header
         if incarnation is not None and type(incarnation) is not int:
@@ -591,13 +625,28 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Hello:
-    """A node's heartbeat on the cluster channel: its name and incarnation.
+    """A node's heartbeat on the cluster channel: its name and incarnation; with
+    ``leaving=True``, its goodbye when it leaves the cluster cleanly.
 
     >>> encode_hello(NodeId("chat1", 7))[:2]
     b'\x94\x01'
     """
 
     node: NodeId
+    leaving: bool = False
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A signal between processes of two nodes (link, exit, monitor, down, reply...):
+    ``sender`` is the node that sent it, ``content`` a tuple ``(kind, *arguments)``.
+
+    >>> decode_frame(encode_signal(("unlink", 1, 2), local=NodeId("a", 1))).content
+    ('unlink', 1, 2)
+    """
+
+    sender: NodeId
+    content: tuple[Any, ...]
 
 
 def encode_delivery(
@@ -614,13 +663,25 @@ def encode_delivery(
     return _pack([ENVELOPE_VERSION, "send", incarnation, to, body])
 
 
-def encode_hello(node: NodeId) -> bytes:
-    """Encode the heartbeat of *node*.
+def encode_hello(node: NodeId, *, leaving: bool = False) -> bytes:
+    """Encode the heartbeat of *node* (its goodbye with *leaving*).
 
     >>> decode_frame(encode_hello(NodeId("a", 1))).node.name
     'a'
     """
-    return _pack([ENVELOPE_VERSION, "hello", node.name, node.incarnation])
+    return _pack([ENVELOPE_VERSION, "bye" if leaving else "hello", node.name, node.incarnation])
+
+
+def encode_signal(content: tuple[Any, ...], *, local: NodeId) -> bytes:
+    """Encode a signal ``(kind, *arguments)`` sent by the node *local*.
+
+    Raises :class:`CodecError` (in the sender) if an argument cannot travel.
+
+    >>> decode_frame(encode_signal(("unlink", 1, 2), local=NodeId("a", 1))).sender.name
+    'a'
+    """
+    body = encode(content, local=local)
+    return _pack([ENVELOPE_VERSION, "signal", local.name, local.incarnation, body])
 
 
 def _preview(value: Any) -> str:

@@ -91,8 +91,6 @@ class BadReturnValue(TypeError):
     """A behaviour callback returned a value outside its contract."""
 
     def __init__(self, callback: str, value: Any, expected: str) -> None:
-        super().__init__(
-            f"{callback} returned {value!r:.200}; expected {expected}"
-        )
+        super().__init__(f"{callback} returned {value!r:.200}; expected {expected}")
         self.callback = callback
         self.value = value

@@ -325,8 +325,9 @@ async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> N
                 result = await server.handle_call(message.request, from_, state)
                 kind = type(result)
                 if kind is Reply:  # the hot path: answer straight into the caller's slot
-                    caller = procs.get(from_.pid.id)
-                    if caller is not None:
+                    if from_.pid.node is not None:  # a caller on another node
+                        reply(from_, result.reply)
+                    elif (caller := procs.get(from_.pid.id)) is not None:
                         value = result.reply
                         if node._copy_messages:
                             value = copy.deepcopy(value)

@@ -43,6 +43,8 @@ from ._types import NOPROC, NORMAL, SHUTDOWN, Down, Exit, Pid, Ref, is_normal_ex
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
+    from ._dist import Distribution
+
 __all__ = ["Node", "current_node", "current_process", "open_node", "run", "set_cluster_joiner"]
 
 T = TypeVar("T")
@@ -178,6 +180,8 @@ class Node:
         self._long_schedule: LongScheduleMonitor | None = None
         self._registries: dict[str, Any] = {}
         self._pubsub: Any = None
+        #: The remote half of links and monitors, once the node joined a cluster.
+        self._dist: Distribution | None = None
 
     def __repr__(self) -> str:
         return f"<beam.Node processes={len(self._procs)}>"
@@ -335,13 +339,22 @@ class Node:
                 pending.discard(Ref(ref_id))
         if self._closing:
             return
+        dist = self._dist
         if proc.monitors:
             for ref_id, target_pid in proc.monitors.items():
+                if target_pid.node is not None:
+                    if dist is not None:
+                        dist.monitor_ended(ref_id, target_pid)
+                    continue
                 target = procs.get(target_pid.id)
                 if target is not None and target.monitored_by:
                     target.monitored_by.pop(ref_id, None)
         if proc.links:
             for other_pid in proc.links:
+                if other_pid.node is not None:
+                    if dist is not None:
+                        dist.link_exited(pid, other_pid, reason)
+                    continue
                 other = procs.get(other_pid.id)
                 if other is not None and other.links:
                     other.links.discard(pid)
@@ -357,6 +370,8 @@ class Node:
                 # A monitor whose ref tags an open reply slot (a call, a task) reports there.
                 if not watcher.deliver_reply(ref, Died(reason)):
                     self._send_to(watcher, Down(ref, pid, reason))
+        if dist is not None and pid.id in dist._watched:
+            dist.watched_exited(pid, reason)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -434,13 +449,13 @@ class Node:
 
 
 def local_id(pid: Pid, what: str) -> int:
-    """*pid*'s number on this node; a pid of another node is refused with a clear error (only
-    ``beam.send`` reaches other nodes so far: its number would name some local process)."""
+    """*pid*'s number on this node; a pid of another node is refused with a clear error (its
+    number would name some local process)."""
     if pid.node is not None:
         raise ValueError(
-            f"{what} got {pid}, a process on node {pid.node.name!r}: across nodes, only "
-            "beam.send works so far (links, monitors, exit signals, calls and process_info "
-            "are for processes of this node)"
+            f"{what} got {pid}, a process on node {pid.node.name!r}: it works on processes "
+            "of this node only, as in Erlang (send, link, monitor, exit and call reach other "
+            "nodes; to ask about a remote process, call a server on its node)"
         )
     return pid.id
 
@@ -465,9 +480,15 @@ def unwatch(node: Node, watcher: Process, ref: Ref) -> bool:
     """Remove the monitor *ref* of *watcher*, both sides; false if it was not active."""
     if not watcher.monitors:
         return False
-    target_pid = watcher.monitors.pop(ref.id, None)
+    target_pid = watcher.monitors.get(ref.id)
     if target_pid is None:
         return False
+    if target_pid.node is not None:
+        if node._dist is None:
+            del watcher.monitors[ref.id]
+            return False
+        return node._dist.demonitor(watcher, ref)
+    del watcher.monitors[ref.id]
     target = node._procs.get(target_pid.id)
     if target is not None and target.monitored_by:
         target.monitored_by.pop(ref.id, None)

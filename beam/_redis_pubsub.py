@@ -42,17 +42,20 @@ from ._codec import (
     Delivery,
     Envelope,
     Hello,
+    Signal,
     decode_frame,
     dispatcher_name,
     encode_delivery,
     encode_envelope,
     encode_hello,
+    encode_signal,
     lookup_dispatcher,
 )
+from ._dist import Distribution
 from ._errors import ProcessExit, ReceiveTimeout
 from ._node import current_node, set_cluster_joiner
 from ._pubsub import Dispatcher, LocalAdapter, Topic, _pubsub, set_pubsub_adapter
-from ._types import SHUTDOWN, Down, Exit, NodeId, Pid
+from ._types import KILL, SHUTDOWN, Down, Exit, NodeId, Pid
 from .lowlevel import spawn_opt
 
 if TYPE_CHECKING:
@@ -154,8 +157,9 @@ class RedisPubSub:
         self.identity = NodeId(node, secrets.randbits(63))
         self.heartbeat = heartbeat
         self.timeout = timeout
-        # The other nodes heard from: name -> (identity, when). Written by the subscriber only.
-        self._seen: dict[str, tuple[NodeId, float]] = {}
+        #: The remote half of links and monitors, and the table of live nodes (made when
+        #: the node joins, by :func:`start_pubsub`).
+        self.dist: Distribution | None = None
         self.namespace = namespace
         self.channel = f"{namespace}:pubsub"
         self.warn_interval = warn_interval
@@ -185,8 +189,7 @@ class RedisPubSub:
         >>> adapter.nodes()
         ['chat2']
         """
-        now = trio.current_time()
-        return sorted(name for name, (_, seen) in self._seen.items() if now - seen < self.timeout)
+        return [] if self.dist is None else self.dist.nodes()
 
     # -- the adapter interface (called by the sender) --------------------------------------
 
@@ -222,6 +225,11 @@ class RedisPubSub:
         data = encode_envelope(envelope, local=self.identity)
         self._hand_over(self.node_channel(node_name), data)
 
+    def send_signal(self, node_name: str, content: tuple[Any, ...]) -> None:
+        """Publish a signal between processes for the node called *node_name* (see
+        :mod:`beam._dist`); :class:`beam.cluster.CodecError` if it cannot travel."""
+        self._hand_over(self.node_channel(node_name), encode_signal(content, local=self.identity))
+
     def _hand_over(self, channel: str, data: bytes) -> None:
         if self.pid is not None:
             send(self.pid, (_PUBLISH, channel, data))
@@ -256,6 +264,8 @@ class RedisPubSub:
                                 pipe.publish(channel, data)
                         lost = 0
                         delay = 0.0
+                        if state.stopping:  # everything handed over before the stop is out
+                            raise ProcessExit(SHUTDOWN)
             except BaseException as error:
                 await _reraise_unless_failure(error)
                 throttle.warn(
@@ -291,6 +301,9 @@ class RedisPubSub:
             if type(message) is tuple and len(message) == 3 and message[0] == _PUBLISH:
                 batch.append((message[1], message[2]))
                 timeout = 0
+            elif message == _STOP:
+                state.stopping = True
+                break
             elif type(message) is Exit and message.pid == state.subscriber:
                 logger.error(
                     "beam.cluster: the PubSub subscriber exited (%r); restarting it",
@@ -354,12 +367,18 @@ class RedisPubSub:
                             pipe.set(self.name_key, str(self.identity.incarnation), px=expiry)
                             pipe.publish(self.channel, hello)
                         await trio.sleep(self.heartbeat)
+                        self._expire()
             except BaseException as error:
                 await _reraise_unless_failure(error)
                 throttle.warn(
                     "beam.cluster: heartbeat to Redis at %s failed (%s)", self.url, _describe(error)
                 )
             await trio.sleep(self.heartbeat)
+            self._expire()
+
+    def _expire(self) -> None:
+        if self.dist is not None:
+            self.dist.expire(self.timeout)
 
     def _dispatch(self, pubsub: Any, data: bytes, garbage: _Throttle) -> None:
         try:
@@ -367,10 +386,13 @@ class RedisPubSub:
             if frame is None:
                 return
             if isinstance(frame, Hello):
-                self._hello(frame.node)
+                self._hello(frame)
                 return
             if isinstance(frame, Delivery):
                 self._deliver(frame)
+                return
+            if isinstance(frame, Signal):
+                self._signal(frame, garbage)
                 return
             envelope = frame
             dispatcher = (
@@ -388,10 +410,27 @@ class RedisPubSub:
                 envelope.topic,
             )
 
-    def _hello(self, node: NodeId) -> None:
+    def _signal(self, frame: Signal, garbage: _Throttle) -> None:
+        if self.dist is None:
+            return
+        try:
+            self.dist.on_signal(frame.sender, frame.content)
+        except ValueError as error:
+            garbage.warn("beam.cluster: dropped a signal from %s: %s", frame.sender.name, error)
+
+    def _hello(self, hello: Hello) -> None:
+        node = hello.node
         if node.name != self.node_name:
-            self._seen[node.name] = (node, trio.current_time())
-        elif node != self.identity:
+            dist = self.dist
+            if dist is None:
+                return
+            if hello.leaving:
+                dist.node_down(node)
+            elif dist.heard(node):
+                # A node new to us: answer at once on its own channel, so a node that just
+                # joined knows its peers after one round trip, not after a heartbeat.
+                self._hand_over(self.node_channel(node.name), encode_hello(self.identity))
+        elif node != self.identity and not hello.leaving:
             logger.error(
                 "beam.cluster: another live node calls itself %r (incarnation %d, this one %d)",
                 node.name,
@@ -412,13 +451,15 @@ class RedisPubSub:
 class _PublisherState:
     """What the publisher process alone keeps: its subscriber's pid."""
 
-    __slots__ = ("subscriber",)
+    __slots__ = ("stopping", "subscriber")
 
     def __init__(self, subscriber: Pid) -> None:
         self.subscriber = subscriber
+        self.stopping = False  # asked to publish what it has, then stop
 
 
 _PUBLISH: Final = "beam.cluster.publish"
+_STOP: Final = "beam.cluster.stop"
 
 
 async def _reraise_unless_failure(error: BaseException) -> None:
@@ -489,6 +530,8 @@ async def start_pubsub(
         timeout=timeout,
     )
     await _claim_name(adapter, wait)
+    this = current_node("beam.cluster.start_pubsub")
+    adapter.dist = this._dist = Distribution(this, adapter.identity, adapter.send_signal)
     ref = make_ref()
     adapter.pid = spawn_opt(
         adapter._publisher, self_pid(), ref, detached=True, initial_call=RedisPubSub
@@ -575,13 +618,25 @@ async def _leave(adapter: RedisPubSub) -> None:
     Best effort (Redis may be gone): the name otherwise expires ``timeout`` seconds after the
     last heartbeat, as when a node dies.
     """
+    node = current_node("beam.cluster leave")
+    dist = adapter.dist
+    if dist is not None:
+        dist.leave()  # links and monitors across nodes fire here with "noconnection"
+        node._dist = None
     publisher = adapter.pid
     if publisher is not None:
+        # The publisher sends what was handed over before this, then stops with its
+        # subscriber and heartbeat (linked to it); killed if Redis keeps it waiting.
         ref = monitor(publisher)
-        exit_process(publisher, SHUTDOWN)  # its subscriber and heartbeat are linked to it
-        await receive(lambda m: type(m) is Down and m.ref == ref)
+        send(publisher, _STOP)
+        try:
+            await receive(lambda m: type(m) is Down and m.ref == ref, timeout=adapter.timeout)
+        except ReceiveTimeout:
+            exit_process(publisher, KILL)
+            await receive(lambda m: type(m) is Down and m.ref == ref)
     try:
         async with adapter._client() as client:
+            await client.publish(adapter.channel, encode_hello(adapter.identity, leaving=True))
             if await client.get(adapter.name_key) == str(adapter.identity.incarnation).encode():
                 await client.delete([adapter.name_key])
     except BaseException as error:

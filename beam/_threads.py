@@ -176,7 +176,8 @@ class _Owner(GenServer[Any]):
         token, node, owner = self._token, self._node, self._pid
 
         def deliver(result: outcome.Outcome[Any]) -> None:  # in the trio thread
-            caller = node._procs.get(from_.pid.id)
+            # A caller on another node gets nothing: an outcome cannot travel (ask is local).
+            caller = None if from_.pid.node is not None else node._procs.get(from_.pid.id)
             if caller is not None:
                 caller.deliver_reply(from_.ref, result)
             if isinstance(result, outcome.Error):

@@ -17,13 +17,16 @@ from typing import Any, Final, NamedTuple, final
 __all__ = [
     "KILL",
     "KILLED",
+    "NOCONNECTION",
     "NOPROC",
     "NORMAL",
     "SHUTDOWN",
     "Down",
     "Exit",
     "From",
+    "NodeDown",
     "NodeId",
+    "NodeUp",
     "Pid",
     "Ref",
     "is_normal_exit",
@@ -40,6 +43,8 @@ KILLED: Final = "killed"
 SHUTDOWN: Final = "shutdown"
 #: The reason given for a process that did not exist (linking or monitoring a dead pid).
 NOPROC: Final = "noproc"
+#: The reason given when the node of a linked or monitored process went down or is unknown.
+NOCONNECTION: Final = "noconnection"
 
 
 def is_normal_exit(reason: object) -> bool:
@@ -147,30 +152,40 @@ def _order(pid: Pid) -> tuple[int, str, int, int]:
 class Ref:
     """A unique reference, as made by :func:`beam.make_ref`, :func:`beam.monitor` or a timer.
 
+    A reference made on this node has ``node=None``; one that came from another node carries
+    that node's :class:`NodeId` (so it never equals a reference made here) and prints with
+    the node's index, as pids do.
+
     >>> Ref(5)
     #Ref<0.5>
+    >>> Ref(5) == Ref(5, NodeId("far", 1))
+    False
     """
 
-    __slots__ = ("id",)
+    __slots__ = ("id", "node")
     id: int
+    node: NodeId | None
 
-    def __init__(self, id: int) -> None:  # noqa: A002
+    def __init__(self, id: int, node: NodeId | None = None) -> None:  # noqa: A002
         object.__setattr__(self, "id", id)
+        object.__setattr__(self, "node", node)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Ref is immutable; cannot set {name!r}")
 
     def __repr__(self) -> str:
-        return f"#Ref<0.{self.id}>"
+        if self.node is None:
+            return f"#Ref<0.{self.id}>"
+        return f"#Ref<{node_index(self.node)}.{self.id}>"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is Ref and other.id == self.id
+        return type(other) is Ref and other.id == self.id and other.node == self.node
 
     def __hash__(self) -> int:
-        return -self.id - 1
+        return -self.id - 1 if self.node is None else hash((-self.id - 1, self.node))
 
-    def __reduce__(self) -> tuple[type[Ref], tuple[int]]:
-        return (Ref, (self.id,))
+    def __reduce__(self) -> tuple[type[Ref], tuple[int, NodeId | None]]:
+        return (Ref, (self.id, self.node))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,14 +208,15 @@ class Down:
     """The message a monitor delivers when the monitored process exits.
 
     ``ref`` is the reference :func:`beam.monitor` returned, ``pid`` the monitored process (or
-    the name that was monitored), ``reason`` its exit reason (``"noproc"`` if it did not exist).
+    the name, or ``(name, node)``, that was monitored), ``reason`` its exit reason
+    (``"noproc"`` if it did not exist, ``"noconnection"`` if its node went down).
 
     >>> Down(Ref(1), Pid(2), "noproc").reason
     'noproc'
     """
 
     ref: Ref
-    pid: Pid | str
+    pid: Pid | str | tuple[str, str]
     reason: Any
 
 
@@ -217,3 +233,26 @@ class From(NamedTuple):
 
 #: The sender of exit signals that come from outside any process (a plain trio task).
 NODE_PID: Final = Pid(0)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeUp:
+    """A node of the cluster came up (to subscribers of :func:`beam.monitor_nodes`).
+
+    >>> NodeUp("chat2").node
+    'chat2'
+    """
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDown:
+    """A node of the cluster went down or became unreachable (:func:`beam.monitor_node`,
+    :func:`beam.monitor_nodes`).
+
+    >>> NodeDown("chat2").node
+    'chat2'
+    """
+
+    node: str

@@ -83,15 +83,21 @@ def test_node_keeps_its_internals_private() -> None:
 
 async def test_a_pid_of_another_node_never_names_a_local_process() -> None:
     async with beam.open_node():
+        beam.trap_exit(True)
         local = beam.spawn(wait_for, "never")
-        # The same number on another node: only beam.send reaches other nodes so far.
+        # The same number on another node, and this node is in no cluster.
         remote = beam.Pid(local.id, beam.NodeId("elsewhere", 7))
         beam.send(remote, "dropped: no cluster")  # never raises, as Erlang's send
-        refused = [
-            lambda: beam.link(remote),
-            lambda: beam.unlink(remote),
-            lambda: beam.monitor(remote),
-            lambda: beam.exit(remote, "kill"),
+        beam.exit(remote, "kill")  # dropped too
+        # Linking or monitoring a process of a node that cannot be reached: noconnection.
+        beam.link(remote)
+        assert await beam.receive(beam.Exit, timeout=1) == beam.Exit(remote, "noconnection")
+        ref = beam.monitor(remote)
+        down = await beam.receive(beam.Down, timeout=1)
+        assert down == beam.Down(ref, remote, "noconnection")
+        beam.unlink(remote)
+        assert beam.demonitor(ref) is False
+        refused = [  # local-only, as Erlang's is_alive/1, process_info/1, send_after, register
             lambda: beam.is_alive(remote),
             lambda: beam.process_info(remote),
             lambda: beam.send_after(remote, "later", 10),
