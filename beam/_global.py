@@ -61,16 +61,25 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import trio
 
-from ._api import demonitor, is_alive, monitor, receive, register, send, send_after
+from ._api import (
+    demonitor,
+    is_alive,
+    monitor,
+    monitor_nodes,
+    receive,
+    register,
+    send,
+    send_after,
+)
 from ._api import exit as exit_process
 from ._api import self as self_pid
 from ._call import CallRequest, call, reply
 from ._codec import register as register_type
-from ._errors import CallTimeout, UnknownName
+from ._errors import CallTimeout, ProcessExit, UnknownName
 from ._node import Node, current_node
 from ._pubsub import _pubsub, broadcast_from, subscribe
 from ._redis_pubsub import RedisPubSub, _describe, _reraise_unless_failure, add_cluster_service
-from ._types import Down, From, NodeId, Pid, Ref
+from ._types import Down, From, NodeDown, NodeId, NodeUp, Pid, Ref
 from .lowlevel import spawn_opt
 
 if TYPE_CHECKING:
@@ -277,15 +286,18 @@ async def unregister_global(name: str) -> None:
 
 async def _ask(node: Node, pid: Pid, request: Any, what: str, name: str) -> Any:
     """Call the global name server of *pid*'s node with *request*; its answer."""
-    local = pid.node is None or pid.node == _identity(node)
-    dest: Any = _ensure_server(node) if local else (SERVER, pid.node.name)  # type: ignore[union-attr]
+    dest: Pid | tuple[str, str]
+    if pid.node is None or pid.node == _identity(node):
+        dest, where = _ensure_server(node), "this node"
+    else:
+        dest, where = (SERVER, pid.node.name), f"node {pid.node.name!r}"
     try:
         answer = await call(dest, request, timeout=CALL_TIMEOUT)
-    except CallTimeout:
+    except ProcessExit as error:  # no answer in time, or that node is down
+        reason = error.reason[0] if isinstance(error.reason, tuple) else error.reason
         raise GlobalNamesUnavailable(
-            f"cannot {what} the global name {name!r}: the global name server of "
-            f"{'this node' if local else repr(dest[1])} did not answer within {CALL_TIMEOUT} s "
-            "(is the cluster's Redis reachable?)"
+            f"cannot {what} the global name {name!r}: the global name server of {where} "
+            f"did not answer ({reason}; is the cluster's Redis reachable?)"
         ) from None
     if type(answer) is _Failed:
         raise GlobalNamesUnavailable(f"cannot {what} the global name {name!r}: {answer.reason}")
@@ -479,29 +491,6 @@ def _identity(node: Node) -> NodeId | None:
     return adapter.identity if isinstance(adapter, RedisPubSub) else None
 
 
-# -- node events (the cluster core's monitor_nodes) ------------------------------------------
-
-# TODO(merge): replaced by the cluster core's NodeUp/NodeDown/monitor_nodes once in main.
-
-
-@dataclass(frozen=True, slots=True)
-class _NodeUp:
-    node: str
-
-
-@dataclass(frozen=True, slots=True)
-class _NodeDown:
-    node: str
-
-
-def _monitor_nodes(flag: bool) -> None:
-    del flag
-
-
-def _nodes() -> list[str]:
-    return []
-
-
 # -- the server ---------------------------------------------------------------------------------
 
 
@@ -548,9 +537,9 @@ class _Server:
             self.unregistered(message.name, message.pid, message.winner)
         elif kind is _Sync:
             await self.sync(message)
-        elif kind is _NodeUp:
+        elif kind is NodeUp:
             self.node_up(message.node)
-        elif kind is _NodeDown:
+        elif kind is NodeDown:
             await self.node_down(message.node)
         elif message == _TICK:
             await self.tick()
@@ -795,10 +784,10 @@ class _Server:
         self.interval = adapter.timeout
         if first:
             subscribe(TOPIC)
-            _monitor_nodes(True)
+            monitor_nodes(True)
             send_after(self_pid(), _TICK, self.interval)
         await self.load()
-        for node in _nodes():
+        for node in adapter.nodes():
             self.send_sync(node, answer=True)
         return True
 

@@ -58,9 +58,9 @@ async def register(label: str, name: str, resolve: str = "kill") -> bool:
     return await beam.register_global(name, _procs[label], resolve=resolve)  # type: ignore[arg-type]
 
 
-async def register_remote(name: str, label: str, node: str) -> bool:
-    """``register_global(name, pid)`` for the process labelled *label* on *node*."""
-    beam.send((label, node), ("whoami", beam.self()))
+async def register_remote(name: str, label: str, where: str) -> bool:
+    """``register_global(name, pid)`` for the process labelled *label* on node *where*."""
+    beam.send((label, where), ("whoami", beam.self()))
     _, pid = await beam.receive(lambda m: type(m) is tuple and m[:1] == ("iam",), timeout=5)
     return await beam.register_global(name, pid)
 

@@ -242,3 +242,32 @@ async def test_redis_unreachable_fails_registration_clearly(redis: RedisServer) 
             await step(a, "register", label="owner", name="boss")
         assert trio.current_time() - started < 8
         assert await step(a, "whereis", name="boss") is None
+
+
+async def test_a_pid_of_another_node_is_registered_by_its_node(redis: RedisServer) -> None:
+    async with cluster(redis.url, "a", "b") as (a, b):
+        pid = await step(a, "spawn", label="owner")
+        # b registers a's process: a's server owns (and monitors) the registration.
+        assert await step(b, "register_remote", name="boss", label="owner", where="a")
+        assert await step(a, "whereis", name="boss") == pid
+        await eventually(b, "whereis", pid, name="boss")
+        assert not await step(b, "register_remote", name="boss2", label="owner", where="a")
+        # Unregistered from b: asked of a's server.
+        await step(b, "unregister", name="boss")
+        for node in (a, b):
+            await eventually(node, "whereis", None, name="boss")
+        assert await step(b, "register_remote", name="boss", label="owner", where="a")
+        await eventually(a, "whereis", pid, name="boss")
+        await step(a, "kill", label="owner")
+        for node in (a, b):
+            await eventually(node, "whereis", None, name="boss")
+
+
+async def test_a_node_that_joins_later_knows_the_names(redis: RedisServer) -> None:
+    async with cluster(redis.url, "a") as (a,):
+        pid = await step(a, "spawn", label="owner")
+        assert await step(a, "register", label="owner", name="boss")
+        async with start_node(redis.url, "b", heartbeat=HEARTBEAT, timeout=TIMEOUT) as b:
+            # Loaded from Redis when b joined: there before b's first command.
+            assert await step(b, "whereis", name="boss") == pid
+            assert await step(b, "registered") == ["boss"]
