@@ -164,27 +164,31 @@ class _Failed:
 
 @dataclass(frozen=True, slots=True)
 class _Registered:
-    """Broadcast by the owner's server: *name* is *pid*'s now."""
+    """Broadcast by the owner's server: *name* is *pid*'s now, by claim number *seq*."""
 
     name: str
     pid: Pid
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
 class _Unregistered:
-    """Broadcast by the owner's server: *pid* no longer holds *name* (*winner* does, if any)."""
+    """Broadcast by the owner's server: *pid* no longer holds *name*; *winner* does (by
+    claim number *seq*) if it lost a merge, else nobody."""
 
     name: str
     pid: Pid
     winner: Pid | None
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
 class _Sync:
-    """A server's own names, sent to a node that came up; *answer*: send yours back."""
+    """All the names a server owns, ``(name, pid, seq)``, sent to a node that came up;
+    *answer*: send yours back."""
 
     node: str
-    names: tuple[tuple[str, Pid], ...]
+    names: tuple[tuple[str, Pid, int], ...]
     answer: bool
 
 
@@ -204,12 +208,14 @@ _TICK: Final = ("beam.global", "tick")
 
 
 class _Table:
-    """A node's replica of the global names (written by its server only) and its server."""
+    """A node's replica of the global names and their claim numbers (written by its server
+    only; kept if the server is restarted), and its server."""
 
-    __slots__ = ("names", "server")
+    __slots__ = ("names", "seqs", "server")
 
     def __init__(self) -> None:
         self.names: dict[str, Pid] = {}
+        self.seqs: dict[str, int] = {}
         self.server: Pid | None = None
 
 
@@ -348,70 +354,92 @@ def registered_global() -> list[str]:
 
 # -- Redis: the arbiter -----------------------------------------------------------------------
 #
-# Each function runs one Lua script on a fresh client (registrations are rare; a client
-# costs ~2 ms) within REDIS_TIMEOUT; a failure raises _Unreachable. An entry is *live* while
-# its node's name key holds its incarnation; a dead entry counts as absent everywhere.
+# The hash <namespace>:global maps each name to "<seq> <incarnation> <pid number> <node>":
+# its owner, and the claim's number, taken from the counter <namespace>:global:seq (bumped by
+# every claim and release, so a node can tell its table is out of date with one GET). Claim
+# numbers order registrations cluster-wide: what a node hears late, or out of order, never
+# overwrites a newer claim. An entry is *live* while its node's name key holds its
+# incarnation; a dead entry counts as absent everywhere. Each function below runs one Lua
+# script on a fresh client (registrations are rare; a client costs ~2 ms) within
+# REDIS_TIMEOUT; any failure raises _Unreachable.
 
-_LIVE_LUA: Final = """
+_FUNCTIONS_LUA: Final = """
+local function holder(value)
+  return string.match(value, '^%d+ (.*)$')
+end
 local function live(value, prefix)
-  local incarnation, node = string.match(value, '^(%d+) %d+ (.*)$')
+  local incarnation, node = string.match(value, '^%d+ (%d+) %d+ (.*)$')
   return incarnation ~= nil and redis.call('GET', prefix .. node) == incarnation
 end
 """
 
-# ARGV: node-key prefix, then name, value pairs. For each pair: 0 if the value held it
-# already, 1 if it was free (or dead) and is the value's now, else the live holder's value.
+# KEYS: hash, counter. ARGV: node-key prefix, then name, holder pairs. Per pair, a status and
+# the entry: 0 (the holder had it already), 1 (free or dead: the holder's now), 2 (another
+# live holder's).
 _CLAIM: Final = (
-    _LIVE_LUA
+    _FUNCTIONS_LUA
     + """
 local out = {}
 for i = 2, #ARGV, 2 do
   local current = redis.call('HGET', KEYS[1], ARGV[i])
-  if current == ARGV[i + 1] then
+  if current and holder(current) == ARGV[i + 1] then
     out[#out + 1] = 0
+    out[#out + 1] = current
   elseif current and live(current, ARGV[1]) then
+    out[#out + 1] = 2
     out[#out + 1] = current
   else
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    local value = redis.call('INCR', KEYS[2]) .. ' ' .. ARGV[i + 1]
+    redis.call('HSET', KEYS[1], ARGV[i], value)
     out[#out + 1] = 1
+    out[#out + 1] = value
   end
 end
 return out
 """
 )
 
-# ARGV: name, value pairs: delete each name whose value is still that one.
-_RELEASE: Final = """
-for i = 1, #ARGV, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    redis.call('HDEL', KEYS[1], ARGV[i])
-  end
-end
-return 0
-"""
-
-# ARGV: node-key prefix, then names (none: every name). Deletes the dead entries met and
-# returns the live ones as name, value, name, value...
-_LIVE: Final = (
-    _LIVE_LUA
+# KEYS: hash, counter. ARGV: name, holder pairs: delete each name that holder still has.
+_RELEASE: Final = (
+    _FUNCTIONS_LUA
     + """
-local entries = {}
-if #ARGV > 1 then
-  for i = 2, #ARGV do
-    local value = redis.call('HGET', KEYS[1], ARGV[i])
-    if value then entries[#entries + 1] = ARGV[i]; entries[#entries + 1] = value end
+local released = 0
+for i = 1, #ARGV, 2 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  if current and holder(current) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    released = released + 1
   end
-else
-  entries = redis.call('HGETALL', KEYS[1])
 end
-local out = {}
+if released > 0 then redis.call('INCR', KEYS[2]) end
+return released
+"""
+)
+
+# KEYS: hash, counter. ARGV: node-key prefix, the counter the caller knows, '1' to sweep.
+# Returns {counter} alone if it is the known one (and no sweep is asked), else {counter,
+# name, entry, ...} with the live entries; a sweep deletes the dead ones (bumping the counter).
+_SNAPSHOT: Final = (
+    _FUNCTIONS_LUA
+    + """
+if ARGV[3] ~= '1' then
+  local counter = redis.call('GET', KEYS[2]) or '0'
+  if counter == ARGV[2] then return {tonumber(counter)} end
+end
+local entries = redis.call('HGETALL', KEYS[1])
+local out = {0}
+local dead = 0
 for i = 1, #entries, 2 do
   if live(entries[i + 1], ARGV[1]) then
-    out[#out + 1] = entries[i]; out[#out + 1] = entries[i + 1]
-  else
+    out[#out + 1] = entries[i]
+    out[#out + 1] = entries[i + 1]
+  elseif ARGV[3] == '1' then
     redis.call('HDEL', KEYS[1], entries[i])
+    dead = dead + 1
   end
 end
+if dead > 0 then redis.call('INCR', KEYS[2]) end
+out[1] = tonumber(redis.call('GET', KEYS[2]) or '0')
 return out
 """
 )
@@ -426,64 +454,72 @@ class _Redis:
 
     def __init__(self, adapter: RedisPubSub) -> None:
         self.adapter = adapter
-        self.key = f"{adapter.namespace}:global"
+        self.keys = [f"{adapter.namespace}:global", f"{adapter.namespace}:global:seq"]
         self.node_prefix = f"{adapter.namespace}:node:"
 
-    async def _eval(self, script: str, args: list[str]) -> Any:
+    async def _eval(self, script: str, args: list[str]) -> list[Any]:
         try:
             with trio.fail_after(REDIS_TIMEOUT):
                 async with self._client() as client:
-                    return await client.eval(script, [self.key], args)
+                    result: Any = await client.eval(script, self.keys, args)
         except BaseException as error:
             await _reraise_unless_failure(error)
+            how = "did not answer in time" if isinstance(error, trio.TooSlowError) else "failed"
             raise _Unreachable(
-                f"Redis at {self.adapter.url} did not answer within {REDIS_TIMEOUT} s "
-                f"({_describe(error)})"
-                if isinstance(error, trio.TooSlowError)
-                else f"Redis at {self.adapter.url} is unreachable ({_describe(error)})"
+                f"Redis at {self.adapter.url} {how} ({_describe(error)}; the limit is "
+                f"{REDIS_TIMEOUT} s)"
             ) from None
+        if not isinstance(result, list):
+            raise _Unreachable(f"Redis at {self.adapter.url} answered {result!r:.100}")
+        return [item.decode() if isinstance(item, bytes) else item for item in result]
 
     def _client(self) -> coredis.Redis[bytes]:
         return self.adapter._client()
 
-    async def claim(self, pairs: list[tuple[str, str]]) -> list[int | str]:
-        """Claim each name for its value; per name 0 (held already), 1 (claimed) or the live
-        holder's value."""
-        args = [self.node_prefix, *(item for pair in pairs for item in pair)]
-        result = await self._eval(_CLAIM, args)
-        return [item if type(item) is int else _text(item) for item in result]
+    async def claim(self, pairs: list[tuple[str, str]]) -> list[tuple[int, str]]:
+        """Claim each name for its holder: per pair, a status (0: had it, 1: claimed now,
+        2: another live holder has it) and the entry in Redis."""
+        result = await self._eval(_CLAIM, [self.node_prefix, *_flat(pairs)])
+        return list(zip(result[::2], result[1::2], strict=True))
 
     async def release(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Delete each name still held by its value."""
-        args = [item for pair in pairs for item in pair]
+        """Delete each name its holder still has."""
+        args = _flat(pairs)
         if args:
             await self._eval(_RELEASE, args)
 
-    async def live(self, names: Iterable[str] = ()) -> dict[str, str]:
-        """The live entries (of *names*, or all), deleting the dead ones met."""
-        result = await self._eval(_LIVE, [self.node_prefix, *names])
-        items = [_text(item) for item in result]
-        return dict(zip(items[::2], items[1::2], strict=True))
+    async def snapshot(
+        self, known: int | None, *, sweep: bool
+    ) -> tuple[int, dict[str, str] | None]:
+        """The counter and the live entries (``None`` if the counter is *known* and no
+        *sweep* of the dead entries is asked)."""
+        flag = "1" if sweep else "0"
+        result = await self._eval(_SNAPSHOT, [self.node_prefix, str(known), flag])
+        counter, items = result[0], result[1:]
+        if len(result) == 1 and not sweep and counter == known:
+            return counter, None
+        return counter, dict(zip(items[::2], items[1::2], strict=True))
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _flat(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    return [item for pair in pairs for item in pair]
 
 
-def _encode_pid(pid: Pid, identity: NodeId) -> str:
-    """A pid as stored in Redis: ``"<incarnation> <number> <node name>"``."""
+def _holder(pid: Pid, identity: NodeId) -> str:
+    """A pid as Redis holds it: ``"<incarnation> <number> <node name>"``."""
     node = identity if pid.node is None else pid.node
     return f"{node.incarnation} {pid.id} {node.name}"
 
 
-def _decode_pid(value: str, identity: NodeId) -> Pid | None:
-    """The pid a Redis value names (a local pid if it is of *identity*), ``None`` if garbled."""
-    incarnation, _, rest = value.partition(" ")
-    number, _, name = rest.partition(" ")
-    if not (incarnation.isdigit() and number.isdigit() and name):
+def _parse(entry: str, identity: NodeId) -> tuple[Pid, int] | None:
+    """The pid and claim number of an entry (a local pid if it is of *identity*); ``None``
+    for a garbled one."""
+    parts = entry.split(" ", 3)
+    if len(parts) != 4 or not all(part.isdigit() for part in parts[:3]) or not parts[3]:
         return None
+    seq, incarnation, number, name = parts
     node = NodeId(name, int(incarnation))
-    return Pid(int(number)) if node == identity else Pid(int(number), node)
+    return (Pid(int(number)) if node == identity else Pid(int(number), node)), int(seq)
 
 
 def _identity(node: Node) -> NodeId | None:
@@ -496,32 +532,60 @@ def _identity(node: Node) -> NodeId | None:
 
 @dataclass(slots=True)
 class _Owned:
-    """A registration this node's server owns: its process, monitor and resolve option."""
+    """A registration this node's server owns: its process, monitor, option and claim."""
 
     pid: Pid
     ref: Ref
     resolve: str
+    seq: int
 
 
 class _Server:
     """The state and handlers of a node's global name server (its process alone uses it).
 
-    ``table.names`` is the node's replica of the cluster's names; ``owned`` the
-    registrations of this node's processes, which this server monitors and answers for.
+    ``table.names`` is the node's replica of the cluster's names (``table.seqs`` their claim
+    numbers); ``owned`` the registrations of this node's processes, which this server
+    monitors and answers for.
     """
 
     def __init__(self, table: _Table) -> None:
         self.table = table
+        self.seqs = table.seqs
         self.owned: dict[str, _Owned] = {}
         self.by_pid: dict[Pid, str] = {}
         self.by_ref: dict[Ref, str] = {}
         self.redis: _Redis | None = None
         self.identity: NodeId | None = None
-        self.loaded = False
         self.interval = 1.0
-        #: Releases Redis refused (unreachable): retried at each tick.
+        #: The counter of Redis the table is up to date with (None: not loaded yet).
+        self.counter: int | None = None
+        #: Claim numbers on a node alone.
+        self.local_seq = 0
+        #: Releases Redis did not take (unreachable): retried at each tick.
         self.pending_releases: dict[str, str] = {}
         self.sweep_due = False
+
+    # -- the table ---------------------------------------------------------------------------
+
+    def put(self, name: str, pid: Pid, seq: int) -> None:
+        self.table.names[name] = pid
+        self.seqs[name] = seq
+
+    def remove(self, name: str) -> None:
+        self.table.names.pop(name, None)
+        self.seqs.pop(name, None)
+
+    def newer(self, name: str, seq: int) -> bool:
+        """Whether claim *seq* of *name* is newer than what the table has."""
+        return seq > self.seqs.get(name, -1)
+
+    def holder(self, pid: Pid) -> str:
+        assert self.identity is not None
+        return _holder(pid, self.identity)
+
+    def parse(self, entry: str) -> tuple[Pid, int] | None:
+        assert self.identity is not None
+        return _parse(entry, self.identity)
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -530,15 +594,18 @@ class _Server:
         if kind is CallRequest:
             await self.handle_call(message.request, message.from_)
         elif kind is Down:
-            await self.owner_down(message.ref, message.pid)
+            name = self.by_ref.get(message.ref)
+            if name is not None:
+                await self.forget(name, self.owned[name])
         elif kind is _Registered:
-            await self.registered(message.name, message.pid)
+            await self.registered(message.name, message.pid, message.seq)
         elif kind is _Unregistered:
-            self.unregistered(message.name, message.pid, message.winner)
+            self.unregistered(message)
         elif kind is _Sync:
             await self.sync(message)
         elif kind is NodeUp:
-            self.node_up(message.node)
+            if self.redis is not None:
+                self.send_sync(message.node, answer=True)
         elif kind is NodeDown:
             await self.node_down(message.node)
         elif message == _TICK:
@@ -548,12 +615,15 @@ class _Server:
 
     async def handle_call(self, request: Any, from_: From) -> None:
         kind = type(request)
+        answer: Any = None
         try:
             if kind is _Register:
-                answer: Any = await self.register(request.name, request.pid, request.resolve)
+                answer = await self.register(request.name, request.pid, request.resolve)
             elif kind is _Unregister:
-                await self.unregister(request.name)
-                answer = None
+                owned = self.owned.get(request.name)
+                if owned is not None:
+                    demonitor(owned.ref, flush=True)
+                    await self.forget(request.name, owned)
             elif kind is _Join:
                 answer = await self.join()
             else:
@@ -576,42 +646,37 @@ class _Server:
         if self.redis is None:
             if name in self.table.names:
                 return False
+            self.local_seq += 1
+            seq = self.local_seq
         else:
-            assert self.identity is not None
-            (outcome,) = await self.redis.claim([(name, _encode_pid(pid, self.identity))])
-            if type(outcome) is str:
-                holder = _decode_pid(outcome, self.identity)
-                if holder is not None:
-                    self.table.names[name] = holder
+            ((status, entry),) = await self.redis.claim([(name, self.holder(pid))])
+            parsed = self.parse(entry)
+            if parsed is None:
+                raise _Unreachable(f"Redis holds a garbled entry for {name!r}: {entry!r}")
+            if status == 2:
+                if self.newer(name, parsed[1]):
+                    self.put(name, *parsed)
                 return False
-        ref = monitor(pid)
-        self.owned[name] = _Owned(pid, ref, resolve)
-        self.by_pid[pid] = name
-        self.by_ref[ref] = name
-        self.table.names[name] = pid
-        self.tell(_Registered(name, pid))
+            seq = parsed[1]
+        self.own(name, pid, resolve, seq)
+        self.tell(_Registered(name, pid, seq))
         return True
 
-    async def unregister(self, name: str) -> None:
-        owned = self.owned.get(name)
-        if owned is not None:
-            demonitor(owned.ref, flush=True)
-            await self.forget(name, owned)
-
-    async def owner_down(self, ref: Ref, pid: Pid | str) -> None:
-        name = self.by_ref.get(ref)
-        if name is not None:
-            await self.forget(name, self.owned[name])
+    def own(self, name: str, pid: Pid, resolve: str, seq: int) -> None:
+        ref = monitor(pid)
+        self.owned[name] = _Owned(pid, ref, resolve, seq)
+        self.by_pid[pid] = name
+        self.by_ref[ref] = name
+        self.put(name, pid, seq)
 
     async def forget(self, name: str, owned: _Owned) -> None:
         """Drop a registration of this node: here, in Redis, and on the other nodes."""
         self.drop(name, owned)
         if self.table.names.get(name) == owned.pid:
-            del self.table.names[name]
-        self.tell(_Unregistered(name, owned.pid, None))
+            self.remove(name)
+        self.tell(_Unregistered(name, owned.pid, None, 0))
         if self.redis is not None:
-            assert self.identity is not None
-            self.pending_releases[name] = _encode_pid(owned.pid, self.identity)
+            self.pending_releases[name] = self.holder(owned.pid)
             await self.release_pending()
 
     def drop(self, name: str, owned: _Owned) -> None:
@@ -622,8 +687,7 @@ class _Server:
     async def release_pending(self) -> None:
         if self.redis is None or not self.pending_releases:
             return
-        pending = self.pending_releases
-        self.pending_releases = {}
+        pending, self.pending_releases = self.pending_releases, {}
         try:
             await self.redis.release(pending.items())
         except _Unreachable as error:
@@ -642,38 +706,35 @@ class _Server:
         those nobody holds; resolve those another live process holds (it wins)."""
         if self.redis is None:
             return
-        assert self.identity is not None
         chosen = list(self.owned) if names is None else [n for n in names if n in self.owned]
         if not chosen:
             return
-        pairs = [(name, _encode_pid(self.owned[name].pid, self.identity)) for name in chosen]
+        pairs = [(name, self.holder(self.owned[name].pid)) for name in chosen]
         try:
             outcomes = await self.redis.claim(pairs)
         except _Unreachable as error:
             logger.info("beam.global: could not check this node's names in Redis (%s)", error)
             return
-        for (name, _), outcome in zip(pairs, outcomes, strict=True):
+        for (name, _), (status, entry) in zip(pairs, outcomes, strict=True):
             owned = self.owned.get(name)
-            if owned is None:
+            parsed = self.parse(entry)
+            if owned is None or parsed is None:
                 continue
-            if outcome == 1:  # freed while this node was away: it is ours again
-                self.table.names[name] = owned.pid
-                self.tell(_Registered(name, owned.pid))
-            elif type(outcome) is str:
-                winner = _decode_pid(outcome, self.identity)
-                if winner is not None:
-                    self.lose(name, owned, winner)
+            if status == 1:  # freed while this node was away: it is ours again
+                owned.seq = parsed[1]
+                self.put(name, owned.pid, owned.seq)
+                self.tell(_Registered(name, owned.pid, owned.seq))
+            elif status == 2:
+                self.lose(name, owned, *parsed)
+            elif self.table.names.get(name) != owned.pid:
+                self.put(name, owned.pid, owned.seq)
 
-    def lose(self, name: str, owned: _Owned, winner: Pid) -> None:
+    def lose(self, name: str, owned: _Owned, winner: Pid, seq: int) -> None:
         """*owned* lost *name* to *winner* (held in Redis): unregister it and tell it."""
         demonitor(owned.ref, flush=True)
         self.drop(name, owned)
-        self.table.names[name] = winner
-        action = (
-            f"killed with reason {('global_name_conflict', name)!r}"
-            if owned.resolve == "kill"
-            else "sent GlobalNameConflict"
-        )
+        self.put(name, winner, seq)
+        reason = ("global_name_conflict", name)
         logger.warning(
             "beam.global: name conflict on %r after a merge: %s (node %s) holds it in Redis "
             "and keeps it; %s (this node, %s) loses it and is %s",
@@ -681,140 +742,150 @@ class _Server:
             winner,
             "this one" if winner.node is None else winner.node.name,
             owned.pid,
-            self.table_node_name(),
-            action,
+            "alone" if self.identity is None else self.identity.name,
+            f"sent an exit signal {reason!r}"
+            if owned.resolve == "kill"
+            else "sent GlobalNameConflict",
         )
         if owned.resolve == "kill":
-            exit_process(owned.pid, ("global_name_conflict", name))
+            exit_process(owned.pid, reason)
         else:
             send(owned.pid, GlobalNameConflict(name, winner))
-        self.tell(_Unregistered(name, owned.pid, winner))
-
-    def table_node_name(self) -> str:
-        return "alone" if self.identity is None else self.identity.name
+        self.tell(_Unregistered(name, owned.pid, winner, seq))
 
     # -- what the other nodes tell --------------------------------------------------------------
 
-    async def registered(self, name: str, pid: Pid) -> None:
+    async def registered(self, name: str, pid: Pid, seq: int) -> None:
         owned = self.owned.get(name)
-        if owned is not None and owned.pid != pid:
-            await self.audit([name])  # someone took a name this node holds: who has it?
-        else:
-            self.table.names[name] = pid
+        if owned is not None:
+            if owned.pid != pid and seq > owned.seq:
+                await self.audit([name])  # a newer claim of a name this node holds: who has it?
+        elif self.newer(name, seq):
+            self.put(name, pid, seq)
 
-    def unregistered(self, name: str, pid: Pid, winner: Pid | None) -> None:
-        names = self.table.names
-        if names.get(name) == pid:
-            if winner is None:
-                del names[name]
-            else:
-                names[name] = winner
+    def unregistered(self, message: _Unregistered) -> None:
+        name, winner = message.name, message.winner
+        if self.table.names.get(name) == message.pid:
+            self.remove(name)
+        if winner is not None and name not in self.owned and self.newer(name, message.seq):
+            self.put(name, winner, message.seq)
 
     async def sync(self, message: _Sync) -> None:
-        names = self.table.names
+        """A node's own names: take the newer claims; drop the names of that node it no
+        longer has (their release was missed); resolve those this node holds too."""
+        listed = {(name, pid) for name, pid, _ in message.names}
+        for name, pid in list(self.table.names.items()):
+            if pid.node is not None and pid.node.name == message.node and (name, pid) not in listed:
+                self.remove(name)
         conflicts: list[str] = []
-        disputed: dict[str, Pid] = {}
-        for name, pid in message.names:
+        for name, pid, seq in message.names:
             owned = self.owned.get(name)
             if owned is not None:
                 if owned.pid != pid:
                     conflicts.append(name)
-            elif names.get(name, pid) != pid:
-                disputed[name] = pid
-            else:
-                names[name] = pid
+            elif self.newer(name, seq):
+                self.put(name, pid, seq)
         if message.answer:
             self.send_sync(message.node, answer=False)
             await self.audit()  # that node saw this one come up: maybe after a partition
         elif conflicts:
             await self.audit(conflicts)
-        if disputed and self.redis is not None:
-            await self.settle(disputed)
-
-    async def settle(self, disputed: dict[str, Pid]) -> None:
-        """Two nodes told different holders of these names: Redis says which is live."""
-        assert self.redis is not None
-        assert self.identity is not None
-        try:
-            live = await self.redis.live(disputed)
-        except _Unreachable:
-            return  # the owners' own checks will tell
-        for name, pid in disputed.items():
-            value = live.get(name)
-            holder = None if value is None else _decode_pid(value, self.identity)
-            if name not in self.owned:
-                self.table.names[name] = pid if holder is None else holder
 
     def send_sync(self, node: str, *, answer: bool) -> None:
         assert self.identity is not None
-        names = tuple((name, owned.pid) for name, owned in self.owned.items())
+        names = tuple((name, owned.pid, owned.seq) for name, owned in self.owned.items())
         send((SERVER, node), _Sync(self.identity.name, names, answer))
-
-    def node_up(self, node: str) -> None:
-        if self.redis is not None:
-            self.send_sync(node, answer=True)
 
     async def node_down(self, node: str) -> None:
         names = self.table.names
         for name in [n for n, pid in names.items() if pid.node and pid.node.name == node]:
-            del names[name]
+            self.remove(name)
         self.sweep_due = True
-        await self.sweep()
 
-    async def sweep(self) -> None:
-        """Delete the dead entries in Redis (those of nodes gone down)."""
-        if self.redis is None or not self.sweep_due:
-            return
-        try:
-            await self.redis.live()
-        except _Unreachable:
-            return
-        self.sweep_due = False
-
-    # -- joining a cluster, and the periodic check --------------------------------------------
+    # -- joining a cluster, and keeping up with Redis -------------------------------------------
 
     async def join(self) -> bool:
         """The node joined a cluster: load the names from Redis, claim this node's own."""
         adapter = _pubsub(current_node("beam.global")).adapter
         if not isinstance(adapter, RedisPubSub):
             return False
+        if self.redis is not None and self.redis.adapter is adapter:
+            return True
         first = self.redis is None
         self.redis = _Redis(adapter)
         self.identity = adapter.identity
         self.interval = adapter.timeout
+        self.counter = None
         if first:
             subscribe(TOPIC)
             monitor_nodes(True)
             send_after(self_pid(), _TICK, self.interval)
-        await self.load()
+        await self.refresh()
+        await self.audit()
         for node in adapter.nodes():
             self.send_sync(node, answer=True)
         return True
 
-    async def load(self) -> None:
+    async def refresh(self) -> None:
+        """Bring the table up to date with Redis if its counter moved (or it was never
+        loaded); sweep the dead entries if a node went down."""
         assert self.redis is not None
-        assert self.identity is not None
+        first = self.counter is None
         try:
-            live = await self.redis.live()
+            counter, entries = await self.redis.snapshot(
+                self.counter, sweep=first or self.sweep_due
+            )
         except _Unreachable as error:
-            logger.warning("beam.global: could not load the global names (%s); retrying", error)
+            if first:
+                logger.warning("beam.global: could not load the global names (%s)", error)
             return
-        names = self.table.names
-        for name, value in live.items():
-            pid = _decode_pid(value, self.identity)
-            if pid is not None and name not in self.owned:
-                names[name] = pid
-        self.loaded = True
-        await self.audit()
+        self.sweep_due = False
+        if entries is None:
+            return
+        up = set(self.redis.adapter.nodes())
+        fresh: dict[str, tuple[Pid, int]] = {}
+        for name, entry in entries.items():
+            parsed = self.parse(entry)
+            if parsed is not None:
+                fresh[name] = parsed
+        for name in list(self.table.names):  # released (and the news missed)
+            if name not in fresh and name not in self.owned and self.seqs.get(name, 0) <= counter:
+                self.remove(name)
+        for name, (pid, seq) in fresh.items():
+            if name in self.owned:
+                continue  # the audit below decides
+            if pid.node is None:
+                if first:
+                    self.adopt(name, pid, seq)
+            elif (first or pid.node.name in up) and self.newer(name, seq):
+                self.put(name, pid, seq)
+        self.counter = counter
+
+    def adopt(self, name: str, pid: Pid, seq: int) -> None:
+        """An entry of this node's own that no server owns (a server before this one): own
+        it if the process lives, else free it."""
+        if is_alive(pid) and pid not in self.by_pid:
+            self.own(name, pid, "kill", seq)
+        else:
+            self.pending_releases[name] = self.holder(pid)
+
+    def adopt_table(self) -> None:
+        """On a node alone: own the table's names whose process lives, drop the others."""
+        self.local_seq = max(self.seqs.values(), default=0)
+        for name, pid in list(self.table.names.items()):
+            if name not in self.owned and is_alive(pid) and pid not in self.by_pid:
+                self.own(name, pid, "kill", self.seqs.get(name, 0))
+            elif name not in self.owned:
+                self.remove(name)
 
     async def tick(self) -> None:
         send_after(self_pid(), _TICK, self.interval)
-        if not self.loaded:
-            await self.load()
-        else:
-            await self.audit()
+        if self.redis is None:
+            return
         await self.release_pending()
-        await self.sweep()
+        await self.refresh()
+        if self.counter is not None:
+            await self.audit()
 
 
 async def _serve(table: _Table) -> None:
@@ -822,6 +893,10 @@ async def _serve(table: _Table) -> None:
     register(SERVER, self_pid())
     server = _Server(table)
     try:
+        if _identity(current_node("beam.global")) is not None:
+            await server.join()  # started (again) on a node of a cluster
+        else:
+            server.adopt_table()  # a server before this one may have left names
         while True:
             message = await receive()
             try:

@@ -153,3 +153,21 @@ async def test_the_server_survives_a_garbage_message() -> None:
         await settle()
         assert beam.is_alive(server)
         assert beam.whereis_global("boss") == pid
+
+
+async def test_a_restarted_server_keeps_the_names_and_watches_their_owners() -> None:
+    async with beam.open_node():
+        owner, other = beam.spawn(waiter), beam.spawn(waiter)
+        assert await beam.register_global("boss", owner)
+        server = beam.whereis("beam.global")
+        assert server is not None
+        beam.exit(server, "kill")
+        await settle()
+        assert beam.whereis_global("boss") == owner
+        # The next registration starts a new server, which takes over the names.
+        assert not await beam.register_global("boss", other)
+        assert beam.whereis("beam.global") not in (None, server)
+        beam.exit(owner, "kill")
+        await settle()
+        assert beam.registered_global() == []
+        assert await beam.register_global("boss", other)

@@ -108,3 +108,12 @@ async def race(name: str, count: int, at: float) -> list[list[Any] | None]:
 
 def _raced(message: Any) -> bool:
     return type(message) is tuple and message[:1] == ("raced",)
+
+
+async def kill_server() -> None:
+    """Kill this node's global name server and wait until it is gone."""
+    server = beam.whereis("beam.global")
+    assert server is not None
+    ref = beam.monitor(server)
+    beam.exit(server, "kill")
+    await beam.receive(lambda m: isinstance(m, beam.Down) and m.ref == ref, timeout=5)

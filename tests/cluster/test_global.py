@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import coredis
 import pytest
 import trio
 
@@ -157,6 +158,38 @@ async def test_sigkill_of_the_owners_node_frees_the_name(redis: RedisServer) -> 
         await eventually(b, "whereis", heir, name="boss")
 
 
+def local_ports(pid: int) -> set[int]:
+    """The local TCP ports of the sockets the OS process *pid* holds (Linux /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+async def cut_from_redis(redis: RedisServer, node: NodeProcess) -> int:
+    """Close every Redis connection of *node* (paused: what is published meanwhile is lost
+    to it); how many were closed."""
+    ports = local_ports(node.process.pid)
+    closed = 0
+    client = coredis.Redis.from_url(redis.url)
+    async with client:
+        for entry in await client.client_list():
+            host, _, port = str(entry["addr"]).rpartition(":")
+            if int(port) in ports:
+                closed += int(await client.client_kill(addr=f"{host}:{port}"))
+    return closed
+
+
 @contextlib.contextmanager
 def paused(node: NodeProcess) -> Iterator[None]:
     """SIGSTOP the node's process for the ``with`` block (SIGCONT at the end, always)."""
@@ -271,3 +304,51 @@ async def test_a_node_that_joins_later_knows_the_names(redis: RedisServer) -> No
             # Loaded from Redis when b joined: there before b's first command.
             assert await step(b, "whereis", name="boss") == pid
             assert await step(b, "registered") == ["boss"]
+
+
+async def test_a_node_that_missed_the_news_catches_up_from_redis(redis: RedisServer) -> None:
+    async with cluster(redis.url, "a", "b") as (a, b):
+        with paused(b):  # shorter than the timeout: nobody is declared down
+            assert await cut_from_redis(redis, b) > 0
+            new = await step(a, "spawn", label="owner")
+            assert await step(a, "register", label="owner", name="boss")
+        # b lost the broadcast; its periodic check of the counter in Redis brings it.
+        await eventually(b, "whereis", new, name="boss")
+        await step(a, "kill", label="owner")
+        await eventually(b, "whereis", None, name="boss")
+
+
+async def test_merge_conflict_found_without_the_broadcast(redis: RedisServer) -> None:
+    async with cluster(redis.url, "a", "b") as (a, b):
+        old = await step(a, "spawn", label="owner")
+        assert await step(a, "register", label="owner", name="leader")
+        await eventually(b, "whereis", old, name="leader")
+        with paused(a):
+            assert await cut_from_redis(redis, a) > 0  # a will miss b's registration
+            await eventually(b, "nodes", [], op="nodes")
+            await eventually(b, "whereis", None, name="leader")
+            new = await step(b, "spawn", label="usurper")
+            assert await step(b, "register", label="usurper", name="leader")
+        # Found when a and b see each other again (their tables on NodeUp) or by a's own
+        # check of its names in Redis: Redis's holder wins.
+        down = await a.expect("down", label="owner", timeout=WITHIN)
+        assert down["reason"] == "('global_name_conflict', 'leader')"
+        for node in (a, b):
+            await eventually(node, "whereis", new, name="leader")
+
+
+async def test_a_restarted_server_takes_over_its_nodes_names(redis: RedisServer) -> None:
+    async with cluster(redis.url, "a", "b") as (a, b):
+        pid = await step(a, "spawn", label="owner")
+        assert await step(a, "register", label="owner", name="boss")
+        await eventually(b, "whereis", pid, name="boss")
+        await step(a, "kill_server")
+        # The next registration on a starts a new server: it finds boss in Redis, owned by a
+        # live process of this node, and watches it again.
+        await step(a, "spawn", label="other")
+        assert await step(a, "register", label="other", name="deputy")
+        await step(a, "kill", label="owner")
+        for node in (a, b):
+            await eventually(node, "whereis", None, name="boss")
+        await step(b, "spawn", label="heir")
+        assert await step(b, "register", label="heir", name="boss")
