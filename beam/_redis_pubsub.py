@@ -11,11 +11,14 @@ A node ignores its own envelopes without decoding their bodies::
         await beam.cluster.start_pubsub("redis://127.0.0.1:6379/0", node="chat1")
         beam.broadcast("room:lobby", ("new_msg", "hi"))     # every node's subscribers
 
-Two processes do the work, both started by :func:`start_pubsub`: the *publisher* (the
-adapter's pid; senders hand it encoded envelopes as messages, and it pipelines them to Redis
-in arrival order, so each sender's broadcasts keep their order) and the *subscriber*, linked
-to it and restarted by it if it crashes. Encoding happens in the sender, so a message that
-cannot travel fails there, with a :class:`beam.cluster.CodecError` naming its type.
+The node's cluster connection is a small supervision tree of processes, visible in
+``beam.processes()``, started by :func:`start_pubsub`: its root (``adapter.connection``)
+links three workers and restarts one that exits (at most 10 times in 10 s): the
+*publisher* (``adapter.pid``; senders hand it encoded envelopes as messages, and it
+pipelines them to Redis in arrival order, so each sender's messages keep their order), the
+*subscriber* (dispatches what other nodes publish) and the *heartbeat* (announces the node
+and keeps its name). Encoding happens in the sender, so a message that cannot travel fails
+there, with a :class:`beam.cluster.CodecError` naming its type.
 
 When Redis is unreachable, local work goes on: publishes are dropped with a warning (at most
 one per ``warn_interval`` seconds, with the count), never an exception in the sender; the
@@ -35,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ._api import exit as exit_process
-from ._api import make_ref, monitor, receive, send, spawn_link, trap_exit, whereis
+from ._api import make_ref, monitor, receive, send, trap_exit, whereis
 from ._api import self as self_pid
 from ._codec import (
     CodecError,
@@ -164,6 +167,9 @@ class RedisPubSub:
         self.channel = f"{namespace}:pubsub"
         self.warn_interval = warn_interval
         self.max_reconnect_delay = max_reconnect_delay
+        self._bad_signals = _Throttle(warn_interval)
+        #: The root of the connection's processes, and its publisher (senders hand to it).
+        self.connection: Pid | None = None
         self.pid: Pid | None = None
 
     def node_channel(self, node: str) -> str:
@@ -245,11 +251,72 @@ class RedisPubSub:
             self.url, retry_policy=NoRetryPolicy(), connect_timeout=2.0, stream_timeout=5.0
         )
 
-    async def _publisher(self, starter: Pid, ref: object) -> None:
-        """Own the subscriber, and pipeline the envelopes senders hand over to Redis."""
+    async def _connection(self, starter: Pid, ref: object) -> None:
+        """The root of the node's cluster connection: start its three workers (publisher,
+        subscriber, heartbeat), linked, and restart one that exits (one for one), at most
+        :data:`_MAX_RESTARTS` times in :data:`_RESTART_PERIOD` seconds, as a supervisor."""
         trap_exit(True)
-        state = _PublisherState(spawn_link(self._subscriber, starter, ref))
-        spawn_link(self._heartbeat)
+        roles: dict[Pid, str] = {}
+        workers: dict[str, Callable[..., Awaitable[None]]] = {
+            "publisher": self._publisher,
+            "subscriber": self._subscriber,
+            "heartbeat": self._heartbeat,
+        }
+
+        def start(role: str, *args: Any) -> None:
+            pid = spawn_opt(workers[role], *args, link=True, initial_call=workers[role])
+            roles[pid] = role
+            if role == "publisher":
+                self.pid = pid
+
+        start("publisher")
+        start("subscriber", starter, ref)
+        start("heartbeat")
+        restarts: list[float] = []
+        while True:
+            message = await receive()
+            if message == _STOP:
+                await self._stop_publisher()
+                raise ProcessExit(SHUTDOWN)  # the links take the other workers down
+            if type(message) is not Exit:
+                continue
+            role = roles.pop(message.pid, None)
+            if role is None:
+                raise ProcessExit(message.reason)
+            now = trio.current_time()
+            restarts = [t for t in restarts if now - t < _RESTART_PERIOD] + [now]
+            if len(restarts) > _MAX_RESTARTS:
+                logger.error(
+                    "beam.cluster: the %s exited (%r), the %d-th restart in %s s: giving up; "
+                    "this node goes on alone (restart it to rejoin the cluster)",
+                    role,
+                    message.reason,
+                    len(restarts),
+                    _RESTART_PERIOD,
+                )
+                raise ProcessExit(("shutdown", "reached_max_restart_intensity"))
+            logger.error("beam.cluster: the %s exited (%r); restarting it", role, message.reason)
+            await trio.sleep(0.1)
+            if role == "subscriber":
+                start(role, None, None)
+            else:
+                start(role)
+
+    async def _stop_publisher(self) -> None:
+        """Have the publisher send what was handed over before now, then stop (killed if
+        Redis keeps it waiting longer than ``timeout``)."""
+        publisher = self.pid
+        if publisher is None:
+            return
+        send(publisher, _STOP)
+        try:
+            await receive(lambda m: type(m) is Exit and m.pid == publisher, timeout=self.timeout)
+        except ReceiveTimeout:
+            exit_process(publisher, KILL)
+
+    async def _publisher(self) -> None:
+        """Pipeline the envelopes senders hand over to Redis, in order, in batches."""
+        state = _PublisherState()
         throttle = _Throttle(self.warn_interval)
         delay = 0.0
         while True:
@@ -286,11 +353,8 @@ class RedisPubSub:
                     )
 
     async def _next_batch(self, state: _PublisherState) -> list[tuple[str, bytes]]:
-        """Wait for envelopes to publish; take what is queued (in order), up to a batch.
-
-        Also handles the exit signals the publisher traps: its subscriber's (restarted) and
-        any other (the publisher exits with that reason).
-        """
+        """Wait for envelopes to publish; take what is queued (in order), up to a batch
+        (or up to a stop request: the batch is then the last one)."""
         batch: list[tuple[str, bytes]] = []
         timeout: float | None = None
         while len(batch) < _BATCH:
@@ -304,15 +368,6 @@ class RedisPubSub:
             elif message == _STOP:
                 state.stopping = True
                 break
-            elif type(message) is Exit and message.pid == state.subscriber:
-                logger.error(
-                    "beam.cluster: the PubSub subscriber exited (%r); restarting it",
-                    message.reason,
-                )
-                await trio.sleep(0.1)
-                state.subscriber = spawn_link(self._subscriber, None, None)
-            elif type(message) is Exit:
-                raise ProcessExit(message.reason)
         return batch
 
     async def _subscriber(self, starter: Pid | None, ref: object) -> None:
@@ -336,6 +391,9 @@ class RedisPubSub:
                     if delay:
                         logger.warning("beam.cluster: resubscribed to %s at %s", channels, self.url)
                     delay = 0.0
+                    # Announce this node now that its answers can be heard: every peer new
+                    # to it (or it to them) answers on this node's channel at once.
+                    self._hand_over(self.channel, encode_hello(self.identity, discover=True))
                     if starter is not None:
                         send(starter, (_SUBSCRIBED, ref))
                         starter = None
@@ -392,7 +450,7 @@ class RedisPubSub:
                 self._deliver(frame)
                 return
             if isinstance(frame, Signal):
-                self._signal(frame, garbage)
+                self._signal(frame)
                 return
             envelope = frame
             dispatcher = (
@@ -410,13 +468,15 @@ class RedisPubSub:
                 envelope.topic,
             )
 
-    def _signal(self, frame: Signal, garbage: _Throttle) -> None:
+    def _signal(self, frame: Signal) -> None:
         if self.dist is None:
             return
         try:
             self.dist.on_signal(frame.sender, frame.content)
         except ValueError as error:
-            garbage.warn("beam.cluster: dropped a signal from %s: %s", frame.sender.name, error)
+            self._bad_signals.warn(
+                "beam.cluster: dropped a signal from %s: %s", frame.sender.name, error
+            )
 
     def _hello(self, hello: Hello) -> None:
         node = hello.node
@@ -426,9 +486,9 @@ class RedisPubSub:
                 return
             if hello.leaving:
                 dist.node_down(node)
-            elif dist.heard(node):
-                # A node new to us: answer at once on its own channel, so a node that just
-                # joined knows its peers after one round trip, not after a heartbeat.
+            elif dist.heard(node) or hello.discover:
+                # A node new to us, or one that just subscribed: answer at once on its own
+                # channel, so it knows its peers after one round trip, not after a heartbeat.
                 self._hand_over(self.node_channel(node.name), encode_hello(self.identity))
         elif node != self.identity and not hello.leaving:
             logger.error(
@@ -449,16 +509,18 @@ class RedisPubSub:
 
 
 class _PublisherState:
-    """What the publisher process alone keeps: its subscriber's pid."""
+    """What the publisher process alone keeps."""
 
-    __slots__ = ("stopping", "subscriber")
+    __slots__ = ("stopping",)
 
-    def __init__(self, subscriber: Pid) -> None:
-        self.subscriber = subscriber
+    def __init__(self) -> None:
         self.stopping = False  # asked to publish what it has, then stop
 
 
 _PUBLISH: Final = "beam.cluster.publish"
+#: The connection's workers are restarted at most this many times in this many seconds.
+_MAX_RESTARTS: Final = 10
+_RESTART_PERIOD: Final = 10.0
 _STOP: Final = "beam.cluster.stop"
 
 
@@ -533,8 +595,8 @@ async def start_pubsub(
     this = current_node("beam.cluster.start_pubsub")
     adapter.dist = this._dist = Distribution(this, adapter.identity, adapter.send_signal)
     ref = make_ref()
-    adapter.pid = spawn_opt(
-        adapter._publisher, self_pid(), ref, detached=True, initial_call=RedisPubSub
+    adapter.connection = spawn_opt(
+        adapter._connection, self_pid(), ref, detached=True, initial_call=RedisPubSub
     )
     set_pubsub_adapter(adapter)
     try:
@@ -623,17 +685,13 @@ async def _leave(adapter: RedisPubSub) -> None:
     if dist is not None:
         dist.leave()  # links and monitors across nodes fire here with "noconnection"
         node._dist = None
-    publisher = adapter.pid
-    if publisher is not None:
-        # The publisher sends what was handed over before this, then stops with its
-        # subscriber and heartbeat (linked to it); killed if Redis keeps it waiting.
-        ref = monitor(publisher)
-        send(publisher, _STOP)
-        try:
-            await receive(lambda m: type(m) is Down and m.ref == ref, timeout=adapter.timeout)
-        except ReceiveTimeout:
-            exit_process(publisher, KILL)
-            await receive(lambda m: type(m) is Down and m.ref == ref)
+    connection = adapter.connection
+    if connection is not None:
+        # The publisher sends what was handed over before this; then the whole connection
+        # (subscriber and heartbeat too) stops.
+        ref = monitor(connection)
+        send(connection, _STOP)
+        await receive(lambda m: type(m) is Down and m.ref == ref)
     try:
         async with adapter._client() as client:
             await client.publish(adapter.channel, encode_hello(adapter.identity, leaving=True))
