@@ -57,7 +57,7 @@ import logging
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import trio
 
@@ -78,12 +78,10 @@ from ._codec import register as register_type
 from ._errors import CallTimeout, ProcessExit, UnknownName
 from ._node import Node, current_node
 from ._pubsub import _pubsub, broadcast_from, subscribe
-from ._redis_pubsub import RedisPubSub, _describe, _reraise_unless_failure, add_cluster_service
+from ._redis_pubsub import RedisPubSub, _describe, add_cluster_service
+from ._resp import RedisError, connect
 from ._types import Down, From, NodeDown, NodeId, NodeUp, Pid, Ref
 from .lowlevel import spawn_opt
-
-if TYPE_CHECKING:
-    import coredis
 
 __all__ = [
     "GlobalNameConflict",
@@ -359,9 +357,9 @@ def registered_global() -> list[str]:
 # every claim and release, so a node can tell its table is out of date with one GET). Claim
 # numbers order registrations cluster-wide: what a node hears late, or out of order, never
 # overwrites a newer claim. An entry is *live* while its node's name key holds its
-# incarnation; a dead entry counts as absent everywhere. Each function below runs one Lua
-# script on a fresh client (registrations are rare; a client costs ~2 ms) within
-# REDIS_TIMEOUT; any failure raises _Unreachable.
+# incarnation; a dead entry counts as absent everywhere. Each method of _Redis runs one Lua
+# script on a fresh connection (registrations are rare) within REDIS_TIMEOUT; any failure
+# raises _Unreachable.
 
 _FUNCTIONS_LUA: Final = """
 local function holder(value)
@@ -458,12 +456,12 @@ class _Redis:
         self.node_prefix = f"{adapter.namespace}:node:"
 
     async def _eval(self, script: str, args: list[str]) -> list[Any]:
+        """Run *script* on the hash and the counter with *args* (within REDIS_TIMEOUT)."""
         try:
             with trio.fail_after(REDIS_TIMEOUT):
-                async with self._client() as client:
-                    result: Any = await client.eval(script, self.keys, args)
-        except BaseException as error:
-            await _reraise_unless_failure(error)
+                async with await connect(self.adapter.url, connect_timeout=REDIS_TIMEOUT) as redis:
+                    result = await redis.execute("EVAL", script, len(self.keys), *self.keys, *args)
+        except (RedisError, OSError, trio.TooSlowError) as error:
             how = "did not answer in time" if isinstance(error, trio.TooSlowError) else "failed"
             raise _Unreachable(
                 f"Redis at {self.adapter.url} {how} ({_describe(error)}; the limit is "
@@ -472,9 +470,6 @@ class _Redis:
         if not isinstance(result, list):
             raise _Unreachable(f"Redis at {self.adapter.url} answered {result!r:.100}")
         return [item.decode() if isinstance(item, bytes) else item for item in result]
-
-    def _client(self) -> coredis.Redis[bytes]:
-        return self.adapter._client()
 
     async def claim(self, pairs: list[tuple[str, str]]) -> list[tuple[int, str]]:
         """Claim each name for its holder: per pair, a status (0: had it, 1: claimed now,

@@ -20,9 +20,10 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import coredis
 import pytest
 import trio
+
+from beam._resp import connect
 
 from ..support.nodes import NodeProcess, RedisServer, redis_server, start_node
 
@@ -181,12 +182,12 @@ async def cut_from_redis(redis: RedisServer, node: NodeProcess) -> int:
     to it); how many were closed."""
     ports = local_ports(node.process.pid)
     closed = 0
-    client = coredis.Redis.from_url(redis.url)
-    async with client:
-        for entry in await client.client_list():
-            host, _, port = str(entry["addr"]).rpartition(":")
-            if int(port) in ports:
-                closed += int(await client.client_kill(addr=f"{host}:{port}"))
+    async with await connect(redis.url) as client:
+        for line in (await client.execute("CLIENT", "LIST")).decode().splitlines():
+            fields = dict(field.split("=", 1) for field in line.split(" ") if "=" in field)
+            if int(fields["addr"].rpartition(":")[2]) in ports:
+                await client.execute("CLIENT", "KILL", "ADDR", fields["addr"])
+                closed += 1
     return closed
 
 
