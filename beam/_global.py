@@ -14,41 +14,53 @@ at once exactly one gets ``True``. Every node keeps a replica of the name table,
 ``"beam.global"``). A node that joins a cluster starts it (a cluster service, see
 :func:`beam.cluster.add_cluster_service`); a node alone starts it at its first
 registration, and its global names are then just node-wide (no Redis: one node is the whole
-cluster). The server of a process's node owns
-its registration: it claims the name in Redis, monitors the process, and tells the other
-nodes' servers (one broadcast on the PubSub topic ``"beam.global"``); registering a pid of
-another node asks that node's server. A process holds at most one global name.
+cluster). The server of a process's node owns its registration: it claims the name in
+Redis, monitors the process, and tells the other nodes' servers (one broadcast on the PubSub
+topic ``"beam.global"``); registering or unregistering a name of a pid of another node asks
+that node's server. A process holds at most one global name. A server that is restarted
+takes over its node's names (the live ones it finds in Redis, or on a node alone in the
+node's table).
 
 **Freed** when the owner exits (its server releases the name in Redis and tells the
 others), when it is unregistered, or when its node goes down: every other node drops that
-node's names from its table at ``NodeDown`` and, in Redis, entries of a node whose name key
-(``<namespace>:node:<name>``) no longer holds their incarnation are free for anyone.
+node's names from its table at ``NodeDown``, and in Redis an entry whose node's name key
+(``<namespace>:node:<name>``, kept by the node's heartbeats) no longer holds the node's
+incarnation is free for anyone (and swept).
 
 **Merges.** A node cut off from the cluster long enough to be declared down (its Redis name
 key expired) loses its names everywhere else; meanwhile another process may register one of
-them. When the node comes back, its server learns it (a peer's registration broadcast, the
-name table a peer sends it on ``NodeUp``, or its own periodic check of its names against
-Redis) and resolves the conflict: **the registration held in Redis wins**. The losing
-process, on the node that comes back, is unregistered and told, as its registration's
-*resolve* option says, and a warning naming both pids is logged (logger ``beam.global``):
+them. When the node comes back, its server learns it: from a peer's registration broadcast
+(if it was only paused), from the names a peer sends it on ``NodeUp`` (and it sends its own
+back), or at the latest from its periodic check of its names against Redis (every cluster
+``timeout``). It then resolves the conflict: **the registration held in Redis wins**. The
+losing process, on the node that comes back, is unregistered and told, as its
+registration's *resolve* option says, and a warning naming the name and both pids is logged
+(logger ``beam.global``):
 
-* ``resolve="kill"`` (the default, as OTP's ``random_exit_name``): it gets an exit signal
-  with reason ``("global_name_conflict", name)`` from the global server (a process that
-  traps exits receives it as an ``Exit`` message and lives on, without the name);
+* ``resolve="kill"`` (the default, as OTP's ``random_exit_name``): the global server sends
+  it an exit signal with reason ``("global_name_conflict", name)``. Unlike OTP's untrappable
+  ``kill``, the reason names the conflict, so a process that traps exits receives it as an
+  ``Exit`` message and lives on, without the name;
 * ``resolve="notify"`` (as OTP's ``random_notify_name``): it gets the message
   ``GlobalNameConflict(name, other)``, ``other`` being the winner, and lives on.
 
-Unlike OTP, which picks the winner at random, the winner is always the one Redis holds.
-A name that only the returning node holds (nobody took it meanwhile) is simply claimed
-again in Redis, so nothing is lost by a partition that nobody exploited.
+Unlike OTP, which picks the winner at random, the winner is always the one Redis holds (the
+later registration, made while the loser's node was down). A name that only the returning
+node holds (nobody took it meanwhile) is claimed again in Redis, and is its own again
+everywhere: a partition nobody exploited loses nothing.
 
 **Consistency.** :func:`register_global` returns once the name is claimed in Redis and in
-this node's table; the other nodes' tables have it a broadcast later (milliseconds). When
-Redis cannot be reached, :func:`register_global` raises :class:`GlobalNamesUnavailable`
-within a few seconds, never hangs; lookups keep answering from the table.
+the owner node's table; the other nodes' tables have it a broadcast later (milliseconds).
+Each registration has a claim number from a counter in Redis, so news that comes late or out
+of order never overwrites a newer registration, and each server checks that counter every
+cluster ``timeout``, reloading the live names if it moved: a node that missed broadcasts (a
+lost Redis connection) catches up within that time. When Redis cannot be reached,
+:func:`register_global` raises :class:`GlobalNamesUnavailable` within a few seconds, never
+hangs; lookups keep answering from the table.
 
-In Redis, the names live in the hash ``<namespace>:global``: field the name, value
-``"<incarnation> <pid number> <node name>"`` of its owner.
+In Redis, the names live in the hash ``<namespace>:global`` (field: the name; value:
+``"<claim number> <incarnation> <pid number> <node name>"`` of its owner), the counter in
+``<namespace>:global:seq``.
 """
 
 from __future__ import annotations
