@@ -114,6 +114,8 @@ async def test_whereis_converges_and_owner_exit_frees_everywhere(redis: RedisSer
         for node in (a, b, c):
             await eventually(node, "whereis", None, name="boss")
         assert await step(b, "register", label="other", name="boss")
+        await a.drain()
+        assert not [e["text"] for e in a.seen("log") if "beam.global" in e["text"]]
         heir = await step(b, "whereis", name="boss")
         assert heir[0] == "b"
         for node in (a, c):
@@ -128,6 +130,10 @@ async def test_unregister_frees_everywhere(redis: RedisServer) -> None:
         await step(a, "unregister", name="boss")
         await eventually(b, "whereis", None, name="boss")
         assert await step(a, "whereis", name="boss") is None
+        async with await connect(redis.url) as client:  # freed in Redis too
+            assert await client.execute("HGET", "beam:global", "boss") is None
+        await a.drain()
+        assert not [e["text"] for e in a.seen("log") if "beam.global" in e["text"]]
 
 
 async def test_send_global_reaches_an_owner_on_another_node(redis: RedisServer) -> None:
