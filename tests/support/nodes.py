@@ -18,7 +18,7 @@ error): ``subscribe`` (topic) starts a process that reports each message it rece
 a list arrives as a tuple), ``direct_broadcast`` (node, topic, msg); ``ping``; ``nodes``
 (answers ``nodes``, the list ``beam.nodes()``); ``echo`` (name) registers a process that
 answers each ``(pid, *rest)`` with ``("echo", its own pid, *rest)`` to that pid; ``kill``
-(name) kills the process registered as *name*; ``sink`` (name) starts a process that reports
+(name) kills the process registered as *name* and waits until it is gone; ``sink`` (name) starts a process that reports
 each message it gets as a ``message`` event with ``topic`` its *name*; ``send`` (sink, name,
 node, msg, count) has that sink send ``(its pid, msg, i)`` for each i in ``range(count)`` to
 ``(name, node)`` (``(its pid, msg)`` if count is 1); ``send_last`` (sink, msg) has it send
@@ -342,7 +342,9 @@ async def _serve(sinks: dict[str, beam.Pid]) -> None:
             elif op == "kill":
                 target = beam.whereis(command["name"])
                 assert target is not None
+                ref = beam.monitor(target)
                 beam.exit(target, "kill")
+                await beam.receive(lambda m: type(m) is beam.Down and m.ref == ref, timeout=5)
             elif op == "sink":
                 sink_name = command["name"]
                 beam.spawn(_sink, beam.self(), sink_name)
