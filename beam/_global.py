@@ -615,7 +615,7 @@ class _Server:
             if self.redis is not None:
                 self.send_sync(message.node, answer=True)
         elif kind is NodeDown:
-            await self.node_down(message.node)
+            self.node_down(message.node)
         elif message == _TICK:
             await self.tick()
         else:
@@ -804,7 +804,8 @@ class _Server:
         names = tuple((name, owned.pid, owned.seq) for name, owned in self.owned.items())
         send((SERVER, node), _Sync(self.identity.name, names, answer))
 
-    async def node_down(self, node: str) -> None:
+    def node_down(self, node: str) -> None:
+        """Drop the names of a node gone down; sweep its entries in Redis at the next tick."""
         names = self.table.names
         for name in [n for n, pid in names.items() if pid.node and pid.node.name == node]:
             self.remove(name)
