@@ -540,6 +540,10 @@ def decode_envelope(
     return frame
 
 
+def _no_ext(code: int, data: bytes) -> Any:
+    raise CodecError(f"not a PubSub envelope: extension type {code} where its header belongs")
+
+
 def decode_frame(
     data: bytes, *, for_node: str | None = None, local: NodeId | None = None
 ) -> Envelope | Delivery | Hello | Signal | None:
@@ -552,7 +556,14 @@ def decode_frame(
     >>> decode_frame(encode_hello(NodeId("a", 1)))
     Hello(node=NodeId(name='a', incarnation=1))
     """
-    header = decode(data)
+    try:  # the header holds no extension value: plain msgpack, no per-call set-up
+        header = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext)
+    except CodecError:
+        raise
+    except Exception as error:
+        raise CodecError(
+            f"cannot decode {len(data)} byte(s): {type(error).__name__}: {error}"
+        ) from None
     if type(header) is list and len(header) == 4 and header[0] == ENVELOPE_VERSION:
         _, kind, name, incarnation = header
         if kind not in ("hello", "bye", "discover") or type(name) is not str or not name:

@@ -10,21 +10,19 @@ the same port: senders never raise, and the subscriber resubscribes by itself.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import random
 import shutil
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import coredis
 import pytest
 import trio
 
 import beam
 from beam import cluster
+from beam._resp import connect
 
 from ..support.nodes import RedisServer, free_port, redis_server, start_node
 
@@ -38,9 +36,8 @@ def redis() -> Iterator[RedisServer]:
 
 
 async def publish_raw(url: str, channel: str, payloads: list[bytes]) -> None:
-    async with coredis.Redis.from_url(url) as client:
-        for data in payloads:
-            await client.publish(channel, data)
+    async with await connect(url) as redis:
+        await redis.pipeline([("PUBLISH", channel, data) for data in payloads])
 
 
 async def test_broadcasts_cross_nodes_once_and_local_broadcasts_stay_local(
@@ -113,11 +110,11 @@ async def test_a_node_survives_garbage_on_its_channels(redis: RedisServer) -> No
         await b.expect("message", topic="room", msg="'still fine'")
         await b.expect("log", level="WARNING")
         await b.drain()
-        warnings = [e["text"] for e in b.seen("log", level="WARNING")]
-        assert any("malformed PubSub message" in text for text in warnings)
-        assert any("dropped a signal from stranger" in text for text in warnings)
+        warned = [e["text"] for e in b.seen("log", level="WARNING")]
+        assert any("malformed PubSub message" in text for text in warned)
+        assert any("dropped a signal from stranger" in text for text in warned)
         # Rate-limited: one warning per interval (0.5 s in the node programs), with a count.
-        assert 2 <= len(warnings) <= 6
+        assert 2 <= len(warned) <= 6
         assert b.seen("log", level="ERROR") == []
         assert (await b.call("nodes"))["nodes"] == ["a"]  # no phantom "stranger"
         assert b.seen("message", topic="room") == [b.seen("message")[0]]
@@ -218,10 +215,6 @@ async def test_a_message_that_cannot_travel_fails_in_the_sender_after_the_local_
             beam.broadcast("t", "x", dispatcher=fastlane)
 
 
-# coredis 6.9 leaves anyio memory streams unclosed when a connection cannot be made (they are
-# freed by the cyclic GC, which warns): ignored here, and collected before the test ends so
-# that no later test sees the warning.
-@pytest.mark.filterwarnings("ignore:Unclosed <MemoryObject:ResourceWarning")
 async def test_without_redis_a_node_works_locally_and_warns(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -238,9 +231,6 @@ async def test_without_redis_a_node_works_locally_and_warns(
     assert any("not subscribed to Redis" in text for text in texts)
     assert any("publishes dropped" in text for text in texts)
     assert len(texts) < 20  # rate-limited
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @pytest.mark.parametrize("role", ["subscriber", "publisher", "heartbeat"])
