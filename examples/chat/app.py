@@ -214,7 +214,7 @@ async def build(
             child_spec(presence.Tracker),
             child_spec(
                 web.RateLimiter,
-                ratelimit.scopes(messages_per_minute, limits),
+                (ratelimit.scopes(messages_per_minute, limits), ratelimit.SHARED),
                 name=ratelimit.NAME,
             ),
             child_spec(AdminAgent, name=ADMIN_AGENT),
