@@ -202,6 +202,7 @@ __all__ = (
     "node_name",
     "nodes",
     "open_node",
+    "pg",
     "process_info",
     "processes",
     "read_timer",
