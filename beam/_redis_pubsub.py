@@ -38,7 +38,7 @@ from typing import Any, Final
 import trio
 
 from ._api import exit as exit_process
-from ._api import make_ref, monitor, receive, send, trap_exit, whereis
+from ._api import make_ref, monitor, receive, send, trap_exit
 from ._api import self as self_pid
 from ._codec import (
     CodecError,
@@ -56,7 +56,7 @@ from ._codec import (
 )
 from ._dist import Distribution
 from ._errors import ProcessExit, ReceiveTimeout
-from ._node import current_node, set_cluster_joiner
+from ._node import Node, current_node, set_cluster_joiner
 from ._pubsub import Dispatcher, LocalAdapter, Topic, _pubsub, set_pubsub_adapter
 from ._resp import RedisConnection, RedisError, connect, parse_url, subscribe
 from ._types import KILL, SHUTDOWN, Down, Exit, NodeId, Pid
@@ -447,7 +447,7 @@ class RedisPubSub:
                 self._hello(frame)
                 return
             if isinstance(frame, Delivery):
-                self._deliver(frame)
+                self._deliver(pubsub.node, frame)
                 return
             if isinstance(frame, Signal):
                 self._signal(frame)
@@ -498,14 +498,19 @@ class RedisPubSub:
                 self.identity.incarnation,
             )
 
-    def _deliver(self, delivery: Delivery) -> None:
+    def _deliver(self, node: Node, delivery: Delivery) -> None:
         incarnation = delivery.incarnation
         if incarnation is not None and incarnation != self.identity.incarnation:
             return  # to a pid of an older incarnation of this node: stale
         to = delivery.to
-        pid = Pid(to) if type(to) is int else whereis(to)  # type: ignore[arg-type]
-        if pid is not None:
-            send(pid, delivery.message)
+        pid = node._names.get(to) if isinstance(to, str) else Pid(to)
+        proc = None if pid is None else node._procs.get(pid.id)
+        if proc is None:
+            return  # a dead process, or a name nobody holds: dropped, as Erlang does
+        if node._slow_send:
+            node._send_to(proc, delivery.message)
+        else:
+            proc.deliver(delivery.message)
 
 
 class _PublisherState:
@@ -554,8 +559,8 @@ async def start_pubsub(
     with :func:`beam.set_pubsub_adapter`, and waits up to *wait* seconds for the subscription
     to be in place and every live node of the cluster to answer (so they are in
     ``beam.nodes()`` and can be called at once); if Redis is unreachable it returns anyway
-    and keeps retrying: local work goes on. Call it from a process of the node; every node of the cluster uses the same
-    *namespace* and a *node* name of its own.
+    and keeps retrying: local work goes on. Call it from a process of the node; every node
+    of the cluster uses the same *namespace* and a *node* name of its own.
 
     >>> async def main():
     ...     async with beam.open_node():
