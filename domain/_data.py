@@ -125,9 +125,17 @@ class Tx:
         """``"sqlite"`` or ``"postgresql"``: ``if tx.dialect == "sqlite": ...``."""
         return self.conn.dialect.name
 
-    def execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> Rows:
+    def execute(
+        self, statement: Any, params: Mapping[str, Any] | None = None, *, final: bool = False
+    ) -> Rows:
         """Run a SQLAlchemy Core *statement* (with *params*, as ``conn.execute`` takes them)
-        in this transaction and return its :class:`Rows`::
+        in this transaction and return its :class:`Rows`.
+
+        ``final=True`` promises that the unit runs no other statement after this one, so
+        the data layer may end the transaction with it: PostgreSQL then sends ``BEGIN``, the
+        statement and ``COMMIT`` in one round trip (or the statement alone, when it is the
+        unit's only one); a statement after it raises :class:`RuntimeError`. Nothing that can
+        fail may follow it in the unit::
 
             row = tx.execute(insert_returning(table), {"id": key, "title": "hi"}).one()
         """

@@ -81,7 +81,7 @@ async def counter_values(
         return stmt if where is None else stmt.where(template(where, "w"))
 
     stmt = shaped(key, build)
-    rows, _ = await layer.run(lambda tx: tx.execute(stmt, params).rows, read_only=True)
+    rows, _ = await layer.run(lambda tx: tx.execute(stmt, params, final=True).rows, read_only=True)
     values = dict.fromkeys(members, 0)
     values.update({row[0]: row[1] for row in rows})
     return values

@@ -57,7 +57,8 @@ def run_plan(plan: ReadPlan, tx: Tx) -> tuple[list[Any], bool]:
 
     records, more = run_plan(compile_read(query, action, verdicts), tx)
     """
-    rows = tx.execute(plan.statement, plan.params)
+    final = not (plan.relationships or plan.lists)  # nothing else to load: end with it
+    rows = tx.execute(plan.statement, plan.params, final=final)
     more = False
     limit = plan.limit
     if plan.keyset and limit is not None and len(rows.rows) > limit:

@@ -20,8 +20,8 @@ So a create action is two round trips (``BEGIN`` + ``INSERT ... RETURNING``, the
 ``COMMIT``) and a read is one.
 
 Units are plain functions (:data:`domain.Unit`); :meth:`Link.run_unit` runs one in a greenlet
-of the calling task, so that when it calls :meth:`PgTx.execute` the task awaits the
-database on trio while the unit waits (the technique SQLAlchemy's asyncio extension uses).
+of the calling task (``domain/_greenlets.py``), so that when it calls :meth:`PgTx.execute`
+the task awaits the database on trio while the unit waits.
 ``tx.conn`` is a SQLAlchemy ``Connection`` over the same connection and transaction, for
 hooks and DDL: the link leaves pipeline mode for it, and a DB-API shim passes each of its
 statements to psycopg's async API.
@@ -46,9 +46,9 @@ from psycopg.abc import PQGen
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.generators import fetch_many, send
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.util import await_, greenlet_spawn
 
 from ._data import Rows, Tx
+from ._greenlets import run_in_greenlet, wait_for
 from ._notifiers import Notification
 from ._pg_compile import Compiled, compiled_for, expand
 from ._pg_conn import CANCEL_GRACE, TrioConnection
@@ -200,14 +200,17 @@ class Link:
 
     # -- statements ----------------------------------------------------------------------------
 
-    async def execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> Rows:
+    async def execute(
+        self, statement: Any, params: Mapping[str, Any] | None = None, final: bool = False
+    ) -> Rows:
         """Run a SQLAlchemy Core *statement* with *params* in the current transaction (or
-        on its own): its :class:`~domain.Rows`."""
+        on its own): its :class:`~domain.Rows`. *final*: no other statement follows in this
+        transaction, so it ends with this one (see :meth:`domain.Tx.execute`)."""
         keys = tuple(params) if params else ()
         compiled, values = compiled_for(statement, keys)
         if params:
             values.update(params)
-        return await self._round_trip(compiled, values)
+        return await self._round_trip(compiled, values, final)
 
     def _send_now(self) -> None:
         """Queue the queued commands and a sync, flush without waiting; the replies are
@@ -226,20 +229,34 @@ class Link:
             self.pgconn.enter_pipeline_mode()
             self._pipeline = True
 
-    async def _round_trip(self, compiled: Compiled | None, values: Any) -> Rows:
+    async def _round_trip(
+        self, compiled: Compiled | None, values: Any, final: bool = False
+    ) -> Rows:
         """Send the queued commands, then *compiled* with *values* (if any) and a sync, in
-        one flight; read every reply; raise the first error; the statement's rows."""
+        one flight; read every reply; raise the first error; the statement's rows.
+
+        With *final* in a transaction of depth 1, the transaction ends with the statement:
+        if nothing of it reached the server yet, its ``BEGIN`` is dropped and the statement
+        runs alone (one statement is atomic on its own); else ``COMMIT`` follows it in the
+        same flight."""
         if self.busy:
             raise e.OperationalError(f"{self.name} was interrupted mid-operation; not reusable")
         self._enter_pipeline()
         pgconn = self.pgconn
         queued = self._queued
         discard = self._discard
-        prepared_name: bytes | None = None
+        after: tuple[bytes, ...] = ()
+        implicit = False
+        if final and self.depth == 1 and compiled is not None:
+            if not self._on_server and queued and queued[-1].startswith(b"BEGIN"):
+                queued.pop()
+                implicit = True
+            else:
+                after = (b"COMMIT",)
         new_name: bytes | None = None
         for command in queued:
             pgconn.send_query_params(command, None)
-        groups = discard + len(queued) + 1
+        groups = discard + len(queued) + len(after) + 1
         if compiled is not None:
             if compiled.expanding is not None:
                 sql, args = expand(compiled, values)
@@ -257,6 +274,8 @@ class Link:
                 pgconn.send_query_prepared(prepared_name, self._dump(args), None, _BINARY)
             groups += 1
             self.queries += 1
+        for command in after:
+            pgconn.send_query_params(command, None)
         pgconn.pipeline_sync()
         self._queued = []
         self._discard = 0
@@ -265,7 +284,14 @@ class Link:
         self.busy = False
         if queued:
             self._on_server = bool(self.depth)
-        return self._outcome(results, discard, len(queued), compiled, new_name)
+        if implicit:
+            self.depth = 0
+            self._on_server = False
+        rows = self._outcome(results, discard, len(queued), compiled, new_name, len(after))
+        if after:  # committed with the statement
+            self.depth = 0
+            self._on_server = False
+        return rows
 
     def _args(self, compiled: Compiled, values: Any) -> list[Any]:
         try:
@@ -285,10 +311,11 @@ class Link:
         queued: int,
         compiled: Compiled | None,
         new_name: bytes | None,
+        after: int,
     ) -> Rows:
-        error: Any = None
         # results[:discard]: replies to commands sent without waiting (a read-only unit's
         # COMMIT, a failed unit's ROLLBACK); nobody awaits them.
+        error: Any = None
         at = discard + queued
         for group in results[discard:at]:
             if error is None and group and group[0].status == _FATAL_ERROR:
@@ -301,19 +328,23 @@ class Link:
                 self._remember(compiled.sql, new_name)
             elif error is None and prepared.status == _FATAL_ERROR:
                 error = prepared
+        result: Any = None
+        if compiled is not None:
+            result = results[at][-1] if results[at] else None
+            at += 1
+            if error is None and result is not None and result.status == _FATAL_ERROR:
+                error = result
+        for group in results[at : at + after]:
+            if error is None and group and group[0].status == _FATAL_ERROR:
+                error = group[0]
         if error is not None:
             self.errors += 1
             raise e.error_from_result(error, encoding=self._encoding)
         if compiled is None:
             return Rows((), [], 0)
-        result = results[at][-1] if results[at] else None
         if result is None or result.status == _PIPELINE_ABORTED:
             raise e.InternalError(f"{self.name}: no reply to the statement")
-        status = result.status
-        if status == _FATAL_ERROR:
-            self.errors += 1
-            raise e.error_from_result(result, encoding=self._encoding)
-        if status != _TUPLES_OK:
+        if result.status != _TUPLES_OK:
             return Rows((), [], result.command_tuples or 0)
         transformer = self._transformer
         transformer.set_pgresult(result)
@@ -344,7 +375,7 @@ class Link:
         self.begin(read_only)
         tx = PgTx(self)
         try:
-            result = await greenlet_spawn(_run, unit, tx)
+            result = await run_in_greenlet(_run, (unit, tx))
         except BaseException:
             if not self.busy and not self.broken:
                 try:
@@ -360,7 +391,7 @@ class Link:
 
     async def run_in(self, unit: Callable[[Tx], T], tx: PgTx) -> T:
         """Run ``unit(tx)`` inside the open transaction *tx* (``Domain.transaction``)."""
-        return await greenlet_spawn(_run, unit, tx)
+        return await run_in_greenlet(_run, (unit, tx))
 
     # -- tx.conn: SQLAlchemy over the same connection -------------------------------------------
 
@@ -416,7 +447,8 @@ class Link:
         self.conn._finish()
 
 
-def _run(unit: Callable[[Tx], T], tx: PgTx) -> T:
+def _run(job: tuple[Callable[[Tx], T], PgTx]) -> T:
+    unit, tx = job
     try:
         return unit(tx)
     finally:
@@ -431,6 +463,7 @@ class PgTx(Tx):
         super().__init__(None)
         self.link = link
         self._sa: sa.Connection | None = None
+        self._ended = False
 
     @property
     def conn(self) -> sa.Connection:
@@ -444,12 +477,21 @@ class PgTx(Tx):
         """Always ``"postgresql"``."""
         return "postgresql"
 
-    def execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> Rows:
-        """Run *statement* with *params* in this transaction: its :class:`~domain.Rows`::
+    def execute(
+        self, statement: Any, params: Mapping[str, Any] | None = None, *, final: bool = False
+    ) -> Rows:
+        """Run *statement* with *params* in this transaction: its :class:`~domain.Rows`
+        (*final*: see :meth:`domain.Tx.execute`)::
 
-        row = tx.execute(insert_returning(table), values).one()
+        row = tx.execute(insert_returning(table), values, final=True).one()
         """
-        return await_(self.link.execute(statement, params))
+        if self._ended:
+            raise RuntimeError(
+                "a statement after one run with final=True: the transaction has ended"
+            )
+        if final:
+            self._ended = True
+        return wait_for(self.link.execute(statement, params, final))
 
     def close_conn(self) -> None:
         """Let go of ``conn`` (the link's transaction is not touched)."""
@@ -476,13 +518,13 @@ class _DriverCursor:
         self._at = 0
 
     def execute(self, query: Any, params: Any = None) -> None:
-        self.description, self.rowcount, self._rows = await_(
+        self.description, self.rowcount, self._rows = wait_for(
             self._link.driver_execute(query, params, False)
         )
         self._at = 0
 
     def executemany(self, query: Any, params: Any) -> None:
-        self.description, self.rowcount, self._rows = await_(
+        self.description, self.rowcount, self._rows = wait_for(
             self._link.driver_execute(query, params, True)
         )
         self._at = 0

@@ -112,8 +112,11 @@ async def run_writes(
         for hook in cs.all_hooks("before_transaction"):
             hook(cs)
 
+    # One write and no dry run: nothing follows the write, the transaction may end with it.
+    final = len(prepared) == 1 and not dry_run
+
     def unit(tx: Tx) -> list[Any]:
-        records = [write_in_tx(tx, cs, verdict) for cs, verdict in prepared]
+        records = [write_in_tx(tx, cs, verdict, final=final) for cs, verdict in prepared]
         if dry_run:
             raise DryRun(records[0])
         return records
@@ -162,9 +165,10 @@ async def can(
     return True  # pragma: no cover - a dry run always raises
 
 
-def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict) -> Any:
+def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict, *, final: bool = False) -> Any:
     """Step 3, inside *tx*: ``before_action``, the write, the policy check, ``after_action``,
-    and the notification queued; returns the written record::
+    and the notification queued; returns the written record. *final*: the unit runs no
+    statement after this write (its transaction may end with the write's statement)::
 
         record = write_in_tx(tx, *prepare(Notice, create, {"title": "hi"}, None, None, False))
     """
@@ -174,10 +178,11 @@ def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict) -> Any:
     cs.raise_if_invalid()
     attrs = resource.__attributes__
     values = {k: v for k, v in cs.attributes.items() if k in attrs}
+    final = final and not cs.all_hooks("after_action")
     if action.type == "create":
-        record = _insert(tx, cs, values, verdict)
+        record = _insert(tx, cs, values, verdict, final and verdict is True)
     else:
-        record = _update_or_delete(tx, cs, values, verdict)
+        record = _update_or_delete(tx, cs, values, verdict, final)
     for hook in cs.all_hooks("after_action"):
         changed = hook(tx, cs, record)
         if changed is not None:
@@ -210,7 +215,7 @@ def _visible(tx: Tx, resource: type[Resource], pk_values: Sequence[Any], verdict
     return tx.execute(shaped(shape, build), params).first() is not None
 
 
-def _upsert(tx: Tx, cs: Changeset, values: dict[str, Any]) -> Any:
+def _upsert(tx: Tx, cs: Changeset, values: dict[str, Any], final: bool) -> Any:
     """``INSERT ... ON CONFLICT (identity) DO UPDATE SET ...`` in *tx*'s dialect."""
     resource, action = cs.resource, cs.action
     ident = next(i for i in resource.identities if i.name == action.upsert_identity)
@@ -229,16 +234,17 @@ def _upsert(tx: Tx, cs: Changeset, values: dict[str, Any]) -> Any:
         stmt = ins.on_conflict_do_update(index_elements=list(ident.fields), set_=upsert_set)
         return stmt.returning(*table.c)
 
-    return tx.execute(shaped(("upsert", dialect, table, ident.fields, fields), build), values)
+    stmt = shaped(("upsert", dialect, table, ident.fields, fields), build)
+    return tx.execute(stmt, values, final=final)
 
 
-def _insert(tx: Tx, cs: Changeset, values: dict[str, Any], verdict: Verdict) -> Any:
+def _insert(tx: Tx, cs: Changeset, values: dict[str, Any], verdict: Verdict, final: bool) -> Any:
     """The row of a create, checked against the policy condition after the insert."""
     resource, action = cs.resource, cs.action
     if action.upsert_identity is not None:
-        rows = _upsert(tx, cs, values)
+        rows = _upsert(tx, cs, values, final)
     else:
-        rows = tx.execute(insert_returning(resource.__table__), values)
+        rows = tx.execute(insert_returning(resource.__table__), values, final=final)
     record = from_row(resource, rows.names, rows.one())
     if verdict is not True and not _visible(tx, resource, record.pk_values(), verdict):
         raise Forbidden(
@@ -249,7 +255,9 @@ def _insert(tx: Tx, cs: Changeset, values: dict[str, Any], verdict: Verdict) -> 
     return record
 
 
-def _update_or_delete(tx: Tx, cs: Changeset, values: dict[str, Any], verdict: Verdict) -> Any:
+def _update_or_delete(
+    tx: Tx, cs: Changeset, values: dict[str, Any], verdict: Verdict, final: bool
+) -> Any:
     """The row of an update or destroy, after checking the original against the policy."""
     resource, action = cs.resource, cs.action
     assert cs.data is not None
@@ -274,7 +282,7 @@ def _update_or_delete(tx: Tx, cs: Changeset, values: dict[str, Any], verdict: Ve
         stmt = update_returning(resource.__table__, key)
     else:
         stmt = delete_returning(resource.__table__, key)
-    rows = tx.execute(stmt, params)
+    rows = tx.execute(stmt, params, final=final)
     maybe = rows.one_or_none()
     if maybe is None:
         raise NotFound(
