@@ -66,9 +66,9 @@ from ._actions import update as update
 from ._actions import validate as validate
 from ._changeset import Changeset as Changeset
 from ._data import DataLayer as DataLayer
+from ._data import PoolStats as PoolStats
 from ._data import Rows as Rows
 from ._data import Tx as Tx
-from ._data_layer import PoolStats as PoolStats
 from ._data_layer import PostgresRepo as PostgresRepo
 from ._data_layer import Repo as Repo
 from ._data_layer import SQLiteRepo as SQLiteRepo

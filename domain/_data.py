@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import psycopg
@@ -42,9 +43,31 @@ from ._errors import DomainError, Invalid
 from ._notifiers import Notification
 from ._resource import METADATA
 
-__all__ = ["DataLayer", "Rows", "Tx", "Unit", "translate_error"]
+__all__ = ["DataLayer", "PoolStats", "Rows", "Tx", "Unit", "translate_error"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """A pool's state: ``size`` connections configured, ``connected`` open now, ``idle``,
+    ``in_use`` (checked out), ``waiting`` (callers queued), and since it started: ``queries``
+    (statements run), ``errors`` (statements that failed), ``timeouts`` (callers that gave
+    up), ``replaced`` (connections lost or replaced)::
+
+        stats = Chat.repo().stats()
+        print(f"{stats.in_use}/{stats.size} in use, {stats.waiting} waiting")
+    """
+
+    size: int
+    connected: int
+    idle: int
+    in_use: int
+    waiting: int
+    queries: int
+    errors: int
+    timeouts: int
+    replaced: int
 
 
 class Rows:
@@ -190,6 +213,10 @@ class DataLayer(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[list[Notification] | None]:
         """One transaction for the calling task's units inside the block (nested: a
         savepoint); yields the outermost block's outbox, ``None`` for a nested one."""
+        ...
+
+    def stats(self) -> PoolStats:
+        """The state of its connections now (a dashboard's numbers)."""
         ...
 
 

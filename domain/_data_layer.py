@@ -50,16 +50,15 @@ from sqlalchemy.pool import NullPool
 import beam
 from supervisors import ChildSpec, Supervisor
 
-from ._data import DataLayer, Tx, translate_error
+from ._data import DataLayer, PoolStats, Tx, translate_error
 from ._errors import ConnectionLost, DatabaseTimeout
 from ._notifiers import Notification
 from ._pg_conn import TaskLock
 from ._pg_link import Link, PgTx
 from ._pg_notify import listen, start_listener
-from ._pg_pool import Pool, PoolStats, start_owner
+from ._pg_pool import Pool, start_owner
 
 __all__ = [
-    "PoolStats",
     "PostgresRepo",
     "Repo",
     "SQLiteRepo",
@@ -284,12 +283,18 @@ class _Connection(beam.ThreadActor):
                 self.conn.rollback()
             return "error", exc
 
-    def open(self) -> None:
+    def open(self) -> tuple[str, Any]:
+        return self._guarded(self._open)
+
+    def _open(self) -> None:
         self.block = self.conn.begin()
 
     def run_in(self, fn: Callable[[Tx], Any]) -> tuple[str, Any]:
         tx = Tx(self.conn)
-        savepoint = self.conn.begin_nested()
+        try:
+            savepoint = self.conn.begin_nested()
+        except Exception as exc:
+            return "error", exc
         try:
             result = fn(tx)
         except Exception as exc:
@@ -298,25 +303,38 @@ class _Connection(beam.ThreadActor):
         savepoint.commit()
         return "ok", (result, tx.outbox)
 
-    def savepoint(self) -> None:
-        self.savepoints.append(self.conn.begin_nested())
+    def savepoint(self) -> tuple[str, Any]:
+        return self._guarded(lambda: self.savepoints.append(self.conn.begin_nested()))
 
-    def release(self, keep: bool) -> None:
-        savepoint = self.savepoints.pop()
-        if keep:
-            savepoint.commit()
-        else:
-            savepoint.rollback()
+    def release(self, keep: bool) -> tuple[str, Any]:
+        def release() -> None:
+            savepoint = self.savepoints.pop()
+            if keep:
+                savepoint.commit()
+            else:
+                savepoint.rollback()
 
-    def end(self, commit: bool) -> None:
-        self.savepoints.clear()
-        block, self.block = self.block, None
-        if block is None:
-            return
-        if commit:
-            block.commit()
-        else:
-            block.rollback()
+        return self._guarded(release)
+
+    def end(self, commit: bool) -> tuple[str, Any]:
+        def end() -> None:
+            self.savepoints.clear()
+            block, self.block = self.block, None
+            if block is None:
+                return
+            if commit:
+                block.commit()
+            else:
+                block.rollback()
+
+        return self._guarded(end)
+
+    def _guarded(self, step: Callable[[], Any]) -> tuple[str, Any]:
+        """An error is an answer, never an exception: one would stop the actor."""
+        try:
+            return "ok", step()
+        except Exception as exc:
+            return "error", exc
 
     def on_stop(self) -> None:
         self.conn.close()

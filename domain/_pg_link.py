@@ -34,6 +34,7 @@ which replaces the connection (the query was already cancelled on the server).
 from __future__ import annotations
 
 import itertools
+import select
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -77,6 +78,11 @@ def _text_formats(n: int) -> list[PyFormat]:
     if formats is None:
         formats = _TEXT_FORMATS[n] = [PyFormat.TEXT] * n
     return formats
+
+
+def _readable(fd: int) -> bool:
+    """Whether *fd* has something to read now (no wait)."""
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _exchange(pgconn: Any, groups: int) -> PQGen[list[list[Any]]]:
@@ -128,15 +134,28 @@ class Link:
         return self.dead or self.conn.closed or self.pgconn.status == _BAD
 
     def healthy_when_idle(self) -> bool:
-        """Whether an idle connection still stands: reads what the server sent meanwhile (a
-        termination notice, the end of the stream) without waiting."""
+        """Whether an idle connection still stands, judged without waiting: the replies to
+        commands sent without waiting are read if they arrived; anything else the server
+        sent to an idle connection (a termination notice, the end of the stream) means it
+        is gone."""
         if self.broken:
             return False
+        pgconn = self.pgconn
         try:
-            self.pgconn.consume_input()
+            if not _readable(pgconn.socket):
+                return True
+            pgconn.consume_input()
+            while self._discard and not pgconn.is_busy():
+                result = pgconn.get_result()
+                if result is None or result.status == _PIPELINE_SYNC:
+                    self._discard -= 1  # a command's replies end with None; a sync is one
+                elif result.status == _FATAL_ERROR and pgconn.status == _BAD:
+                    return False
         except e.OperationalError:
             return False
-        return self.pgconn.status != _BAD
+        if pgconn.status == _BAD:
+            return False
+        return bool(self._discard) or not _readable(pgconn.socket)
 
     # -- transactions ----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ What happens when things go wrong:
   it; a caller using it gets :class:`~domain.ConnectionLost`; the supervisor starts a fresh
   owner, which connects anew.
 
-:class:`PoolStats` is the pool's state for dashboards (``PostgresRepo.stats()``)::
+:meth:`Pool.stats` is the pool's state for dashboards (``PostgresRepo.stats()``)::
 
     pool = Pool("App.repo", 10, "host=127.0.0.1 dbname=app", options="")
     link = await pool.checkout()
@@ -46,10 +46,11 @@ from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_resch
 
 import beam
 
+from ._data import PoolStats
 from ._pg_conn import TrioConnection
 from ._pg_link import Link
 
-__all__ = ["Pool", "PoolStats", "start_owner"]
+__all__ = ["Pool", "start_owner"]
 
 #: How long an owner waits between attempts to reconnect, at first and at most (seconds).
 BACKOFF = (0.05, 2.0)
@@ -57,28 +58,6 @@ BACKOFF = (0.05, 2.0)
 RECOVERY_TIMEOUT = 5.0
 #: How long a dying owner lets its connection's running query be cancelled on the server.
 CANCEL_ON_EXIT = 1.0
-
-
-@dataclass(frozen=True)
-class PoolStats:
-    """A pool's state: ``size`` connections configured, ``connected`` open now, ``idle``,
-    ``in_use`` (checked out), ``waiting`` (callers queued), and since it started: ``queries``
-    (statements run), ``errors`` (statements that failed), ``timeouts`` (callers that gave
-    up), ``replaced`` (connections lost or replaced)::
-
-        stats = Chat.repo().stats()
-        print(f"{stats.in_use}/{stats.size} in use, {stats.waiting} waiting")
-    """
-
-    size: int
-    connected: int
-    idle: int
-    in_use: int
-    waiting: int
-    queries: int
-    errors: int
-    timeouts: int
-    replaced: int
 
 
 @dataclass(frozen=True)
@@ -166,6 +145,7 @@ class Pool:
                 return link
             self.in_use -= 1
             self.links.discard(link)
+            link.dead = True  # its owner replaces it
             beam.send(link.owner, _Care(link))
         return None
 
