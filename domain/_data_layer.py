@@ -53,7 +53,7 @@ from supervisors import ChildSpec, Supervisor
 from ._data import DataLayer, PoolStats, Tx, translate_error
 from ._errors import ConnectionLost, DatabaseTimeout
 from ._notifiers import Notification
-from ._pg_conn import TaskLock
+from ._pg_conn import DeadlineExceeded, TaskLock
 from ._pg_link import Link, PgTx
 from ._pg_notify import listen, start_listener
 from ._pg_pool import Pool, start_owner
@@ -635,21 +635,29 @@ class PostgresRepo(Repo):
         if block is not None:
             return await self._run_in(block, fn), []
         pool = self.pool
-        link: Link | None = None
-        with trio.move_on_after(self._timeout()):
-            link = await pool.checkout()
-            try:
-                return await link.run_unit(fn, read_only)
-            except Exception as exc:
-                raise self._failure(exc, link) from exc
-            finally:
-                pool.checkin(link)
-        raise self._timed_out(link)
+        deadline = trio.current_time() + self._timeout()
+        link = pool.take() or await self._checkout(deadline)
+        conn = link.conn
+        conn.deadline = deadline
+        try:
+            return await link.run_unit(fn, read_only)
+        except Exception as exc:
+            raise self._failure(exc, link) from exc
+        finally:
+            conn.deadline = math.inf
+            pool.checkin(link)
+
+    async def _checkout(self, deadline: float) -> Link:
+        """Wait in line for a connection until *deadline* (the pool had none free)."""
+        with trio.move_on_at(deadline):
+            return await self.pool.checkout()
+        raise self._timed_out(None)
 
     async def _run_in(self, block: _PgBlock, fn: Callable[[Tx], T]) -> T:
         link = block.link
         savepoint = link.savepoint()
         tx = PgTx(link)
+        link.conn.deadline = trio.current_time() + self._timeout()
         try:
             result = await link.run_in(fn, tx)
         except BaseException as exc:
@@ -658,12 +666,18 @@ class PostgresRepo(Repo):
             if isinstance(exc, Exception):
                 raise self._failure(exc, link) from exc
             raise
+        finally:
+            link.conn.deadline = math.inf
         link.release(savepoint)
         block.outbox.extend(tx.outbox)
         return result
 
     def _failure(self, exc: Exception, link: Link) -> BaseException:
         """What the caller sees of *exc*, raised by a unit on *link*."""
+        if isinstance(exc, DeadlineExceeded) or isinstance(
+            getattr(exc, "orig", None), DeadlineExceeded
+        ):
+            return self._timed_out(link)
         if link.broken and isinstance(exc, (psycopg.Error, sa_exc.DBAPIError)):
             return ConnectionLost(
                 f"connection {link.name} was lost ({exc}); its transaction was rolled back "
@@ -709,12 +723,7 @@ class PostgresRepo(Repo):
             link.release(savepoint)
             return
         pool = self.pool
-        taken: Link | None = None
-        with trio.move_on_after(self._timeout()):
-            taken = await pool.checkout()
-        if taken is None:
-            raise self._timed_out(None)
-        link = taken
+        link = pool.take() or await self._checkout(trio.current_time() + self._timeout())
         block = _PgBlock(self, link, trio.lowlevel.current_task())
         token = _PG_BLOCK.set(block)
         try:

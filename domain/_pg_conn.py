@@ -33,7 +33,7 @@ import math
 import select
 import socket
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import psycopg
 import trio
@@ -45,7 +45,7 @@ from psycopg.conninfo import make_conninfo, timeout_from_conninfo
 from psycopg.rows import AsyncRowFactory, Row, tuple_row
 from psycopg.waiting import Ready, Wait
 
-__all__ = ["CANCEL_GRACE", "TaskLock", "TrioConnection"]
+__all__ = ["CANCEL_GRACE", "DeadlineExceeded", "TaskLock", "TrioConnection"]
 
 #: Seconds an interrupted query gets to be cancelled on the server and drained before the
 #: connection is closed instead.
@@ -57,6 +57,13 @@ _READY_R = Ready.R
 _READY_W = Ready.W
 _ACTIVE = pq.TransactionStatus.ACTIVE
 _TUPLE_ROW: Any = tuple_row
+
+
+class DeadlineExceeded(e.OperationalError):
+    """A wait passed the connection's deadline; what ran was cancelled on the server::
+
+    conn.deadline = trio.current_time() + 5.0
+    """
 
 
 class TaskLock:
@@ -205,6 +212,10 @@ class TrioConnection(psycopg.AsyncConnection[Row]):
             print(note.channel, note.payload)
     """
 
+    #: When waits on this connection give up (``trio.current_time()`` units): the query
+    #: running then is cancelled on the server and :class:`DeadlineExceeded` raised.
+    deadline: float = math.inf
+
     def __init__(self, pgconn: Any, row_factory: AsyncRowFactory[Row] = _TUPLE_ROW) -> None:
         super().__init__(pgconn, row_factory)
         self.lock = cast("Any", TaskLock())
@@ -255,21 +266,27 @@ class TrioConnection(psycopg.AsyncConnection[Row]):
     ) -> Any:
         """Run a psycopg generator on this connection's socket to its end, parking the task
         on trio while the socket is not ready. With *timeout*, psycopg's ``_WaitTimeout``
-        when it is not done by then (what ``notifies(timeout=...)`` expects)."""
+        when it is not done by then (what ``notifies(timeout=...)`` expects). Past the
+        connection's :attr:`deadline`, :class:`DeadlineExceeded` (the query was cancelled on
+        the server first)."""
         fd = self.pgconn.socket
         try:
             want = next(gen)
         except StopIteration as done:
             return done.value
-        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        deadline = self.deadline
+        if timeout is not None:
+            deadline = min(deadline, trio.current_time() + timeout)
         try:
             while True:
                 try:
-                    with trio.CancelScope(deadline=deadline) as scope:
+                    if deadline == math.inf:  # no scope to enter: most waits, the fast path
                         ready = await _ready(fd, want)
-                    if scope.cancelled_caught:
-                        gen.close()
-                        raise e._WaitTimeout("wait timeout expired")
+                    else:
+                        with trio.CancelScope(deadline=deadline) as scope:
+                            ready = await _ready(fd, want)
+                        if scope.cancelled_caught:
+                            self._expired(gen, timeout)
                 except trio.ClosedResourceError as exc:
                     raise e.OperationalError("the connection was closed") from exc
                 except BaseException:
@@ -279,6 +296,14 @@ class TrioConnection(psycopg.AsyncConnection[Row]):
                 want = gen.send(ready)
         except StopIteration as done:
             return done.value
+
+    def _expired(self, gen: PQGen[Any], timeout: float | None) -> NoReturn:
+        """A wait reached its deadline: psycopg's own timeout (*timeout*), or the
+        connection's :attr:`deadline`."""
+        if timeout is not None and trio.current_time() < self.deadline:
+            gen.close()
+            raise e._WaitTimeout("wait timeout expired")
+        raise DeadlineExceeded("the deadline passed while waiting on the database")
 
     async def _abandon(self, gen: PQGen[Any], want: int) -> None:
         """A wait was interrupted mid-query: cancel the query on the server and read its

@@ -34,6 +34,7 @@ which replaces the connection (the query was already cancelled on the server).
 from __future__ import annotations
 
 import itertools
+import math
 import select
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -194,8 +195,13 @@ class Link:
             self._queued.clear()
             return
         self._queued.append(b"COMMIT")
-        with _shield():
-            await self._round_trip(None, None)
+        conn = self.conn
+        deadline, conn.deadline = conn.deadline, math.inf  # a commit is never cut short
+        try:
+            with _shield():
+                await self._round_trip(None, None)
+        finally:
+            conn.deadline = deadline
 
     def end_later(self, commit: bool) -> None:
         """Commit (a read-only unit) or roll back (a failed one) without waiting: the reply
