@@ -1,0 +1,114 @@
+"""Node-side steps of the multi-node presence tests (run with the ``run`` command of
+:mod:`tests.support.nodes`).
+
+A node starts a :class:`presence.Tracker` with the test's periods and, before it, one
+*viewer* process per topic: a subscriber that applies every ``presence_diff`` it receives to
+its own copy of the presences exactly as phoenix.js ``Presence.syncDiff`` does
+(:mod:`tests.presence.phoenix_js`). Presences belong to *holder* processes registered by
+name, started on first use; killing a holder makes its presences leave.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import beam
+import presence
+from tests.presence.phoenix_js import sync_diff
+
+_VIEW = "presence_steps.view"
+
+
+async def _viewer(topic: str, started: beam.Pid) -> None:
+    beam.subscribe(topic)
+    beam.send(started, ("viewing", topic))
+    client: dict[str, Any] = {}
+    while True:
+        message = await beam.receive()
+        if isinstance(message, presence.PresenceDiff):
+            sync_diff(client, message.payload)
+        elif type(message) is tuple and message[:1] == (_VIEW,):
+            beam.send(message[1], (_VIEW, topic, json.loads(json.dumps(client))))
+
+
+async def _holder() -> None:
+    await beam.receive(lambda message: False)  # until killed
+
+
+def _is(expected: Any) -> Callable[[Any], bool]:
+    return lambda message: bool(message == expected)
+
+
+def _view_of(topic: str) -> Callable[[Any], bool]:
+    return lambda message: type(message) is tuple and message[:2] == (_VIEW, topic)
+
+
+def _viewer_name(tracker: str, topic: str) -> str:
+    return f"{tracker}:view:{topic}"
+
+
+async def start(tracker: str, topics: list[str], **options: Any) -> str:
+    """Start a viewer for each of *topics*, then the tracker *tracker* with *options*
+    (``shards``, ``broadcast_period`` and the other :class:`presence.Tracker` options);
+    answer this node's name."""
+    for topic in topics:
+        pid = beam.spawn(_viewer, topic, beam.self())
+        beam.register(_viewer_name(tracker, topic), pid)
+        await beam.receive(_is(("viewing", topic)), timeout=5)
+    await presence.Tracker.start(name=tracker, **options)
+    return beam.node()
+
+
+async def stop(tracker: str, topics: list[str]) -> None:
+    """Stop the tracker and the viewers."""
+    await beam.GenServer.stop(tracker)
+    for topic in topics:
+        pid = beam.whereis(_viewer_name(tracker, topic))
+        if pid is not None:
+            beam.exit(pid, beam.KILL)
+
+
+def _holder_pid(name: str) -> beam.Pid:
+    pid = beam.whereis(name)
+    if pid is None:
+        pid = beam.spawn(_holder)
+        beam.register(name, pid)
+    return pid
+
+
+async def track(tracker: str, holder: str, topic: str, key: str, meta: dict[str, Any]) -> str:
+    """Track the holder *holder* (started if needed); answer the ``phx_ref``."""
+    return await presence.track(_holder_pid(holder), topic, key, meta, tracker=tracker)
+
+
+async def untrack(tracker: str, holder: str, topic: str, key: str) -> None:
+    """Untrack the holder *holder* in *topic* as *key*."""
+    await presence.untrack(_holder_pid(holder), topic, key, tracker=tracker)
+
+
+async def update(tracker: str, holder: str, topic: str, key: str, meta: dict[str, Any]) -> str:
+    """Replace the meta of a presence; answer the new ``phx_ref``."""
+    return await presence.update(_holder_pid(holder), topic, key, meta, tracker=tracker)
+
+
+async def kill_holder(holder: str) -> None:
+    """Kill the holder *holder* (its presences leave) and wait until it is gone."""
+    pid = beam.whereis(holder)
+    if pid is None:
+        return
+    ref = beam.monitor(pid)
+    beam.exit(pid, beam.KILL)
+    await beam.receive(lambda m: type(m) is beam.Down and m.ref == ref, timeout=5)
+
+
+async def view(tracker: str, topics: list[str]) -> dict[str, dict[str, Any]]:
+    """For each topic: ``list``, what ``presence.list`` says, and ``client``, what its viewer
+    made of the diffs it got."""
+    seen: dict[str, dict[str, Any]] = {}
+    for topic in topics:
+        beam.send(_viewer_name(tracker, topic), (_VIEW, beam.self()))
+        _, _, client = await beam.receive(_view_of(topic), timeout=5)
+        seen[topic] = {"list": presence.list(topic, tracker=tracker), "client": client}
+    return seen
