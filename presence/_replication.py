@@ -53,6 +53,7 @@ from typing import Any, NamedTuple
 import beam
 
 from ._state import Delta, Entry, State, Tag
+from ._wire import PackedDelta, pack, unpack
 
 __all__ = [
     "Config",
@@ -88,7 +89,7 @@ class Heartbeat:
     its *clocks*."""
 
     replica: ReplicaRef
-    delta: Delta | None
+    delta: PackedDelta | None
     clocks: Clocks
 
 
@@ -105,7 +106,7 @@ class TransferAck:
     """The answer to a :class:`TransferReq`: a delta generation or the whole state."""
 
     replica: ReplicaRef
-    delta: Delta
+    delta: PackedDelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +117,6 @@ class GracefulPermdown:
 
 
 for _cls, _name in (
-    (Delta, "presence.Delta"),
-    (Entry, "presence.Entry"),
     (ReplicaRef, "presence.ReplicaRef"),
     (Heartbeat, "presence.Heartbeat"),
     (TransferReq, "presence.TransferReq"),
@@ -376,8 +375,12 @@ class DeltaGenerations:
         skip.add(requester)
         for generation in self.generations:
             if generation.serves(clocks, skip):
+                # Without the requester's own dots, values and removes alike: it knows them
+                # best, and a delta that held a dot's remove but not its entry would tell
+                # whoever merges it next that the entry is gone.
                 values = {t: e for t, e in generation.values.items() if t[0] != requester}
-                return Delta(state.replica, values, {}, frozenset(generation.cloud))
+                cloud = frozenset(t for t in generation.cloud if t[0] != requester)
+                return Delta(state.replica, values, {}, cloud)
         return state.extract(clocks)
 
 
@@ -430,6 +433,7 @@ class Replication:
     __slots__ = (
         "config",
         "generations",
+        "identity",
         "known",
         "me",
         "peers",
@@ -451,6 +455,8 @@ class Replication:
             )
         self.state = state
         self.me = me
+        #: This node's identity in the cluster (``None`` alone): pids travel with it.
+        self.identity: beam.NodeId | None = None
         self.shard = shard
         self.config = config
         #: node name -> the replica of that node this shard knows (its latest incarnation)
@@ -471,10 +477,12 @@ class Replication:
         """The name under which *ref*'s shard of this number makes its dots."""
         return f"{ref.incarnation}/{self.shard}"
 
-    def set_node(self, node: str) -> None:
-        """This node's name changed (it joined a cluster after the tracker started)."""
+    def set_node(self, node: str, identity: beam.NodeId | None = None) -> None:
+        """This node's name and identity (they change if it joins a cluster after the
+        tracker started)."""
         if node != self.me.node:
             self.me = ReplicaRef(node, self.me.incarnation)
+        self.identity = identity
 
     # -- events ------------------------------------------------------------------------------
 
@@ -502,16 +510,23 @@ class Replication:
             return outcome  # not ours, malformed, or this node's (an older incarnation's)
         kind = type(message)
         ref = message.replica
+        delta: Delta | None = None
+        if kind in (Heartbeat, TransferAck) and message.delta is not None:
+            try:
+                delta = unpack(message.delta, local=self.identity)
+            except ValueError:
+                return outcome
         if kind is Heartbeat:
             self._heard(ref, now, outcome)
-            if message.delta is not None:
-                self._merge(ref, message.delta, now, outcome)
+            if delta is not None:
+                self._merge(ref, delta, now, outcome)
             self._put_pending(ref, message.clocks)
         elif kind is TransferReq:
-            delta = self.generations.extract(self.state, self.crdt_name(ref), message.clocks)
-            outcome.directs.append((ref.node, TransferAck(self.me, delta)))
+            found = self.generations.extract(self.state, self.crdt_name(ref), message.clocks)
+            outcome.directs.append((ref.node, TransferAck(self.me, self._pack(found))))
         elif kind is TransferAck:
-            self._merge(ref, message.delta, now, outcome)
+            assert delta is not None
+            self._merge(ref, delta, now, outcome)
         else:
             peer = self.peers.get(ref.node)
             if peer is not None and peer.ref == ref:
@@ -522,6 +537,9 @@ class Replication:
         """The message to broadcast when this replica stops on purpose."""
         return GracefulPermdown(self.me)
 
+    def _pack(self, delta: Delta) -> PackedDelta:
+        return pack(delta, local=self.identity)
+
     # -- steps ---------------------------------------------------------------------------------
 
     def _heartbeat(self, outcome: Outcome) -> None:
@@ -529,7 +547,7 @@ class Replication:
         if state.has_delta:
             delta = state.take_delta()
             self.generations.push(delta, state)
-            outcome.broadcasts.append(Heartbeat(self.me, delta, state.clocks))
+            outcome.broadcasts.append(Heartbeat(self.me, self._pack(delta), state.clocks))
             self.silent = 0
         elif self.silent >= self.config.max_silent_periods:
             outcome.broadcasts.append(Heartbeat(self.me, None, state.clocks))
@@ -634,40 +652,16 @@ def _valid(message: Any) -> bool:
         return False
     if kind is Heartbeat:
         return _valid_clocks(message.clocks) and (
-            message.delta is None or _valid_delta(message.delta)
+            message.delta is None or type(message.delta) is PackedDelta
         )
     if kind is TransferReq:
         return _valid_clocks(message.clocks)
     if kind is TransferAck:
-        return _valid_delta(message.delta)
+        return type(message.delta) is PackedDelta
     return True
 
 
 def _valid_clocks(clocks: Any) -> bool:
     return type(clocks) is dict and all(
         type(r) is str and type(c) is int for r, c in clocks.items()
-    )
-
-
-def _is_tag(tag: Any) -> bool:
-    return type(tag) is tuple and len(tag) == 2 and type(tag[0]) is str and type(tag[1]) is int
-
-
-def _valid_delta(delta: Any) -> bool:
-    if type(delta) is not Delta or type(delta.replica) is not str:
-        return False
-    if not _valid_clocks(delta.context) or type(delta.values) is not dict:
-        return False
-    for dots in (delta.cloud, delta.elided):
-        if type(dots) is not frozenset or not all(_is_tag(tag) for tag in dots):
-            return False
-    return all(
-        type(entry) is Entry
-        and entry.tag == tag
-        and _is_tag(tag)
-        and type(entry.topic) is str
-        and type(entry.key) is str
-        and type(entry.meta) is dict
-        and type(entry.meta.get("phx_ref")) is str
-        for tag, entry in delta.values.items()
     )

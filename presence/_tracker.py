@@ -225,6 +225,7 @@ class _Shard(beam.GenServer[_ShardState]):
     async def init(self, arg: _ShardArgs) -> beam.Ok[_ShardState]:
         beam.trap_exit(True)
         core = Replication(arg.state, arg.me, arg.shard, arg.config, now=trio.current_time())
+        core.set_node(beam.node(), _identity())
         beam.subscribe(arg.topic)
         period = arg.config.broadcast_period
         beam.send_after(beam.self(), _TICK, random.uniform(0, period / 4))
@@ -310,7 +311,7 @@ class _Shard(beam.GenServer[_ShardState]):
             _apply(state, state.core.receive(message, trio.current_time()))
             return _batched(state)
         if message == _TICK:
-            state.core.set_node(beam.node())
+            state.core.set_node(beam.node(), _identity())
             _apply(state, state.core.tick(trio.current_time()))
             beam.send_after(beam.self(), _TICK, state.core.config.broadcast_period)
             return _batched(state)
@@ -330,7 +331,7 @@ class _Shard(beam.GenServer[_ShardState]):
         if beam.is_normal_exit(reason):  # stopped on purpose: what changed is still news
             _flush(state)
             if state.permdown_on_shutdown:
-                state.core.set_node(beam.node())
+                state.core.set_node(beam.node(), _identity())
                 _send(state, Outcome(broadcasts=[state.core.goodbye()]))
 
     def format_status(self, state: _ShardState) -> Any:
@@ -363,7 +364,7 @@ def _send(state: _ShardState, outcome: Outcome) -> None:
 
 def _untransportable(meta: Meta) -> Exception | None:
     """On a node of a cluster, a meta must cross nodes: the error if it cannot."""
-    if not _joined():
+    if _identity() is None:
         return None
     try:
         beam.cluster.encode(meta)
@@ -375,10 +376,12 @@ def _untransportable(meta: Meta) -> Exception | None:
     return None
 
 
-def _joined() -> bool:
-    """Whether this node joined a cluster (its PubSub adapter has a node identity)."""
+def _identity() -> beam.NodeId | None:
+    """This node's identity in its cluster (its PubSub adapter's), or ``None`` if it has not
+    joined one."""
     adapter = beam._pubsub._pubsub(beam.current_node()).adapter
-    return getattr(adapter, "identity", None) is not None
+    identity = getattr(adapter, "identity", None)
+    return identity if isinstance(identity, beam.NodeId) else None
 
 
 def _change(state: _ShardState, joins: list[Entry], leaves: list[Entry]) -> None:

@@ -11,6 +11,7 @@ presences the live nodes track.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from presence._replication import (
     append_clock,
     dominates,
 )
+from presence._wire import pack, unpack
 
 from .model import by_ref
 from .phoenix_js import sync_diff
@@ -316,7 +318,7 @@ def test_a_missed_delta_comes_through_a_transfer_of_a_third_replicas_generation(
         cluster.round()
     acks = [m for m in cluster.sent if type(m) is TransferAck]
     assert acks
-    assert all(not ack.delta.context for ack in acks)
+    assert all(not ack.delta.context for ack in acks)  # generations, not whole states
     assert "carol" in cluster.nodes["n1"].state.list("t0")
     assert by_ref(cluster.nodes["n1"].state.list("t0")) == by_ref(
         cluster.nodes["n0"].state.list("t0")
@@ -391,7 +393,7 @@ def test_presences_learned_through_a_third_replica_wait_for_its_heartbeat() -> N
     c_state.join(1, "t0", "carol", {})
     # b forwards c's presence (a transfer) before c's own heartbeat reached a
     outcome = core.receive(Heartbeat(b, None, {"ib/0": 0}), 0.0)
-    outcome = core.receive(TransferAck(b, c_state.extract()), 0.0)
+    outcome = core.receive(TransferAck(b, pack(c_state.extract(), local=None)), 0.0)
     assert outcome.changes == []
     assert core.state.list("t0") == {}
     outcome = core.receive(Heartbeat(ReplicaRef("c", "ic"), None, c_state.clocks), 0.0)
@@ -403,7 +405,7 @@ def test_a_stranger_never_heard_from_is_purged_after_permdown_period() -> None:
     core = Replication(State("ia/0"), ReplicaRef("a", "ia"), 0, CONFIG, now=0.0)
     c_state = State("ic/0")
     c_state.join(1, "t0", "carol", {})
-    core.receive(TransferAck(ReplicaRef("b", "ib"), c_state.extract()), 0.0)
+    core.receive(TransferAck(ReplicaRef("b", "ib"), pack(c_state.extract(), local=None)), 0.0)
     assert core.state.size == 1
     core.tick(CONFIG.permdown_period + 1)
     assert core.state.size == 0
@@ -414,21 +416,61 @@ def test_messages_from_this_node_and_malformed_ones_are_ignored() -> None:
     core = Replication(State("ia/0"), ReplicaRef("a", "ia"), 0, CONFIG, now=0.0)
     other = State("ix/0")
     other.join(1, "t0", "k", {})
-    delta = other.take_delta()
-    bad_entry = Entry("t0", "k", 1, {"phx_ref": "x"}, ("ix/0", 9))
-    bad_delta = Delta("ix/0", {("ix/0", 1): bad_entry}, {}, frozenset())
+    delta = pack(other.take_delta(), local=None)
+    b = ReplicaRef("b", "ib")
+    bad_rows = [
+        [[0, 1, "t0", "k", {"phx_ref": 3}, -1, 1]],  # a phx_ref that is not a str
+        [[1, 1, "t0", "k", {"phx_ref": "x"}, -1, 1]],  # no such replica
+        [[0, 1, "t0", "k", {"phx_ref": "x"}, 0, 1]],  # no such node
+        [[0, 1, "t0", "k", {"phx_ref": "x"}, -2, "pid"]],  # a local pid that is not an int
+        [[0, 1, "t0", 7, {"phx_ref": "x"}, -1, 1]],  # a key that is not a str
+        [[0, 1, "t0", "k", {"phx_ref": "x"}, -1]],  # too short
+    ]
     for message in [
         Heartbeat(ReplicaRef("a", "older"), delta, {}),  # an older incarnation of this node
         Heartbeat(ReplicaRef("b", 7), None, {}),  # type: ignore[arg-type]
-        Heartbeat(ReplicaRef("b", "ib"), None, {"ib/0": "3"}),  # type: ignore[dict-item]
-        Heartbeat(ReplicaRef("b", "ib"), bad_delta, {}),  # an entry under another tag
-        TransferAck(ReplicaRef("b", "ib"), "everything"),  # type: ignore[arg-type]
+        Heartbeat(b, None, {"ib/0": "3"}),  # type: ignore[dict-item]
+        *(Heartbeat(b, dataclasses.replace(delta, entries=rows), {}) for rows in bad_rows),
+        Heartbeat(b, dataclasses.replace(delta, cloud=[["ix/0", "1"]]), {}),
+        Heartbeat(b, dataclasses.replace(delta, nodes=[["n", "1"]]), {}),
+        Heartbeat(b, dataclasses.replace(delta, context={"ix/0": None}), {}),  # type: ignore[dict-item]
+        TransferAck(b, "everything"),  # type: ignore[arg-type]
         TransferReq(("b", "ib"), {}),  # type: ignore[arg-type]
         ("something", "else"),
     ]:
         assert core.receive(message, 0.0) == Outcome()
     assert core.peers == {}
     assert core.state.size == 0
+
+
+def test_a_delta_travels_packed_with_its_pids() -> None:
+    here, there = beam.NodeId("here", 1), beam.NodeId("there", 2)
+    elsewhere = beam.Pid(9, beam.NodeId("far", 3))
+    state = State("ia/0")
+    state.join(beam.Pid(5), "t0", "local", {"n": [1, 2]})
+    state.join(elsewhere, "t0", "remote", {})
+    state.join(11, "t0", "plain", {})
+    state.join(beam.Pid(6), "t1", "gone", {})
+    state.leave(beam.Pid(6), "t1", "gone")
+    delta = state.take_delta()
+    packed = beam.cluster.decode(beam.cluster.encode(pack(delta, local=here)))
+    arrived = unpack(packed, local=there)
+    assert arrived.cloud == delta.cloud
+    assert {e.key: e.pid for e in arrived.values.values()} == {
+        "local": beam.Pid(5, here),
+        "remote": elsewhere,
+        "plain": 11,
+    }
+    assert arrived.values == {
+        tag: entry._replace(pid=arrived.values[tag].pid) for tag, entry in delta.values.items()
+    }
+    # back home, a pid of this very node is a local pid again
+    assert {e.pid for e in unpack(packed, local=here).values.values()} >= {beam.Pid(5)}
+    whole = unpack(pack(state.extract({"ia/0": 1}), local=here), local=there)
+    assert whole.context == state.clocks
+    assert whole.elided == {("ia/0", 1)}
+    # alone, a local pid travels without a node and comes back as a local pid
+    assert unpack(pack(delta, local=None), local=None).values == delta.values
 
 
 def test_a_transfer_request_is_answered_with_the_smallest_generation_that_covers_it() -> None:
@@ -534,10 +576,10 @@ def test_the_messages_cross_nodes() -> None:
     state.leave(pid, "room:lobby", "bob")
     ref = ReplicaRef("a", "ia")
     for message in (
-        Heartbeat(ref, state.take_delta(), state.clocks),
+        Heartbeat(ref, pack(state.take_delta(), local=None), state.clocks),
         Heartbeat(ref, None, state.clocks),
         TransferReq(ref, {"ia/0": 3}),
-        TransferAck(ref, state.extract({"ia/0": 1})),
+        TransferAck(ref, pack(state.extract({"ia/0": 1}), local=None)),
         GracefulPermdown(ref),
     ):
         assert beam.cluster.decode(beam.cluster.encode(message)) == message
