@@ -5,7 +5,9 @@ A node starts a :class:`presence.Tracker` with the test's periods and, before it
 *viewer* process per topic: a subscriber that applies every ``presence_diff`` it receives to
 its own copy of the presences exactly as phoenix.js ``Presence.syncDiff`` does
 (:mod:`tests.presence.phoenix_js`). Presences belong to *holder* processes registered by
-name, started on first use; killing a holder makes its presences leave.
+name, started on first use; killing a holder makes its presences leave. :func:`serve` runs a
+web endpoint with the Channels tests' ``room:*`` channel, which tracks a joining client when
+its join params say ``track`` (phoenix.js clients connect to it).
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import trio
+
 import beam
 import presence
+import web
 from tests.presence.phoenix_js import sync_diff
+from tests.web.rooms import UserSocket
 
 _VIEW = "presence_steps.view"
 
@@ -112,3 +118,19 @@ async def view(tracker: str, topics: list[str]) -> dict[str, dict[str, Any]]:
         _, _, client = await beam.receive(_view_of(topic), timeout=5)
         seen[topic] = {"list": presence.list(topic, tracker=tracker), "client": client}
     return seen
+
+
+async def _server(started: beam.Pid) -> None:
+    endpoint = web.Endpoint()
+    endpoint.socket("/socket", UserSocket())
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
+        beam.send(started, ("serving", port))
+
+
+async def serve() -> int:
+    """Serve the ``room:*`` channel on a free port (until the node ends); answer the port."""
+    beam.spawn(_server, beam.self())
+    _, port = await beam.receive(lambda m: type(m) is tuple and m[:1] == ("serving",), timeout=5)
+    assert type(port) is int
+    return port

@@ -11,6 +11,9 @@ give the same.
 The three nodes live across examples (each example runs its own tracker and topics, so
 examples do not see each other's presences); hypothesis runs in a worker thread and hands
 each schedule to the trio loop that owns them.
+
+And the official phoenix.js ``Presence`` (npm, unmodified, in Node) on clients connected to
+two different nodes shows the same people, through joins, a leave and a node's death.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import shutil
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +33,7 @@ import trio
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
+from ..support.jsclient import require_node_package, run_node_script
 from ..support.nodes import NodeProcess, RedisServer, redis_server, start_node
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
@@ -294,3 +299,33 @@ def test_presence_converges_on_three_nodes() -> None:
             print(f"converged within {max(took):.2f} s after each schedule ({took})")
 
     trio.run(main)
+
+
+CLIENTS = Path(__file__).resolve().parents[1] / "presence" / "js" / "presence_on_two_nodes.cjs"
+
+
+async def test_phoenix_js_clients_on_two_nodes_see_the_same_people() -> None:
+    node_js = require_node_package("phoenix")
+    steps: dict[str, dict[str, Any]] = {}
+    with redis_server() as redis:
+        async with (
+            start_node(redis.url, "a", heartbeat=HEARTBEAT, timeout=TIMEOUT) as a,
+            start_node(redis.url, "b", heartbeat=HEARTBEAT, timeout=TIMEOUT) as b,
+        ):
+            ports = []
+            for node in (a, b):
+                await run(node, "start", tracker="presence", topics=[], **TRACKER_OPTIONS)
+                ports.append(await run(node, "serve"))
+
+            async def on_fact(fact: dict[str, Any]) -> None:
+                if fact.get("kill") == "b":
+                    b.process.kill()
+                else:
+                    steps[fact.pop("step")] = fact
+
+            await run_node_script([node_js, str(CLIENTS), *map(str, ports)], on_fact, timeout=30)
+    assert steps == {
+        "both": {"alice": ["alice", "bob"], "bob": ["alice", "bob"]},
+        "bob_left": {"alice": ["alice"]},
+        "node_b_killed": {"alice": ["alice"]},
+    }
