@@ -31,7 +31,9 @@ joins and leaves to publish on this node, and the messages to send. The shard pr
   ``permdown_period`` it is *permanently down* and purged. A node heard from with a new
   incarnation permanently downs its old one at once. A replica whose presences arrive
   through a third replica before its own heartbeat does is a *stranger*: its presences are
-  kept hidden until it is heard from (purged after ``permdown_period`` if never).
+  kept hidden until it is heard from (purged after ``permdown_period`` if never). Time this
+  node itself stood still (a tick due long ago) does not count against its peers, and it
+  announces itself at once.
 
 The defaults are Phoenix's: broadcast every 1.5 s, an empty heartbeat after 10 quiet
 periods (15 s), down after 30 s (``broadcast_period * max_silent_periods * 2``), permanently
@@ -435,6 +437,7 @@ class Replication:
         "generations",
         "identity",
         "known",
+        "last_tick",
         "me",
         "peers",
         "pending",
@@ -468,6 +471,7 @@ class Replication:
         self.pending: list[tuple[ReplicaRef, Clocks]] = []
         self.silent = config.max_silent_periods  # the first tick announces this replica
         self.samples = config.clock_sample_periods
+        self.last_tick = now
         self.generations = DeltaGenerations(config.max_delta_sizes, state)
 
     def __repr__(self) -> str:
@@ -497,6 +501,7 @@ class Replication:
         """Every ``broadcast_period``: send the delta or a heartbeat, ask for transfers,
         detect replicas that went down."""
         outcome = Outcome()
+        self._forgive_stall(now)
         self._heartbeat(outcome)
         self._request_transfers(outcome)
         self._detect_downs(now, outcome)
@@ -572,6 +577,21 @@ class Replication:
         state = self.state
         known = {r: c for r, c in clocks.items() if not state.is_gone(r)}
         self.pending = append_clock(self.pending, ref, known)
+
+    def _forgive_stall(self, now: float) -> None:
+        """A tick much later than due means this node stood still (a long step, a stopped
+        process): its peers' heartbeats of that time are still in its mailbox, so the time
+        it did not run does not count against them; and they may have taken it for down, so
+        it announces itself at once."""
+        period = self.config.broadcast_period
+        late = now - self.last_tick - period
+        self.last_tick = now
+        if late > period:
+            self.silent = self.config.max_silent_periods
+            for peer in self.peers.values():
+                peer.last = min(peer.last + late, now)
+            for name, since in self.strangers.items():
+                self.strangers[name] = min(since + late, now)
 
     def _detect_downs(self, now: float, outcome: Outcome) -> None:
         config = self.config

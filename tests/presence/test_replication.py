@@ -51,6 +51,16 @@ CONFIG = Config(
 TOPICS = ("t0", "t1")
 
 
+class _AnyRef(str):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str)
+
+    __hash__ = str.__hash__
+
+
+ANY_REF = _AnyRef()
+
+
 # -- the simulated cluster ----------------------------------------------------------------------
 
 
@@ -345,6 +355,22 @@ def test_a_node_not_heard_from_goes_down_and_comes_back_up() -> None:
     assert watcher.clients["t0"] == watcher.state.list("t0")
 
 
+def test_a_node_that_stood_still_does_not_take_its_peers_for_down() -> None:
+    cluster = cluster_of(2)
+    cluster.round()
+    cluster.track("n1", 1, "t0", "bob", 1)
+    cluster.round()
+    sleeper = cluster.nodes["n0"]
+    sleeper.paused = True
+    for _ in range(8):  # n1 goes on (and takes n0 for down); n0 does not run at all
+        cluster.round()
+    assert cluster.nodes["n1"].core.peers["n0"].status == "down"
+    sleeper.paused = False
+    cluster.tick("n0")  # long overdue: before it reads what n1 sent meanwhile
+    assert sleeper.core.peers["n1"].status == "up"
+    assert sleeper.clients["t0"] == {"bob": {"metas": [{"v": 1, "phx_ref": ANY_REF}]}}
+
+
 def test_a_node_down_for_permdown_period_is_purged() -> None:
     cluster = cluster_of(2)
     cluster.round()
@@ -407,7 +433,8 @@ def test_a_stranger_never_heard_from_is_purged_after_permdown_period() -> None:
     c_state.join(1, "t0", "carol", {})
     core.receive(TransferAck(ReplicaRef("b", "ib"), pack(c_state.extract(), local=None)), 0.0)
     assert core.state.size == 1
-    core.tick(CONFIG.permdown_period + 1)
+    for second in range(1, int(CONFIG.permdown_period) + 2):
+        core.tick(float(second))
     assert core.state.size == 0
     assert core.strangers == {}
 
