@@ -64,13 +64,23 @@ class Cluster:
     examples: int = 0
 
     async def start(self, name: str) -> None:
-        """Start node *name* (once a killed one's name is free again)."""
+        """Start node *name* (once a killed one's name is free again: its last heartbeat
+        holds it for TIMEOUT seconds)."""
         since = self.killed_at.pop(name, None)
         if since is not None:
-            await trio.sleep_until(since + TIMEOUT + 0.2)
-        self.nodes[name] = await self.stack.enter_async_context(
-            start_node(self.redis.url, name, heartbeat=HEARTBEAT, timeout=TIMEOUT)
-        )
+            await trio.sleep_until(since + TIMEOUT + 0.1)
+        for _ in range(20):
+            node = await self.stack.enter_async_context(
+                start_node(self.redis.url, name, heartbeat=HEARTBEAT, timeout=TIMEOUT,
+                           expect_ready=False)
+            )
+            with contextlib.suppress(RuntimeError):  # it exits if refused
+                await node.expect("ready")
+                self.nodes[name] = node
+                return
+            assert node.seen("refused"), node.events
+            await trio.sleep(0.2)
+        raise AssertionError(f"the name {name!r} stayed taken")
 
     def kill(self, name: str) -> None:
         node = self.nodes.pop(name)
