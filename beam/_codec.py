@@ -31,8 +31,12 @@ dispatcher}``) is here as well: :class:`Envelope`, :func:`encode_envelope`,
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import decimal
 import enum
 import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar, cast
 
@@ -85,6 +89,13 @@ _PID: Final = 5
 _REF: Final = 6
 _RECORD: Final = 7  # a registered dataclass or named tuple: [name, {field: value}]
 _ENUM: Final = 8  # a registered enum: [name, member name]
+_UUID: Final = 9  # 16 bytes
+_DATETIME: Final = 10  # ISO 8601 text (with its offset when aware)
+_DATE: Final = 11
+_TIME: Final = 12
+_TIMEDELTA: Final = 13  # [days, seconds, microseconds]
+_DECIMAL: Final = 14  # its text
+_CUSTOM: Final = 15  # a class registered with encode=/decode=: [name, {field: value}]
 
 _EXT_NAMES: Final = {
     _BIGINT: "big int",
@@ -95,11 +106,18 @@ _EXT_NAMES: Final = {
     _REF: "ref",
     _RECORD: "record",
     _ENUM: "enum",
+    _UUID: "uuid",
+    _DATETIME: "datetime",
+    _DATE: "date",
+    _TIME: "time",
+    _TIMEDELTA: "timedelta",
+    _DECIMAL: "decimal",
+    _CUSTOM: "custom record",
 }
 
 # -- the registry of application types ---------------------------------------------------------
 
-_Kind = Literal["dataclass", "namedtuple", "enum"]
+_Kind = Literal["dataclass", "namedtuple", "enum", "custom"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,8 @@ class _Registered:
     name: str
     kind: _Kind
     fields: tuple[str, ...]
+    to_fields: Callable[[Any], dict[str, Any]] | None = None
+    from_fields: Callable[[dict[str, Any]], Any] | None = None
 
 
 _T = TypeVar("_T", bound=type[Any])
@@ -134,7 +154,13 @@ def _kind_of(cls: type[Any]) -> _Kind:
     )
 
 
-def register(cls: _T, name: str | None = None) -> _T:
+def register(
+    cls: _T,
+    name: str | None = None,
+    *,
+    encode: Callable[[Any], dict[str, Any]] | None = None,
+    decode: Callable[[dict[str, Any]], Any] | None = None,
+) -> _T:
     """Let instances of *cls* (a frozen dataclass, a named tuple or an Enum) cross nodes.
 
     *name* is the stable wire name, ``module.qualname`` by default; every node must register
@@ -143,12 +169,19 @@ def register(cls: _T, name: str | None = None) -> _T:
     *cls*, so it also works as a decorator. A dataclass travels as its ``init`` fields and is
     rebuilt by calling the class; an enum member travels as its name.
 
+    Any other class travels with *encode* (an instance to a dict of str keys and values that
+    travel) and *decode* (that dict back to an instance), both given: decoding calls the
+    *decode* this node registered, never code the bytes name.
+
     >>> @register
     ... @dataclass(frozen=True)
     ... class Joined:
     ...     room: str
+    >>> register(Room, "app.Room", encode=lambda r: dict(vars(r)), decode=lambda d: Room(**d))
     """
-    kind = _kind_of(cls)
+    if (encode is None) != (decode is None):
+        raise TypeError("register a class with both encode= and decode=, or with neither")
+    kind: _Kind = "custom" if encode is not None else _kind_of(cls)
     wire = name if name is not None else f"{cls.__module__}.{cls.__qualname__}"
     if not isinstance(wire, str) or not wire:
         raise TypeError(f"a wire name is a non-empty str, not {wire!r}")
@@ -173,7 +206,7 @@ def register(cls: _T, name: str | None = None) -> _T:
         fields = tuple(cls._fields)
     else:
         fields = ()
-    entry = _Registered(cls, wire, kind, fields)
+    entry = _Registered(cls, wire, kind, fields, encode, decode)
     _by_class[cls] = entry
     _by_name[wire] = entry
     return cls
@@ -313,13 +346,28 @@ def _default(obj: Any) -> msgpack.ExtType:
     if entry is not None:
         if entry.kind == "enum":
             return msgpack.ExtType(_ENUM, _pack([entry.name, obj.name]))
+        if entry.to_fields is not None:
+            return msgpack.ExtType(_CUSTOM, _pack([entry.name, entry.to_fields(obj)]))
         values = {field: getattr(obj, field) for field in entry.fields}
         return msgpack.ExtType(_RECORD, _pack([entry.name, values]))
+    if cls is uuid.UUID:
+        return msgpack.ExtType(_UUID, obj.bytes)
+    if cls is datetime.datetime:
+        return msgpack.ExtType(_DATETIME, obj.isoformat().encode())
+    if cls is datetime.date:
+        return msgpack.ExtType(_DATE, obj.isoformat().encode())
+    if cls is datetime.time:
+        return msgpack.ExtType(_TIME, obj.isoformat().encode())
+    if cls is datetime.timedelta:
+        return msgpack.ExtType(_TIMEDELTA, _pack([obj.days, obj.seconds, obj.microseconds]))
+    if cls is decimal.Decimal:
+        return msgpack.ExtType(_DECIMAL, str(obj).encode())
     raise CodecError(
         f"cannot encode a value of type {cls.__module__}.{cls.__qualname__} for another node: "
-        "only None, bool, int, float, str, bytes, tuple, list, dict, set, frozenset, Pid, Ref "
-        "and registered frozen dataclasses, named tuples and enums travel; register the type "
-        f"with beam.cluster.register({cls.__qualname__})"
+        "only None, bool, int, float, str, bytes, tuple, list, dict, set, frozenset, Pid, Ref, "
+        "UUID, datetime, date, time, timedelta, Decimal and registered classes travel; "
+        f"register the type with beam.cluster.register({cls.__qualname__}) (a frozen "
+        "dataclass, named tuple or enum), or with encode= and decode= (any other class)"
     )
 
 
@@ -386,7 +434,12 @@ def _decode_ext(code: int, data: bytes) -> Any:
         if type(items) is not list:
             raise CodecError(f"a {_EXT_NAMES[code]} extension must hold an array")
         return set(items) if code == _SET else frozenset(items)
-    if code in (_RECORD, _ENUM):
+    if code in _PLAIN_DECODERS:
+        try:
+            return _PLAIN_DECODERS[code](data)
+        except (ValueError, TypeError, decimal.InvalidOperation) as error:
+            raise CodecError(f"a bad {_EXT_NAMES[code]} extension: {error}") from None
+    if code in (_RECORD, _ENUM, _CUSTOM):
         pair = _unpack(data)
         if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str:
             raise CodecError(f"an {_EXT_NAMES[code]} extension must hold [name, value]")
@@ -397,6 +450,15 @@ def _decode_ext(code: int, data: bytes) -> Any:
                 f"unknown type name {name!r}: register the class on this node too "
                 "(beam.cluster.register)"
             )
+        if code == _CUSTOM:
+            if entry.from_fields is None or type(value) is not dict:
+                raise CodecError(f"{name!r} is not a class registered with decode= here")
+            if not all(type(key) is str for key in value):
+                raise CodecError(f"a {name!r} record's field names must be str")
+            try:
+                return entry.from_fields(value)
+            except Exception as error:
+                raise CodecError(f"cannot rebuild {name!r}: {error!r}") from None
         if code == _ENUM:
             if entry.kind != "enum" or type(value) is not str:
                 raise CodecError(f"{name!r} is not an enum member name here")
@@ -404,7 +466,9 @@ def _decode_ext(code: int, data: bytes) -> Any:
                 return entry.cls[value]
             except KeyError:
                 raise CodecError(f"the enum {name!r} has no member {value!r}") from None
-        if entry.kind == "enum" or type(value) is not dict or set(value) != set(entry.fields):
+        if entry.kind in ("enum", "custom") or type(value) is not dict or set(value) != set(
+            entry.fields
+        ):
             raise CodecError(
                 f"a {name!r} record must carry exactly the fields {list(entry.fields)}"
             )
@@ -413,6 +477,27 @@ def _decode_ext(code: int, data: bytes) -> Any:
         except Exception as error:
             raise CodecError(f"cannot rebuild {name!r}: {error!r}") from None
     raise CodecError(f"unknown extension type {code}")
+
+
+def _decode_uuid(data: bytes) -> uuid.UUID:
+    return uuid.UUID(bytes=data)
+
+
+def _decode_timedelta(data: bytes) -> datetime.timedelta:
+    parts = _unpack(data)
+    if type(parts) is not list or len(parts) != 3 or not all(type(p) is int for p in parts):
+        raise ValueError("a timedelta is [days, seconds, microseconds]")
+    return datetime.timedelta(days=parts[0], seconds=parts[1], microseconds=parts[2])
+
+
+_PLAIN_DECODERS: Final[dict[int, Callable[[bytes], Any]]] = {
+    _UUID: _decode_uuid,
+    _DATETIME: lambda data: datetime.datetime.fromisoformat(data.decode()),
+    _DATE: lambda data: datetime.date.fromisoformat(data.decode()),
+    _TIME: lambda data: datetime.time.fromisoformat(data.decode()),
+    _TIMEDELTA: _decode_timedelta,
+    _DECIMAL: lambda data: decimal.Decimal(data.decode()),
+}
 
 
 def _decode_pid(fields: list[Any]) -> Pid:
@@ -540,6 +625,10 @@ def decode_envelope(
     return frame
 
 
+def _no_ext(code: int, data: bytes) -> Any:
+    raise CodecError(f"not a PubSub envelope: extension type {code} where its header belongs")
+
+
 def decode_frame(
     data: bytes, *, for_node: str | None = None, local: NodeId | None = None
 ) -> Envelope | Delivery | Hello | Signal | None:
@@ -552,14 +641,21 @@ def decode_frame(
     >>> decode_frame(encode_hello(NodeId("a", 1)))
     Hello(node=NodeId(name='a', incarnation=1))
     """
-    header = decode(data)
+    try:  # the header holds no extension value: plain msgpack, no per-call set-up
+        header = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext)
+    except CodecError:
+        raise
+    except Exception as error:
+        raise CodecError(
+            f"cannot decode {len(data)} byte(s): {type(error).__name__}: {error}"
+        ) from None
     if type(header) is list and len(header) == 4 and header[0] == ENVELOPE_VERSION:
         _, kind, name, incarnation = header
-        if kind not in ("hello", "bye") or type(name) is not str or not name:
+        if kind not in ("hello", "bye", "discover") or type(name) is not str or not name:
             raise CodecError(f"bad hello: {_preview(header)}")
         if type(incarnation) is not int:
             raise CodecError(f"bad hello: {_preview(header)}")
-        return Hello(NodeId(name, incarnation), leaving=kind == "bye")
+        return Hello(NodeId(name, incarnation), leaving=kind == "bye", discover=kind == "discover")
     if type(header) is not list or len(header) != 5:
         raise CodecError(f"not a PubSub envelope: {_preview(header)}")
     if header[:2] == [ENVELOPE_VERSION, "signal"]:
@@ -626,7 +722,8 @@ class Delivery:
 @dataclass(frozen=True)
 class Hello:
     """A node's heartbeat on the cluster channel: its name and incarnation; with
-    ``leaving=True``, its goodbye when it leaves the cluster cleanly.
+    ``leaving=True``, its goodbye when it leaves the cluster cleanly; with ``discover=True``,
+    its first words once subscribed, which every node answers on its channel at once.
 
     >>> encode_hello(NodeId("chat1", 7))[:2]
     b'\x94\x01'
@@ -634,6 +731,7 @@ class Hello:
 
     node: NodeId
     leaving: bool = False
+    discover: bool = False
 
 
 @dataclass(frozen=True)
@@ -663,13 +761,15 @@ def encode_delivery(
     return _pack([ENVELOPE_VERSION, "send", incarnation, to, body])
 
 
-def encode_hello(node: NodeId, *, leaving: bool = False) -> bytes:
-    """Encode the heartbeat of *node* (its goodbye with *leaving*).
+def encode_hello(node: NodeId, *, leaving: bool = False, discover: bool = False) -> bytes:
+    """Encode the heartbeat of *node* (its goodbye with *leaving*, its request for answers
+    with *discover*; see :class:`Hello`).
 
     >>> decode_frame(encode_hello(NodeId("a", 1))).node.name
     'a'
     """
-    return _pack([ENVELOPE_VERSION, "bye" if leaving else "hello", node.name, node.incarnation])
+    kind = "bye" if leaving else "discover" if discover else "hello"
+    return _pack([ENVELOPE_VERSION, kind, node.name, node.incarnation])
 
 
 def encode_signal(content: tuple[Any, ...], *, local: NodeId) -> bytes:

@@ -33,12 +33,12 @@ import logging
 import math
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import trio
 
 from ._api import exit as exit_process
-from ._api import make_ref, monitor, receive, send, trap_exit, whereis
+from ._api import make_ref, monitor, receive, send, trap_exit
 from ._api import self as self_pid
 from ._codec import (
     CodecError,
@@ -56,13 +56,11 @@ from ._codec import (
 )
 from ._dist import Distribution
 from ._errors import ProcessExit, ReceiveTimeout
-from ._node import current_node, set_cluster_joiner
+from ._node import Node, current_node, set_cluster_joiner
 from ._pubsub import Dispatcher, LocalAdapter, Topic, _pubsub, set_pubsub_adapter
+from ._resp import RedisConnection, RedisError, connect, parse_url, subscribe
 from ._types import KILL, SHUTDOWN, Down, Exit, NodeId, Pid
 from .lowlevel import spawn_opt
-
-if TYPE_CHECKING:
-    import coredis
 
 __all__ = [
     "NodeNameTaken",
@@ -155,6 +153,8 @@ class RedisPubSub:
         if not 0 < heartbeat < timeout:
             raise ValueError(f"need 0 < heartbeat < timeout, got {heartbeat} and {timeout}")
         self.url = url
+        #: Where the cluster's Redis is, as logs show it (a password never appears).
+        self.address = parse_url(url)
         self.node_name = node
         #: This node's name and incarnation (a random 63-bit number, new at every start).
         self.identity = NodeId(node, secrets.randbits(63))
@@ -167,6 +167,7 @@ class RedisPubSub:
         self.channel = f"{namespace}:pubsub"
         self.warn_interval = warn_interval
         self.max_reconnect_delay = max_reconnect_delay
+        self._bad_signals = _Throttle(warn_interval)
         #: The root of the connection's processes, and its publisher (senders hand to it).
         self.connection: Pid | None = None
         self.pid: Pid | None = None
@@ -241,14 +242,9 @@ class RedisPubSub:
 
     # -- the processes ------------------------------------------------------------------
 
-    def _client(self) -> coredis.Redis[bytes]:
-        # coredis (with anyio) takes ~0.2 s to import: only a node that joins a cluster pays.
-        import coredis
-        from coredis.retry import NoRetryPolicy
-
-        return coredis.Redis.from_url(
-            self.url, retry_policy=NoRetryPolicy(), connect_timeout=2.0, stream_timeout=5.0
-        )
+    async def _connect(self) -> RedisConnection:
+        """A new connection to the cluster's Redis (``OSError`` if it cannot be reached)."""
+        return await connect(self.url, connect_timeout=min(2.0, self.timeout))
 
     async def _connection(self, starter: Pid, ref: object) -> None:
         """The root of the node's cluster connection: start its three workers (publisher,
@@ -321,13 +317,12 @@ class RedisPubSub:
         while True:
             lost = 0
             try:
-                async with self._client() as client:
+                async with await self._connect() as connection:
                     while True:
                         batch = await self._next_batch(state)
                         lost = len(batch)
-                        async with client.pipeline(transaction=False) as pipe:
-                            for channel, data in batch:
-                                pipe.publish(channel, data)
+                        with trio.fail_after(self.timeout):
+                            await connection.pipeline([("PUBLISH", *item) for item in batch])
                         lost = 0
                         delay = 0.0
                         if state.stopping:  # everything handed over before the stop is out
@@ -336,7 +331,7 @@ class RedisPubSub:
                 await _reraise_unless_failure(error)
                 throttle.warn(
                     "beam.cluster: Redis at %s unreachable (%s); publishes dropped",
-                    self.url,
+                    self.address,
                     _describe(error),
                     count=max(lost, 1),
                 )
@@ -347,7 +342,7 @@ class RedisPubSub:
                     dropped = len(await self._next_batch(state))
                     throttle.warn(
                         "beam.cluster: Redis at %s unreachable; publishes dropped",
-                        self.url,
+                        self.address,
                         count=dropped,
                     )
 
@@ -379,33 +374,32 @@ class RedisPubSub:
         delay = 0.0
         while True:
             try:
-                async with (
-                    self._client() as client,
-                    client.pubsub(
-                        channels=channels,
-                        ignore_subscribe_messages=True,
-                        retry_policy=_no_retry(),
-                    ) as subscription,
-                ):
+                async with await subscribe(
+                    self.url, channels, connect_timeout=min(2.0, self.timeout)
+                ) as subscription:
                     if delay:
-                        logger.warning("beam.cluster: resubscribed to %s at %s", channels, self.url)
+                        logger.warning(
+                            "beam.cluster: resubscribed to %s at %s", channels, self.address
+                        )
                     delay = 0.0
                     # Announce this node now that its answers can be heard: every peer new
                     # to it (or it to them) answers on this node's channel at once.
-                    self._hand_over(self.channel, encode_hello(self.identity))
+                    self._hand_over(self.channel, encode_hello(self.identity, discover=True))
                     if starter is not None:
                         send(starter, (_SUBSCRIBED, ref))
                         starter = None
-                    async for item in subscription:
-                        data = item.get("data")
-                        if not isinstance(data, bytes):
-                            continue
-                        self._dispatch(pubsub, data, garbage)
+                    while True:
+                        # This node hears its own heartbeat on the cluster channel: silence
+                        # for a whole timeout means the connection died without a word.
+                        with trio.fail_after(self.timeout):
+                            batch = await subscription.next_batch()
+                        for _, data in batch:
+                            self._dispatch(pubsub, data, garbage)
             except BaseException as error:
                 await _reraise_unless_failure(error)
                 throttle.warn(
                     "beam.cluster: PubSub subscription to %s lost (%s); reconnecting",
-                    self.url,
+                    self.address,
                     _describe(error),
                 )
             delay = min(max(delay * 2, 0.05), self.max_reconnect_delay)
@@ -415,20 +409,27 @@ class RedisPubSub:
         """Every ``heartbeat`` seconds: keep this node's name and announce it on the channel."""
         throttle = _Throttle(self.warn_interval)
         hello = encode_hello(self.identity)
+        incarnation = str(self.identity.incarnation)
         expiry = max(1, round(self.timeout * 1000))
         while True:
             try:
-                async with self._client() as client:
+                async with await self._connect() as connection:
                     while True:
-                        async with client.pipeline(transaction=False) as pipe:
-                            pipe.set(self.name_key, str(self.identity.incarnation), px=expiry)
-                            pipe.publish(self.channel, hello)
+                        with trio.fail_after(self.timeout):
+                            await connection.pipeline(
+                                [
+                                    ("SET", self.name_key, incarnation, "PX", expiry),
+                                    ("PUBLISH", self.channel, hello),
+                                ]
+                            )
                         await trio.sleep(self.heartbeat)
                         self._expire()
             except BaseException as error:
                 await _reraise_unless_failure(error)
                 throttle.warn(
-                    "beam.cluster: heartbeat to Redis at %s failed (%s)", self.url, _describe(error)
+                    "beam.cluster: heartbeat to Redis at %s failed (%s)",
+                    self.address,
+                    _describe(error),
                 )
             await trio.sleep(self.heartbeat)
             self._expire()
@@ -446,10 +447,10 @@ class RedisPubSub:
                 self._hello(frame)
                 return
             if isinstance(frame, Delivery):
-                self._deliver(frame)
+                self._deliver(pubsub.node, frame)
                 return
             if isinstance(frame, Signal):
-                self._signal(frame, garbage)
+                self._signal(frame)
                 return
             envelope = frame
             dispatcher = (
@@ -467,13 +468,15 @@ class RedisPubSub:
                 envelope.topic,
             )
 
-    def _signal(self, frame: Signal, garbage: _Throttle) -> None:
+    def _signal(self, frame: Signal) -> None:
         if self.dist is None:
             return
         try:
             self.dist.on_signal(frame.sender, frame.content)
         except ValueError as error:
-            garbage.warn("beam.cluster: dropped a signal from %s: %s", frame.sender.name, error)
+            self._bad_signals.warn(
+                "beam.cluster: dropped a signal from %s: %s", frame.sender.name, error
+            )
 
     def _hello(self, hello: Hello) -> None:
         node = hello.node
@@ -483,9 +486,9 @@ class RedisPubSub:
                 return
             if hello.leaving:
                 dist.node_down(node)
-            elif dist.heard(node):
-                # A node new to us: answer at once on its own channel, so a node that just
-                # joined knows its peers after one round trip, not after a heartbeat.
+            elif dist.heard(node) or hello.discover:
+                # A node new to us, or one that just subscribed: answer at once on its own
+                # channel, so it knows its peers after one round trip, not after a heartbeat.
                 self._hand_over(self.node_channel(node.name), encode_hello(self.identity))
         elif node != self.identity and not hello.leaving:
             logger.error(
@@ -495,14 +498,19 @@ class RedisPubSub:
                 self.identity.incarnation,
             )
 
-    def _deliver(self, delivery: Delivery) -> None:
+    def _deliver(self, node: Node, delivery: Delivery) -> None:
         incarnation = delivery.incarnation
         if incarnation is not None and incarnation != self.identity.incarnation:
             return  # to a pid of an older incarnation of this node: stale
         to = delivery.to
-        pid = Pid(to) if type(to) is int else whereis(to)  # type: ignore[arg-type]
-        if pid is not None:
-            send(pid, delivery.message)
+        pid = node._names.get(to) if isinstance(to, str) else Pid(to)
+        proc = None if pid is None else node._procs.get(pid.id)
+        if proc is None:
+            return  # a dead process, or a name nobody holds: dropped, as Erlang does
+        if node._slow_send:
+            node._send_to(proc, delivery.message)
+        else:
+            proc.deliver(delivery.message)
 
 
 class _PublisherState:
@@ -522,38 +530,16 @@ _STOP: Final = "beam.cluster.stop"
 
 
 async def _reraise_unless_failure(error: BaseException) -> None:
-    """Let cancellation and interrupts through; return for a Redis failure to recover from.
-
-    coredis can wrap a cancellation together with its own teardown errors (for instance
-    ``anyio.ClosedResourceError``) in an exception group: when this task is being cancelled,
-    a fresh ``Cancelled`` replaces that group. A :class:`ProcessExit` (the publisher told to
-    exit) is unwrapped and raised.
-    """
+    """Let cancellation, interrupts and exits through; return for a Redis failure to recover
+    from (a lost or refused connection, an error reply, a wait past the timeout)."""
     await trio.lowlevel.checkpoint_if_cancelled()
-    if isinstance(error, BaseExceptionGroup):  # coredis's task groups wrap what the body raised
-        exit_signal, _ = error.split(ProcessExit)
-        if exit_signal is not None:
-            raise _first(exit_signal)
-    if isinstance(error, ProcessExit) or not isinstance(error, Exception):
+    if not isinstance(error, OSError | RedisError | trio.TooSlowError | trio.ClosedResourceError):
         raise error
 
 
-def _first(group: BaseExceptionGroup[Any]) -> BaseException:
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
-
-
-def _no_retry() -> Any:
-    from coredis.retry import NoRetryPolicy  # see RedisPubSub._client
-
-    return NoRetryPolicy()
-
-
 def _describe(error: BaseException) -> str:
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
+    if isinstance(error, trio.TooSlowError):
+        return "no answer in time"
     return f"{type(error).__name__}: {error}"
 
 
@@ -571,9 +557,10 @@ async def start_pubsub(
 
     Starts the adapter's processes (detached, at the top of the process tree), installs it
     with :func:`beam.set_pubsub_adapter`, and waits up to *wait* seconds for the subscription
-    to be in place (if Redis is unreachable it returns anyway and keeps retrying: local work
-    goes on). Call it from a process of the node; every node of the cluster uses the same
-    *namespace* and a *node* name of its own.
+    to be in place and every live node of the cluster to answer (so they are in
+    ``beam.nodes()`` and can be called at once); if Redis is unreachable it returns anyway
+    and keeps retrying: local work goes on. Call it from a process of the node; every node
+    of the cluster uses the same *namespace* and a *node* name of its own.
 
     >>> async def main():
     ...     async with beam.open_node():
@@ -601,12 +588,32 @@ async def start_pubsub(
     except ReceiveTimeout:
         logger.warning(
             "beam.cluster: not subscribed to Redis at %s after %s s; retrying in the background",
-            url,
+            adapter.address,
             wait,
         )
+    else:
+        await _meet_peers(adapter, min(wait, adapter.timeout))
     for start in _services:
         await start(adapter)
     return adapter
+
+
+async def _meet_peers(adapter: RedisPubSub, wait: float) -> None:
+    """Wait (at most *wait* seconds) until every node whose name is live in Redis has
+    answered this node's discover, so that a program can call them as soon as it joined."""
+    prefix = f"{adapter.namespace}:node:"
+    try:
+        with trio.fail_after(wait):
+            async with await adapter._connect() as redis:
+                keys = await redis.execute("KEYS", prefix.replace("*", "\\*") + "*")
+            names = {key.decode()[len(prefix) :] for key in keys} - {adapter.node_name}
+            dist = adapter.dist
+            assert dist is not None
+            while not names <= dist.up.keys():  # noqa: ASYNC110 - answers come through Redis
+                await trio.sleep(0.005)
+    except BaseException as error:
+        await _reraise_unless_failure(error)
+        logger.info("beam.cluster: joined before every peer answered (%s)", _describe(error))
 
 
 async def _claim_name(adapter: RedisPubSub, wait: float) -> None:
@@ -617,20 +624,21 @@ async def _claim_name(adapter: RedisPubSub, wait: float) -> None:
     """
     expiry = max(1, round(adapter.timeout * 1000))
     value = str(adapter.identity.incarnation)
-    holder: bytes | str | None = None
+    holder: bytes | None = None
     try:
         with trio.fail_after(wait):
-            async with adapter._client() as client:
-                taken = await client.set(adapter.name_key, value, condition=_nx(), px=expiry)
-                if taken:
+            async with await adapter._connect() as connection:
+                key = adapter.name_key
+                taken = await connection.execute("SET", key, value, "NX", "PX", expiry)
+                if taken is not None:
                     return
-                holder = await client.get(adapter.name_key)
+                holder = await connection.execute("GET", key)
     except BaseException as error:
         await _reraise_unless_failure(error)
         logger.warning(
             "beam.cluster: could not claim the node name %r at %s (%s); starting anyway",
             adapter.node_name,
-            adapter.url,
+            adapter.address,
             _describe(error),
         )
         return
@@ -638,16 +646,11 @@ async def _claim_name(adapter: RedisPubSub, wait: float) -> None:
         await _claim_name(adapter, wait)
         return
     raise NodeNameTaken(
-        f"cannot start node {adapter.node_name!r}: a live node of the cluster at {adapter.url} "
-        f"already has that name (incarnation {holder!r}); choose another name, or wait until "
+        f"cannot start node {adapter.node_name!r}: a live node of the cluster at "
+        f"{adapter.address} already has that name (incarnation {holder.decode()}); choose "
+        "another name, or wait until "
         f"that node stops (its name is freed {adapter.timeout} s after its last heartbeat)"
     )
-
-
-def _nx() -> Any:
-    from coredis.tokens import PureToken  # see RedisPubSub._client
-
-    return PureToken.NX
 
 
 class _Alone(LocalAdapter):
@@ -690,10 +693,12 @@ async def _leave(adapter: RedisPubSub) -> None:
         send(connection, _STOP)
         await receive(lambda m: type(m) is Down and m.ref == ref)
     try:
-        async with adapter._client() as client:
-            await client.publish(adapter.channel, encode_hello(adapter.identity, leaving=True))
-            if await client.get(adapter.name_key) == str(adapter.identity.incarnation).encode():
-                await client.delete([adapter.name_key])
+        with trio.fail_after(adapter.timeout):
+            async with await adapter._connect() as redis:
+                key, bye = adapter.name_key, encode_hello(adapter.identity, leaving=True)
+                await redis.execute("PUBLISH", adapter.channel, bye)
+                if await redis.execute("GET", key) == str(adapter.identity.incarnation).encode():
+                    await redis.execute("DEL", key)
     except BaseException as error:
         await _reraise_unless_failure(error)
         logger.info(

@@ -9,6 +9,7 @@ is created; errors name the resource, the field and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import inspect
 import os
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
+
+import beam
 
 from ._actions import build_actions
 from ._attributes import (
@@ -471,6 +474,28 @@ class Resource:
         if cls.__dict__.get("__abstract__"):
             return  # a typed shape for subclasses (no table); they declare every field
         _build_resource(cls)
+        _travel(cls)
+
+
+def _travel(cls: type[Resource]) -> None:
+    """Let *cls*'s records cross nodes (a notifier's broadcast reaches every node's
+    subscribers), under the wire name ``domain:<module>.<qualname>``: as their loaded
+    values, rebuilt by the class. A class defined inside a function has no name other nodes
+    share, and a second class under a name taken keeps the first: neither travels."""
+    if "<locals>" in cls.__qualname__:
+        return
+    with contextlib.suppress(ValueError):
+        beam.cluster.register(
+            cls,
+            f"domain:{cls.__module__}.{cls.__qualname__}",
+            encode=_record_values,
+            decode=lambda values: cls(**values),
+        )
+
+
+def _record_values(record: Resource) -> dict[str, Any]:
+    # Names read back from the database may be str subclasses (SQLAlchemy's quoted_name).
+    return {str(name): value for name, value in vars(record).items()}
 
 
 def _check_keys(

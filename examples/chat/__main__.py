@@ -7,13 +7,20 @@ Otherwise the admin's account comes from ``CHAT_ADMIN_USERNAME`` and ``CHAT_ADMI
 (created, or its password updated, at start; needed until an admin exists).
 ``--secure-cookies`` (or ``CHAT_SECURE_COOKIES=1``) marks the cookies ``Secure``: use it
 when the chat is served over TLS (behind a proxy that terminates it, say).
+
+``--nodes N`` (or ``auto``, one per core) serves the chat from N nodes on the same port,
+joined in the cluster at ``--cluster`` (a Redis URL, or ``BEAM_CLUSTER``), through
+``python -m web examples.chat.serve:endpoint`` (see :mod:`examples.chat.serve`); give them a
+PostgreSQL ``DATABASE_URL`` (SQLite works on one machine, one writer at a time).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import sys
 from pathlib import Path
 
 import trio
@@ -22,6 +29,7 @@ import beam
 import web
 
 from .app import DEMO_PASSWORD, DEMO_USERS, build, flag
+from .serve import DATA_DIR_ENV
 
 
 async def main(host: str, port: int, data_dir: Path, demo: bool, secure: bool) -> None:
@@ -56,11 +64,30 @@ def cli() -> None:
     parser.add_argument(
         "--secure-cookies", action="store_true", help="mark cookies Secure (serving over TLS)"
     )
+    parser.add_argument(
+        "--nodes", default="1", help="serve from N node processes on one port (or 'auto')"
+    )
+    parser.add_argument("--cluster", help="the cluster's Redis URL (default: BEAM_CLUSTER)")
     args = parser.parse_args()
     demo = args.demo or flag("CHAT_DEMO")
     secure = args.secure_cookies or flag("CHAT_SECURE_COOKIES")
+    if args.nodes != "1":
+        _exec_nodes(args, demo, secure)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     beam.run(main, args.host, args.port, args.data_dir, demo, secure)
+
+
+def _exec_nodes(args: argparse.Namespace, demo: bool, secure: bool) -> None:
+    """Become ``python -m web examples.chat.serve:endpoint --nodes N``, with this command's
+    options passed on through the environment (a cluster URL may hold a password)."""
+    env = {**os.environ, DATA_DIR_ENV: str(args.data_dir)}
+    env.update({"CHAT_DEMO": "1"} if demo else {})
+    env.update({"CHAT_SECURE_COOKIES": "1"} if secure else {})
+    if args.cluster:
+        env["BEAM_CLUSTER"] = args.cluster
+    argv = [sys.executable, "-m", "web", "examples.chat.serve:endpoint"]
+    argv += ["--host", args.host, "--port", str(args.port), "--nodes", args.nodes]
+    os.execve(sys.executable, argv, env)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,14 @@ from supervisors import Application, child_spec
 
 from . import ratelimit, sessions
 from .accounts import SESSION_COOKIE, hash_off_loop, verify_password
+from .admin import AGENT as ADMIN_AGENT
 from .admin import CSS as ADMIN_CSS
-from .admin import AdminLive
+from .admin import AdminAgent, AdminLive
 from .channels import ChatSocket
 from .live import ChatLive
 from .model import Chat, Room, User
 from .pages import Pages, redirect
+from .startup import startup_lock
 from .style import CSS
 
 logger = logging.getLogger("examples.chat")
@@ -73,14 +75,22 @@ def secret_key(data_dir: Path) -> str:
         return key
     path = data_dir / "secret_key"
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
+    if path.exists():
         if path.stat().st_mode & 0o077:  # from before the chat made it private
             path.chmod(0o600)
-    else:
-        with os.fdopen(fd, "w") as file:
-            file.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+    # Written whole under another name, then linked into place: a node starting at the
+    # same moment reads either no file or the whole key, and the first link wins.
+    draft = data_dir / f".secret_key.{os.getpid()}"
+    fd = os.open(draft, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_urlsafe(32))
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
     return path.read_text().strip()
 
 
@@ -205,7 +215,6 @@ async def build(
     demo = flag("CHAT_DEMO") if demo is None else demo
     secure_cookies = flag("CHAT_SECURE_COOKIES") if secure_cookies is None else secure_cookies
     url = database or database_url(data_dir)
-    await upgrade_database(url)
     app = Application(
         "chat.sup",
         [
@@ -213,22 +222,25 @@ async def build(
             child_spec(presence.Tracker),
             child_spec(
                 web.RateLimiter,
-                ratelimit.scopes(messages_per_minute, limits),
+                (ratelimit.scopes(messages_per_minute, limits), ratelimit.SHARED),
                 name=ratelimit.NAME,
             ),
+            child_spec(AdminAgent, name=ADMIN_AGENT),
         ],
         strategy="one_for_one",
         max_restarts=10,
         max_seconds=5,
         type="permanent",  # if the tree gives up, the node stops (and its own supervisor,
     )  # systemd say, starts a fresh one)
-    await app.start()
-    if demo:
-        await seed_demo()
-    else:
-        await refuse_demo_leftovers()
-        await ensure_admin(os.environ)
-    secret = secret_key(data_dir)
+    async with startup_lock(url, data_dir):  # nodes starting together take turns here
+        await upgrade_database(url)
+        await app.start()
+        if demo:
+            await seed_demo()
+        else:
+            await refuse_demo_leftovers()
+            await ensure_admin(os.environ)
+        secret = secret_key(data_dir)
     endpoint = web.Endpoint(secret_key=secret, secure_cookies=secure_cookies)
     csrf = web.CsrfProtection(secret, secure=secure_cookies)
     pages = Pages(secret, csrf, secure=secure_cookies)

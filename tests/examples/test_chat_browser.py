@@ -14,23 +14,11 @@ import trio
 
 import beam
 import web
-from examples.chat.app import DEMO_PASSWORD, build
+from examples.chat.app import build
 
 from ..support.browser import in_browser
-
-TIMEOUT_MS = 10_000
-
-
-def sign_in(context: Any, base: str, username: str) -> Any:
-    page = context.new_page()
-    page.set_viewport_size({"width": 1100, "height": 640})
-    page.goto(f"{base}/")
-    page.wait_for_selector("#username", timeout=TIMEOUT_MS)  # redirected to sign in
-    page.fill("#username", username)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("#sign-in")
-    page.wait_for_selector("[data-phx-main].phx-connected", timeout=TIMEOUT_MS)
-    return page
+from ..support.chat import TIMEOUT_MS
+from ..support.chat import sign_in_browser as sign_in
 
 
 async def test_two_users_chat_in_the_browser(tmp_path: Path) -> None:

@@ -159,3 +159,21 @@ async def socket_token(port: int, username: str, password: str = DEMO_PASSWORD) 
     result: dict[str, Any] = json.loads(answer)
     result["status"] = status
     return result
+
+
+#: How long a browser test waits for any one thing on a page (ms).
+TIMEOUT_MS = 10_000
+
+
+def sign_in_browser(context: Any, base: str, username: str) -> Any:
+    """A new page of the browser *context* on the chat at *base*, signed in as *username*
+    (a demo user) and connected."""
+    page = context.new_page()
+    page.set_viewport_size({"width": 1100, "height": 640})
+    page.goto(f"{base}/")
+    page.wait_for_selector("#username", timeout=TIMEOUT_MS)  # redirected to sign in
+    page.fill("#username", username)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("#sign-in")
+    page.wait_for_selector("[data-phx-main].phx-connected", timeout=TIMEOUT_MS)
+    return page

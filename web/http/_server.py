@@ -56,6 +56,8 @@ logger = logging.getLogger("web.server")
 _READ: Final = 65_536
 _GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
 _CLOSE_WAIT: Final = 2.0
+#: The accept queue asked for with SO_REUSEPORT (the kernel caps it at net.core.somaxconn).
+_BACKLOG: Final = 0xFFFF
 #: Framing headers the server writes itself (a handler's own would conflict with them).
 _FRAMING: Final = frozenset({"content-length", "transfer-encoding"})
 _TEXT: Final = ("content-type", "text/plain; charset=utf-8")
@@ -66,21 +68,56 @@ async def serve(
     host: str,
     port: int,
     *,
+    reuse_port: bool = False,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on *host*:*port* and serve *endpoint* until cancelled; reports the bound port.
+
+    With *reuse_port*, the socket is opened with ``SO_REUSEPORT``: several processes (the
+    nodes of ``python -m web --nodes N``) listen on one port and the kernel spreads new
+    connections among them.
 
     >>> async def main():
     ...     async with trio.open_nursery() as nursery:
     ...         port = await nursery.start(serve, endpoint, "127.0.0.1", 0)
     """
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    if reuse_port:
+        listeners = await _reuse_port_listeners(host, port)
+    else:
+        listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as nursery:
         task_status.started(bound)
         await trio.serve_listeners(
             partial(_connection, endpoint, nursery), listeners, handler_nursery=nursery
         )
+
+
+async def _reuse_port_listeners(host: str, port: int) -> list[trio.SocketListener]:
+    """As :func:`trio.open_tcp_listeners`, each socket with ``SO_REUSEPORT`` set before it binds."""
+    addresses = await trio.socket.getaddrinfo(
+        host, port, type=trio.socket.SOCK_STREAM, flags=trio.socket.AI_PASSIVE
+    )
+    listeners: list[trio.SocketListener] = []
+    try:
+        for family, kind, proto, _, address in addresses:
+            sock = trio.socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+                sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEPORT, 1)
+                if family == trio.socket.AF_INET6:
+                    sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 1)
+                await sock.bind(address)
+                sock.listen(_BACKLOG)
+            except BaseException:
+                sock.close()
+                raise
+            listeners.append(trio.SocketListener(sock))
+    except BaseException:
+        for listener in listeners:
+            listener.socket.close()
+        raise
+    return listeners
 
 
 async def _connection(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.SocketStream) -> None:
