@@ -134,3 +134,35 @@ async def serve() -> int:
     _, port = await beam.receive(lambda m: type(m) is tuple and m[:1] == ("serving",), timeout=5)
     assert type(port) is int
     return port
+
+
+async def track_many(tracker: str, holder: str, topic: str, count: int) -> float:
+    """Track the holder *holder* in *topic* under *count* keys; answer the seconds it took."""
+    pid = _holder_pid(holder)
+    start = trio.current_time()
+    for i in range(count):
+        await presence.track(pid, topic, f"user{i}", {"i": i}, tracker=tracker)
+    return trio.current_time() - start
+
+
+async def wait_count(tracker: str, topic: str, count: int, within: float) -> float:
+    """Wait until *topic* lists *count* presences; answer the seconds it took."""
+    start = trio.current_time()
+    with trio.fail_after(within):
+        while _count(presence.list(topic, tracker=tracker)) != count:  # noqa: ASYNC110 - a read
+            await trio.sleep(0.005)
+    return trio.current_time() - start
+
+
+def _count(presences: dict[str, Any]) -> int:
+    return sum(len(value["metas"]) for value in presences.values())
+
+
+async def refused_meta(tracker: str) -> str:
+    """Track with a meta that cannot cross nodes; answer the error's message."""
+    pid = _holder_pid(f"{tracker}:refused")
+    try:
+        await presence.track(pid, "room:refused", "k", {"at": object()}, tracker=tracker)
+    except TypeError as error:
+        return str(error)
+    return "accepted"

@@ -291,6 +291,12 @@ EVERYTHING: list[Op] = [
 def test_presence_converges_on_three_nodes() -> None:
     async def main() -> None:
         async with three_nodes() as cluster:
+            # On a node of a cluster, a meta must be able to travel.
+            a = cluster.nodes["a"]
+            await run(a, "start", tracker="metas", topics=[], **TRACKER_OPTIONS)
+            refused = await run(a, "refused_meta", tracker="metas")
+            assert "must be able to travel to the other nodes" in refused
+            await run(a, "stop", tracker="metas", topics=[])
             token = trio.lowlevel.current_trio_token()
             took: list[float] = []
 
