@@ -474,7 +474,7 @@ class Tracker(beam.GenServer[_TrackerState]):
         await presence.Tracker.start_link(name="rooms", shards=4)
 
     On a node of a cluster, the trackers of one name on every node replicate to each other
-    (start them after the node joined, or let ``beam.open_node(name=, cluster=)`` join first).
+    (one started before its node joined a cluster starts replicating at its next broadcast).
     Stopping it (``beam.GenServer.stop(name)``) stops its shards first. Options:
 
       shards: how many shard processes share the topics (``crc32(topic) % shards``).

@@ -288,6 +288,20 @@ EVERYTHING: list[Op] = [
 ]
 
 
+async def graceful_permdown(cluster: Cluster) -> None:
+    """With ``permdown_on_shutdown``, a tracker that stops tells the others to forget its
+    presences at once (here long before its ``down_period``)."""
+    a, b = cluster.nodes["a"], cluster.nodes["b"]
+    options = {**TRACKER_OPTIONS, "down_period": 60.0, "permdown_period": 120.0}
+    for node in (a, b):
+        await run(node, "start", tracker="bye", topics=[], permdown_on_shutdown=True, **options)
+    await run(a, "track", tracker="bye", holder="bye:h", topic="room:bye", key="k", meta={})
+    await run(b, "wait_count", tracker="bye", topic="room:bye", count=1, within=10)
+    await run(a, "stop", tracker="bye", topics=[])
+    await run(b, "wait_count", tracker="bye", topic="room:bye", count=0, within=10)
+    await run(b, "stop", tracker="bye", topics=[])
+
+
 def test_presence_converges_on_three_nodes() -> None:
     async def main() -> None:
         async with three_nodes() as cluster:
@@ -297,6 +311,7 @@ def test_presence_converges_on_three_nodes() -> None:
             refused = await run(a, "refused_meta", tracker="metas")
             assert "must be able to travel to the other nodes" in refused
             await run(a, "stop", tracker="metas", topics=[])
+            await graceful_permdown(cluster)
             token = trio.lowlevel.current_trio_token()
             took: list[float] = []
 
