@@ -188,7 +188,7 @@ class _Supervisor:
                 )
                 self._signal_all(signal.SIGKILL)
         elif isinstance(event, _Ready):
-            if self.running.get(event.name) is event.process:
+            if self.running.get(event.name) is event.process and not self.stopping:
                 self._ready(event)
         elif self.running.get(event.name) is event.process:
             await self._exited(nursery, event.name, event.process)
