@@ -25,6 +25,7 @@ them (``GenServer``, ``Task``, ``Agent``), plus thread actors for blocking resou
 
 from . import cluster as cluster
 from . import lowlevel as lowlevel
+from . import pg as pg
 from ._agent import Agent as Agent
 from ._api import cancel_timer as cancel_timer
 from ._api import demonitor as demonitor
@@ -72,6 +73,13 @@ from ._gen_server import NoReply as NoReply
 from ._gen_server import Ok as Ok
 from ._gen_server import Reply as Reply
 from ._gen_server import Stop as Stop
+from ._global import GlobalNameConflict as GlobalNameConflict
+from ._global import GlobalNamesUnavailable as GlobalNamesUnavailable
+from ._global import register_global as register_global
+from ._global import registered_global as registered_global
+from ._global import send_global as send_global
+from ._global import unregister_global as unregister_global
+from ._global import whereis_global as whereis_global
 from ._info import ProcessInfo as ProcessInfo
 from ._info import process_info as process_info
 from ._info import processes as processes
@@ -138,6 +146,8 @@ __all__ = (
     "Exit",
     "From",
     "GenServer",
+    "GlobalNameConflict",
+    "GlobalNamesUnavailable",
     "Ignore",
     "LocalAdapter",
     "LongSchedule",
@@ -192,17 +202,21 @@ __all__ = (
     "node_name",
     "nodes",
     "open_node",
+    "pg",
     "process_info",
     "processes",
     "read_timer",
     "receive",
     "register",
+    "register_global",
     "registered",
+    "registered_global",
     "reply",
     "run",
     "self",
     "send",
     "send_after",
+    "send_global",
     "set_pubsub_adapter",
     "spawn",
     "spawn_link",
@@ -213,8 +227,10 @@ __all__ = (
     "trap_exit",
     "unlink",
     "unregister",
+    "unregister_global",
     "unsubscribe",
     "whereis",
+    "whereis_global",
 )
 
 

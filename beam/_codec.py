@@ -540,6 +540,10 @@ def decode_envelope(
     return frame
 
 
+def _no_ext(code: int, data: bytes) -> Any:
+    raise CodecError(f"not a PubSub envelope: extension type {code} where its header belongs")
+
+
 def decode_frame(
     data: bytes, *, for_node: str | None = None, local: NodeId | None = None
 ) -> Envelope | Delivery | Hello | Signal | None:
@@ -552,14 +556,21 @@ def decode_frame(
     >>> decode_frame(encode_hello(NodeId("a", 1)))
     Hello(node=NodeId(name='a', incarnation=1))
     """
-    header = decode(data)
+    try:  # the header holds no extension value: plain msgpack, no per-call set-up
+        header = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext)
+    except CodecError:
+        raise
+    except Exception as error:
+        raise CodecError(
+            f"cannot decode {len(data)} byte(s): {type(error).__name__}: {error}"
+        ) from None
     if type(header) is list and len(header) == 4 and header[0] == ENVELOPE_VERSION:
         _, kind, name, incarnation = header
-        if kind not in ("hello", "bye") or type(name) is not str or not name:
+        if kind not in ("hello", "bye", "discover") or type(name) is not str or not name:
             raise CodecError(f"bad hello: {_preview(header)}")
         if type(incarnation) is not int:
             raise CodecError(f"bad hello: {_preview(header)}")
-        return Hello(NodeId(name, incarnation), leaving=kind == "bye")
+        return Hello(NodeId(name, incarnation), leaving=kind == "bye", discover=kind == "discover")
     if type(header) is not list or len(header) != 5:
         raise CodecError(f"not a PubSub envelope: {_preview(header)}")
     if header[:2] == [ENVELOPE_VERSION, "signal"]:
@@ -626,7 +637,8 @@ class Delivery:
 @dataclass(frozen=True)
 class Hello:
     """A node's heartbeat on the cluster channel: its name and incarnation; with
-    ``leaving=True``, its goodbye when it leaves the cluster cleanly.
+    ``leaving=True``, its goodbye when it leaves the cluster cleanly; with ``discover=True``,
+    its first words once subscribed, which every node answers on its channel at once.
 
     >>> encode_hello(NodeId("chat1", 7))[:2]
     b'\x94\x01'
@@ -634,6 +646,7 @@ class Hello:
 
     node: NodeId
     leaving: bool = False
+    discover: bool = False
 
 
 @dataclass(frozen=True)
@@ -663,13 +676,15 @@ def encode_delivery(
     return _pack([ENVELOPE_VERSION, "send", incarnation, to, body])
 
 
-def encode_hello(node: NodeId, *, leaving: bool = False) -> bytes:
-    """Encode the heartbeat of *node* (its goodbye with *leaving*).
+def encode_hello(node: NodeId, *, leaving: bool = False, discover: bool = False) -> bytes:
+    """Encode the heartbeat of *node* (its goodbye with *leaving*, its request for answers
+    with *discover*; see :class:`Hello`).
 
     >>> decode_frame(encode_hello(NodeId("a", 1))).node.name
     'a'
     """
-    return _pack([ENVELOPE_VERSION, "bye" if leaving else "hello", node.name, node.incarnation])
+    kind = "bye" if leaving else "discover" if discover else "hello"
+    return _pack([ENVELOPE_VERSION, kind, node.name, node.incarnation])
 
 
 def encode_signal(content: tuple[Any, ...], *, local: NodeId) -> bytes:

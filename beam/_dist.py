@@ -340,7 +340,6 @@ class Distribution:
 
         >>> dist.on_signal(NodeId("chat2", 9), ("unlink", remote_pid, local_pid))
         """
-        self.heard(sender)
         kind = content[0]
         handler = _HANDLERS.get(kind)
         if handler is None:
@@ -349,6 +348,8 @@ class Distribution:
             handler(self, sender, *content[1:])
         except TypeError as error:
             raise ValueError(f"malformed {kind!r} signal: {error}") from None
+        # A node whose signal arrives before its heartbeat is alive all the same.
+        self.heard(sender)
 
     def _on_link(self, sender: NodeId, remote: Any, local: Any) -> None:
         remote, local = _remote_pid(remote, sender), _pid(local)

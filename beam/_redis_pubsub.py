@@ -11,11 +11,14 @@ A node ignores its own envelopes without decoding their bodies::
         await beam.cluster.start_pubsub("redis://127.0.0.1:6379/0", node="chat1")
         beam.broadcast("room:lobby", ("new_msg", "hi"))     # every node's subscribers
 
-Two processes do the work, both started by :func:`start_pubsub`: the *publisher* (the
-adapter's pid; senders hand it encoded envelopes as messages, and it pipelines them to Redis
-in arrival order, so each sender's broadcasts keep their order) and the *subscriber*, linked
-to it and restarted by it if it crashes. Encoding happens in the sender, so a message that
-cannot travel fails there, with a :class:`beam.cluster.CodecError` naming its type.
+The node's cluster connection is a small supervision tree of processes, visible in
+``beam.processes()``, started by :func:`start_pubsub`: its root (``adapter.connection``)
+links three workers and restarts one that exits (at most 10 times in 10 s): the
+*publisher* (``adapter.pid``; senders hand it encoded envelopes as messages, and it
+pipelines them to Redis in arrival order, so each sender's messages keep their order), the
+*subscriber* (dispatches what other nodes publish) and the *heartbeat* (announces the node
+and keeps its name). Encoding happens in the sender, so a message that cannot travel fails
+there, with a :class:`beam.cluster.CodecError` naming its type.
 
 When Redis is unreachable, local work goes on: publishes are dropped with a warning (at most
 one per ``warn_interval`` seconds, with the count), never an exception in the sender; the
@@ -30,12 +33,12 @@ import logging
 import math
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import trio
 
 from ._api import exit as exit_process
-from ._api import make_ref, monitor, receive, send, spawn_link, trap_exit, whereis
+from ._api import make_ref, monitor, receive, send, trap_exit
 from ._api import self as self_pid
 from ._codec import (
     CodecError,
@@ -53,13 +56,11 @@ from ._codec import (
 )
 from ._dist import Distribution
 from ._errors import ProcessExit, ReceiveTimeout
-from ._node import current_node, set_cluster_joiner
+from ._node import Node, current_node, set_cluster_joiner
 from ._pubsub import Dispatcher, LocalAdapter, Topic, _pubsub, set_pubsub_adapter
+from ._resp import RedisConnection, RedisError, connect, parse_url, subscribe
 from ._types import KILL, SHUTDOWN, Down, Exit, NodeId, Pid
 from .lowlevel import spawn_opt
-
-if TYPE_CHECKING:
-    import coredis
 
 __all__ = [
     "NodeNameTaken",
@@ -152,6 +153,8 @@ class RedisPubSub:
         if not 0 < heartbeat < timeout:
             raise ValueError(f"need 0 < heartbeat < timeout, got {heartbeat} and {timeout}")
         self.url = url
+        #: Where the cluster's Redis is, as logs show it (a password never appears).
+        self.address = parse_url(url)
         self.node_name = node
         #: This node's name and incarnation (a random 63-bit number, new at every start).
         self.identity = NodeId(node, secrets.randbits(63))
@@ -164,6 +167,9 @@ class RedisPubSub:
         self.channel = f"{namespace}:pubsub"
         self.warn_interval = warn_interval
         self.max_reconnect_delay = max_reconnect_delay
+        self._bad_signals = _Throttle(warn_interval)
+        #: The root of the connection's processes, and its publisher (senders hand to it).
+        self.connection: Pid | None = None
         self.pid: Pid | None = None
 
     def node_channel(self, node: str) -> str:
@@ -236,32 +242,87 @@ class RedisPubSub:
 
     # -- the processes ------------------------------------------------------------------
 
-    def _client(self) -> coredis.Redis[bytes]:
-        # coredis (with anyio) takes ~0.2 s to import: only a node that joins a cluster pays.
-        import coredis
-        from coredis.retry import NoRetryPolicy
+    async def _connect(self) -> RedisConnection:
+        """A new connection to the cluster's Redis (``OSError`` if it cannot be reached)."""
+        return await connect(self.url, connect_timeout=min(2.0, self.timeout))
 
-        return coredis.Redis.from_url(
-            self.url, retry_policy=NoRetryPolicy(), connect_timeout=2.0, stream_timeout=5.0
-        )
-
-    async def _publisher(self, starter: Pid, ref: object) -> None:
-        """Own the subscriber, and pipeline the envelopes senders hand over to Redis."""
+    async def _connection(self, starter: Pid, ref: object) -> None:
+        """The root of the node's cluster connection: start its three workers (publisher,
+        subscriber, heartbeat), linked, and restart one that exits (one for one), at most
+        :data:`_MAX_RESTARTS` times in :data:`_RESTART_PERIOD` seconds, as a supervisor."""
         trap_exit(True)
-        state = _PublisherState(spawn_link(self._subscriber, starter, ref))
-        spawn_link(self._heartbeat)
+        roles: dict[Pid, str] = {}
+        workers: dict[str, Callable[..., Awaitable[None]]] = {
+            "publisher": self._publisher,
+            "subscriber": self._subscriber,
+            "heartbeat": self._heartbeat,
+        }
+
+        def start(role: str, *args: Any) -> None:
+            pid = spawn_opt(workers[role], *args, link=True, initial_call=workers[role])
+            roles[pid] = role
+            if role == "publisher":
+                self.pid = pid
+
+        start("publisher")
+        start("subscriber", starter, ref)
+        start("heartbeat")
+        restarts: list[float] = []
+        while True:
+            message = await receive()
+            if message == _STOP:
+                await self._stop_publisher()
+                raise ProcessExit(SHUTDOWN)  # the links take the other workers down
+            if type(message) is not Exit:
+                continue
+            role = roles.pop(message.pid, None)
+            if role is None:
+                raise ProcessExit(message.reason)
+            now = trio.current_time()
+            restarts = [t for t in restarts if now - t < _RESTART_PERIOD] + [now]
+            if len(restarts) > _MAX_RESTARTS:
+                logger.error(
+                    "beam.cluster: the %s exited (%r), the %d-th restart in %s s: giving up; "
+                    "this node goes on alone (restart it to rejoin the cluster)",
+                    role,
+                    message.reason,
+                    len(restarts),
+                    _RESTART_PERIOD,
+                )
+                raise ProcessExit(("shutdown", "reached_max_restart_intensity"))
+            logger.error("beam.cluster: the %s exited (%r); restarting it", role, message.reason)
+            await trio.sleep(0.1)
+            if role == "subscriber":
+                start(role, None, None)
+            else:
+                start(role)
+
+    async def _stop_publisher(self) -> None:
+        """Have the publisher send what was handed over before now, then stop (killed if
+        Redis keeps it waiting longer than ``timeout``)."""
+        publisher = self.pid
+        if publisher is None:
+            return
+        send(publisher, _STOP)
+        try:
+            await receive(lambda m: type(m) is Exit and m.pid == publisher, timeout=self.timeout)
+        except ReceiveTimeout:
+            exit_process(publisher, KILL)
+
+    async def _publisher(self) -> None:
+        """Pipeline the envelopes senders hand over to Redis, in order, in batches."""
+        state = _PublisherState()
         throttle = _Throttle(self.warn_interval)
         delay = 0.0
         while True:
             lost = 0
             try:
-                async with self._client() as client:
+                async with await self._connect() as connection:
                     while True:
                         batch = await self._next_batch(state)
                         lost = len(batch)
-                        async with client.pipeline(transaction=False) as pipe:
-                            for channel, data in batch:
-                                pipe.publish(channel, data)
+                        with trio.fail_after(self.timeout):
+                            await connection.pipeline([("PUBLISH", *item) for item in batch])
                         lost = 0
                         delay = 0.0
                         if state.stopping:  # everything handed over before the stop is out
@@ -270,7 +331,7 @@ class RedisPubSub:
                 await _reraise_unless_failure(error)
                 throttle.warn(
                     "beam.cluster: Redis at %s unreachable (%s); publishes dropped",
-                    self.url,
+                    self.address,
                     _describe(error),
                     count=max(lost, 1),
                 )
@@ -281,16 +342,13 @@ class RedisPubSub:
                     dropped = len(await self._next_batch(state))
                     throttle.warn(
                         "beam.cluster: Redis at %s unreachable; publishes dropped",
-                        self.url,
+                        self.address,
                         count=dropped,
                     )
 
     async def _next_batch(self, state: _PublisherState) -> list[tuple[str, bytes]]:
-        """Wait for envelopes to publish; take what is queued (in order), up to a batch.
-
-        Also handles the exit signals the publisher traps: its subscriber's (restarted) and
-        any other (the publisher exits with that reason).
-        """
+        """Wait for envelopes to publish; take what is queued (in order), up to a batch
+        (or up to a stop request: the batch is then the last one)."""
         batch: list[tuple[str, bytes]] = []
         timeout: float | None = None
         while len(batch) < _BATCH:
@@ -304,15 +362,6 @@ class RedisPubSub:
             elif message == _STOP:
                 state.stopping = True
                 break
-            elif type(message) is Exit and message.pid == state.subscriber:
-                logger.error(
-                    "beam.cluster: the PubSub subscriber exited (%r); restarting it",
-                    message.reason,
-                )
-                await trio.sleep(0.1)
-                state.subscriber = spawn_link(self._subscriber, None, None)
-            elif type(message) is Exit:
-                raise ProcessExit(message.reason)
         return batch
 
     async def _subscriber(self, starter: Pid | None, ref: object) -> None:
@@ -325,30 +374,32 @@ class RedisPubSub:
         delay = 0.0
         while True:
             try:
-                async with (
-                    self._client() as client,
-                    client.pubsub(
-                        channels=channels,
-                        ignore_subscribe_messages=True,
-                        retry_policy=_no_retry(),
-                    ) as subscription,
-                ):
+                async with await subscribe(
+                    self.url, channels, connect_timeout=min(2.0, self.timeout)
+                ) as subscription:
                     if delay:
-                        logger.warning("beam.cluster: resubscribed to %s at %s", channels, self.url)
+                        logger.warning(
+                            "beam.cluster: resubscribed to %s at %s", channels, self.address
+                        )
                     delay = 0.0
+                    # Announce this node now that its answers can be heard: every peer new
+                    # to it (or it to them) answers on this node's channel at once.
+                    self._hand_over(self.channel, encode_hello(self.identity, discover=True))
                     if starter is not None:
                         send(starter, (_SUBSCRIBED, ref))
                         starter = None
-                    async for item in subscription:
-                        data = item.get("data")
-                        if not isinstance(data, bytes):
-                            continue
-                        self._dispatch(pubsub, data, garbage)
+                    while True:
+                        # This node hears its own heartbeat on the cluster channel: silence
+                        # for a whole timeout means the connection died without a word.
+                        with trio.fail_after(self.timeout):
+                            batch = await subscription.next_batch()
+                        for _, data in batch:
+                            self._dispatch(pubsub, data, garbage)
             except BaseException as error:
                 await _reraise_unless_failure(error)
                 throttle.warn(
                     "beam.cluster: PubSub subscription to %s lost (%s); reconnecting",
-                    self.url,
+                    self.address,
                     _describe(error),
                 )
             delay = min(max(delay * 2, 0.05), self.max_reconnect_delay)
@@ -358,20 +409,27 @@ class RedisPubSub:
         """Every ``heartbeat`` seconds: keep this node's name and announce it on the channel."""
         throttle = _Throttle(self.warn_interval)
         hello = encode_hello(self.identity)
+        incarnation = str(self.identity.incarnation)
         expiry = max(1, round(self.timeout * 1000))
         while True:
             try:
-                async with self._client() as client:
+                async with await self._connect() as connection:
                     while True:
-                        async with client.pipeline(transaction=False) as pipe:
-                            pipe.set(self.name_key, str(self.identity.incarnation), px=expiry)
-                            pipe.publish(self.channel, hello)
+                        with trio.fail_after(self.timeout):
+                            await connection.pipeline(
+                                [
+                                    ("SET", self.name_key, incarnation, "PX", expiry),
+                                    ("PUBLISH", self.channel, hello),
+                                ]
+                            )
                         await trio.sleep(self.heartbeat)
                         self._expire()
             except BaseException as error:
                 await _reraise_unless_failure(error)
                 throttle.warn(
-                    "beam.cluster: heartbeat to Redis at %s failed (%s)", self.url, _describe(error)
+                    "beam.cluster: heartbeat to Redis at %s failed (%s)",
+                    self.address,
+                    _describe(error),
                 )
             await trio.sleep(self.heartbeat)
             self._expire()
@@ -389,10 +447,10 @@ class RedisPubSub:
                 self._hello(frame)
                 return
             if isinstance(frame, Delivery):
-                self._deliver(frame)
+                self._deliver(pubsub.node, frame)
                 return
             if isinstance(frame, Signal):
-                self._signal(frame, garbage)
+                self._signal(frame)
                 return
             envelope = frame
             dispatcher = (
@@ -410,13 +468,15 @@ class RedisPubSub:
                 envelope.topic,
             )
 
-    def _signal(self, frame: Signal, garbage: _Throttle) -> None:
+    def _signal(self, frame: Signal) -> None:
         if self.dist is None:
             return
         try:
             self.dist.on_signal(frame.sender, frame.content)
         except ValueError as error:
-            garbage.warn("beam.cluster: dropped a signal from %s: %s", frame.sender.name, error)
+            self._bad_signals.warn(
+                "beam.cluster: dropped a signal from %s: %s", frame.sender.name, error
+            )
 
     def _hello(self, hello: Hello) -> None:
         node = hello.node
@@ -426,9 +486,9 @@ class RedisPubSub:
                 return
             if hello.leaving:
                 dist.node_down(node)
-            elif dist.heard(node):
-                # A node new to us: answer at once on its own channel, so a node that just
-                # joined knows its peers after one round trip, not after a heartbeat.
+            elif dist.heard(node) or hello.discover:
+                # A node new to us, or one that just subscribed: answer at once on its own
+                # channel, so it knows its peers after one round trip, not after a heartbeat.
                 self._hand_over(self.node_channel(node.name), encode_hello(self.identity))
         elif node != self.identity and not hello.leaving:
             logger.error(
@@ -438,63 +498,48 @@ class RedisPubSub:
                 self.identity.incarnation,
             )
 
-    def _deliver(self, delivery: Delivery) -> None:
+    def _deliver(self, node: Node, delivery: Delivery) -> None:
         incarnation = delivery.incarnation
         if incarnation is not None and incarnation != self.identity.incarnation:
             return  # to a pid of an older incarnation of this node: stale
         to = delivery.to
-        pid = Pid(to) if type(to) is int else whereis(to)  # type: ignore[arg-type]
-        if pid is not None:
-            send(pid, delivery.message)
+        pid = node._names.get(to) if isinstance(to, str) else Pid(to)
+        proc = None if pid is None else node._procs.get(pid.id)
+        if proc is None:
+            return  # a dead process, or a name nobody holds: dropped, as Erlang does
+        if node._slow_send:
+            node._send_to(proc, delivery.message)
+        else:
+            proc.deliver(delivery.message)
 
 
 class _PublisherState:
-    """What the publisher process alone keeps: its subscriber's pid."""
+    """What the publisher process alone keeps."""
 
-    __slots__ = ("stopping", "subscriber")
+    __slots__ = ("stopping",)
 
-    def __init__(self, subscriber: Pid) -> None:
-        self.subscriber = subscriber
+    def __init__(self) -> None:
         self.stopping = False  # asked to publish what it has, then stop
 
 
 _PUBLISH: Final = "beam.cluster.publish"
+#: The connection's workers are restarted at most this many times in this many seconds.
+_MAX_RESTARTS: Final = 10
+_RESTART_PERIOD: Final = 10.0
 _STOP: Final = "beam.cluster.stop"
 
 
 async def _reraise_unless_failure(error: BaseException) -> None:
-    """Let cancellation and interrupts through; return for a Redis failure to recover from.
-
-    coredis can wrap a cancellation together with its own teardown errors (for instance
-    ``anyio.ClosedResourceError``) in an exception group: when this task is being cancelled,
-    a fresh ``Cancelled`` replaces that group. A :class:`ProcessExit` (the publisher told to
-    exit) is unwrapped and raised.
-    """
+    """Let cancellation, interrupts and exits through; return for a Redis failure to recover
+    from (a lost or refused connection, an error reply, a wait past the timeout)."""
     await trio.lowlevel.checkpoint_if_cancelled()
-    if isinstance(error, BaseExceptionGroup):  # coredis's task groups wrap what the body raised
-        exit_signal, _ = error.split(ProcessExit)
-        if exit_signal is not None:
-            raise _first(exit_signal)
-    if isinstance(error, ProcessExit) or not isinstance(error, Exception):
+    if not isinstance(error, OSError | RedisError | trio.TooSlowError | trio.ClosedResourceError):
         raise error
 
 
-def _first(group: BaseExceptionGroup[Any]) -> BaseException:
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
-
-
-def _no_retry() -> Any:
-    from coredis.retry import NoRetryPolicy  # see RedisPubSub._client
-
-    return NoRetryPolicy()
-
-
 def _describe(error: BaseException) -> str:
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
+    if isinstance(error, trio.TooSlowError):
+        return "no answer in time"
     return f"{type(error).__name__}: {error}"
 
 
@@ -512,9 +557,10 @@ async def start_pubsub(
 
     Starts the adapter's processes (detached, at the top of the process tree), installs it
     with :func:`beam.set_pubsub_adapter`, and waits up to *wait* seconds for the subscription
-    to be in place (if Redis is unreachable it returns anyway and keeps retrying: local work
-    goes on). Call it from a process of the node; every node of the cluster uses the same
-    *namespace* and a *node* name of its own.
+    to be in place and every live node of the cluster to answer (so they are in
+    ``beam.nodes()`` and can be called at once); if Redis is unreachable it returns anyway
+    and keeps retrying: local work goes on. Call it from a process of the node; every node
+    of the cluster uses the same *namespace* and a *node* name of its own.
 
     >>> async def main():
     ...     async with beam.open_node():
@@ -533,8 +579,8 @@ async def start_pubsub(
     this = current_node("beam.cluster.start_pubsub")
     adapter.dist = this._dist = Distribution(this, adapter.identity, adapter.send_signal)
     ref = make_ref()
-    adapter.pid = spawn_opt(
-        adapter._publisher, self_pid(), ref, detached=True, initial_call=RedisPubSub
+    adapter.connection = spawn_opt(
+        adapter._connection, self_pid(), ref, detached=True, initial_call=RedisPubSub
     )
     set_pubsub_adapter(adapter)
     try:
@@ -542,12 +588,32 @@ async def start_pubsub(
     except ReceiveTimeout:
         logger.warning(
             "beam.cluster: not subscribed to Redis at %s after %s s; retrying in the background",
-            url,
+            adapter.address,
             wait,
         )
+    else:
+        await _meet_peers(adapter, min(wait, adapter.timeout))
     for start in _services:
         await start(adapter)
     return adapter
+
+
+async def _meet_peers(adapter: RedisPubSub, wait: float) -> None:
+    """Wait (at most *wait* seconds) until every node whose name is live in Redis has
+    answered this node's discover, so that a program can call them as soon as it joined."""
+    prefix = f"{adapter.namespace}:node:"
+    try:
+        with trio.fail_after(wait):
+            async with await adapter._connect() as redis:
+                keys = await redis.execute("KEYS", prefix.replace("*", "\\*") + "*")
+            names = {key.decode()[len(prefix) :] for key in keys} - {adapter.node_name}
+            dist = adapter.dist
+            assert dist is not None
+            while not names <= dist.up.keys():  # noqa: ASYNC110 - answers come through Redis
+                await trio.sleep(0.005)
+    except BaseException as error:
+        await _reraise_unless_failure(error)
+        logger.info("beam.cluster: joined before every peer answered (%s)", _describe(error))
 
 
 async def _claim_name(adapter: RedisPubSub, wait: float) -> None:
@@ -558,20 +624,21 @@ async def _claim_name(adapter: RedisPubSub, wait: float) -> None:
     """
     expiry = max(1, round(adapter.timeout * 1000))
     value = str(adapter.identity.incarnation)
-    holder: bytes | str | None = None
+    holder: bytes | None = None
     try:
         with trio.fail_after(wait):
-            async with adapter._client() as client:
-                taken = await client.set(adapter.name_key, value, condition=_nx(), px=expiry)
-                if taken:
+            async with await adapter._connect() as connection:
+                key = adapter.name_key
+                taken = await connection.execute("SET", key, value, "NX", "PX", expiry)
+                if taken is not None:
                     return
-                holder = await client.get(adapter.name_key)
+                holder = await connection.execute("GET", key)
     except BaseException as error:
         await _reraise_unless_failure(error)
         logger.warning(
             "beam.cluster: could not claim the node name %r at %s (%s); starting anyway",
             adapter.node_name,
-            adapter.url,
+            adapter.address,
             _describe(error),
         )
         return
@@ -579,16 +646,11 @@ async def _claim_name(adapter: RedisPubSub, wait: float) -> None:
         await _claim_name(adapter, wait)
         return
     raise NodeNameTaken(
-        f"cannot start node {adapter.node_name!r}: a live node of the cluster at {adapter.url} "
-        f"already has that name (incarnation {holder!r}); choose another name, or wait until "
+        f"cannot start node {adapter.node_name!r}: a live node of the cluster at "
+        f"{adapter.address} already has that name (incarnation {holder.decode()}); choose "
+        "another name, or wait until "
         f"that node stops (its name is freed {adapter.timeout} s after its last heartbeat)"
     )
-
-
-def _nx() -> Any:
-    from coredis.tokens import PureToken  # see RedisPubSub._client
-
-    return PureToken.NX
 
 
 class _Alone(LocalAdapter):
@@ -623,22 +685,20 @@ async def _leave(adapter: RedisPubSub) -> None:
     if dist is not None:
         dist.leave()  # links and monitors across nodes fire here with "noconnection"
         node._dist = None
-    publisher = adapter.pid
-    if publisher is not None:
-        # The publisher sends what was handed over before this, then stops with its
-        # subscriber and heartbeat (linked to it); killed if Redis keeps it waiting.
-        ref = monitor(publisher)
-        send(publisher, _STOP)
-        try:
-            await receive(lambda m: type(m) is Down and m.ref == ref, timeout=adapter.timeout)
-        except ReceiveTimeout:
-            exit_process(publisher, KILL)
-            await receive(lambda m: type(m) is Down and m.ref == ref)
+    connection = adapter.connection
+    if connection is not None:
+        # The publisher sends what was handed over before this; then the whole connection
+        # (subscriber and heartbeat too) stops.
+        ref = monitor(connection)
+        send(connection, _STOP)
+        await receive(lambda m: type(m) is Down and m.ref == ref)
     try:
-        async with adapter._client() as client:
-            await client.publish(adapter.channel, encode_hello(adapter.identity, leaving=True))
-            if await client.get(adapter.name_key) == str(adapter.identity.incarnation).encode():
-                await client.delete([adapter.name_key])
+        with trio.fail_after(adapter.timeout):
+            async with await adapter._connect() as redis:
+                key, bye = adapter.name_key, encode_hello(adapter.identity, leaving=True)
+                await redis.execute("PUBLISH", adapter.channel, bye)
+                if await redis.execute("GET", key) == str(adapter.identity.incarnation).encode():
+                    await redis.execute("DEL", key)
     except BaseException as error:
         await _reraise_unless_failure(error)
         logger.info(

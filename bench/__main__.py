@@ -29,6 +29,7 @@ SUITES: dict[str, str] = {
     "domain": "bench.domain",
     "liveview": "bench.liveview",
     "chat": "bench.chat",
+    "cluster": "bench.cluster",
 }
 
 

@@ -87,7 +87,8 @@ def require_postgres_for(suite: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "suite", ["pubsub", "presence", "supervisors", "channels", "domain", "liveview", "chat"]
+    "suite",
+    ["pubsub", "presence", "supervisors", "channels", "domain", "liveview", "chat", "cluster"],
 )
 def test_other_suites_run_tiny_and_judge_every_figure(tmp_path: Path, suite: str) -> None:
     require_postgres_for(suite)

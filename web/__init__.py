@@ -85,6 +85,7 @@ from .http import RateLimited as RateLimited
 from .http import RateLimiter as RateLimiter
 from .http import Request as Request
 from .http import Response as Response
+from .http import Shared as Shared
 from .http import Upgrader as Upgrader
 from .http import WebSocket as WebSocket
 from .http import WebSocketClosed as WebSocketClosed
@@ -138,6 +139,7 @@ __all__ = (
     "Request",
     "Response",
     "Serializer",
+    "Shared",
     "Socket",
     "Stop",
     "Token",

@@ -1,5 +1,10 @@
-"""The operator's page: the node's process tree, live, with kill buttons for the chat's own
+"""The operator's page: every node's process tree, live, with kill buttons for the chat's own
 processes.
+
+Each node of the chat runs an :class:`AdminAgent` (registered as :data:`AGENT`, under the
+chat's supervisor) that lists its processes and kills one on request, with the rules below
+applied on the node that owns the process; the page asks the agent of every node it knows
+(``beam.node()`` and ``beam.nodes()``), so with several nodes it shows one tree per node.
 
 Each process is shown under the process that started it (a supervisor's children under it),
 with its pid, registered name, mailbox length, messages handled, and, for a supervised child,
@@ -31,29 +36,45 @@ from . import chaos
 REFRESH_SECONDS = 1.0
 #: The chat's application supervisor: never killed from here.
 APP_SUPERVISOR: Final = "chat.sup"
+#: The name of each node's :class:`AdminAgent`.
+AGENT: Final = "chat.admin"
+#: How long the page waits for a node's agent before showing that node as unreachable.
+AGENT_TIMEOUT: Final = 2.0
 
 TEMPLATE = """<div class="admin">
-<h1>Processes <small>{{ stats.processes }} alive · {{ stats.spawned }} spawned ·
-  {{ stats.crashes }} crashed</small></h1>
+<h1>Processes <small>{{ nodes | length }} node{{ "s" if nodes | length != 1 else "" }}</small></h1>
 <p><a href="/">back to the chat</a>{% if killed %} · <span id="killed">{{ killed }}</span>
 {%- endif %}</p>
-<table id="processes"><thead><tr><th>process</th><th>name</th><th>started as</th>
-<th>status</th><th>mailbox</th><th>handled</th><th>links</th><th>restarts</th><th></th></tr>
+{%- for node in nodes %}
+<section class="node" id="node-{{ node.name }}">
+<h2>{{ node.name }}{% if node.here %} <small>(this node)</small>{% endif %}
+{%- if node.error %} <small class="error">{{ node.error }}</small>{% else %}
+<small>{{ node.stats.processes }} alive · {{ node.stats.spawned }} spawned ·
+  {{ node.stats.crashes }} crashed</small>{% endif %}</h2>
+{%- if not node.error %}
+<table{% if node.here %} id="processes"{% endif %}><thead><tr><th>process</th><th>name</th>
+<th>started as</th><th>status</th><th>mailbox</th><th>handled</th><th>links</th>
+<th>restarts</th><th></th></tr>
 </thead><tbody>
-{%- for p in rows %}<tr id="p{{ p.id }}"><td style="padding-left: {{ 8 + p.depth * 16 }}px">
+{%- for p in node.rows %}<tr id="p{{ p.id }}{{ node.suffix }}">
+<td style="padding-left: {{ 8 + p.depth * 16 }}px">
 {{- "└ " if p.depth else "" }}{{ p.pid }}</td><td>{{ p.name }}</td>
 <td class="call">{{ p.call }}</td><td>{{ p.status }}</td><td>{{ p.queue }}</td>
 <td>{{ p.handled }}</td><td>{{ p.links }}</td><td class="restarts">{{ p.restarts }}</td>
 <td>{% if p.killable %}<button class="kill" phx-click="kill" phx-value-id="{{ p.id }}"
+ phx-value-node="{{ node.name }}"
 {%- if p.supervisor %} phx-value-confirm="supervisor" data-confirm="Kill the supervisor
 {{ p.pid }}? Every process under it stops with it, then its own supervisor starts them all
 again."{% endif %}>kill</button>{% endif %}</td></tr>
 {%- endfor -%}
-</tbody></table></div>"""
+</tbody></table>{% endif %}</section>
+{%- endfor %}</div>"""
 
 CSS = """
 .admin { padding: 20px 28px; }
-.admin h1 small { color: var(--muted); font-size: 14px; font-weight: 400; }
+.admin h1 small, .admin h2 small { color: var(--muted); font-size: 14px; font-weight: 400; }
+.admin h2 { font-size: 16px; margin: 18px 0 6px; }
+.admin h2 small.error { color: var(--bad); }
 .admin table { border-collapse: collapse; width: 100%; background: var(--panel); font-size: 13px; }
 .admin th, .admin td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); }
 .admin td.call { font-family: ui-monospace, monospace; }
@@ -104,13 +125,16 @@ def killable(
     return pid in connected or _under_app(pid, infos)
 
 
-def refusal(pid: beam.Pid, infos: Mapping[beam.Pid, beam.ProcessInfo]) -> str | None:
-    """Why *pid* may not be killed from this page, or ``None`` when it may.
+def refusal(
+    pid: beam.Pid, infos: Mapping[beam.Pid, beam.ProcessInfo], page: beam.Pid | None = None
+) -> str | None:
+    """Why *pid* may not be killed from the page whose process is *page*, or ``None`` when
+    it may.
 
     >>> refusal(beam.whereis("chat.sup"), infos)
     'refused: chat.sup is the application supervisor: killing it stops the whole chat'
     """
-    if pid == beam.self():
+    if pid in (beam.self(), page):
         return "refused: not this page's own process"
     if pid not in infos:
         return f"refused: {pid} is not a live process"
@@ -177,8 +201,73 @@ async def _rows() -> list[dict[str, Any]]:
     return rows
 
 
+def _stats() -> dict[str, int]:
+    stats = beam.current_node().statistics()
+    return {"processes": stats.processes, "spawned": stats.spawned, "crashes": stats.crashes}
+
+
+async def kill(target: beam.Pid, confirm: str, page: beam.Pid | None = None) -> str:
+    """Kill the process *target* of this node if the page may (see :func:`refusal`; a
+    supervisor only with *confirm* ``"supervisor"``); say what was done.
+
+    >>> await kill(beam.whereis("presence"), "")
+    'killed <0.42.0>'
+    """
+    infos = {pid: info for pid in beam.processes() if (info := beam.process_info(pid))}
+    refused = refusal(target, infos, page)
+    if refused is not None:
+        return refused
+    if _is_supervisor(infos[target]) and confirm != "supervisor":
+        return (
+            f"not killed: {target} is a supervisor; killing it stops every process under it "
+            "before they are restarted: confirm to go on"
+        )
+    beam.exit(target, "kill")
+    return f"killed {target}"
+
+
+class AdminAgent(beam.GenServer[None]):
+    """One per node, under the chat's supervisor: the page's hands on this node.
+
+    ``call(("chat.admin", node), "rows")`` answers ``(stats, rows)`` (plain dicts, so they
+    cross nodes); ``("kill", id, confirm, page)`` kills a process of this node by number
+    under :func:`refusal`'s rules and answers what was done.
+
+    >>> stats, rows = await beam.call(("chat.admin", "chat2"), "rows")
+    """
+
+    async def init(self, arg: Any) -> beam.Ok[None]:
+        return beam.Ok(None)
+
+    async def handle_call(self, request: Any, from_: beam.From, state: None) -> Any:
+        if request == "rows":
+            return beam.Reply((_stats(), await _rows()), state)
+        if type(request) is tuple and len(request) == 4 and request[0] == "kill":
+            _, number, confirm, page = request
+            if type(number) is not int or number < 0:
+                return beam.Reply(f"refused: {number!r} is not a process id", state)
+            page = page if type(page) is beam.Pid else None
+            return beam.Reply(await kill(beam.Pid(number), str(confirm), page), state)
+        raise ValueError(f"the admin agent does not know the request {request!r:.80}")
+
+
+async def _node_view(name: str, here: str) -> dict[str, Any]:
+    """What the page shows of the node *name*: its stats and rows, or why it is missing."""
+    view: dict[str, Any] = {"name": name, "here": name == here, "suffix": ""}
+    if name != here:
+        view["suffix"] = f"@{name}"
+    try:
+        stats, rows = await beam.call((AGENT, name), "rows", timeout=AGENT_TIMEOUT)
+    except beam.ProcessExit as error:  # down, no agent yet, or too slow
+        reason = error.reason[0] if isinstance(error.reason, tuple) else error.reason
+        view.update(error=f"unreachable ({reason})", stats={}, rows=[])
+        return view
+    view.update(error="", stats=stats, rows=rows)
+    return view
+
+
 class AdminLive(web.LiveView):
-    """The process table (see the module documentation)."""
+    """The process tables (see the module documentation)."""
 
     template = TEMPLATE
     title = "Processes · trio-beam chat"
@@ -196,24 +285,27 @@ class AdminLive(web.LiveView):
 
     async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
         if event == "kill":
+            here = beam.node()
+            node = str(value.get("node") or here)
             try:
-                target = beam.Pid(int(value.get("id", 0)))
+                number = int(value.get("id", 0))
             except (TypeError, ValueError):
                 socket.assign(killed=f"refused: {value.get('id')!r} is not a process id")
                 return
-            infos = {pid: info for pid in beam.processes() if (info := beam.process_info(pid))}
-            refused = refusal(target, infos)
-            if refused is not None:
-                socket.assign(killed=refused)
-                return
-            if _is_supervisor(infos[target]) and value.get("confirm") != "supervisor":
-                socket.assign(
-                    killed=f"not killed: {target} is a supervisor; killing it stops every process "
-                    "under it before they are restarted: confirm to go on"
-                )
-                return
-            beam.exit(target, "kill")
-            socket.assign(killed=f"killed {target}")
+            confirm = str(value.get("confirm") or "")
+            if node == here:
+                said = await kill(beam.Pid(number), confirm)
+            elif node not in beam.nodes():
+                said = f"refused: {node!r} is not a node of this cluster"
+            else:
+                request = ("kill", number, confirm, beam.self())
+                try:
+                    said = await beam.call((AGENT, node), request, timeout=AGENT_TIMEOUT)
+                except beam.ProcessExit:
+                    said = f"not killed: the node {node!r} did not answer"
+                else:
+                    said = f"{said} on {node}"
+            socket.assign(killed=said)
             await self._refresh(socket)
 
     async def handle_info(self, message: Any, socket: web.LiveSocket) -> None:
@@ -222,4 +314,10 @@ class AdminLive(web.LiveView):
             beam.send_after(beam.self(), "refresh", REFRESH_SECONDS)
 
     async def _refresh(self, socket: web.LiveSocket) -> None:
-        socket.assign(rows=await _rows(), stats=beam.current_node().statistics())
+        here = beam.node()
+        views = [
+            {"name": here, "here": True, "suffix": "", "error": "", "stats": _stats()}
+            | {"rows": await _rows()}
+        ]
+        views += [await _node_view(name, here) for name in beam.nodes()]
+        socket.assign(nodes=views)

@@ -20,8 +20,9 @@ from supervisors import Application, child_spec
 
 from . import ratelimit, sessions
 from .accounts import SESSION_COOKIE, hash_off_loop, verify_password
+from .admin import AGENT as ADMIN_AGENT
 from .admin import CSS as ADMIN_CSS
-from .admin import AdminLive
+from .admin import AdminAgent, AdminLive
 from .channels import ChatSocket
 from .live import ChatLive
 from .model import Chat, Room, User
@@ -213,9 +214,10 @@ async def build(
             child_spec(presence.Tracker),
             child_spec(
                 web.RateLimiter,
-                ratelimit.scopes(messages_per_minute, limits),
+                (ratelimit.scopes(messages_per_minute, limits), ratelimit.SHARED),
                 name=ratelimit.NAME,
             ),
+            child_spec(AdminAgent, name=ADMIN_AGENT),
         ],
         strategy="one_for_one",
         max_restarts=10,

@@ -1,13 +1,16 @@
-"""The chat's rate limits: one :class:`web.RateLimiter` (registered as ``chat.ratelimit``,
-supervised with the rest of the chat) and the scopes it counts.
+"""The chat's rate limits: a :class:`web.RateLimiter` on every node (registered as
+``chat.ratelimit``, supervised with the rest of the chat) and the scopes it counts. The limits
+hold for the whole cluster, not per node: the limiter holding the global name
+``chat.ratelimit`` counts for every node (:class:`web.Shared`), and another takes over if it
+goes.
 
 Per client address (``ip:<address>``; behind a proxy every client shares the proxy's):
 ``login`` (sign-in attempts, whatever their outcome), ``signup`` (new accounts), ``api``
 (``POST /api/token``), and ``signin_address`` (growing delays after failed sign-ins). Per
 account name: ``signin_account`` (growing delays after failed sign-ins; a success resets
 it). Per user: ``message`` (sends), ``room`` (rooms opened), ``edit`` (edits and deletes),
-``typing`` (typing notices: extra ones are dropped). The counters are the node's own and
-soft: a restarted limiter starts empty.
+``typing`` (typing notices: extra ones are dropped). The counters are soft: a restarted
+limiter starts empty.
 
 ``CHAT_RATE_LIMITS`` overrides Limit scopes, ``scope=COUNT/SECONDS`` separated by commas
 (``CHAT_RATE_LIMITS="message=120/60,api=100/60"``).
@@ -22,6 +25,8 @@ from typing import Final
 import web
 
 NAME: Final = "chat.ratelimit"
+#: Where the chat's calls go: the cluster's limiter, else this node's.
+SHARED: Final = web.Shared(NAME, local_name=NAME)
 
 DEFAULTS: Final[Mapping[str, web.Limit | web.Backoff]] = {
     "login": web.Limit(30, 60.0, "sign-in attempts"),
@@ -81,7 +86,7 @@ async def check(scope: str, key: str) -> None:
 
     >>> await check("message", str(user.id))
     """
-    await web.rate_limit(scope, key, server=NAME)
+    await web.rate_limit(scope, key, server=SHARED)
 
 
 async def failed(scope: str, key: str) -> None:
@@ -89,7 +94,7 @@ async def failed(scope: str, key: str) -> None:
 
     >>> await failed("signin_account", "user:alice")
     """
-    await web.record_failure(scope, key, server=NAME)
+    await web.record_failure(scope, key, server=SHARED)
 
 
 async def succeeded(scope: str, key: str) -> None:
@@ -97,4 +102,4 @@ async def succeeded(scope: str, key: str) -> None:
 
     >>> await succeeded("signin_account", "user:alice")
     """
-    await web.reset_limit(scope, key, server=NAME)
+    await web.reset_limit(scope, key, server=SHARED)

@@ -4,8 +4,8 @@ and the ``BEAM_NODE``/``BEAM_CLUSTER`` environment variables.
 With a Redis URL the node joins that cluster before its body runs (a broadcast reaches a node
 configured the same way, here a node OS process configured by the environment) and leaves it
 at the end, freeing its name; a live node's name is refused; a URL that is not Redis's is
-refused naming the value and the fix; without a cluster nothing touches Redis (coredis is not
-even imported).
+refused naming the value and the fix; without a cluster nothing touches Redis (no connection is
+even opened).
 """
 
 from __future__ import annotations
@@ -143,11 +143,14 @@ def test_a_cluster_needs_a_name() -> None:
 
 
 _PROBE = """
-import sys
 import beam
+import beam._redis_pubsub as adapter
+
+opened = []
+adapter.connect = adapter.subscribe = lambda *args, **kwargs: opened.append(args)
 
 async def main():
-    return beam.node(), beam.node_name(), "coredis" in sys.modules
+    return beam.node(), beam.node_name(), bool(opened)
 
 print(beam.run(main), beam.run(main, name="by-arg"))
 """

@@ -9,21 +9,20 @@ the same port: senders never raise, and the subscriber resubscribes by itself.
 
 from __future__ import annotations
 
-import gc
+import contextlib
 import logging
 import random
 import shutil
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import coredis
 import pytest
 import trio
 
 import beam
 from beam import cluster
+from beam._resp import connect
 
 from ..support.nodes import RedisServer, free_port, redis_server, start_node
 
@@ -37,9 +36,8 @@ def redis() -> Iterator[RedisServer]:
 
 
 async def publish_raw(url: str, channel: str, payloads: list[bytes]) -> None:
-    async with coredis.Redis.from_url(url) as client:
-        for data in payloads:
-            await client.publish(channel, data)
+    async with await connect(url) as redis:
+        await redis.pipeline([("PUBLISH", channel, data) for data in payloads])
 
 
 async def test_broadcasts_cross_nodes_once_and_local_broadcasts_stay_local(
@@ -97,18 +95,28 @@ async def test_a_node_survives_garbage_on_its_channels(redis: RedisServer) -> No
         bytes([0x95, 0x02]) + cluster.encode("except")[0:],  # version 2, truncated
         b"\x95\x01\xa6except\xa1x\xc0\xc4\x03\xd4\x63\x00",  # body: unknown extension 99
     ]
+    stranger = beam.NodeId("stranger", 1)
+    signals = [  # well-formed frames, nonsense signals: each dropped with a warning
+        cluster.encode_signal(("link", 1, 2), local=stranger),
+        cluster.encode_signal(("bogus",), local=stranger),
+        cluster.encode_signal(("down", beam.Ref(1), "x", "y"), local=stranger),
+        cluster.encode_signal(("monitor", beam.Pid(1), 7, "t"), local=stranger),
+    ]
     async with start_node(redis.url, "a") as a, start_node(redis.url, "b") as b:
         await b.call("subscribe", topic="room")
         await publish_raw(redis.url, "beam:pubsub", garbage)
-        await publish_raw(redis.url, "beam:pubsub:node:b", garbage[:20])
+        await publish_raw(redis.url, "beam:pubsub:node:b", garbage[:20] + signals)
         await a.call("broadcast", topic="room", msg="still fine")
         await b.expect("message", topic="room", msg="'still fine'")
-        warning = await b.expect("log", level="WARNING")
-        assert "malformed PubSub message" in warning["text"]
+        await b.expect("log", level="WARNING")
         await b.drain()
+        warned = [e["text"] for e in b.seen("log", level="WARNING")]
+        assert any("malformed PubSub message" in text for text in warned)
+        assert any("dropped a signal from stranger" in text for text in warned)
         # Rate-limited: one warning per interval (0.5 s in the node programs), with a count.
-        assert 1 <= len(b.seen("log", level="WARNING")) <= 5
+        assert 2 <= len(warned) <= 6
         assert b.seen("log", level="ERROR") == []
+        assert (await b.call("nodes"))["nodes"] == ["a"]  # no phantom "stranger"
         assert b.seen("message", topic="room") == [b.seen("message")[0]]
 
 
@@ -135,6 +143,47 @@ async def test_redis_going_away_never_raises_in_the_sender_and_the_subscriber_re
                 await trio.sleep(0.1)
                 await b.drain()
         assert any("resubscribed" in e["text"] for e in b.seen("log"))
+
+
+async def test_three_nodes_recover_from_a_redis_restart_by_themselves(
+    redis: RedisServer,
+) -> None:
+    async with (
+        start_node(redis.url, "a", heartbeat=0.2, timeout=1.0) as a,
+        start_node(redis.url, "b", heartbeat=0.2, timeout=1.0) as b,
+        start_node(redis.url, "c", heartbeat=0.2, timeout=1.0) as c,
+    ):
+        nodes = {"a": a, "b": b, "c": c}
+        for node in nodes.values():
+            await node.call("subscribe", topic="room")
+
+        async def everyone_hears_everyone(tag: str) -> None:
+            with trio.fail_after(15):
+                for name, sender in nodes.items():
+                    n = 0
+                    while True:  # until each of the others heard this sender's latest probe
+                        probe = f"{tag} {name} {n}"
+                        await sender.call("broadcast", topic="room", msg=probe)
+                        await trio.sleep(0.1)
+                        for node in nodes.values():
+                            await node.drain()
+                        if all(
+                            node.seen("message", topic="room", msg=repr(probe))
+                            for node in nodes.values()
+                        ):
+                            break
+                        n += 1
+                for name, node in nodes.items():
+                    while (await node.call("nodes"))["nodes"] != sorted(set(nodes) - {name}):  # noqa: ASYNC110
+                        await trio.sleep(0.05)
+
+        await everyone_hears_everyone("before")
+        redis.kill()
+        await trio.sleep(1.5)  # past the timeout: each node now sees the others as down
+        for node in nodes.values():
+            assert (await node.call("nodes"))["nodes"] == []
+        redis.start()
+        await everyone_hears_everyone("after")
 
 
 # -- one node, in this process ------------------------------------------------------------------
@@ -166,10 +215,6 @@ async def test_a_message_that_cannot_travel_fails_in_the_sender_after_the_local_
             beam.broadcast("t", "x", dispatcher=fastlane)
 
 
-# coredis 6.9 leaves anyio memory streams unclosed when a connection cannot be made (they are
-# freed by the cyclic GC, which warns): ignored here, and collected before the test ends so
-# that no later test sees the warning.
-@pytest.mark.filterwarnings("ignore:Unclosed <MemoryObject:ResourceWarning")
 async def test_without_redis_a_node_works_locally_and_warns(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -186,37 +231,45 @@ async def test_without_redis_a_node_works_locally_and_warns(
     assert any("not subscribed to Redis" in text for text in texts)
     assert any("publishes dropped" in text for text in texts)
     assert len(texts) < 20  # rate-limited
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
-async def test_the_publisher_restarts_a_killed_subscriber_which_resubscribes(
-    redis: RedisServer, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("role", ["subscriber", "publisher", "heartbeat"])
+async def test_the_connection_restarts_a_killed_worker(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture, role: str
 ) -> None:
     async with start_node(redis.url, "far") as far, beam.open_node():
         adapter = await cluster.start_pubsub(redis.url, node="here", wait=5)
-        assert adapter.pid is not None
-        publisher = beam.process_info(adapter.pid)
-        assert publisher is not None
-        assert publisher.initial_call.endswith("RedisPubSub")
-        (subscriber,) = [
-            pid
-            for pid in publisher.links
-            if (info := beam.process_info(pid)) and info.initial_call.endswith("_subscriber")
-        ]
+        assert adapter.connection is not None
+        root = beam.process_info(adapter.connection)
+        assert root is not None
+        assert root.initial_call.endswith("RedisPubSub")
+        workers = {
+            info.initial_call.rpartition("_")[2]: pid
+            for pid in root.links
+            if (info := beam.process_info(pid)) is not None
+        }
+        assert sorted(workers) == ["heartbeat", "publisher", "subscriber"]
+        assert workers["publisher"] == adapter.pid
         beam.subscribe("room")
+        with trio.fail_after(5):
+            while adapter.nodes() != ["far"]:  # noqa: ASYNC110 - heard through Redis
+                await trio.sleep(0.01)
 
-        beam.exit(subscriber, "kill")
+        await far.call("subscribe", topic="back")
+        beam.exit(workers[role], "kill")
         with trio.fail_after(10):
-            while True:  # until the new subscriber is in place
+            while True:  # until the new worker is in place: broadcasts cross both ways
                 await far.call("broadcast", topic="room", msg="again")
-                try:
-                    assert await beam.receive(timeout=0.2) == "again"
-                    break
-                except beam.ReceiveTimeout:
-                    pass
-        info = beam.process_info(adapter.pid)
+                beam.broadcast("back", "ping")
+                await trio.sleep(0.2)
+                await far.drain()
+                if far.seen("message", topic="back"):
+                    with contextlib.suppress(beam.ReceiveTimeout):
+                        if await beam.receive(lambda m: m == "again", timeout=0):
+                            break
+        info = beam.process_info(adapter.connection)
         assert info is not None
-        assert info.links != (subscriber,)
-    assert any("subscriber exited ('killed')" in r.getMessage() for r in caplog.records)
+        assert workers[role] not in info.links
+        assert len(info.links) == 3
+        assert adapter.nodes() == ["far"]
+    assert any(f"{role} exited ('killed')" in r.getMessage() for r in caplog.records)

@@ -14,14 +14,14 @@ stdout (log records of ``beam.cluster`` included). Every wait has a hard timeout
 
 Commands (``call(op, **args)`` returns the answer's fields, raising if the node reports an
 error): ``subscribe`` (topic) starts a process that reports each message it receives as a
-``message`` event (``repr`` of the message); ``broadcast``, ``local_broadcast`` (topic, msg;
-a list arrives as a tuple), ``direct_broadcast`` (node, topic, msg); ``ping``; ``nodes``
-(answers ``nodes``, the list ``beam.nodes()``); ``echo`` (name) registers a process that
-answers each ``(pid, *rest)`` with ``("echo", its own pid, *rest)`` to that pid; ``kill``
-(name) kills the process registered as *name*; ``sink`` (name) starts a process that reports
-each message it gets as a ``message`` event with ``topic`` its *name*; ``send`` (sink, name,
-node, msg, count) has that sink send ``(its pid, msg, i)`` for each i in ``range(count)`` to
-``(name, node)`` (``(its pid, msg)`` if count is 1); ``send_last`` (sink, msg) has it send
+``message`` event (``repr`` of the message); ``broadcast``, ``local_broadcast`` (topic, msg; a
+list arrives as a tuple), ``direct_broadcast`` (node, topic, msg); ``ping``; ``nodes`` (answers
+``nodes``, the list ``beam.nodes()``); ``echo`` (name) registers a process that answers each
+``(pid, *rest)`` with ``("echo", its own pid, *rest)`` to that pid; ``kill`` (name) kills the
+process registered as *name* and waits until it is gone; ``sink`` (name) starts a process that
+reports each message it gets as a ``message`` event with ``topic`` its *name*; ``send`` (sink,
+name, node, msg, count) has that sink send ``(its pid, msg, i)`` for each i in ``range(count)``
+to ``(name, node)`` (``(its pid, msg)`` if count is 1); ``send_last`` (sink, msg) has it send
 ``(its pid, msg)`` to the second field of the last message it got (the pid of the echo that
 answered it). ``run`` (fn, args) imports ``fn`` (``"package.module:function"``), awaits
 ``function(**args)`` in the command loop's process and answers its JSON-able result as
@@ -279,6 +279,10 @@ def _is_sink_of(name: str) -> Callable[[Any], bool]:
     return lambda message: type(message) is tuple and message[:2] == ("sink", name)
 
 
+def _is_down(ref: beam.Ref) -> Callable[[Any], bool]:
+    return lambda message: type(message) is beam.Down and message.ref == ref
+
+
 def _is(expected: Any) -> Callable[[Any], bool]:
     return lambda message: bool(message == expected)
 
@@ -342,7 +346,9 @@ async def _serve(sinks: dict[str, beam.Pid]) -> None:
             elif op == "kill":
                 target = beam.whereis(command["name"])
                 assert target is not None
+                gone = beam.monitor(target)
                 beam.exit(target, "kill")
+                await beam.receive(_is_down(gone), timeout=5)
             elif op == "sink":
                 sink_name = command["name"]
                 beam.spawn(_sink, beam.self(), sink_name)

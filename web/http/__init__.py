@@ -33,6 +33,7 @@ from ._ratelimit import Backoff as Backoff
 from ._ratelimit import Limit as Limit
 from ._ratelimit import RateLimited as RateLimited
 from ._ratelimit import RateLimiter as RateLimiter
+from ._ratelimit import Shared as Shared
 from ._ratelimit import rate_limit as rate_limit
 from ._ratelimit import record_failure as record_failure
 from ._ratelimit import reset_limit as reset_limit
@@ -57,6 +58,7 @@ __all__ = (
     "RateLimiter",
     "Request",
     "Response",
+    "Shared",
     "SocketHandler",
     "Upgrader",
     "WebSocket",

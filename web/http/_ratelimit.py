@@ -27,9 +27,13 @@ user id, a client address (``"ip:127.0.0.1"``), an account name::
             ...
         await web.reset_limit("login_failures", f"user:{username}")
 
-The counters are per node and soft: a restarted limiter starts empty (at worst it forgives a
-burst), and a cluster of nodes counts each node apart (a shared store is for later). Time is
-``trio.current_time()``, so tests drive it with ``trio.testing.MockClock``.
+The counters are soft: a restarted limiter starts empty (at worst it forgives a burst). By
+default each node counts apart; to count once for a cluster, start the limiter on every node
+with ``(scopes, Shared(global_name))`` and ask it with ``server=Shared(global_name)``: one
+of them holds the global name and counts for every node, the others stand by and one takes
+over (starting empty) when it dies or its node goes down; a node whose calls cannot reach
+the holder counts on its own limiter meanwhile. Time is ``trio.current_time()``, so tests
+drive it with ``trio.testing.MockClock``.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ __all__ = [
     "Limit",
     "RateLimited",
     "RateLimiter",
+    "Shared",
     "rate_limit",
     "record_failure",
     "reset_limit",
@@ -114,6 +119,27 @@ class Backoff:
         return min(self.cap, self.base * 2.0 ** min(failures - self.free, 64))
 
 
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """A limiter shared by the cluster: the process registered globally as *global_name*,
+    else (no holder yet, or the holder cannot be reached) this node's *local_name*.
+
+    >>> web.Shared("chat.ratelimit", local_name="chat.ratelimit")
+    Shared(global_name='chat.ratelimit', local_name='chat.ratelimit')
+    """
+
+    global_name: str
+    local_name: str = RATE_LIMITER
+
+
+# A shared limiter answers callers of other nodes with these.
+beam.cluster.register(Limit, "web.Limit")
+beam.cluster.register(Backoff, "web.Backoff")
+
+#: What the functions below ask: a limiter's registered name or pid, or a :class:`Shared`.
+Server = str | beam.Pid | Shared
+
+
 class RateLimited(Exception):
     """Over a limit: ``scope``, ``retry_after`` (seconds), and a message that says how long
     to wait (``"slow down: at most 3 messages per minute; try again in 20 s"``).
@@ -158,6 +184,9 @@ class _Table:
     scopes: Mapping[str, Limit | Backoff]
     max_keys: int = 100_000
     entries: dict[str, dict[str, _Bucket | _Failures]] = field(default_factory=dict)
+    #: Shared by the cluster: its names, and the monitor on the holder this one stands by for.
+    shared: Shared | None = None
+    watch: beam.Ref | None = None
 
     def scope(self, name: str) -> Limit | Backoff:
         try:
@@ -248,14 +277,21 @@ class RateLimiter(beam.GenServer[_Table]):
     Use :func:`rate_limit`, :func:`record_failure` and :func:`reset_limit`.
     """
 
-    async def init(self, arg: Mapping[str, Limit | Backoff]) -> beam.Ok[_Table]:
-        for name, limit in arg.items():
+    async def init(
+        self, arg: Mapping[str, Limit | Backoff] | tuple[Mapping[str, Limit | Backoff], Shared]
+    ) -> beam.Ok[_Table]:
+        scopes, shared = arg if isinstance(arg, tuple) else (arg, None)
+        for name, limit in scopes.items():
             if not isinstance(limit, Limit | Backoff):
                 raise TypeError(
                     f"scope {name!r}: expected a web.Limit or web.Backoff, got {limit!r}"
                 )
         beam.send_after(beam.self(), "sweep", _SWEEP_SECONDS)
-        return beam.Ok(_Table(dict(arg)))
+        table = _Table(dict(scopes))
+        if shared is not None:
+            table.shared = shared
+            await _lead(table)
+        return beam.Ok(table)
 
     async def handle_call(
         self, request: Any, from_: beam.From, state: _Table
@@ -280,10 +316,30 @@ class RateLimiter(beam.GenServer[_Table]):
         if message == "sweep":
             state.sweep(trio.current_time())
             beam.send_after(beam.self(), "sweep", _SWEEP_SECONDS)
+        elif message == "lead" or (type(message) is beam.Down and message.ref == state.watch):
+            await _lead(state)  # the holder is gone: take over, or watch the new one
         return beam.NoReply(state)
 
 
-async def rate_limit(scope: str, key: str, *, server: str | beam.Pid = RATE_LIMITER) -> None:
+async def _lead(table: _Table) -> None:
+    """Take the shared limiter's global name, or watch whoever holds it (to take over when
+    it goes); retried every second while neither works (Redis away, say)."""
+    shared = table.shared
+    assert shared is not None
+    table.watch = None
+    try:
+        if await beam.register_global(shared.global_name, beam.self()):
+            return
+    except ConnectionError:
+        pass
+    holder = beam.whereis_global(shared.global_name)
+    if holder is None or holder == beam.self():
+        beam.send_after(beam.self(), "lead", 1.0)
+        return
+    table.watch = beam.monitor(holder)
+
+
+async def rate_limit(scope: str, key: str, *, server: Server = RATE_LIMITER) -> None:
     """Count one hit of *key* in the :class:`Limit` *scope*, or, for a :class:`Backoff`
     scope, check that *key* is not held back; raise :class:`RateLimited` otherwise.
 
@@ -304,7 +360,7 @@ async def rate_limit(scope: str, key: str, *, server: str | beam.Pid = RATE_LIMI
     raise RateLimited(scope, seconds, message)
 
 
-async def record_failure(scope: str, key: str, *, server: str | beam.Pid = RATE_LIMITER) -> float:
+async def record_failure(scope: str, key: str, *, server: Server = RATE_LIMITER) -> float:
     """Count a failure of *key* in the :class:`Backoff` *scope*; returns the delay (seconds)
     the key is now held back from its next attempt (0 while failures are still free).
 
@@ -315,7 +371,7 @@ async def record_failure(scope: str, key: str, *, server: str | beam.Pid = RATE_
     return delay
 
 
-async def reset_limit(scope: str, key: str, *, server: str | beam.Pid = RATE_LIMITER) -> None:
+async def reset_limit(scope: str, key: str, *, server: Server = RATE_LIMITER) -> None:
     """Forget *key* in *scope* (after a successful sign-in, say).
 
     >>> await web.reset_limit("login_failures", f"user:{username}")
@@ -323,10 +379,20 @@ async def reset_limit(scope: str, key: str, *, server: str | beam.Pid = RATE_LIM
     await _ask(server, ("reset", scope, key))
 
 
-async def _ask(server: str | beam.Pid, request: tuple[str, ...]) -> Any:
+async def _ask(server: Server, request: tuple[str, ...]) -> Any:
     """The limiter's answer; ``None`` for a hit that went through, the wait for one that did
     not; :class:`ValueError` for a request it refused (an unknown scope)."""
-    verdict, value = await beam.call(server, request)
+    if isinstance(server, Shared):
+        holder = beam.whereis_global(server.global_name)
+        try:
+            verdict, value = await beam.call(holder or server.local_name, request)
+        except beam.ProcessExit:
+            if holder is None or holder.node is None:
+                raise
+            # The holder's node went down, or it died mid-call: count here meanwhile.
+            verdict, value = await beam.call(server.local_name, request)
+    else:
+        verdict, value = await beam.call(server, request)
     if verdict == "error":
         raise ValueError(value)
     if verdict == "wait":
