@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import trio
+
+import web
 
 from ..support import phx, wsclient
 from ..support.http import fetch, http
@@ -380,3 +383,12 @@ def test_a_bad_node_count_is_refused() -> None:
     )
     assert done.returncode == 2
     assert "expected a number of nodes >= 1 or 'auto', got '0'" in done.stderr
+
+
+def test_an_endpoint_takes_its_default_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WEB_SECRET_KEY", "one key for every node")
+    assert web.Endpoint().secret_key == "one key for every node"
+    monkeypatch.delenv("WEB_SECRET_KEY")
+    assert web.Endpoint().secret_key != web.Endpoint().secret_key  # random per endpoint
