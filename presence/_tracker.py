@@ -379,9 +379,7 @@ def _untransportable(meta: Meta) -> Exception | None:
 def _identity() -> beam.NodeId | None:
     """This node's identity in its cluster (its PubSub adapter's), or ``None`` if it has not
     joined one."""
-    adapter = beam._pubsub._pubsub(beam.current_node()).adapter
-    identity = getattr(adapter, "identity", None)
-    return identity if isinstance(identity, beam.NodeId) else None
+    return beam.cluster.identity()
 
 
 def _change(state: _ShardState, joins: list[Entry], leaves: list[Entry]) -> None:
