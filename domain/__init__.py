@@ -1,4 +1,4 @@
-"""domain: an Ash-style declarative domain layer on SQLAlchemy, run by supervised thread actors.
+"""domain: an Ash-style declarative domain layer on SQLAlchemy, run by supervised processes.
 
 Resources declare typed attributes, identities, relationships, aggregates and calculations;
 actions (create/read/update/destroy) declare what they accept, their arguments and their
@@ -31,17 +31,20 @@ commit. A :class:`Domain` groups resources and exposes a code interface::
         await Chat.create_tables()
         await Chat.send_message(content="hi", room_id=room_id, actor=user)
 
-Database work goes through a :class:`DataLayer`: by default connection thread actors
-(``beam.ThreadActor``) in a supervised pool (:class:`SQLiteRepo`, :class:`PostgresRepo`), so
-the trio loop never waits on the database. ``domain.notifications`` is an optional module
-(per-user notifications with an unread counter, AshDispatch-style) built on the above.
+Database work goes through a :class:`DataLayer`, a supervised pool of connections so the
+trio loop never waits on the database: :class:`SQLiteRepo` on connection thread actors
+(``beam.ThreadActor``; SQLite's driver blocks), :class:`PostgresRepo` on psycopg driven by
+trio, each connection owned by a process, no thread. ``Domain.transaction()`` runs several
+calls in one transaction. ``domain.notifications`` is an optional module (per-user
+notifications with an unread counter, AshDispatch-style) built on the above.
 
 Where things live: ``_resource``, ``_actions``, ``_policy``, ``_notifiers`` declare;
 ``_query`` (the read-query value), ``_read`` (compiling it to SQL, keyset paging) and
 ``_load`` (running it) read; ``_changeset``, ``_write`` (the write pipeline, bulk) and
 ``_dispatch`` (after-commit notifiers and counters) write; ``_data`` is the data-layer seam
-and ``_data_layer`` its thread implementations; ``_interface`` is the code interface, and
-``_domain`` the :class:`Domain` facade over all of them.
+and ``_data_layer`` its implementations (``_pg_*``: PostgreSQL on trio; ``_greenlets``: units
+awaiting from a trio task); ``_interface`` is the code interface, and ``_domain`` the
+:class:`Domain` facade over all of them.
 """
 
 import beam

@@ -2,7 +2,7 @@
 
 The action engine never opens a connection, never picks one and never commits: it builds
 *units of work*, plain functions of a :class:`Tx` that run whole inside one transaction, and
-hands them to a :class:`DataLayer`. A data layer promises five things:
+hands them to a :class:`DataLayer`. A data layer promises these:
 
 * ``dialect``: ``"sqlite"`` or ``"postgresql"`` (the engine picks dialect-specific SQL,
   such as an upsert's ``INSERT ... ON CONFLICT``, from it);
@@ -16,13 +16,16 @@ hands them to a :class:`DataLayer`. A data layer promises five things:
   stop them;
 * ``child_spec()``: the same start as a child of a supervision tree.
 
-A unit runs synchronously wherever the data layer runs it (today a connection's own thread,
-see ``domain/_data_layer.py``), so it must not touch trio. Units and hooks reach the
-database through ``tx.conn`` (a SQLAlchemy ``Connection``): the engine executes SQLAlchemy
-Core statements that it compiled beforehand (``domain/_read.py``, ``domain/_write.py``), so
-a data layer needs no knowledge of resources, policies or actions. A thread-free PostgreSQL
-data layer plugs in here: it implements this protocol and :func:`domain.Domain.start_link`
-takes it instead of a URL.
+A unit is a plain function wherever the data layer runs it: on SQLite a connection's own
+thread, on PostgreSQL a greenlet of the calling task whose statements are awaited on trio
+(``domain/_data_layer.py``). So it must not touch trio, and must not block (on PostgreSQL it
+runs on the loop). Units and hooks reach the database through :meth:`Tx.execute` (what the
+engine uses: SQLAlchemy Core statements built once per shape, ``domain/_read.py``,
+``domain/_write.py``, run without SQLAlchemy's execution overhead where the data layer can)
+or ``tx.conn`` (a SQLAlchemy ``Connection`` on the same transaction), so a data layer needs
+no knowledge of resources, policies or actions. :func:`domain.Domain.start_link` takes any
+data layer instead of a URL. Two more: ``transaction()`` (one transaction across the calling
+task's units, for ``Domain.transaction``) and ``stats()`` (the pool's :class:`PoolStats`).
 """
 
 from __future__ import annotations
@@ -176,8 +179,9 @@ Unit = Callable[[Tx], T]
 class DataLayer(Protocol):
     """What a :class:`domain.Domain` needs of a database (see this module's docstring).
 
-    :class:`domain.SQLiteRepo` and :class:`domain.PostgresRepo` implement it on connection
-    thread actors; ``Domain.start_link`` picks one from the URL, or takes one you built::
+    :class:`domain.SQLiteRepo` (connection thread actors) and :class:`domain.PostgresRepo`
+    (psycopg on trio) implement it; ``Domain.start_link`` picks one from the URL, or takes
+    one you built::
 
         layer = SQLiteRepo("sqlite:///data/app.db", name="App.repo")
         await App.start_link(layer)

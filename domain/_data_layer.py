@@ -56,7 +56,7 @@ from ._notifiers import Notification
 from ._pg_conn import DeadlineExceeded, TaskLock
 from ._pg_link import Link, PgTx
 from ._pg_notify import listen, start_listener
-from ._pg_pool import Pool, start_owner
+from ._pg_pool import Pool, start_owner, start_watchdog
 
 __all__ = [
     "PostgresRepo",
@@ -595,6 +595,8 @@ class PostgresRepo(Repo):
         self.conninfo = conninfo.render_as_string(hide_password=False)
         options = [str(conninfo_to_dict(self.conninfo).get("options") or "")]
         options.append(f"-c client_connection_check_interval={CLIENT_CHECK_MS}")
+        # The domain stores and returns UTC; a UTC session returns it with nothing to convert.
+        options.append("-c TimeZone=UTC")
         if schema is not None:
             if not _SCHEMA_NAME.match(schema):
                 raise ValueError(f"schema {schema!r} is not a plain PostgreSQL identifier")
@@ -607,11 +609,21 @@ class PostgresRepo(Repo):
         return url, 10 if pool_size is None else pool_size
 
     def child_specs(self) -> list[ChildSpec]:
-        """One connection owner per connection."""
-        return [
+        """One connection owner per connection, and the watchdog of their deadlines."""
+        owners = [
             ChildSpec(id=conn_name, start=start_owner, args=(self.pool, i), shutdown=5.0)
             for i, conn_name in enumerate(self.names)
         ]
+        if self.timeout is None:
+            return owners
+        interval = min(1.0, max(0.01, self.timeout / 20))
+        watchdog = ChildSpec(
+            id=f"{self.name}.watchdog",
+            start=start_watchdog,
+            args=(self.pool, interval),
+            shutdown="brutal_kill",
+        )
+        return [*owners, watchdog]
 
     def stats(self) -> PoolStats:
         """The pool's state now (see :class:`domain.PoolStats`)."""

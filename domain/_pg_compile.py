@@ -33,6 +33,8 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import psycopg as _psycopg_dialect
 
+from ._attributes import UTCDateTime
+
 __all__ = ["DIALECT", "Compiled", "compiled_for", "expand"]
 
 #: The dialect statements are compiled with: SQLAlchemy's psycopg dialect (its casts, its
@@ -53,6 +55,9 @@ class Compiled:
     binds: tuple[tuple[str, Processor | None], ...]
     names: tuple[str, ...]
     loaders: tuple[tuple[int, Processor], ...]
+    #: The loaders a session whose ``TimeZone`` is UTC needs: psycopg gives its datetimes
+    #: in UTC already, so the domain's UTC datetime type has nothing to do.
+    utc_loaders: tuple[tuple[int, Processor], ...]
     returns_rows: bool
     #: For each literal the statement carries (SQLAlchemy's cache-key order), the
     #: parameters it feeds (an insert's or update's values are copied into new ones).
@@ -72,6 +77,9 @@ class Compiled:
 
 
 _cache: dict[tuple[Any, tuple[str, ...]], Compiled] = {}
+#: The same, per statement object: (the statement, its compiled form, its literals' values).
+#: Keyed by ``id()`` and checked by identity, so a dead statement's id reused is a miss.
+_by_object: dict[tuple[int, tuple[str, ...]], tuple[Any, Compiled, dict[str, Any]]] = {}
 
 
 def compiled_for(statement: Any, keys: tuple[str, ...]) -> tuple[Compiled, dict[str, Any]]:
@@ -82,6 +90,9 @@ def compiled_for(statement: Any, keys: tuple[str, ...]) -> tuple[Compiled, dict[
         values.update(params)
         sql, args = compiled.sql, compiled.parameters(values)
     """
+    hit = _by_object.get((id(statement), keys))
+    if hit is not None and hit[0] is statement:
+        return hit[1], dict(hit[2])
     # SQLAlchemy memoizes a statement's cache key on the statement object.
     cache_key = statement._generate_cache_key()
     if cache_key is None:  # a construct SQLAlchemy cannot cache: compile every time
@@ -99,6 +110,11 @@ def compiled_for(statement: Any, keys: tuple[str, ...]) -> tuple[Compiled, dict[
             value = bind.effective_value
             for name in names:
                 values[name] = value
+    if len(_by_object) >= _MAX_CACHED:
+        _by_object.clear()
+    if not any(bind.callable for bind in cache_key.bindparams):  # else: values of the call
+        _by_object[(id(statement), keys)] = (statement, found, values)
+        return found, dict(values)
     return found, values
 
 
@@ -129,12 +145,16 @@ def _compile(statement: Any, keys: tuple[str, ...], cache_key: Any) -> Compiled:
         for i, column in enumerate(columns)
         if (process := _processor(column.type, "result")) is not None
     )
+    utc_loaders = tuple(
+        (i, process) for i, process in loaders if not isinstance(columns[i].type, UTCDateTime)
+    )
     expanding = bool(compiled.post_compile_params or compiled.literal_execute_params)
     return Compiled(
         sql=compiled.string.encode(),
         binds=tuple((name, _processor(binds[name].type, "bind")) for name in order),
         names=tuple(column.keyname for column in columns),
         loaders=loaders,
+        utc_loaders=utc_loaders,
         returns_rows=bool(columns),
         literal_names=literal_names,
         defaults={name: bind.effective_value for bind, name in names_of.items()},

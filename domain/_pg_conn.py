@@ -33,7 +33,7 @@ import math
 import select
 import socket
 from types import TracebackType
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 import psycopg
 import trio
@@ -212,8 +212,10 @@ class TrioConnection(psycopg.AsyncConnection[Row]):
             print(note.channel, note.payload)
     """
 
-    #: When waits on this connection give up (``trio.current_time()`` units): the query
-    #: running then is cancelled on the server and :class:`DeadlineExceeded` raised.
+    #: When the work on this connection is due (``trio.current_time()`` units). It costs a
+    #: wait nothing: whoever watches deadlines wakes an overdue waiter with
+    #: :func:`trio.lowlevel.notify_closing` on the socket, and the wait then cancels the
+    #: query on the server and raises :class:`DeadlineExceeded`.
     deadline: float = math.inf
 
     def __init__(self, pgconn: Any, row_factory: AsyncRowFactory[Row] = _TUPLE_ROW) -> None:
@@ -266,44 +268,45 @@ class TrioConnection(psycopg.AsyncConnection[Row]):
     ) -> Any:
         """Run a psycopg generator on this connection's socket to its end, parking the task
         on trio while the socket is not ready. With *timeout*, psycopg's ``_WaitTimeout``
-        when it is not done by then (what ``notifies(timeout=...)`` expects). Past the
-        connection's :attr:`deadline`, :class:`DeadlineExceeded` (the query was cancelled on
-        the server first)."""
+        when it is not done by then (what ``notifies(timeout=...)`` expects). A wait woken
+        with :func:`trio.lowlevel.notify_closing` past the connection's :attr:`deadline`
+        raises :class:`DeadlineExceeded` (the query was cancelled on the server first)."""
         fd = self.pgconn.socket
         try:
             want = next(gen)
         except StopIteration as done:
             return done.value
-        deadline = self.deadline
-        if timeout is not None:
-            deadline = min(deadline, trio.current_time() + timeout)
         try:
+            if timeout is not None:  # psycopg's own timeouts (notifies): a scope, rare
+                deadline = trio.current_time() + timeout
+                while True:
+                    with trio.CancelScope(deadline=deadline) as scope:
+                        ready = await self._ready(gen, fd, want)
+                    if scope.cancelled_caught:
+                        gen.close()
+                        raise e._WaitTimeout("wait timeout expired")
+                    want = gen.send(ready)
             while True:
-                try:
-                    if deadline == math.inf:  # no scope to enter: most waits, the fast path
-                        ready = await _ready(fd, want)
-                    else:
-                        with trio.CancelScope(deadline=deadline) as scope:
-                            ready = await _ready(fd, want)
-                        if scope.cancelled_caught:
-                            self._expired(gen, timeout)
-                except trio.ClosedResourceError as exc:
-                    raise e.OperationalError("the connection was closed") from exc
-                except BaseException:
-                    if self.pgconn.transaction_status == _ACTIVE:
-                        await self._abandon(gen, want)
-                    raise
-                want = gen.send(ready)
+                want = gen.send(await self._ready(gen, fd, want))
         except StopIteration as done:
             return done.value
 
-    def _expired(self, gen: PQGen[Any], timeout: float | None) -> NoReturn:
-        """A wait reached its deadline: psycopg's own timeout (*timeout*), or the
-        connection's :attr:`deadline`."""
-        if timeout is not None and trio.current_time() < self.deadline:
-            gen.close()
-            raise e._WaitTimeout("wait timeout expired")
-        raise DeadlineExceeded("the deadline passed while waiting on the database")
+    async def _ready(self, gen: PQGen[Any], fd: int, want: int) -> int:
+        """Wait for *fd*; if the wait is interrupted mid-query, cancel the query on the
+        server and drain its reply before the interruption goes on."""
+        try:
+            return await _ready(fd, want)
+        except trio.ClosedResourceError as exc:
+            if self.closed or trio.current_time() < self.deadline:
+                raise e.OperationalError("the connection was closed") from exc
+            # Woken by whoever watches the deadline (domain/_pg_pool.py): past it.
+            if self.pgconn.transaction_status == _ACTIVE:
+                await self._abandon(gen, want)
+            raise DeadlineExceeded("the deadline passed while waiting on the database") from None
+        except BaseException:
+            if self.pgconn.transaction_status == _ACTIVE:
+                await self._abandon(gen, want)
+            raise
 
     async def _abandon(self, gen: PQGen[Any], want: int) -> None:
         """A wait was interrupted mid-query: cancel the query on the server and read its

@@ -118,6 +118,8 @@ class Link:
         self.errors = 0
         self.depth = 0  # 0: no transaction; 1: in one; n > 1: n - 1 savepoints inside
         self._encoding = conn.info.encoding
+        # A UTC session gets UTC datetimes from psycopg: no conversion after loading.
+        self._utc = conn.pgconn.parameter_status(b"TimeZone") == b"UTC"
         self._transformer = Transformer(conn)
         self._prepared: OrderedDict[bytes, bytes] = OrderedDict()
         self._prepared_ids = itertools.count()
@@ -374,7 +376,7 @@ class Link:
         transformer = self._transformer
         transformer.set_pgresult(result)
         rows: list[Any] = transformer.load_rows(0, result.ntuples, tuple)
-        loaders = compiled.loaders
+        loaders = compiled.utc_loaders if self._utc else compiled.loaders
         if loaders:
             for n, row in enumerate(rows):
                 values = list(row)

@@ -50,7 +50,7 @@ from ._data import PoolStats
 from ._pg_conn import TrioConnection
 from ._pg_link import Link
 
-__all__ = ["Pool", "start_owner"]
+__all__ = ["Pool", "start_owner", "start_watchdog"]
 
 #: How long an owner waits between attempts to reconnect, at first and at most (seconds).
 BACKOFF = (0.05, 2.0)
@@ -189,6 +189,32 @@ class Pool:
             timeouts=self.timeouts,
             replaced=self.replaced,
         )
+
+
+# -- deadlines ------------------------------------------------------------------------------------
+
+
+async def start_watchdog(pool: Pool, interval: float) -> beam.Pid:
+    """Start the process that enforces the deadlines of lent connections, linked to the
+    caller (the pool's supervisor), registered as ``"<pool>.watchdog"``::
+
+        ChildSpec(id="App.repo.watchdog", start=start_watchdog, args=(pool, 1.0))
+    """
+    return beam.spawn_link(_watchdog, pool, interval)
+
+
+async def _watchdog(pool: Pool, interval: float) -> None:
+    """Every *interval* seconds, wake the caller of each lent connection whose deadline has
+    passed while it waits on the database (it then cancels its query on the server and
+    raises; see ``TrioConnection.deadline``). A deadline so costs a call nothing: no cancel
+    scope per call or per wait; it is kept within *interval*."""
+    beam.register(f"{pool.name}.watchdog", beam.self())
+    while True:
+        await trio.sleep(interval)
+        now = trio.current_time()
+        for link in list(pool.links):
+            if link.busy and link.conn.deadline <= now and not link.broken:
+                trio.lowlevel.notify_closing(link.pgconn.socket)
 
 
 # -- owners ---------------------------------------------------------------------------------------
