@@ -386,12 +386,14 @@ async def test_nothing_runs_after_a_final_statement(schema: str, node: None) -> 
 
 
 async def test_notify_reaches_listening_processes(schema: str, node: None) -> None:
+    # Channels are the server's, shared with whatever else runs on it: names of our own.
+    jobs, other = f"jobs_{schema}", f"other_{schema}"
     with trio.fail_after(30):
         repo = await start(schema)
         me = beam.self()
 
         async def listener(tag: str) -> None:
-            await repo.listen("jobs")
+            await repo.listen(jobs)
             beam.send(me, ("listening", tag))
             while True:
                 note = await beam.receive(domain.Notify)
@@ -401,21 +403,21 @@ async def test_notify_reaches_listening_processes(schema: str, node: None) -> No
         for _ in pids:
             await beam.receive(lambda m: m[0] == "listening", timeout=5)
 
-        await repo.notify("jobs", "1")
+        await repo.notify(jobs, "1")
         got = {await beam.receive(lambda m: m[0] in ("a", "b"), timeout=5) for _ in range(2)}
-        assert got == {("a", "jobs", "1"), ("b", "jobs", "1")}
+        assert got == {("a", jobs, "1"), ("b", jobs, "1")}
 
         # Inside a transaction: sent with the commit, never for a rollback.
         async with Chat.transaction():
-            await repo.notify("jobs", "2")
+            await repo.notify(jobs, "2")
             with pytest.raises(beam.ReceiveTimeout):
                 await beam.receive(lambda m: m[0] in ("a", "b"), timeout=0.3)
         got = {await beam.receive(lambda m: m[0] in ("a", "b"), timeout=5) for _ in range(2)}
-        assert got == {("a", "jobs", "2"), ("b", "jobs", "2")}
+        assert got == {("a", jobs, "2"), ("b", jobs, "2")}
 
         async def rolled_back() -> None:
             async with Chat.transaction():
-                await repo.notify("jobs", "never")
+                await repo.notify(jobs, "never")
                 raise RuntimeError
 
         with pytest.raises(RuntimeError):
@@ -426,30 +428,31 @@ async def test_notify_reaches_listening_processes(schema: str, node: None) -> No
         # A listener that dies is forgotten; the channel stays heard while one is left.
         beam.exit(pids[0], "kill")
         await trio.sleep(0.1)
-        await repo.notify("jobs", "3")
-        assert await beam.receive(lambda m: m[0] in ("a", "b"), timeout=5) == ("b", "jobs", "3")
+        await repo.notify(jobs, "3")
+        assert await beam.receive(lambda m: m[0] in ("a", "b"), timeout=5) == ("b", jobs, "3")
         with pytest.raises(beam.ReceiveTimeout):
             await beam.receive(lambda m: m[0] == "a", timeout=0.3)
 
         # This process listens too, then stops.
-        await repo.listen("other")
-        await repo.notify("other", "x")
+        await repo.listen(other)
+        await repo.notify(other, "x")
         note = await beam.receive(domain.Notify, timeout=5)
-        assert (note.channel, note.payload) == ("other", "x")
-        await repo.unlisten("other")
-        await repo.notify("other", "y")
+        assert (note.channel, note.payload) == (other, "x")
+        await repo.unlisten(other)
+        await repo.notify(other, "y")
         with pytest.raises(beam.ReceiveTimeout):
             await beam.receive(domain.Notify, timeout=0.3)
 
 
 async def test_the_listener_reconnects_and_listens_again(schema: str, node: None) -> None:
+    jobs = f"jobs_{schema}"
     with trio.fail_after(30):
         repo = await start(schema)
-        await repo.listen("jobs")
+        await repo.listen(jobs)
         assert await terminate(repo.listener) == 1
 
         async def delivered() -> bool:
-            await repo.notify("jobs", "after")
+            await repo.notify(jobs, "after")
             try:
                 await beam.receive(domain.Notify, timeout=0.2)
             except beam.ReceiveTimeout:
