@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import uuid
 from typing import Any
 
 import psycopg
@@ -126,14 +127,15 @@ async def test_queries_transactions_and_notifications_run_on_trio() -> None:
         assert await cur.fetchone() == (3,)
         await conn.commit()
         await conn.set_autocommit(True)
-        await conn.execute("LISTEN pinned")
+        channel = f"pinned_{uuid.uuid4().hex[:12]}"  # the server's channels are shared
+        await conn.execute(f"LISTEN {channel}")
         other = await TrioConnection.connect(DSN, autocommit=True)
         try:
-            await other.execute("NOTIFY pinned, 'hello'")
+            await other.execute(f"NOTIFY {channel}, 'hello'")
         finally:
             await other.close()
         got = [n async for n in conn.notifies(timeout=5, stop_after=1)]
-        assert [(n.channel, n.payload) for n in got] == [("pinned", "hello")]
+        assert [(n.channel, n.payload) for n in got] == [(channel, "hello")]
         assert [n async for n in conn.notifies(timeout=0.05)] == []
     finally:
         await conn.close()
