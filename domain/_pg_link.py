@@ -124,6 +124,7 @@ class Link:
         self._prepared: OrderedDict[bytes, bytes] = OrderedDict()
         self._prepared_ids = itertools.count()
         self._queued: list[bytes] = []  # commands for the next round trip
+        self._stale: list[bytes] = []  # prepared statements to deallocate, likewise
         self._discard = 0  # result groups sent earlier whose replies nobody awaits
         self._on_server = False  # the current transaction's BEGIN has been sent
         self._pipeline = False
@@ -182,12 +183,22 @@ class Link:
     def release(self, name: bytes) -> None:
         """Keep what was done since savepoint *name*."""
         self.depth -= 1
-        self._queued.append(b"RELEASE SAVEPOINT " + name)
+        if not self._unsent(name):
+            self._queued.append(b"RELEASE SAVEPOINT " + name)
 
     def rollback_to(self, name: bytes) -> None:
         """Undo what was done since savepoint *name* (and drop it)."""
         self.depth -= 1
-        self._queued += [b"ROLLBACK TO SAVEPOINT " + name, b"RELEASE SAVEPOINT " + name]
+        if not self._unsent(name):
+            self._queued += [b"ROLLBACK TO SAVEPOINT " + name, b"RELEASE SAVEPOINT " + name]
+
+    def _unsent(self, name: bytes) -> bool:
+        """Drop savepoint *name* if nothing was sent since it was set (nor it): true then."""
+        queued = self._queued
+        if queued and queued[-1] == b"SAVEPOINT " + name:
+            queued.pop()
+            return True
+        return False
 
     async def commit(self) -> None:
         """Commit and wait for the server to confirm. Not interruptible: a commit in flight
@@ -271,6 +282,12 @@ class Link:
         self._enter_pipeline()
         pgconn = self.pgconn
         queued = self._queued
+        if self._stale:  # they go first, and nobody waits for them
+            for command in self._stale:
+                pgconn.send_query_params(command, None)
+            pgconn.pipeline_sync()
+            self._discard += len(self._stale) + 1
+            self._stale = []
         discard = self._discard
         after: tuple[bytes, ...] = ()
         implicit = False
@@ -391,7 +408,7 @@ class Link:
         prepared[sql] = name
         if len(prepared) > MAX_PREPARED:
             _, oldest = prepared.popitem(last=False)
-            self._queued.append(b"DEALLOCATE " + oldest)
+            self._stale.append(b"DEALLOCATE " + oldest)
 
     # -- units of work -------------------------------------------------------------------------
 

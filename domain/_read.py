@@ -140,9 +140,30 @@ def compile_read(query: Query[Any], action: Action, verdicts: Verdicts) -> ReadP
     verdict = verdicts(resource)
     if verdict is False:
         return ReadPlan(resource, empty=True)
+    filter_ = query.filter
+    simple = (
+        verdict is True
+        and action.filter is None
+        and not query.load
+        and (filter_ is None or type(filter_) is dict)
+    )
+    if simple:
+        # Nothing of the actor, the action or the caller's SQL in it: the shape is a few
+        # names, and the statement and its order are kept by them.
+        equal = tuple((k, v is None) for k, v in filter_.items()) if filter_ else ()
+        simple_key = (
+            resource,
+            query.sort or action.sort,
+            equal,
+            bool(query.after),
+            query.limit is not None,
+            bool(query.offset),
+        )
+        hit = _simple.get(simple_key)
+        if hit is not None:
+            return _simple_plan(query, hit[0], hit[1])
     table = resource.__table__
     columns, extra, relationships, lists = _loads(resource, query.load, verdicts)
-    filter_ = query.filter
     if isinstance(filter_, Mapping):
         for k in filter_:
             if k not in resource.__attributes__:
@@ -157,7 +178,7 @@ def compile_read(query: Query[Any], action: Action, verdicts: Verdicts) -> ReadP
     if action.filter is not None:
         ctx = PolicyContext(query.actor, resource, action, dict(query.arguments))
         conditions.append(part(action.filter(ctx)))
-    equal: tuple[tuple[str, bool], ...] = ()
+    equal = ()
     params: dict[str, Any] = {}
     if isinstance(filter_, Mapping):
         equal = tuple((k, v is None) for k, v in filter_.items())
@@ -212,9 +233,36 @@ def compile_read(query: Query[Any], action: Action, verdicts: Verdicts) -> ReadP
         return stmt
 
     stmt = shaped(key, build)
+    if simple:
+        if len(_simple) >= _MAX_SIMPLE:
+            _simple.clear()
+        _simple[simple_key] = (stmt, order)
     return ReadPlan(
         resource, stmt, params, extra, order, limit, keyset, tuple(relationships), tuple(lists)
     )
+
+
+#: Statements and orders of the simplest reads, by (resource, sort, filter names, cursor,
+#: limit, offset): see compile_read.
+_simple: dict[Any, tuple[Any, Order]] = {}
+_MAX_SIMPLE = 1024
+
+
+def _simple_plan(query: Query[Any], stmt: Any, order: Order) -> ReadPlan:
+    """The plan of a read of the simplest shape, from its kept statement."""
+    filter_ = query.filter
+    params = {f"__f_{k}": v for k, v in filter_.items() if v is not None} if filter_ else {}
+    limit, keyset = query.limit, query.keyset
+    if query.after:
+        after = decode_cursor(query.after)
+        if len(after) != len(order):
+            raise Invalid({"after": ["does not match this sort"]})
+        params.update((f"__a_{i}", value) for i, value in enumerate(after))
+    if limit is not None:
+        params["__limit"] = limit + keyset
+    if query.offset:
+        params["__offset"] = query.offset
+    return ReadPlan(query.resource, stmt, params, (), order, limit, keyset)
 
 
 def _loads(

@@ -384,6 +384,25 @@ async def test_nothing_runs_after_a_final_statement(schema: str, node: None) -> 
         assert (await Chat.read(ChatUser))[0].is_admin is True
 
 
+async def test_prepared_statements_are_kept_to_a_bound(
+    schema: str, node: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(domain._pg_link, "MAX_PREPARED", 3)
+    count = sa.text("SELECT count(*) FROM pg_prepared_statements")
+    with trio.fail_after(20):
+        repo = await start(schema, pool_size=1)
+
+        def select(n: int) -> Any:
+            stmt: Any = sa.select(sa.literal_column(str(n)), sa.bindparam("x", type_=sa.Integer()))
+            return lambda tx: tx.execute(stmt, {"x": n}).rows
+
+        for n in range(10):  # ten shapes, each prepared on first use
+            rows, _ = await repo.run(select(n))
+            assert rows == [(n, n)]
+        prepared, _ = await repo.run(lambda tx: tx.execute(count).scalar())
+        assert prepared <= 4  # three kept (and the count's own, not yet evicted)
+
+
 # -- LISTEN / NOTIFY ------------------------------------------------------------------------------
 
 
