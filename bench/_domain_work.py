@@ -4,7 +4,15 @@ One resource, :class:`BenchItem` (uuid primary key, an integer group, two string
 constraints, a create timestamp), in a :class:`BenchDomain` with a create and a read action.
 The baselines write and read the *same* table (``BenchItem.__table__``, so same columns, same
 types) with the same values made the same way (``uuid4()`` and ``datetime.now(UTC)`` in
-Python) and the same SQL statements, one row per transaction.
+Python) and the same SQL statements, one row per transaction:
+
+* :func:`sequential_raw`: psycopg on the trio-native connection the domain drives
+  (``domain._pg_conn.TrioConnection``), hand-written SQL, each statement prepared, each its
+  own transaction (autocommit: one statement, one round trip): the floor on trio;
+* :func:`sequential_core`: SQLAlchemy Core on a synchronous connection, one ``with
+  conn.begin():`` per statement, what a Flask or Django developer has;
+* :func:`concurrent_psycopg`: 50 OS threads, each with its own psycopg connection in
+  autocommit, each INSERT its own transaction, as the domain's create is.
 
 Every worker connects and warms up (statement caches, psycopg's prepared statements) before
 its clock starts, and runs with beam's GC tuning (``gc.freeze()`` + threshold 100,000, what
@@ -39,6 +47,7 @@ from domain import (
     read,
     uuid_primary_key,
 )
+from domain._pg_conn import TrioConnection
 
 from ._measure import Sample
 
@@ -51,6 +60,7 @@ __all__ = [
     "psycopg_url",
     "sequential_core",
     "sequential_domain",
+    "sequential_raw",
 ]
 
 #: Rows per read group: a filtered read returns this many rows.
@@ -89,12 +99,21 @@ TABLE = BenchItem.__table__
 CORE_INSERT = sa.insert(TABLE).returning(*TABLE.c)
 CORE_FILTERED = sa.select(TABLE).where(TABLE.c.grp == sa.bindparam("g")).order_by(TABLE.c.id)
 CORE_GET = sa.select(TABLE).where(TABLE.c.id == sa.bindparam("k")).order_by(TABLE.c.id).limit(2)
-#: The same INSERT ... RETURNING as SQLAlchemy renders it, for psycopg.
+#: The same statements as SQLAlchemy renders them, for psycopg.
 PSYCOPG_INSERT = (
     "INSERT INTO bench_items (id, grp, title, body, inserted_at) "
     "VALUES (%s, %s, %s, %s, %s) "
     "RETURNING bench_items.id, bench_items.grp, bench_items.title, bench_items.body, "
     "bench_items.inserted_at"
+)
+_COLUMNS = (
+    "bench_items.id, bench_items.grp, bench_items.title, bench_items.body, bench_items.inserted_at"
+)
+PSYCOPG_FILTERED = (
+    f"SELECT {_COLUMNS} FROM bench_items WHERE bench_items.grp = %s ORDER BY bench_items.id"
+)
+PSYCOPG_GET = (
+    f"SELECT {_COLUMNS} FROM bench_items WHERE bench_items.id = %s ORDER BY bench_items.id LIMIT 2"
 )
 
 
@@ -165,6 +184,57 @@ def sequential_domain(url: str, creates: int, reads: int, groups: int) -> Sample
         return sample
 
     return beam.run(main)
+
+
+def sequential_raw(url: str, creates: int, reads: int, groups: int) -> Sample:
+    """The floor on trio for :func:`sequential_domain`: hand-written SQL through psycopg's
+    async API on the trio-native connection the domain drives, in a trio task, each
+    statement prepared and its own transaction (autocommit: one round trip each)."""
+
+    async def main() -> Sample:
+        conn = await TrioConnection.connect(psycopg_url(url), autocommit=True)
+
+        async def insert(i: int) -> object:
+            row = _row(i)
+            values = (uuid.uuid4(), row["grp"], row["title"], row["body"], datetime.now(UTC))
+            cur = await conn.execute(PSYCOPG_INSERT, values, prepare=True)
+            return await cur.fetchone()
+
+        async def filtered(i: int) -> object:
+            cur = await conn.execute(PSYCOPG_FILTERED, (_group(i, groups),), prepare=True)
+            rows = await cur.fetchall()
+            assert len(rows) == GROUP_SIZE
+            return rows
+
+        cur = await conn.execute(
+            "SELECT id FROM bench_items WHERE grp >= 1 ORDER BY id LIMIT %s", (reads,)
+        )
+        keys = [key for (key,) in await cur.fetchall()]
+
+        async def get(i: int) -> object:
+            cur = await conn.execute(PSYCOPG_GET, (keys[i % len(keys)],), prepare=True)
+            return await cur.fetchall()
+
+        async def timed(n: int, op: Callable[[int], Any]) -> float:
+            started = perf_counter()
+            for i in range(n):
+                await op(i)
+            return (perf_counter() - started) / n * 1e6
+
+        _tune_gc()
+        warm = max(20, min(200, creates // 10))
+        for op in (insert, filtered, get):
+            await timed(warm, op)
+        sample = {
+            "create_us": await timed(creates, insert),
+            "read_us": await timed(reads, filtered),
+            "get_us": await timed(reads, get),
+        }
+        await conn.close()
+        return sample
+
+    result: Sample = trio.run(main)
+    return result
 
 
 def sequential_core(url: str, creates: int, reads: int, groups: int) -> Sample:
@@ -278,8 +348,9 @@ def concurrent_domain(url: str, procs: int, per_proc: int, pool_size: int) -> Sa
 
 def concurrent_psycopg(url: str, threads: int, per_thread: int) -> Sample:
     """The baseline of :func:`concurrent_domain`: *threads* OS threads, each with its own
-    psycopg 3 connection, each doing *per_thread* of the same INSERT ... RETURNING, one
-    commit per row: inserts per second, from the moment all are connected and warm."""
+    psycopg 3 connection in autocommit, each doing *per_thread* of the same INSERT ...
+    RETURNING, each its own transaction (one round trip, as the domain's create): inserts
+    per second, from the moment all are connected and warm."""
     conninfo = psycopg_url(url)
     ready = threading.Barrier(threads + 1)
     finished = threading.Barrier(threads + 1)
@@ -291,11 +362,10 @@ def concurrent_psycopg(url: str, threads: int, per_thread: int) -> Sample:
             PSYCOPG_INSERT,
             (uuid.uuid4(), row["grp"], row["title"], row["body"], datetime.now(UTC)),
         ).fetchone()
-        conn.commit()
 
     def worker(t: int) -> None:
         try:
-            with psycopg.connect(conninfo) as conn:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
                 for i in range(5):
                     insert(conn, t * 5 + i)
                 ready.wait()

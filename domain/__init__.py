@@ -1,4 +1,4 @@
-"""domain: an Ash-style declarative domain layer on SQLAlchemy, run by supervised thread actors.
+"""domain: an Ash-style declarative domain layer on SQLAlchemy, run by supervised processes.
 
 Resources declare typed attributes, identities, relationships, aggregates and calculations;
 actions (create/read/update/destroy) declare what they accept, their arguments and their
@@ -31,17 +31,20 @@ commit. A :class:`Domain` groups resources and exposes a code interface::
         await Chat.create_tables()
         await Chat.send_message(content="hi", room_id=room_id, actor=user)
 
-Database work goes through a :class:`DataLayer`: by default connection thread actors
-(``beam.ThreadActor``) in a supervised pool (:class:`SQLiteRepo`, :class:`PostgresRepo`), so
-the trio loop never waits on the database. ``domain.notifications`` is an optional module
-(per-user notifications with an unread counter, AshDispatch-style) built on the above.
+Database work goes through a :class:`DataLayer`, a supervised pool of connections so the
+trio loop never waits on the database: :class:`SQLiteRepo` on connection thread actors
+(``beam.ThreadActor``; SQLite's driver blocks), :class:`PostgresRepo` on psycopg driven by
+trio, each connection owned by a process, no thread. ``Domain.transaction()`` runs several
+calls in one transaction. ``domain.notifications`` is an optional module (per-user
+notifications with an unread counter, AshDispatch-style) built on the above.
 
 Where things live: ``_resource``, ``_actions``, ``_policy``, ``_notifiers`` declare;
 ``_query`` (the read-query value), ``_read`` (compiling it to SQL, keyset paging) and
 ``_load`` (running it) read; ``_changeset``, ``_write`` (the write pipeline, bulk) and
 ``_dispatch`` (after-commit notifiers and counters) write; ``_data`` is the data-layer seam
-and ``_data_layer`` its thread implementations; ``_interface`` is the code interface, and
-``_domain`` the :class:`Domain` facade over all of them.
+and ``_data_layer`` its implementations (``_pg_*``: PostgreSQL on trio; ``_greenlets``: units
+awaiting from a trio task); ``_interface`` is the code interface, and ``_domain`` the
+:class:`Domain` facade over all of them.
 """
 
 import beam
@@ -66,6 +69,8 @@ from ._actions import update as update
 from ._actions import validate as validate
 from ._changeset import Changeset as Changeset
 from ._data import DataLayer as DataLayer
+from ._data import PoolStats as PoolStats
+from ._data import Rows as Rows
 from ._data import Tx as Tx
 from ._data_layer import PostgresRepo as PostgresRepo
 from ._data_layer import Repo as Repo
@@ -74,6 +79,7 @@ from ._data_layer import data_layer as data_layer
 from ._data_layer import database_url as database_url
 from ._domain import Domain as Domain
 from ._errors import ConnectionLost as ConnectionLost
+from ._errors import DatabaseTimeout as DatabaseTimeout
 from ._errors import DomainError as DomainError
 from ._errors import Forbidden as Forbidden
 from ._errors import Invalid as Invalid
@@ -91,6 +97,7 @@ from ._notifiers import Notification as Notification
 from ._notifiers import PubSubNotifier as PubSubNotifier
 from ._notifiers import counter as counter
 from ._notifiers import pubsub as pubsub
+from ._pg_notify import Notify as Notify
 from ._policy import Check as Check
 from ._policy import Policy as Policy
 from ._policy import PolicyContext as PolicyContext
@@ -146,6 +153,7 @@ __all__ = (
     "ConnectionLost",
     "Counter",
     "DataLayer",
+    "DatabaseTimeout",
     "Domain",
     "DomainError",
     "DropsRefused",
@@ -159,9 +167,11 @@ __all__ = (
     "MigrationsOutOfDate",
     "NotFound",
     "Notification",
+    "Notify",
     "Page",
     "Policy",
     "PolicyContext",
+    "PoolStats",
     "PostgresRepo",
     "PubSubNotifier",
     "ReadInterface",
@@ -169,6 +179,7 @@ __all__ = (
     "Repo",
     "Resource",
     "ResourceDefinitionError",
+    "Rows",
     "SQLiteRepo",
     "Tx",
     "Validation",

@@ -3,8 +3,9 @@
 Steps are validations and changes, run in the order declared while the changeset is built
 (before any transaction). Hooks (``before_transaction``, ``before_action``, ``after_action``,
 ``after_transaction``) run at their place in Ash's lifecycle; ``before_action`` and
-``after_action`` run inside the transaction, on the connection's thread, and receive the
-transaction (:class:`domain.Tx`) so they can run nested actions in it.
+``after_action`` run inside the transaction (on SQLite on the connection's thread; on
+PostgreSQL in the calling process's task, where they must not block) and receive the
+transaction (:class:`domain.Tx`) so they can run statements and nested actions in it.
 """
 
 from __future__ import annotations

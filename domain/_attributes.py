@@ -30,6 +30,7 @@ __all__ = [
     "MISSING",
     "Attribute",
     "ResourceDefinitionError",
+    "UTCDateTime",
     "attribute",
     "snake_case",
 ]
@@ -48,8 +49,13 @@ class ResourceDefinitionError(TypeError):
     """
 
 
-class _UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive): the type of
+    every ``datetime`` attribute.
+
+    >>> User.__table__.c.inserted_at.type
+    UTCDateTime()
+    """
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
@@ -169,7 +175,7 @@ _TYPES: dict[Any, Callable[[], Any]] = {
     bool: sa.Boolean,
     decimal.Decimal: lambda: sa.Numeric(18, 6),
     uuid.UUID: sa.Uuid,
-    dt.datetime: _UTCDateTime,
+    dt.datetime: UTCDateTime,
     dt.date: sa.Date,
     dict: sa.JSON,
     list: sa.JSON,

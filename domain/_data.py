@@ -2,7 +2,7 @@
 
 The action engine never opens a connection, never picks one and never commits: it builds
 *units of work*, plain functions of a :class:`Tx` that run whole inside one transaction, and
-hands them to a :class:`DataLayer`. A data layer promises five things:
+hands them to a :class:`DataLayer`. A data layer promises these:
 
 * ``dialect``: ``"sqlite"`` or ``"postgresql"`` (the engine picks dialect-specific SQL,
   such as an upsert's ``INSERT ... ON CONFLICT``, from it);
@@ -16,21 +16,26 @@ hands them to a :class:`DataLayer`. A data layer promises five things:
   stop them;
 * ``child_spec()``: the same start as a child of a supervision tree.
 
-A unit runs synchronously wherever the data layer runs it (today a connection's own thread,
-see ``domain/_data_layer.py``), so it must not touch trio. Units and hooks reach the
-database through ``tx.conn`` (a SQLAlchemy ``Connection``): the engine executes SQLAlchemy
-Core statements that it compiled beforehand (``domain/_read.py``, ``domain/_write.py``), so
-a data layer needs no knowledge of resources, policies or actions. A thread-free PostgreSQL
-data layer plugs in here: it implements this protocol and :func:`domain.Domain.start_link`
-takes it instead of a URL.
+A unit is a plain function wherever the data layer runs it: on SQLite a connection's own
+thread, on PostgreSQL a greenlet of the calling task whose statements are awaited on trio
+(``domain/_data_layer.py``). So it must not touch trio, and must not block (on PostgreSQL it
+runs on the loop). Units and hooks reach the database through :meth:`Tx.execute` (what the
+engine uses: SQLAlchemy Core statements built once per shape, ``domain/_read.py``,
+``domain/_write.py``, run without SQLAlchemy's execution overhead where the data layer can)
+or ``tx.conn`` (a SQLAlchemy ``Connection`` on the same transaction), so a data layer needs
+no knowledge of resources, policies or actions. :func:`domain.Domain.start_link` takes any
+data layer instead of a URL. Two more: ``transaction()`` (one transaction across the calling
+task's units, for ``Domain.transaction``) and ``stats()`` (the pool's :class:`PoolStats`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
@@ -41,31 +46,130 @@ from ._errors import DomainError, Invalid
 from ._notifiers import Notification
 from ._resource import METADATA
 
-__all__ = ["DataLayer", "Tx", "Unit", "translate_error"]
+__all__ = ["DataLayer", "PoolStats", "Rows", "Tx", "Unit", "translate_error"]
 
 T = TypeVar("T")
 
 
-@dataclass
-class Tx:
-    """A transaction in progress, on a connection's thread: ``conn`` (SQLAlchemy), the
-    ``outbox`` of notifications released after the outermost commit, and ``info`` for hooks.
+@dataclass(frozen=True)
+class PoolStats:
+    """A pool's state: ``size`` connections configured, ``connected`` open now, ``idle``,
+    ``in_use`` (checked out), ``waiting`` (callers queued), and since it started: ``queries``
+    (statements run), ``errors`` (statements that failed), ``timeouts`` (callers that gave
+    up), ``replaced`` (connections lost or replaced)::
 
-    Hooks that run inside the transaction get it and may run nested actions through
+        stats = Chat.repo().stats()
+        print(f"{stats.in_use}/{stats.size} in use, {stats.waiting} waiting")
+    """
+
+    size: int
+    connected: int
+    idle: int
+    in_use: int
+    waiting: int
+    queries: int
+    errors: int
+    timeouts: int
+    replaced: int
+
+
+class Rows:
+    """What one statement gave back: the column ``names``, the ``rows`` (sequences, in
+    column order) and the ``rowcount`` (rows returned, or rows a write touched)::
+
+        rows = tx.execute(sa.select(Note.__table__).where(Note.owner_id == owner))
+        titles = [row[rows.names.index("title")] for row in rows]
+    """
+
+    __slots__ = ("names", "rowcount", "rows")
+
+    def __init__(self, names: tuple[str, ...], rows: list[Any], rowcount: int) -> None:
+        self.names = names
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def first(self) -> Any:
+        """The first row, or ``None``: ``tx.execute(stmt).first()``."""
+        return self.rows[0] if self.rows else None
+
+    def one(self) -> Any:
+        """The only row; :class:`LookupError` unless there is exactly one:
+        ``tx.execute(insert_stmt, values).one()``."""
+        if len(self.rows) != 1:
+            raise LookupError(f"expected exactly one row, got {len(self.rows)}")
+        return self.rows[0]
+
+    def one_or_none(self) -> Any:
+        """The only row, or ``None`` for none; :class:`LookupError` for more:
+        ``tx.execute(update_stmt, params).one_or_none()``."""
+        if len(self.rows) > 1:
+            raise LookupError(f"expected at most one row, got {len(self.rows)}")
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        """The first column of the first row, or ``None``: ``tx.execute(count).scalar()``."""
+        return self.rows[0][0] if self.rows else None
+
+
+class Tx:
+    """A transaction in progress: ``execute`` runs a statement in it, ``conn`` is it as a
+    SQLAlchemy ``Connection``, ``outbox`` holds the notifications released after the
+    outermost commit, and ``info`` is for hooks.
+
+    The engine runs every statement through :meth:`execute` (the PostgreSQL data layer runs
+    them without SQLAlchemy's execution overhead); hooks may use either. Hooks that run
+    inside the transaction get it and may run nested actions through
     :meth:`domain.Domain.create_in` and friends; their notifications join this outbox::
 
         def audit(tx: Tx, cs: Changeset, record: Message) -> None:
-            tx.conn.execute(audit_log.insert().values(message_id=record.id))
+            tx.execute(audit_log.insert(), {"message_id": record.id})
+
+    This base class runs everything through the SQLAlchemy connection it is given (the
+    SQLite data layer's thread actors use it as it is).
     """
 
-    conn: sa.Connection
-    outbox: list[Notification] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, conn: sa.Connection | None = None) -> None:
+        self._conn = conn
+        self.outbox: list[Notification] = []
+        self.info: dict[str, Any] = {}
+
+    @property
+    def conn(self) -> sa.Connection:
+        """The transaction as a SQLAlchemy ``Connection`` (``tx.conn.execute(stmt)``)."""
+        if self._conn is None:
+            raise RuntimeError("this transaction has no SQLAlchemy connection")
+        return self._conn
 
     @property
     def dialect(self) -> str:
         """``"sqlite"`` or ``"postgresql"``: ``if tx.dialect == "sqlite": ...``."""
         return self.conn.dialect.name
+
+    def execute(
+        self, statement: Any, params: Mapping[str, Any] | None = None, *, final: bool = False
+    ) -> Rows:
+        """Run a SQLAlchemy Core *statement* (with *params*, as ``conn.execute`` takes them)
+        in this transaction and return its :class:`Rows`.
+
+        ``final=True`` promises that the unit runs no other statement after this one, so
+        the data layer may end the transaction with it: PostgreSQL then sends ``BEGIN``, the
+        statement and ``COMMIT`` in one round trip (or the statement alone, when it is the
+        unit's only one); a statement after it raises :class:`RuntimeError`. Nothing that can
+        fail may follow it in the unit::
+
+            row = tx.execute(insert_returning(table), {"id": key, "title": "hi"}).one()
+        """
+        result = self.conn.execute(statement, params)
+        if result.returns_rows:
+            rows = list(result.all())
+            return Rows(tuple(result.keys()), rows, len(rows))
+        return Rows((), [], result.rowcount)
 
 
 #: A unit of work: runs whole inside one transaction and returns its result.
@@ -75,8 +179,9 @@ Unit = Callable[[Tx], T]
 class DataLayer(Protocol):
     """What a :class:`domain.Domain` needs of a database (see this module's docstring).
 
-    :class:`domain.SQLiteRepo` and :class:`domain.PostgresRepo` implement it on connection
-    thread actors; ``Domain.start_link`` picks one from the URL, or takes one you built::
+    :class:`domain.SQLiteRepo` (connection thread actors) and :class:`domain.PostgresRepo`
+    (psycopg on trio) implement it; ``Domain.start_link`` picks one from the URL, or takes
+    one you built::
 
         layer = SQLiteRepo("sqlite:///data/app.db", name="App.repo")
         await App.start_link(layer)
@@ -109,6 +214,15 @@ class DataLayer(Protocol):
         """:meth:`start_link` as a child of a supervision tree."""
         ...
 
+    def transaction(self) -> AbstractAsyncContextManager[list[Notification] | None]:
+        """One transaction for the calling task's units inside the block (nested: a
+        savepoint); yields the outermost block's outbox, ``None`` for a nested one."""
+        ...
+
+    def stats(self) -> PoolStats:
+        """The state of its connections now (a dashboard's numbers)."""
+        ...
+
 
 def translate_error(exc: BaseException) -> BaseException:
     """The error a caller should see for *exc*, raised by a unit: a unique violation becomes
@@ -118,10 +232,16 @@ def translate_error(exc: BaseException) -> BaseException:
 
         raise translate_error(exc)
     """
-    if isinstance(exc, DomainError) or not isinstance(exc, sa_exc.IntegrityError):
+    if isinstance(exc, DomainError):
         return exc
-    text = str(exc.orig)
-    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    if isinstance(exc, sa_exc.IntegrityError):
+        orig: Any = exc.orig
+    elif isinstance(exc, psycopg.IntegrityError):  # the PostgreSQL data layer's own path
+        orig = exc
+    else:
+        return exc
+    text = str(orig)
+    constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
     for table in METADATA.tables.values():
         for con in table.constraints:
             if isinstance(con, sa.UniqueConstraint):

@@ -20,12 +20,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 import beam
 
 from ._data import DataLayer
 from ._notifiers import Counter, Notification
 from ._resource import Resource
+from ._statements import part, part_values, shaped, template
 
 __all__ = ["broadcast_counter", "counter_values", "dispatch"]
 
@@ -59,10 +61,27 @@ async def counter_values(
     members = list(members)
     table = resource.__table__
     col = table.c[c.audience]
-    stmt = sa.select(col, sa.func.count()).where(col.in_(members)).group_by(col)
-    if c.where is not None:
-        stmt = stmt.where(c.where())
-    rows, _ = await layer.run(lambda tx: tx.conn.execute(stmt).all(), read_only=True)
+    where = None if c.where is None else part(c.where())
+    dialect = layer.dialect
+    params: dict[str, Any] = {"__members": members}
+    if where is not None:
+        params.update(part_values(where, "w"))
+    key = (
+        None
+        if where is not None and where.key is None
+        else ("counter", table, c.name, dialect, None if where is None else where.key)
+    )
+
+    def build() -> Any:
+        if dialect == "postgresql":
+            among = col == sa.any_(sa.bindparam("__members", type_=postgresql.ARRAY(col.type)))
+        else:
+            among = col.in_(sa.bindparam("__members", expanding=True))
+        stmt = sa.select(col, sa.func.count()).where(among).group_by(col)
+        return stmt if where is None else stmt.where(template(where, "w"))
+
+    stmt = shaped(key, build)
+    rows, _ = await layer.run(lambda tx: tx.execute(stmt, params, final=True).rows, read_only=True)
     values = dict.fromkeys(members, 0)
     values.update({row[0]: row[1] for row in rows})
     return values

@@ -22,7 +22,8 @@ call to the module that does the work.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
@@ -34,7 +35,7 @@ from ._actions import find_action
 from ._attributes import snake_case
 from ._data import DataLayer, Tx
 from ._data_layer import data_layer, database_url
-from ._dispatch import broadcast_counter, counter_values
+from ._dispatch import broadcast_counter, counter_values, dispatch
 from ._errors import NotFound
 from ._interface import CanInterface, Interface
 from ._load import run_read
@@ -169,6 +170,25 @@ class Domain:
         """Drop the domain's tables."""
         tables = cls.tables()
         await cls.repo().run(lambda tx: tables[0].metadata.drop_all(tx.conn, tables=tables))
+
+    @classmethod
+    @asynccontextmanager
+    async def transaction(cls) -> AsyncIterator[None]:
+        """Run every call of the calling process inside the block in one transaction, on one
+        connection: it commits when the block ends and rolls back if the block raises; the
+        notifications of its actions go out after the commit. Each action inside runs in a
+        savepoint of its own (one that fails is rolled back alone; catch its error and the
+        block goes on); a nested block is a savepoint too::
+
+            async with Chat.transaction():
+                room = await Chat.open_room(name="ops", actor=alice)
+                await Chat.send_message(content="hello", room_id=room.id, actor=alice)
+        """
+        repo = cls.repo()
+        async with repo.transaction() as outbox:
+            yield
+        if outbox:
+            await dispatch(repo, outbox)
 
     # -- actions -------------------------------------------------------------------------------
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-__all__ = ["ConnectionLost", "DomainError", "Forbidden", "Invalid", "NotFound"]
+__all__ = [
+    "ConnectionLost",
+    "DatabaseTimeout",
+    "DomainError",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+]
 
 
 class DomainError(Exception):
@@ -88,13 +95,28 @@ class Forbidden(DomainError):
 
 
 class ConnectionLost(DomainError):
-    """The database connection actor running the call died (crashed or killed).
+    """The database connection running the call was lost: its owner process died (crashed
+    or killed), or the server closed it.
 
-    Its transaction was rolled back (nothing of the call was written); the connection pool's
-    supervisor has started a fresh connection, so retrying is safe.
+    Its transaction was rolled back (nothing of the call was written; the message says so
+    when a commit was in flight and its outcome is unknown); the pool replaces the
+    connection, so retrying is safe.
 
     >>> try:
     ...     await Chat.send_message(content="hi", room_id=room.id, client_id="c1", actor=user)
     ... except ConnectionLost:      # nothing was written: send again (same client_id)
     ...     await Chat.send_message(content="hi", room_id=room.id, client_id="c1", actor=user)
+    """
+
+
+class DatabaseTimeout(ConnectionLost):
+    """The database did not serve the call in time (the data layer's ``timeout``): no
+    connection came free while it waited in line, or its unit of work ran too long and was
+    cancelled on the server. Nothing of the call was written, so retrying is safe; a kind of
+    :class:`ConnectionLost`, so code that retries those retries this too.
+
+    >>> try:
+    ...     await Chat.send_message(content="hi", room_id=room.id, client_id="c1", actor=user)
+    ... except DatabaseTimeout as exc:
+    ...     print(exc.message)     # "no connection of Chat.repo came free within 30.0 s ..."
     """

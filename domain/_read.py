@@ -19,9 +19,10 @@ Keyset paging lives here too: a page's cursor is the sort key of its last record
 sort columns with it lexicographically (``(a, b) > (x, y)`` spelled as ``a > x OR (a = x AND
 b > y)``, each column in its own direction).
 
-Statements of the most common shape (equality filters without NULL, no policy condition, no
-action filter, no loaded columns, no cursor) come from ``domain/_statements.py``'s cache and
-are bound with parameters: building a statement costs more than a local round trip.
+A statement is built once per *shape* (``domain/_statements.py``): the policy's condition,
+the action's filter, a filter expression and loaded columns are parts whose literals become
+parameters, so the next read of the same shape, as any actor, only binds its values:
+building a statement costs more than a local round trip.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from ._errors import Invalid
 from ._policy import PolicyContext, Verdict, authorize
 from ._query import Query
 from ._resource import Aggregate, Relationship, Resource
-from ._statements import bound_values, select_where_equal
+from ._statements import Part, part, part_values, shaped, template
 
 __all__ = [
     "ListLoad",
@@ -148,42 +149,69 @@ def compile_read(query: Query[Any], action: Action, verdicts: Verdicts) -> ReadP
                 raise Invalid({"filter": [f"{k!r} is not an attribute"]})
     order = tuple(sort_clause(resource, query.sort or action.sort))
     keyset, limit, offset = query.keyset, query.limit, query.offset
-    if (
-        verdict is True
-        and action.filter is None
-        and not columns
-        and not query.after
-        and (filter_ is None or (isinstance(filter_, Mapping) and None not in filter_.values()))
-    ):
-        # The common shape: a statement built once, with the values bound.
-        stmt = select_where_equal(
+    # Every part that changes from call to call is a Part: the statement is built once per
+    # shape (domain/_statements.py) and each call binds its values.
+    conditions: list[Part] = []
+    if verdict is not True:
+        conditions.append(part(verdict))
+    if action.filter is not None:
+        ctx = PolicyContext(query.actor, resource, action, dict(query.arguments))
+        conditions.append(part(action.filter(ctx)))
+    equal: tuple[tuple[str, bool], ...] = ()
+    params: dict[str, Any] = {}
+    if isinstance(filter_, Mapping):
+        equal = tuple((k, v is None) for k, v in filter_.items())
+        params.update((f"__f_{k}", v) for k, v in filter_.items() if v is not None)
+    elif filter_ is not None:
+        conditions.append(part(filter_))
+    labelled = [part(column) for column in columns]
+    after = decode_cursor(query.after) if query.after else None
+    if after is not None:
+        if len(after) != len(order):
+            raise Invalid({"after": ["does not match this sort"]})
+        params.update((f"__a_{i}", value) for i, value in enumerate(after))
+    for slot, p in enumerate(conditions):
+        params.update(part_values(p, f"w{slot}"))
+    for slot, p in enumerate(labelled):
+        params.update(part_values(p, f"c{slot}"))
+    if limit is not None:
+        params["__limit"] = limit + keyset
+    if offset:
+        params["__offset"] = offset
+    parts = (*conditions, *labelled)
+    key = (
+        None
+        if any(p.key is None for p in parts)
+        else (
             table,
-            tuple(filter_ or ()),
+            tuple(p.key for p in conditions),
+            tuple(p.key for p in labelled),
+            equal,
             tuple((col.name, desc) for col, desc in order),
+            after is not None,
             limit is not None,
             bool(offset),
         )
-        params = bound_values(filter_ or {}, None if limit is None else limit + keyset, offset)
-    else:
-        params = {}
-        stmt = sa.select(table, *columns)
-        if verdict is not True:
-            stmt = stmt.where(verdict)
-        if action.filter is not None:
-            ctx = PolicyContext(query.actor, resource, action, dict(query.arguments))
-            stmt = stmt.where(action.filter(ctx))
-        if isinstance(filter_, Mapping):
-            for k, v in filter_.items():
-                stmt = stmt.where(table.c[k] == v)
-        elif filter_ is not None:
-            stmt = stmt.where(filter_)
-        if query.after:
-            stmt = stmt.where(_after(order, decode_cursor(query.after)))
+    )
+
+    def build() -> Any:
+        stmt = sa.select(table, *(template(p, f"c{slot}") for slot, p in enumerate(labelled)))
+        for slot, p in enumerate(conditions):
+            stmt = stmt.where(template(p, f"w{slot}"))
+        for k, is_none in equal:
+            column = table.c[k]
+            stmt = stmt.where(column.is_(None) if is_none else column == sa.bindparam(f"__f_{k}"))
+        if after is not None:
+            values = [sa.bindparam(f"__a_{i}", type_=col.type) for i, (col, _) in enumerate(order)]
+            stmt = stmt.where(_after(order, values))
         stmt = stmt.order_by(*order_by(order))
         if limit is not None:
-            stmt = stmt.limit(limit + 1 if keyset else limit)
+            stmt = stmt.limit(sa.bindparam("__limit", type_=sa.Integer()))
         if offset:
-            stmt = stmt.offset(offset)
+            stmt = stmt.offset(sa.bindparam("__offset", type_=sa.Integer()))
+        return stmt
+
+    stmt = shaped(key, build)
     return ReadPlan(
         resource, stmt, params, extra, order, limit, keyset, tuple(relationships), tuple(lists)
     )

@@ -27,8 +27,8 @@ from ._actions import build_actions
 from ._attributes import (
     Attribute,
     ResourceDefinitionError,
+    UTCDateTime,
     _finish_attribute,
-    _UTCDateTime,
     attribute,
     snake_case,
 )
@@ -124,7 +124,7 @@ def create_timestamp() -> Any:
 
     >>> inserted_at: datetime = create_timestamp()
     """
-    return Attribute(_UTCDateTime(), allow_nil=False, default=_utcnow, writable=False)
+    return Attribute(UTCDateTime(), allow_nil=False, default=_utcnow, writable=False)
 
 
 def update_timestamp() -> Any:
@@ -133,7 +133,7 @@ def update_timestamp() -> Any:
     >>> updated_at: datetime = update_timestamp()
     """
     return Attribute(
-        _UTCDateTime(), allow_nil=False, default=_utcnow, update_default=_utcnow, writable=False
+        UTCDateTime(), allow_nil=False, default=_utcnow, update_default=_utcnow, writable=False
     )
 
 

@@ -42,7 +42,17 @@ from ._notifiers import Notification
 from ._policy import PolicyContext, Verdict, authorize
 from ._records import from_row
 from ._resource import Resource
-from ._statements import delete_returning, insert_returning, pk_params, update_returning
+from ._statements import (
+    delete_returning,
+    insert_returning,
+    part,
+    part_values,
+    pk_params,
+    pk_where,
+    shaped,
+    template,
+    update_returning,
+)
 
 __all__ = ["DryRun", "Prepared", "can", "prepare", "run_writes", "write_in_tx"]
 
@@ -102,8 +112,11 @@ async def run_writes(
         for hook in cs.all_hooks("before_transaction"):
             hook(cs)
 
+    # One write and no dry run: nothing follows the write, the transaction may end with it.
+    final = len(prepared) == 1 and not dry_run
+
     def unit(tx: Tx) -> list[Any]:
-        records = [write_in_tx(tx, cs, verdict) for cs, verdict in prepared]
+        records = [write_in_tx(tx, cs, verdict, final=final) for cs, verdict in prepared]
         if dry_run:
             raise DryRun(records[0])
         return records
@@ -152,9 +165,10 @@ async def can(
     return True  # pragma: no cover - a dry run always raises
 
 
-def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict) -> Any:
+def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict, *, final: bool = False) -> Any:
     """Step 3, inside *tx*: ``before_action``, the write, the policy check, ``after_action``,
-    and the notification queued; returns the written record::
+    and the notification queued; returns the written record. *final*: the unit runs no
+    statement after this write (its transaction may end with the write's statement)::
 
         record = write_in_tx(tx, *prepare(Notice, create, {"title": "hi"}, None, None, False))
     """
@@ -164,10 +178,11 @@ def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict) -> Any:
     cs.raise_if_invalid()
     attrs = resource.__attributes__
     values = {k: v for k, v in cs.attributes.items() if k in attrs}
+    final = final and not cs.all_hooks("after_action")
     if action.type == "create":
-        record = _insert(tx, cs, values, verdict)
+        record = _insert(tx, cs, values, verdict, final and verdict is True)
     else:
-        record = _update_or_delete(tx, cs, values, verdict)
+        record = _update_or_delete(tx, cs, values, verdict, final)
     for hook in cs.all_hooks("after_action"):
         changed = hook(tx, cs, record)
         if changed is not None:
@@ -176,71 +191,89 @@ def write_in_tx(tx: Tx, cs: Changeset, verdict: Verdict) -> Any:
     return record
 
 
-def _pk_condition(resource: type[Resource], values: Sequence[Any]) -> Any:
+def _visible(tx: Tx, resource: type[Resource], pk_values: Sequence[Any], verdict: Verdict) -> bool:
+    """Whether the row with primary key *pk_values* exists and satisfies *verdict* (a SQL
+    condition, or ``True`` for mere existence); one statement per shape."""
     table = resource.__table__
-    return sa.and_(
-        *(table.c[n] == v for n, v in zip(resource.__primary_key__, values, strict=True))
+    key = resource.__primary_key__
+    condition = None if verdict is True else part(verdict)
+    params = pk_params(tuple(pk_values))
+    if condition is not None:
+        params.update(part_values(condition, "v"))
+    shape = (
+        None
+        if condition is not None and condition.key is None
+        else ("visible", table, None if condition is None else condition.key)
     )
 
+    def build() -> Any:
+        stmt: Any = sa.select(sa.literal_column("1")).select_from(table).where(pk_where(table, key))
+        if condition is not None:
+            stmt = stmt.where(template(condition, "v"))
+        return stmt
 
-def _upsert(tx: Tx, cs: Changeset, values: dict[str, Any]) -> Any:
+    return tx.execute(shaped(shape, build), params).first() is not None
+
+
+def _upsert(tx: Tx, cs: Changeset, values: dict[str, Any], final: bool) -> Any:
     """``INSERT ... ON CONFLICT (identity) DO UPDATE SET ...`` in *tx*'s dialect."""
     resource, action = cs.resource, cs.action
     ident = next(i for i in resource.identities if i.name == action.upsert_identity)
     fields = action.upsert_fields or tuple(
         f for f in (action.accept or ()) if f in values and f not in ident.fields
     )
-    dialect_insert: Any = postgresql.insert if tx.dialect == "postgresql" else sqlite.insert
+    dialect = tx.dialect
     table = resource.__table__
-    ins = dialect_insert(table).values(values)
-    upsert_set = {f: ins.excluded[f] for f in fields} or {
-        ident.fields[0]: ins.excluded[ident.fields[0]]
-    }
-    stmt = ins.on_conflict_do_update(index_elements=list(ident.fields), set_=upsert_set)
-    return tx.conn.execute(stmt.returning(*table.c)).one()
+
+    def build() -> Any:
+        dialect_insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        ins = dialect_insert(table)
+        upsert_set = {f: ins.excluded[f] for f in fields} or {
+            ident.fields[0]: ins.excluded[ident.fields[0]]
+        }
+        stmt = ins.on_conflict_do_update(index_elements=list(ident.fields), set_=upsert_set)
+        return stmt.returning(*table.c)
+
+    stmt = shaped(("upsert", dialect, table, ident.fields, fields), build)
+    return tx.execute(stmt, values, final=final)
 
 
-def _insert(tx: Tx, cs: Changeset, values: dict[str, Any], verdict: Verdict) -> Any:
+def _insert(tx: Tx, cs: Changeset, values: dict[str, Any], verdict: Verdict, final: bool) -> Any:
     """The row of a create, checked against the policy condition after the insert."""
     resource, action = cs.resource, cs.action
     if action.upsert_identity is not None:
-        row = _upsert(tx, cs, values)
+        rows = _upsert(tx, cs, values, final)
     else:
-        row = tx.conn.execute(insert_returning(resource.__table__), values).one()
-    record = from_row(resource, row)
-    if verdict is not True:
-        seen = tx.conn.execute(
-            sa.select(sa.literal(1)).where(_pk_condition(resource, record.pk_values()), verdict)
-        ).first()
-        if seen is None:
-            raise Forbidden(
-                "the created record does not satisfy the policy (rolled back)",
-                resource=resource.__name__,
-                action=action.name,
-            )
+        rows = tx.execute(insert_returning(resource.__table__), values, final=final)
+    record = from_row(resource, rows.names, rows.one())
+    if verdict is not True and not _visible(tx, resource, record.pk_values(), verdict):
+        raise Forbidden(
+            "the created record does not satisfy the policy (rolled back)",
+            resource=resource.__name__,
+            action=action.name,
+        )
     return record
 
 
-def _update_or_delete(tx: Tx, cs: Changeset, values: dict[str, Any], verdict: Verdict) -> Any:
+def _update_or_delete(
+    tx: Tx, cs: Changeset, values: dict[str, Any], verdict: Verdict, final: bool
+) -> Any:
     """The row of an update or destroy, after checking the original against the policy."""
-    resource, action, conn = cs.resource, cs.action, tx.conn
+    resource, action = cs.resource, cs.action
     assert cs.data is not None
     pk_values = cs.data.pk_values()
-    pk = _pk_condition(resource, pk_values)
-    if verdict is not True:
-        seen = conn.execute(sa.select(sa.literal(1)).where(pk, verdict)).first()
-        if seen is None:
-            if conn.execute(sa.select(sa.literal(1)).where(pk)).first() is None:
-                raise NotFound(
-                    f"{resource.__name__} {pk_values}",
-                    resource=resource.__name__,
-                    action=action.name,
-                )
-            raise Forbidden(
-                "the policy does not allow this record",
+    if verdict is not True and not _visible(tx, resource, pk_values, verdict):
+        if not _visible(tx, resource, pk_values, True):
+            raise NotFound(
+                f"{resource.__name__} {pk_values}",
                 resource=resource.__name__,
                 action=action.name,
             )
+        raise Forbidden(
+            "the policy does not allow this record",
+            resource=resource.__name__,
+            action=action.name,
+        )
     key = resource.__primary_key__
     params = pk_params(pk_values)
     if action.type == "update":
@@ -249,9 +282,10 @@ def _update_or_delete(tx: Tx, cs: Changeset, values: dict[str, Any], verdict: Ve
         stmt = update_returning(resource.__table__, key)
     else:
         stmt = delete_returning(resource.__table__, key)
-    maybe = conn.execute(stmt, params).one_or_none()
+    rows = tx.execute(stmt, params, final=final)
+    maybe = rows.one_or_none()
     if maybe is None:
         raise NotFound(
             f"{resource.__name__} {pk_values}", resource=resource.__name__, action=action.name
         )
-    return from_row(resource, maybe)
+    return from_row(resource, rows.names, maybe)

@@ -191,7 +191,7 @@ async def mark_all_as_read(domain: type[Domain], resource: type[Resource], *, ac
     )
 
     def unit(tx: Tx) -> int:
-        return tx.conn.execute(stmt).rowcount
+        return tx.execute(stmt, final=True).rowcount
 
     count, _ = await domain.repo().run(unit)
     unread = _unread_counter(resource)

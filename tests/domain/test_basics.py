@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import trio
 
 import beam
@@ -185,11 +186,21 @@ async def test_lifecycle_order_and_nested_notifications(backend: Backend) -> Non
 
 
 async def test_kill_connection_mid_transaction(backend: Backend) -> None:
+    """The connection running a unit is killed while the unit's hook is still at work: the
+    caller gets ConnectionLost, nothing of the unit is stored, the pool carries on. On
+    SQLite the hook blocks its connection's thread; on PostgreSQL (no thread) it waits in
+    the database, and the kill cancels that query on the server."""
     entered = threading.Event()
     release = threading.Event()
+    tester: list[beam.Pid] = []
 
     def block(tx: domain.Tx, cs: domain.Changeset) -> None:
-        if cs.get("title") == "slow":
+        if cs.get("title") != "slow":
+            return
+        if tx.dialect == "postgresql":
+            beam.send(tester[0], "entered")
+            tx.execute(sa.select(sa.func.pg_sleep(10)))
+        else:
             entered.set()
             release.wait(10)
 
@@ -198,24 +209,30 @@ async def test_kill_connection_mid_transaction(backend: Backend) -> None:
         alice = await Chat.register("alice")
         Notice.__actions__["create"].before_action = (block,)
         try:
-            me = beam.self()
+            test = beam.self()
+            tester.append(test)
 
             async def slow() -> None:
                 try:
                     await Chat.notify(user_id=alice.id, title="slow")
                 except domain.ConnectionLost as exc:
-                    beam.send(me, ("lost", str(exc)))
+                    beam.send(test, ("lost", str(exc)))
                 else:
-                    beam.send(me, ("written",))
+                    beam.send(test, ("written",))
 
             beam.spawn(slow)
-            await trio.to_thread.run_sync(entered.wait, 10)
+            if backend.name == "postgresql":
+                assert await beam.receive(lambda m: m == "entered", timeout=5) == "entered"
+                await trio.sleep(0.1)  # the pg_sleep is on its way to the server
+            else:
+                await trio.to_thread.run_sync(entered.wait, 10)
             repo = Chat.repo()
             assert isinstance(repo, domain.Repo)
             victim = beam.whereis(repo.names[0])
             assert victim is not None
             beam.exit(victim, "kill")
-            reply = await beam.receive(timeout=5)
+            with trio.fail_after(5):  # not the 10 s of the sleep: cancelled on the server
+                reply = await beam.receive(lambda m: isinstance(m, tuple), timeout=5)
             assert reply[0] == "lost", reply
             release.set()
         finally:
