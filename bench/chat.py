@@ -25,8 +25,8 @@ chat's shared rate limiter among them: ``globals`` in the figures' names); the k
 bots move to the survivor and resend what was not acked (see
 :func:`bench._chat_work.soak_nodes`). Figures: latency p50 (<= 1.5x) and p99 (<= 2x) and acked
 messages per second (>= 0.95x) with each kill against the soak without one; lost, duplicated
-and never-seen messages over the three soaks: zero. It needs PostgreSQL (``DATABASE_URL``'s server, else 127.0.0.1:5432 as ``postgres``):
-without it the figures are unavailable.
+and never-seen messages over the three soaks: zero. It needs PostgreSQL (``DATABASE_URL``'s
+server, else 127.0.0.1:5432 as ``postgres``): without it the figures are unavailable.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def _nodes_figures(soak: str, medians: dict[str, Sample] | None) -> list[Figure]
     def total(key: str) -> float | None:
         return None if medians is None else sum(sample[key] for sample in medians.values())
 
-    figures = []
+    figures: list[Figure] = []
     for label in KILLS:
         if medians is not None and label not in medians:
             continue
