@@ -46,7 +46,7 @@ def run(config: Config, nodes: int = 2) -> list[Figure]:
     >>> figures = run(Config(quick=True), nodes=2)
     """
     if nodes < 2:
-        raise ValueError(f"the channels suite compares several nodes with one: --nodes {nodes}")
+        raise SystemExit(f"the channels suite compares several nodes with one: --nodes {nodes}")
     return [*_fanout(config), *_idle(config), *_nodes(config, nodes)]
 
 
