@@ -123,7 +123,9 @@ class _Group:
         argv = [sys.executable, "-m", "web", _APP, "--port", str(self.port)]
         if nodes > 1:
             assert cluster is not None
-            argv += ["--nodes", str(nodes), "--cluster", cluster, "--name", "bench"]
+            # Names of its own, should the Redis be shared with other runs.
+            prefix = f"bench-{os.getpid()}-"
+            argv += ["--nodes", str(nodes), "--cluster", cluster, "--name", prefix]
         self.log_path = logs / f"{label.replace(' ', '-').replace(',', '')}.log"
         with open(self.log_path, "w") as log_file:
             self.process = subprocess.Popen(
@@ -155,7 +157,9 @@ class _Group:
         return {name: _process_cpu(pid) for name, pid in self.pids.items()}
 
     def stop(self) -> None:
-        for pid in [*self.pids.values(), self.process.pid]:
+        # The parent first, so that it starts no node again; its nodes would stop by
+        # themselves once it is gone, but are killed at once.
+        for pid in [self.process.pid, *self.pids.values()]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.process.wait()
