@@ -143,7 +143,10 @@ def serve(crashes_per_s: float, rooms: int, bots: int) -> None:
 
 
 def setup(rooms: int, bots: int) -> None:
-    """Prepare the database the environment names, then exit (see the module's docstring)."""
+    """Prepare the database the environment names, then exit (see the module's docstring).
+
+    >>> setup(4, 40)  # DATABASE_URL=postgresql://... CHAT_DATA_DIR=... CHAT_DEMO=1
+    """
     import beam
     from examples.chat.serve import endpoint
 

@@ -412,7 +412,10 @@ def soak_nodes(victim: int, nodes: int, bots: int, rooms: int, rate: float, seco
     first started, which holds the cluster's global names; -1: none) is SIGKILLed halfway
     through; its bots connect to the next node and send again what was not acked. Reports
     as :func:`soak`, plus the bots' moves to another node and the kill's time into the
-    soak."""
+    soak.
+
+    >>> run_fresh(soak_nodes, victim=1, nodes=2, bots=20, rooms=4, rate=20, seconds=8)
+    """
     with ChatNodes(nodes, rooms, bots) as chat:
         # Bot i: room i % rooms, node (i // rooms) % nodes, so each room spans the nodes.
         homes = [(i // rooms) % nodes for i in range(bots)]
