@@ -75,7 +75,7 @@ def _fanout(config: Config) -> list[Figure]:
             interval=interval,
         ),
     ]
-    reps = 1 if config.tiny else min(config.reps, 3)
+    reps = 1 if config.tiny else 2 if config.quick else 3
     medians = measure(
         f"fan-out to {clients:,} clients, {broadcasts} broadcasts every {interval * 1000:.0f} ms",
         contenders,
