@@ -4,8 +4,8 @@
 own: a fresh PostgreSQL database, a ``redis-server`` on a free port (else the Redis at
 127.0.0.1:6379, with node names of the soak's own) and a data directory (the secret key every
 node signs with). It prepares the database with ``python -m bench._chat_server setup`` (the
-bots and their rooms), then starts the nodes one after another, each as
-``python -m web examples.chat.serve:endpoint --name chatK --port P --cluster URL`` in demo mode
+bots and their rooms) while the first node starts, and starts the others once it serves, each
+as ``python -m web examples.chat.serve:endpoint --name chatK --port P --cluster URL`` in demo mode
 (``CHAT_DEMO=1``) with rate limits too high to matter. The first node started is the first to
 register the cluster's global names (the chat's shared rate limiter among them), so killing
 it (:meth:`ChatNodes.kill`) is the harder case: the survivors must also take those over.
@@ -150,23 +150,31 @@ class ChatNodes:
             CHAT_DEMO="1",
             CHAT_RATE_LIMITS=_LIMITS,
         )
-        setup = subprocess.run(
+        # The setup and the first node start together (their start-ups take turns under
+        # the chat's start-up lock); the others once the first serves, so that it holds the
+        # cluster's global names.
+        setup = subprocess.Popen(
             [sys.executable, "-m", "bench._chat_server", "setup", str(rooms), str(bots)],
             cwd=_REPO,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=_START_TIMEOUT,
-            check=False,
         )
+        try:
+            prefix = f"chat-{uuid.uuid4().hex[:6]}-"  # names of its own, should Redis be shared
+            for index in range(nodes):
+                node = _Node(f"{prefix}{index + 1}", url, env, work)
+                self._nodes.append(node)
+                node.wait_serving()
+            out, err = setup.communicate(timeout=_START_TIMEOUT)
+        finally:
+            if setup.poll() is None:
+                setup.kill()
+                setup.communicate()
         if setup.returncode != 0:
-            raise RuntimeError(f"the chat's setup exited with {setup.returncode}:\n{setup.stderr}")
-        self.rooms = [line.split()[1] for line in setup.stdout.splitlines() if line[:5] == "ROOM "]
-        prefix = f"chat-{uuid.uuid4().hex[:6]}-"  # names of its own, should Redis be shared
-        for index in range(nodes):
-            node = _Node(f"{prefix}{index + 1}", url, env, work)
-            self._nodes.append(node)
-            node.wait_serving()  # one after another: the first holds the global names
+            raise RuntimeError(f"the chat's setup exited with {setup.returncode}:\n{err}")
+        self.rooms = [line.split()[1] for line in out.splitlines() if line[:5] == "ROOM "]
         self.ports = [node.port for node in self._nodes]
 
     def kill(self, index: int) -> float:

@@ -157,7 +157,7 @@ def _nodes_sizes(config: Config) -> tuple[int, int, float]:
     """Clients on each side, broadcasts per burst, and the interval between broadcasts."""
     clients = config.size(2_000, 1_000, 50)
     # 400,000 messages/s offered: more than two nodes deliver on this box.
-    return clients, config.size(100, 50, 10), clients / 400_000
+    return clients, config.size(200, 60, 10), clients / 400_000
 
 
 def _nodes(config: Config, nodes: int) -> list[Figure]:
