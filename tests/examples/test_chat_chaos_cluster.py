@@ -1,28 +1,30 @@
 """Nothing is lost when processes die on two nodes and one whole node is SIGKILLed.
 
-The chat runs on two nodes (two OS processes, node programs of :mod:`tests.support.nodes`
-serving it on ports of their own) sharing one PostgreSQL database and one Redis. Bots (half
-of them at home on each node) chat in two rooms each over Channels, a client id on every
+The chat runs on two nodes, each ``python -m web`` serving it on a port of its own in one
+cluster (a Redis the test owns) over one PostgreSQL database (of the test's own). Bots, half
+of them at home on each node, chat in two rooms each over Channels, a client id on every
 message, and wait for each ack; a chat page (LiveView) stays open on each node. Meanwhile a
-seeded chaos loop kills, on both nodes at random, the chat's processes that the single-node
-chaos test kills (room channels, LiveViews, socket transports, PubSub topic processes,
-database connection actors, the presence tracker). Part-way through, one node is SIGKILLed:
-its bots reconnect to the survivor and send again what was not acknowledged; once presence
-settled there the node is started again (same name, a new incarnation) and bots come back to
-it as their connections are killed. At the end:
+seeded chaos loop kills, on both nodes at random, the processes the single-node chaos test
+kills (room channels, LiveViews, socket transports, PubSub topic processes, database
+connection actors, the presence tracker). Part-way through, one node is SIGKILLed: its bots
+reconnect to the survivor and send again what was not acknowledged; then the node is started
+again (same name, a new incarnation) and bots go back to it whenever they reconnect. At the
+end:
 
 * every acknowledged message is stored exactly once, and nothing else is stored (each bot
   sends until its last message is acknowledged);
 * every bot saw every message of its rooms (pushed live, or in the history a join pushes),
   and a join on either node pushes the latest messages exactly as the database has them;
-* after the SIGKILL, presence on the survivor shows each bot once (the dead node's presences
-  gone) within ``down_period`` plus a broadcast period, and at the end both nodes show
-  every bot once in each of its rooms;
+* after the SIGKILL the survivor stops showing the dead node's presences within
+  ``down_period`` plus a broadcast period (and then shows every bot once), and at the end
+  both nodes show every bot once in each of its rooms;
 * both nodes and their chat trees are alive.
 
-The chat's presence tracker runs with short periods here (the chat keeps Phoenix's: a
-broadcast every 1.5 s, down after 30 s): each node replaces it in ``chat.sup`` with one whose
-periods are :data:`BROADCAST_PERIOD` and :data:`DOWN_PERIOD`.
+Each node serves :func:`endpoint`: the chat as ``examples.chat.serve`` builds it, with
+control routes for the test (``/_chaos/...``: seed the bots, kill a random process, read
+presence) and a presence tracker of short periods (:data:`BROADCAST_PERIOD`,
+:data:`DOWN_PERIOD`) in place of the chat's, which keeps Phoenix's (a broadcast every 1.5 s,
+down after 30 s). The nodes' logs are summed up at the end.
 
 It runs ``BEAM_CHAOS_CLUSTER_SECONDS`` seconds of load (20 by default), seeded by
 ``BEAM_CHAOS_CLUSTER_SEED`` (7).
@@ -33,26 +35,27 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
 import os
 import random
 import re
+import subprocess
+import sys
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
 import trio
+from wsproto.utilities import LocalProtocolError, ProtocolError
 
 import beam
 import presence
 import web
-from examples.chat import chaos
+from examples.chat import chaos, serve
 from examples.chat.accounts import hash_off_loop
-from examples.chat.app import build
 from examples.chat.live import HISTORY
 from examples.chat.model import Chat, Room, User
 from supervisors import ChildSpec, Supervisor
@@ -61,7 +64,7 @@ from ..support import wsclient
 from ..support.backends import PG_URL, pg_engine
 from ..support.chat import sign_in, socket_token
 from ..support.http import http
-from ..support.nodes import NodeProcess, emit, free_port, redis_server, start_node
+from ..support.nodes import REPO_ROOT, free_port, redis_server
 
 #: Bots in all; bot *i* is at home on node ``i % 2`` and chats in two of :data:`ROOMS`.
 BOTS = 16
@@ -73,9 +76,9 @@ MAX_SILENT_PERIODS = 3
 DOWN_PERIOD = BROADCAST_PERIOD * MAX_SILENT_PERIODS * 2
 #: Allowance for polling and a busy machine on top of the bounds the test checks (s).
 SLACK = 1.0
-#: The cluster's heartbeat and timeout (s): a SIGKILLed node's name is free after this.
-HEARTBEAT = 0.5
-CLUSTER_TIMEOUT = 2.5
+#: How long every bot may take to be connected and present again, after the SIGKILL and at
+#: the end (the machine may be busy; it takes a second or two).
+REJOIN_TIMEOUT = 30.0
 #: How long a bot waits for any one reply before it gives the connection up (s).
 REPLY_TIMEOUT = 10.0
 #: Where the node programs find this module's node-side steps.
@@ -83,42 +86,31 @@ STEPS = __name__
 APP = "chat.sup"
 TRACKER_ID = "Tracker"
 
-# -- node side (run in the node programs through ``run``) ------------------------------------
+# -- node side: the app each node serves (``python -m web <this module>:endpoint``) -------------
 
 
-class _ForwardLogs(logging.Handler):
-    """Warnings and errors of the chat's loggers, reported to the test as ``log`` events."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not record.name.startswith("beam"):  # the node program reports beam's itself
-            text = record.getMessage()
-            if record.exc_info and record.exc_info[1] is not None:
-                text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
-            emit({"event": "log", "level": record.levelname, "logger": record.name, "text": text})
-
-
-async def start_chat(port: int, database: str, data_dir: str) -> bool:
-    """Start the chat in this node and serve it on *port* (in a process of its own); the
-    test waits until it answers over HTTP."""
-    handler = _ForwardLogs(logging.WARNING)
-    logging.getLogger().addHandler(handler)
-    beam.spawn(_serve_chat, port, database, data_dir)
-    return True
-
-
-async def _serve_chat(port: int, database: str, data_dir: str) -> None:
-    generous = {"api": web.Limit(10_000, 60.0, "token requests")}
-    endpoint = await build(
-        Path(data_dir),
-        database=database,
-        messages_per_minute=1_000_000,
-        demo=True,
-        limits=generous,
-    )
+async def endpoint() -> web.Endpoint:
+    """The chat as ``python -m web examples.chat.serve:endpoint`` serves it, with this test's
+    presence periods and its control routes (``/_chaos/...``, JSON in and out): ``seed``,
+    ``kill``, ``presence`` and ``alive``, each answered by the functions below."""
+    chat = await serve.endpoint()
     await _short_presence_periods()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(web.serve, endpoint, "127.0.0.1", port)
-        await trio.sleep_forever()
+    chat.route("POST", "/_chaos/seed", _json_route(lambda body: seed(**body)))
+    chat.route("POST", "/_chaos/kill", _json_route(lambda body: kill_one(**body)))
+    chat.route("POST", "/_chaos/presence", _json_route(lambda body: presence_counts(**body)))
+    chat.route("POST", "/_chaos/alive", _json_route(lambda body: alive()))
+    return chat
+
+
+def _json_route(
+    step: Callable[[dict[str, Any]], Awaitable[Any]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        result = await step(json.loads(request.body or b"{}"))
+        body = json.dumps(result).encode()
+        return web.Response(200, body, (("content-type", "application/json"),))
+
+    return handle
 
 
 async def _short_presence_periods() -> None:
@@ -204,105 +196,93 @@ async def query(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 class ChatNode:
-    """One chat node of the test: its node program (``None`` while it is down), one command
-    at a time."""
+    """One chat node: ``python -m web <this module>:endpoint --name NAME --port PORT`` in the
+    cluster, its output in a log file per incarnation; ``process`` is ``None`` while it is
+    down."""
 
-    def __init__(
-        self,
-        name: str,
-        redis: str,
-        database: str,
-        data_dir: Path,
-        stack: contextlib.AsyncExitStack,
-    ) -> None:
+    def __init__(self, name: str, redis: str, database: str, data_dir: Path) -> None:
         self.name = name
         self.port = free_port()
-        self.redis = redis
-        self.database = database
         self.data_dir = data_dir
-        self.stack = stack
-        self.program: NodeProcess | None = None
-        self.programs: list[NodeProcess] = []  # every incarnation's
-        self.lock = trio.Lock()
-        self.starts = 0
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database,
+            "CHAT_DATA_DIR": str(data_dir),
+            "CHAT_DEMO": "1",
+            "CHAT_RATE_LIMITS": "message=1000000/60,api=100000/60",
+            "BEAM_CLUSTER": redis,
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process: trio.Process | None = None
+        self.processes: list[trio.Process] = []  # every incarnation's, to reap at the end
+        self.logs: list[Path] = []
 
     @property
     def up(self) -> bool:
-        return self.program is not None
+        return self.process is not None
 
     async def start(self) -> None:
-        """Start the node program (asking again while a killed incarnation holds the name),
-        the chat in it, and wait until the chat answers over HTTP."""
-        with trio.fail_after(CLUSTER_TIMEOUT * 4 + 60):
-            while True:
-                program = await self.stack.enter_async_context(
-                    start_node(
-                        self.redis,
-                        self.name,
-                        heartbeat=HEARTBEAT,
-                        timeout=CLUSTER_TIMEOUT,
-                        expect_ready=False,
-                    )
-                )
-                self.programs.append(program)
-                try:
-                    await program.expect("ready", timeout=30)
-                    break
-                except RuntimeError:  # it exited: refused while the name is still taken
-                    if not program.seen("refused"):
-                        raise
-                    await trio.sleep(0.2)
-            answer = await program.call(
-                "run",
-                fn=f"{STEPS}:start_chat",
-                args={
-                    "port": self.port,
-                    "database": self.database,
-                    "data_dir": str(self.data_dir),
-                },
+        """Start the node (it asks again for its name while a killed incarnation holds it)
+        and wait until the chat answers over HTTP."""
+        log = self.data_dir / f"{self.name}.{len(self.logs) + 1}.log"
+        self.logs.append(log)
+        argv = [sys.executable, "-m", "web", f"{STEPS}:endpoint", "--name", self.name]
+        argv += ["--port", str(self.port), "--name-wait", "30"]
+        with log.open("wb") as output:
+            process = await trio.lowlevel.open_process(
+                argv, cwd=REPO_ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT
             )
-            assert answer["result"] is True
-            request = b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            with trio.move_on_after(60) as waited:
-                while True:
-                    with contextlib.suppress(OSError):
-                        if (await http(self.port, request))[0] == 200:
-                            break
-                    await trio.sleep(0.1)
-            if waited.cancelled_caught:
-                await program.drain()
-                raise AssertionError(f"the chat on {self.name} does not answer: {self.logs()}")
-        self.program = program
-        self.starts += 1
+        self.processes.append(process)
+        request = b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        with trio.move_on_after(90) as waited:
+            while process.poll() is None:
+                with contextlib.suppress(OSError):
+                    if (await http(self.port, request))[0] == 200:
+                        break
+                await trio.sleep(0.1)
+        if waited.cancelled_caught or process.poll() is not None:
+            raise AssertionError(f"{self.name} did not start:\n{log.read_text()[-3000:]}")
+        self.process = process
 
-    async def run(self, fn: str, **args: Any) -> Any:
-        """Run the node-side step *fn* of this module with *args*; its result."""
-        async with self.lock:
-            assert self.program is not None, f"{self.name} is down"
-            answer = await self.program.call("run", fn=f"{STEPS}:{fn}", args=args)
-        return answer["result"]
+    async def call(self, step: str, **args: Any) -> Any:
+        """POST *args* to the node's ``/_chaos/<step>``; the JSON answer."""
+        body = json.dumps(args).encode()
+        head = f"POST /_chaos/{step} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        head += f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        status, _, answer = await http(self.port, head.encode() + body)
+        assert status == 200, (self.name, step, status, answer[:500])
+        return json.loads(answer)
 
-    async def sigkill(self) -> None:
-        """SIGKILL the node program (nothing is said to anyone) and mark the node down."""
-        async with self.lock:
-            assert self.program is not None
-            self.program.process.kill()
-            self.program = None
+    def sigkill(self) -> None:
+        """SIGKILL the node (it says nothing to anyone) and mark it down."""
+        assert self.process is not None
+        self.process.kill()
+        self.process = None
 
-    async def drain(self) -> None:
-        """Read what the node reported so far (its stdout must not fill up)."""
-        async with self.lock:
-            if self.program is not None:
-                await self.program.drain()
+    async def stop(self) -> None:
+        """End every incarnation still running (SIGTERM, then SIGKILL after 10 s)."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        with trio.move_on_after(10):
+            for process in self.processes:
+                await process.wait()
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                await process.wait()
+        self.process = None
 
-    def logs(self) -> list[dict[str, Any]]:
-        """The warnings and errors every incarnation of this node reported."""
-        return [
-            event
-            for program in self.programs
-            for event in program.seen("log")
-            if event.get("level") in ("WARNING", "ERROR", "CRITICAL")
-        ]
+    def problems(self) -> Counter[str]:
+        """The warnings and errors the node logged (all incarnations), numbers blurred."""
+        found: Counter[str] = Counter()
+        for log in self.logs:
+            for line in log.read_text(errors="replace").splitlines():
+                matched = re.match(r"\[[^]]+\] (WARNING|ERROR|CRITICAL) (\S+): (.*)", line)
+                if matched:
+                    text = re.sub(r"<[\d.]+>|\d+", "N", matched.group(3))[:110]
+                    found[f"{matched.group(1)} {matched.group(2)}: {text}"] += 1
+        return found
 
 
 # -- test side: the clients ----------------------------------------------------------------
@@ -310,6 +290,17 @@ class ChatNode:
 
 class _Lost(Exception):
     """The connection went away (or stopped answering)."""
+
+
+#: What a client meets when its connection goes: closed, reset, refused, cut off in the
+#: middle of the handshake (the node or the connection's process was killed), too slow.
+LOST = (
+    wsclient.Closed,
+    trio.TooSlowError,
+    trio.BrokenResourceError,
+    OSError,
+    ProtocolError,
+)
 
 
 class Link:
@@ -355,14 +346,21 @@ class Link:
         """Send *frame* (``[join_ref, ref, topic, event, payload]``) and wait for its reply;
         :class:`_Lost` if the connection goes or it takes longer than :data:`REPLY_TIMEOUT`."""
         join_ref, ref, topic = frame[0], frame[1], frame[2]
+        if self.lost.is_set():  # the reader is gone: nobody would answer
+            raise _Lost()
         done = trio.Event()
         self.waiting[ref] = (topic, join_ref, done)
         try:
             await self.client.send(json.dumps(frame))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
+        except (
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            OSError,
+            LocalProtocolError,  # the server closed the WebSocket meanwhile
+        ) as error:
             raise _Lost() from error
         with trio.move_on_after(REPLY_TIMEOUT):
-            await done.wait()
+            await done.wait()  # set by the reader: a reply, its channel's end, or its own
         self.waiting.pop(ref, None)
         if ref not in self.replies:
             raise _Lost()
@@ -389,7 +387,8 @@ class Bot:
         self.acked: list[tuple[str, str]] = []
         self.pending: tuple[str, str] | None = None
         self.pending_since = 0.0
-        self.slowest = 0.0
+        #: (when it was first sent, how long until its ack) of every acknowledged message
+        self.latencies: list[tuple[float, float]] = []
         self.sent = 0
         self.node: str | None = None
         self.connections: Counter[str] = Counter()
@@ -437,7 +436,7 @@ class Bot:
                         with contextlib.suppress(_Lost):
                             await self._session(link)
                         nursery.cancel_scope.cancel()
-            except (wsclient.Closed, trio.TooSlowError, OSError, trio.BrokenResourceError):
+            except LOST:
                 pass
             except wsclient.Rejected as refused:
                 if refused.status < 500:
@@ -496,7 +495,8 @@ class Bot:
                 assert reply["response"]["client_id"] == client_id, reply
                 self.acked.append(self.pending)
                 self.seen[topic].add(client_id)
-                self.slowest = max(self.slowest, trio.current_time() - self.pending_since)
+                now = trio.current_time()
+                self.latencies.append((self.pending_since, now - self.pending_since))
                 self.pending = None
                 await trio.sleep(self.rng.uniform(0.05, 0.2))
             elif self.join_refs[topic] == join_ref:  # refused (the database failed): rejoin
@@ -534,13 +534,7 @@ class Watcher:
                     while True:
                         await self._mount(client, topic, session)
                         await self._until_crash(client, topic)
-            except (
-                wsclient.Closed,
-                trio.TooSlowError,
-                OSError,
-                trio.BrokenResourceError,
-                ServerError,
-            ):
+            except (*LOST, ServerError):
                 pass
             except wsclient.Rejected as refused:
                 if refused.status < 500:
@@ -618,8 +612,8 @@ class Chaos:
                 # Supervisors allow 10 restarts in 5 s: a database actor or the tracker at
                 # most every 1.5 s per node keeps each tree well inside that.
                 allowed = now - self._last_restart.get(node.name, -10.0) > 1.5
-                found = await node.run(
-                    "kill_one", seed=self.rng.getrandbits(32), restart_allowed=allowed
+                found = await node.call(
+                    "kill", seed=self.rng.getrandbits(32), restart_allowed=allowed
                 )
             if found is not None:
                 kind = found[0]
@@ -645,11 +639,41 @@ async def presence_of_bots(
     node: ChatNode, topics: list[str], names: set[str]
 ) -> dict[str, Counter[str]]:
     """Per topic, how many presences each bot has as *node* sees them."""
-    counts = await node.run("presence_counts", topics=topics)
+    counts = await node.call("presence", topics=topics)
     return {
         topic: Counter({key: n for key, n in counts[topic].items() if key in names})
         for topic in topics
     }
+
+
+async def dead_presences_gone(
+    survivor: ChatNode, bots: list[Bot], topics: list[str], deadline: float
+) -> float:
+    """Wait until *survivor* shows no presence of the dead node: no bot has more presences
+    in a room than it has joins there on the survivor (bots may still be rejoining); the time
+    that took. Fails at *deadline*."""
+    names = {bot.name for bot in bots}
+    start = trio.current_time()
+    excess: dict[str, dict[str, int]] = {}
+    with trio.move_on_at(deadline):
+        while True:
+            live = {
+                topic: Counter(
+                    bot.name
+                    for bot in bots
+                    if bot.node == survivor.name and bot.tracked.get(topic, False)
+                )
+                for topic in topics
+            }
+            seen = await presence_of_bots(survivor, topics, names)
+            excess = {topic[5:13]: dict(seen[topic] - live[topic]) for topic in topics}
+            if not any(excess.values()):
+                return trio.current_time() - start
+            await trio.sleep(0.1)
+    raise AssertionError(
+        f"{survivor.name} still shows presences of the dead node (extra presences by room "
+        f"and bot): {excess}"
+    )
 
 
 async def settle_presence(
@@ -658,26 +682,35 @@ async def settle_presence(
     """Wait until every node of *nodes* shows each bot exactly once in each room it is in,
     with every bot connected and joined; the time that took. Fails at *deadline*."""
     names = {bot.name for bot in bots}
+    here = {node.name for node in nodes}
     want = {topic: Counter(bot.name for bot in bots if topic in bot.topics) for topic in topics}
     seen: dict[str, Any] = {}
     start = trio.current_time()
     with trio.move_on_at(deadline):
         while True:
-            everyone = expected_presence(bots, topics)
-            ok = everyone == want
+            # every bot is connected to one of these nodes and tracked in all its rooms
+            ok = all(bot.node in here for bot in bots)
+            ok = ok and expected_presence(bots, topics) == want
             for node in nodes:
                 seen[node.name] = await presence_of_bots(node, topics, names)
                 ok = ok and seen[node.name] == want
             if ok:
                 return trio.current_time() - start
             await trio.sleep(0.1)
-    missing = {
-        node: {t: dict((want[t] - c[t]) + (c[t] - want[t])) for t, c in counts.items()}
+    differences = {  # node -> topic -> bot -> (presences wanted, presences seen)
+        node: {
+            topic[5:13]: {key: (want[topic][key], got[key]) for key in want[topic] | got}
+            for topic, got in counts.items()
+            if got != want[topic]
+        }
         for node, counts in seen.items()
     }
-    not_joined = [b.name for b in bots if b.node is None or not all(b.tracked.values())]
+    not_joined = [
+        (b.name, b.node) for b in bots if b.node not in here or not all(b.tracked.values())
+    ]
     raise AssertionError(
-        f"presence did not settle: differences by node {missing}, bots not joined {not_joined}"
+        f"presence did not settle: (wanted, seen) by node, room and bot {differences}, bots "
+        f"not joined {not_joined}"
     )
 
 
@@ -707,144 +740,167 @@ async def test_nothing_is_lost_on_two_nodes_while_processes_and_a_node_are_kille
     seconds = float(os.environ.get("BEAM_CHAOS_CLUSTER_SECONDS", "20"))
     seed = int(os.environ.get("BEAM_CHAOS_CLUSTER_SEED", "7"))
     rng = random.Random(seed)
-    with (
-        trio.fail_after(seconds + 240),
-        redis_server() as redis,
-        fresh_database() as database,
-    ):
-        async with contextlib.AsyncExitStack() as stack:
-            nodes = [ChatNode(f"chat{i}", redis.url, database, tmp_path, stack) for i in (1, 2)]
+    with trio.fail_after(seconds + 300), redis_server() as redis, fresh_database() as database:
+        nodes = [ChatNode(f"chat{i}", redis.url, database, tmp_path) for i in (1, 2)]
+        try:
             for node in nodes:  # one after the other: the first migrates and seeds
                 await node.start()
-            names = [f"bot{i:02d}" for i in range(BOTS)]
-            rooms = await nodes[0].run("seed", bots=names, password=PASSWORD)
-            topics = [f"room:{rooms[name]}" for name in ROOMS]
-            bots: list[Bot] = []
-            for i, name in enumerate(names):
-                home = nodes[i % 2]
-                token = (await socket_token(home.port, name, PASSWORD))["token"]
-                mine = [topics[i % len(topics)], topics[(i + 1) % len(topics)]]
-                order = [home, *(n for n in nodes if n is not home)]
-                bots.append(Bot(name, token, order, mine, rng.getrandbits(32)))
-            watchers = [
-                Watcher(
-                    user,
-                    [home, *(n for n in nodes if n is not home)],
-                    await sign_in(home.port, user),
-                )
-                for user, home in zip(("alice", "bob"), nodes, strict=True)
-            ]
-            chaos_loop = Chaos(nodes, rng.getrandbits(32))
-            victim = rng.choice(nodes)
-            survivor = next(node for node in nodes if node is not victim)
-            figures: dict[str, float] = {}
-
-            async def drain_nodes() -> None:
-                while True:
-                    for node in nodes:
-                        await node.drain()
-                    await trio.sleep(0.3)
-
-            async def kill_a_node() -> None:
-                await trio.sleep(seconds * 0.4)
-                await chaos_loop.pause()  # a quiet survivor, to see presence settle
-                await victim.sigkill()
-                killed = trio.current_time()
-                deadline = killed + DOWN_PERIOD + BROADCAST_PERIOD + SLACK
-                figures["presence"] = await settle_presence([survivor], bots, topics, deadline)
-                chaos_loop.resume()
-                await victim.start()
-                figures["restart"] = trio.current_time() - killed
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(drain_nodes)
-                for bot in bots:
-                    nursery.start_soon(bot.run)
-                for watcher in watchers:
-                    nursery.start_soon(watcher.run)
-                nursery.start_soon(chaos_loop.run)
-                with trio.fail_after(seconds + 90):
-                    async with trio.open_nursery() as scenario:
-                        scenario.start_soon(kill_a_node)
-                        await trio.sleep(seconds)
-                    # the node is back: stop the kills, let every bot finish its last send
-                    await chaos_loop.pause()
-                    for bot in bots:
-                        bot.sending = False
-                    for bot in bots:
-                        await bot.settled.wait()
-                # Presence: both nodes show each bot once in each of its rooms.
-                quiet = trio.current_time()
-                deadline = quiet + DOWN_PERIOD + BROADCAST_PERIOD + SLACK
-                figures["final presence"] = await settle_presence(nodes, bots, topics, deadline)
-
-                # Every acknowledged message is stored exactly once, and nothing else is.
-                rows = await query(
-                    database,
-                    "SELECT m.room_id::text, m.author_name, m.client_id FROM chat_messages m",
-                )
-                stored = Counter((f"room:{room}", author, cid) for room, author, cid in rows)
-                twice = [key for key, n in stored.items() if n > 1]
-                assert not twice, twice[:5]
-                acked = [(topic, bot.name, cid) for bot in bots for topic, cid in bot.acked]
-                assert len(acked) == len(set(acked))
-                assert set(acked) == set(stored), (
-                    sorted(set(acked) - set(stored))[:5],
-                    sorted(set(stored) - set(acked))[:5],
-                )
-
-                # Every bot saw every message of its rooms.
-                by_room: dict[str, set[str]] = {topic: set() for topic in topics}
-                for topic, _, cid in stored:
-                    by_room[topic].add(cid)
-                for bot in bots:
-                    for topic in bot.topics:
-                        missed = by_room[topic] - bot.seen[topic]
-                        assert not missed, (
-                            f"{bot.name} never saw {len(missed)} messages of {topic} "
-                            f"(e.g. {sorted(missed)[:3]}); history overflows: {bot.overflows}"
-                        )
-                        assert bot.seen[topic] <= by_room[topic], bot.name
-
-                # A join on either node pushes the latest messages as the database has them.
-                latest: dict[str, list[str]] = {}
-                for topic in topics:
-                    rows = await query(
-                        database,
-                        "SELECT client_id FROM chat_messages WHERE room_id = %s "
-                        "ORDER BY inserted_at DESC LIMIT %s",
-                        uuid.UUID(topic.removeprefix("room:")),
-                        HISTORY,
-                    )
-                    latest[topic] = [cid for (cid,) in reversed(rows)]
-                for i, bot in enumerate(bots):
-                    await check_history(bot, nodes[i % 2], latest)
-                    await check_history(bot, nodes[(i + 1) % 2], latest)
-
-                # Both nodes and their trees are alive; the chaos happened on both.
+            await _chaos_run(nodes, database, seconds, seed, rng)
+        finally:
+            with trio.CancelScope(shield=True):
                 for node in nodes:
-                    assert await node.run("alive") is True, node.name
-                nursery.cancel_scope.cancel()
+                    await node.stop()
 
-            kills = chaos_loop.kills
-            for node in nodes:
-                assert sum(n for (where, _), n in kills.items() if where == node.name) >= 1
-            assert sum(kills.values()) > seconds  # the chaos really happened
-            assert victim.starts == 2
-            moved = [b.name for b in bots if b.nodes[0] is victim and b.connections[survivor.name]]
-            assert moved, "no bot of the killed node reconnected to the survivor"
-            for watcher in watchers:
-                assert watcher.mounts >= 1
-            warnings = {node.name: len(node.logs()) for node in nodes}
-            print(
-                f"\ncluster chaos {seconds:.0f} s (seed {seed}): {len(acked)} acked, "
-                f"{len(stored)} stored, killed {victim.name} (presence settled on "
-                f"{survivor.name} in {figures['presence']:.2f} s, bound "
-                f"{DOWN_PERIOD + BROADCAST_PERIOD:.1f} s; back after {figures['restart']:.1f} s), "
-                f"final presence {figures['final presence']:.2f} s, "
-                f"kills {dict(sorted(kills.items()))}, "
-                f"recoveries {sum(b.recoveries for b in bots)}, "
-                f"rejoins {sum(b.rejoins for b in bots)}, moved {len(moved)}, "
-                f"slowest ack {max(b.slowest for b in bots):.2f} s, "
-                f"page mounts {[w.mounts for w in watchers]}, warnings {warnings}"
+
+async def _chaos_run(
+    nodes: list[ChatNode], database: str, seconds: float, seed: int, rng: random.Random
+) -> None:
+    names = [f"bot{i:02d}" for i in range(BOTS)]
+    rooms = await nodes[0].call("seed", bots=names, password=PASSWORD)
+    topics = [f"room:{rooms[name]}" for name in ROOMS]
+    bots: list[Bot] = []
+    for i, name in enumerate(names):
+        home = nodes[i % 2]
+        token = (await socket_token(home.port, name, PASSWORD))["token"]
+        mine = [topics[i % len(topics)], topics[(i + 1) % len(topics)]]
+        bots.append(Bot(name, token, _home_first(nodes, home), mine, rng.getrandbits(32)))
+    watchers = [
+        Watcher(user, _home_first(nodes, home), await sign_in(home.port, user))
+        for user, home in zip(("alice", "bob"), nodes, strict=True)
+    ]
+    chaos_loop = Chaos(nodes, rng.getrandbits(32))
+    victim = rng.choice(nodes)
+    survivor = next(node for node in nodes if node is not victim)
+    figures: dict[str, float] = {}
+
+    async def kill_a_node() -> None:
+        await trio.sleep(seconds * 0.4)
+        await chaos_loop.pause()  # a quiet survivor, to see presence settle
+        victim.sigkill()
+        killed = figures["killed"] = trio.current_time()
+        deadline = killed + DOWN_PERIOD + BROADCAST_PERIOD + SLACK
+        figures["presence"] = await dead_presences_gone(survivor, bots, topics, deadline)
+        deadline = killed + REJOIN_TIMEOUT
+        figures["rejoined"] = await settle_presence([survivor], bots, topics, deadline)
+        chaos_loop.resume()
+        await victim.start()
+        figures["restart"] = trio.current_time() - killed
+
+    async with trio.open_nursery() as nursery:
+        for bot in bots:
+            nursery.start_soon(bot.run)
+        for watcher in watchers:
+            nursery.start_soon(watcher.run)
+        nursery.start_soon(chaos_loop.run)
+        with trio.fail_after(seconds + 120):
+            async with trio.open_nursery() as scenario:
+                scenario.start_soon(kill_a_node)
+                await trio.sleep(seconds)
+            # The node is back: stop the kills, let every bot finish its last send.
+            await chaos_loop.pause()
+            for bot in bots:
+                bot.sending = False
+            for bot in bots:
+                await bot.settled.wait()
+        # Presence: both nodes show each bot once in each of its rooms.
+        deadline = trio.current_time() + REJOIN_TIMEOUT
+        figures["final presence"] = await settle_presence(nodes, bots, topics, deadline)
+        stored = await _check_messages(database, bots, topics)
+        await _check_histories(database, bots, nodes, topics)
+        for node in nodes:  # both nodes and their trees are alive
+            assert await node.call("alive") is True, node.name
+        nursery.cancel_scope.cancel()
+
+    kills = chaos_loop.kills
+    for node in nodes:  # the chaos happened, on both nodes
+        assert sum(n for (where, _), n in kills.items() if where == node.name) >= 1
+    assert sum(kills.values()) > seconds
+    assert len(victim.logs) == 2  # it was started again
+    moved = [b.name for b in bots if b.nodes[0] is victim and b.connections[survivor.name]]
+    assert moved, "no bot of the killed node reconnected to the survivor"
+    back = [b.name for b in bots if b.nodes[0] is victim and b.node == victim.name]
+    for watcher in watchers:
+        assert watcher.mounts >= 1
+        assert watcher.mounts >= watcher.crashes
+    killed_at = figures["killed"]
+    problems: Counter[str] = Counter()
+    for node in nodes:
+        problems += node.problems()
+    print(
+        f"\ncluster chaos {seconds:.0f} s (seed {seed}): {sum(len(b.acked) for b in bots)} "
+        f"acked, {stored} stored; SIGKILLed {victim.name}: presence settled on "
+        f"{survivor.name} in {figures['presence']:.2f} s (bound "
+        f"{DOWN_PERIOD + BROADCAST_PERIOD:.1f} s), every bot present there after "
+        f"{figures['rejoined']:.2f} s, {victim.name} back after "
+        f"{figures['restart']:.1f} s; {len(moved)} bots moved, {len(back)} back home at the "
+        f"end; final presence settled in {figures['final presence']:.2f} s; "
+        f"kills {dict(sorted(kills.items()))}; recoveries {sum(b.recoveries for b in bots)}, "
+        f"rejoins {sum(b.rejoins for b in bots)}; ack latency {_latencies(bots, killed_at)}; "
+        f"page mounts {[w.mounts for w in watchers]}; "
+        "warnings and errors logged:"
+    )
+    for text, count in problems.most_common():
+        print(f"  {count:4d} x {text}")
+
+
+def _latencies(bots: list[Bot], killed: float) -> str:
+    """p50, p99 and max of the bots' ack latencies, and the sends slower than a second (when
+    they were sent, relative to the SIGKILL)."""
+    latencies = sorted(latency for bot in bots for _, latency in bot.latencies)
+    slow = sorted((sent - killed, latency) for b in bots for sent, latency in b.latencies)
+    slow = [(sent, latency) for sent, latency in slow if latency > 1.0]
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+    shown = ", ".join(f"{latency:.1f} s at {sent:+.1f} s" for sent, latency in slow[:12])
+    return (
+        f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {latencies[-1]:.2f} s, "
+        f"{len(slow)} over 1 s ({shown})"
+    )
+
+
+def _home_first(nodes: list[ChatNode], home: ChatNode) -> list[ChatNode]:
+    return [home, *(node for node in nodes if node is not home)]
+
+
+async def _check_messages(database: str, bots: list[Bot], topics: list[str]) -> int:
+    """Every acknowledged message is stored exactly once, nothing else is, and every bot saw
+    every message of its rooms; how many are stored."""
+    rows = await query(database, "SELECT room_id::text, author_name, client_id FROM chat_messages")
+    stored = Counter((f"room:{room}", author, cid) for room, author, cid in rows)
+    twice = [key for key, n in stored.items() if n > 1]
+    assert not twice, twice[:5]
+    acked = [(topic, bot.name, cid) for bot in bots for topic, cid in bot.acked]
+    assert len(acked) == len(set(acked))
+    lost, unasked = set(acked) - set(stored), set(stored) - set(acked)
+    assert not lost, f"acknowledged but not stored: {sorted(lost)[:5]}"
+    assert not unasked, f"stored but never acknowledged: {sorted(unasked)[:5]}"
+    by_room: dict[str, set[str]] = {topic: set() for topic in topics}
+    for topic, _, cid in stored:
+        by_room[topic].add(cid)
+    for bot in bots:
+        for topic in bot.topics:
+            missed = by_room[topic] - bot.seen[topic]
+            assert not missed, (
+                f"{bot.name} never saw {len(missed)} messages of {topic} "
+                f"(e.g. {sorted(missed)[:3]}); history overflows: {bot.overflows}"
             )
+            assert bot.seen[topic] <= by_room[topic], bot.name
+    return len(stored)
+
+
+async def _check_histories(
+    database: str, bots: list[Bot], nodes: list[ChatNode], topics: list[str]
+) -> None:
+    """A join on either node pushes the latest messages exactly as the database has them."""
+    latest: dict[str, list[str]] = {}
+    for topic in topics:
+        rows = await query(
+            database,
+            "SELECT client_id FROM chat_messages WHERE room_id = %s "
+            "ORDER BY inserted_at DESC LIMIT %s",
+            uuid.UUID(topic.removeprefix("room:")),
+            HISTORY,
+        )
+        latest[topic] = [cid for (cid,) in reversed(rows)]
+    for bot in bots:
+        for node in nodes:
+            await check_history(bot, node, latest)
