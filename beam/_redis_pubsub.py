@@ -66,6 +66,7 @@ __all__ = [
     "NodeNameTaken",
     "RedisPubSub",
     "add_cluster_service",
+    "identity",
     "node",
     "nodes",
     "start_pubsub",
@@ -720,6 +721,19 @@ def node() -> str:
     ...         print(beam.node())      # nonode@nohost
     """
     return _pubsub(current_node("beam.node")).adapter.node_name
+
+
+def identity() -> NodeId | None:
+    """This node's identity in its cluster (name and incarnation), or ``None`` when it has
+    joined none.
+
+    >>> async def main():
+    ...     async with beam.open_node(name="chat1", cluster="redis://127.0.0.1:6379/0"):
+    ...         print(beam.cluster.identity())   # NodeId(name='chat1', incarnation=...)
+    """
+    adapter = _pubsub(current_node("beam.cluster.identity")).adapter
+    found = getattr(adapter, "identity", None)
+    return found if isinstance(found, NodeId) else None
 
 
 def nodes() -> list[str]:

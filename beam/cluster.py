@@ -55,7 +55,13 @@ from ._codec import (
     register,
     register_dispatcher,
 )
-from ._redis_pubsub import NodeNameTaken, RedisPubSub, add_cluster_service, start_pubsub
+from ._redis_pubsub import (
+    NodeNameTaken,
+    RedisPubSub,
+    add_cluster_service,
+    identity,
+    start_pubsub,
+)
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -75,6 +81,7 @@ __all__ = [
     "encode_envelope",
     "encode_hello",
     "encode_signal",
+    "identity",
     "register",
     "register_dispatcher",
     "start_pubsub",

@@ -24,7 +24,10 @@ under keys (a user id) with a meta dict. Subscribers of the topic receive every 
 
 A tracked process that exits leaves by itself. The state is a CRDT (:class:`State`, an
 add-wins observed-remove set tagged by replica and clock, as Phoenix.Tracker's), written
-without I/O, so replicas on several nodes merge their :class:`Delta`\\ s and converge.
+without I/O, so replicas on several nodes merge their :class:`Delta`\\ s and converge. On a
+node that joined a cluster, the trackers of the same name on every node replicate to each
+other as Phoenix.Tracker does (see :class:`Tracker` for the periods): ``list`` gives the
+same view on every node, and each node's subscribers receive the diffs that lead there.
 """
 
 import beam

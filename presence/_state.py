@@ -288,6 +288,12 @@ class State:
         return dict(self._context)
 
     @property
+    def cloud(self) -> frozenset[Tag]:
+        """The rest of the causal context: dots seen beyond :attr:`clocks`, out of order
+        (usually empty: a gap that a lost delta left)."""
+        return frozenset((r, c) for r, s in self._cloud.items() for c in s)
+
+    @property
     def has_delta(self) -> bool:
         """Whether local changes have been made since the last :meth:`take_delta`."""
         return bool(self._delta_cloud)
@@ -345,7 +351,7 @@ class State:
         gone = self._gone
         me = self.replica
         for tag in remote.elided:
-            if not self._covers(tag):
+            if not self._covers(tag) and tag[0] not in gone:
                 raise ValueError(
                     f"delta from {remote.replica!r} was extracted for a replica that had seen "
                     f"{tag!r}, but {me!r} has not; ask {remote.replica!r} for "
@@ -469,9 +475,11 @@ class State:
         """Show the presences of *replica* again; return them as joins.
 
         They move to the end of their key's metas, where a client applying the joins puts
-        them.
+        them. A replica forgotten with :meth:`remove_replica` is admitted again, as a newcomer
+        (what it sends from now on is merged; it has no presences here yet).
         """
         self._check_other(replica, "mark up")
+        self._gone.discard(replica)
         if replica not in self._down:
             return []
         self._down.discard(replica)
@@ -501,6 +509,19 @@ class State:
     def down_replicas(self) -> frozenset[str]:
         """The replicas marked down."""
         return frozenset(self._down)
+
+    @property
+    def gone_replicas(self) -> frozenset[str]:
+        """The replicas forgotten with :meth:`remove_replica` (and not admitted again)."""
+        return frozenset(self._gone)
+
+    def is_down(self, replica: str) -> bool:
+        """Whether *replica* is marked down."""
+        return replica in self._down
+
+    def is_gone(self, replica: str) -> bool:
+        """Whether *replica* was forgotten with :meth:`remove_replica`."""
+        return replica in self._gone
 
     def _check_other(self, replica: str, what: str) -> None:
         if replica == self.replica:

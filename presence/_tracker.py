@@ -32,14 +32,21 @@ If a shard crashes, the tracker stops with the same reason and takes the other s
 so every tracked process) down; supervise it and it restarts empty, like an ETS table whose
 owner died, and the rejoining processes fill it again.
 
-Replication between nodes is not wired in yet: each shard's state records its changes as a
-delta, and the shard drops it after every change. A cluster layer will broadcast those deltas
-instead (Phoenix.Tracker uses a PubSub topic per shard) and merge its peers' with
-:meth:`State.merge`, whose joins and leaves are published like local ones.
+On a node that joined a cluster, each shard replicates its state to the same shard of the
+tracker of the same name on every other node, as Phoenix.Tracker does, over its own PubSub
+topic ``f"phx_presence:{name}_shard{i}"`` (see ``presence._replication``): every
+``broadcast_period`` it broadcasts its delta, merges its peers', asks a peer that knows more
+for a transfer, and marks peers that stopped sending heartbeats down (their presences leave,
+and join again if they come back) and, later, permanently down. Their joins and leaves are
+published here like local ones, so ``list`` converges to the same view on every node, and
+every node's subscribers see the diffs that lead there. Alone, a shard drops its delta after
+every change: a peer that comes later gets the whole state by transfer.
 """
 
 from __future__ import annotations
 
+import logging
+import random
 import secrets
 import zlib
 from collections.abc import Callable, Mapping
@@ -52,6 +59,16 @@ import beam
 
 from ._batch import DiffBatch
 from ._errors import NoTracker
+from ._replication import (
+    Config,
+    GracefulPermdown,
+    Heartbeat,
+    Outcome,
+    ReplicaRef,
+    Replication,
+    TransferAck,
+    TransferReq,
+)
 from ._state import Diff, Entry, Meta, Presences, State
 
 __all__ = ["DEFAULT_TRACKER", "PresenceDiff", "Tracker"]
@@ -61,6 +78,8 @@ __all__ = ["DEFAULT_TRACKER", "PresenceDiff", "Tracker"]
 DEFAULT_TRACKER = "presence"
 DEFAULT_SHARDS = 8
 _REGISTRY = "presence.trackers"
+
+logger = logging.getLogger("presence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +193,27 @@ _BATCH_CHANGES = 1_000
 _BATCH_SECONDS = 0.005
 
 
+_TICK = "presence.tick"
+_REPLICATION = (Heartbeat, TransferReq, TransferAck, GracefulPermdown)
+
+
+@dataclass(frozen=True, slots=True)
+class _ShardArgs:
+    state: State
+    me: ReplicaRef
+    shard: int
+    topic: str
+    config: Config
+    permdown_on_shutdown: bool
+
+
 @dataclass
 class _ShardState:
     presences: State
     linked: set[beam.Pid]
+    core: Replication
+    topic: str
+    permdown_on_shutdown: bool
     #: Changes not published yet, and the callers that made them: they are answered once
     #: their change is published, so a join is published before ``track`` returns.
     batch: DiffBatch = field(default_factory=DiffBatch)
@@ -186,9 +222,14 @@ class _ShardState:
 
 
 class _Shard(beam.GenServer[_ShardState]):
-    async def init(self, arg: State) -> beam.Ok[_ShardState]:
+    async def init(self, arg: _ShardArgs) -> beam.Ok[_ShardState]:
         beam.trap_exit(True)
-        return beam.Ok(_ShardState(arg, set()))
+        core = Replication(arg.state, arg.me, arg.shard, arg.config, now=trio.current_time())
+        core.set_node(beam.node(), _identity())
+        beam.subscribe(arg.topic)
+        period = arg.config.broadcast_period
+        beam.send_after(beam.self(), _TICK, random.uniform(0, period / 4))
+        return beam.Ok(_ShardState(arg.state, set(), core, arg.topic, arg.permdown_on_shutdown))
 
     async def handle_call(
         self, request: Any, from_: beam.From, state: _ShardState
@@ -202,8 +243,7 @@ class _Shard(beam.GenServer[_ShardState]):
             answer = self._update(request, state)
         else:
             raise TypeError(f"presence shard got an unknown request {request!r:.100}")
-        # No replication yet: nobody takes the deltas, so they must not pile up.
-        state.presences.reset_delta()
+        state.core.local_change()
         if answer[0] == "ok" and answer[1] is not None:  # a change: answered once published
             state.waiting.append((from_, answer))
             return _batched(state)
@@ -216,6 +256,9 @@ class _Shard(beam.GenServer[_ShardState]):
         pid = request.pid
         if presences.get_by_pid(pid, request.topic, request.key) is not None:
             return ("already_tracked", None)
+        refused = _untransportable(request.meta)
+        if refused is not None:
+            return ("error", refused)
         entry = presences.join(pid, request.topic, request.key, request.meta)
         if pid not in state.linked:
             beam.link(pid)  # an already dead pid: its exit arrives as a message, it leaves
@@ -250,6 +293,9 @@ class _Shard(beam.GenServer[_ShardState]):
                     f"dict of str keys), but {change!r} returned {new_meta!r:.100}"
                 ))
             change = dict(new_meta)
+        refused = _untransportable(change)
+        if refused is not None:
+            return ("error", refused)
         left, joined = presences.update(request.pid, request.topic, request.key, change)
         _change(state, [joined], [left])
         return ("ok", joined.meta["phx_ref"])
@@ -260,10 +306,19 @@ class _Shard(beam.GenServer[_ShardState]):
         if message == beam.TIMEOUT:  # the mailbox is empty: publish what is pending
             _flush(state)
             return beam.NoReply(state)
-        if type(message) is beam.Exit and message.pid in state.linked:
+        kind = type(message)
+        if kind in _REPLICATION:
+            _apply(state, state.core.receive(message, trio.current_time()))
+            return _batched(state)
+        if message == _TICK:
+            state.core.set_node(beam.node(), _identity())
+            _apply(state, state.core.tick(trio.current_time()))
+            beam.send_after(beam.self(), _TICK, state.core.config.broadcast_period)
+            return _batched(state)
+        if kind is beam.Exit and message.pid in state.linked:
             state.linked.discard(message.pid)
             left = state.presences.leave_all(message.pid)
-            state.presences.reset_delta()
+            state.core.local_change()
             if left:
                 _change(state, [], left)
             return _batched(state)
@@ -275,12 +330,56 @@ class _Shard(beam.GenServer[_ShardState]):
     async def terminate(self, reason: Any, state: _ShardState) -> None:
         if beam.is_normal_exit(reason):  # stopped on purpose: what changed is still news
             _flush(state)
+            if state.permdown_on_shutdown:
+                state.core.set_node(beam.node(), _identity())
+                _send(state, Outcome(broadcasts=[state.core.goodbye()]))
 
     def format_status(self, state: _ShardState) -> Any:
         return (
             f"<{state.presences!r}, {len(state.linked)} linked pids, {len(state.batch)} "
-            "changes pending>"
+            f"changes pending, {len(state.core.peers)} peers>"
         )
+
+
+def _apply(state: _ShardState, outcome: Outcome) -> None:
+    """Publish the joins and leaves a replication step reported, and send its messages."""
+    for joins, leaves in outcome.changes:
+        _change(state, joins, leaves)
+    _send(state, outcome)
+
+
+def _send(state: _ShardState, outcome: Outcome) -> None:
+    topic = state.topic
+    for message in outcome.broadcasts:
+        try:
+            beam.broadcast_from(beam.self(), topic, message)
+        except beam.cluster.CodecError:  # a meta tracked before the node joined a cluster
+            logger.exception("presence: cannot replicate on %s", topic)
+    for node, message in outcome.directs:
+        try:
+            beam.direct_broadcast(node, topic, message)
+        except (LookupError, beam.cluster.CodecError):  # no cluster (any more), or as above
+            logger.exception("presence: cannot send to %s on %s", node, topic)
+
+
+def _untransportable(meta: Meta) -> Exception | None:
+    """On a node of a cluster, a meta must cross nodes: the error if it cannot."""
+    if _identity() is None:
+        return None
+    try:
+        beam.cluster.encode(meta)
+    except beam.cluster.CodecError as error:
+        return TypeError(
+            f"this node is part of a cluster, so a presence meta must be able to travel to the "
+            f"other nodes (plain values such as JSON's, pids, registered types): {error}"
+        )
+    return None
+
+
+def _identity() -> beam.NodeId | None:
+    """This node's identity in its cluster (its PubSub adapter's), or ``None`` if it has not
+    joined one."""
+    return beam.cluster.identity()
 
 
 def _change(state: _ShardState, joins: list[Entry], leaves: list[Entry]) -> None:
@@ -354,6 +453,8 @@ class _Options:
     name: str
     shards: int
     replica: str | None
+    config: Config
+    permdown_on_shutdown: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,13 +471,35 @@ class Tracker(beam.GenServer[_TrackerState]):
         await presence.Tracker.start_link()                       # name="presence", 8 shards
         await presence.Tracker.start_link(name="rooms", shards=4)
 
+    On a node of a cluster, the trackers of one name on every node replicate to each other
+    (one started before its node joined a cluster starts replicating at its next broadcast).
     Stopping it (``beam.GenServer.stop(name)``) stops its shards first. Options:
 
       shards: how many shard processes share the topics (``crc32(topic) % shards``).
         Every node of a cluster must use the same number.
-      replica: the name of this tracker's replicas in the CRDT (shard *i* is
-        ``f"{replica}/{i}"``); a fresh unique name by default. It must be unique to this
-        incarnation of the tracker: a restarted tracker needs a new one.
+      replica: this tracker's *incarnation*, the name of its replicas in the CRDT (shard *i*
+        is ``f"{replica}/{i}"``, and it prefixes the ``phx_ref`` of every presence it
+        tracks); a fresh unique name by default. It must be unique to this start of the
+        tracker in the whole cluster: a restarted tracker needs a new one.
+
+    Replication (Phoenix.Tracker's options and defaults; periods in seconds):
+
+      broadcast_period: how often each shard broadcasts its delta (1.5). The first
+        broadcast is jittered by up to a quarter of it.
+      max_silent_periods: with nothing to broadcast, a shard still sends an empty heartbeat
+        after this many periods (10, so every 15 s).
+      down_period: a node's tracker not heard from for this long is down: its presences
+        leave, and join again if it comes back (``broadcast_period * max_silent_periods *
+        2``, 30 s; at least twice ``broadcast_period``).
+      permdown_period: ... and after this long it is forgotten (1200, 20 minutes; longer
+        than ``down_period``). A node that restarts is a new incarnation: its old one is
+        forgotten as soon as the new one is heard from.
+      clock_sample_periods: every this many periods a shard compares the clocks it heard
+        and asks a peer that knows more for a transfer (2).
+      max_delta_sizes: the sizes of the delta generations kept to answer transfers
+        (``(100, 1000, 10000)``); beyond, the whole state is sent.
+      permdown_on_shutdown: when the tracker stops normally, tell the other nodes to forget
+        its presences at once rather than after ``down_period`` (``False``).
     """
 
     @classmethod
@@ -388,15 +511,34 @@ class Tracker(beam.GenServer[_TrackerState]):
         timeout: float | None = None,
         shards: int = DEFAULT_SHARDS,
         replica: str | None = None,
+        broadcast_period: float = 1.5,
+        max_silent_periods: int = 10,
+        down_period: float | None = None,
+        permdown_period: float = 1200.0,
+        clock_sample_periods: int = 2,
+        max_delta_sizes: tuple[int, ...] = (100, 1_000, 10_000),
+        permdown_on_shutdown: bool = False,
     ) -> beam.Pid:
         """Start a tracker linked to the caller; return its pid once its shards run.
 
         *arg* is there for the GenServer signature only and must be ``None``.
 
         >>> async def main():
-        ...     await presence.Tracker.start_link(shards=4)
+        ...     await presence.Tracker.start_link(shards=4, broadcast_period=0.5)
         """
-        options = _options(arg, name, shards, replica)
+        options = _options(
+            arg,
+            name,
+            shards,
+            replica,
+            permdown_on_shutdown,
+            broadcast_period=broadcast_period,
+            max_silent_periods=max_silent_periods,
+            down_period=down_period,
+            permdown_period=permdown_period,
+            clock_sample_periods=clock_sample_periods,
+            max_delta_sizes=max_delta_sizes,
+        )
         pid = await super().start_link(options, name=options.name, timeout=timeout)
         assert pid is not None  # init never returns Ignore
         return pid
@@ -410,13 +552,32 @@ class Tracker(beam.GenServer[_TrackerState]):
         timeout: float | None = None,
         shards: int = DEFAULT_SHARDS,
         replica: str | None = None,
+        broadcast_period: float = 1.5,
+        max_silent_periods: int = 10,
+        down_period: float | None = None,
+        permdown_period: float = 1200.0,
+        clock_sample_periods: int = 2,
+        max_delta_sizes: tuple[int, ...] = (100, 1_000, 10_000),
+        permdown_on_shutdown: bool = False,
     ) -> beam.Pid:
         """Like :meth:`start_link`, without the link.
 
         >>> async def main():
         ...     await presence.Tracker.start(name="rooms")
         """
-        options = _options(arg, name, shards, replica)
+        options = _options(
+            arg,
+            name,
+            shards,
+            replica,
+            permdown_on_shutdown,
+            broadcast_period=broadcast_period,
+            max_silent_periods=max_silent_periods,
+            down_period=down_period,
+            permdown_period=permdown_period,
+            clock_sample_periods=clock_sample_periods,
+            max_delta_sizes=max_delta_sizes,
+        )
         pid = await super().start(options, name=options.name, timeout=timeout)
         assert pid is not None
         return pid
@@ -426,11 +587,14 @@ class Tracker(beam.GenServer[_TrackerState]):
         beam.trap_exit(True)
         registry = _registry(create=True)
         assert registry is not None
-        replica = arg.replica or secrets.token_urlsafe(6)
-        states = tuple(State(f"{replica}/{i}") for i in range(arg.shards))
+        incarnation = arg.replica or secrets.token_urlsafe(6)
+        me = ReplicaRef(beam.node(), incarnation)
+        states = tuple(State(f"{incarnation}/{i}") for i in range(arg.shards))
         pids: list[beam.Pid] = []
-        for shard in states:
-            pid = await _Shard.start_link(shard)
+        for i, shard in enumerate(states):
+            topic = f"phx_presence:{arg.name}_shard{i}"
+            shard_args = _ShardArgs(shard, me, i, topic, arg.config, arg.permdown_on_shutdown)
+            pid = await _Shard.start_link(shard_args)
             assert pid is not None
             pids.append(pid)
         published = Table(arg.name, tuple(pids), states)
@@ -455,7 +619,14 @@ class Tracker(beam.GenServer[_TrackerState]):
             refs.discard(down.ref)
 
 
-def _options(arg: Any, name: str | None, shards: int, replica: str | None) -> _Options:
+def _options(
+    arg: Any,
+    name: str | None,
+    shards: int,
+    replica: str | None,
+    permdown_on_shutdown: bool,
+    **periods: Any,
+) -> _Options:
     if arg is not None:
         raise TypeError(
             f"Tracker takes its options as keywords (name=, shards=, replica=), got {arg!r}"
@@ -469,4 +640,9 @@ def _options(arg: Any, name: str | None, shards: int, replica: str | None) -> _O
         raise ValueError(f"shards must be a positive int, got {shards!r}")
     if replica is not None and (not isinstance(replica, str) or not replica):
         raise TypeError(f"replica must be a non-empty str or None, got {replica!r}")
-    return _Options(name, shards, replica)
+    if not isinstance(permdown_on_shutdown, bool):
+        raise TypeError(f"permdown_on_shutdown must be a bool, got {permdown_on_shutdown!r}")
+    sizes = periods["max_delta_sizes"]
+    if isinstance(sizes, list):
+        periods["max_delta_sizes"] = tuple(sizes)
+    return _Options(name, shards, replica, Config(**periods), permdown_on_shutdown)

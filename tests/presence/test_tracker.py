@@ -19,6 +19,7 @@ import trio
 import beam
 import presence
 from beam.testing import assert_receive, refute_receive, wait_idle
+from presence._replication import Heartbeat
 
 from .phoenix_js import sync_diff, sync_state
 
@@ -52,7 +53,8 @@ def shards_of(tracker: beam.Pid | str) -> list[beam.Pid]:
 
 async def next_diff(topic: str = TOPIC) -> presence.PresenceDiff:
     diff: presence.PresenceDiff = await assert_receive(
-        lambda m: isinstance(m, presence.PresenceDiff) and m.topic == topic
+        lambda m: isinstance(m, presence.PresenceDiff) and m.topic == topic,
+        timeout=5,  # a bound, not a speed target: a loaded machine may take a while
     )
     return diff
 
@@ -249,7 +251,7 @@ async def test_a_tracked_process_that_exits_leaves_everywhere(how: str) -> None:
         refs = {topic: await presence.track(pid, topic, "alice") for topic in topics}
         await presence.track(other, topics[0], "bob")
         for _ in range(len(topics) + 1):
-            await assert_receive(presence.PresenceDiff)
+            await assert_receive(presence.PresenceDiff, timeout=5)
         if how == "normal":
             beam.send(pid, "stop")
         elif how == "crash":
@@ -383,9 +385,35 @@ async def test_tracker_options_are_checked() -> None:
             await presence.Tracker.start_link(4)
         with pytest.raises(TypeError, match="replica must be"):
             await presence.Tracker.start_link(replica="")
+        with pytest.raises(ValueError, match="at least twice the broadcast_period"):
+            await presence.Tracker.start_link(broadcast_period=1.0, down_period=1.5)
+        with pytest.raises(ValueError, match="longer than the down_period"):
+            await presence.Tracker.start_link(permdown_period=30.0)
+        with pytest.raises(ValueError, match="broadcast_period must be a positive number"):
+            await presence.Tracker.start_link(broadcast_period=-1)
+        with pytest.raises(ValueError, match="max_delta_sizes"):
+            await presence.Tracker.start_link(max_delta_sizes=())
+        with pytest.raises(TypeError, match="permdown_on_shutdown must be a bool"):
+            await presence.Tracker.start_link(permdown_on_shutdown="yes")  # type: ignore[arg-type]
         with pytest.raises(presence.NoTracker):
             await presence.track(beam.self(), TOPIC, "k")
         assert beam.whereis("presence") is None
+
+
+async def test_alone_a_tracker_takes_any_meta_and_replicates_to_nobody(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with beam.open_node():
+        await presence.Tracker.start_link(shards=1, broadcast_period=0.1, max_silent_periods=1)
+        beam.subscribe("phx_presence:presence_shard0")  # where the shard's heartbeats go
+        marker = object()  # cannot cross nodes, but there are none
+        await presence.track(beam.spawn(idle), TOPIC, "alice", {"marker": marker})
+        for _ in range(10):  # ten broadcast periods: heartbeats, but no delta (no peer)
+            heartbeat = await assert_receive(timeout=1)
+            assert type(heartbeat) is Heartbeat
+            assert heartbeat.delta is None
+            assert heartbeat.replica.node == beam.node()
+        assert presence.list(TOPIC)["alice"]["metas"][0]["marker"] is marker
 
 
 async def test_topics_are_spread_over_the_shards() -> None:

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import trio
+
+import web
 
 from ..support import phx, wsclient
 from ..support.http import fetch, http
@@ -175,8 +178,22 @@ async def test_sigterm_to_the_parent_and_its_nodes_at_once_stops_them_cleanly() 
         with trio.fail_after(WAIT):
             assert await group.process.wait() == 0
         await _gone(children)
-        assert any("node web1 stopped (exited with status 0)" in line for line in group.lines)
-        assert any("node web2 stopped (exited with status 0)" in line for line in group.lines)
+        assert len([pid for pids in group.pids().values() for pid in pids]) == 2  # no restart
+        for name in ("web1", "web2"):
+            assert any(f"[{name}] INFO web: stopping on SIGTERM" in x for x in group.lines)
+            assert any(f"node {name} exited with status 0" in x for x in group.lines) or any(
+                f"node {name} stopped (exited with status 0)" in x for x in group.lines
+            )
+
+
+async def test_a_node_stopped_alone_is_started_again() -> None:
+    async with nodes() as group:
+        [old] = group.pids()["web2"]
+        after = len(group.lines)
+        os.kill(old, signal.SIGTERM)
+        await group.line(r"node web2 exited with status 0; starting it again in 1.0 s", after)
+        await group.line(r"node web2 serves again", after)
+        assert len(group.pids()["web2"]) == 2
 
 
 @contextlib.asynccontextmanager
@@ -366,3 +383,12 @@ def test_a_bad_node_count_is_refused() -> None:
     )
     assert done.returncode == 2
     assert "expected a number of nodes >= 1 or 'auto', got '0'" in done.stderr
+
+
+def test_an_endpoint_takes_its_default_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WEB_SECRET_KEY", "one key for every node")
+    assert web.Endpoint().secret_key == "one key for every node"
+    monkeypatch.delenv("WEB_SECRET_KEY")
+    assert web.Endpoint().secret_key != web.Endpoint().secret_key  # random per endpoint

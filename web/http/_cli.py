@@ -30,6 +30,7 @@ import importlib
 import inspect
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -43,7 +44,7 @@ import trio
 import beam
 import beam.cluster
 
-from ._endpoint import Endpoint
+from ._endpoint import SECRET_KEY_ENV, Endpoint
 from ._nodes import READY, NodeGroup, cores, default_prefix, reserve_port, supervise
 from ._server import serve
 
@@ -329,7 +330,13 @@ def _run_many(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         command,
         f"http://{args.host}:{port}",
         # The URL goes through the environment: it may hold a password, which argv would show.
-        env={**os.environ, _CLUSTER_ENV: cluster},
+        # One secret key for every node (unless the app sets its own), so that a LiveView
+        # page rendered on one node connects on another.
+        env={
+            SECRET_KEY_ENV: secrets.token_urlsafe(32),
+            **os.environ,
+            _CLUSTER_ENV: cluster,
+        },
         max_restarts=args.max_restarts,
         max_seconds=args.max_seconds,
         stop_timeout=args.stop_timeout,

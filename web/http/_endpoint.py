@@ -43,6 +43,19 @@ SECURITY_HEADERS: Final[tuple[tuple[str, str], ...]] = (
 )
 
 
+#: The environment variable :class:`Endpoint` takes its default ``secret_key`` from.
+SECRET_KEY_ENV = "WEB_SECRET_KEY"
+
+
+def default_secret_key() -> str:
+    """``WEB_SECRET_KEY`` when set, else a new random key (good for this process only).
+
+    >>> len(default_secret_key()) >= 32
+    True
+    """
+    return os.environ.get(SECRET_KEY_ENV) or secrets.token_urlsafe(32)
+
+
 @dataclass
 class Endpoint:
     """Routes and limits: exact-path HTTP handlers and WebSocket handlers.
@@ -76,9 +89,10 @@ class Endpoint:
     _fallback: HttpHandler | None = None
     _static: list[StaticFiles] = field(default_factory=list)
     #: Signs the site's tokens (CSRF, LiveView sessions), as Phoenix's ``secret_key_base``.
-    #: Random per process by default: set it (the same on every node) so that pages survive a
-    #: restart without a reload.
-    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    #: By default ``WEB_SECRET_KEY`` from the environment (``python -m web --nodes N`` gives
+    #: its nodes one), else random per process: set it (the same on every node) so that
+    #: pages survive a restart without a reload and connect to any node.
+    secret_key: str = field(default_factory=lambda: default_secret_key())
     #: Mark the cookies the framework sets (the CSRF cookie of LiveView pages) ``Secure``, so
     #: browsers send them over TLS only: set it when the site is served over HTTPS.
     secure_cookies: bool = False

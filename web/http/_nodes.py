@@ -7,7 +7,9 @@ no cluster; it only keeps the nodes running, as a one-for-one supervisor does:
 
 * a node that dies is started again under the same name (a new incarnation), unless nodes
   died more than ``max_restarts`` times within ``max_seconds``: then the parent stops every
-  node and exits with status 1, saying which node died last and how;
+  node and exits with status 1, saying which node died last and how. A node that stopped
+  cleanly (status 0: someone sent it SIGTERM) is started again after a second, unless the
+  parent is told to stop meanwhile (a service manager signals every process at once);
 * SIGTERM or SIGINT is passed on to every node as SIGTERM (each closes its sockets with 1001
   and leaves the cluster); nodes still running after ``stop_timeout`` seconds are killed, and
   the parent exits with status 0. A second signal kills the nodes at once.
@@ -88,7 +90,17 @@ class _StopTimeout:
     pass
 
 
-_Event = _Ready | _Exited | _Signal | _StopTimeout
+@dataclass(frozen=True, slots=True)
+class _Restart:
+    name: str
+
+
+_Event = _Ready | _Exited | _Signal | _StopTimeout | _Restart
+
+#: Seconds before a node that exited with status 0 (it was told to stop, by a signal of its
+#: own) is started again: when a service manager signals every process of the group at once,
+#: the parent's own signal arrives meanwhile and nothing is restarted.
+_CLEAN_EXIT_GRACE: Final = 1.0
 
 
 def cores() -> int:
@@ -187,8 +199,11 @@ class _Supervisor:
                     ", ".join(sorted(self.running)),
                 )
                 self._signal_all(signal.SIGKILL)
+        elif isinstance(event, _Restart):
+            if not self.stopping and event.name not in self.running:
+                await self._start(nursery, event.name)
         elif isinstance(event, _Ready):
-            if self.running.get(event.name) is event.process:
+            if self.running.get(event.name) is event.process and not self.stopping:
                 self._ready(event)
         elif self.running.get(event.name) is event.process:
             await self._exited(nursery, event.name, event.process)
@@ -238,8 +253,21 @@ class _Supervisor:
             self.status = 1
             self._stop(nursery)
             return
-        logger.warning("node %s %s; starting it again", name, how)
-        await self._start(nursery, name)
+        if process.returncode == 0:
+            logger.warning(
+                "node %s %s; starting it again in %s s unless the parent is stopped meanwhile",
+                name,
+                how,
+                _CLEAN_EXIT_GRACE,
+            )
+            nursery.start_soon(self._restart_later, name)
+        else:
+            logger.warning("node %s %s; starting it again", name, how)
+            await self._start(nursery, name)
+
+    async def _restart_later(self, name: str) -> None:
+        await trio.sleep(_CLEAN_EXIT_GRACE)
+        self.send.send_nowait(_Restart(name))
 
     async def _start(self, nursery: trio.Nursery, name: str) -> None:
         ours, theirs = socket.socketpair()
