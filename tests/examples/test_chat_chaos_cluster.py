@@ -6,7 +6,8 @@ of them at home on each node, chat in two rooms each over Channels, a client id 
 message, and wait for each ack; a chat page (LiveView) stays open on each node. Meanwhile a
 seeded chaos loop kills, on both nodes at random, the processes the single-node chaos test
 kills (room channels, LiveViews, socket transports, PubSub topic processes, database
-connection actors, the presence tracker). Part-way through, one node is SIGKILLed: its bots
+connection actors, the presence tracker) and the chat's rate limiter (one node's holds the
+cluster's global name). Part-way through, one node is SIGKILLed: its bots
 reconnect to the survivor and send again what was not acknowledged; then the node is started
 again (same name, a new incarnation) and bots go back to it whenever they reconnect. At the
 end:
@@ -49,7 +50,7 @@ from urllib.parse import quote
 
 import psycopg
 import trio
-from wsproto.utilities import LocalProtocolError, ProtocolError
+from wsproto.utilities import ProtocolError
 
 import beam
 import presence
@@ -141,7 +142,7 @@ async def seed(bots: list[str], password: str) -> dict[str, str]:
 async def kill_one(seed: int, restart_allowed: bool) -> list[str] | None:
     """Kill one of the chat's processes of this node, picked by :func:`chaos.pick` with a
     generator seeded by *seed*; answer ``[kind, pid]``, or ``None`` when nothing qualified."""
-    found = chaos.pick(random.Random(seed), restart_allowed=restart_allowed)
+    found = chaos.pick(random.Random(seed), restart_allowed=restart_allowed, kinds=chaos.KINDS)
     if found is None:
         return None
     kind, victim = found
@@ -335,7 +336,11 @@ class Link:
                             self.replies[waiting_ref] = {"status": "error", "response": {}}
                             self.waiting.pop(waiting_ref)
                             done.set()
-        except (wsclient.Closed, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        except (
+            *LOST,
+            trio.ClosedResourceError,
+            trio.BusyResourceError,  # answering the server's close while a request goes out
+        ):
             pass
         finally:
             self.lost.set()
@@ -353,10 +358,9 @@ class Link:
         try:
             await self.client.send(json.dumps(frame))
         except (
-            trio.BrokenResourceError,
+            *LOST,
             trio.ClosedResourceError,
-            OSError,
-            LocalProtocolError,  # the server closed the WebSocket meanwhile
+            trio.BusyResourceError,  # the reader is answering the server's close
         ) as error:
             raise _Lost() from error
         with trio.move_on_after(REPLY_TIMEOUT):
