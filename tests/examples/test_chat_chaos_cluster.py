@@ -49,6 +49,7 @@ from typing import Any
 from urllib.parse import quote
 
 import psycopg
+import pytest
 import trio
 from wsproto.utilities import ProtocolError
 
@@ -82,7 +83,7 @@ SLACK = 1.0
 REJOIN_TIMEOUT = 30.0
 #: How long a bot waits for any one reply before it gives the connection up (s).
 REPLY_TIMEOUT = 10.0
-#: Where the node programs find this module's node-side steps.
+#: The module whose :func:`endpoint` the nodes serve (this one).
 STEPS = __name__
 APP = "chat.sup"
 TRACKER_ID = "Tracker"
@@ -171,8 +172,6 @@ def fresh_database() -> Iterator[str]:
     """A PostgreSQL database of the test's own (dropped afterwards); its URL."""
     engine = pg_engine()
     if engine is None:
-        import pytest
-
         pytest.skip("PostgreSQL is not reachable")
     engine.dispose()
     name = f"chat_chaos_{uuid.uuid4().hex[:12]}"
@@ -548,7 +547,10 @@ class Watcher:
 
     async def _dead_render(self, port: int) -> tuple[str, str, str]:
         request = f"GET / HTTP/1.1\r\nhost: x\r\ncookie: {self.cookie}\r\n"
-        status, _, body = await http(port, (request + "connection: close\r\n\r\n").encode())
+        try:
+            status, _, body = await http(port, (request + "connection: close\r\n\r\n").encode())
+        except (IndexError, ValueError) as cut:  # the node died mid-answer
+            raise ServerError(0) from cut
         if status >= 500:
             raise ServerError(status)
         assert status == 200, status
@@ -834,8 +836,8 @@ async def _chaos_run(
         f"\ncluster chaos {seconds:.0f} s (seed {seed}): {sum(len(b.acked) for b in bots)} "
         f"acked, {stored} stored; SIGKILLed {victim.name}: presence settled on "
         f"{survivor.name} in {figures['presence']:.2f} s (bound "
-        f"{DOWN_PERIOD + BROADCAST_PERIOD:.1f} s), every bot present there after "
-        f"{figures['rejoined']:.2f} s, {victim.name} back after "
+        f"{DOWN_PERIOD + BROADCAST_PERIOD:.1f} s) and showed every bot once "
+        f"{figures['rejoined']:.2f} s later, {victim.name} back after "
         f"{figures['restart']:.1f} s; {len(moved)} bots moved, {len(back)} back home at the "
         f"end; final presence settled in {figures['final presence']:.2f} s; "
         f"kills {dict(sorted(kills.items()))}; recoveries {sum(b.recoveries for b in bots)}, "
