@@ -400,6 +400,13 @@ class Bot:
         self.overflows = 0
         self.sending = True
         self.settled = trio.Event()
+        #: What happened to the bot, when: for the story of a message it missed.
+        self.timeline: list[tuple[float, str]] = []
+        #: client id -> (when its ack came, the node that sent it)
+        self.acked_at: dict[str, tuple[float, str | None]] = {}
+
+    def note(self, what: str) -> None:
+        self.timeline.append((trio.current_time(), what))
 
     def on_push(self, frame: list[Any]) -> None:
         join_ref, _, topic, event, payload = frame
@@ -414,9 +421,11 @@ class Bot:
             self.seen[topic].add(payload["client_id"])
         elif event == "presence_state" and join_ref == self.join_refs[topic]:
             self.tracked[topic] = True
+            self.note(f"joined {topic[5:13]}")
         elif event in ("phx_error", "phx_close") and join_ref == self.join_refs[topic]:
             self.join_refs[topic] = None
             self.tracked[topic] = False
+            self.note(f"{event} {topic[5:13]}")
 
     def _forget_joins(self) -> None:
         self.join_refs = dict.fromkeys(self.topics)
@@ -434,6 +443,7 @@ class Bot:
                     link = Link(client, self.on_push)
                     self.node = node.name
                     self.connections[node.name] += 1
+                    self.note(f"connected to {node.name}")
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(link.read)
                         with contextlib.suppress(_Lost):
@@ -446,6 +456,8 @@ class Bot:
                     raise  # refused for a reason (a 403): that is a failure
             self.node = None
             self._forget_joins()
+            if connected:
+                self.note("connection lost")
             self.recoveries += 1
             attempt = 0 if connected else attempt + 1  # home first after a lost connection
             await trio.sleep(0.02)
@@ -497,6 +509,7 @@ class Bot:
             if reply["status"] == "ok":
                 assert reply["response"]["client_id"] == client_id, reply
                 self.acked.append(self.pending)
+                self.acked_at[client_id] = (trio.current_time(), self.node)
                 self.seen[topic].add(client_id)
                 now = trio.current_time()
                 self.latencies.append((self.pending_since, now - self.pending_since))
@@ -811,7 +824,7 @@ async def _chaos_run(
         # Presence: both nodes show each bot once in each of its rooms.
         deadline = trio.current_time() + REJOIN_TIMEOUT
         figures["final presence"] = await settle_presence(nodes, bots, topics, deadline)
-        stored = await _check_messages(database, bots, topics)
+        stored = await _check_messages(database, bots, topics, figures["killed"])
         await _check_histories(database, bots, nodes, topics)
         for node in nodes:  # both nodes and their trees are alive
             assert await node.call("alive") is True, node.name
@@ -863,11 +876,23 @@ def _latencies(bots: list[Bot], killed: float) -> str:
     )
 
 
+def _story(missed: list[str], bot: Bot, bots: list[Bot], killed: float) -> str:
+    """When the *missed* messages were acknowledged, and by which node (times relative to
+    the SIGKILL), and what happened to *bot* in the two seconds around each."""
+    senders = {other.name: other for other in bots}
+    told = []
+    for client_id in missed:
+        when, node = senders[client_id.rsplit("-", 1)[0]].acked_at[client_id]
+        around = [f"{at - killed:+.2f} {what}" for at, what in bot.timeline if abs(at - when) < 2.0]
+        told.append(f"{client_id} acked at {when - killed:+.2f} s by {node}; {bot.name}: {around}")
+    return "; ".join(told)
+
+
 def _home_first(nodes: list[ChatNode], home: ChatNode) -> list[ChatNode]:
     return [home, *(node for node in nodes if node is not home)]
 
 
-async def _check_messages(database: str, bots: list[Bot], topics: list[str]) -> int:
+async def _check_messages(database: str, bots: list[Bot], topics: list[str], killed: float) -> int:
     """Every acknowledged message is stored exactly once, nothing else is, and every bot saw
     every message of its rooms; how many are stored."""
     rows = await query(database, "SELECT room_id::text, author_name, client_id FROM chat_messages")
@@ -887,7 +912,8 @@ async def _check_messages(database: str, bots: list[Bot], topics: list[str]) -> 
             missed = by_room[topic] - bot.seen[topic]
             assert not missed, (
                 f"{bot.name} never saw {len(missed)} messages of {topic} "
-                f"(e.g. {sorted(missed)[:3]}); history overflows: {bot.overflows}"
+                f"({_story(sorted(missed)[:3], bot, bots, killed)}); history overflows: "
+                f"{bot.overflows}"
             )
             assert bot.seen[topic] <= by_room[topic], bot.name
     return len(stored)
