@@ -628,8 +628,8 @@ class Chaos:
                     continue
                 node = self.rng.choice(up)
                 now = trio.current_time()
-                # Supervisors allow 10 restarts in 5 s: a database actor or the tracker at
-                # most every 1.5 s per node keeps each tree well inside that.
+                # Supervisors allow 10 restarts in 5 s: a database actor, the tracker or the
+                # rate limiter at most every 1.5 s per node keeps each tree well inside that.
                 allowed = now - self._last_restart.get(node.name, -10.0) > 1.5
                 found = await node.call(
                     "kill", seed=self.rng.getrandbits(32), restart_allowed=allowed
