@@ -15,7 +15,9 @@ end:
 * every acknowledged message is stored exactly once, and nothing else is stored (each bot
   sends until its last message is acknowledged);
 * every bot saw every message of its rooms (pushed live, or in the history a join pushes),
-  and a join on either node pushes the latest messages exactly as the database has them;
+  and a join on either node pushes the latest messages exactly as the database has them
+  (except, reported, a message the killed node acknowledged in its last moments: see
+  :data:`TOLERATE_LOST_BROADCASTS`);
 * after the SIGKILL the survivor stops showing the dead node's presences within
   ``down_period`` plus a broadcast period (and then shows every bot once), and at the end
   both nodes show every bot once in each of its rooms;
