@@ -1,15 +1,17 @@
-"""Command line: ``python -m bench <suite>... [--quick] [--json PATH]``.
+"""Command line: ``python -m bench <suite>... [--quick] [--nodes N] [--json PATH]``.
 
 Prints one aligned table of every figure (met or missed) on stdout and progress with the raw
 samples on stderr. The exit code is 0 whether goals are met or not; it is non-zero only when a
 benchmark fails to run. To add a suite, write ``bench/<name>.py`` with
-``run(config: Config) -> list[Figure]`` and add one line to :data:`SUITES`.
+``run(config: Config) -> list[Figure]`` and add one line to :data:`SUITES`; a suite whose
+``run`` also takes ``nodes`` gets ``--nodes`` (the suites that run several nodes: how many).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 import time
 from collections.abc import Sequence
@@ -60,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
         help="smaller sizes and 3 repetitions instead of 5 (under a minute)",
     )
     parser.add_argument(
+        "--nodes",
+        type=int,
+        metavar="N",
+        help="nodes of the multi-node runs, for the suites that have them (channels: the "
+        "nodes on one port against one node, default 2; chat: the soak on N nodes with one "
+        "killed, instead of the one-node soak with crashes)",
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         metavar="PATH",
@@ -70,14 +80,24 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suites named in *argv*; print the table and optionally write JSON."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     config = Config.from_env(quick=args.quick)
+    suites: dict[str, Suite] = {
+        name: importlib.import_module(SUITES[name]) for name in dict.fromkeys(args.suites)
+    }
+    options = {} if args.nodes is None else {"nodes": args.nodes}
+    if options:
+        refused = [
+            n for n, s in suites.items() if "nodes" not in inspect.signature(s.run).parameters
+        ]
+        if refused:
+            parser.error(f"--nodes does not apply to: {', '.join(refused)}")
     figures: list[Figure] = []
     started = time.perf_counter()
-    for name in dict.fromkeys(args.suites):
-        suite: Suite = importlib.import_module(SUITES[name])
+    for name, suite in suites.items():
         log(f"== suite {name} ({'tiny' if config.tiny else 'quick' if config.quick else 'full'})")
-        figures.extend(suite.run(config))
+        figures.extend(suite.run(config, **options))
     log(f"== done in {time.perf_counter() - started:.0f} s")
     print(format_table(figures))
     if args.json is not None:

@@ -16,6 +16,12 @@ A line ``REPORT`` on stdin stops the killing and makes the server print ``STORED
 (``rows``: the messages stored in all rooms, read as ``bot000``, who opened every room and so
 is a member of each; ``distinct``: the distinct (author, client id) pairs among them;
 ``client_ids``: those client ids) and ``KILLS <json>`` (kills per kind). It runs until killed.
+
+``python -m bench._chat_server setup ROOMS BOTS`` prepares the database of a chat served by
+several nodes (``python -m web examples.chat.serve:endpoint``, configured by the same
+environment: ``DATABASE_URL``, ``CHAT_DATA_DIR``...): it starts the chat alone in a node of its
+own (which migrates the database and writes the secret key), creates the same users and rooms,
+prints ``ROOM <id>`` for each room, and exits. See :mod:`bench._chat_nodes`.
 """
 
 from __future__ import annotations
@@ -90,7 +96,12 @@ async def _report(kills: Counter[str]) -> None:
     say("KILLS", json.dumps(dict(kills)))
 
 
-async def _setup(rooms: int, bots: int) -> list[str]:
+async def create_bots_and_rooms(rooms: int, bots: int) -> list[str]:
+    """Register the users ``bot000``... (password :data:`PASSWORD`) and open *rooms* rooms
+    owned by ``bot000``; the rooms' ids.
+
+    >>> room_ids = await create_bots_and_rooms(4, 40)  # in a node running the chat
+    """
     from examples.chat.accounts import hash_password
     from examples.chat.model import Chat, Room, User
 
@@ -113,7 +124,7 @@ def serve(crashes_per_s: float, rooms: int, bots: int) -> None:
     async def main(data_dir: Path) -> None:
         database = f"sqlite:///{data_dir / 'chat.db'}"
         endpoint = await build(data_dir, database=database, messages_per_minute=10**9)
-        for room_id in await _setup(rooms, bots):
+        for room_id in await create_bots_and_rooms(rooms, bots):
             say("ROOM", room_id)
         kills: Counter[str] = Counter()
         stopped: list[bool] = []
@@ -131,6 +142,25 @@ def serve(crashes_per_s: float, rooms: int, bots: int) -> None:
         beam.run(main, Path(data_dir))
 
 
+def setup(rooms: int, bots: int) -> None:
+    """Prepare the database the environment names, then exit (see the module's docstring).
+
+    >>> setup(4, 40)  # DATABASE_URL=postgresql://... CHAT_DATA_DIR=... CHAT_DEMO=1
+    """
+    import beam
+    from examples.chat.serve import endpoint
+
+    async def main() -> None:
+        await endpoint()  # the chat as every node starts it: migrations, key, seeding
+        for room_id in await create_bots_and_rooms(rooms, bots):
+            say("ROOM", room_id)
+
+    beam.run(main)
+
+
 if __name__ == "__main__":
-    crashes, room_count, bot_count = sys.argv[1:4]
-    serve(float(crashes), int(room_count), int(bot_count))
+    if sys.argv[1] == "setup":
+        setup(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        crashes, room_count, bot_count = sys.argv[1:4]
+        serve(float(crashes), int(room_count), int(bot_count))

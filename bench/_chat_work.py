@@ -16,6 +16,14 @@ is the time until the last of the other members has seen it; messages some membe
 (within a grace period after the last ack) are counted as unseen. The server then reports what
 it stored, from which follow the lost messages (acked but not stored) and the duplicated ones
 (stored rows beyond one per (author, client id)).
+
+:func:`soak_nodes` runs the same bots against the chat on several nodes
+(:class:`bench._chat_nodes.ChatNodes`: ``python -m web examples.chat.serve:endpoint`` per
+node, one PostgreSQL database, one Redis), each bot given every node's port, its own node's
+first. Halfway through, one node may be SIGKILLed: its bots' connections close, a connection
+to its port is refused, and they move to the next port (a survivor), join again (the
+``history`` brings what they missed) and resend what was not acked; the database then says
+what it stored.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -34,8 +43,9 @@ from typing import Any, Final
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket
 
+from ._chat_nodes import ChatNodes
 from ._chat_server import PASSWORD, bot_name
-from ._measure import report_and_exit
+from ._measure import Sample, report_and_exit
 
 _REPO: Final = Path(__file__).resolve().parent.parent
 _REPLY_TIMEOUT: Final = 5.0
@@ -145,16 +155,21 @@ class _Schedule:
 class Bot:
     """One member of one room: sends on its schedule, acks before the next, and recovers."""
 
-    def __init__(self, index: int, port: int, topic: str, token: str) -> None:
+    def __init__(self, index: int, ports: list[int], topic: str, token: str) -> None:
         self.index = index
         self.name = bot_name(index)
-        self.port = port
+        #: Where it connects: the first port, else (when a connection cannot be made) the
+        #: next one, as a client given the addresses of several nodes does.
+        self.ports = ports
         self.topic = topic
         self.token = token
         self.sent_at: dict[str, float] = {}
         self.acked: dict[str, float] = {}
         self.seen: dict[str, float] = {}
         self.recoveries = 0
+        #: Times it moved to another node's port.
+        self.moves = 0
+        self._at = 0
         self._refs = 0
         self._join_ref = ""
         self._pending: str | None = None
@@ -169,11 +184,13 @@ class Bot:
         """Send this bot's messages, then keep listening until *finished*."""
         path = f"/socket/websocket?vsn=2.0.0&token={self.token}"
         while not finished.is_set():
+            connected = False
             try:
                 async with (
-                    open_websocket("127.0.0.1", self.port, path, use_ssl=False) as ws,
+                    open_websocket("127.0.0.1", self.ports[self._at], path, use_ssl=False) as ws,
                     trio.open_nursery() as nursery,
                 ):
+                    connected = True
                     nursery.start_soon(self._read, ws)
                     await self._join(ws)
                     await self._send_all(ws, schedule)
@@ -182,7 +199,11 @@ class Bot:
                     nursery.cancel_scope.cancel()
             except* _LOST:
                 self.recoveries += 1  # the connection went away: connect again, resend
-                await trio.sleep(0.02)
+                if not connected and len(self.ports) > 1:  # that node is gone: the next one
+                    self._at = (self._at + 1) % len(self.ports)
+                    self.moves += 1
+                if connected or self._at == 0:  # a pause, unless trying another node first
+                    await trio.sleep(0.02)
 
     async def _send_all(self, ws: WebSocketConnection, schedule: _Schedule) -> None:
         """Send the rest of the schedule; a message not yet acked (``self._pending``, kept
@@ -308,13 +329,17 @@ def _all_seen(bots: list[Bot], count: int) -> bool:
     return not _latencies(bots)[1]
 
 
-async def _drive(bots: list[Bot], schedule: _Schedule) -> float:
-    """Run the bots until every message is acked and seen (or the grace period is over);
-    returns the time of the last ack."""
+async def _drive(
+    bots: list[Bot], schedule: _Schedule, meanwhile: Callable[[], Awaitable[object]] | None = None
+) -> float:
+    """Run the bots (and *meanwhile*) until every message is acked and seen (or the grace
+    period is over); returns the time of the last ack."""
     finished = trio.Event()
     async with trio.open_nursery() as nursery:
         for bot in bots:
             nursery.start_soon(bot.run, schedule, finished)
+        if meanwhile is not None:
+            nursery.start_soon(meanwhile)
         while any(len(bot.acked) < schedule.count for bot in bots):  # noqa: ASYNC110 - polls
             await trio.sleep(0.05)
         deadline = trio.current_time() + _GRACE
@@ -339,7 +364,7 @@ def soak(crashes_per_s: float, bots: int, rooms: int, rate: float, seconds: floa
         async def main() -> tuple[list[Bot], float, float]:
             tokens = [await _token(server.port, bot_name(i)) for i in range(bots)]
             topics = [f"room:{server.rooms[i % rooms]}" for i in range(bots)]
-            crew = [Bot(i, server.port, topics[i], tokens[i]) for i in range(bots)]
+            crew = [Bot(i, [server.port], topics[i], tokens[i]) for i in range(bots)]
             every = bots / rate
             start = trio.current_time() + 0.2
             schedule = _Schedule(start, every, max(1, round(seconds / every)), 1 / rate)
@@ -351,21 +376,81 @@ def soak(crashes_per_s: float, bots: int, rooms: int, rate: float, seconds: floa
         stored, kills = server.report()
     finally:
         server.stop()
+    report_and_exit(
+        {
+            **_outcome(crew, began, last_ack, rate, stored["client_ids"]),
+            "duplicated": float(stored["rows"] - stored["distinct"]),
+            "kills": float(sum(kills.values())),
+        }
+    )
+
+
+def _outcome(
+    crew: list[Bot], began: float, last_ack: float, rate: float, stored_ids: list[str]
+) -> Sample:
+    """What every soak reports: latency percentiles, acked messages per second, and the
+    messages lost, unseen, and the bots' recoveries."""
     latencies, unseen = _latencies(crew)
     latencies.sort()
     acked = {client_id for bot in crew for client_id in bot.acked}
-    lost = len(acked - set(stored["client_ids"]))
+    return {
+        "p50_ms": 1000 * statistics.median(latencies) if latencies else 0.0,
+        "p99_ms": 1000 * _percentile(latencies, 0.99) if latencies else 0.0,
+        "max_ms": 1000 * latencies[-1] if latencies else 0.0,
+        # n messages sent on time span n intervals: the last one's send starts the last
+        "per_s": len(acked) / (last_ack - began + 1 / rate),
+        "acked": float(len(acked)),
+        "lost": float(len(acked - set(stored_ids))),
+        "unseen": float(unseen),
+        "recoveries": float(sum(bot.recoveries for bot in crew)),
+    }
+
+
+def soak_nodes(victim: int, nodes: int, bots: int, rooms: int, rate: float, seconds: float) -> None:
+    """The soak of :func:`soak` against the chat on *nodes* nodes (:class:`ChatNodes`), the
+    bots spread over them (every room has members on several nodes). Node *victim* (0: the
+    first started, which holds the cluster's global names; -1: none) is SIGKILLed halfway
+    through; its bots connect to the next node and send again what was not acked. Reports
+    as :func:`soak`, plus the bots' moves to another node and the kill's time into the
+    soak.
+
+    >>> run_fresh(soak_nodes, victim=1, nodes=2, bots=20, rooms=4, rate=20, seconds=8)
+    """
+    with ChatNodes(nodes, rooms, bots) as chat:
+        # Bot i: room i % rooms, node (i // rooms) % nodes, so each room spans the nodes.
+        homes = [(i // rooms) % nodes for i in range(bots)]
+        killed: list[float] = []
+
+        async def main() -> tuple[list[Bot], float, float]:
+            tokens = [await _token(chat.ports[homes[i]], bot_name(i)) for i in range(bots)]
+            crew = [
+                Bot(
+                    i,
+                    [*chat.ports[homes[i] :], *chat.ports[: homes[i]]],
+                    f"room:{chat.rooms[i % rooms]}",
+                    tokens[i],
+                )
+                for i in range(bots)
+            ]
+            every = bots / rate
+            start = trio.current_time() + 0.2
+            schedule = _Schedule(start, every, max(1, round(seconds / every)), 1 / rate)
+            began = time.perf_counter() + 0.2
+
+            async def kill_halfway() -> None:
+                await trio.sleep_until(start + seconds / 2)
+                killed.append(chat.kill(victim))
+
+            last_ack = await _drive(crew, schedule, kill_halfway if victim >= 0 else None)
+            return crew, began, last_ack
+
+        crew, began, last_ack = trio.run(main)
+        rows, distinct, client_ids = chat.stored()
     report_and_exit(
         {
-            "p50_ms": 1000 * statistics.median(latencies) if latencies else 0.0,
-            "p99_ms": 1000 * _percentile(latencies, 0.99) if latencies else 0.0,
-            # n messages sent on time span n intervals: the last one's send starts the last
-            "per_s": len(acked) / (last_ack - began + 1 / rate),
-            "acked": float(len(acked)),
-            "lost": float(lost),
-            "duplicated": float(stored["rows"] - stored["distinct"]),
-            "unseen": float(unseen),
-            "recoveries": float(sum(bot.recoveries for bot in crew)),
-            "kills": float(sum(kills.values())),
+            **_outcome(crew, began, last_ack, rate, client_ids),
+            "duplicated": float(rows - distinct),
+            "moves": float(sum(bot.moves for bot in crew)),
+            "killed_at_s": killed[0] - began if killed else 0.0,
         }
     )

@@ -10,7 +10,14 @@ Figures (goal from the issue: presence operations within 5x of a plain dict upda
   dict presence table (topic -> (pid, key) -> meta, plus the pid index a table needs to drop a
   process's presences when it exits);
 * merging two 10,000-entry replica states (one replica's whole state into the other's):
-  <= 5x merging two such dict tables (a union of the entries, reporting the joins).
+  <= 5x merging two such dict tables (a union of the entries, reporting the joins);
+* across nodes (each node its own OS process, replicating through a Redis of the suite's own;
+  see :mod:`bench._presence_cluster`), broadcast period 0.2 s and down_period 1.0 s:
+  ``track`` on node A to the ``presence_diff`` on node B, p50 and p99 over every track,
+  against one broadcast period (goals <= 0.6x and <= 1.0x); and the time from a node's
+  SIGKILL until both survivors received the leave of every presence it tracked, against
+  ``down_period`` (goal: <= down_period + one broadcast period). Without Redis these four
+  figures are unavailable.
 
 Every presence is tracked for its own process (spawned before the clock starts). The pure
 workloads (state and dict table) run with the garbage collector set up as ``beam.run`` sets it
@@ -32,6 +39,7 @@ import beam
 import presence
 
 from ._measure import Config, Contender, Sample, measure
+from ._presence_cluster import cross_node_figures
 from ._report import Figure
 
 __all__ = ["run"]
@@ -54,6 +62,7 @@ def run(config: Config) -> list[Figure]:
     for layout in LAYOUTS:
         figures.append(_crdt_figure(config, n, layout))
     figures.append(_merge_figure(config, n))
+    figures.extend(cross_node_figures(config))
     return figures
 
 

@@ -110,3 +110,50 @@ def test_other_suites_run_tiny_and_judge_every_figure(tmp_path: Path, suite: str
         assert set(record) == KEYS, record
         assert record["ratio"] >= 0, record  # a count of lost messages may be 0
         assert record["met"] is goal_met(record["goal"], record["value"], record["ratio"]), record
+
+
+def test_chat_on_two_nodes_runs_tiny_and_judges_every_figure(tmp_path: Path) -> None:
+    from bench._chat_nodes import postgres_unreachable
+
+    reason = postgres_unreachable()
+    if reason is not None:
+        if os.environ.get("BEAM_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason} (BEAM_REQUIRE_POSTGRES=1)")
+        pytest.skip(f"the chat soak on two nodes needs PostgreSQL: {reason}")
+    out = tmp_path / "chat-nodes.json"
+    env = {**os.environ, "BEAM_BENCH_TINY": "1", "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "chat", "--nodes", "2", "--quick", "--json", str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    records = json.loads(out.read_text())
+    names = [r["name"] for r in records]
+    assert any("node 2 killed" in n for n in names), names
+    assert any("node 1 (globals) killed" in n for n in names), names
+    for record in records:
+        assert set(record) == KEYS, record
+        assert record["ratio"] >= 0, record
+        assert record["met"] is goal_met(record["goal"], record["value"], record["ratio"]), record
+    by_name = {r["name"]: r for r in records}
+    for what in ("lost (acked, not stored)", "duplicated (stored twice)"):
+        assert by_name[f"chat on nodes, messages {what}"]["value"] == 0, done.stderr
+
+
+def test_nodes_option_is_refused_by_suites_without_nodes() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "runtime", "--nodes", "2"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--nodes does not apply to: runtime" in done.stderr

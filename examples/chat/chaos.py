@@ -3,10 +3,13 @@
 The chaos test and the chat soak benchmark kill processes at random while bots chat; they
 pick their victims here, so both kill the same things. Kinds: ``channel`` (a room channel),
 ``liveview`` (a chat page's view), ``transport`` (a socket connection's process),
-``pubsub`` (a PubSub topic process), ``db`` (a database connection actor) and ``tracker``
-(the presence tracker, which takes every process it tracks down with it). The last two are
-children of supervisors that allow 10 restarts in 5 s, so callers pass
-``restart_allowed=False`` to spare them when one was killed recently::
+``pubsub`` (a PubSub topic process), ``db`` (a database connection actor), ``tracker``
+(the presence tracker, which takes every process it tracks down with it) and ``ratelimit``
+(the rate limiter: on several nodes one of them holds the cluster's global name and counts
+for all, and another takes over when it dies). The last three are children of supervisors
+that allow 10 restarts in 5 s, so callers pass ``restart_allowed=False`` to spare them when
+one was killed recently. :func:`pick` leaves ``ratelimit`` out unless asked (the
+single-node chaos test and the soak benchmark pick among the other six)::
 
     rng = random.Random(7)
     found = pick(rng, restart_allowed=True)
@@ -22,10 +25,14 @@ from collections.abc import Collection
 
 import beam
 
+from .ratelimit import NAME as RATE_LIMITER
+
 #: Every kind :func:`victims` knows.
-KINDS = ("channel", "liveview", "transport", "pubsub", "db", "tracker")
+KINDS = ("channel", "liveview", "transport", "pubsub", "db", "tracker", "ratelimit")
+#: The kinds :func:`pick` chooses among unless told otherwise.
+DEFAULT_KINDS = KINDS[:-1]
 #: The kinds whose processes a supervisor restarts (their restarts count against it).
-SUPERVISED = ("db", "tracker")
+SUPERVISED = ("db", "tracker", "ratelimit")
 
 
 def victims() -> dict[str, list[beam.Pid]]:
@@ -52,11 +59,13 @@ def victims() -> dict[str, list[beam.Pid]]:
             found["db"].append(pid)
         elif name == "presence":
             found["tracker"].append(pid)
+        elif name == RATE_LIMITER:
+            found["ratelimit"].append(pid)
     return found
 
 
 def pick(
-    rng: random.Random, *, restart_allowed: bool, kinds: Collection[str] = KINDS
+    rng: random.Random, *, restart_allowed: bool, kinds: Collection[str] = DEFAULT_KINDS
 ) -> tuple[str, beam.Pid] | None:
     """A random kind among *kinds* that has processes now, then a random process of it;
     supervised kinds only when *restart_allowed*. ``None`` when nothing qualifies."""

@@ -64,6 +64,9 @@ RATE_LIMITER: Final = "web.rate_limiter"
 #: How often stale entries (a full bucket, forgotten failures) are dropped.
 _SWEEP_SECONDS: Final = 60.0
 _MAX_KEY: Final = 200
+#: How long a call to a shared limiter on another node may take before this node counts.
+_REMOTE_TIMEOUT: Final = 0.5
+_LOCAL_TIMEOUT: Final = 5.0  # beam.call's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,8 +387,12 @@ async def _ask(server: Server, request: tuple[str, ...]) -> Any:
     not; :class:`ValueError` for a request it refused (an unknown scope)."""
     if isinstance(server, Shared):
         holder = beam.whereis_global(server.global_name)
+        remote = holder is not None and holder.node is not None
         try:
-            verdict, value = await beam.call(holder or server.local_name, request)
+            # A holder on another node answers in a round trip; one whose node just died
+            # would hold the caller until the cluster declares it down: count here instead.
+            timeout = _REMOTE_TIMEOUT if remote else _LOCAL_TIMEOUT
+            verdict, value = await beam.call(holder or server.local_name, request, timeout=timeout)
         except beam.ProcessExit:
             if holder is None or holder.node is None:
                 raise
