@@ -82,8 +82,11 @@ def _text_formats(n: int) -> list[PyFormat]:
 
 
 def _readable(fd: int) -> bool:
-    """Whether *fd* has something to read now (no wait)."""
-    return bool(select.select([fd], [], [], 0)[0])
+    """Whether *fd* has something to read now (no wait; ``poll``, as a busy server's
+    descriptors go past what ``select`` takes)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _exchange(pgconn: Any, groups: int) -> PQGen[list[list[Any]]]:
