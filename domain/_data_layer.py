@@ -48,7 +48,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
 import beam
-from supervisors import ChildSpec, Supervisor
+from supervisors import AlreadyStarted, ChildSpec, Supervisor
 
 from ._data import DataLayer, PoolStats, Tx, translate_error
 from ._errors import ConnectionLost, DatabaseTimeout
@@ -763,7 +763,7 @@ class PostgresRepo(Repo):
             args=(self.conninfo, self.options, self.listener),
             shutdown=5.0,
         )
-        with contextlib.suppress(Exception):  # started meanwhile by another process
+        with contextlib.suppress(AlreadyStarted):  # started meanwhile by another process
             await Supervisor.start_child(self.supervisor, spec)
 
     async def listen(self, channel: str) -> None:
