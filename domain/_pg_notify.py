@@ -158,7 +158,11 @@ class _Listener:
     async def read(self) -> None:
         """Wait on the socket, deliver what arrives; reconnect when the connection is lost."""
         while True:
-            await self.resume.wait()
+            # A command may have started (with an event of its own) between the set of the
+            # event this task waited on and this task running: wait for the current one, so
+            # that only one task ever waits on the socket.
+            while not self.resume.is_set():
+                await self.resume.wait()
             conn = self.conn
             assert conn is not None
             with trio.CancelScope() as self.scope:
