@@ -90,12 +90,13 @@ _REF: Final = 6
 _RECORD: Final = 7  # a registered dataclass or named tuple: [name, {field: value}]
 _ENUM: Final = 8  # a registered enum: [name, member name]
 _UUID: Final = 9  # 16 bytes
-_DATETIME: Final = 10  # ISO 8601 text (with its UTC offset when aware; a zone's name is lost)
+_DATETIME: Final = 10  # a naive datetime: ISO 8601 text
 _DATE: Final = 11
 _TIME: Final = 12
 _TIMEDELTA: Final = 13  # [days, seconds, microseconds]
 _DECIMAL: Final = 14  # its text
 _CUSTOM: Final = 15  # a class registered with encode=/decode=: [name, {field: value}]
+_AWARE: Final = 16  # an aware datetime: [its wall time's ISO text, its UTC offset in µs]
 
 _EXT_NAMES: Final = {
     _BIGINT: "big int",
@@ -113,6 +114,7 @@ _EXT_NAMES: Final = {
     _TIMEDELTA: "timedelta",
     _DECIMAL: "decimal",
     _CUSTOM: "custom record",
+    _AWARE: "aware datetime",
 }
 
 # -- the registry of application types ---------------------------------------------------------
@@ -353,7 +355,11 @@ def _default(obj: Any) -> msgpack.ExtType:
     if cls is uuid.UUID:
         return msgpack.ExtType(_UUID, obj.bytes)
     if cls is datetime.datetime:
-        return msgpack.ExtType(_DATETIME, obj.isoformat().encode())
+        offset = obj.utcoffset()
+        if offset is None:
+            return msgpack.ExtType(_DATETIME, obj.isoformat().encode())
+        wall = obj.replace(tzinfo=None).isoformat()
+        return msgpack.ExtType(_AWARE, _pack([wall, offset // datetime.timedelta(microseconds=1)]))
     if cls is datetime.date:
         return msgpack.ExtType(_DATE, obj.isoformat().encode())
     if cls is datetime.time:
@@ -466,8 +472,10 @@ def _decode_ext(code: int, data: bytes) -> Any:
                 return entry.cls[value]
             except KeyError:
                 raise CodecError(f"the enum {name!r} has no member {value!r}") from None
-        if entry.kind in ("enum", "custom") or type(value) is not dict or set(value) != set(
-            entry.fields
+        if (
+            entry.kind in ("enum", "custom")
+            or type(value) is not dict
+            or set(value) != set(entry.fields)
         ):
             raise CodecError(
                 f"a {name!r} record must carry exactly the fields {list(entry.fields)}"
@@ -483,6 +491,16 @@ def _decode_uuid(data: bytes) -> uuid.UUID:
     return uuid.UUID(bytes=data)
 
 
+def _decode_aware(data: bytes) -> datetime.datetime:
+    parts = _unpack(data)
+    if type(parts) is not list or len(parts) != 2 or type(parts[0]) is not str:
+        raise ValueError("an aware datetime is [ISO text, UTC offset in µs]")
+    if type(parts[1]) is not int:
+        raise ValueError("an aware datetime's offset is an int of µs")
+    offset = datetime.timezone(datetime.timedelta(microseconds=parts[1]))
+    return datetime.datetime.fromisoformat(parts[0]).replace(tzinfo=offset)
+
+
 def _decode_timedelta(data: bytes) -> datetime.timedelta:
     parts = _unpack(data)
     if type(parts) is not list or len(parts) != 3 or not all(type(p) is int for p in parts):
@@ -493,6 +511,7 @@ def _decode_timedelta(data: bytes) -> datetime.timedelta:
 _PLAIN_DECODERS: Final[dict[int, Callable[[bytes], Any]]] = {
     _UUID: _decode_uuid,
     _DATETIME: lambda data: datetime.datetime.fromisoformat(data.decode()),
+    _AWARE: _decode_aware,
     _DATE: lambda data: datetime.date.fromisoformat(data.decode()),
     _TIME: lambda data: datetime.time.fromisoformat(data.decode()),
     _TIMEDELTA: _decode_timedelta,

@@ -227,6 +227,7 @@ def test_standard_values_keep_their_type_and_precision() -> None:
         decimal.Decimal("0.10"),
         datetime.timedelta(days=-1, microseconds=3),
         datetime.time(23, 59, 59, 1),
+        datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(microseconds=1))),
     ]:
         back = roundtrip(value)
         assert (type(back), back, str(back)) == (type(value), value, str(value))
