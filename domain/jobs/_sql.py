@@ -1,0 +1,423 @@
+"""The units of work on ``oban_jobs``: plain functions of a :class:`~domain.Tx`, so they run
+inside whatever transaction the caller has (an action's hook, ``Domain.transaction``) or a
+transaction of their own through ``repo.run``. Every time is passed in (``now``): the jobs'
+clock is trio's, so tests can move it.
+
+PostgreSQL-only parts: ``FOR UPDATE SKIP LOCKED`` in :func:`fetch`, the advisory lock that
+serialises unique inserts, and ``NOTIFY oban_insert`` (Oban's channel and payload) after an
+insert of available jobs. On SQLite one writer at a time gives the same guarantees.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from .._data import Tx
+from ._job import Job, NewJob
+from ._table import PRODUCERS, TABLE
+
+__all__ = [
+    "INSERT_CHANNEL",
+    "SIGNAL_CHANNEL",
+    "Outcome",
+    "ack",
+    "cancel_job",
+    "counts",
+    "fetch",
+    "heartbeat",
+    "insert_jobs",
+    "prune",
+    "rescue",
+    "retry_job",
+]
+
+#: Oban's channel for "jobs were inserted": payload ``{"queue": "<name>"}``.
+INSERT_CHANNEL = "oban_insert"
+#: Our channel for "kill the running job": payload ``{"action": "pkill", "job_id": id}``.
+SIGNAL_CHANNEL = "oban_signal"
+
+_INSERT_CHUNK = 500
+_T = TABLE
+_COLUMNS = tuple(_T.c)
+_FETCHABLE = ("available", "scheduled", "retryable")
+
+
+def _notify(tx: Tx, channel: str, payload: Mapping[str, Any]) -> None:
+    tx.execute(
+        sa.select(
+            sa.func.pg_notify(
+                sa.bindparam("channel", type_=sa.String()),
+                sa.bindparam("payload", type_=sa.String()),
+            )
+        ),
+        {"channel": channel, "payload": json.dumps(payload, separators=(",", ":"))},
+    )
+
+
+def _uniq_key(job: NewJob) -> str:
+    assert job.unique is not None
+    parts: dict[str, Any] = {"salt": job.unique.salt}
+    if "worker" in job.unique.fields:
+        parts["worker"] = job.worker
+    if "queue" in job.unique.fields:
+        parts["queue"] = job.queue
+    if "args" in job.unique.fields:
+        keys = job.unique.keys
+        parts["args"] = {k: v for k, v in job.args.items() if not keys or k in keys}
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _existing(tx: Tx, job: NewJob, key: str, now: dt.datetime) -> Job | None:
+    assert job.unique is not None
+    if tx.dialect == "postgresql":
+        lock = int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True)
+        tx.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("k", lock, sa.BigInteger))))
+    cond = sa.and_(
+        _T.c.meta["uniq_key"].as_string() == sa.bindparam("key", key),
+        _T.c.state.in_(job.unique.states),
+    )
+    if job.unique.period is not None:
+        since = now - dt.timedelta(seconds=job.unique.period)
+        cond = sa.and_(
+            cond, _T.c.inserted_at >= sa.bindparam("since", since, _T.c.inserted_at.type)
+        )
+    rows = tx.execute(sa.select(*_COLUMNS).where(cond).order_by(_T.c.id).limit(1))
+    first = rows.first()
+    return Job.from_row(rows.names, first, conflict=True) if first is not None else None
+
+
+def insert_jobs(tx: Tx, jobs: Sequence[NewJob], now: dt.datetime) -> list[Job]:
+    """Insert *jobs* in *tx* and return them as written (a unique job that already exists
+    comes back as the existing row with ``conflict=True``), in the order given::
+
+        [job] = insert_jobs(tx, [Mailer.new({"to": 1})], now)
+    """
+    results: list[Job | None] = [None] * len(jobs)
+    rows: list[dict[str, Any]] = []
+    where: list[int] = []
+    wake: set[str] = set()
+    for i, job in enumerate(jobs):
+        meta = dict(job.meta)
+        if job.unique is not None:
+            key = _uniq_key(job)
+            found = _existing(tx, job, key, now)
+            if found is not None:
+                results[i] = found
+                continue
+            meta["uniq_key"] = key
+        at = job.scheduled_at
+        if at is None and job.schedule_in is not None:
+            at = now + dt.timedelta(seconds=job.schedule_in)
+        at = now if at is None else at.astimezone(dt.UTC)
+        state = "scheduled" if at > now else "available"
+        if state == "available":
+            wake.add(job.queue)
+        rows.append(
+            {
+                "state": state,
+                "queue": job.queue,
+                "worker": job.worker,
+                "attempt": 0,
+                "max_attempts": job.max_attempts,
+                "priority": job.priority,
+                "args": dict(job.args),
+                "meta": meta,
+                "tags": list(job.tags),
+                "errors": [],
+                "attempted_by": [],
+                "inserted_at": now,
+                "scheduled_at": at,
+            }
+        )
+        where.append(i)
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start : start + _INSERT_CHUNK]
+        stmt = sa.insert(_T).values(chunk).returning(*_COLUMNS)
+        written = tx.execute(stmt)
+        # RETURNING order follows VALUES order on both PostgreSQL and SQLite for a plain
+        # INSERT; sorted by id to be sure (ids are allocated in VALUES order).
+        ordered = sorted(written.rows, key=lambda r: r[0])
+        for offset, row in enumerate(ordered):
+            results[where[start + offset]] = Job.from_row(written.names, row)
+    if wake and tx.dialect == "postgresql":
+        for queue in sorted(wake):
+            _notify(tx, INSERT_CHANNEL, {"queue": queue})
+    return [r for r in results if r is not None]
+
+
+def fetch(
+    tx: Tx, queue: str, demand: int, node: str, producer: uuid.UUID, now: dt.datetime
+) -> list[Job]:
+    """Claim up to *demand* due jobs of *queue* for *producer*: each becomes ``executing``
+    with its attempt counted (on PostgreSQL rows other producers hold are skipped,
+    ``FOR UPDATE SKIP LOCKED``)::
+
+        jobs = fetch(tx, "default", 10, "node1", producer_uuid, now)
+    """
+    due = (
+        sa.select(_T.c.id)
+        .where(
+            _T.c.state.in_(_FETCHABLE),
+            _T.c.queue == sa.bindparam("queue", queue),
+            _T.c.scheduled_at <= sa.bindparam("now", now, _T.c.scheduled_at.type),
+        )
+        .order_by(_T.c.priority, _T.c.scheduled_at, _T.c.id)
+        .limit(sa.bindparam("demand", demand, sa.Integer))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        sa.update(_T)
+        .where(_T.c.id.in_(due), _T.c.attempt < _T.c.max_attempts)
+        .values(
+            state="executing",
+            attempt=_T.c.attempt + 1,
+            attempted_at=sa.bindparam("at", now, _T.c.attempted_at.type),
+            attempted_by=sa.bindparam("by", [node, str(producer)], _T.c.attempted_by.type),
+        )
+        .returning(*_COLUMNS)
+    )
+    rows = tx.execute(stmt)
+    jobs = [Job.from_row(rows.names, r) for r in rows]
+    jobs.sort(key=lambda j: (j.priority, j.scheduled_at, j.id))
+    return jobs
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended: ``kind`` is ``"completed"``, ``"error"``, ``"cancel"`` or
+    ``"snooze"``; ``error`` the reason recorded; ``delay`` seconds until the next run (an
+    error's backoff, a snooze's seconds)."""
+
+    kind: str
+    error: str | None = None
+    delay: float = 0.0
+
+
+def ack(tx: Tx, job: Job, outcome: Outcome, now: dt.datetime) -> str | None:
+    """Record how *job*'s attempt ended; the job's new state, or ``None`` when the job was
+    no longer this attempt's (cancelled or rescued meanwhile)::
+
+        ack(tx, job, Outcome("completed"), now)
+    """
+    values: dict[str, Any]
+    if outcome.kind == "completed":
+        values = {"state": "completed", "completed_at": now}
+    elif outcome.kind == "snooze":
+        meta = {**job.meta, "snoozed": int(job.meta.get("snoozed", 0)) + 1}
+        values = {
+            "state": "scheduled",
+            "scheduled_at": now + dt.timedelta(seconds=outcome.delay),
+            "attempt": job.attempt - 1,
+            "meta": meta,
+        }
+    else:
+        error = {"attempt": job.attempt, "at": now.isoformat(), "error": outcome.error or ""}
+        errors = [*job.errors, error]
+        if outcome.kind == "cancel":
+            values = {"state": "cancelled", "cancelled_at": now, "errors": errors}
+        elif job.attempt >= job.max_attempts:
+            values = {"state": "discarded", "discarded_at": now, "errors": errors}
+        else:
+            at = now + dt.timedelta(seconds=outcome.delay)
+            values = {"state": "retryable", "scheduled_at": at, "errors": errors}
+    stmt = (
+        sa.update(_T)
+        .where(
+            _T.c.id == sa.bindparam("job_id", job.id),
+            _T.c.state == "executing",
+            _T.c.attempt == sa.bindparam("job_attempt", job.attempt),
+        )
+        .values(**values)
+    )
+    done = tx.execute(stmt)
+    return str(values["state"]) if done.rowcount else None
+
+
+def cancel_job(tx: Tx, job_id: int, now: dt.datetime) -> Job | None:
+    """Cancel job *job_id* unless it already ended; the job as it was before (its state
+    says whether it was executing, so its process must be killed), or ``None``::
+
+        before = cancel_job(tx, 42, now)
+    """
+    rows = tx.execute(
+        sa.select(*_COLUMNS).where(_T.c.id == sa.bindparam("job_id", job_id)).with_for_update()
+    )
+    row = rows.first()
+    if row is None:
+        return None
+    job = Job.from_row(rows.names, row)
+    if job.state in ("completed", "discarded", "cancelled"):
+        return None
+    tx.execute(
+        sa.update(_T)
+        .where(_T.c.id == sa.bindparam("job_id", job_id))
+        .values(state="cancelled", cancelled_at=now)
+    )
+    if job.state == "executing" and tx.dialect == "postgresql":
+        _notify(tx, SIGNAL_CHANNEL, {"action": "pkill", "job_id": job_id})
+    return job
+
+
+def retry_job(tx: Tx, job_id: int, now: dt.datetime) -> Job | None:
+    """Make job *job_id* available now (unless it is executing or available already),
+    with one more attempt allowed if it spent them all; the job as it is now, or ``None``."""
+    rows = tx.execute(
+        sa.select(*_COLUMNS).where(_T.c.id == sa.bindparam("job_id", job_id)).with_for_update()
+    )
+    row = rows.first()
+    if row is None:
+        return None
+    job = Job.from_row(rows.names, row)
+    if job.state in ("executing", "available"):
+        return None
+    rows = tx.execute(
+        sa.update(_T)
+        .where(_T.c.id == sa.bindparam("job_id", job_id))
+        .values(
+            state="available",
+            scheduled_at=now,
+            max_attempts=max(job.max_attempts, job.attempt + 1),
+            completed_at=None,
+            discarded_at=None,
+            cancelled_at=None,
+        )
+        .returning(*_COLUMNS)
+    )
+    if tx.dialect == "postgresql":
+        _notify(tx, INSERT_CHANNEL, {"queue": job.queue})
+    return Job.from_row(rows.names, rows.one())
+
+
+def heartbeat(
+    tx: Tx, producer: uuid.UUID, node: str, queue: str, meta: Mapping[str, Any],
+    now: dt.datetime, *, start: bool = False, stop: bool = False,
+) -> None:  # fmt: skip
+    """Write (*start*), refresh, or delete (*stop*) a producer's row in ``oban_producers``."""
+    key = sa.bindparam("uuid", producer, PRODUCERS.c.uuid.type)
+    if stop:
+        tx.execute(sa.delete(PRODUCERS).where(PRODUCERS.c.uuid == key))
+    elif start:
+        tx.execute(
+            sa.insert(PRODUCERS).values(
+                uuid=producer, name="oban", node=node, queue=queue, meta=dict(meta),
+                started_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    else:
+        tx.execute(
+            sa.update(PRODUCERS)
+            .where(PRODUCERS.c.uuid == key)
+            .values(updated_at=now, meta=dict(meta))
+        )
+
+
+def rescue(
+    tx: Tx,
+    now: dt.datetime,
+    rescue_after: float,
+    *,
+    node: str | None = None,
+    queue: str | None = None,
+    keep: Iterable[uuid.UUID] = (),
+) -> list[int]:
+    """Put back the orphaned ``executing`` jobs: those whose producer has not been heard
+    from for *rescue_after* seconds (a node that died), or, with *node* and *queue*, every
+    one of that node's queue not run by a producer in *keep* (its producer was restarted,
+    and its job processes died with it). Each goes back to ``available`` (its meta's
+    ``rescued`` counted), or to ``discarded`` if it has no attempt left; their ids::
+
+        rescued = rescue(tx, now, 60.0)
+    """
+    stale_before = now - dt.timedelta(seconds=rescue_after)
+    dead = tx.execute(
+        sa.select(PRODUCERS.c.uuid).where(
+            PRODUCERS.c.updated_at
+            < sa.bindparam("before", stale_before, PRODUCERS.c.updated_at.type)
+        )
+    )
+    live = tx.execute(sa.select(PRODUCERS.c.uuid))
+    dead_ids = {str(r[0]) for r in dead}
+    live_ids = {str(r[0]) for r in live} - dead_ids
+    kept = {str(k) for k in keep}
+    cond = _T.c.state == "executing"
+    if queue is not None:
+        cond = sa.and_(cond, _T.c.queue == sa.bindparam("queue", queue))
+    rows = tx.execute(
+        sa.select(_T.c.id, _T.c.attempted_by, _T.c.attempt, _T.c.max_attempts, _T.c.meta,
+                  _T.c.attempted_at).where(cond)
+    )  # fmt: skip
+    orphans: list[tuple[int, int, int, Mapping[str, Any]]] = []
+    for job_id, by, attempt, max_attempts, meta, attempted_at in rows:
+        by = list(by or ())
+        owner = by[1] if len(by) > 1 else None
+        if node is not None:
+            if by[:1] == [node] and owner not in kept:
+                orphans.append((job_id, attempt, max_attempts, meta or {}))
+        elif owner not in live_ids and (attempted_at is None or attempted_at < stale_before):
+            orphans.append((job_id, attempt, max_attempts, meta or {}))
+    for job_id, attempt, max_attempts, meta in orphans:
+        guard = sa.and_(
+            _T.c.id == sa.bindparam("job_id", job_id),
+            _T.c.state == "executing",
+            _T.c.attempt == sa.bindparam("job_attempt", attempt),
+        )
+        if attempt >= max_attempts:
+            values: dict[str, Any] = {"state": "discarded", "discarded_at": now}
+        else:
+            rescued = {**meta, "rescued": int(meta.get("rescued", 0)) + 1}
+            values = {"state": "available", "meta": rescued}
+        tx.execute(sa.update(_T).where(guard).values(**values))
+    if dead_ids:
+        tx.execute(
+            sa.delete(PRODUCERS).where(
+                PRODUCERS.c.updated_at
+                < sa.bindparam("before", stale_before, PRODUCERS.c.updated_at.type)
+            )
+        )
+    return [o[0] for o in orphans]
+
+
+def prune(tx: Tx, now: dt.datetime, max_age: float, limit: int = 10_000) -> int:
+    """Delete completed, cancelled and discarded jobs that ended more than *max_age*
+    seconds ago (at most *limit*); how many::
+
+        prune(tx, now, 7 * 86400)
+    """
+    before = now - dt.timedelta(seconds=max_age)
+    b = sa.bindparam("before", before, _T.c.completed_at.type)
+    old = (
+        sa.select(_T.c.id)
+        .where(
+            sa.or_(
+                sa.and_(_T.c.state == "completed", _T.c.completed_at <= b),
+                sa.and_(_T.c.state == "cancelled", _T.c.cancelled_at <= b),
+                sa.and_(_T.c.state == "discarded", _T.c.discarded_at <= b),
+            )
+        )
+        .order_by(_T.c.id)
+        .limit(sa.bindparam("limit", limit, sa.Integer))
+        .scalar_subquery()
+    )
+    return tx.execute(sa.delete(_T).where(_T.c.id.in_(old))).rowcount
+
+
+def counts(tx: Tx) -> dict[str, dict[str, int]]:
+    """Jobs per queue and state: ``{"default": {"available": 3, "completed": 10}}``."""
+    rows = tx.execute(
+        sa.select(_T.c.queue, _T.c.state, sa.func.count()).group_by(_T.c.queue, _T.c.state)
+    )
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for queue, state, n in rows:
+        out[queue][str(state)] = int(n)
+    return dict(out)
