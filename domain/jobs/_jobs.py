@@ -30,9 +30,12 @@ _ANCHOR: trio.lowlevel.RunVar[tuple[dt.datetime, float]] = trio.lowlevel.RunVar(
 
 def trio_clock() -> dt.datetime:
     """Wall time (aware UTC) that moves with trio's clock: the wall time when the run first
-    asked, plus the trio time since. Under ``MockClock`` it moves only when the clock does."""
+    asked, plus the trio time since. Under ``MockClock`` it moves only when the clock does.
+    Outside trio (a SQLite connection's thread, running a hook) it is the wall clock."""
     try:
         wall, base = _ANCHOR.get()
+    except RuntimeError:  # not in a trio run
+        return dt.datetime.now(dt.UTC)
     except LookupError:
         wall, base = dt.datetime.now(dt.UTC), trio.current_time()
         _ANCHOR.set((wall, base))
@@ -164,7 +167,7 @@ class Jobs:
 
     async def stop(self) -> None:
         """Stop the queues gracefully (running jobs get ``shutdown_grace``)."""
-        await Supervisor.stop(f"{self.name}.sup", ("shutdown", "stop"))
+        await Supervisor.stop(f"{self.name}.sup")
 
     # -- inserting -----------------------------------------------------------------------------
 

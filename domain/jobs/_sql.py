@@ -364,7 +364,9 @@ def rescue(
         if node is not None:
             if by[:1] == [node] and owner not in kept:
                 orphans.append((job_id, attempt, max_attempts, meta or {}))
-        elif owner not in live_ids and (attempted_at is None or attempted_at < stale_before):
+        elif owner not in live_ids and (
+            owner in dead_ids or attempted_at is None or attempted_at < stale_before
+        ):
             orphans.append((job_id, attempt, max_attempts, meta or {}))
     for job_id, attempt, max_attempts, meta in orphans:
         guard = sa.and_(

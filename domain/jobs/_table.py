@@ -73,7 +73,6 @@ def _text_array() -> sa.types.TypeEngine[Any]:
 METADATA = sa.MetaData()
 
 
-
 class _State(sa.types.TypeDecorator[str]):
     """Oban's ``oban_job_state`` enum; read as text (the PostgreSQL path hands an enum it has
     no loader for over as bytes)."""

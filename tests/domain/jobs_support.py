@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,17 @@ from typing import Any
 import trio
 
 import beam
+from domain import (
+    Changeset,
+    Domain,
+    Resource,
+    Tx,
+    attribute,
+    create,
+    define,
+    read,
+    uuid_primary_key,
+)
 from domain import jobs as dj
 
 from ..support.backends import Backend
@@ -73,7 +85,7 @@ class Answers(dj.Worker):
         if answer == "cancel":
             return dj.Cancel("not wanted")
         if answer == "snooze":
-            return dj.Snooze(job.args.get("seconds", 3600)) if job.attempt == 1 else None
+            return None if job.meta.get("snoozed") else dj.Snooze(job.args.get("seconds", 3600))
         if answer == "error":
             return dj.JobError("returned an error")
         return None
@@ -127,9 +139,10 @@ async def running(backend: Backend, **options: Any) -> AsyncIterator[dj.Jobs]:
 async def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
     """Await until ``await predicate()`` is true (polling; real time)."""
     with trio.move_on_after(timeout):
-        while not await predicate():
+        while True:
+            if await predicate():
+                return
             await trio.sleep(0.01)
-        return
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -139,3 +152,35 @@ async def states(jobs: dj.Jobs) -> dict[str, int]:
         for state, n in per_state.items():
             out[state] += n
     return dict(out)
+
+
+def _enqueue_note(tx: Tx, cs: Changeset, record: Any) -> None:
+    if record.text != "no job":
+        NOTE_JOBS.insert_in(tx, Noop.new({"n": record.text}))
+
+
+class JobNote(Resource):
+    id: uuid.UUID = uuid_primary_key()
+    text: str = attribute(max_length=50)
+    actions = (create("write", accept=("text",), after_action=[_enqueue_note]), read("read"))
+
+
+class JobsApp(Domain):
+    resources = (JobNote,)
+    write = define(JobNote, "write", args=("text",))
+
+
+#: The Jobs the hook inserts with (never started: inserting needs only the repo).
+NOTE_JOBS = dj.Jobs(JobsApp)
+
+
+@asynccontextmanager
+async def notes_running(backend: Backend, **options: Any) -> AsyncIterator[dj.Jobs]:
+    """Like :func:`running`, on :class:`JobsApp` (a resource whose action enqueues)."""
+    reset()
+    options.setdefault("poll_interval", 0.05)
+    async with beam.open_node():
+        await JobsApp.start_link(backend.url, schema=backend.schema)
+        await JobsApp.create_tables()
+        await dj.install(JobsApp.repo())
+        yield dj.Jobs(JobsApp, **options)
