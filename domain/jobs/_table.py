@@ -149,6 +149,26 @@ for _state, _column in (
         sqlite_where=TABLE.c.state == _state,
     )
 
+#: Oban's column defaults, set on PostgreSQL (so Oban's inserts, which leave them out, work).
+_PG_DEFAULTS = {
+    "args": "'{}'::jsonb",
+    "meta": "'{}'::jsonb",
+    "tags": "ARRAY[]::text[]",
+    "errors": "'[]'::jsonb",
+    "attempted_by": "ARRAY[]::text[]",
+    "inserted_at": "timezone('UTC', now())",
+    "scheduled_at": "timezone('UTC', now())",
+}
+
+
+@sa.event.listens_for(TABLE, "after_create")
+def _oban_defaults(table: sa.Table, conn: sa.Connection, **_: Any) -> None:
+    if conn.dialect.name != "postgresql":
+        return
+    sets = ", ".join(f"ALTER COLUMN {c} SET DEFAULT {d}" for c, d in _PG_DEFAULTS.items())
+    conn.exec_driver_sql(f"ALTER TABLE {table.name} {sets}")
+
+
 #: Oban's producers table: one row per running queue producer, its heartbeat in updated_at.
 PRODUCERS = sa.Table(
     "oban_producers",

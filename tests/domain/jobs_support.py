@@ -44,6 +44,9 @@ class Exclusive(dj.Worker):
 
     max_attempts = 50
 
+    def backoff(self, job: dj.Job) -> float:
+        return 0.0
+
     async def perform(self, job: dj.Job) -> None:
         n = job.args["n"]
         if n in ACTIVE:
@@ -114,6 +117,15 @@ class Slow(dj.Worker):
     async def perform(self, job: dj.Job) -> None:
         PERFORMED[job.args["n"]] += 1
         await trio.sleep(10)
+
+
+def job_processes() -> list[beam.Pid]:
+    """The processes running a job now, on this node."""
+    return [
+        pid
+        for pid in beam.processes()
+        if (info := beam.process_info(pid)) is not None and "run_job" in info.initial_call
+    ]
 
 
 def reset() -> None:

@@ -1,0 +1,183 @@
+"""domain.jobs on PostgreSQL only: the table as Oban lays it out, NOTIFY waking a queue,
+two nodes sharing one database, and crashes injected at random while a batch drains (on
+SQLite too, one node)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+import trio
+
+import beam
+from domain import jobs as dj
+from domain.jobs._sql import insert_jobs
+
+from ..support.backends import Backend, pg_engine
+from .app import Chat
+from .jobs_support import (
+    ACTIVE,
+    OVERLAPS,
+    PERFORMED,
+    Exclusive,
+    Noop,
+    job_processes,
+    running,
+    states,
+    wait_for,
+)
+
+#: Oban's oban_jobs columns (its PyPI package's install.sql, and Elixir Oban's migrations):
+#: name -> (udt_name, nullable, has a default).
+OBAN_COLUMNS = {
+    "id": ("int8", False, True),
+    "state": ("oban_job_state", False, True),
+    "queue": ("text", False, True),
+    "worker": ("text", False, False),
+    "attempt": ("int2", False, True),
+    "max_attempts": ("int2", False, True),
+    "priority": ("int2", False, True),
+    "args": ("jsonb", False, True),
+    "meta": ("jsonb", False, True),
+    "tags": ("_text", False, True),
+    "errors": ("jsonb", False, True),
+    "attempted_by": ("_text", False, True),
+    "inserted_at": ("timestamp", False, True),
+    "scheduled_at": ("timestamp", False, True),
+    "attempted_at": ("timestamp", True, False),
+    "cancelled_at": ("timestamp", True, False),
+    "completed_at": ("timestamp", True, False),
+    "discarded_at": ("timestamp", True, False),
+}
+OBAN_STATES = [
+    "available", "scheduled", "executing", "retryable", "completed", "discarded", "cancelled"
+]  # fmt: skip
+
+
+@pytest.fixture
+def pg(backend: Backend) -> Backend:
+    if backend.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    return backend
+
+
+async def test_the_table_is_laid_out_as_obans(pg: Backend) -> None:
+    with trio.fail_after(30):
+        async with running(pg):
+            engine = pg_engine()
+            assert engine is not None
+            try:
+                with engine.connect() as conn:
+                    rows = conn.exec_driver_sql(
+                        "SELECT column_name, udt_name, is_nullable, column_default, "
+                        "is_identity, identity_generation FROM information_schema.columns "
+                        "WHERE table_schema = %s AND table_name = 'oban_jobs'",
+                        (pg.schema,),
+                    ).all()
+                    labels = conn.exec_driver_sql(
+                        "SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid"
+                        " JOIN pg_namespace n ON n.oid = t.typnamespace"
+                        " WHERE t.typname = 'oban_job_state' AND n.nspname = %s"
+                        " ORDER BY e.enumsortorder",
+                        (pg.schema,),
+                    ).all()
+            finally:
+                engine.dispose()
+            found = {
+                name: (udt, nullable == "YES", default is not None or identity == "YES")
+                for name, udt, nullable, default, identity, _ in rows
+            }
+            assert found == OBAN_COLUMNS
+            assert next(r for r in rows if r[0] == "id")[5] == "ALWAYS"
+            assert [label for (label,) in labels] == OBAN_STATES
+
+
+async def test_notify_wakes_a_queue_that_never_polls(pg: Backend) -> None:
+    with trio.fail_after(30):
+        async with running(pg, poll_interval=3600.0) as jobs:
+            await jobs.start_link()
+            await trio.sleep(0.2)  # its first claim (at start) is over
+            now = jobs.now()
+            # Written as another node would: no local wake-up, only NOTIFY oban_insert.
+            [job], _ = await Chat.repo().run(lambda tx: insert_jobs(tx, [Noop.new({"n": 1})], now))
+
+            async def done() -> bool:
+                got = await jobs.get_job(job.id)
+                return got is not None and got.state == "completed"
+
+            await wait_for(done, "NOTIFY to wake the queue", timeout=10)
+
+
+async def test_two_nodes_share_the_queue_and_never_run_a_job_twice(pg: Backend) -> None:
+    with trio.fail_after(60):
+        async with running(pg, name="a", node="node-a", queues={"default": 5}) as a:
+            b = dj.Jobs(Chat, name="b", node="node-b", queues={"default": 5}, poll_interval=0.05)
+            await a.start_link()
+            await b.start_link()
+            batch = await a.insert_all(
+                [Exclusive.new({"n": i, "sleep": 0.002}) for i in range(300)]
+            )
+
+            async def drained() -> bool:
+                return (await states(a)) == {"completed": 300}
+
+            await wait_for(drained, "the batch to drain", timeout=50)
+            assert OVERLAPS == []
+            assert all(PERFORMED[i] == 1 for i in range(300))
+            done = await a.list_jobs(limit=300)
+            by_node = Counter(j.attempted_by[0] for j in done)
+            assert set(by_node) == {"node-a", "node-b"}, by_node
+            assert {j.attempt for j in done} == {1}
+            assert len(batch) == 300
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_random_kills_of_jobs_and_producers_lose_nothing(backend: Backend, seed: int) -> None:
+    """Job processes and producers killed at random while 150 jobs drain (two nodes on
+    PostgreSQL, one on SQLite): every job completes, none runs twice at once, and each
+    job's attempts are its recorded errors plus its rescues plus the one that succeeded."""
+    rng = random.Random(seed)
+    nodes = 2 if backend.name == "postgresql" else 1
+    with trio.fail_after(90):
+        async with running(backend, name="n0", node="node-0", queues={"default": 4}) as first:
+            all_jobs = [first]
+            for i in range(1, nodes):
+                j = dj.Jobs(Chat, name=f"n{i}", node=f"node-{i}", queues={"default": 4},
+                            poll_interval=0.05)  # fmt: skip
+                all_jobs.append(j)
+            for j in all_jobs:
+                await j.start_link()
+            await first.insert_all([Exclusive.new({"n": i, "sleep": 0.02}) for i in range(150)])
+            kills = Counter[str]()
+
+            async def chaos() -> None:
+                while True:
+                    await trio.sleep(rng.uniform(0.02, 0.08))
+                    victim: beam.Pid | None
+                    if rng.random() < 0.2:
+                        victim = beam.whereis(rng.choice(all_jobs).queue_name("default"))
+                        kind = "producer"
+                    else:
+                        runners = job_processes()
+                        victim = rng.choice(runners) if runners else None
+                        kind = "job"
+                    if victim is not None:
+                        beam.exit(victim, "kill")
+                        kills[kind] += 1
+
+            async def drained() -> bool:
+                return (await states(first)) == {"completed": 150}
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(chaos)
+                await trio.sleep(1.0)
+                nursery.cancel_scope.cancel()
+            await wait_for(drained, "every job to complete despite the kills", timeout=80)
+            assert kills["job"] > 0
+            assert kills["producer"] > 0
+            assert OVERLAPS == []
+            assert set() == ACTIVE
+            for job in await first.list_jobs(limit=150):
+                assert PERFORMED[job.args["n"]] >= 1
+                assert job.attempt == len(job.errors) + job.meta.get("rescued", 0) + 1, job
