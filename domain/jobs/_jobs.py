@@ -57,7 +57,8 @@ class Jobs:
     *rescue_after* (a producer silent that long is dead; its jobs are rescued),
     *rescue_interval*, *prune_after* (seconds to keep ended jobs; None keeps them),
     *shutdown_grace* (seconds running jobs get to finish when a queue stops), *clock* (aware
-    UTC now; default follows trio's clock).
+    UTC now; default follows trio's clock), *max_restarts* in *max_seconds* (the restart
+    intensity of the jobs' supervisor).
     """
 
     def __init__(
@@ -75,6 +76,8 @@ class Jobs:
         prune_after: float | None = 7 * 86400.0,
         shutdown_grace: float = 15.0,
         clock: Callable[[], dt.datetime] | None = None,
+        max_restarts: int = 3,
+        max_seconds: float = 5.0,
     ) -> None:
         self.domain = domain
         self.queues = dict(queues if queues is not None else {"default": 10})
@@ -91,6 +94,8 @@ class Jobs:
         self.prune_after = prune_after
         self.shutdown_grace = shutdown_grace
         self.clock = clock or trio_clock
+        self.max_restarts = max_restarts
+        self.max_seconds = max_seconds
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -158,12 +163,21 @@ class Jobs:
         Application("app", [App.child_spec(), jobs.child_spec()])
         """
         return Supervisor.child_spec(
-            self.child_specs(), id=f"{self.name}.sup", name=f"{self.name}.sup"
+            self.child_specs(),
+            id=f"{self.name}.sup",
+            name=f"{self.name}.sup",
+            max_restarts=self.max_restarts,
+            max_seconds=self.max_seconds,
         )
 
     async def start_link(self) -> beam.Pid:
         """Start the queues and maintenance, linked to the caller: ``await jobs.start_link()``."""
-        return await Supervisor.start_link(self.child_specs(), name=f"{self.name}.sup")
+        return await Supervisor.start_link(
+            self.child_specs(),
+            name=f"{self.name}.sup",
+            max_restarts=self.max_restarts,
+            max_seconds=self.max_seconds,
+        )
 
     async def stop(self) -> None:
         """Stop the queues gracefully (running jobs get ``shutdown_grace``)."""
