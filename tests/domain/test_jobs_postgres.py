@@ -4,8 +4,13 @@ SQLite too, one node)."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import trio
@@ -27,6 +32,8 @@ from .jobs_support import (
     states,
     wait_for,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Oban's oban_jobs columns (its PyPI package's install.sql, and Elixir Oban's migrations):
 #: name -> (udt_name, nullable, has a default).
@@ -179,3 +186,53 @@ async def test_random_kills_of_jobs_and_producers_lose_nothing(backend: Backend,
             for job in await first.list_jobs(limit=150):
                 assert PERFORMED[job.args["n"]] >= 1
                 assert job.attempt == len(job.errors) + job.meta.get("rescued", 0) + 1, job
+
+
+async def test_a_node_sigkilled_mid_batch_loses_no_job(pg: Backend) -> None:
+    """A node in an OS process of its own claims jobs from a batch and is SIGKILLed; the
+    survivor rescues what it left executing (its heartbeat stopped) and runs everything."""
+    assert pg.schema is not None
+    with trio.fail_after(90):
+        async with running(pg, name="survivor", node="survivor", queues={"default": 5},
+                           rescue_after=1.0, rescue_interval=0.2) as jobs:  # fmt: skip
+            await jobs.insert_all([Exclusive.new({"n": i, "sleep": 0.1}) for i in range(60)])
+            root = ROOT
+            proc = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "tests.domain.jobs_node", pg.url, pg.schema, "doomed"],
+                cwd=str(root),
+                stdout=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": str(root)},
+            )
+            try:
+                assert proc.stdout is not None
+                line = b""
+                while not line.endswith(b"\n"):
+                    line += await proc.stdout.receive_some(100)
+                assert line.strip() == b"ready"
+
+                async def midway() -> bool:
+                    got = await states(jobs)
+                    return got.get("completed", 0) >= 10 and got.get("executing", 0) > 0
+
+                await wait_for(midway, "the doomed node to be midway", timeout=30)
+                proc.send_signal(signal.SIGKILL)
+                await proc.wait()
+                left = [j for j in await jobs.list_jobs(limit=60) if j.state == "executing"]
+                assert left
+                assert {j.attempted_by[0] for j in left} == {"doomed"}
+                await jobs.start_link()
+
+                async def drained() -> bool:
+                    return (await states(jobs)) == {"completed": 60}
+
+                await wait_for(drained, "the survivor to finish the batch", timeout=60)
+                done = {j.id: j for j in await jobs.list_jobs(limit=60)}
+                for j in left:
+                    assert done[j.id].meta.get("rescued") == 1
+                    assert done[j.id].attempted_by[0] == "survivor"
+                for j in done.values():
+                    assert j.attempt == len(j.errors) + j.meta.get("rescued", 0) + 1
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
