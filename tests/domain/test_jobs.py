@@ -437,3 +437,38 @@ async def test_cron_inserts_one_job_per_tick_whoever_asks(backend: Backend) -> N
                 j.args["n"] for j in await jobs.insert_cron(tick + dt.timedelta(minutes=5))
             ] == ["cron"]
             assert all(j.meta["cron"] for j in written)
+
+
+async def test_cron_ticks_and_scheduled_jobs_follow_the_mock_clock(
+    backend: Backend, mock_clock: trio.testing.MockClock
+) -> None:
+    """Time moves only when the test jumps the clock: a cron entry fires once per minute it
+    covers, and a job scheduled in 10 minutes waits for them (real waits are only for the
+    database)."""
+    mock_clock.rate = 1.0  # real time passes too, so the database waits work
+    with trio.fail_after(60 + 720):  # the jumps below count
+        every = dj.Cron("* * * * *", Noop, {"n": "tick"})
+        quiet = {"poll_interval": 30.0, "heartbeat_interval": 3600.0, "rescue_interval": 3600.0}
+        async with running(backend, crons=[every], **quiet) as jobs:
+            await jobs.start_link()
+            later = await jobs.insert(Noop.new({"n": "later"}, schedule_in=600))
+
+            async def cron_jobs() -> list[dj.Job]:
+                return [j for j in await jobs.list_jobs() if j.meta.get("cron")]
+
+            assert await cron_jobs() == []
+            for minutes in (1, 2):
+                mock_clock.jump(60)
+
+                async def fired(minutes: int = minutes) -> bool:
+                    return len(await cron_jobs()) == minutes
+
+                await wait_for(fired, f"cron job {minutes}")
+            assert (await job_state(jobs, later.id)).state == "scheduled"
+            mock_clock.jump(600)
+            await until_state(jobs, later.id, "completed")
+            await wait_for(lambda: _completed(jobs, 3), "the cron jobs to run")
+
+
+async def _completed(jobs: dj.Jobs, n: int) -> bool:
+    return (await states(jobs)).get("completed", 0) >= n
