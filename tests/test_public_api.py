@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("beam", "supervisors", "presence", "domain", "web")
+PACKAGES = ("beam", "supervisors", "presence", "domain", "domain.jobs", "web")
 
 
 def _exported(package: ModuleType) -> list[tuple[str, Any]]:

@@ -29,6 +29,8 @@ oban_insert`` (Oban's channel); SQLite (one node) polls. Modules: ``_job`` (valu
 (the processes), ``_cron``, ``_jobs`` (the facade).
 """
 
+import beam
+
 from ._backoff import backoff
 from ._cron import Cron, Crontab
 from ._job import Cancel, Job, JobError, NewJob, Snooze, Unique
@@ -59,3 +61,5 @@ __all__ = (
     "worker_for",
     "worker_name",
 )
+
+beam.lowlevel.fixup_module_metadata(__name__, globals())
