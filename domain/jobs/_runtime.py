@@ -106,6 +106,9 @@ class _State:
     uuid: uuid.UUID
     paused: bool = False
     stopping: bool = False
+    #: The last claim found fewer jobs than it asked for: until told of new ones (NOTIFY,
+    #: a local insert, the poll), a job ending is no reason to claim again.
+    drained: bool = False
     running: dict[beam.Pid, Job] = field(default_factory=dict)
     by_job: dict[int, beam.Pid] = field(default_factory=dict)
 
@@ -216,7 +219,8 @@ class Producer(beam.GenServer[_State]):
                 except beam.ReceiveTimeout:
                     break
                 self._exited(more, state)
-            await self._dispatch(state)
+            if not state.drained:
+                await self._dispatch(state)
         elif isinstance(message, _Poll):
             await self._dispatch(state)
             beam.send_after(beam.self(), _Poll(), state.jobs.poll_interval)
@@ -279,6 +283,7 @@ class Producer(beam.GenServer[_State]):
         claimed, _ = await jobs.repo().run(
             lambda tx: fetch(tx, state.queue, demand, state.node, state.uuid, now)
         )
+        state.drained = len(claimed) < demand
         for job in claimed:
             pid = beam.spawn_link(run_job, jobs, job)
             state.running[pid] = job
