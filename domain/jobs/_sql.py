@@ -45,7 +45,6 @@ INSERT_CHANNEL = "oban_insert"
 #: Our channel for "kill the running job": payload ``{"action": "pkill", "job_id": id}``.
 SIGNAL_CHANNEL = "oban_signal"
 
-_INSERT_CHUNK = 500
 _T = TABLE
 _COLUMNS = tuple(_T.c)
 _FETCHABLE = ("available", "scheduled", "retryable")
@@ -140,15 +139,18 @@ def insert_jobs(tx: Tx, jobs: Sequence[NewJob], now: dt.datetime) -> list[Job]:
             }
         )
         where.append(i)
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        chunk = rows[start : start + _INSERT_CHUNK]
-        stmt = sa.insert(_T).values(chunk).returning(*_COLUMNS)
-        written = tx.execute(stmt)
-        # RETURNING order follows VALUES order on both PostgreSQL and SQLite for a plain
-        # INSERT; sorted by id to be sure (ids are allocated in VALUES order).
-        ordered = sorted(written.rows, key=lambda r: r[0])
-        for offset, row in enumerate(ordered):
-            results[where[start + offset]] = Job.from_row(written.names, row)
+    if rows:
+        # One executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues")
+        # compiled once, and hands RETURNING back in the order of the rows given.
+        stmt = sa.insert(_T).returning(*_COLUMNS, sort_by_parameter_order=True)
+        written = tx.conn.execute(stmt, rows) if len(rows) > 1 else None
+        if written is None:
+            one = tx.execute(sa.insert(_T).returning(*_COLUMNS), rows[0])
+            results[where[0]] = Job.from_row(one.names, one.one())
+        else:
+            names = tuple(written.keys())
+            for offset, row in enumerate(written.all()):
+                results[where[offset]] = Job.from_row(names, row)
     if wake and tx.dialect == "postgresql":
         for queue in sorted(wake):
             _notify(tx, INSERT_CHANNEL, {"queue": queue})
