@@ -7,11 +7,13 @@
   trio-native psycopg connection inserts them (one multi-row ``INSERT`` per 500, in one
   transaction), claims 50 at a time with ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE
   SKIP LOCKED)`` and marks each completed with its own ``UPDATE`` (autocommit), in a loop:
-  the database work of a job queue, without processes, events or the domain;
+  the database work of a job queue, without processes, events or the domain (claims and
+  completions committed without waiting for the WAL flush, as the queue's are);
 * :func:`latency_jobs`: one job at a time inserted as another node would (no local wake-up:
   ``NOTIFY oban_insert`` only); the time from before the insert to ``perform`` starting;
-* :func:`latency_notify`: the floor for that: ``NOTIFY`` from the same repo to a process
-  listening through the repo's listener, one at a time.
+* :func:`latency_raw`: the floor for that: the same insert, NOTIFY and claim by hand;
+* :func:`latency_notify`: a bare ``NOTIFY`` from the same repo to a process listening through
+  the repo's listener, one at a time (the wake-up alone, no durable write).
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ from domain.jobs._sql import insert_jobs
 
 from ._measure import Sample
 
-__all__ = ["BenchNoop", "drain_jobs", "drain_raw", "latency_jobs", "latency_notify"]
+__all__ = [
+    "BenchNoop",
+    "drain_jobs",
+    "drain_raw",
+    "latency_jobs",
+    "latency_notify",
+    "latency_raw",
+]
 
 CONCURRENCY = 50
 GC_THRESHOLD = (100_000, 50, 100)
@@ -126,10 +135,7 @@ def drain_raw(url: str, schema: str, n: int) -> Sample:
     async def main() -> Sample:
         _tune_gc()
         await _start(url, schema)
-        dsn = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False)
-        conn = await TrioConnection.connect(
-            dsn, autocommit=True, options=f"-c search_path={schema} -c TimeZone=UTC"
-        )
+        conn = await _raw_connection(url, schema, autocommit=True)
         started = perf_counter()
         now = datetime.now(UTC).replace(tzinfo=None)
         async with conn.transaction():
@@ -150,10 +156,17 @@ def drain_raw(url: str, schema: str, n: int) -> Sample:
         by = ["raw", "00000000-0000-0000-0000-000000000000"]
         while done < n:
             at = datetime.now(UTC).replace(tzinfo=None)
-            cur = await conn.execute(RAW_FETCH, (at, by, "default", at, CONCURRENCY), prepare=True)
-            for job_id, attempt in await cur.fetchall():
+            async with conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit TO OFF", prepare=True)
+                cur = await conn.execute(
+                    RAW_FETCH, (at, by, "default", at, CONCURRENCY), prepare=True
+                )
+                claimed = await cur.fetchall()
+            for job_id, attempt in claimed:
                 ended = datetime.now(UTC).replace(tzinfo=None)
-                await conn.execute(RAW_ACK, (ended, job_id, attempt), prepare=True)
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL synchronous_commit TO OFF", prepare=True)
+                    await conn.execute(RAW_ACK, (ended, job_id, attempt), prepare=True)
                 done += 1
         drained = perf_counter()
         await conn.close()
@@ -196,6 +209,55 @@ def latency_jobs(url: str, schema: str, n: int) -> Sample:
             _, _, at = await beam.receive(partial(_started, i))
             samples.append(at - before)
             await trio.sleep(0.005)
+        return _percentiles(samples)
+
+    return beam.run(main)
+
+
+RAW_INSERT_ONE = f"""
+INSERT INTO oban_jobs ({RAW_INSERT_COLUMNS})
+VALUES ('available', 'default', 'bench.BenchStart', 0, 20, 0, %s, '{{}}', '{{}}', '[]', '{{}}',
+        %s, %s)
+"""
+
+
+async def _raw_connection(url: str, schema: str, autocommit: bool) -> TrioConnection:
+    dsn = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False)
+    return await TrioConnection.connect(
+        dsn, autocommit=autocommit, options=f"-c search_path={schema} -c TimeZone=UTC"
+    )
+
+
+def latency_raw(url: str, schema: str, n: int) -> Sample:
+    """The floor for :func:`latency_jobs` with the same durable steps by hand: the INSERT and
+    ``NOTIFY oban_insert`` committed together, the notification reaching a process through
+    the repo's listener, and that process claiming the row with the same ``UPDATE``
+    (commit not waiting for the flush, as the queue's claim): p50 and p99 in ms."""
+
+    async def main() -> Sample:
+        _tune_gc()
+        await _start(url, schema)
+        repo = BenchJobsDomain.repo()
+        await repo.listen("oban_insert")  # type: ignore[attr-defined]
+        conn = await _raw_connection(url, schema, autocommit=False)
+        by = ["raw", "00000000-0000-0000-0000-000000000000"]
+        samples: list[float] = []
+        for i in range(n):
+            before = trio.current_time()
+            now = datetime.now(UTC).replace(tzinfo=None)
+            async with conn.transaction():
+                await conn.execute(RAW_INSERT_ONE, (json.dumps({"i": i}), now, now), prepare=True)
+                await conn.execute("SELECT pg_notify('oban_insert', %s)", (str(i),), prepare=True)
+            await beam.receive(partial(_notified, str(i)))
+            at = datetime.now(UTC).replace(tzinfo=None)
+            async with conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit TO OFF", prepare=True)
+                cur = await conn.execute(RAW_FETCH, (at, by, "default", at, 1), prepare=True)
+                claimed = await cur.fetchall()
+            assert len(claimed) == 1, claimed
+            samples.append(trio.current_time() - before)
+            await trio.sleep(0.005)
+        await conn.close()
         return _percentiles(samples)
 
     return beam.run(main)

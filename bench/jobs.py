@@ -10,8 +10,9 @@ dropped by the suite).
   3.12 (this project runs 3.11) and neither is a dependency, so the ratio here is against
   the floor: ``>= 0.5x``, at least half of what bare SQL manages;
 * insert-to-start latency, one job at a time, woken by ``NOTIFY`` alone (the queue never
-  polls): p50 and p99 in ms (goal: p99 <= 10 ms), and the p99 against the floor, a bare
-  ``NOTIFY`` reaching a listening process through the same repo.
+  polls): p50 and p99 in ms (goal: p99 <= 10 ms), against the same durable steps by hand
+  (insert and NOTIFY committed, the notification received, the row claimed: two commits,
+  the first waiting for the disk) and against a bare ``NOTIFY`` (no write at all).
 
 Each repetition of each side runs in a fresh interpreter; sides alternate.
 """
@@ -40,7 +41,7 @@ def run(config: Config) -> list[Figure]:
         if os.environ.get(REQUIRE_ENV) == "1":
             raise RuntimeError(f"{reason} ({REQUIRE_ENV}=1)")
         log(f"  {reason}: every figure of the suite is unavailable")
-        return _figures(None, None, None, None, config)
+        return _figures(None, None, None, None, None, config)
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(url, poolclass=NullPool)
     with admin.begin() as conn:
@@ -60,13 +61,14 @@ def run(config: Config) -> list[Figure]:
             f"{k} jobs one at a time, insert to perform, NOTIFY wake-up",
             [
                 fresh("domain.jobs", work.latency_jobs, {"n": 10}, url=url, schema=schema, n=k),
+                fresh("raw SQL path", work.latency_raw, {"n": 10}, url=url, schema=schema, n=k),
                 fresh("bare NOTIFY", work.latency_notify, {"n": 10}, url=url, schema=schema, n=k),
             ],
             config.reps,
         )
         return _figures(
             drains["domain.jobs"], drains["raw SQL loop"], latency["domain.jobs"],
-            latency["bare NOTIFY"], config,
+            latency["raw SQL path"], latency["bare NOTIFY"], config,
         )  # fmt: skip
     finally:
         with admin.begin() as conn:
@@ -79,10 +81,12 @@ def _figures(
     raw: dict[str, float] | None,
     lat: dict[str, float] | None,
     floor: dict[str, float] | None,
+    bare: dict[str, float] | None,
     config: Config,
 ) -> list[Figure]:
     n = config.size(10_000, 2_000, 100)
-    ours, raw, lat, floor = ours or {}, raw or {}, lat or {}, floor or {}
+    ours, raw, lat = ours or {}, raw or {}, lat or {}
+    floor, bare = floor or {}, bare or {}
     return [
         Figure.measured(
             f"drain {n:,} no-op jobs, limit {work.CONCURRENCY}", ours.get("rate"), "jobs/s",
@@ -94,10 +98,14 @@ def _figures(
         ),
         Figure.measured(
             "insert to start p99, NOTIFY wake-up", lat.get("p99_ms"), "ms",
-            "bare NOTIFY to a process, p99", floor.get("p99_ms"), "<= 10 ms",
+            "raw insert+NOTIFY+claim, p99", floor.get("p99_ms"), "<= 10 ms",
         ),
         Figure.measured(
             "insert to start p50, NOTIFY wake-up", lat.get("p50_ms"), "ms",
-            "bare NOTIFY to a process, p50", floor.get("p50_ms"), "<= 5x",
+            "raw insert+NOTIFY+claim, p50", floor.get("p50_ms"), "<= 1.5x",
+        ),
+        Figure.measured(
+            "insert to start p50 (the wake-up alone)", lat.get("p50_ms"), "ms",
+            "bare NOTIFY to a process, p50", bare.get("p50_ms"), "<= 10x",
         ),
     ]  # fmt: skip
