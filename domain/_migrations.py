@@ -207,6 +207,11 @@ class Migrations:
         self.directory.mkdir(parents=True, exist_ok=True)
         slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:40] or "revision"
         path = self.directory / f"{revision}_{slug}.py"
+        code = code_up + code_down
+        if "postgresql." in code:  # dialect types (JSONB, ARRAY), as Alembic renders them
+            imports.add("from sqlalchemy.dialects import postgresql")
+        if re.search(r"(?<![.\w])Text\(", code):  # JSONB(astext_type=Text())
+            imports.add("from sqlalchemy import Text")
         lines = ["import sqlalchemy as sa", "from alembic import op", *sorted(imports)]
         path.write_text(
             _TEMPLATE.format(

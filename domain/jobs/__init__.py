@@ -36,7 +36,7 @@ from ._cron import Cron, Crontab
 from ._job import Cancel, Job, JobError, NewJob, Snooze, Unique
 from ._jobs import Jobs, trio_clock
 from ._runtime import JobEvent, QueueInfo
-from ._table import JOB_STATES, install, jobs_metadata, uninstall
+from ._table import JOB_STATES, install, jobs_metadata, uninstall, with_jobs_tables
 from ._worker import Worker, worker_for, worker_name
 
 __all__ = (
@@ -58,6 +58,7 @@ __all__ = (
     "jobs_metadata",
     "trio_clock",
     "uninstall",
+    "with_jobs_tables",
     "worker_for",
     "worker_name",
 )

@@ -27,6 +27,7 @@ __all__ = [
     "install",
     "jobs_metadata",
     "uninstall",
+    "with_jobs_tables",
 ]
 
 #: Oban's job states, in its enum's order.
@@ -104,13 +105,19 @@ TABLE = sa.Table(
     sa.Column("attempt", sa.SmallInteger(), nullable=False, server_default="0"),
     sa.Column("max_attempts", sa.SmallInteger(), nullable=False, server_default="20"),
     sa.Column("priority", sa.SmallInteger(), nullable=False, server_default="0"),
-    sa.Column("args", _json(), nullable=False),
-    sa.Column("meta", _json(), nullable=False),
-    sa.Column("tags", _text_array(), nullable=False),
-    sa.Column("errors", _json(), nullable=False),
-    sa.Column("attempted_by", _text_array(), nullable=False),
-    sa.Column("inserted_at", NaiveUTC(), nullable=False),
-    sa.Column("scheduled_at", NaiveUTC(), nullable=False),
+    # Server defaults that read the same on both backends ('{}' is an empty text[] on
+    # PostgreSQL); create_all sets Oban's exact ones on PostgreSQL (_oban_defaults).
+    sa.Column("args", _json(), nullable=False, server_default="{}"),
+    sa.Column("meta", _json(), nullable=False, server_default="{}"),
+    sa.Column("tags", _text_array(), nullable=False, server_default="{}"),
+    sa.Column("errors", _json(), nullable=False, server_default="[]"),
+    sa.Column("attempted_by", _text_array(), nullable=False, server_default="{}"),
+    sa.Column(
+        "inserted_at", NaiveUTC(), nullable=False, server_default=sa.func.current_timestamp()
+    ),
+    sa.Column(
+        "scheduled_at", NaiveUTC(), nullable=False, server_default=sa.func.current_timestamp()
+    ),
     sa.Column("attempted_at", NaiveUTC()),
     sa.Column("cancelled_at", NaiveUTC()),
     sa.Column("completed_at", NaiveUTC()),
@@ -196,6 +203,23 @@ def jobs_metadata() -> sa.MetaData:
         target_metadata = [App.metadata(), jobs_metadata()]
     """
     return METADATA
+
+
+def with_jobs_tables(metadata: sa.MetaData) -> sa.MetaData:
+    """*metadata* with ``oban_jobs`` and ``oban_producers`` copied in: what a domain's
+    migrations should see once it runs jobs (else they count the tables as drops)::
+
+        class App(Domain):
+            resources = (User, Message)
+
+            @classmethod
+            def metadata(cls) -> sa.MetaData:
+                return with_jobs_tables(super().metadata())
+    """
+    for table in (TABLE, PRODUCERS):
+        if table.name not in metadata.tables:
+            table.to_metadata(metadata)
+    return metadata
 
 
 async def install(repo: DataLayer) -> None:
