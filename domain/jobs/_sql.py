@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 
 from .._data import Tx
 from ._job import Job, NewJob
@@ -107,6 +108,61 @@ def _existing(tx: Tx, job: NewJob, key: str, now: dt.datetime) -> Job | None:
     return Job.from_row(rows.names, first, conflict=True) if first is not None else None
 
 
+_BULK_COLUMNS = (
+    ("b_state", "text"), ("b_queue", "text"), ("b_worker", "text"),
+    ("b_max_attempts", "int2"), ("b_priority", "int2"), ("b_args", "text"),
+    ("b_meta", "text"), ("b_tags", "text"), ("b_inserted_at", "timestamp"),
+    ("b_scheduled_at", "timestamp"),
+)  # fmt: skip
+_BULK_INSERT = (
+    sa.text(
+        "INSERT INTO oban_jobs (state, queue, worker, attempt, max_attempts, priority, args, "
+        "meta, tags, errors, attempted_by, inserted_at, scheduled_at) "
+        "SELECT s::oban_job_state, q, w, 0, ma, p, a::jsonb, m::jsonb, "
+        "ARRAY(SELECT jsonb_array_elements_text(t::jsonb)), '[]'::jsonb, '{}'::text[], i, sc "
+        "FROM unnest("
+        + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _BULK_COLUMNS)
+        + ") WITH ORDINALITY AS u(s, q, w, ma, p, a, m, t, i, sc, n) ORDER BY n "
+        "RETURNING " + ", ".join(c.name for c in _COLUMNS)
+    )
+    .bindparams(
+        *(
+            sa.bindparam(name, type_=pg.ARRAY(sa.Text() if kind == "text" else sa.Integer()))
+            for name, kind in _BULK_COLUMNS
+            if kind != "timestamp"
+        ),
+        *(
+            sa.bindparam(name, type_=pg.ARRAY(sa.DateTime()))
+            for name, kind in _BULK_COLUMNS
+            if kind == "timestamp"
+        ),
+    )
+    .columns(*_COLUMNS)
+)
+
+
+def _naive(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo is not None else at
+
+
+def _bulk_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    def dumps(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+    return {
+        "b_state": [r["state"] for r in rows],
+        "b_queue": [r["queue"] for r in rows],
+        "b_worker": [r["worker"] for r in rows],
+        "b_max_attempts": [r["max_attempts"] for r in rows],
+        "b_priority": [r["priority"] for r in rows],
+        "b_args": [dumps(r["args"]) for r in rows],
+        "b_meta": [dumps(r["meta"]) for r in rows],
+        "b_tags": [dumps(r["tags"]) for r in rows],
+        "b_inserted_at": [_naive(r["inserted_at"]) for r in rows],
+        "b_scheduled_at": [_naive(r["scheduled_at"]) for r in rows],
+    }
+
+
 def insert_jobs(tx: Tx, jobs: Sequence[NewJob], now: dt.datetime) -> list[Job]:
     """Insert *jobs* in *tx* and return them as written (a unique job that already exists
     comes back as the existing row with ``conflict=True``), in the order given::
@@ -151,18 +207,23 @@ def insert_jobs(tx: Tx, jobs: Sequence[NewJob], now: dt.datetime) -> list[Job]:
             }
         )
         where.append(i)
-    if rows:
+    if len(rows) == 1:
+        one = tx.execute(sa.insert(_T).returning(*_COLUMNS), rows[0])
+        results[where[0]] = Job.from_row(one.names, one.one())
+    elif rows and tx.dialect == "postgresql":
+        # One statement of fixed shape for any number of rows: a column array each.
+        written = tx.execute(_BULK_INSERT, _bulk_params(rows))
+        ordered = sorted(written.rows, key=lambda r: r[0])  # ids follow the rows' order
+        for offset, row in enumerate(ordered):
+            results[where[offset]] = Job.from_row(written.names, row)
+    elif rows:
         # One executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues")
         # compiled once, and hands RETURNING back in the order of the rows given.
         stmt = sa.insert(_T).returning(*_COLUMNS, sort_by_parameter_order=True)
-        written = tx.conn.execute(stmt, rows) if len(rows) > 1 else None
-        if written is None:
-            one = tx.execute(sa.insert(_T).returning(*_COLUMNS), rows[0])
-            results[where[0]] = Job.from_row(one.names, one.one())
-        else:
-            names = tuple(written.keys())
-            for offset, row in enumerate(written.all()):
-                results[where[offset]] = Job.from_row(names, row)
+        result = tx.conn.execute(stmt, rows)
+        names = tuple(result.keys())
+        for offset, row in enumerate(result.all()):
+            results[where[offset]] = Job.from_row(names, row)
     if wake and tx.dialect == "postgresql":
         for queue in sorted(wake):
             _notify(tx, INSERT_CHANNEL, {"queue": queue})

@@ -18,6 +18,7 @@ from domain import (
     Tx,
     attribute,
     create,
+    data_layer,
     define,
     read,
     uuid_primary_key,
@@ -138,11 +139,14 @@ def reset() -> None:
 @asynccontextmanager
 async def running(backend: Backend, **options: Any) -> AsyncIterator[dj.Jobs]:
     """A node with the test domain and the jobs tables on *backend*, and a Jobs (not
-    started: ``await jobs.start_link()``)."""
+    started: ``await jobs.start_link()``); ``repo_timeout=None`` for tests that jump a
+    mock clock (a unit in flight would look overdue)."""
     reset()
     options.setdefault("poll_interval", 0.05)
+    timeout = options.pop("repo_timeout", 30.0)
     async with beam.open_node():
-        await Chat.start_link(backend.url, schema=backend.schema)
+        layer = data_layer(backend.url, schema=backend.schema, name="Chat.repo", timeout=timeout)
+        await Chat.start_link(layer)
         await Chat.create_tables()
         await dj.install(Chat.repo())
         yield dj.Jobs(Chat, **options)

@@ -449,7 +449,7 @@ async def test_cron_ticks_and_scheduled_jobs_follow_the_mock_clock(
     with trio.fail_after(60 + 720):  # the jumps below count
         every = dj.Cron("* * * * *", Noop, {"n": "tick"})
         quiet = {"poll_interval": 30.0, "heartbeat_interval": 3600.0, "rescue_interval": 3600.0}
-        async with running(backend, crons=[every], **quiet) as jobs:
+        async with running(backend, crons=[every], repo_timeout=None, **quiet) as jobs:
             await jobs.start_link()
             later = await jobs.insert(Noop.new({"n": "later"}, schedule_in=600))
 
