@@ -53,12 +53,14 @@ class Jobs:
     Options: *queues* (name -> concurrency limit on this node), *crons*, *name* (prefix of
     the processes' registered names), *node* (as written in ``attempted_by``; default the
     beam node's name, else host and OS pid), *poll_interval* (s, claiming due scheduled
-    jobs and, on SQLite, jobs other processes inserted), *heartbeat_interval* and
-    *rescue_after* (a producer silent that long is dead; its jobs are rescued),
+    jobs and, on SQLite, jobs other processes inserted), *heartbeat_interval* (at most a
+    quarter of *rescue_after*) and *rescue_after* (a producer silent that long is dead; its
+    jobs are rescued),
     *rescue_interval*, *prune_after* (seconds to keep ended jobs; None keeps them),
     *shutdown_grace* (seconds running jobs get to finish when a queue stops), *clock* (aware
     UTC now; default follows trio's clock), *max_restarts* in *max_seconds* (the restart
-    intensity of the jobs' supervisor).
+    intensity of the jobs' supervisor), *prefix* (the schema in Oban's channel names,
+    ``<prefix>.oban_insert``; default the repo's schema, else ``public``).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class Jobs:
         clock: Callable[[], dt.datetime] | None = None,
         max_restarts: int = 3,
         max_seconds: float = 5.0,
+        prefix: str | None = None,
     ) -> None:
         self.domain = domain
         self.queues = dict(queues if queues is not None else {"default": 10})
@@ -88,7 +91,9 @@ class Jobs:
         self.name = name
         self._node = node
         self.poll_interval = poll_interval
-        self.heartbeat_interval = heartbeat_interval
+        # A producer must write its heartbeat several times within rescue_after, or its
+        # running jobs would be rescued (and run twice) while it is alive.
+        self.heartbeat_interval = min(heartbeat_interval, rescue_after / 4)
         self.rescue_after = rescue_after
         self.rescue_interval = rescue_interval
         self.prune_after = prune_after
@@ -96,6 +101,7 @@ class Jobs:
         self.clock = clock or trio_clock
         self.max_restarts = max_restarts
         self.max_seconds = max_seconds
+        self._prefix = prefix
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -108,6 +114,17 @@ class Jobs:
                 name = f"{socket.gethostname()}.{os.getpid()}"
             self._node = name
         return self._node
+
+    @property
+    def prefix(self) -> str:
+        """The schema Oban names its channels after (``<prefix>.oban_insert``)."""
+        if self._prefix is None:
+            return getattr(self.repo(), "schema", None) or "public"
+        return self._prefix
+
+    def _prefix_in(self, tx: Tx) -> str:
+        # Only PostgreSQL notifies; a SQLite hook runs on a connection's thread, off the node.
+        return self.prefix if tx.dialect == "postgresql" else "public"
 
     @property
     def events_topic(self) -> str:
@@ -191,11 +208,11 @@ class Jobs:
 
             after_action=(lambda tx, cs, msg: jobs.insert_in(tx, Digest.new({"id": msg.id})),)
         """
-        return insert_jobs(tx, [job], self.now())[0]
+        return insert_jobs(tx, [job], self.now(), self._prefix_in(tx))[0]
 
     def insert_all_in(self, tx: Tx, new: Sequence[NewJob]) -> list[Job]:
         """Insert every job of *new* inside *tx*, as :meth:`insert_in`."""
-        return insert_jobs(tx, list(new), self.now())
+        return insert_jobs(tx, list(new), self.now(), self._prefix_in(tx))
 
     def after_action(
         self, make: Callable[[Changeset, Any], NewJob | None]
@@ -224,7 +241,8 @@ class Jobs:
         """Insert many jobs in one transaction: ``await jobs.insert_all(batch)``."""
         new = list(new)
         now = self.now()
-        written, _ = await self.repo().run(lambda tx: insert_jobs(tx, new, now))
+        prefix = self.prefix
+        written, _ = await self.repo().run(lambda tx: insert_jobs(tx, new, now, prefix))
         self._wake({j.queue for j in written if j.state == "available" and not j.conflict})
         return written
 
@@ -266,7 +284,8 @@ class Jobs:
         """Cancel job *job_id* (an executing one's process is killed, on whichever node runs
         it); false if it had already ended or does not exist."""
         now = self.now()
-        before, _ = await self.repo().run(lambda tx: cancel_job(tx, job_id, now))
+        prefix = self.prefix
+        before, _ = await self.repo().run(lambda tx: cancel_job(tx, job_id, now, prefix))
         if before is None:
             return False
         if before.state == "executing":
@@ -279,7 +298,8 @@ class Jobs:
         """Run job *job_id* again now (a completed, discarded, cancelled, scheduled or
         retryable one); false if it is executing or available already, or missing."""
         now = self.now()
-        job, _ = await self.repo().run(lambda tx: retry_job(tx, job_id, now))
+        prefix = self.prefix
+        job, _ = await self.repo().run(lambda tx: retry_job(tx, job_id, now, prefix))
         if job is None:
             return False
         self._wake({job.queue})

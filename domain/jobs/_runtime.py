@@ -34,7 +34,17 @@ import beam
 
 from .._pg_notify import Notify
 from ._job import Cancel, Job, JobError, Snooze, Unique
-from ._sql import INSERT_CHANNEL, SIGNAL_CHANNEL, Outcome, ack, fetch, heartbeat, prune, rescue
+from ._sql import (
+    INSERT_CHANNEL,
+    SIGNAL_CHANNEL,
+    Outcome,
+    ack,
+    channel,
+    fetch,
+    heartbeat,
+    prune,
+    rescue,
+)
 from ._table import JOB_STATES
 from ._worker import Worker, worker_for
 
@@ -175,8 +185,8 @@ class Producer(beam.GenServer[_State]):
         repo = jobs.repo()
         await repo.run(start)
         if repo.dialect == "postgresql":
-            await repo.listen(INSERT_CHANNEL)  # type: ignore[attr-defined]
-            await repo.listen(SIGNAL_CHANNEL)  # type: ignore[attr-defined]
+            await repo.listen(channel(INSERT_CHANNEL, jobs.prefix))  # type: ignore[attr-defined]
+            await repo.listen(channel(SIGNAL_CHANNEL, jobs.prefix))  # type: ignore[attr-defined]
         beam.send(beam.self(), _Poll())
         beam.send_after(beam.self(), _Beat(), jobs.heartbeat_interval)
         return beam.Ok(state)
@@ -241,15 +251,23 @@ class Producer(beam.GenServer[_State]):
 
     async def _notified(self, note: Notify, state: _State) -> None:
         try:
-            payload = json.loads(note.payload)
+            decoded = json.loads(note.payload)
         except ValueError:
             return
-        if not isinstance(payload, dict):
-            return
-        if note.channel == INSERT_CHANNEL and payload.get("queue") == state.queue:
-            await self._dispatch(state)
-        elif note.channel == SIGNAL_CHANNEL and payload.get("action") == "pkill":
-            self._kill(int(payload.get("job_id", -1)), state)
+        payloads = decoded if isinstance(decoded, list) else [decoded]
+        prefix = state.jobs.prefix
+        for payload in payloads:
+            if not isinstance(payload, dict):
+                continue
+            if note.channel == channel(INSERT_CHANNEL, prefix):
+                if payload.get("queue") == state.queue:
+                    await self._dispatch(state)
+                    return
+            elif note.channel == channel(SIGNAL_CHANNEL, prefix):
+                if payload.get("queue", "*") not in ("*", state.queue):
+                    continue
+                if payload.get("action") == "pkill":
+                    self._kill(int(payload.get("job_id", -1)), state)
 
     def _kill(self, job_id: int, state: _State) -> None:
         pid = state.by_job.get(job_id)

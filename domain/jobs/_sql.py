@@ -32,6 +32,7 @@ __all__ = [
     "Outcome",
     "ack",
     "cancel_job",
+    "channel",
     "counts",
     "fetch",
     "heartbeat",
@@ -41,10 +42,19 @@ __all__ = [
     "retry_job",
 ]
 
-#: Oban's channel for "jobs were inserted": payload ``{"queue": "<name>"}``.
+#: Oban's channel for "jobs were inserted" (``<prefix>.oban_insert``, the prefix being the
+#: schema of the table): payload ``{"queue": "<name>"}``.
 INSERT_CHANNEL = "oban_insert"
-#: Our channel for "kill the running job": payload ``{"action": "pkill", "job_id": id}``.
+#: Oban's channel for signals to producers (``<prefix>.oban_signal``): we send and obey
+#: ``{"action": "pkill", "job_id": id}`` (kill the running job).
 SIGNAL_CHANNEL = "oban_signal"
+
+
+def channel(name: str, prefix: str) -> str:
+    """The full channel Oban uses for *name* in schema *prefix*:
+    ``channel(INSERT_CHANNEL, "public") == "public.oban_insert"``."""
+    return f"{prefix}.{name}"
+
 
 _T = TABLE
 _COLUMNS = tuple(_T.c)
@@ -163,7 +173,9 @@ def _bulk_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     }
 
 
-def insert_jobs(tx: Tx, jobs: Sequence[NewJob], now: dt.datetime) -> list[Job]:
+def insert_jobs(
+    tx: Tx, jobs: Sequence[NewJob], now: dt.datetime, prefix: str = "public"
+) -> list[Job]:
     """Insert *jobs* in *tx* and return them as written (a unique job that already exists
     comes back as the existing row with ``conflict=True``), in the order given::
 
@@ -226,7 +238,7 @@ def insert_jobs(tx: Tx, jobs: Sequence[NewJob], now: dt.datetime) -> list[Job]:
             results[where[offset]] = Job.from_row(names, row)
     if wake and tx.dialect == "postgresql":
         for queue in sorted(wake):
-            _notify(tx, INSERT_CHANNEL, {"queue": queue})
+            _notify(tx, channel(INSERT_CHANNEL, prefix), {"queue": queue})
     return [r for r in results if r is not None]
 
 
@@ -342,7 +354,7 @@ def ack(tx: Tx, job: Job, outcome: Outcome, now: dt.datetime) -> str | None:
     return str(values["state"]) if done.rowcount else None
 
 
-def cancel_job(tx: Tx, job_id: int, now: dt.datetime) -> Job | None:
+def cancel_job(tx: Tx, job_id: int, now: dt.datetime, prefix: str = "public") -> Job | None:
     """Cancel job *job_id* unless it already ended; the job as it was before (its state
     says whether it was executing, so its process must be killed), or ``None``::
 
@@ -363,11 +375,11 @@ def cancel_job(tx: Tx, job_id: int, now: dt.datetime) -> Job | None:
         .values(state="cancelled", cancelled_at=now)
     )
     if job.state == "executing" and tx.dialect == "postgresql":
-        _notify(tx, SIGNAL_CHANNEL, {"action": "pkill", "job_id": job_id})
+        _notify(tx, channel(SIGNAL_CHANNEL, prefix), {"action": "pkill", "job_id": job_id})
     return job
 
 
-def retry_job(tx: Tx, job_id: int, now: dt.datetime) -> Job | None:
+def retry_job(tx: Tx, job_id: int, now: dt.datetime, prefix: str = "public") -> Job | None:
     """Make job *job_id* available now (unless it is executing or available already),
     with one more attempt allowed if it spent them all; the job as it is now, or ``None``."""
     rows = tx.execute(
@@ -393,7 +405,7 @@ def retry_job(tx: Tx, job_id: int, now: dt.datetime) -> Job | None:
         .returning(*_COLUMNS)
     )
     if tx.dialect == "postgresql":
-        _notify(tx, INSERT_CHANNEL, {"queue": job.queue})
+        _notify(tx, channel(INSERT_CHANNEL, prefix), {"queue": job.queue})
     return Job.from_row(rows.names, rows.one())
 
 

@@ -107,7 +107,11 @@ async def test_notify_wakes_a_queue_that_never_polls(pg: Backend) -> None:
             await trio.sleep(0.2)  # its first claim (at start) is over
             now = jobs.now()
             # Written as another node would: no local wake-up, only NOTIFY oban_insert.
-            [job], _ = await Chat.repo().run(lambda tx: insert_jobs(tx, [Noop.new({"n": 1})], now))
+            prefix = jobs.prefix
+            assert prefix == pg.schema
+            [job], _ = await Chat.repo().run(
+                lambda tx: insert_jobs(tx, [Noop.new({"n": 1})], now, prefix)
+            )
 
             async def done() -> bool:
                 got = await jobs.get_job(job.id)
