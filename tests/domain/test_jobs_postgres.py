@@ -17,6 +17,7 @@ import trio
 
 import beam
 from domain import jobs as dj
+from domain.jobs import worker_name
 from domain.jobs._sql import insert_jobs
 
 from ..support.backends import Backend, pg_engine
@@ -240,3 +241,39 @@ async def test_a_node_sigkilled_mid_batch_loses_no_job(pg: Backend) -> None:
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
+
+
+async def test_a_job_written_as_oban_writes_it_is_run(pg: Backend) -> None:
+    """Oban's own insert (its column defaults, then ``NOTIFY <prefix>.oban_insert``) from a
+    connection of the test's own wakes our queue, and our worker runs the job."""
+    with trio.fail_after(30):
+        async with running(pg, poll_interval=3600.0) as jobs:
+            await jobs.start_link()
+            await trio.sleep(0.2)
+            engine = pg_engine()
+            assert engine is not None
+
+            def insert() -> int:
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f'SET LOCAL search_path TO "{pg.schema}"')
+                    job_id = conn.exec_driver_sql(
+                        "INSERT INTO oban_jobs (worker, args) VALUES (%s, %s) RETURNING id",
+                        (worker_name(Noop), '{"n": "oban"}'),
+                    ).scalar_one()
+                    conn.exec_driver_sql(
+                        "SELECT pg_notify(%s, %s)",
+                        (f"{pg.schema}.oban_insert", '{"queue": "default"}'),
+                    )
+                    return int(job_id)
+
+            try:
+                job_id = await trio.to_thread.run_sync(insert)
+            finally:
+                engine.dispose()
+
+            async def done() -> bool:
+                got = await jobs.get_job(job_id)
+                return got is not None and got.state == "completed"
+
+            await wait_for(done, "the job Oban's way inserted to run", timeout=10)
+            assert PERFORMED["oban"] == 1
