@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import trio
 
 import beam
 
+from .._errors import DomainError
 from .._pg_notify import Notify
 from ._job import Cancel, Job, JobError, Snooze, Unique
 from ._sql import (
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
     from ._jobs import Jobs
 
 __all__ = ["JobEvent", "Maintenance", "Producer", "QueueInfo", "run_job"]
+
+_log = logging.getLogger("domain.jobs")
 
 
 @dataclass(frozen=True)
@@ -243,9 +247,12 @@ class Producer(beam.GenServer[_State]):
         elif isinstance(message, _Beat):
             jobs = state.jobs
             now, meta = jobs.now(), self._meta(state)
-            await jobs.repo().run(
-                lambda tx: heartbeat(tx, state.uuid, state.node, state.queue, meta, now)
-            )
+            try:
+                await jobs.repo().run(
+                    lambda tx: heartbeat(tx, state.uuid, state.node, state.queue, meta, now)
+                )
+            except DomainError as exc:
+                _log.warning("queue %s could not write its heartbeat: %s", state.queue, exc)
             beam.send_after(beam.self(), _Beat(), jobs.heartbeat_interval)
         return beam.NoReply(state)
 
@@ -298,9 +305,13 @@ class Producer(beam.GenServer[_State]):
             return
         jobs = state.jobs
         now = jobs.now()
-        claimed, _ = await jobs.repo().run(
-            lambda tx: fetch(tx, state.queue, demand, state.node, state.uuid, now)
-        )
+        try:
+            claimed, _ = await jobs.repo().run(
+                lambda tx: fetch(tx, state.queue, demand, state.node, state.uuid, now)
+            )
+        except DomainError as exc:  # the database is away: claim again at the next poll
+            _log.warning("queue %s could not claim jobs: %s", state.queue, exc)
+            return
         state.drained = len(claimed) < demand
         for job in claimed:
             pid = beam.spawn_link(run_job, jobs, job)
@@ -339,7 +350,15 @@ class Producer(beam.GenServer[_State]):
 
 async def _record_crash(jobs: Jobs, job: Job, outcome: Outcome) -> None:
     now = jobs.now()
-    state, _ = await jobs.repo().run(lambda tx: ack(tx, job, outcome, now))
+    for delay in (0.5, 1.0, 2.0, 4.0, 8.0):  # the database may be away for a moment
+        try:
+            state, _ = await jobs.repo().run(lambda tx: ack(tx, job, outcome, now))
+            break
+        except DomainError as exc:
+            _log.warning("could not record the crash of job %s: %s", job.id, exc)
+            await trio.sleep(delay)
+    else:
+        return  # left executing: rescued when its producer stops or is restarted
     jobs.emit(JobEvent("exception", job, jobs.node, None, state, outcome.error))
 
 
@@ -379,16 +398,22 @@ class Maintenance(beam.GenServer[_MaintenanceState]):
         jobs = state.jobs
         if isinstance(message, _Rescue):
             now = jobs.now()
-            await jobs.repo().run(lambda tx: rescue(tx, now, jobs.rescue_after))
-            if jobs.prune_after is not None:
-                age = jobs.prune_after
-                await jobs.repo().run(lambda tx: prune(tx, now, age))
+            try:
+                await jobs.repo().run(lambda tx: rescue(tx, now, jobs.rescue_after))
+                if jobs.prune_after is not None:
+                    age = jobs.prune_after
+                    await jobs.repo().run(lambda tx: prune(tx, now, age))
+            except DomainError as exc:
+                _log.warning("jobs maintenance failed (will try again): %s", exc)
             beam.send_after(beam.self(), _Rescue(), jobs.rescue_interval)
         elif isinstance(message, _CronTick):
             minute = _minute(jobs.now())
             if state.last_minute is None or minute > state.last_minute:
                 state.last_minute = minute
-                await insert_cron(jobs, minute)
+                try:
+                    await insert_cron(jobs, minute)
+                except DomainError as exc:  # this node misses the tick; others may not
+                    _log.warning("cron jobs of %s not inserted: %s", minute.isoformat(), exc)
             self._next_tick(state)
         return beam.NoReply(state)
 
