@@ -56,7 +56,7 @@ def run(config: Config) -> list[Figure]:
             ],
             config.reps,
         )
-        k = config.size(500, 200, 20)
+        k = config.size(500, 200, 10)
         latency = measure(
             f"{k} jobs one at a time, insert to perform, NOTIFY wake-up",
             [
