@@ -19,6 +19,7 @@ import beam
 from domain import jobs as dj
 from domain.jobs import worker_name
 from domain.jobs._sql import insert_jobs
+from supervisors import FaultInjector
 
 from ..support.backends import Backend, pg_engine
 from .app import Chat
@@ -28,7 +29,6 @@ from .jobs_support import (
     PERFORMED,
     Exclusive,
     Noop,
-    job_processes,
     running,
     states,
     wait_for,
@@ -169,6 +169,9 @@ async def test_random_kills_of_jobs_and_producers_lose_nothing(backend: Backend,
                 return (await states(first)) == {"completed": 150}
 
             # 12 job processes and 4 producers killed, at random moments and victims.
+            # Seeded and logged by the FaultInjector: job processes crash (an exception as
+            # the exit reason, which their producer records), producers are killed.
+            chaos = FaultInjector(seed=seed)
             plan = ["job"] * 12 + ["producer"] * 4
             rng.shuffle(plan)
             for kind in plan:
@@ -178,17 +181,23 @@ async def test_random_kills_of_jobs_and_producers_lose_nothing(backend: Backend,
                     if kind == "producer":
                         victim = beam.whereis(rng.choice(all_jobs).queue_name("default"))
                     else:
-                        runners = job_processes()
+                        runners = chaos.matching(lambda info: "run_job" in info.initial_call)
                         victim = rng.choice(runners) if runners else None
                     if victim is None:
                         await trio.sleep(0.005)
-                beam.exit(victim, "kill")
+                if kind == "producer":
+                    chaos.kill(victim)
+                else:
+                    chaos.crash(victim)
                 kills[kind] += 1
             await wait_for(drained, "every job to complete despite the kills", timeout=80)
             assert kills == {"job": 12, "producer": 4}
             assert OVERLAPS == []
             assert set() == ACTIVE
-            for job in await first.list_jobs(limit=150):
+            ended = await first.list_jobs(limit=150)
+            crashes = [e for j in ended for e in j.errors if "InjectedCrash" in e["error"]]
+            assert 1 <= len(crashes) <= 12
+            for job in ended:
                 assert PERFORMED[job.args["n"]] >= 1
                 assert job.attempt == len(job.errors) + job.meta.get("rescued", 0) + 1, job
 
