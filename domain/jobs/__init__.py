@@ -17,14 +17,14 @@ its own, retried with backoff, put back when their node dies::
 
     async def main():
         await App.start_link()
-        await install(App.repo())           # or a migration with jobs_metadata()
+        await install(App.repo())           # or a migration (with_jobs_tables)
         await jobs.start_link()
         async with App.transaction():        # the job exists exactly when the user does
             user = await App.sign_up(name="ann")
             await jobs.insert(Mailer.new({"to": str(user.id)}, schedule_in=60))
 
 PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` and wakes queues with ``NOTIFY
-oban_insert`` (Oban's channel); SQLite (one node) polls. Modules: ``_job`` (values),
+"<schema>.oban_insert"`` (Oban's channel); SQLite (one node) polls. Modules: ``_job`` (values),
 ``_worker``, ``_backoff``, ``_table`` (the tables), ``_sql`` (units of work), ``_runtime``
 (the processes), ``_cron``, ``_jobs`` (the facade).
 """

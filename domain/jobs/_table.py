@@ -6,7 +6,7 @@ errors, ``text[]`` tags and attempted_by, ``timestamp without time zone`` in UTC
 tools read what we write. On SQLite the same columns hold JSON text and ISO timestamps::
 
     await install(App.repo())          # CREATE TABLE IF NOT EXISTS ... (tests, prototypes)
-    tables = jobs_metadata()           # for Alembic: add it to the domain's metadata
+    with_jobs_tables(App.metadata())   # for migrations: the domain's tables and these
 """
 
 from __future__ import annotations
@@ -197,10 +197,10 @@ def _unlogged_only_on_postgres(table: sa.Table, conn: sa.Connection, **_: Any) -
 
 
 def jobs_metadata() -> sa.MetaData:
-    """The MetaData holding ``oban_jobs`` and ``oban_producers`` (and the state enum): hand
-    it to Alembic with the domain's own::
+    """The MetaData holding ``oban_jobs`` and ``oban_producers`` (and the state enum); a
+    domain's migrations take them through :func:`with_jobs_tables`::
 
-        target_metadata = [App.metadata(), jobs_metadata()]
+        jobs_metadata().tables["oban_jobs"].c.state
     """
     return METADATA
 
