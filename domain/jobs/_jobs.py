@@ -4,6 +4,7 @@ options) on a domain's data layer."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +21,7 @@ from .._domain import Domain
 from ._cron import Cron
 from ._job import Job, NewJob
 from ._runtime import JobEvent, Kill, Maintenance, Producer, QueueInfo, Wake, insert_cron
-from ._sql import cancel_job, counts, insert_jobs, retry_job
+from ._sql import SIGNAL_CHANNEL, cancel_job, channel, counts, insert_jobs, retry_job
 from ._table import TABLE
 
 __all__ = ["Jobs"]
@@ -316,19 +317,30 @@ class Jobs:
 
     # -- queues on this node -------------------------------------------------------------------
 
-    async def pause_queue(self, queue: str) -> QueueInfo:
-        """Stop claiming jobs of *queue* on this node (running ones finish)."""
+    async def pause_queue(self, queue: str, *, all_nodes: bool = False) -> QueueInfo:
+        """Stop claiming jobs of *queue* on this node (running ones finish); *all_nodes*
+        (PostgreSQL): on every node too, through Oban's ``pause`` signal."""
+        await self._signal_all(all_nodes, {"action": "pause", "queue": queue})
         return await beam.call(self.queue_name(queue), ("pause",))
 
-    async def resume_queue(self, queue: str) -> QueueInfo:
-        """Claim jobs of *queue* again on this node."""
+    async def resume_queue(self, queue: str, *, all_nodes: bool = False) -> QueueInfo:
+        """Claim jobs of *queue* again on this node (and every node, *all_nodes*)."""
+        await self._signal_all(all_nodes, {"action": "resume", "queue": queue})
         return await beam.call(self.queue_name(queue), ("resume",))
 
-    async def scale_queue(self, queue: str, limit: int) -> QueueInfo:
-        """Run up to *limit* jobs of *queue* at once on this node."""
+    async def scale_queue(self, queue: str, limit: int, *, all_nodes: bool = False) -> QueueInfo:
+        """Run up to *limit* jobs of *queue* at once on this node (and on every node,
+        *all_nodes*: each node's limit)."""
         if limit < 1:
             raise ValueError("a queue's limit must be at least 1")
+        await self._signal_all(all_nodes, {"action": "scale", "queue": queue, "limit": limit})
         return await beam.call(self.queue_name(queue), ("scale", limit))
+
+    async def _signal_all(self, all_nodes: bool, payload: dict[str, Any]) -> None:
+        repo = self.repo()
+        if all_nodes and repo.dialect == "postgresql":
+            text = json.dumps(payload, separators=(",", ":"))
+            await repo.notify(channel(SIGNAL_CHANNEL, self.prefix), text)  # type: ignore[attr-defined]
 
     async def check_queue(self, queue: str) -> QueueInfo:
         """The state of *queue*'s producer on this node."""

@@ -273,8 +273,19 @@ class Producer(beam.GenServer[_State]):
             elif note.channel == channel(SIGNAL_CHANNEL, prefix):
                 if payload.get("queue", "*") not in ("*", state.queue):
                     continue
-                if payload.get("action") == "pkill":
+                action = payload.get("action")
+                if action == "pkill":
                     self._kill(int(payload.get("job_id", -1)), state)
+                elif payload.get("ident", "any") != "any":
+                    continue  # addressed to one Oban instance by its name and node
+                elif action == "pause":
+                    state.paused = True
+                elif action == "resume":
+                    state.paused = False
+                    await self._dispatch(state)
+                elif action == "scale" and isinstance(payload.get("limit"), int):
+                    state.limit = max(1, payload["limit"])
+                    await self._dispatch(state)
 
     def _kill(self, job_id: int, state: _State) -> None:
         pid = state.by_job.get(job_id)

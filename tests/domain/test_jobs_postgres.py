@@ -286,3 +286,27 @@ async def test_a_job_written_as_oban_writes_it_is_run(pg: Backend) -> None:
 
             await wait_for(done, "the job Oban's way inserted to run", timeout=10)
             assert PERFORMED["oban"] == 1
+
+
+async def test_pause_resume_and_scale_reach_every_node(pg: Backend) -> None:
+    with trio.fail_after(30):
+        async with running(pg, name="a", node="node-a") as a:
+            b = dj.Jobs(Chat, name="b", node="node-b", poll_interval=0.05)
+            await a.start_link()
+            await b.start_link()
+            await a.pause_queue("default", all_nodes=True)
+
+            async def b_is(paused: bool, limit: int = 10) -> bool:
+                info = await b.check_queue("default")
+                return (info.paused, info.limit) == (paused, limit)
+
+            await wait_for(lambda: b_is(True), "node b to pause")
+            await a.scale_queue("default", 3, all_nodes=True)
+            await wait_for(lambda: b_is(True, 3), "node b to scale")
+            await a.resume_queue("default", all_nodes=True)
+            await wait_for(lambda: b_is(False, 3), "node b to resume")
+            # Without all_nodes only the local queue changes.
+            await a.pause_queue("default")
+            await trio.sleep(0.2)
+            assert not (await b.check_queue("default")).paused
+            assert (await a.check_queue("default")).paused
