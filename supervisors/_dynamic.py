@@ -88,7 +88,16 @@ class _DynamicServer(beam.GenServer[_State]):
         result: Any
         if kind is StartChild:
             limit = state.args.max_children
-            if limit is not None and len(state.children) + len(state.restarting) >= limit:
+            if request.spec.significant:
+                result = Failed(
+                    InvalidSpec(
+                        f"DynamicSupervisor {supervisor_label()}",
+                        "significant",
+                        True,
+                        "False (a DynamicSupervisor has no auto_shutdown, as in Elixir)",
+                    )
+                )
+            elif limit is not None and len(state.children) + len(state.restarting) >= limit:
                 result = Failed(MaxChildren(supervisor_label(), limit))
             else:
                 try:

@@ -88,6 +88,9 @@ class ChildSpec:
       ``"brutal_kill"`` or ``"infinity"``. Defaults to 5 s for a worker and ``"infinity"``
       for a supervisor.
     * ``type``: ``"worker"`` or ``"supervisor"``.
+    * ``significant``: whether the child's own exit (one that is not restarted) may stop
+      its supervisor, per the supervisor's ``auto_shutdown``. Only ``transient`` and
+      ``temporary`` children can be significant, as in OTP.
 
     Every field is checked when the spec is made; :class:`InvalidSpec` names the field, the
     value and what is allowed.
@@ -103,6 +106,7 @@ class ChildSpec:
     restart: Restart = "permanent"
     shutdown: Shutdown | None = None
     type: ChildType = "worker"
+    significant: bool = False
 
     def __post_init__(self) -> None:
         owner = f"child spec {beam.bounded_repr(self.id)}"
@@ -122,6 +126,16 @@ class ChildSpec:
             raise InvalidSpec(owner, "restart", self.restart, _RESTARTS)
         if self.type not in CHILD_TYPES:
             raise InvalidSpec(owner, "type", self.type, _TYPES)
+        if type(self.significant) is not bool:
+            raise InvalidSpec(owner, "significant", self.significant, "True or False")
+        if self.significant and self.restart == "permanent":
+            raise InvalidSpec(
+                owner,
+                "significant",
+                True,
+                "False for a permanent child (only transient and temporary children can be "
+                "significant: a permanent one is always restarted)",
+            )
         if self.shutdown is None:
             default = "infinity" if self.type == "supervisor" else WORKER_SHUTDOWN
             object.__setattr__(self, "shutdown", default)
@@ -160,6 +174,7 @@ def child_spec(
     restart: Restart = "permanent",
     shutdown: Shutdown | None = None,
     type: ChildType = "worker",  # noqa: A002
+    significant: bool = False,
 ) -> ChildSpec:
     """The spec of a GenServer child: starting it runs ``server.start_link(arg, name=name)``.
 
@@ -178,7 +193,7 @@ def child_spec(
     start: StartFn = server.start_link if name is None else bind(server.start_link, name=name)
     if id is None:
         id = name if name is not None else server.__qualname__  # noqa: A001
-    return ChildSpec(id, start, (arg,), restart, shutdown, type)
+    return ChildSpec(id, start, (arg,), restart, shutdown, type, significant)
 
 
 async def _spawn_linked(fn: Callable[..., Awaitable[Any]], *args: Any) -> beam.Pid:
@@ -191,6 +206,7 @@ def worker(
     id: Hashable | None = None,  # noqa: A002 - OTP's field name
     restart: Restart = "permanent",
     shutdown: Shutdown | None = None,
+    significant: bool = False,
 ) -> ChildSpec:
     """The spec of a plain async function as a child: starting it is
     ``beam.spawn_link(fn, *args)``. ``id`` defaults to the function's name. (Under a
@@ -208,7 +224,7 @@ def worker(
         id = getattr(fn, "__qualname__", None) or repr(fn)  # noqa: A001
     # fn is bound in the start function, so a DynamicSupervisor's extra_arguments go to fn.
     start = bind(_spawn_linked, fn)
-    return ChildSpec(id, start, args, restart, shutdown, "worker")
+    return ChildSpec(id, start, args, restart, shutdown, "worker", significant)
 
 
 def _as_spec(child: object, index: int) -> ChildSpec:
