@@ -37,7 +37,7 @@ from ._crash import log_crash
 from ._errors import AlreadyRegistered, BadReturnValue, ProcessExit, ReceiveTimeout, StartError
 from ._hibernate import hibernate
 from ._node import current_process, watch
-from ._process import NOT_EXITING, TIMED_OUT, Died, Process
+from ._process import NOT_EXITING, TIMED_OUT, Died, Process, process_var
 from ._types import KILL, NORMAL, Exit, From, Pid, is_normal_exit
 
 __all__ = [
@@ -130,6 +130,7 @@ class _StopRequest:
 
 
 _UNSET: Any = object()
+_STARTED = ("ok", None)
 
 
 class GenServer(Generic[S]):
@@ -226,7 +227,9 @@ class GenServer(Generic[S]):
 async def _start(
     cls: type[GenServer[Any]], arg: Any, name: str | None, timeout: float | None, *, link: bool
 ) -> Pid | None:
-    caller = current_process(f"{cls.__qualname__}.start_link")
+    caller = process_var.get(None)
+    if caller is None:
+        caller = current_process(f"{cls.__qualname__}.start_link")
     node = caller.node
     if name is not None:
         holder = node._whereis(name)
@@ -302,7 +305,9 @@ async def _serve(cls: type[GenServer[Any]], arg: Any, name: str | None, starter:
         if not is_normal_exit(result.reason):
             log_crash(proc.pid, name, cls, result.reason, kind="GenServer")
         raise ProcessExit(result.reason, reported=True)
-    reply(starter, ("ok", None))
+    starting = node._procs.get(starter.pid.id)  # the starter is local: answer its slot
+    if starting is not None:
+        starting.deliver_reply(starter.ref, _STARTED)
     await _loop(server, proc.parent, result)
 
 
@@ -316,7 +321,7 @@ def _fail_start(proc: Process, name: str | None, starter: From, reason: Any) -> 
 
 
 async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> None:
-    proc = current_process()
+    proc = process_var.get()
     node = proc.node
     procs = node._procs
     state = first.state

@@ -45,6 +45,7 @@ __all__ = [
     "bind",
     "child_spec",
     "describe_start",
+    "spawn_linked",
     "validate_child_specs",
     "worker",
 ]
@@ -196,7 +197,8 @@ def child_spec(
     return ChildSpec(id, start, (arg,), restart, shutdown, type, significant)
 
 
-async def _spawn_linked(fn: Callable[..., Awaitable[Any]], *args: Any) -> beam.Pid:
+async def spawn_linked(fn: Callable[..., Awaitable[Any]], *args: Any) -> beam.Pid:
+    """The start function of :func:`worker` specs: ``beam.spawn_link(fn, *args)``."""
     return beam.spawn_link(fn, *args)
 
 
@@ -223,7 +225,7 @@ def worker(
     if id is None:
         id = getattr(fn, "__qualname__", None) or repr(fn)  # noqa: A001
     # fn is bound in the start function, so a DynamicSupervisor's extra_arguments go to fn.
-    start = bind(_spawn_linked, fn)
+    start = bind(spawn_linked, fn)
     return ChildSpec(id, start, args, restart, shutdown, "worker", significant)
 
 
@@ -297,7 +299,7 @@ def describe_start(spec: ChildSpec) -> str:
         args = [*start.args, *args]
         keywords = dict(start.keywords)
         start = start.func
-    if start is _spawn_linked and args:
+    if start is spawn_linked and args:
         label = "beam.spawn_link"
         args[0] = _name_of(args[0])
         shown = [str(args[0]), *map(beam.bounded_repr, args[1:])]

@@ -179,6 +179,8 @@ class RestartIntensity:
         """This window with one more restart at *now*."""
         period = self.max_seconds
         restarts = self.restarts
+        if not restarts or now - restarts[-1] > period:  # none left in the window: the usual
+            return RestartIntensity(self.max_restarts, period, (now,))
         # Times are ascending: find the first one still inside the window by bisection, and
         # keep no more than max_restarts of them (older ones cannot change the verdict).
         first = bisect.bisect_left(restarts, now - period)

@@ -275,6 +275,16 @@ class _SupervisorServer(beam.GenServer[_State]):
         if state.intensity.exceeded:
             report("shutdown", "reached_max_restart_intensity", child.spec, old_pid)
             return beam.Stop(beam.SHUTDOWN, state)
+        if state.strategy == "one_for_one":  # the common case, without building a plan
+            try:
+                new_pid = await start_one(child.spec, old_pid=old_pid)
+            except StartFailed:
+                child.restarting = True
+                beam.send(beam.self(), TryAgain(child.spec.id))
+                return beam.NoReply(state)
+            state.set_pid(child, new_pid)
+            child.restarts += 1
+            return beam.NoReply(state)
         plan = plan_restart(state.strategy, state.views(), child.spec.id)
         for key in plan.terminate:
             sibling = state.by_id[key]
