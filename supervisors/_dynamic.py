@@ -58,7 +58,16 @@ class _Args:
 
 
 class _State:
-    __slots__ = ("__weakref__", "args", "busy", "children", "intensity", "keys", "restarting")
+    __slots__ = (
+        "__weakref__",
+        "args",
+        "busy",
+        "children",
+        "fresh",
+        "intensity",
+        "keys",
+        "restarting",
+    )
 
     def __init__(self, args: _Args) -> None:
         self.args = args
@@ -68,6 +77,15 @@ class _State:
         self.keys = itertools.count()
         #: True while a callback runs (or for good, once terminating): no inline starts.
         self.busy = False
+        #: True after an inline start, until the supervisor let those children run once.
+        self.fresh = False
+
+    async def settle(self) -> None:
+        """Before taking a request, let the children started inline take their first step,
+        as those it starts itself have by the time it answers the next caller."""
+        if self.fresh:
+            self.fresh = False
+            await trio.lowlevel.checkpoint()
 
 
 #: The state of each running DynamicSupervisor, by node and pid, for the inline start of
@@ -90,6 +108,7 @@ class _DynamicServer(beam.GenServer[_State]):
 
     async def terminate(self, reason: Any, state: _State) -> None:
         state.busy = True
+        await state.settle()
         state.restarting.clear()
         children = list(state.children.items())
         state.children.clear()
@@ -104,6 +123,7 @@ class _DynamicServer(beam.GenServer[_State]):
     ) -> beam.Reply[_State]:
         state.busy = True
         try:
+            await state.settle()
             return await self._answer(request, state)
         finally:
             state.busy = False
@@ -169,6 +189,7 @@ class _DynamicServer(beam.GenServer[_State]):
     ) -> beam.NoReply[_State] | beam.Stop[_State]:
         state.busy = True
         try:
+            await state.settle()
             return await self._info(message, state)
         finally:
             state.busy = False
@@ -240,6 +261,7 @@ def _start_inline(sup: SupRef, spec: ChildSpec) -> beam.Pid | None:
         pid, start.args[0], *start.args[1:], *state.args.extra_arguments, *spec.args
     )
     state.children[child] = spec
+    state.fresh = True
     report("started", "ok", spec, child, level=logging.INFO, supervisor=pid)
     return child
 
