@@ -253,10 +253,11 @@ async def build(
         return {**sessions.live_session(record), "csrf_token": csrf.token(request)[0]}
 
     async def admin_only(request: web.Request) -> dict[str, Any] | web.Response:
-        """The process page's guard: admins only (others go back to the chat)."""
+        """The process page's guard: admins only (others go back to the chat, which says
+        why in a flash)."""
         found = await signed_in(request)
         if isinstance(found, dict) and not found["admin"]:
-            return redirect("/")
+            return redirect("/?notice=admin")
         return found
 
     endpoint.get("/login", pages.login_page)
@@ -266,6 +267,19 @@ async def build(
     endpoint.route("POST", "/api/token", pages.api_token)
     endpoint.socket("/socket", ChatSocket(secret))
     router = web.LiveRouter(endpoint)
-    router.live("/", ChatLive, head=f"<style>{CSS}</style>", session=signed_in)
-    router.live("/admin", AdminLive, head=f"<style>{CSS}{ADMIN_CSS}</style>", session=admin_only)
+    endpoint.get("/assets/chat/chat.js", _chat_js)
+    router.live("/", ChatLive, layout=LAYOUT, head=f"<style>{CSS}</style>", session=signed_in)
+    head = f"<style>{CSS}{ADMIN_CSS}</style>"
+    router.live("/admin", AdminLive, layout=LAYOUT, head=head, session=admin_only)
     return endpoint
+
+
+#: The chat's client: the official clients with the chat's hooks (see ``static/chat.js``).
+CHAT_JS: Final = (Path(__file__).resolve().parent / "static" / "chat.js").read_bytes()
+#: The pages' layout: LiveView's, loading the chat's client instead of the bare one.
+LAYOUT: Final = web.live.DEFAULT_LAYOUT.replace("/assets/live/app.js", "/assets/chat/chat.js")
+
+
+def _chat_js(request: web.Request) -> web.Response:
+    headers = (("content-type", "text/javascript; charset=utf-8"), ("cache-control", "no-cache"))
+    return web.Response(200, CHAT_JS, headers)
