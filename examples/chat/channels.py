@@ -33,6 +33,7 @@ from .errors import plain
 from .live import HISTORY
 from .model import Chat, Message, Room, User
 from .sending import SendRefused, delete, edit, send
+from .serving import note
 
 
 def message_payload(record: Message) -> dict[str, Any]:
@@ -80,6 +81,7 @@ class RoomChannel(web.Channel):
         if room is None:
             return web.error({"reason": "no such room"})
         self.room = room
+        note(f"{self.user.username} · channel {topic} (#{room.name})")
         beam.send(beam.self(), "after_join")
         return web.ok({"room": self.room.name})
 
@@ -163,6 +165,7 @@ class UserChannel(web.Channel):
     ) -> web.ChannelReply | None:
         if topic != f"user:{socket.assigns['user_id']}":
             return web.error({"reason": "unauthorized"})
+        note(f"{socket.assigns['username']} · channel {topic}")
         beam.send(beam.self(), "after_join")
         return web.ok()
 

@@ -33,6 +33,7 @@ from . import rooms as rooms_
 from .errors import plain
 from .model import UNREAD, Chat, Message, Room, User
 from .sending import SendRefused, delete, edit, in_room, send
+from .serving import note
 
 TYPING_SECONDS = 3.0
 HISTORY = 50
@@ -326,6 +327,7 @@ class ChatLive(web.LiveView):
         )
         self._title(socket)
         if socket.connected:
+            note(f"{me} · chat page #{room['name']}")
             topic = f"room:{room['id']}"
             if member:
                 await presence.track(beam.self(), topic, me, {"at": time.time()})
@@ -398,7 +400,7 @@ class ChatLive(web.LiveView):
         elif event == "new_room":
             await self._open_room(str(value.get("name", "")).strip(), socket)
         elif event == "join":
-            socket.push_patch(f"/?room={socket.assigns['room_id']}")
+            await self._go(socket.assigns["room_id"], socket)
         elif event == "toggle_notifications":
             socket.assign(show_notifications=not socket.assigns["show_notifications"])
         elif event == "read":
@@ -477,7 +479,13 @@ class ChatLive(web.LiveView):
         self.joined.add(listed["id"])
         beam.subscribe(f"room:{listed['id']}")
         socket.assign(room_error="", new_room="", error="")
-        socket.push_patch(f"/?room={room.id}")
+        await self._go(listed["id"], socket)
+
+    async def _go(self, room_id: str, socket: web.LiveSocket) -> None:
+        """Enter the room *room_id* now, and put it in the address bar. (``push_patch``
+        alone changes the address: ``web`` runs no ``handle_params`` for it.)"""
+        await self.handle_params({"room": room_id}, f"/?room={room_id}", socket)
+        socket.push_patch(f"/?room={room_id}")
 
     @staticmethod
     def _list_room(room: dict[str, str], socket: web.LiveSocket) -> None:

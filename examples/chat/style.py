@@ -10,8 +10,6 @@ body { margin:0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-seri
        background: var(--bg); color: var(--ink); }
 a { color: var(--accent); text-decoration: none; }
 /* The page is the window: only the message pane (and the side lists) scroll. */
-html, body { height: 100%; }
-body { overflow: hidden; }
 .shell { display:grid; grid-template-columns: 240px minmax(0, 1fr) 200px;
          grid-template-rows: minmax(0, 1fr); height: 100vh; height: 100dvh; overflow: hidden; }
 .sidebar, .people { background: var(--panel); border-right: 1px solid var(--line); padding: 16px;
