@@ -111,7 +111,8 @@ TEMPLATE = """<div class="shell{{ ' previewing' if not joined else '' }}">
     {{ "is" if typing|length == 1 else "are" }} typing…{% endif %}</div>
   {% if error %}<div class="error" id="error" role="alert">{{ error }}</div>{% endif %}
   <form class="composer" id="composer" phx-submit="send" phx-change="typing">
-    <ul class="mentions" id="mention-list" hidden></ul>
+    <div id="mention-box" phx-update="ignore"><ul class="mentions" id="mention-list" hidden>
+    </ul></div>
     <textarea id="content" name="content" rows="1" placeholder="Message #{{ room_name }}"
       autocomplete="off" autofocus phx-hook="ComposerBox" dir="auto"
       data-names="{{ names | join(' ') }}">{{ draft }}</textarea>
