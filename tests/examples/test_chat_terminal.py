@@ -173,3 +173,25 @@ async def test_terminal_says_in_one_line_what_is_wrong(tmp_path: Path) -> None:
             )
             assert unreachable.startswith(f"chat: cannot reach the chat at http://127.0.0.1:{free}")
             nursery.cancel_scope.cancel()
+
+
+async def test_a_busy_port_is_one_line_saying_so(tmp_path: Path) -> None:
+    with trio.socket.socket() as taken:
+        await taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = await trio.run_process(
+            [sys.executable, "-m", "examples.chat", "--demo", "--port", str(port)]
+            + ["--data-dir", str(tmp_path / "data")],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            env=_environ(""),
+            cwd=REPO_ROOT,
+        )
+    said = done.stderr.decode().strip()
+    assert done.returncode == 1, said
+    assert said == (
+        f"chat: port {port} is in use (is the chat running already?); "
+        f"pick another: --port {port + 1}"
+    )
