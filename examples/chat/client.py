@@ -33,6 +33,7 @@ from urllib.parse import quote, urlsplit
 import trio
 from trio_websocket import (
     ConnectionClosed,
+    DisconnectionTimeout,
     HandshakeError,
     WebSocketConnection,
     connect_websocket_url,
@@ -56,6 +57,8 @@ RECONNECT_AFTER: Final = (0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0)
 REJOIN_AFTER: Final = (1.0, 2.0, 5.0)
 #: How long one join or push waits for its reply before trying again.
 REPLY_TIMEOUT: Final = 10.0
+#: How long opening a connection may take before it counts as failed.
+CONNECT_TIMEOUT: Final = 5.0
 
 
 class ChannelError(Exception):
@@ -284,11 +287,14 @@ class PhoenixSocket:
             self._note("phoenix", "disconnected", {"retry_in": delay})
             await trio.sleep(delay)
             try:
-                async with open_websocket_url(self._url) as ws:
+                # Bounded: a server going down may still accept a connection it never serves.
+                async with open_websocket_url(
+                    self._url, connect_timeout=CONNECT_TIMEOUT, disconnect_timeout=1.0
+                ) as ws:
                     tries = 0
                     self._note("phoenix", "reconnected", {})
                     await self._session(ws)
-            except (OSError, HandshakeError, ConnectionClosed):
+            except (OSError, HandshakeError, ConnectionClosed, DisconnectionTimeout):
                 continue
 
 
@@ -302,9 +308,12 @@ async def connect(base_url: str, token: str) -> AsyncIterator[PhoenixSocket]:
     socket = PhoenixSocket(url)
     async with trio.open_nursery() as nursery:
         try:
-            first = await _open(nursery, url)
+            with trio.fail_after(CONNECT_TIMEOUT):
+                first = await _open(nursery, url)
         except (OSError, HandshakeError) as exc:
             raise ConnectFailed(_why(exc)) from None
+        except trio.TooSlowError:
+            raise ConnectFailed(f"no answer within {CONNECT_TIMEOUT:g} s") from None
         socket._nursery = nursery
         nursery.start_soon(socket._run, first)
         try:

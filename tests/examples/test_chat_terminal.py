@@ -34,12 +34,14 @@ class Terminal:
     async def read_until(self, text: str, timeout: float = WAIT) -> None:
         """Read what it prints until *text* appears (after what was read before)."""
         assert self.process.stdout is not None
-        with trio.fail_after(timeout):
+        with trio.move_on_after(timeout):
             while text not in self.output:
                 data = await self.process.stdout.receive_some(4096)
                 if not data:
                     raise AssertionError(f"the client ended; it printed:\n{self.output}")
                 self.output += data.decode()
+            return
+        raise AssertionError(f"no {text!r} within {timeout} s; the client printed:\n{self.output}")
 
     async def type(self, line: str) -> None:
         assert self.process.stdin is not None
