@@ -182,9 +182,9 @@ async def test_a_busy_port_is_one_line_saying_so(tmp_path: Path) -> None:
         await taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
+        argv = [sys.executable, "-m", "examples.chat", "--demo", "--port", str(port)]
         done = await trio.run_process(
-            [sys.executable, "-m", "examples.chat", "--demo", "--port", str(port)]
-            + ["--data-dir", str(tmp_path / "data")],
+            [*argv, "--data-dir", str(tmp_path / "data")],
             capture_stdout=True,
             capture_stderr=True,
             check=False,
