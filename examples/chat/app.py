@@ -40,6 +40,8 @@ MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
 DEMO_USERS = ("alice", "bob")
 DEMO_PASSWORD = "wonderland"
 ADMIN_USERNAME: Final = "CHAT_ADMIN_USERNAME"
+#: A refused page's reason for the chat page (a few seconds' cookie: see ``admin_only``).
+NOTICE_COOKIE: Final = "chat_notice"
 ADMIN_PASSWORD: Final = "CHAT_ADMIN_PASSWORD"
 
 
@@ -250,14 +252,16 @@ async def build(
         record = await sessions.lookup(request.cookie(SESSION_COOKIE))
         if record is None or request.cookie(csrf.cookie) is None:
             return redirect("/login")
-        return {**sessions.live_session(record), "csrf_token": csrf.token(request)[0]}
+        found = {**sessions.live_session(record), "csrf_token": csrf.token(request)[0]}
+        return found | {"notice": request.cookie(NOTICE_COOKIE) or ""}
 
     async def admin_only(request: web.Request) -> dict[str, Any] | web.Response:
-        """The process page's guard: admins only (others go back to the chat, which says
-        why in a flash)."""
+        """The process page's guard: admins only (others go back to the chat, with a
+        cookie that lives a few seconds saying why: the chat shows it as a flash)."""
         found = await signed_in(request)
         if isinstance(found, dict) and not found["admin"]:
-            return redirect("/?notice=admin")
+            notice = web.set_cookie(NOTICE_COOKIE, "admin", max_age=5, secure=secure_cookies)
+            return redirect("/", notice)
         return found
 
     endpoint.get("/login", pages.login_page)

@@ -261,7 +261,7 @@ class ChatLive(web.LiveView):
             notifications=[],
             show_notifications=False,
         )
-        notice = _NOTICES.get(str(params.get("notice", "")))
+        notice = _NOTICES.get(str(session.get("notice") or params.get("notice", "")))
         if notice:
             socket.put_flash("error", notice)
         socket.stream("messages", [])
