@@ -93,6 +93,8 @@ input[aria-invalid=true] { border-color: var(--bad); }
         border-radius: 14px; border: 1px solid var(--line); display:flex; flex-direction: column;
         gap: 12px; }
 .card h1 { margin: 0 0 8px; font-size: 22px; }
+.card p.error { margin: -6px 0 0; padding: 0; }
+.card p.muted { margin: 0; font-size: 13px; }
 .row { display:flex; gap: 8px; }
 .row input { flex: 1; min-width: 0; }
 .flash { background:#fef3c7; padding: 8px 12px; border-radius: 8px; cursor: pointer;
