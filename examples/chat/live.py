@@ -284,6 +284,8 @@ class ChatLive(web.LiveView):
     ) -> None:
         rooms = socket.assigns["rooms"]
         wanted = str(params.get("room", ""))
+        if params.get("message"):  # from a notification: show that message once it is there
+            socket.push_event("show_message", {"id": f"messages-{params['message']}"})
         chosen = next((r for r in rooms if r["id"] == wanted), None)
         # A room asked for (a link, the room list) is entered: its member from now on. The
         # page opened without one lands in the last room visited and joins nothing.

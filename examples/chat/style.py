@@ -43,6 +43,7 @@ a { color: var(--accent); text-decoration: none; }
            padding: 8px 12px; max-width: min(70%, 640px); min-width: 0; position: relative; }
 .message.mine { background: var(--mine); }
 .message.to-me { border-color: #f59e0b; }
+.item.shown .message { box-shadow: 0 0 0 3px #fbbf24; transition: box-shadow .3s; }
 .message .who { font-weight: 600; font-size: 13px; }
 .message .when { color: var(--muted); font-size: 11px; margin-left: 6px; }
 .message .body { white-space: pre-wrap; overflow-wrap: anywhere; }

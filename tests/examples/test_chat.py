@@ -237,7 +237,7 @@ async def test_mentions_notify_with_counters_and_mark_read(tmp_path: Path) -> No
             assert note[4]["title"] == "bob mentioned you"
             assert note[4]["body"] == "hey @alice"
             assert note[4]["kind"] == "mention"
-            assert note[4]["url"] == f"/?room={lobby['id']}"
+            assert note[4]["url"].startswith(f"/?room={lobby['id']}&message=")
             await a.expect(lambda f: f[3] == "counter_updated" and f[4]["value"] == 3)
             counted = await a.push(a_user, me, "refresh_counters", {})
             assert counted["response"] == {"unread_notifications": 3}

@@ -545,7 +545,7 @@ async def test_a_notification_links_to_its_room(tmp_path: Path) -> None:
         facts = {"said": alice.inner_text(note)}
         alice.click(note)
         alice.wait_for_selector("#room-name:has-text('random')", timeout=TIMEOUT_MS)
-        alice.wait_for_selector(".message:has-text('over here')", timeout=TIMEOUT_MS)
+        alice.wait_for_selector(".item.shown .message:has-text('over here')", timeout=TIMEOUT_MS)
         return facts
 
     facts = await with_browser(tmp_path, steps)

@@ -70,6 +70,17 @@ const Messages = {
     this.resizer.observe(this.el);
     this.decorate();
     this.toBottom();
+    // A notification's link names its message: scroll to it and mark it for a moment.
+    this.handleEvent("show_message", ({ id }) => {
+      requestAnimationFrame(() => {
+        const item = document.getElementById(id);
+        if (!item) return;
+        item.scrollIntoView({ block: "center" });
+        this.stick = this.nearBottom();
+        item.classList.add("shown");
+        setTimeout(() => item.classList.remove("shown"), 2000);
+      });
+    });
   },
   destroyed() {
     this.observer?.disconnect();
