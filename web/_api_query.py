@@ -162,15 +162,29 @@ def parse_query(
         elif not path and name in declared_args:
             arg = declared_args[name]
             try:
-                arguments[name] = parse_value(arg.attr, value)
+                parsed = parse_value(arg.attr, value)
             except ValueError as exc:
                 problems.add(key, f"{key}={value!r} is not {exc}")
+                continue
+            cast, messages = arg.attr.cast(parsed)
+            for message in messages:
+                problems.add(key, f"{key}={value!r}: {message}")
+            arguments[name] = cast
         else:
             known = ["filter[<field>]", "sort", "page[limit]", "page[offset]", "page[after]"]
             known += ["include", "fields[<type>]", *declared_args]
             problems.add(
                 key, f"unknown query parameter {key!r}; this route takes {', '.join(known)}"
             )
+    for name, arg in declared_args.items():
+        if name in arguments:
+            continue
+        if arg.attr.has_default() and arg.attr.default is not None:
+            arguments[name] = arg.attr.make_default()
+        elif arg.attr.allow_nil:
+            arguments[name] = None
+        else:
+            problems.add(name, f"the argument {name} is required: add {name}=<value> to the query")
     if len(conditions) > _MAX_FILTERS:
         problems.add("filter", f"at most {_MAX_FILTERS} filters per request")
     if offset is not None and after:

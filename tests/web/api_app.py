@@ -143,7 +143,9 @@ class Note(Resource):
         ),
         update("edit", accept=("body", "stars")),
         update("pin", set_attribute("pinned", True), accept=()),
-        update("rate", change(_rate), accept=(), arguments=(argument("delta", int, min=-5, max=5),)),
+        update(
+            "rate", change(_rate), accept=(), arguments=(argument("delta", int, min=-5, max=5),)
+        ),
         destroy("remove"),
     )
     policies = (
@@ -187,7 +189,12 @@ async def revoke(token_id: str, actor: Any) -> None:
 
 async def pin_all(call: api.ApiCall) -> dict[str, int]:
     """An app function as a route: pin every note of the caller's on a board."""
-    board = call.input.get("board_id")
+    try:
+        board = uuid.UUID(str(call.input.get("board_id")))
+    except ValueError:
+        raise api.ApiError.one(
+            422, "board_id is not a UUID", pointer="/data/attributes/board_id"
+        ) from None
     notes = await Boards.read(
         Note, actor=call.actor, filter={"author_id": call.actor.id, "board_id": board}
     )
@@ -198,7 +205,7 @@ async def pin_all(call: api.ApiCall) -> dict[str, int]:
 
 SCOPES: dict[str, web.Limit | web.Backoff] = {
     "api": web.Limit(10_000, 60.0, "API requests"),
-    "posting": web.Limit(3, 60.0, "notes"),
+    "posting": web.Limit(1000, 60.0, "notes"),
 }
 
 
@@ -241,13 +248,17 @@ class Running:
 
 @asynccontextmanager
 async def running(
-    url: str, *, plain: bool = False, schema: str | None = None
+    url: str,
+    *,
+    plain: bool = False,
+    schema: str | None = None,
+    scopes: Mapping[str, web.Limit | web.Backoff] | None = None,
 ) -> AsyncIterator[Running]:
     """A node with the domain on *url*, a rate limiter and the API served on a free port."""
     async with beam.open_node(), trio.open_nursery() as nursery:
         await Boards.start_link(url, schema=schema)
         await Boards.create_tables()
-        await web.RateLimiter.start_link(SCOPES, name=web.RATE_LIMITER)
+        await web.RateLimiter.start_link({**SCOPES, **(scopes or {})}, name=web.RATE_LIMITER)
         people = [
             await Boards.create(Person, "register", {"name": n, "secret": f"{n}-secret"})
             for n in ("alice", "bob", "carol")
