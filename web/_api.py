@@ -318,7 +318,7 @@ class JsonApi:
             )
         self._no_query(request)
         if kind == "create" or (action is not None and action.type == "create"):
-            values, pointers = self._body(request, t, None, required=True)
+            values, pointers = self._body(request, t, None, required=True, action=action)
             record = await self._write(
                 self.domain.create(t.resource, route.action, values, actor=actor), pointers
             )
@@ -327,7 +327,11 @@ class JsonApi:
         assert record_id is not None
         original = await self._fetch(t, record_id, actor, None, ())
         values, pointers = self._body(
-            request, t, record_id, required=kind == "update" and request.method != "DELETE"
+            request,
+            t,
+            record_id,
+            required=kind == "update" and request.method != "DELETE",
+            action=action,
         )
         if action is not None and action.type == "destroy":
             run = self.domain.destroy(original, route.action, values, actor=actor)
@@ -416,7 +420,13 @@ class JsonApi:
         return f"/{name}" if self.plain else f"/data/attributes/{name}"
 
     def _body(
-        self, request: Request, t: ApiType, record_id: str | None, *, required: bool
+        self,
+        request: Request,
+        t: ApiType,
+        record_id: str | None,
+        *,
+        required: bool,
+        action: Any = None,
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """The input a write's body carries, and the JSON pointer of each input name that
         came from a relationship (``/data/relationships/room``)."""
@@ -466,7 +476,19 @@ class JsonApi:
         for name, linkage in relationships.items():
             where = f"/data/relationships/{name}"
             rel = t.relationships.get(name)
-            if rel is None or rel.kind != "belongs_to" or rel.target() not in self.types:
+            settable = action is None or (
+                rel is not None
+                and (
+                    rel.source_attribute in (action.accept or ())
+                    or any(a.name == rel.source_attribute for a in action.arguments)
+                )
+            )
+            if (
+                rel is None
+                or rel.kind != "belongs_to"
+                or rel.target() not in self.types
+                or not settable
+            ):
                 raise ApiError.one(
                     422, f"{name!r} is not a relationship to set here", pointer=where
                 )

@@ -117,6 +117,10 @@ class Seat(Resource):
     )
 
 
+def _column(name: str) -> Any:
+    return Note.__table__.c[name]
+
+
 def _rate(cs: Changeset) -> None:
     stars = (cs.get("stars") or 0) + cs.arguments["delta"]
     cs.set("stars", max(0, min(5, stars)))
@@ -139,7 +143,7 @@ class Note(Resource):
         read(
             "search",
             arguments=(argument("word", str, min_length=1),),
-            filter=lambda ctx: Note.body.contains(ctx.arguments["word"], autoescape=True),
+            filter=lambda ctx: _column("body").contains(ctx.arguments["word"], autoescape=True),
         ),
         update("edit", accept=("body", "stars")),
         update("pin", set_attribute("pinned", True), accept=()),
