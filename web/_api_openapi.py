@@ -308,12 +308,9 @@ def _shape_parameters(api: JsonApi, t: ApiType) -> list[dict[str, Any]]:
     return params
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def _errors(media: str, *statuses: int) -> dict[str, Any]:
     return {
-        str(s): {
-            "description": _REASONS[s],
-            "content": {"application/vnd.api+json": {"schema": _ERRORS}},
-        }
+        str(s): {"description": _REASONS[s], "content": {media: {"schema": _ERRORS}}}
         for s in statuses
     }
 
@@ -322,7 +319,14 @@ def _operation(api: JsonApi, t: ApiType, route: Route, used: set[str]) -> dict[s
     media = "application/json" if api.plain else "application/vnd.api+json"
     action = t.action(route.action)
     what = route.action or getattr(route.handler, "__name__", "call")
-    op_id = re.sub(r"[^A-Za-z0-9_]", "_", f"{route.method.lower()}_{t.name}_{what}")
+    if route.kind == "action":
+        name = f"{t.name}_{what}"
+    else:
+        verb = "list" if route.kind == "index" else route.kind
+        defaults = {"index": "read", "get": "read", "create": "create", "update": "update"}
+        default = defaults.get(route.kind, "destroy")
+        name = f"{verb}_{t.name}" + ("" if what == default else f"_{what}")
+    op_id = re.sub(r"[^A-Za-z0-9_]", "_", name)
     while op_id in used:
         op_id += "_"
     used.add(op_id)
@@ -371,7 +375,7 @@ def _operation(api: JsonApi, t: ApiType, route: Route, used: set[str]) -> dict[s
     else:
         doc = f"{t.name}_list" if lists else f"{t.name}_document"
         op["responses"] = {ok: {"description": "OK", "content": {media: {"schema": _ref(doc)}}}}
-    op["responses"].update(_errors(*sorted(set(statuses))))
+    op["responses"].update(_errors(media, *sorted(set(statuses))))
     return op
 
 
@@ -484,7 +488,7 @@ def _signin_paths(api: JsonApi) -> dict[str, Any]:
             "requestBody": {"required": True, "content": {media: {"schema": body}}},
             "responses": {
                 "201": {"description": "Signed in", "content": {media: {"schema": answer}}},
-                **_errors(400, 401, 415, 422, 429),
+                **_errors(media, 400, 401, 415, 422, 429),
             },
         }
     }
@@ -494,6 +498,9 @@ def _signin_paths(api: JsonApi) -> dict[str, Any]:
             "summary": "Sign out: revoke this bearer token",
             "tags": ["session"],
             "security": [{"bearer": []}],
-            "responses": {"204": {"description": "Signed out"}, **_errors(401, 429)},
+            "responses": {
+                "204": {"description": "Signed out"},
+                **_errors(media, 401, 429),
+            },
         }
     return out

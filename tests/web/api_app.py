@@ -122,7 +122,10 @@ def _column(name: str) -> Any:
 
 
 def _rate(cs: Changeset) -> None:
-    stars = (cs.get("stars") or 0) + cs.arguments["delta"]
+    delta = cs.arguments.get("delta")
+    if not isinstance(delta, int):
+        return  # the argument's own error says why
+    stars = (cs.get("stars") or 0) + delta
     cs.set("stars", max(0, min(5, stars)))
 
 
