@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
 
 from .api_app import running
 from .api_client import call, new, sign_in
 
 openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
+jsonschema = pytest.importorskip("jsonschema")  # openapi-spec-validator's own dependency
 
 
 def url(tmp_path: Path) -> str:
@@ -27,7 +27,9 @@ def url(tmp_path: Path) -> str:
 def conforms(document: dict[str, Any], schema: dict[str, Any], value: Any) -> None:
     """Validate *value* against *schema*, whose refs point into *document*'s components."""
     root = {"allOf": [schema], "components": document["components"]}
-    Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(value)
+    jsonschema.Draft202012Validator(
+        root, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(value)
 
 
 def example(
@@ -74,7 +76,7 @@ def example(
 
 def mutate(value: Any, rng: random.Random) -> Any:
     """*value* with one random part replaced by junk (or dropped)."""
-    junk = [None, "", -1, 10**12, "x" * 3000, [], {}, True, "\u0000", "' OR 1=1 --"]
+    junk: list[Any] = [None, "", -1, 10**12, "x" * 3000, [], {}, True, "\u0000", "' OR 1=1 --"]
     if isinstance(value, dict) and value and rng.random() < 0.8:
         key = rng.choice(list(value))
         out = dict(value)
