@@ -565,7 +565,8 @@ class JsonApi:
         if isinstance(result, list | tuple):
             return self._respond(200, self.docs.many(t, list(result)))
         if hasattr(result, "__attributes__"):
-            return self._respond(200, self.docs.single(t, result))
+            created = route.method == "POST" and route.path == ""
+            return self._respond(201 if created else 200, self.docs.single(t, result))
         return self._respond(200, {"meta": result})
 
     async def _session(self, method: str, request: Request) -> Response:

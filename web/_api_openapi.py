@@ -173,7 +173,7 @@ def _documents(api: JsonApi, t: ApiType) -> dict[str, Any]:
 
 
 def _input_schema(api: JsonApi, t: ApiType, route: Route) -> dict[str, Any] | None:
-    action = t.action(route.action)
+    action = t.action(route.action or route.input)
     if action is None:
         return None
     attrs = t.resource.__attributes__
@@ -350,8 +350,10 @@ def _operation(api: JsonApi, t: ApiType, route: Route, used: set[str]) -> dict[s
     if route.on_record:
         statuses.append(404)
     writes = route.method != "GET"
+    if writes or route.handler is not None:
+        statuses += [403, 422]
     if writes:
-        statuses += [403, 415, 422]
+        statuses.append(415)
         if not api.plain:
             statuses.append(409)
         body = _input_schema(api, t, route)
@@ -367,7 +369,11 @@ def _operation(api: JsonApi, t: ApiType, route: Route, used: set[str]) -> dict[s
         if route.kind == "create" or (action is not None and action.type == "create")
         else "200"
     )
-    if route.handler is not None:
+    if route.handler is not None and route.input is not None:
+        ok = "201" if route.method == "POST" and route.path == "" else "200"
+        doc = f"{t.name}_document"
+        op["responses"] = {ok: {"description": "OK", "content": {media: {"schema": _ref(doc)}}}}
+    elif route.handler is not None:
         op["responses"] = {
             "200": {"description": "Done", "content": {media: {"schema": {"type": "object"}}}},
             "204": {"description": "Done, nothing to send"},

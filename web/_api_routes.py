@@ -77,6 +77,9 @@ class Route:
     default_limit: int = 20
     max_limit: int = 100
     summary: str = ""
+    #: For an app function: the action whose input it takes and whose record it answers
+    #: (what the OpenAPI document says of it).
+    input: str | None = None
 
     def __post_init__(self) -> None:
         if not _PATH.match(self.path):
@@ -164,19 +167,33 @@ def route(
     default_limit: int = 20,
     max_limit: int = 100,
     summary: str = "",
+    input: str | None = None,  # noqa: A002 - what the function takes
 ) -> Route:
     """A custom route: *method* on *path* (relative to the collection) runs the domain
     *action* (any type; its arguments come from the body, or from the query for a ``GET``),
     or an app function ``await action(ApiCall)`` returning records, a record, a mapping
-    (sent as ``meta``) or ``None`` (204).
+    (sent as ``meta``) or ``None`` (204); a record made by a ``POST`` on the collection is a
+    201. A function that takes an action's input and answers its record (sending a message
+    and then notifying mentions, say) names that action as *input*, so the OpenAPI document
+    describes its body and answer.
 
     >>> route("POST", "/{id}/read", "mark_as_read")
     >>> route("POST", "/read_all", mark_all, summary="Mark every notification read")
+    >>> route("POST", "", send_and_notify, input="send")
     """
     if isinstance(action, str):
         return Route(
             "action", method.upper(), path, action, None, limit, default_limit, max_limit, summary
         )
     return Route(
-        "action", method.upper(), path, None, action, limit, default_limit, max_limit, summary
+        "action",
+        method.upper(),
+        path,
+        None,
+        action,
+        limit,
+        default_limit,
+        max_limit,
+        summary,
+        input,
     )

@@ -72,6 +72,11 @@ class ApiType:
             "action": ("create", "read", "update", "destroy"),
         }
         for r in routes:
+            if r.input is not None and r.input not in resource.__actions__:
+                raise ValueError(
+                    f"{rname}: route {r.method} {r.path or '/'} takes the input of {r.input!r}, "
+                    f"which is not an action; actions are {sorted(resource.__actions__)}"
+                )
             if r.action is None:
                 continue
             action = resource.__actions__.get(r.action)
