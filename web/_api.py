@@ -22,12 +22,15 @@ with a JSON error object carrying no trace.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,7 +45,7 @@ from ._api_routes import ApiCall, Route
 from ._api_types import ApiType, parse_value
 from .http import RATE_LIMITER, Endpoint, RateLimited, Request, Response, Shared, rate_limit
 
-__all__ = ["JsonApi", "SignIn"]
+__all__ = ["JsonApi", "SignIn", "swagger_ui"]
 
 logger = logging.getLogger("web.api")
 
@@ -167,13 +170,28 @@ class JsonApi:
         self.signin = SignIn(issue, revoke, path, tuple(fields), type)
         self._openapi = None
 
-    def mount(self, endpoint: Endpoint) -> None:
+    def mount(self, endpoint: Endpoint, *, docs: bool = True) -> None:
         """Answer every request under the prefix on *endpoint* (exact routes of the
-        endpoint, registered before or after, still win).
+        endpoint, registered before or after, still win). With *docs*, ``GET <prefix>/docs``
+        is an interactive page of the OpenAPI document (Swagger UI from npm's
+        ``swagger-ui-dist``, served from ``node_modules``, no CDN).
 
-        >>> api.mount(endpoint)
+        >>> api.mount(endpoint)          # then open http://localhost:4000/api/docs
         """
         endpoint.forward(self.prefix, self.handle)
+        if docs:
+            assets = swagger_ui()
+            page = _DOCS_PAGE.format(prefix=self.prefix, title=html.escape(self.title)).encode()
+            script = _DOCS_JS.format(spec=json.dumps(f"{self.prefix}/openapi.json")).encode()
+            if assets is None:
+                page = _NO_DOCS.encode()
+            else:
+                endpoint.static(f"{self.prefix}/docs/assets", assets)
+            endpoint.get(f"{self.prefix}/docs", lambda _: Response(200, page, _HTML))
+            endpoint.get(
+                f"{self.prefix}/docs/init.js",
+                lambda _: Response(200, script, (("content-type", "text/javascript"),)),
+            )
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of this API (what ``GET <prefix>/openapi.json`` serves).
@@ -630,6 +648,43 @@ class JsonApi:
         return self._respond(
             201, {"data": {"type": signin.type, "id": token_id, "attributes": attrs}}
         )
+
+
+_HTML = (("content-type", "text/html; charset=utf-8"),)
+_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}: API docs</title>
+<link rel="stylesheet" href="{prefix}/docs/assets/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{prefix}/docs/assets/swagger-ui-bundle.js"></script>
+<script src="{prefix}/docs/init.js"></script>
+</body>
+</html>
+"""
+_DOCS_JS = "window.ui = SwaggerUIBundle({{url: {spec}, dom_id: '#swagger-ui'}});\n"
+_NO_DOCS = (
+    "<!doctype html><title>API docs</title><p>Swagger UI is not installed: run <code>npm ci"
+    "</code> (scripts/_setup.sh does) so that node_modules/swagger-ui-dist exists.</p>"
+)
+
+
+def swagger_ui() -> Path | None:
+    """The directory of npm's ``swagger-ui-dist`` (in ``$WEB_NODE_MODULES``,
+    ``./node_modules`` or beside the web package), or ``None`` when it is not installed.
+
+    >>> swagger_ui()
+    PosixPath('/srv/app/node_modules/swagger-ui-dist')
+    """
+    candidates = [os.environ.get("WEB_NODE_MODULES"), Path.cwd() / "node_modules"]
+    candidates.append(Path(__file__).resolve().parents[1] / "node_modules")
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "swagger-ui-dist" / "swagger-ui-bundle.js").is_file():
+            return Path(candidate) / "swagger-ui-dist"
+    return None
 
 
 def _client_key(request: Request, actor: Any) -> str:

@@ -6,7 +6,8 @@ from a signed, expiring, revocable bearer token, the domain's policies as for an
 errors as JSON:API error objects (400 naming the parameter and the fix, 401 with
 ``WWW-Authenticate``, 403, 404, 409, 415, 422 with a ``source.pointer`` per field, 429 with
 ``Retry-After``), per-scope rate limits, and an OpenAPI 3.1 document generated from the same
-declarations at ``<prefix>/openapi.json``::
+declarations at ``<prefix>/openapi.json`` and an interactive page of it at ``<prefix>/docs``
+(Swagger UI, from npm)::
 
     from web import api
 
@@ -32,6 +33,7 @@ import contextlib
 
 from ._api import JsonApi as JsonApi
 from ._api import SignIn as SignIn
+from ._api import swagger_ui as swagger_ui
 from ._api_auth import BearerTokens as BearerTokens
 from ._api_auth import Unauthorized as Unauthorized
 from ._api_documents import JSONAPI as JSONAPI
@@ -70,6 +72,7 @@ __all__ = (
     "patch",
     "post",
     "route",
+    "swagger_ui",
 )
 
 # The modules live beside this one (web/_api*.py), not inside it: say they live here.

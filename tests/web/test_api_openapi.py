@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from web.api import swagger_ui
+
+from ..support.browser import in_browser
 from .api_app import running
 from .api_client import call, new, sign_in
 
@@ -235,3 +238,34 @@ async def test_every_operation_answers_as_documented(tmp_path: Path, plain: bool
             "notes_pin",
         } - succeeded
         assert not missing, {op: statuses.get(op) for op in missing}
+
+
+async def test_the_docs_page_serves_swagger_ui_from_npm(tmp_path: Path) -> None:
+    assets = swagger_ui()
+    async with running(url(tmp_path)) as r:
+        page = await call(r.port, "GET", "/api/docs")
+        assert page.status == 200
+        assert page.headers["content-type"].startswith("text/html")
+        if assets is None:  # npm ci not run: the page says what to do
+            assert b"npm ci" in page.raw
+            return
+        assert b"/api/docs/assets/swagger-ui-bundle.js" in page.raw
+        bundle = await call(r.port, "GET", "/api/docs/assets/swagger-ui-bundle.js")
+        assert bundle.status == 200
+        assert bundle.raw == (assets / "swagger-ui-bundle.js").read_bytes()
+        init = await call(r.port, "GET", "/api/docs/init.js")
+        assert b'"/api/openapi.json"' in init.raw
+        base = f"http://127.0.0.1:{r.port}"
+
+        def steps(browser: Any) -> list[str]:
+            tab = browser.new_page()
+            tab.goto(f"{base}/api/docs")
+            tab.wait_for_selector(".opblock-summary-path", timeout=15_000)
+            paths: list[str] = tab.eval_on_selector_all(
+                ".opblock-summary-path", "els => els.map(e => e.getAttribute('data-path'))"
+            )
+            return paths
+
+        shown = await in_browser(steps)
+        assert "/api/notes" in shown
+        assert "/api/notes/{id}/rate" in shown
