@@ -64,6 +64,16 @@ class ReadSpec:
     arguments: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Equal:
+    """``filter[name]=value``, kept apart: a read filtered by equalities only passes them as
+    a mapping (the domain keeps such statements by shape, one per set of names)."""
+
+    name: str
+    value: Any
+    column: Any
+
+
 def split_key(key: str) -> tuple[str, tuple[str, ...]] | None:
     """``"filter[a][gt]"`` as ``("filter", ("a", "gt"))``; ``None`` when malformed.
 
@@ -190,7 +200,18 @@ def parse_query(
     if offset is not None and after:
         problems.add("page[offset]", "page[offset] and page[after] do not go together: pick one")
     problems.raise_any()
-    where = functools.reduce(operator.and_, conditions) if conditions else None
+    where: Any = None
+    equal_names = [c.name for c in conditions if isinstance(c, _Equal)]
+    if (
+        conditions
+        and len(equal_names) == len(conditions)
+        and len(set(equal_names)) == len(equal_names)
+    ):
+        # Only equalities: the domain's mapping filter, whose statements it keeps by shape.
+        where = {c.name: c.value for c in conditions}
+    elif conditions:
+        terms = [t.column == t.value if isinstance(t, _Equal) else t for t in conditions]
+        where = functools.reduce(operator.and_, terms)
     return ReadSpec(
         where,
         sort,
@@ -326,6 +347,8 @@ def _filter(t: ApiType, path: tuple[str, ...], value: str, problems: _Problems, 
         return None
     if op == "contains":
         return column.contains(parsed, autoescape=True)
+    if op == "eq" and parsed is not None:
+        return _Equal(name, parsed, column)
     ops = {
         "eq": operator.eq,
         "not_eq": operator.ne,
