@@ -145,6 +145,7 @@ class JsonApi:
             compiled.append(_Compiled(t, r, re.compile(regex)))
         self._compiled[name] = compiled
         self._openapi = None
+        self.docs.forget()
 
     def sign_in(
         self,
@@ -397,7 +398,10 @@ class JsonApi:
             if error is None:
                 raise
             raise error from None
-        links = {"self": _url(request, {}), "next": _url(request, following) if following else None}
+        links = {
+            "self": _url(request, None),
+            "next": _url(request, following) if following else None,
+        }
         document = self.docs.many(
             t, records, include=spec.include, fields=spec.fields, links=links, meta=meta
         )
@@ -407,11 +411,10 @@ class JsonApi:
         self, t: ApiType, record_id: str, actor: Any, action: str | None, include: Sequence[str]
     ) -> Any:
         """The record *record_id* as *actor* may read it; 404 when there is none to see."""
-        missing = ApiError.one(404, f"no {t.name} with id {record_id!r}", code="not_found")
         try:
             key = parse_value(t.resource.__attributes__[t.pk], record_id)
         except ValueError:
-            raise missing from None
+            raise _missing(t, record_id) from None
         try:
             found = await self.domain.read(
                 t.resource, action, actor=actor, filter={t.pk: key}, load=tuple(include), limit=1
@@ -422,7 +425,7 @@ class JsonApi:
                 raise
             raise error from None
         if not found:
-            raise missing
+            raise _missing(t, record_id)
         return found[0]
 
     async def _write(self, run: Awaitable[Any], pointers: Mapping[str, str]) -> Any:
@@ -685,6 +688,10 @@ def swagger_ui() -> Path | None:
         if candidate and (Path(candidate) / "swagger-ui-dist" / "swagger-ui-bundle.js").is_file():
             return Path(candidate) / "swagger-ui-dist"
     return None
+
+
+def _missing(t: ApiType, record_id: str) -> ApiError:
+    return ApiError.one(404, f"no {t.name} with id {record_id!r}", code="not_found")
 
 
 def _client_key(request: Request, actor: Any) -> str:

@@ -10,8 +10,12 @@ relationships too), so this module needs nothing of domain::
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ._api_types import ApiType, encode_value
@@ -34,6 +38,11 @@ class Documents:
         self.prefix = prefix
         self.plain = plain
         self.media_type = "application/json" if plain else JSONAPI
+        self._plans: dict[str, _Plan] = {}
+
+    def forget(self) -> None:
+        """Work the plans out again (a type was added)."""
+        self._plans.clear()
 
     def encode(self, document: Any) -> bytes:
         """The document as UTF-8 JSON (UUIDs, datetimes and decimals as strings)."""
@@ -41,11 +50,24 @@ class Documents:
             document, default=encode_value, separators=(",", ":"), ensure_ascii=False
         ).encode()
 
-    def _shown(self, t: ApiType, fields: Mapping[str, Sequence[str]]) -> tuple[Sequence[str], Any]:
-        wanted = fields.get(t.name)
-        if wanted is None:
-            return t.fields, None
-        return [f for f in t.fields if f in wanted], set(wanted)
+    def _plan(self, t: ApiType) -> _Plan:
+        """How *t*'s records become objects, worked out once per type (the exposed types
+        are all known by the first request)."""
+        plan = self._plans.get(t.name)
+        if plan is None:
+            attrs = t.resource.__attributes__
+            fields = tuple((n, _converter(attrs[n].python_type)) for n in t.fields)
+            rels = []
+            for rname, rel in t.relationships.items():
+                target = self.types.get(rel.target())
+                if target is not None:
+                    source = rel.source_attribute if rel.kind == "belongs_to" else None
+                    rels.append((rname, target, source))
+            linked = any(r.kind == "get" for r in t.routes)
+            pk = _converter(attrs[t.pk].python_type)
+            plan = _Plan(fields, tuple(rels), linked, pk)
+            self._plans[t.name] = plan
+        return plan
 
     def resource_object(
         self,
@@ -56,28 +78,26 @@ class Documents:
         """One record as a resource object (or a plain object), its fields as *fields*
         (sparse fieldsets, by type name) allow."""
         values = record.__dict__
-        names, wanted = self._shown(t, fields)
+        plan = self._plan(t)
+        wanted = fields.get(t.name)
+        shown = set(wanted) if wanted is not None else None
         key = values.get(t.pk)
+        attributes: dict[str, Any] = {}
+        for name, convert in plan.fields:
+            if name in values and (shown is None or name in shown):
+                value = values[name]
+                attributes[name] = value if convert is None or value is None else convert(value)
         if self.plain:
-            obj = {"id": key}
-            obj.update((n, values[n]) for n in names if n in values)
-            for rname, rel in t.relationships.items():
-                if rname in values and (wanted is None or rname in wanted):
-                    target = self.types.get(rel.target())
-                    if target is not None:
-                        obj[rname] = self._plain_related(target, values[rname], fields)
+            obj = {"id": key if plan.pk is None else plan.pk(key), **attributes}
+            for rname, target, _ in plan.relationships:
+                if rname in values and (shown is None or rname in shown):
+                    obj[rname] = self._plain_related(target, values[rname], fields)
             return obj
-        out: dict[str, Any] = {
-            "type": t.name,
-            "id": str(key),
-            "attributes": {n: values[n] for n in names if n in values},
-        }
+        sid = str(key)
+        out: dict[str, Any] = {"type": t.name, "id": sid, "attributes": attributes}
         relationships: dict[str, Any] = {}
-        for rname, rel in t.relationships.items():
-            if wanted is not None and rname not in wanted:
-                continue
-            target = self.types.get(rel.target())
-            if target is None:
+        for rname, target, source in plan.relationships:
+            if shown is not None and rname not in shown:
                 continue
             if rname in values:
                 loaded = values[rname]
@@ -87,15 +107,15 @@ class Documents:
                     relationships[rname] = {
                         "data": None if loaded is None else _identifier(target, loaded)
                     }
-            elif rel.kind == "belongs_to" and rel.source_attribute in values:
-                fk = values[rel.source_attribute]
+            elif source is not None and source in values:
+                fk = values[source]
                 relationships[rname] = {
                     "data": None if fk is None else {"type": target.name, "id": str(fk)}
                 }
         if relationships:
             out["relationships"] = relationships
-        if any(r.kind == "get" for r in t.routes):
-            out["links"] = {"self": f"{self.prefix}/{t.name}/{key}"}
+        if plan.linked:
+            out["links"] = {"self": f"{self.prefix}/{t.name}/{sid}"}
         return out
 
     def _plain_related(
@@ -168,6 +188,43 @@ class Documents:
         if meta is not None:
             doc["meta"] = dict(meta)
         return doc
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A type's fields with their converters, its linked relationships ``(name, target
+    type, foreign key or None)``, whether its records link to themselves, the key's
+    converter."""
+
+    fields: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    relationships: tuple[tuple[str, ApiType, str | None], ...]
+    linked: bool
+    pk: Callable[[Any], Any] | None
+
+
+def _converter(python_type: Any) -> Callable[[Any], Any] | None:
+    """What turns a value of *python_type* into JSON's own (``None``: it is one already),
+    so documents encode without a callback per value."""
+    if python_type in (str, int, float, bool):
+        return None
+    if python_type in (uuid.UUID, decimal.Decimal):
+        return str
+    if python_type in (dt.datetime, dt.date):
+        return _isoformat
+    return _any
+
+
+def _isoformat(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime | dt.date) else value
+
+
+def _any(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool | list | dict):
+        return value
+    try:
+        return encode_value(value)
+    except TypeError:
+        return str(value)
 
 
 def _identifier(target: ApiType, record: Any) -> dict[str, str]:
