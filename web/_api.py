@@ -232,12 +232,33 @@ class JsonApi:
             if self._openapi is None:
                 self._openapi = json.dumps(self.openapi(), separators=(",", ":")).encode()
             return Response(200, self._openapi, (("content-type", "application/json"),))
+        self._acceptable(request)
         if self.signin is not None and path == self.signin.path:
             return await self._session(method, request)
         compiled, record_id = self._match(method, path, request.path)
         actor = await self._actor(request)
         await self._count(request, actor, compiled.route)
         return await self._run(request, compiled.t, compiled.route, record_id, actor)
+
+    def _acceptable(self, request: Request) -> None:
+        """406 unless the ``Accept`` header (when there is one) takes what we send: a JSON:API
+        media type with parameters other than ``q`` does not count, as the spec says."""
+        accept = request.header("accept")
+        if accept is None:
+            return
+        ours = self.docs.media_type
+        for item in accept.split(","):
+            media, *params = (part.strip().lower() for part in item.split(";"))
+            extra = [p for p in params if p and not p.startswith("q=")]
+            if media in ("*/*", "application/*", "application/json", ours) and not (
+                media == JSONAPI and extra
+            ):
+                return
+        raise ApiError.one(
+            406,
+            f"this API answers {ours}; the Accept header ({accept[:100]!r}) does not take it",
+            header="accept",
+        )
 
     def _match(self, method: str, path: str, full: str) -> tuple[_Compiled, str | None]:
         name, _, rest = path.lstrip("/").partition("/")

@@ -32,6 +32,7 @@ _REASONS = {
     403: "The actor may not run this action",
     404: "No such record, or the actor may not see it",
     405: "Method not allowed",
+    406: "The Accept header does not take the API's media type",
     409: "The body's type or id does not match the route",
     415: "Unsupported content type",
     422: "Invalid input: one error per field, with source.pointer",
@@ -341,7 +342,7 @@ def _operation(api: JsonApi, t: ApiType, route: Route, used: set[str]) -> dict[s
     params: list[dict[str, Any]] = []
     if route.on_record:
         params.append({"name": "id", "in": "path", "required": True, "schema": {"type": "string"}})
-    statuses = [400, 401, 429]
+    statuses = [400, 401, 406, 429]
     lists = route.reads and (action is not None or route.handler is None)
     if lists:
         params += _query_parameters(api, t, route) + _shape_parameters(api, t)
@@ -494,7 +495,7 @@ def _signin_paths(api: JsonApi) -> dict[str, Any]:
             "requestBody": {"required": True, "content": {media: {"schema": body}}},
             "responses": {
                 "201": {"description": "Signed in", "content": {media: {"schema": answer}}},
-                **_errors(media, 400, 401, 415, 422, 429),
+                **_errors(media, 400, 401, 406, 415, 422, 429),
             },
         }
     }
@@ -506,7 +507,7 @@ def _signin_paths(api: JsonApi) -> dict[str, Any]:
             "security": [{"bearer": []}],
             "responses": {
                 "204": {"description": "Signed out"},
-                **_errors(media, 401, 429),
+                **_errors(media, 401, 406, 429),
             },
         }
     return out

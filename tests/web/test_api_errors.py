@@ -208,6 +208,17 @@ async def test_not_found_and_method_not_allowed(tmp_path: Path) -> None:
         assert put.headers["allow"] == "GET, HEAD, POST"
         people = await call(r.port, "DELETE", f"/api/people/{r.bob.id}", token=token)
         assert people.status == 405
+        for accept, status in [
+            ("application/vnd.api+json", 200),
+            ("text/html, */*;q=0.8", 200),
+            ("application/json", 200),
+            ('application/vnd.api+json; ext="https://example.com/ext"', 406),
+            ("text/html", 406),
+        ]:
+            answer = await call(
+                r.port, "GET", "/api/boards", token=token, headers=(("accept", accept),)
+            )
+            assert answer.status == status, (accept, answer)
         # beside the API, the site's own routes still answer
         assert (await call(r.port, "GET", "/")).raw == b"ok"
 
