@@ -10,7 +10,8 @@ from pathlib import Path
 import web
 from examples.chat.api import make_api
 
-from ..support.chat import chat_server, open_chat
+from ..support import phx
+from ..support.chat import chat_server, open_chat, socket_token
 from .api_client import call
 
 LIMITS = {"api": web.Limit(10_000, 60.0, "API requests")}
@@ -51,13 +52,23 @@ async def test_a_session_rooms_messages_and_the_live_page(tmp_path: Path) -> Non
         assert set(names) == {"lobby", "random"}
         lobby = names["lobby"]
 
-        async with open_chat(port, "bob") as bob_page:
+        bob_socket = await socket_token(port, "bob")
+        async with (
+            open_chat(port, "bob") as bob_page,
+            phx.connect(port, f"token={bob_socket['token']}") as channel,
+        ):
+            topic = f"room:{lobby}"
+            await channel.join(topic)
+            await channel.event(topic, "history")
             sent = await call(
                 port, "POST", "/api/messages", message(lobby, "hello from curl", "c-1"), token=alice
             )
             assert sent.status == 201, sent
             assert sent.json["data"]["attributes"]["author_name"] == "alice"
+            # the LiveView page and the channel client see it at once
             await bob_page.until(lambda p: any("hello from curl" in s for s in p.streamed))
+            pushed = await channel.event(topic, "new_message")
+            assert pushed[4]["content"] == "hello from curl"
         again = await call(
             port, "POST", "/api/messages", message(lobby, "hello from curl", "c-1"), token=alice
         )
