@@ -42,7 +42,7 @@ from ._api_errors import ApiError, error_object, from_exception
 from ._api_openapi import openapi_document
 from ._api_query import parse_query
 from ._api_routes import ApiCall, Route
-from ._api_types import ApiType, parse_value
+from ._api_types import ApiType, parse_value, unstorable
 from .http import RATE_LIMITER, Endpoint, RateLimited, Request, Response, Shared, rate_limit
 
 __all__ = ["JsonApi", "SignIn", "swagger_ui"]
@@ -486,6 +486,13 @@ class JsonApi:
         if self.plain:
             if not isinstance(document, dict):
                 raise ApiError.one(400, "the body is a JSON object of the input fields", pointer="")
+            problems = [
+                error_object(422, f"{name} {why}", code="invalid", pointer=f"/{name}")
+                for name, value in document.items()
+                if (why := unstorable(value)) is not None
+            ]
+            if problems:
+                raise ApiError(422, problems)
             return document, {}
         if not isinstance(document, dict) or not isinstance(document.get("data"), dict):
             raise ApiError.one(
@@ -557,6 +564,18 @@ class JsonApi:
                     pointer=where + "/data",
                 )
             pointers[rel.source_attribute] = where
+        problems = [
+            error_object(
+                422,
+                f"{name} {why}",
+                code="invalid",
+                pointer=pointers.get(name, self._pointer(name)),
+            )
+            for name, value in values.items()
+            if (why := unstorable(value)) is not None
+        ]
+        if problems:
+            raise ApiError(422, problems)
         for name, rel in t.relationships.items():
             if rel.kind == "belongs_to" and rel.source_attribute in attributes:
                 pointers.setdefault(
@@ -589,6 +608,9 @@ class JsonApi:
         record = await self._fetch(t, record_id, actor, None, ()) if record_id is not None else None
         if route.method == "GET":
             values: Mapping[str, Any] = {k: v[-1] for k, v in request.query.items() if v}
+            for name, value in values.items():
+                if (why := unstorable(value)) is not None:
+                    raise ApiError.one(400, f"{name} {why}", parameter=name)
         else:
             self._no_query(request)
             values = (
@@ -657,7 +679,9 @@ class JsonApi:
         problems = [
             error_object(422, f"{f} is required (a string)", code="invalid", pointer=base + f)
             for f in signin.fields
-            if not isinstance(attributes.get(f), str) or not attributes[f]
+            if not isinstance(attributes.get(f), str)
+            or not attributes[f]
+            or unstorable(attributes[f]) is not None
         ]
         if problems:
             raise ApiError(422, problems)

@@ -23,7 +23,7 @@ from typing import Any
 
 from ._api_routes import Route
 
-__all__ = ["ApiType", "encode_value", "parse_value"]
+__all__ = ["INT_MAX", "INT_MIN", "ApiType", "encode_value", "parse_value", "unstorable"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,8 @@ def parse_value(attr: Any, text: str) -> Any:
     datetime.datetime(2026, 12, 3, 10, 0, tzinfo=datetime.timezone.utc)
     """
     pt = attr.python_type
+    if "\x00" in text:
+        raise ValueError(f"{type_name(pt)} (without NUL characters)")
     if pt is bool:
         lowered = text.strip().lower()
         if lowered in ("true", "1"):
@@ -152,7 +154,10 @@ def parse_value(attr: Any, text: str) -> Any:
         raise ValueError("a boolean (true or false)")
     try:
         if pt is int:
-            return int(text)
+            number = int(text)
+            if not INT_MIN <= number <= INT_MAX:
+                raise ValueError
+            return number
         if pt is float:
             return float(text)
         if pt is decimal.Decimal:
@@ -167,6 +172,33 @@ def parse_value(attr: Any, text: str) -> Any:
     except (ValueError, TypeError, ArithmeticError):
         raise ValueError(type_name(pt)) from None
     return text
+
+
+#: The integers a database column holds (64-bit): beyond them a driver fails, so the API
+#: refuses them first.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def unstorable(value: Any) -> str | None:
+    """Why a JSON input *value* cannot reach a database at all (an integer beyond 64 bits,
+    text with a NUL character, at any depth), or ``None``.
+
+    >>> unstorable(10**20)
+    'must be between -9223372036854775808 and 9223372036854775807'
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+        return f"must be between {INT_MIN} and {INT_MAX}"
+    if isinstance(value, str) and "\x00" in value:
+        return "must not contain NUL characters"
+    if isinstance(value, list):
+        return next((why for v in value if (why := unstorable(v)) is not None), None)
+    if isinstance(value, dict):
+        return next((why for v in value.values() if (why := unstorable(v)) is not None), None)
+    if isinstance(value, float) and value != value:  # NaN
+        return "must be a number"
+    return None
 
 
 def type_name(pt: Any) -> str:

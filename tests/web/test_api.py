@@ -16,6 +16,7 @@ import beam
 
 from ..support.backends import PG_URL, pg_engine
 from .api_app import running
+from .api_checks import check_unstorable_input
 from .api_client import JSONAPI, call, new, sign_in
 
 
@@ -353,6 +354,7 @@ async def test_on_postgresql(tmp_path: Path) -> None:
             ]
             following = await call(r.port, "GET", answer.json["links"]["next"], token=token)
             assert [d["attributes"]["body"] for d in following.json["data"]] == ["pg 0"]
+            await check_unstorable_input(r.port, token)
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from web import api
 
 from .api_app import Note, Person, make_api, running
+from .api_checks import check_unstorable_input
 from .api_client import JSONAPI, call, new, sign_in
 
 
@@ -191,6 +192,11 @@ async def test_bad_queries_are_400_naming_the_value_and_the_fix(tmp_path: Path) 
         assert len(everything.errors) == 3  # every mistake at once
         one = await call(r.port, "GET", f"/api/notes/{uuid.uuid4()}?sort=body", token=token)
         assert one.status == 400
+
+
+async def test_unstorable_values_are_refused_on_sqlite(tmp_path: Path) -> None:
+    async with running(url(tmp_path)) as r:
+        await check_unstorable_input(r.port, await sign_in(r.port, "alice"))
 
 
 async def test_not_found_and_method_not_allowed(tmp_path: Path) -> None:
