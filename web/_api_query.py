@@ -18,16 +18,21 @@ Operators: ``eq`` (the default: ``filter[name]=value``), ``not_eq``, ``gt``, ``g
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import decimal
 import functools
+import json
 import operator
 import re
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._api_errors import ApiError, error_object
 from ._api_routes import Route
-from ._api_types import ApiType, parse_value, type_name
+from ._api_types import ApiType, parse_value, type_name, unstorable
 
 __all__ = ["OPERATORS", "ReadSpec", "parse_query", "split_key"]
 
@@ -199,6 +204,12 @@ def parse_query(
         problems.add("filter", f"at most {_MAX_FILTERS} filters per request")
     if offset is not None and after:
         problems.add("page[offset]", "page[offset] and page[after] do not go together: pick one")
+    elif after and not _fits(after, t, sort or (action.sort if action is not None else ())):
+        problems.add(
+            "page[after]",
+            f"page[after]={after[:60]!r} is not a cursor this API gave for this sort: follow "
+            "links.next of the previous page (with the same sort)",
+        )
     problems.raise_any()
     where: Any = None
     equal_names = [c.name for c in conditions if isinstance(c, _Equal)]
@@ -222,6 +233,63 @@ def parse_query(
         fields,
         arguments,
     )
+
+
+def _fits(cursor: str, t: ApiType, sort: tuple[str, ...]) -> bool:
+    """Whether *cursor* is a keyset cursor of *t* for *sort*: the sort key values of a
+    record (then its primary key), in the domain's encoding (JSON, URL-safe base64; UUIDs
+    as ``{"u": text}``, datetimes ``{"d": text}``, decimals ``{"n": text}``), each of its
+    column's type. A forged one must not reach the driver, which fails on a value of
+    another type."""
+    names = [k.lstrip("-+") for k in sort]
+    if t.pk not in names:
+        names.append(t.pk)
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError, RecursionError):
+        return False
+    if not isinstance(values, list) or len(values) != len(names):
+        return False
+    for name, value in zip(names, values, strict=True):
+        attr = t.resource.__attributes__.get(name)
+        if attr is None or not _of_type(attr.python_type, value):
+            return False
+    return True
+
+
+_PARSERS: Mapping[str, Callable[[str], Any]] = {
+    "u": uuid.UUID,
+    "d": dt.datetime.fromisoformat,
+    "n": decimal.Decimal,
+}
+
+
+def _of_type(pt: Any, value: Any) -> bool:
+    if value is None:
+        return True
+    tagged = {uuid.UUID: "u", dt.datetime: "d", decimal.Decimal: "n"}.get(pt)
+    if tagged is not None:
+        if isinstance(value, int | float) and not isinstance(value, bool) and pt is decimal.Decimal:
+            return True
+        if not (isinstance(value, dict) and set(value) == {tagged}):
+            return False
+        text = value[tagged]
+        if not isinstance(text, str):
+            return False
+        try:
+            _PARSERS[tagged](text)
+        except (ValueError, TypeError, ArithmeticError):
+            return False
+        return unstorable(text) is None
+    if pt is bool:
+        return isinstance(value, bool)
+    if pt is int:
+        return isinstance(value, int) and not isinstance(value, bool) and unstorable(value) is None
+    if pt is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if pt is str:
+        return isinstance(value, str) and unstorable(value) is None
+    return isinstance(value, str | int) and unstorable(value) is None
 
 
 def _include(

@@ -5,6 +5,8 @@ writes made through the API."""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,25 @@ async def test_keyset_pages_follow_links_next(tmp_path: Path) -> None:
         bad = await call(r.port, "GET", "/api/notes?page[after]=bm90LWEtY3Vyc29y", token=token)
         assert bad.status == 400
         assert bad.errors[0]["source"] == {"parameter": "page[after]"}
+        # forged cursors (values of other types than the sort's columns) never reach the driver
+        zero = {"u": str(uuid.UUID(int=0))}
+        for forged in (
+            ["abc"],
+            [{"x": 1}],
+            [[1]],
+            [{"u": 5}],
+            [1],
+            [{"d": "2020-01-01"}],
+            [zero, zero],
+        ):
+            cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+            answer = await call(r.port, "GET", f"/api/notes?page[after]={cursor}", token=token)
+            assert answer.status == 400, (forged, answer)
+        sorted_cursor = base64.urlsafe_b64encode(json.dumps([5, zero]).encode()).decode()
+        by_body = await call(
+            r.port, "GET", f"/api/notes?sort=body&page[after]={sorted_cursor}", token=token
+        )
+        assert by_body.status == 400  # body is text: 5 is no body
 
 
 async def test_offset_pages(tmp_path: Path) -> None:
