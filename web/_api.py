@@ -215,7 +215,10 @@ class JsonApi:
             return self._error(exc)
         except RateLimited as exc:
             return self._rate_limited(exc)
-        except Exception:
+        except Exception as exc:
+            unavailable = from_exception(exc, pointer=lambda _field: None)
+            if unavailable is not None and unavailable.status == 503:  # the database, anywhere
+                return self._error(unavailable)
             logger.exception("API request %s %s failed", request.method, request.path)
             return self._error(
                 ApiError.one(500, "the server failed to answer; this is a bug of ours")

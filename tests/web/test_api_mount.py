@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+import domain
 import web
+from web import _api_errors as api_errors
 from web import api
 
 from .api_app import Board, Boards, Note, Person, make_api
@@ -81,3 +83,37 @@ def test_the_document_names_only_what_is_declared() -> None:
     assert post["responses"]["201"]["content"]["application/vnd.api+json"]["schema"] == {
         "$ref": "#/components/schemas/notes_document"
     }
+
+
+def test_the_domain_errors_map_to_statuses_by_their_kind() -> None:
+    def pointer(field: str) -> str:
+        return f"/data/attributes/{field}"
+
+    invalid = api_errors.from_exception(
+        domain.Invalid({"content": ["is required"], "room_id": ["is not a valid UUID"]}),
+        pointer=pointer,
+    )
+    assert invalid is not None
+    assert invalid.status == 422
+    assert [e["source"]["pointer"] for e in invalid.errors] == [
+        "/data/attributes/content",
+        "/data/attributes/room_id",
+    ]
+    reading = api_errors.from_exception(
+        domain.Invalid({"after": ["does not match this sort"]}),
+        pointer=pointer,
+        parameter=lambda f: "page[after]" if f == "after" else f,
+        reading=True,
+    )
+    assert reading is not None
+    assert (reading.status, reading.errors[0]["source"]) == (400, {"parameter": "page[after]"})
+    missing = api_errors.from_exception(domain.NotFound("Message 1"), pointer=pointer)
+    assert missing is not None
+    assert missing.status == 404  # a kind of Invalid, but its own status
+    forbidden = api_errors.from_exception(domain.Forbidden("policy failed"), pointer=pointer)
+    assert forbidden is not None
+    assert forbidden.status == 403
+    lost = api_errors.from_exception(domain.DatabaseTimeout("slow"), pointer=pointer)
+    assert lost is not None
+    assert (lost.status, dict(lost.headers)["retry-after"]) == (503, "1")
+    assert api_errors.from_exception(KeyError("bug"), pointer=pointer) is None
