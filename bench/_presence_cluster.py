@@ -144,11 +144,8 @@ def _track_to_diff(config: Config, a: PresenceNode, b: PresenceNode) -> list[flo
     def one(count: int, keep: bool) -> Sample:
         keys = [f"r{next(rounds)}:{i}" for i in range(count)]
         tracked = a.call(
-            "track",
-            topic=TOPIC,
-            keys=keys,
-            gap_min=BROADCAST_PERIOD / 4,
-            gap_max=3 * BROADCAST_PERIOD / 4,
+            "track", topic=TOPIC, keys=keys,
+            gap_min=BROADCAST_PERIOD / 4, gap_max=3 * BROADCAST_PERIOD / 4,
         )["at"]
         seen = b.call("seen", topic=TOPIC, keys=keys, event="join", within=30.0)
         if seen["listed"] != count:
@@ -181,18 +178,12 @@ def _latency_figures(latencies: list[float] | None) -> list[Figure]:
         Figure.measured(
             f"track on A -> presence_diff on B, p50{count}",
             None if ordered is None else statistics.median(ordered),
-            "ms",
-            baseline,
-            period_ms,
-            "<= 0.6x",
+            "ms", baseline, period_ms, "<= 0.6x",
         ),
         Figure.measured(
             f"track on A -> presence_diff on B, p99{count}",
             None if ordered is None else _p(ordered, 0.99),
-            "ms",
-            baseline,
-            period_ms,
-            "<= 1.0x",
+            "ms", baseline, period_ms, "<= 1.0x",
         ),
     ]
 
@@ -257,17 +248,12 @@ def _down_figures(config: Config, seconds: list[float] | None) -> list[Figure]:
         Figure.measured(
             "presence convergence after SIGKILL (median)",
             None if ordered is None else ordered[len(ordered) // 2],
-            "ms",
-            baseline,
-            1e3 * DOWN_PERIOD,
-            goal,
+            "ms", baseline, 1e3 * DOWN_PERIOD, goal,
         ),
         Figure.measured(
             f"presence convergence after SIGKILL (worst of {_kills(config)})",
             None if ordered is None else ordered[-1],
-            "ms",
-            baseline,
-            1e3 * DOWN_PERIOD,
-            goal,
+            "ms", baseline, 1e3 * DOWN_PERIOD, goal,
         ),
     ]
+

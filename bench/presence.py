@@ -71,59 +71,35 @@ def _named(layout: str, n: int) -> str:
 
 
 def _tracker_figure(config: Config, n: int, layout: str) -> Figure:
-    medians = measure(
-        f"track+untrack via processes, {_named(layout, n)}",
-        [
-            Contender("presence", partial(tracker_ops, n, layout)),
-            Contender("GenServer + dict", partial(dict_server_ops, n, layout)),
-        ],
-        config.reps,
-    )
+    medians = measure(f"track+untrack via processes, {_named(layout, n)}", [
+        Contender("presence", partial(tracker_ops, n, layout)),
+        Contender("GenServer + dict", partial(dict_server_ops, n, layout)),
+    ], config.reps)
     return Figure.measured(
-        f"track+untrack, {_named(layout, n)}",
-        medians["presence"]["us_per_op"],
-        "µs/op",
-        "GenServer + dict, call per op",
-        medians["GenServer + dict"]["us_per_op"],
-        GOAL,
+        f"track+untrack, {_named(layout, n)}", medians["presence"]["us_per_op"], "µs/op",
+        "GenServer + dict, call per op", medians["GenServer + dict"]["us_per_op"], GOAL,
     )
 
 
 def _crdt_figure(config: Config, n: int, layout: str) -> Figure:
-    medians = measure(
-        f"join+leave on the state alone, {_named(layout, n)}",
-        [
-            Contender("State", partial(state_ops, n, layout)),
-            Contender("dict table", partial(dict_table_ops, n, layout)),
-        ],
-        config.reps,
-    )
+    medians = measure(f"join+leave on the state alone, {_named(layout, n)}", [
+        Contender("State", partial(state_ops, n, layout)),
+        Contender("dict table", partial(dict_table_ops, n, layout)),
+    ], config.reps)
     return Figure.measured(
-        f"CRDT join+leave, {_named(layout, n)}",
-        medians["State"]["us_per_op"],
-        "µs/op",
-        "plain dict presence table",
-        medians["dict table"]["us_per_op"],
-        GOAL,
+        f"CRDT join+leave, {_named(layout, n)}", medians["State"]["us_per_op"], "µs/op",
+        "plain dict presence table", medians["dict table"]["us_per_op"], GOAL,
     )
 
 
 def _merge_figure(config: Config, n: int) -> Figure:
-    medians = measure(
-        f"merge two {n:,}-entry replica states",
-        [
-            Contender("State.merge", partial(state_merge, n)),
-            Contender("dict union", partial(dict_merge, n)),
-        ],
-        config.reps,
-    )
+    medians = measure(f"merge two {n:,}-entry replica states", [
+        Contender("State.merge", partial(state_merge, n)),
+        Contender("dict union", partial(dict_merge, n)),
+    ], config.reps)
     return Figure.measured(
-        f"merge two {n:,}-entry replica states",
-        medians["State.merge"]["ms"],
-        "ms",
-        "union of two dict tables",
-        medians["dict union"]["ms"],
-        GOAL,
+        f"merge two {n:,}-entry replica states", medians["State.merge"]["ms"], "ms",
+        "union of two dict tables", medians["dict union"]["ms"], GOAL,
     )
 
 

@@ -46,12 +46,8 @@ def _fan_out_figure(config: Config) -> Figure:
     )
     sample = medians["fan-out"]
     return Figure.measured(
-        f"fan-out, 1 topic, {subscribers:,} subscribers",
-        sample["broadcast"],
-        "msg/s",
-        "raw beam.send loop to the same pids",
-        sample["send"],
-        ">= 0.8x",
+        f"fan-out, 1 topic, {subscribers:,} subscribers", sample["broadcast"], "msg/s",
+        "raw beam.send loop to the same pids", sample["send"], ">= 0.8x",
     )
 
 
