@@ -22,21 +22,19 @@ with a JSON error object carrying no trace.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import math
-import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import beam
 
 from ._api_auth import BearerTokens, Unauthorized
+from ._api_docs import serve_docs
 from ._api_documents import JSONAPI, Documents
 from ._api_errors import ApiError, error_object, from_exception
 from ._api_openapi import openapi_document
@@ -45,7 +43,7 @@ from ._api_routes import ApiCall, Route
 from ._api_types import ApiType, parse_value, unstorable
 from .http import RATE_LIMITER, Endpoint, RateLimited, Request, Response, Shared, rate_limit
 
-__all__ = ["JsonApi", "SignIn", "swagger_ui"]
+__all__ = ["JsonApi", "SignIn"]
 
 logger = logging.getLogger("web.api")
 
@@ -181,18 +179,7 @@ class JsonApi:
         """
         endpoint.forward(self.prefix, self.handle)
         if docs:
-            assets = swagger_ui()
-            page = _DOCS_PAGE.format(prefix=self.prefix, title=html.escape(self.title)).encode()
-            script = _DOCS_JS.format(spec=json.dumps(f"{self.prefix}/openapi.json")).encode()
-            if assets is None:
-                page = _NO_DOCS.encode()
-            else:
-                endpoint.static(f"{self.prefix}/docs/assets", assets)
-            endpoint.get(f"{self.prefix}/docs", lambda _: Response(200, page, _HTML))
-            endpoint.get(
-                f"{self.prefix}/docs/init.js",
-                lambda _: Response(200, script, (("content-type", "text/javascript"),)),
-            )
+            serve_docs(endpoint, self.prefix, self.title)
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of this API (what ``GET <prefix>/openapi.json`` serves).
@@ -699,43 +686,6 @@ class JsonApi:
         return self._respond(
             201, {"data": {"type": signin.type, "id": token_id, "attributes": attrs}}
         )
-
-
-_HTML = (("content-type", "text/html; charset=utf-8"),)
-_DOCS_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{title}: API docs</title>
-<link rel="stylesheet" href="{prefix}/docs/assets/swagger-ui.css">
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="{prefix}/docs/assets/swagger-ui-bundle.js"></script>
-<script src="{prefix}/docs/init.js"></script>
-</body>
-</html>
-"""
-_DOCS_JS = "window.ui = SwaggerUIBundle({{url: {spec}, dom_id: '#swagger-ui'}});\n"
-_NO_DOCS = (
-    "<!doctype html><title>API docs</title><p>Swagger UI is not installed: run <code>npm ci"
-    "</code> (scripts/_setup.sh does) so that node_modules/swagger-ui-dist exists.</p>"
-)
-
-
-def swagger_ui() -> Path | None:
-    """The directory of npm's ``swagger-ui-dist`` (in ``$WEB_NODE_MODULES``,
-    ``./node_modules`` or beside the web package), or ``None`` when it is not installed.
-
-    >>> swagger_ui()
-    PosixPath('/srv/app/node_modules/swagger-ui-dist')
-    """
-    candidates = [os.environ.get("WEB_NODE_MODULES"), Path.cwd() / "node_modules"]
-    candidates.append(Path(__file__).resolve().parents[1] / "node_modules")
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "swagger-ui-dist" / "swagger-ui-bundle.js").is_file():
-            return Path(candidate) / "swagger-ui-dist"
-    return None
 
 
 def _missing(t: ApiType, record_id: str) -> ApiError:

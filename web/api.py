@@ -33,9 +33,9 @@ import contextlib
 
 from ._api import JsonApi as JsonApi
 from ._api import SignIn as SignIn
-from ._api import swagger_ui as swagger_ui
 from ._api_auth import BearerTokens as BearerTokens
 from ._api_auth import Unauthorized as Unauthorized
+from ._api_docs import swagger_ui as swagger_ui
 from ._api_documents import JSONAPI as JSONAPI
 from ._api_errors import ApiError as ApiError
 from ._api_errors import error_object as error_object
