@@ -502,6 +502,13 @@ class JsonApi:
                 f"data.id {data['id']!r} is not the id in the URL ({record_id!r})",
                 pointer="/data/id",
             )
+        if record_id is None and "id" in data and action is not None and action.type == "create":
+            raise ApiError.one(
+                403,
+                "this API makes the ids of new records: send data without an id",
+                code="client_generated_id",
+                pointer="/data/id",
+            )
         attributes = data.get("attributes", {})
         if not isinstance(attributes, dict):
             raise ApiError.one(400, "data.attributes is a JSON object", pointer="/data/attributes")

@@ -147,6 +147,15 @@ async def test_malformed_bodies(tmp_path: Path) -> None:
         )
         assert mismatch.status == 409
         assert pointers(mismatch) == ["/data/id"]
+        client_id = await call(
+            r.port,
+            "POST",
+            "/api/boards",
+            {"data": {"type": "boards", "id": other, "attributes": {"name": "mine"}}},
+            token=token,
+        )
+        assert client_id.status == 403  # JSON:API: ids of new records are the server's
+        assert pointers(client_id) == ["/data/id"]
         empty_patch = await call(r.port, "PATCH", f"/api/notes/{note_id}", token=token, raw=b"")
         assert empty_patch.status == 400
         with_query = await call(
