@@ -257,14 +257,14 @@ class JsonApi:
         if not candidates:
             known = ", ".join(f"{self.prefix}/{n}" for n in sorted(self._compiled))
             raise ApiError.one(404, f"no API route {full}; the collections are {known or 'none'}")
-        allowed: list[str] = []
-        for c in candidates:
-            m = c.pattern.match(rest)
-            if m is None:
-                continue
+        matches = [(c, m) for c in candidates if (m := c.pattern.match(rest)) is not None]
+        literal = [(c, m) for c, m in matches if not c.route.on_record]
+        if literal:  # /notes/search is that route, never the note with id "search"
+            matches = literal
+        for c, m in matches:
             if c.route.method == method:
                 return c, m.groupdict().get("id")
-            allowed.append(c.route.method)
+        allowed = [c.route.method for c, _ in matches]
         if allowed:
             allow = ", ".join(sorted({*allowed, *(["HEAD"] if "GET" in allowed else [])}))
             raise ApiError.one(

@@ -14,11 +14,12 @@ import decimal
 import enum
 import re
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._api_query import OPERATORS
 from ._api_routes import Route
-from ._api_types import ApiType
+from ._api_types import INT_MAX, INT_MIN, ApiType
 
 if TYPE_CHECKING:
     from ._api import JsonApi
@@ -44,8 +45,8 @@ _REASONS = {
 def attribute_schema(attr: Any) -> dict[str, Any]:
     """The JSON Schema of a value of the attribute (or argument) *attr*.
 
-    >>> attribute_schema(Message.__attributes__["content"])
-    {'type': 'string', 'minLength': 1, 'maxLength': 2000}
+    >>> attribute_schema(Message.__attributes__["room_id"])
+    {'type': 'string', 'format': 'uuid'}
     """
     pt = attr.python_type
     schema: dict[str, Any]
@@ -57,6 +58,10 @@ def attribute_schema(attr: Any) -> dict[str, Any]:
             schema["maxLength"] = attr.max_length
         if attr.match is not None:
             schema["pattern"] = attr.match
+        elif attr.min_length and getattr(attr, "trim", False):
+            schema["pattern"] = _SOME_TEXT  # blanks are trimmed away: "  " is no text
+        else:
+            schema["pattern"] = _TEXT
     elif pt is bool:
         schema = {"type": "boolean"}
     elif pt is int:
@@ -78,6 +83,9 @@ def attribute_schema(attr: Any) -> dict[str, Any]:
             schema["minimum"] = attr.min
         if attr.max is not None:
             schema["maximum"] = attr.max
+    if pt is int:  # what a database column holds
+        schema.setdefault("minimum", INT_MIN)
+        schema.setdefault("maximum", INT_MAX)
     if attr.one_of is not None:
         schema["enum"] = list(attr.one_of)
     if attr.allow_nil:
@@ -88,6 +96,37 @@ def attribute_schema(attr: Any) -> dict[str, Any]:
     if getattr(attr, "description", ""):
         schema["description"] = attr.description
     return schema
+
+
+#: Text without NUL characters (no database column takes them), and such text with at least
+#: one character that is not blank.
+_TEXT = "^[^\\u0000]*$"
+_SOME_TEXT = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"
+
+
+def _filter_schema(attr: Any) -> dict[str, Any]:
+    """What ``filter[name]=value`` takes for *attr*: a value of its type, no constraint of
+    its own (a filter may look for what an input may not be)."""
+    pt = attr.python_type
+    plain: dict[Any, dict[str, Any]] = {
+        bool: {"type": "boolean"},
+        int: {"type": "integer", "minimum": INT_MIN, "maximum": INT_MAX},
+        float: {"type": "number"},
+        uuid.UUID: {"type": "string", "format": "uuid"},
+        dt.datetime: {"type": "string", "format": "date-time"},
+    }
+    if pt in plain:
+        return dict(plain[pt])
+    if isinstance(pt, type) and issubclass(pt, enum.Enum):
+        return {"enum": [m.value for m in pt]}
+    return {"type": "string", "pattern": _TEXT}
+
+
+def _list_of(names: Sequence[str], *, sign: bool = False, most: int | None = None) -> str:
+    """A pattern for comma-separated *names* (``-`` before each with *sign*)."""
+    one = ("-?" if sign else "") + "(" + "|".join(re.escape(n) for n in names) + ")"
+    repeat = "*" if most is None else "{0," + str(most - 1) + "}"
+    return f"^{one}(,{one}){repeat}$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -179,9 +218,24 @@ def _input_schema(api: JsonApi, t: ApiType, route: Route) -> dict[str, Any] | No
         return None
     attrs = t.resource.__attributes__
     properties = {n: attribute_schema(attrs[n]) for n in (action.accept or ())}
+    required = []
+    if action.type == "create":
+        required = [
+            n
+            for n in (action.accept or ())
+            if not attrs[n].allow_nil and not attrs[n].has_default()
+        ]
     for arg in action.arguments:
         properties[arg.name] = attribute_schema(arg.attr)
-    attributes = {"type": "object", "properties": properties, "additionalProperties": False}
+        if not arg.attr.allow_nil and arg.attr.default is None:
+            required.append(arg.name)
+    attributes: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        attributes["required"] = required
     if api.plain:
         return attributes
     relationships: dict[str, Any] = {}
@@ -205,7 +259,7 @@ def _input_schema(api: JsonApi, t: ApiType, route: Route) -> dict[str, Any] | No
             }
     data: dict[str, Any] = {
         "type": "object",
-        "required": ["type"],
+        "required": ["type", "attributes"] if required else ["type"],
         "properties": {
             "type": {"const": t.name},
             "id": {"type": "string"},
@@ -235,7 +289,7 @@ def _query_parameters(api: JsonApi, t: ApiType, route: Route) -> list[dict[str, 
                     f"Only records whose {name} equals this; filter[{name}][<op>] takes the "
                     f"operators {ops}"
                 ),
-                "schema": {"type": "string"},
+                "schema": _filter_schema(attrs[name]),
             }
         )
     sortable = ", ".join((t.pk, *t.fields))
@@ -245,7 +299,7 @@ def _query_parameters(api: JsonApi, t: ApiType, route: Route) -> list[dict[str, 
             "in": "query",
             "required": False,
             "description": f"Comma-separated fields, - for descending: {sortable}",
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "pattern": _list_of((t.pk, *t.fields), sign=True, most=5)},
         },
         {
             "name": "page[limit]",
@@ -259,7 +313,7 @@ def _query_parameters(api: JsonApi, t: ApiType, route: Route) -> list[dict[str, 
             "in": "query",
             "required": False,
             "description": "Offset paging: skip this many records",
-            "schema": {"type": "integer", "minimum": 0},
+            "schema": {"type": "integer", "minimum": 0, "maximum": 10**9},
         },
         {
             "name": "page[after]",
@@ -279,7 +333,6 @@ def _query_parameters(api: JsonApi, t: ApiType, route: Route) -> list[dict[str, 
                 "schema": attribute_schema(arg.attr),
             }
         )
-    del attrs
     return params
 
 
@@ -293,7 +346,7 @@ def _shape_parameters(api: JsonApi, t: ApiType) -> list[dict[str, Any]]:
                 "in": "query",
                 "required": False,
                 "description": f"Comma-separated relationships to include: {', '.join(includable)}",
-                "schema": {"type": "string"},
+                "schema": {"type": "string", "pattern": _list_of(includable)},
             }
         )
     for other in api.types.values():
@@ -303,7 +356,10 @@ def _shape_parameters(api: JsonApi, t: ApiType) -> list[dict[str, Any]]:
                 "in": "query",
                 "required": False,
                 "description": f"Sparse fieldset of {other.name}: comma-separated fields",
-                "schema": {"type": "string"},
+                "schema": {
+                    "type": "string",
+                    "pattern": _list_of((*other.fields, *other.relationships)),
+                },
             }
         )
     return params

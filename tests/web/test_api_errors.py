@@ -221,6 +221,10 @@ async def test_not_found_and_method_not_allowed(tmp_path: Path) -> None:
         put = await call(r.port, "PUT", "/api/boards", new("boards", {"name": "x"}), token=token)
         assert put.status == 405
         assert put.headers["allow"] == "GET, HEAD, POST"
+        # a literal path is its own route: never read as the id of a record
+        search = await call(r.port, "DELETE", "/api/notes/search", token=token)
+        assert search.status == 405
+        assert search.headers["allow"] == "GET, HEAD"
         people = await call(r.port, "DELETE", f"/api/people/{r.bob.id}", token=token)
         assert people.status == 405
         for accept, status in [

@@ -121,7 +121,17 @@ async def test_the_document_is_served_and_valid(tmp_path: Path) -> None:
         assert set(paths["/api/notes"]) == {"get", "post"}
         assert "secret" not in document["components"]["schemas"]["people_attributes"]["properties"]
         content = document["components"]["schemas"]["notes_attributes"]["properties"]["body"]
-        assert content == {"type": "string", "minLength": 1, "maxLength": 200}
+        assert content == {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "pattern": "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$",  # not blank, no NUL
+        }
+        notes_post = paths["/api/notes"]["post"]["requestBody"]["content"]
+        data = notes_post["application/vnd.api+json"]["schema"]["properties"]["data"]
+        assert data["properties"]["attributes"]["required"] == ["body", "board_id"]
+        sort = next(p for p in paths["/api/notes"]["get"]["parameters"] if p["name"] == "sort")
+        assert sort["schema"]["pattern"].startswith("^-?(id|body|")
         names = [p["name"] for p in paths["/api/notes/search"]["get"]["parameters"]]
         assert "word" in names
         assert "page[limit]" in names
