@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -350,7 +350,9 @@ class JsonApi:
         if kind == "create" or (action is not None and action.type == "create"):
             values, pointers = self._body(request, t, None, required=True, action=action)
             record = await self._write(
-                self.domain.create(t.resource, route.action, values, actor=actor), pointers
+                self.domain.create(t.resource, route.action, values, actor=actor),
+                pointers,
+                _inputs(t, action, values),
             )
             location = f"{self.prefix}/{t.name}/{record.__dict__.get(t.pk)}"
             return self._respond(201, self.docs.single(t, record), ("location", location))
@@ -367,7 +369,7 @@ class JsonApi:
             run = self.domain.destroy(original, route.action, values, actor=actor)
         else:
             run = self.domain.update(original, route.action, values, actor=actor)
-        record = await self._write(run, pointers)
+        record = await self._write(run, pointers, _inputs(t, action, values))
         return self._respond(200, self.docs.single(t, record))
 
     def _no_query(self, request: Request) -> None:
@@ -439,11 +441,23 @@ class JsonApi:
             raise _missing(t, record_id)
         return found[0]
 
-    async def _write(self, run: Awaitable[Any], pointers: Mapping[str, str]) -> Any:
+    async def _write(
+        self, run: Awaitable[Any], pointers: Mapping[str, str], values: Collection[str]
+    ) -> Any:
+        """Await the write *run*; the domain's errors become error objects, each pointing at
+        the input it names (one of *values*: the sent input, the resource's attributes and
+        the action's arguments; else ``/data``, an error of the whole record, such as a
+        reference to a record that does not exist)."""
         try:
             return await run
         except Exception as exc:
-            error = from_exception(exc, pointer=lambda f: pointers.get(f, self._pointer(f)))
+
+            def pointer(field: str) -> str:
+                if field in pointers:
+                    return pointers[field]
+                return self._pointer(field) if field in values else ("" if self.plain else "/data")
+
+            error = from_exception(exc, pointer=pointer)
             if error is None:
                 raise
             raise error from None
@@ -693,6 +707,14 @@ class JsonApi:
         return self._respond(
             201, {"data": {"type": signin.type, "id": token_id, "attributes": attrs}}
         )
+
+
+def _inputs(t: ApiType, action: Any, values: Mapping[str, Any]) -> set[str]:
+    """The names an input error may point at: what was sent, the resource's attributes, the
+    action's arguments."""
+    names = {*values, *t.resource.__attributes__}
+    names.update(a.name for a in (action.arguments if action is not None else ()))
+    return names
 
 
 def _missing(t: ApiType, record_id: str) -> ApiError:

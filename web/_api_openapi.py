@@ -123,10 +123,10 @@ def _filter_schema(attr: Any) -> dict[str, Any]:
 
 
 def _list_of(names: Sequence[str], *, sign: bool = False, most: int | None = None) -> str:
-    """A pattern for comma-separated *names* (``-`` before each with *sign*)."""
+    """A pattern for comma-separated *names* (``-`` before each with *sign*), or nothing."""
     one = ("-?" if sign else "") + "(" + "|".join(re.escape(n) for n in names) + ")"
     repeat = "*" if most is None else "{0," + str(most - 1) + "}"
-    return f"^{one}(,{one}){repeat}$"
+    return f"^({one}(,{one}){repeat})?$"  # empty: none
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -81,6 +81,20 @@ async def test_invalid_input_is_422_with_a_pointer_per_field(tmp_path: Path) -> 
         assert taken.status == 422
         assert pointers(taken) == ["/data/attributes/name"]
         assert "already been taken" in taken.errors[0]["detail"]
+        missing_board = await call(
+            r.port, "POST", "/api/notes", new("notes", {"body": "x"}), token=token
+        )
+        assert missing_board.status == 422
+        assert pointers(missing_board) == ["/data/attributes/board_id"]
+        nowhere = await call(
+            r.port,
+            "POST",
+            "/api/seats",
+            new("seats", {"board_id": str(uuid.uuid4())}),
+            token=token,
+        )
+        assert nowhere.status == 422, nowhere  # a board that does not exist: the whole record
+        assert pointers(nowhere) == ["/data"]
         cannot_set = await call(
             r.port,
             "POST",
