@@ -39,11 +39,13 @@ The package has three layers, each a sub-package that only builds on those below
 :mod:`web.http` (the server, requests, static files, cookies, CSRF, rate limits),
 :mod:`web.channels` (sockets, transports, channels, the wire protocol, tokens) and
 :mod:`web.live` (LiveView: templates, rendered trees, components, streams, pages). This module
-exports the public names of all three.
+exports the public names of all three; :mod:`web.api` (a JSON API derived from a domain's
+resources) builds on them.
 """
 
 import beam
 
+from . import api as api
 from . import testing as testing
 from .channels import HEARTBEAT as HEARTBEAT
 from .channels import PHOENIX_TOPIC as PHOENIX_TOPIC
@@ -147,6 +149,7 @@ __all__ = (
     "Upgrader",
     "WebSocket",
     "WebSocketClosed",
+    "api",
     "broadcast",
     "broadcast_from",
     "disconnect",

@@ -23,6 +23,7 @@ from .accounts import SESSION_COOKIE, hash_off_loop, verify_password
 from .admin import AGENT as ADMIN_AGENT
 from .admin import CSS as ADMIN_CSS
 from .admin import AdminAgent, AdminLive
+from .api import mount_api
 from .channels import ChatSocket
 from .live import ChatLive
 from .model import Chat, Room, User
@@ -269,6 +270,7 @@ async def build(
     endpoint.route("POST", "/signup", pages.signup)
     endpoint.route("POST", "/logout", pages.logout)
     endpoint.route("POST", "/api/token", pages.api_token)
+    mount_api(endpoint, secret)
     endpoint.socket("/socket", ChatSocket(secret))
     router = web.LiveRouter(endpoint)
     endpoint.get("/assets/chat/chat.js", _chat_js)
