@@ -379,6 +379,7 @@ def clicks(kind: str, sessions: int, seconds: float, warm_up: float, template: s
             "p99_ms": _percentile(latencies, 0.99) * 1e3,
             "errors": float(errors),
             "server_busy": server_cpu / seconds,
+            "server_us_per_event": server_cpu / max(ok, 1) * 1e6,
             "lg_busy": cpu / seconds,
         }
     )

@@ -144,6 +144,14 @@ def _clicks_on(config: Config, template: str) -> list[Figure]:
             None if peer is None else peer["p99_ms"],
             "<= 0.99x",
         ),
+        Figure.measured(
+            f"{template} counter clicks: server CPU per click",
+            ours["server_us_per_event"],
+            "µs",
+            PEER_DEPLOYMENT,
+            None if peer is None else peer["server_us_per_event"],
+            "<= 0.5x",
+        ),
     ]
 
 

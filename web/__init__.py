@@ -1,8 +1,9 @@
 r"""web: the HTTP/WebSocket endpoint and Phoenix Channels, on our own trio server.
 
-One server (:func:`serve`, on h11 and wsproto) serves an :class:`Endpoint`: HTTP routes, a
-mounted ASGI app for everything else (:meth:`Endpoint.mount`), and Channels sockets that the
-official ``phoenix`` JavaScript client speaks to unmodified::
+One server (:func:`serve`, on h11 and the ``websockets`` sans-I/O protocol) serves an
+:class:`Endpoint`: HTTP routes, a mounted ASGI app for everything else
+(:meth:`Endpoint.mount`), and Channels sockets that the official ``phoenix`` JavaScript client
+speaks to unmodified::
 
     import beam
     import web
