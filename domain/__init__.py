@@ -84,6 +84,7 @@ from ._errors import DomainError as DomainError
 from ._errors import Forbidden as Forbidden
 from ._errors import Invalid as Invalid
 from ._errors import NotFound as NotFound
+from ._form import Form as Form
 from ._interface import Interface as Interface
 from ._interface import ReadInterface as ReadInterface
 from ._interface import define as define
@@ -158,6 +159,7 @@ __all__ = (
     "DomainError",
     "DropsRefused",
     "Forbidden",
+    "Form",
     "Identity",
     "Index",
     "Interface",
