@@ -98,10 +98,15 @@ from .http import serve as serve
 from .http import set_cookie as set_cookie
 from .live import LIVEVIEW_VERSION as LIVEVIEW_VERSION
 from .live import AsyncResult as AsyncResult
+from .live import FormData as FormData
+from .live import FormField as FormField
 from .live import LiveComponent as LiveComponent
 from .live import LiveRouter as LiveRouter
 from .live import LiveSocket as LiveSocket
 from .live import LiveView as LiveView
+from .live import form_errors as form_errors
+from .live import form_field as form_field
+from .live import form_input as form_input
 
 __all__ = (
     "HEARTBEAT",
@@ -125,6 +130,8 @@ __all__ = (
     "ConnectInfo",
     "CsrfProtection",
     "Endpoint",
+    "FormData",
+    "FormField",
     "HTTPError",
     "InvalidToken",
     "Limit",
@@ -152,6 +159,9 @@ __all__ = (
     "broadcast_from",
     "disconnect",
     "error",
+    "form_errors",
+    "form_field",
+    "form_input",
     "ok",
     "parse_cookies",
     "rate_limit",

@@ -22,6 +22,11 @@ views without a browser. Everything here is also exported by :mod:`web` itself.
 """
 
 from ._component import LiveComponent as LiveComponent
+from ._form import FormData as FormData
+from ._form import FormField as FormField
+from ._form import form_errors as form_errors
+from ._form import form_field as form_field
+from ._form import form_input as form_input
 from ._page import DEFAULT_LAYOUT as DEFAULT_LAYOUT
 from ._page import LiveRouter as LiveRouter
 from ._view import LIVEVIEW_VERSION as LIVEVIEW_VERSION
@@ -33,8 +38,13 @@ __all__ = (
     "DEFAULT_LAYOUT",
     "LIVEVIEW_VERSION",
     "AsyncResult",
+    "FormData",
+    "FormField",
     "LiveComponent",
     "LiveRouter",
     "LiveSocket",
     "LiveView",
+    "form_errors",
+    "form_field",
+    "form_input",
 )

@@ -39,14 +39,28 @@ from jinja2.environment import TemplateExpression
 from jinja2.runtime import LoopContext
 from markupsafe import escape
 
+from ._form import FORM_HELPERS
 from ._stream import Stream
 from ._wire import KEYED, KEYED_COUNT, STATICS, STREAM
 
-__all__ = ["COMPONENTS", "ComponentRegistry", "LiveTemplate", "TemplateError"]
+__all__ = ["COMPONENTS", "ComponentRegistry", "LiveTemplate", "TemplateError", "live_environment"]
 
 Tree = dict[str, Any]
 Vars = Mapping[str, Any]
 _LOOP: Final = "loop"
+
+
+def live_environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
+    """The Jinja2 environment of LiveView templates: autoescaping on, the form helpers
+    (``form_input``, ``form_errors``, ``form_field``) among its globals, and *loader* for
+    ``{% include %}``.
+
+    >>> live_environment().globals["form_input"].__name__
+    'form_input'
+    """
+    environment = jinja2.Environment(autoescape=True, loader=loader)
+    environment.globals.update(FORM_HELPERS)
+    return environment
 
 
 class TemplateError(ValueError):
@@ -160,7 +174,7 @@ class LiveTemplate:
         environment: jinja2.Environment | None = None,
         name: str | None = None,
     ) -> None:
-        self.environment = environment or jinja2.Environment(autoescape=True)
+        self.environment = environment or live_environment()
         self.name = name or "<template>"
         self.source = source
         try:

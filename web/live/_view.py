@@ -64,7 +64,7 @@ import jinja2
 import beam
 
 from ._stream import Stream, default_dom_id
-from ._template import LiveTemplate
+from ._template import LiveTemplate, live_environment
 
 __all__ = [
     "LIVEVIEW_VERSION",
@@ -516,15 +516,13 @@ class LiveView:
         template = cls.__dict__.get("_compiled")
         if template is None:
             source = cls.template
-            environment = jinja2.Environment(autoescape=True)
+            environment = live_environment()
             if cls.template_file is not None:
                 module = sys.modules[cls.__module__]
                 path = Path(module.__file__ or ".").parent / cls.template_file
                 source = path.read_text()
                 # {% include %} finds the other templates beside it.
-                environment = jinja2.Environment(
-                    autoescape=True, loader=jinja2.FileSystemLoader(path.parent)
-                )
+                environment = live_environment(jinja2.FileSystemLoader(path.parent))
             template = LiveTemplate(source, name=cls.__qualname__, environment=environment)
             cls._compiled = template
         return template
