@@ -36,7 +36,7 @@ from ._errors import Forbidden, Invalid
 from ._resource import Resource
 from ._write import prepare, run_writes
 
-__all__ = ["BASE", "Form"]
+__all__ = ["BASE", "Form", "Nested"]
 
 logger = logging.getLogger("domain.form")
 
@@ -48,6 +48,25 @@ NOT_ALLOWED: Final = "you are not allowed to do this"
 _UNUSED: Final = "_unused_"
 _TRUE: Final = frozenset({"true", "on", "1", "yes"})
 _FALSE: Final = frozenset({"false", "off", "0", "no", ""})
+
+
+@dataclass(frozen=True, slots=True)
+class Nested:
+    """Related records a form creates with its own: each one a form for *action* of
+    *resource*, whose *link* attribute is set to the new record's primary key on submit (a
+    ``has_many``'s records, the children of the form's record).
+
+    >>> Form.for_create(Chat, Room, "create", nested={"messages": Nested(Message, "send",
+    ...                                                                  link="room_id")})
+    """
+
+    resource: type[Resource]
+    action: str | None = None
+    link: str = ""
+
+
+class _Rollback(Exception):
+    """Raised in a submit's transaction when a related record was refused: undo it all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +92,14 @@ class Form:
     all_errors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Whether the form was submitted (then every field's errors show).
     submitted: bool = False
+    #: What related records it can create, by field (see :class:`Nested`).
+    nested_specs: Mapping[str, Nested] = field(default_factory=dict)
+    #: The forms of the related records, by field, in order.
+    nested: Mapping[str, tuple[Form, ...]] = field(default_factory=dict)
+    #: The prefix of its inputs' ids (its name, for a form that is not nested).
+    id: str = ""
+    #: A related record's form: the attribute its parent's submit sets to the parent's key.
+    link: str = ""
 
     @classmethod
     def for_create(
@@ -84,16 +111,21 @@ class Form:
         actor: Any = None,
         params: Mapping[str, Any] | None = None,
         name: str | None = None,
+        nested: Mapping[str, Nested] | None = None,
     ) -> Form:
         """A form for the create *action* of *resource* (its primary create when ``None``),
-        starting from *params* (nothing touched yet).
+        starting from *params* (nothing touched yet); *nested* names the related records it
+        can create with it (none at first: :meth:`add` one).
 
         >>> form = Form.for_create(Chat, Message, "send", actor=user, name="message")
         >>> form.fields
         ('content', 'room_id')
         """
         act = find_action(resource, action, "create")
-        return cls._new(domain, resource, act, actor, None, params, name)
+        form = cls._new(domain, resource, act, actor, None, params, name)
+        if nested:
+            form = replace(form, nested_specs=dict(nested), nested=dict.fromkeys(nested, ()))
+        return form
 
     @classmethod
     def for_update(
@@ -126,16 +158,77 @@ class Form:
         name: str | None,
     ) -> Form:
         fields = (*(action.accept or ()), *(a.name for a in action.arguments))
+        name = name or _snake(resource.__name__)
         return cls(
             domain,
             resource,
             action,
             actor,
             record,
-            name or _snake(resource.__name__),
+            name,
             fields,
             _known(fields, params or {}),
+            id=name,
         )
+
+    # -- related records -------------------------------------------------------------------------
+
+    def add(self, key: str) -> Form:
+        """The form with one more (empty) related record under *key*.
+
+        >>> form = form.add("messages")
+        >>> len(form.forms("messages"))
+        1
+        """
+        forms = self.nested.get(key, ())
+        return replace(self, nested={**self.nested, key: (*forms, self._child(key, len(forms)))})
+
+    def remove(self, key: str, index: int) -> Form:
+        """The form without the related record *index* under *key* (the others renumbered,
+        keeping what was typed in them).
+
+        >>> form = form.remove("messages", 0)
+        """
+        kept = [f for i, f in enumerate(self.nested.get(key, ())) if i != index]
+        renumbered = tuple(
+            replace(
+                self._child(key, i),
+                params=f.params,
+                touched=f.touched,
+                all_errors=f.all_errors,
+                submitted=f.submitted,
+            )
+            for i, f in enumerate(kept)
+        )
+        return replace(self, nested={**self.nested, key: renumbered})
+
+    def forms(self, key: str) -> tuple[Form, ...]:
+        """The forms of the related records under *key*, in order (a template loops over
+        them: each renders like any form, its inputs named ``parent[key][i][field]``).
+
+        >>> [sub.value("content") for sub in form.forms("messages")]
+        ['hi']
+        """
+        return self.nested.get(key, ())
+
+    def _child(self, key: str, index: int) -> Form:
+        spec = self.nested_specs[key]
+        act = find_action(spec.resource, spec.action, "create")
+        child = Form._new(
+            self.domain, spec.resource, act, self.actor, None, None, f"{self.name}[{key}][{index}]"
+        )
+        # The link is set on submit: the child's form neither shows nor validates it.
+        fields = tuple(f for f in child.fields if f != spec.link)
+        return replace(child, fields=fields, id=f"{self.id}_{key}_{index}", link=spec.link)
+
+    def _children(
+        self, params: Mapping[str, Any]
+    ) -> dict[str, list[tuple[Form, Mapping[str, Any]]]]:
+        """Each related record's form and params, from the params' ``key: {"0": {...}}``."""
+        return {
+            key: [(self._child(key, i), entry) for i, entry in enumerate(_indexed(params.get(key)))]
+            for key in self.nested_specs
+        }
 
     # -- what a template renders (web.live's form protocol) -------------------------------------
 
@@ -182,8 +275,24 @@ class Form:
         try:
             build_changeset(self.resource, self.action, self._input(typed), self.actor, self.record)
         except Invalid as exc:
-            return self._with(typed, _touched(typed, params), exc.errors, submitted=False)
-        return self._with(typed, _touched(typed, params), {}, submitted=False)
+            form = self._with(typed, _touched(typed, params), exc.errors, submitted=False)
+        else:
+            form = self._with(typed, _touched(typed, params), {}, submitted=False)
+        if not self.nested_specs:
+            return form
+        children = {
+            key: tuple(child._validated(entry) for child, entry in pairs)
+            for key, pairs in self._children(params).items()
+        }
+        return replace(form, nested=children)
+
+    def _validated(self, params: Mapping[str, Any]) -> Form:
+        """A related record's form validated alone (its link is not set yet: not checked)."""
+        form = self.validate(params)
+        if self.link in form.all_errors:
+            errors = {k: v for k, v in form.all_errors.items() if k != self.link}
+            form = replace(form, all_errors=errors)
+        return form
 
     async def submit(self, params: Mapping[str, Any]) -> tuple[Any, Form]:
         """Run the action with *params* for the form's actor, in one transaction, with its
@@ -193,18 +302,74 @@ class Form:
         >>> record, form = await form.submit(event["message"])
         """
         typed = _known(self.fields, params)
-        touched = frozenset(typed)
+        if self.nested_specs:
+            return await self._submit_with_children(typed, params)
         try:
-            prepared = prepare(
-                self.resource, self.action, self._input(typed), self.actor, self.record, True
-            )
-            [record] = await run_writes(self.domain.repo(), [prepared])
-        except Forbidden as exc:
+            record = await self._write(self._input(typed))
+        except (Forbidden, Invalid) as exc:
+            return None, self._refused(typed, exc)
+        return record, self._with(typed, frozenset(typed), {}, submitted=True)
+
+    async def _submit_with_children(
+        self, typed: dict[str, Any], params: Mapping[str, Any]
+    ) -> tuple[Any, Form]:
+        """The record and its related records, in one transaction: all of them, or (any one
+        refused) none, with every form's errors."""
+        children = self._children(params)
+        try:
+            async with self.domain.transaction():
+                try:
+                    record = await self._write(self._input(typed))
+                except (Forbidden, Invalid) as exc:
+                    raise _Rollback(self._refused(typed, exc), False) from None
+                key_value = record.pk_values()[0]
+                written: dict[str, tuple[Form, ...]] = {}
+                failed = False
+                for key, pairs in children.items():
+                    forms = []
+                    for child, entry in pairs:
+                        child_typed = _known(child.fields, entry)
+                        child_input = {**child._input(child_typed), child.link: key_value}
+                        try:
+                            await child._write(child_input)
+                        except (Forbidden, Invalid) as exc:
+                            failed = True
+                            forms.append(child._refused(child_typed, exc))
+                        else:
+                            done = frozenset(child_typed)
+                            forms.append(child._with(child_typed, done, {}, submitted=True))
+                    written[key] = tuple(forms)
+                form = replace(
+                    self._with(typed, frozenset(typed), {}, submitted=True), nested=written
+                )
+                if failed:
+                    raise _Rollback(form, True)
+        except _Rollback as rollback:
+            refused, children_checked = rollback.args
+            if not children_checked:  # the record itself was refused: check them all too
+                checked = {
+                    key: tuple(
+                        replace(child._validated(entry), submitted=True) for child, entry in pairs
+                    )
+                    for key, pairs in children.items()
+                }
+                refused = replace(refused, nested=checked)
+            return None, refused
+        return record, form
+
+    async def _write(self, input_: dict[str, Any]) -> Any:
+        prepared = prepare(self.resource, self.action, input_, self.actor, self.record, True)
+        [record] = await run_writes(self.domain.repo(), [prepared])
+        return record
+
+    def _refused(self, typed: dict[str, Any], exc: Forbidden | Invalid) -> Form:
+        """The submitted form with why the action refused it."""
+        if isinstance(exc, Forbidden):
             logger.info("%s.%s refused: %s", self.resource.__name__, self.action.name, exc)
-            return None, self._with(typed, touched, {BASE: [NOT_ALLOWED]}, submitted=True)
-        except Invalid as exc:
-            return None, self._with(typed, touched, exc.errors, submitted=True)
-        return record, self._with(typed, touched, {}, submitted=True)
+            errors: Mapping[str, Any] = {BASE: [NOT_ALLOWED]}
+        else:
+            errors = {k: v for k, v in exc.errors.items() if not self.link or k != self.link}
+        return self._with(typed, frozenset(typed), errors, submitted=True)
 
     def _with(
         self,
@@ -244,6 +409,17 @@ class Form:
             if argument.name == name:
                 return argument.attr
         return self.resource.__attributes__.get(name)
+
+
+def _indexed(given: Any) -> list[Mapping[str, Any]]:
+    """The entries of a nested input, in index order: ``{"0": {...}, "1": {...}}`` as the
+    browser sends ``parent[key][0][field]``, or a list."""
+    if isinstance(given, Mapping):
+        numbered = [(k, v) for k, v in given.items() if str(k).isdigit() and isinstance(v, Mapping)]
+        return [v for _, v in sorted(numbered, key=lambda kv: int(kv[0]))]
+    if isinstance(given, list | tuple):
+        return [v for v in given if isinstance(v, Mapping)]
+    return []
 
 
 def _known(fields: tuple[str, ...], params: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 import beam
-from domain import Form
+from domain import Form, Nested
 
 from ..support.backends import Backend
-from .app import Chat, ChatUser, Message
+from .app import Chat, ChatUser, Message, Room
 
 
 async def start(backend: Backend) -> None:
@@ -100,3 +100,43 @@ async def test_update_forms_start_from_the_record_and_identities_speak_per_field
         record, taken = await signup.submit({"name": "alice", "is_admin": ""})
         assert record is None
         assert taken.errors("name") == ("has already been taken",)
+
+
+async def test_nested_forms_create_related_records_all_or_none(backend: Backend) -> None:
+    async with beam.open_node():
+        await start(backend)
+        alice = await Chat.register("alice")
+        nested = {"messages": Nested(Message, "send", link="room_id")}
+        form = Form.for_create(Chat, Room, "create", actor=alice, nested=nested)
+        form = form.add("messages").add("messages")
+        first, second = form.forms("messages")
+        assert (first.name, first.id) == ("room[messages][0]", "room_messages_0")
+        assert second.fields == ("content",)  # the link is the parent's to set
+
+        typed = {
+            "name": "ops",
+            "messages": {"0": {"content": "<b>"}, "1": {"content": "", "_unused_content": ""}},
+        }
+        form = form.validate(typed)
+        first, second = form.forms("messages")
+        assert first.errors("content") == ("no html",)
+        assert second.errors("content") == ()  # untouched
+        assert second.all_errors == {"content": ("is required",)}  # no error for room_id
+
+        record, refused = await form.submit(typed)
+        assert record is None
+        assert [f.errors("content") for f in refused.forms("messages")] == [
+            ("no html",),
+            ("is required",),
+        ]
+        assert refused.forms("messages")[0].value("content") == "<b>"
+        assert await Chat.read(Room) == []  # the room was rolled back with its messages
+
+        typed["messages"] = {"1": {"content": "second"}, "0": {"content": "first"}}
+        record, done = await refused.submit(typed)
+        assert record is not None
+        assert done.valid
+        got = await Chat.read(Room, actor=alice, load=("messages",))
+        assert [r.name for r in got] == ["ops"]
+        assert sorted(m.content for m in got[0].messages) == ["first", "second"]
+        assert len(refused.remove("messages", 0).forms("messages")) == 1

@@ -14,7 +14,7 @@ import beam
 import web
 
 from ..support.browser import in_browser
-from ..support.formapp import People, Person, Signup
+from ..support.formapp import Link, People, Person, Signup
 
 TIMEOUT_MS = 10_000
 
@@ -71,11 +71,30 @@ async def test_a_bound_form_shows_errors_for_touched_fields_and_submits(tmp_path
                 page.click("#save")
                 page.wait_for_selector("#person_username_error", timeout=TIMEOUT_MS)
                 facts["taken"] = errors_of(page)
+
+                # A nested form: add a link; its errors show next to it as typed.
+                page.fill("#person_username", "bo")
+                page.fill("#person_email", "bo@example.org")
+                page.click("#add-link")
+                page.wait_for_selector("#person_links_0_url", timeout=TIMEOUT_MS)
+                page.fill("#person_links_0_url", "nope")
+                page.wait_for_selector("#person_links_0_url_error", timeout=TIMEOUT_MS)
+                facts["link"] = errors_of(page)
+                page.fill("#person_links_0_url", "https://bo.example.org")
+                page.wait_for_selector(
+                    "#person_links_0_url_error", state="detached", timeout=TIMEOUT_MS
+                )
+                page.click("#save")
+                page.wait_for_function(
+                    "document.querySelector('#links').textContent === '1'", timeout=TIMEOUT_MS
+                )
+                facts["people_after_link"] = page.text_content("#people")
                 return facts
 
             facts = await in_browser(steps)
             nursery.cancel_scope.cancel()
         people = await People.read(Person)
+        links = await People.read(Link)
     assert facts["typing"] == {"person_username": "must match ^[a-z0-9_]*$"}
     assert facts["email"] == {"person_email": "must be an email address"}
     assert facts["submitted"] == {
@@ -86,4 +105,7 @@ async def test_a_bound_form_shows_errors_for_touched_fields_and_submits(tmp_path
     assert facts["people"] == "al"
     assert facts["after"] == ""  # a fresh form after the sign-up
     assert facts["taken"] == {"person_username": "has already been taken"}
-    assert [p.username for p in people] == ["al"]
+    assert facts["link"] == {"person_links_0_url": "must match ^https?://\\S+$"}
+    assert facts["people_after_link"] == "albo"
+    assert sorted(p.username for p in people) == ["al", "bo"]
+    assert [link.url for link in links] == ["https://bo.example.org"]

@@ -10,7 +10,7 @@ from typing import Any
 import beam
 import web
 
-from ..support.formapp import People, Person, Signup
+from ..support.formapp import Link, People, Person, Signup
 
 
 class Plain:
@@ -77,4 +77,19 @@ async def test_a_bound_form_validates_as_typed_and_submits(tmp_path: Path) -> No
         await view.submit("save", {"person": {"username": "al", "email": "b@x.org", "bio": ""}})
         assert "has already been taken" in view.html
         assert len(await People.read(Person)) == 1
+
+        # A nested form: a link, created with the person in one transaction, or not at all.
+        await view.click("add_link")
+        assert 'name="person[links][0][url]"' in view.html
+        assert 'id="person_links_0_url"' in view.html
+        bob = {"username": "bob", "email": "bob@x.org", "bio": ""}
+        await view.change("validate", {"person": {**bob, "links": {"0": {"url": "nope"}}}})
+        assert 'id="person_links_0_url_error">must match' in view.html
+        await view.submit("save", {"person": {**bob, "links": {"0": {"url": "ftp://x"}}}})
+        assert 'id="person_links_0_url_error">must match' in view.html
+        assert len(await People.read(Person)) == 1  # bob rolled back with his bad link
+        await view.submit("save", {"person": {**bob, "links": {"0": {"url": "https://b.org"}}}})
+        assert "<li>bob</li>" in view.html
+        assert '<p id="links">1</p>' in view.html
+        assert [link.url for link in await People.read(Link)] == ["https://b.org"]
 

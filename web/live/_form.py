@@ -35,6 +35,8 @@ BASE: Final = ""
 
 class FormData(Protocol):
     """What the helpers render: a form's name, and each field's value and errors to show.
+    A form may also have an ``id``, the prefix of its inputs' ids (by default its name: a
+    nested form named ``team[members][0]`` says ``team_members_0``).
 
     >>> class Plain:                            # the smallest form there is
     ...     name = "user"
@@ -79,8 +81,9 @@ def form_field(form: FormData, field: str) -> FormField:
     ('must be at least 2 characters',)
     """
     value = form.value(field)
+    prefix = getattr(form, "id", "") or form.name
     return FormField(
-        f"{form.name}_{field}",
+        f"{prefix}_{field}",
         f"{form.name}[{field}]",
         "" if value is None else str(value),
         tuple(form.errors(field)),
@@ -131,7 +134,8 @@ def form_errors(form: FormData, field: str = BASE) -> Markup:
     Markup('<p class="form-error" id="user_error">you are not allowed to do this</p>')
     """
     errors = tuple(form.errors(field))
-    ident = f"{form.name}_{field}_error" if field else f"{form.name}_error"
+    prefix = getattr(form, "id", "") or form.name
+    ident = f"{prefix}_{field}_error" if field else f"{prefix}_error"
     return Markup(_error_list(errors, ident, "form-error"))
 
 
