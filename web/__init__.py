@@ -104,9 +104,13 @@ from .live import LiveComponent as LiveComponent
 from .live import LiveRouter as LiveRouter
 from .live import LiveSocket as LiveSocket
 from .live import LiveView as LiveView
+from .live import UploadConfig as UploadConfig
+from .live import UploadEntry as UploadEntry
 from .live import form_errors as form_errors
 from .live import form_field as form_field
 from .live import form_input as form_input
+from .live import live_file_input as live_file_input
+from .live import upload_errors as upload_errors
 
 __all__ = (
     "HEARTBEAT",
@@ -153,6 +157,8 @@ __all__ = (
     "Token",
     "TokenExpired",
     "Upgrader",
+    "UploadConfig",
+    "UploadEntry",
     "WebSocket",
     "WebSocketClosed",
     "broadcast",
@@ -162,6 +168,7 @@ __all__ = (
     "form_errors",
     "form_field",
     "form_input",
+    "live_file_input",
     "ok",
     "parse_cookies",
     "rate_limit",
@@ -171,6 +178,7 @@ __all__ = (
     "serve",
     "set_cookie",
     "testing",
+    "upload_errors",
 )
 
 

@@ -29,6 +29,10 @@ from ._form import form_field as form_field
 from ._form import form_input as form_input
 from ._page import DEFAULT_LAYOUT as DEFAULT_LAYOUT
 from ._page import LiveRouter as LiveRouter
+from ._upload import UploadConfig as UploadConfig
+from ._upload import UploadEntry as UploadEntry
+from ._upload import live_file_input as live_file_input
+from ._upload import upload_errors as upload_errors
 from ._view import LIVEVIEW_VERSION as LIVEVIEW_VERSION
 from ._view import AsyncResult as AsyncResult
 from ._view import LiveSocket as LiveSocket
@@ -44,7 +48,11 @@ __all__ = (
     "LiveRouter",
     "LiveSocket",
     "LiveView",
+    "UploadConfig",
+    "UploadEntry",
     "form_errors",
     "form_field",
     "form_input",
+    "live_file_input",
+    "upload_errors",
 )

@@ -41,6 +41,7 @@ from markupsafe import escape
 
 from ._form import FORM_HELPERS
 from ._stream import Stream
+from ._upload import UPLOAD_HELPERS
 from ._wire import KEYED, KEYED_COUNT, STATICS, STREAM
 
 __all__ = ["COMPONENTS", "ComponentRegistry", "LiveTemplate", "TemplateError", "live_environment"]
@@ -60,6 +61,7 @@ def live_environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environm
     """
     environment = jinja2.Environment(autoescape=True, loader=loader)
     environment.globals.update(FORM_HELPERS)
+    environment.globals.update(UPLOAD_HELPERS)
     return environment
 
 

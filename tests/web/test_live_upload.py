@@ -1,0 +1,113 @@
+"""Uploads on the server: the limits hold whatever the client says (tests/web/
+test_browser_upload.py drives the official client)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import beam
+import web
+from web.channels.testing import JoinRefused, join
+from web.live._upload import UploadChannel, UploadConfig, UploadEntry, sign_entry
+
+SECRET = "s" * 32
+
+
+def config(**limits: int) -> UploadConfig:
+    return UploadConfig.new(
+        "photo",
+        accept=(".png", "text/*"),
+        max_entries=limits.get("max_entries", 2),
+        max_file_size=limits.get("max_file_size", 1_000),
+        chunk_size=100,
+        auto_upload=False,
+    )
+
+
+def picked(ref: str, name: str, size: int, kind: str) -> dict[str, object]:
+    return {"ref": ref, "name": name, "size": size, "type": kind}
+
+
+def test_picked_files_are_checked_against_the_limits() -> None:
+    upload = config().listed(
+        [
+            picked("0", "a.png", 10, "image/png"),
+            picked("1", "b.png", 5_000, "image/png"),
+            picked("2", "c.exe", 10, "application/x-msdownload"),
+            picked("3", "d.txt", 10, "text/plain"),
+            picked("4", "e.txt", 10, "image/png"),  # the type it claims is not its name's
+            {"ref": 5},  # not an entry: ignored
+        ]
+    )
+    assert [(e.ref, e.errors) for e in upload.entries] == [
+        ("0", ()),
+        ("1", ("too_large",)),
+        ("2", ("not_accepted",)),
+        ("3", ()),
+        ("4", ("not_accepted",)),
+    ]
+    assert upload.errors == ("too_many_files",)
+    assert web.upload_errors(upload) == ["too many files"]
+    assert upload.without("1").without("2").without("4").errors == ()
+
+
+def test_the_file_input_carries_the_entries_state() -> None:
+    upload = config(max_entries=1).listed([picked("0", "a.png", 10, "image/png")])
+    html = str(web.live_file_input(upload, class_="picker"))
+    assert f'id="{upload.ref}"' in html
+    assert 'data-phx-active-refs="0"' in html
+    assert 'data-phx-done-refs=""' in html
+    assert 'accept=".png,text/*"' in html
+    assert "multiple" not in html
+    assert 'class="picker"' in html
+
+
+async def test_the_upload_channel_refuses_bad_tokens_and_bytes_past_the_limit(
+    tmp_path: Path,
+) -> None:
+    channel = type("Uploads", (UploadChannel,), {"secret_key": SECRET})
+    entry = UploadEntry("7", "a.png", 150, "image/png")
+    path = str(tmp_path / "a")
+    token = sign_entry(SECRET, path, entry, 250)
+    async with beam.open_node():
+        with pytest.raises(JoinRefused):
+            await join(channel, "lvu:7", {"token": sign_entry("x" * 32, path, entry, 250)})
+        with pytest.raises(JoinRefused):
+            await join(channel, "lvu:8", {"token": token})  # another entry's token
+        client = await join(channel, "lvu:7", {"token": token})
+        await client.assert_reply(client.push("chunk", b"a" * 100), "ok")
+        await client.assert_reply(client.push("chunk", b"b" * 100), "ok")
+        assert contents(path) == b"a" * 100 + b"b" * 100
+        # The client said 150 bytes; the upload allows 250: the 300th byte is refused.
+        reply = await client.assert_reply(client.push("chunk", b"c" * 100), "error")
+        assert reply == {"reason": "file_size_limit_exceeded"}
+        assert contents(path) is None
+
+
+def contents(path: str) -> bytes | None:
+    """The bytes of the file at *path*, ``None`` if there is none."""
+    file = Path(path)
+    return file.read_bytes() if file.exists() else None
+
+
+def test_consume_drops_a_file_that_is_not_the_size_declared(tmp_path: Path) -> None:
+    socket = web.LiveSocket(connected=True)
+    socket.allow_upload("photo", accept="*", max_entries=2)
+    upload = socket.upload("photo").listed(
+        [picked("0", "a.bin", 3, "x/y"), picked("1", "b.bin", 3, "x/y")]
+    )
+    for ref, data in (("0", b"abc"), ("1", b"abcdef")):
+        path = tmp_path / ref
+        path.write_bytes(data)
+        entry = upload.entry(ref)
+        assert entry is not None
+        upload = upload.with_entry(
+            UploadEntry(ref, entry.name, 3, "x/y", 100, True, True, (), str(path))
+        )
+    socket.put_upload(upload)
+    got = socket.consume_uploaded_entries("photo", lambda path, e: (e.name, contents(path)))
+    assert got == [("a.bin", b"abc")]
+    assert socket.upload("photo").entries == ()
+    assert list(tmp_path.iterdir()) == []
