@@ -110,6 +110,7 @@ from .live import form_errors as form_errors
 from .live import form_field as form_field
 from .live import form_input as form_input
 from .live import live_file_input as live_file_input
+from .live import store_in as store_in
 from .live import upload_errors as upload_errors
 
 __all__ = (
@@ -177,6 +178,7 @@ __all__ = (
     "serializer_for",
     "serve",
     "set_cookie",
+    "store_in",
     "testing",
     "upload_errors",
 )

@@ -111,3 +111,17 @@ def test_consume_drops_a_file_that_is_not_the_size_declared(tmp_path: Path) -> N
     assert got == [("a.bin", b"abc")]
     assert socket.upload("photo").entries == ()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_directory_sink_stores_under_a_name_of_its_own(tmp_path: Path) -> None:
+    upload = tmp_path / "incoming"
+    upload.write_bytes(b"png")
+    store = web.store_in(tmp_path / "media")
+    stored = Path(store(str(upload), UploadEntry("0", "../../etc/passwd.PNG", 3, "image/png")))
+    assert stored.parent == tmp_path / "media"
+    assert stored.suffix == ".png"
+    assert stored.read_bytes() == b"png"
+    assert not upload.exists()
+    odd = tmp_path / "odd"
+    odd.write_bytes(b"x")
+    assert Path(store(str(odd), UploadEntry("1", "a.p/ng", 1, "x/y"))).suffix == ""

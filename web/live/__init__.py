@@ -32,6 +32,7 @@ from ._page import LiveRouter as LiveRouter
 from ._upload import UploadConfig as UploadConfig
 from ._upload import UploadEntry as UploadEntry
 from ._upload import live_file_input as live_file_input
+from ._upload import store_in as store_in
 from ._upload import upload_errors as upload_errors
 from ._view import LIVEVIEW_VERSION as LIVEVIEW_VERSION
 from ._view import AsyncResult as AsyncResult
@@ -54,5 +55,6 @@ __all__ = (
     "form_field",
     "form_input",
     "live_file_input",
+    "store_in",
     "upload_errors",
 )

@@ -38,7 +38,8 @@ import logging
 import mimetypes
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final
 
@@ -52,6 +53,7 @@ __all__ = [
     "UploadConfig",
     "UploadEntry",
     "live_file_input",
+    "store_in",
     "upload_errors",
 ]
 
@@ -287,6 +289,27 @@ def upload_errors(upload: UploadConfig, entry: UploadEntry | None = None) -> lis
     """
     codes = upload.errors if entry is None else entry.errors
     return [MESSAGES.get(code, code) for code in codes]
+
+
+def store_in(directory: str | os.PathLike[str]) -> Callable[[str, UploadEntry], str]:
+    """The default sink of :meth:`~web.LiveSocket.consume_uploaded_entries`: move each file
+    into *directory* under a fresh random name that keeps the file's extension (never the
+    name the client gave: it could be anything), and return that path.
+
+    >>> paths = socket.consume_uploaded_entries("photo", web.store_in("media"))
+    """
+    target = os.fspath(directory)
+
+    def store(path: str, entry: UploadEntry) -> str:
+        os.makedirs(target, exist_ok=True)
+        extension = os.path.splitext(entry.name)[1].lower()
+        if not extension[1:].isalnum() or len(extension) > 10:
+            extension = ""
+        stored = os.path.join(target, secrets.token_urlsafe(12) + extension)
+        shutil.move(path, stored)
+        return stored
+
+    return store
 
 
 def _remove(path: str) -> None:
