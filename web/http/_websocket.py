@@ -198,6 +198,15 @@ class WebSocket:
                 with trio.move_on_after(_CLOSE_WAIT):
                     await self.outbox.drain()
                     await self._await_peer_close()
+        elif ws.parser_exc is not None and self.outbox.failed is None:
+            # The frame layer refused what came (a message too big, bad UTF-8...) and sent
+            # its close frame, perhaps while the peer was still sending: read and drop what
+            # comes until the peer closes (briefly), so that closing now does not reset the
+            # connection before the peer has read why.
+            with contextlib.suppress(*_GONE, OSError), trio.move_on_after(_CLOSE_WAIT):
+                await self.outbox.drain()
+                while data := await self._stream.receive_some(_READ):
+                    ws.receive_data(data)
         self.outbox.close()
         await self._stream.aclose()
 
