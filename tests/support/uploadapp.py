@@ -48,3 +48,26 @@ class Attach(web.LiveView):
 
             saved = socket.consume_uploaded_entries("photo", store)
             socket.assign(saved=(*socket.assigns["saved"], *saved))
+
+
+class AutoAttach(web.LiveView):
+    """An upload that starts as soon as a file is picked, consumed when it is done."""
+
+    template = (
+        '<form id="auto" phx-change="validate">{{ live_file_input(uploads.doc) }}</form>'
+        '<ul id="saved">{% for line in saved %}<li>{{ line }}</li>{% endfor %}</ul>'
+    )
+
+    async def mount(
+        self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
+    ) -> None:
+        socket.allow_upload("doc", accept="*", auto_upload=True, chunk_size=10_000)
+        socket.assign(saved=())
+
+    async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        pass  # validate: the entries are listed and checked by the server itself
+
+    async def handle_progress(self, name: str, entry: Any, socket: web.LiveSocket) -> None:
+        if entry.done:
+            saved = socket.consume_uploaded_entries(name, lambda path, e: f"{e.name} {e.size}")
+            socket.assign(saved=(*socket.assigns["saved"], *saved))

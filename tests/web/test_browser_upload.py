@@ -13,7 +13,7 @@ import beam
 import web
 
 from ..support.browser import in_browser
-from ..support.uploadapp import Attach
+from ..support.uploadapp import Attach, AutoAttach
 
 TIMEOUT_MS = 10_000
 
@@ -99,3 +99,25 @@ async def test_uploads_refuse_too_large_and_wrong_types_cancel_and_arrive_intact
     assert any(0 < p < 100 for p in seen), seen  # progress while the chunks went
     assert seen == sorted(seen)
     assert seen[-1] == 100
+
+
+async def test_an_auto_upload_starts_when_picked_and_the_view_consumes_it_when_done() -> None:
+    async with beam.open_node():
+        endpoint = web.Endpoint()
+        web.LiveRouter(endpoint).live("/auto", AutoAttach)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
+
+            def steps(browser: Any) -> str | None:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{port}/auto")
+                page.wait_for_selector("[data-phx-main].phx-connected", timeout=TIMEOUT_MS)
+                doc = {"name": "report.pdf", "mimeType": "application/pdf", "buffer": b"%" * 25_000}
+                page.set_input_files("input[type=file]", files=[doc])
+                page.wait_for_selector("#saved li", timeout=TIMEOUT_MS)  # no submit needed
+                text: str | None = page.text_content("#saved")
+                return text
+
+            saved = await in_browser(steps)
+            nursery.cancel_scope.cancel()
+    assert saved == "report.pdf 25000"

@@ -37,7 +37,7 @@ from ._forms import FormError, form_params, url_params
 from ._rendered import to_html
 from ._routes import UPGRADE_ONLY, LiveRoutes, Upgrade, guard_request, location_of, run_guard
 from ._template import LiveTemplate
-from ._upload import CHUNK_TIMEOUT_MS, UploadConfig, sign_entry
+from ._upload import CHUNK_TIMEOUT_MS, UploadConfig, UploadEntry, sign_entry
 from ._view import (
     LIVEVIEW_VERSION,
     Effects,
@@ -182,7 +182,9 @@ class LiveChannel(Channel):
         if event == ALLOW_UPLOAD:
             return ok(self._allow_upload(payload))
         if event == PROGRESS:
-            self._progress(payload)
+            progressed = self._progress(payload)
+            if progressed is not None:
+                await view.handle_progress(*progressed, self.live)
             return ok(self._update())
         if event == CIDS_WILL_DESTROY:
             return ok()
@@ -292,15 +294,16 @@ class LiveChannel(Channel):
         }
         return {**self._update(), **answer}
 
-    def _progress(self, payload: Mapping[str, Any]) -> None:
-        """The client reports an entry's progress (0-100), or why it failed."""
+    def _progress(self, payload: Mapping[str, Any]) -> tuple[str, UploadEntry] | None:
+        """The client reports an entry's progress (0-100), or why it failed: the upload's
+        name and the entry as it is now (``None``: no such entry)."""
         ref, entry_ref = payload.get("ref"), payload.get("entry_ref")
         config = self._configs().get(ref) if isinstance(ref, str) else None
         if config is None or not isinstance(entry_ref, str):
-            return
+            return None
         entry = config.entry(entry_ref)
         if entry is None:
-            return
+            return None
         progress = payload.get("progress")
         if isinstance(progress, int) and not isinstance(progress, bool):
             done = progress >= 100
@@ -309,6 +312,7 @@ class LiveChannel(Channel):
             reason = str(progress.get("error") or "external_client_failure")[:80]
             entry = replace(entry, errors=(*entry.errors, reason))
         self.live.put_upload(config.with_entry(entry))
+        return config.name, entry
 
     def _update(self) -> dict[str, Any]:
         """The reply (or push) carrying what changed: ``{"diff": ...}`` and navigation."""

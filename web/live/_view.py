@@ -579,6 +579,16 @@ class LiveView:
             "%s got an unexpected message: %s", type(self).__name__, beam.bounded_repr(message)
         )
 
+    async def handle_progress(self, name: str, entry: UploadEntry, socket: LiveSocket) -> None:
+        """An entry of the upload *name* progressed (``entry.progress``, ``entry.done``) or
+        failed (``entry.errors``). Default: nothing. With ``auto_upload``, a view consumes an
+        entry here once it is done.
+
+        >>> async def handle_progress(self, name, entry, socket):
+        ...     if entry.done:
+        ...         socket.consume_uploaded_entries(name, web.store_in("media"))
+        """
+
     async def handle_async(self, name: str, result: AsyncResult, socket: LiveSocket) -> None:
         """What the work of ``socket.start_async(name, ...)`` returned (``result.ok``,
         ``result.result``) or why it failed (``result.failed``). Default: log it.
