@@ -23,6 +23,7 @@ class Attach(web.LiveView):
         "cancel</button></div>{% endfor %}"
         "{% for problem in upload_errors(uploads.photo) %}"
         '<p class="upload-error">{{ problem }}</p>{% endfor %}'
+        '<div id="drop" phx-drop-target="{{ uploads.photo.ref }}">or drop files here</div>'
         '<button id="save">Save</button></form>'
         '<ul id="saved">{% for line in saved %}<li>{{ line }}</li>{% endfor %}</ul>'
     )

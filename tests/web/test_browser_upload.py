@@ -84,6 +84,20 @@ async def test_uploads_refuse_too_large_and_wrong_types_cancel_and_arrive_intact
                 facts["saved"] = page.text_content("#saved")
                 facts["entries_left"] = page.locator(".entry").count()
                 facts["progress"] = page.evaluate("window.progressSeen")
+
+                page.evaluate(  # drag and drop: a file dropped on the drop target
+                    """() => {
+                        const files = new DataTransfer();
+                        files.items.add(new File(["dropped!"], "dropped.txt",
+                                                 {type: "text/plain"}));
+                        document.querySelector('#drop').dispatchEvent(new DragEvent(
+                            "drop", {bubbles: true, cancelable: true, dataTransfer: files}));
+                    }"""
+                )
+                page.wait_for_selector(".entry[data-name='dropped.txt']", timeout=TIMEOUT_MS)
+                page.click("#save")
+                page.wait_for_selector("#saved li:nth-child(2)", timeout=TIMEOUT_MS)
+                facts["dropped"] = page.text_content("#saved li:nth-child(2)")
                 return facts
 
             facts = await in_browser(steps)
@@ -99,6 +113,8 @@ async def test_uploads_refuse_too_large_and_wrong_types_cancel_and_arrive_intact
     assert any(0 < p < 100 for p in seen), seen  # progress while the chunks went
     assert seen == sorted(seen)
     assert seen[-1] == 100
+    dropped = hashlib.sha256(b"dropped!").hexdigest()[:12]
+    assert facts["dropped"] == f"dropped.txt 8 {dropped}"
 
 
 async def test_an_auto_upload_starts_when_picked_and_the_view_consumes_it_when_done() -> None:
