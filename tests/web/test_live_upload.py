@@ -3,14 +3,19 @@ test_browser_upload.py drives the official client)."""
 
 from __future__ import annotations
 
+import re
+import tempfile
 from pathlib import Path
 
 import pytest
+import trio
 
 import beam
 import web
 from web.channels.testing import JoinRefused, join
 from web.live._upload import UploadChannel, UploadConfig, UploadEntry, sign_entry
+
+from ..support.uploadapp import Attach
 
 SECRET = "s" * 32
 
@@ -125,3 +130,30 @@ def test_the_directory_sink_stores_under_a_name_of_its_own(tmp_path: Path) -> No
     odd = tmp_path / "odd"
     odd.write_bytes(b"x")
     assert Path(store(str(odd), UploadEntry("1", "a.p/ng", 1, "x/y"))).suffix == ""
+
+
+async def test_a_views_upload_files_go_with_it_even_when_it_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    async with beam.open_node():
+        beam.trap_exit(True)  # the view is linked to the test: its kill comes as a message
+        view = await web.testing.live(Attach)
+        ref = re.search(r'data-phx-upload-ref="([^"]+)"', view.html)
+        assert ref is not None
+        entry = picked("0", "a.png", 10, "image/png")
+        await view.change("validate", {}, target="photo")
+        answer = await view.push("allow_upload", {"ref": ref.group(1), "entries": [entry]})
+        assert list(answer["entries"]) == ["0"]
+        assert 'data-phx-preflighted-refs="0"' in view.html
+        assert count(tmp_path) == 1  # the view's upload directory
+        beam.exit(view.pid, "kill")
+        await beam.receive(lambda m: type(m) is beam.Exit and m.pid == view.pid, timeout=1)
+        with trio.fail_after(2):
+            while count(tmp_path):  # noqa: ASYNC110 - a directory offers no event to wait on
+                await trio.sleep(0.01)
+
+
+def count(directory: Path) -> int:
+    """How many entries *directory* has."""
+    return len(list(directory.iterdir()))

@@ -271,6 +271,8 @@ class LiveChannel(Channel):
             return {**self._update(), "ref": ref, "error": refused}
         if self.upload_dir is None:
             self.upload_dir = tempfile.mkdtemp(prefix="live-upload-")
+            # However the view ends (a crash, a kill), its linked sweeper removes the files.
+            beam.spawn_link(_sweep, self.upload_dir)
         tokens = {}
         for entry in config.entries:
             if entry.preflighted:
@@ -342,6 +344,14 @@ class LiveChannel(Channel):
         if effects.redirect is not None:
             update[REDIRECT] = {"to": effects.redirect}
         return update
+
+
+async def _sweep(directory: str) -> None:
+    """Linked to a view: remove its upload directory when the view exits, whatever the
+    reason (a view that crashes or is killed never runs its ``terminate``)."""
+    beam.trap_exit(True)
+    await beam.receive(lambda message: type(message) is beam.Exit)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 #: The navigation an update may carry, in the order the client is sent them.
