@@ -485,9 +485,8 @@ class ChatLive(web.LiveView):
         await self._go(listed["id"], socket)
 
     async def _go(self, room_id: str, socket: web.LiveSocket) -> None:
-        """Enter the room *room_id* now, and put it in the address bar. (``push_patch``
-        alone changes the address: ``web`` runs no ``handle_params`` for it.)"""
-        await self.handle_params({"room": room_id}, f"/?room={room_id}", socket)
+        """Enter the room *room_id*: ``push_patch`` puts it in the address bar, and ``web``
+        runs :meth:`handle_params` with it before the reply renders the page."""
         socket.push_patch(f"/?room={room_id}")
 
     @staticmethod

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, ClassVar, Final
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import beam
 
@@ -72,6 +72,9 @@ logger = logging.getLogger("web.live")
 
 #: The ``/live`` socket's assigns: what it kept of the upgrade request (for the route guards).
 _UPGRADE_KEY: Final = "_live_upgrade"
+#: How many ``push_patch`` in a row (each from the ``handle_params`` the last one ran) a
+#: callback may chain before the rest are not followed.
+_MAX_PATCHES: Final = 8
 
 
 class LiveChannel(Channel):
@@ -89,6 +92,8 @@ class LiveChannel(Channel):
         self.live_socket_id: str | None = None
         #: Where this view's uploads are written (made at the first upload).
         self.upload_dir: str | None = None
+        #: The page's URL as the view last saw it (join, ``live_patch``, ``push_patch``).
+        self.url = ""
 
     async def join(
         self, topic: str, params: Mapping[str, Any], socket: ChannelSocket
@@ -119,6 +124,7 @@ class LiveChannel(Channel):
                 return error({"redirect": {"to": location}})
             session = dict(guarded)
         query = url_params(url)
+        self.url = url
         view_class = route.view
         view = self.view = view_class()
         self.template = view_class.compiled()
@@ -174,10 +180,12 @@ class LiveChannel(Channel):
                 self.live.clear_flash(key if isinstance(key, str) else None)
             else:
                 await view.handle_event(name, value, self.live)
+            await self._follow_patch()
             return ok(self._update())
         if event == LIVE_PATCH:
-            url = str(payload.get("url", ""))
+            url = self.url = str(payload.get("url", ""))
             await view.handle_params(url_params(url), url, self.live)
+            await self._follow_patch()
             return ok(self._update())
         if event == ALLOW_UPLOAD:
             return ok(self._allow_upload(payload))
@@ -185,6 +193,7 @@ class LiveChannel(Channel):
             progressed = self._progress(payload)
             if progressed is not None:
                 await view.handle_progress(*progressed, self.live)
+            await self._follow_patch()
             return ok(self._update())
         if event == CIDS_WILL_DESTROY:
             return ok()
@@ -210,6 +219,7 @@ class LiveChannel(Channel):
                 self.live.loaded(message)
         else:
             await view.handle_info(message, self.live)
+        await self._follow_patch()
         update = self._update()
         if DIFF in update:
             socket.push(DIFF, update[DIFF])
@@ -217,6 +227,26 @@ class LiveChannel(Channel):
             if kind in update:
                 socket.push(kind, update[kind])
         return None
+
+    async def _follow_patch(self) -> None:
+        """A callback asked for ``push_patch``: run ``handle_params`` with the new URL now, as
+        Phoenix does (the client only puts the URL in its address bar and sends nothing back),
+        so the reply renders the patched page. ``handle_params`` may patch again: followed up
+        to :data:`_MAX_PATCHES` times; the client gets the last URL."""
+        followed = None
+        for _ in range(_MAX_PATCHES):
+            patch = self.live.pending_effects.patch
+            if patch is None or patch is followed:
+                return
+            followed = patch
+            url = self.url = urljoin(self.url, patch.to)
+            assert self.view is not None
+            await self.view.handle_params(url_params(url), url, self.live)
+        logger.warning(
+            "%s: handle_params patched the URL %d times in a row; the last is not followed",
+            type(self.view).__name__,
+            _MAX_PATCHES,
+        )
 
     def _disconnect(self, socket: ChannelSocket) -> Stop | None:
         """``web.disconnect(live_socket_id)``: close the whole connection, as Phoenix does;
