@@ -46,6 +46,7 @@ from ._api import send_after as send_after
 from ._api import spawn as spawn
 from ._api import spawn_link as spawn_link
 from ._api import spawn_monitor as spawn_monitor
+from ._api import start_timer as start_timer
 from ._api import system_monitor as system_monitor
 from ._api import trap_exit as trap_exit
 from ._api import unlink as unlink
@@ -59,6 +60,7 @@ from ._errors import AlreadyRegistered as AlreadyRegistered
 from ._errors import BadReturnValue as BadReturnValue
 from ._errors import CallTimeout as CallTimeout
 from ._errors import NoProc as NoProc
+from ._errors import NoProcError as NoProcError
 from ._errors import NotInNode as NotInNode
 from ._errors import NotInProcess as NotInProcess
 from ._errors import ProcessExit as ProcessExit
@@ -110,6 +112,7 @@ from ._signals import exit_signal_effect as exit_signal_effect
 from ._task import Task as Task
 from ._threads import ThreadActor as ThreadActor
 from ._threads import ask as ask
+from ._timers import TimerTimeout as TimerTimeout
 from ._types import KILL as KILL
 from ._types import KILLED as KILLED
 from ._types import NOCONNECTION as NOCONNECTION
@@ -152,6 +155,7 @@ __all__ = (
     "LocalAdapter",
     "LongSchedule",
     "NoProc",
+    "NoProcError",
     "NoReply",
     "Node",
     "NodeDown",
@@ -174,6 +178,7 @@ __all__ = (
     "Stop",
     "Task",
     "ThreadActor",
+    "TimerTimeout",
     "UnknownName",
     "ask",
     "bounded_repr",
@@ -221,6 +226,7 @@ __all__ = (
     "spawn",
     "spawn_link",
     "spawn_monitor",
+    "start_timer",
     "subscribe",
     "subscribers",
     "system_monitor",

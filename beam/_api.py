@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from ._errors import NoProc, ProcessExit, UnknownName
+from ._errors import NoProcError, ProcessExit, UnknownName
 from ._node import (
     Node,
     current_node,
@@ -26,6 +26,7 @@ from ._node import (
 from ._process import NOT_EXITING, Died, Match, Process, process_var
 from ._pubsub import _pubsub
 from ._schedule import LongScheduleMonitor
+from ._timers import TimerTimeout
 from ._types import NOCONNECTION, NODE_PID, NOPROC, Down, Exit, NodeDown, Pid, Ref
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "spawn",
     "spawn_link",
     "spawn_monitor",
+    "start_timer",
     "system_monitor",
     "trap_exit",
     "unlink",
@@ -195,7 +197,8 @@ def link(pid: Pid) -> None:
     """Link the caller and *pid*: when either exits abnormally, the other gets the signal.
 
     Linking twice is a no-op. If *pid* is not alive, a caller that traps exits gets
-    ``Exit(pid, "noproc")``; one that does not raises :class:`NoProc`.
+    ``Exit(pid, "noproc")``; one that does not raises :class:`NoProcError` (an error, not
+    an exit: OTP's ``error:noproc``).
 
     >>> async def main():
     ...     beam.link(other_pid)
@@ -212,7 +215,7 @@ def link(pid: Pid) -> None:
         if proc.trap_exit:
             node._send_to(proc, Exit(pid, NOPROC))
             return
-        raise NoProc(NOPROC)
+        raise NoProcError(f"cannot link {proc.pid} to {pid}: it is not alive (noproc)")
     if proc.links is None:
         proc.links = set()
     if target.links is None:
@@ -338,15 +341,18 @@ def monitor(dest: Pid | str | tuple[str, str]) -> Ref:
     return ref
 
 
-def demonitor(ref: Ref, *, flush: bool = False) -> bool:
-    """Turn off the monitor *ref*. True if it was active, false if it had already fired.
+def demonitor(ref: Ref, *, flush: bool = False, info: bool = False) -> bool:
+    """Turn off the monitor *ref*; returns ``True``, as Erlang's ``demonitor/1`` does.
 
     With ``flush=True`` a ``Down`` for *ref* already in the mailbox is removed too, so the
-    caller never sees it.
+    caller never sees it. With ``info=True`` (Erlang's ``[info]`` option) the result says
+    whether the monitor was still active: false if it had already fired (or was turned off
+    before, or was never a monitor of the caller).
 
     >>> async def main():
     ...     ref = beam.monitor(pid)
     ...     beam.demonitor(ref, flush=True)
+    ...     assert beam.demonitor(ref, info=True) is False    # already off
     """
     proc = current_process("beam.demonitor")
     active = unwatch(proc.node, proc, ref)
@@ -355,7 +361,7 @@ def demonitor(ref: Ref, *, flush: bool = False) -> bool:
             if type(message) is Down and message.ref == ref:
                 del proc.queue[index]
                 break
-    return active
+    return active if info else True
 
 
 def exit(dest: Pid | str, reason: Any) -> None:  # noqa: A001 - Erlang's name for it
@@ -473,13 +479,36 @@ def send_after(dest: Pid | str, message: Any, delay: float) -> Ref:
     ...     assert await beam.receive() == "tick"
     """
     node = current_node("beam.send_after")
+    return _set_timer(node, dest, message, delay, "beam.send_after", tagged=False)
+
+
+def start_timer(dest: Pid | str, message: Any, delay: float) -> Ref:
+    """Like :func:`send_after`, but *dest* gets ``TimerTimeout(ref, message)``.
+
+    Erlang's ``erlang:start_timer/3``: the message carries the timer's reference, so a
+    process with several timers knows which one fired (and can ignore a stale one).
+    :func:`read_timer` and :func:`cancel_timer` work on it as on any timer.
+
+    >>> async def main():
+    ...     ref = beam.start_timer(beam.self(), "tick", 1.0)
+    ...     assert await beam.receive() == beam.TimerTimeout(ref, "tick")
+    """
+    node = current_node("beam.start_timer")
+    return _set_timer(node, dest, message, delay, "beam.start_timer", tagged=True)
+
+
+def _set_timer(
+    node: Node, dest: Pid | str, message: Any, delay: float, what: str, *, tagged: bool
+) -> Ref:
     if not isinstance(dest, (Pid, str)):
-        raise TypeError(f"send_after needs a beam.Pid or a registered name, got {dest!r}")
+        raise TypeError(f"{what} needs a beam.Pid or a registered name, got {dest!r}")
     if type(dest) is Pid:
-        local_id(dest, "beam.send_after")
+        local_id(dest, what)
     if node._copy_messages:  # copy when the timer is set, as a send would
         message = copy.deepcopy(message)
     ref = node._make_ref()
+    if tagged:
+        message = TimerTimeout(ref, message)
     node._timers.start(ref, delay, node._deliver_timer, (dest, message))
     if type(dest) is Pid:
         target = node._procs.get(dest.id)
@@ -493,7 +522,8 @@ def send_after(dest: Pid | str, message: Any, delay: float) -> Ref:
 
 
 def cancel_timer(ref: Ref) -> float | None:
-    """Cancel timer *ref*; the seconds it had left, or ``None`` if it had fired or was gone.
+    """Cancel timer *ref* (of :func:`send_after` or :func:`start_timer`); the seconds it had
+    left, or ``None`` if it had fired or was gone.
 
     ``None`` does not tell whether the message has been received yet.
 

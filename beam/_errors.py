@@ -14,6 +14,7 @@ __all__ = [
     "BadReturnValue",
     "CallTimeout",
     "NoProc",
+    "NoProcError",
     "NotInNode",
     "NotInProcess",
     "ProcessExit",
@@ -49,10 +50,31 @@ class CallTimeout(ProcessExit):
 
 
 class NoProc(ProcessExit):
-    """The process a call or a link was addressed to does not exist (or died meanwhile).
+    """The process a call was addressed to does not exist (or died meanwhile).
 
-    The reason is ``"noproc"`` (for :func:`beam.link`) or ``("noproc", detail)`` for a call.
+    The reason is ``("noproc", detail)``. (:func:`beam.link` to a dead pid raises
+    :class:`NoProcError` instead: in OTP that is an error, not an exit.)
     """
+
+
+class NoProcError(LookupError):
+    """:func:`beam.link` to a process that is not alive, from a caller that does not trap
+    exits: OTP's ``error:noproc``.
+
+    An error, not an exit (it is no :class:`ProcessExit`): left uncaught, the process crashes
+    with it and a crash report is written, as ``link/1`` raising ``noproc`` does in Erlang.
+    ``reason`` is ``"noproc"``.
+
+    >>> async def main():
+    ...     try:
+    ...         beam.link(dead_pid)
+    ...     except beam.NoProcError:
+    ...         ...
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.reason = "noproc"
 
 
 class ReceiveTimeout(TimeoutError):

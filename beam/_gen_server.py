@@ -19,7 +19,9 @@ replies, timeouts, ``handle_continue``, termination and crash reports::
 
 The state is passed to and returned from every callback (as in OTP), so ``terminate`` and
 crash reports always see the last good state. Callbacks return the frozen result types below;
-anything else stops the server with :class:`BadReturnValue` naming the value.
+anything else stops the server with :class:`BadReturnValue` naming the value. A result with
+``hibernate=True`` compacts the process and its state before it waits for the next message
+(OTP's ``hibernate``).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from ._api import unlink
 from ._call import CallRequest, CastRequest, end_request, reply, request
 from ._crash import log_crash
 from ._errors import AlreadyRegistered, BadReturnValue, ProcessExit, ReceiveTimeout, StartError
+from ._hibernate import hibernate
 from ._node import current_process, watch
-from ._process import TIMED_OUT, Died, Process
+from ._process import NOT_EXITING, TIMED_OUT, Died, Process, process_var
 from ._types import KILL, NORMAL, Exit, From, Pid, is_normal_exit
 
 __all__ = [
@@ -64,11 +67,13 @@ class Continue:
 
 @dataclass(frozen=True, slots=True)
 class Ok(Generic[S]):
-    """``init`` succeeded: start with *state*; optionally ``continue_`` or a ``timeout``."""
+    """``init`` succeeded: start with *state*; optionally ``continue_``, a ``timeout``, or
+    ``hibernate=True`` (compact the process before waiting: see :mod:`beam._hibernate`)."""
 
     state: S
     continue_: Continue | None = None
     timeout: float | None = None
+    hibernate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,7 @@ class Reply(Generic[S]):
     state: S
     continue_: Continue | None = None
     timeout: float | None = None
+    hibernate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +94,16 @@ class NoReply(Generic[S]):
     state: S
     continue_: Continue | None = None
     timeout: float | None = None
+    hibernate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Stop(Generic[S]):
     """Stop the server with *reason* after ``terminate(reason, state)``.
 
-    From ``handle_call``, *reply* (if given) is sent to the caller first. From ``init``,
-    ``Stop(reason)`` makes ``start_link`` raise :class:`StartError`.
+    From ``handle_call``, *reply* (if given) is sent to the caller once ``terminate`` has
+    run, as OTP does. From ``init``, ``Stop(reason)`` makes ``start_link`` raise
+    :class:`StartError`.
     """
 
     reason: Any
@@ -105,7 +113,7 @@ class Stop(Generic[S]):
 
     @staticmethod
     def replying(reason: Any, reply: Any, state: S) -> Stop[S]:
-        """Stop with *reason* and answer the call with *reply* first."""
+        """Stop with *reason* and answer the call with *reply* (after ``terminate``)."""
         return Stop(reason, state, reply, True)
 
 
@@ -122,6 +130,7 @@ class _StopRequest:
 
 
 _UNSET: Any = object()
+_STARTED = ("ok", None)
 
 
 class GenServer(Generic[S]):
@@ -218,7 +227,9 @@ class GenServer(Generic[S]):
 async def _start(
     cls: type[GenServer[Any]], arg: Any, name: str | None, timeout: float | None, *, link: bool
 ) -> Pid | None:
-    caller = current_process(f"{cls.__qualname__}.start_link")
+    caller = process_var.get(None)
+    if caller is None:
+        caller = current_process(f"{cls.__qualname__}.start_link")
     node = caller.node
     if name is not None:
         holder = node._whereis(name)
@@ -275,11 +286,18 @@ async def _serve(cls: type[GenServer[Any]], arg: Any, name: str | None, starter:
                 "init", result, "beam.Ok(state), beam.Stop(reason) or beam.Ignore()"
             )
     except Exception as exc:
-        _fail_start(proc, name, starter, exc)
-        log_crash(proc.pid, name, cls, exc, kind="GenServer")
-        raise ProcessExit(exc, reported=True) from exc
+        # As exit(Reason) in OTP's init: a ProcessExit's reason is the reason, not the
+        # exception (the starter's StartError, monitors and links all see it).
+        reason: Any = exc.reason if isinstance(exc, ProcessExit) else exc
+        _fail_start(proc, name, starter, reason)
+        if not is_normal_exit(reason):
+            log_crash(proc.pid, name, cls, reason, kind="GenServer")
+        raise ProcessExit(reason, reported=True) from exc
     if isinstance(result, Ignore):
-        _fail_start(proc, name, starter, None)
+        # OTP: start_link returns ignore and the process exits normal *while linked*, so a
+        # caller that traps exits gets Exit(pid, "normal").
+        if name is not None:
+            node._unregister(name)
         reply(starter, ("ignore", None))
         return
     if isinstance(result, Stop):
@@ -287,7 +305,9 @@ async def _serve(cls: type[GenServer[Any]], arg: Any, name: str | None, starter:
         if not is_normal_exit(result.reason):
             log_crash(proc.pid, name, cls, result.reason, kind="GenServer")
         raise ProcessExit(result.reason, reported=True)
-    reply(starter, ("ok", None))
+    starting = node._procs.get(starter.pid.id)  # the starter is local: answer its slot
+    if starting is not None:
+        starting.deliver_reply(starter.ref, _STARTED)
     await _loop(server, proc.parent, result)
 
 
@@ -301,10 +321,12 @@ def _fail_start(proc: Process, name: str | None, starter: From, reason: Any) -> 
 
 
 async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> None:
-    proc = current_process()
+    proc = process_var.get()
     node = proc.node
     procs = node._procs
     state = first.state
+    if first.hibernate:
+        state = hibernate(proc, state)
     pending_continue = first.continue_
     timeout = first.timeout
     message: Any = _UNSET
@@ -333,11 +355,18 @@ async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> N
                             value = copy.deepcopy(value)
                         caller.deliver_reply(from_.ref, value)
                     state = result.state
+                    if result.hibernate:
+                        state = hibernate(proc, state)
                     pending_continue = result.continue_
                     timeout = result.timeout
                     continue
                 if kind is Stop and result.has_reply:
-                    reply(from_, result.reply)
+                    # OTP replies only once terminate has run (see _terminate).
+                    raise _Stopping(
+                        result.reason,
+                        result.state if result.state is not None else state,
+                        (from_, result.reply),
+                    )
                 state, pending_continue, timeout = _next(result, "handle_call", state)
             elif kind is CastRequest:
                 result = await server.handle_cast(message.request, state)
@@ -350,9 +379,14 @@ async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> N
                 result = await server.handle_info(message, state)
                 state, pending_continue, timeout = _next(result, "handle_info", state)
     except _Stopping as stopping:
-        await _terminate(server, proc, stopping.reason, stopping.state, message)
-    except ProcessExit:
-        raise
+        await _terminate(server, proc, stopping.reason, stopping.state, message, stopping.reply)
+    except ProcessExit as exc:
+        # An exit signal that struck this process (exit(self(), ...)), or a stop that already
+        # ran terminate, ends it at once; a ProcessExit raised by a callback (OTP's
+        # exit(Reason) in a callback, or a nested call's exit) runs terminate(reason, state).
+        if exc.reported or proc.pending_exit is not NOT_EXITING:
+            raise
+        await _terminate(server, proc, exc.reason, state, message)
     except Exception as exc:
         await _terminate(server, proc, exc, state, message)
 
@@ -364,7 +398,9 @@ async def _stop_on_request(
     reason = request.reason
     try:
         await server.terminate(reason, state)
-    except Exception as exc:  # the caller sees the server die with it (no reply)
+    except ProcessExit as exc:  # the caller sees the server die with it (no reply)
+        reason = exc.reason
+    except Exception as exc:
         reason = exc
     if not is_normal_exit(reason):
         log_crash(
@@ -388,15 +424,18 @@ def _status(server: GenServer[Any], state: Any) -> Any:
 
 
 class _Stopping(Exception):
-    def __init__(self, reason: Any, state: Any) -> None:
+    def __init__(self, reason: Any, state: Any, reply: tuple[From, Any] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.state = state
+        self.reply = reply
 
 
 def _next(result: Any, callback: str, state: Any) -> tuple[Any, Continue | None, float | None]:
     kind = type(result)
     if kind is NoReply or (kind is Reply and callback == "handle_call"):
+        if result.hibernate:
+            return hibernate(current_process(), result.state), result.continue_, result.timeout
         return result.state, result.continue_, result.timeout
     if kind is Stop:
         raise _Stopping(result.reason, result.state if result.state is not None else state)
@@ -409,12 +448,26 @@ def _next(result: Any, callback: str, state: Any) -> tuple[Any, Continue | None,
 
 
 async def _terminate(
-    server: GenServer[Any], proc: Process, reason: Any, state: Any, last_message: Any
+    server: GenServer[Any],
+    proc: Process,
+    reason: Any,
+    state: Any,
+    last_message: Any,
+    answer: tuple[From, Any] | None = None,
 ) -> None:
+    """Run ``terminate``, then send the reply of ``Stop.replying`` (if any), then exit.
+
+    As OTP's gen_server: the reply goes out after ``terminate`` (even if it raised), so a
+    caller that got it can rely on the cleanup having run.
+    """
     try:
         await server.terminate(reason, state)
+    except ProcessExit as exc:
+        reason = exc.reason
     except Exception as exc:
         reason = exc
+    if answer is not None:
+        reply(*answer)
     if not is_normal_exit(reason):
         status = _status(server, state)
         log_crash(

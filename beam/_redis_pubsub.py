@@ -40,6 +40,7 @@ import trio
 from ._api import exit as exit_process
 from ._api import make_ref, monitor, receive, send, trap_exit
 from ._api import self as self_pid
+from ._call import CallRequest, call, reply
 from ._codec import (
     CodecError,
     Delivery,
@@ -55,11 +56,11 @@ from ._codec import (
     lookup_dispatcher,
 )
 from ._dist import Distribution
-from ._errors import ProcessExit, ReceiveTimeout
+from ._errors import CallTimeout, ProcessExit, ReceiveTimeout
 from ._node import Node, current_node, set_cluster_joiner
 from ._pubsub import Dispatcher, LocalAdapter, Topic, _pubsub, set_pubsub_adapter
 from ._resp import RedisConnection, RedisError, connect, parse_url, subscribe
-from ._types import KILL, SHUTDOWN, Down, Exit, NodeId, Pid
+from ._types import KILL, SHUTDOWN, Down, Exit, From, NodeId, Pid
 from .lowlevel import spawn_opt
 
 __all__ = [
@@ -322,14 +323,17 @@ class RedisPubSub:
                     while True:
                         batch = await self._next_batch(state)
                         lost = len(batch)
-                        with trio.fail_after(self.timeout):
-                            await connection.pipeline([("PUBLISH", *item) for item in batch])
+                        if batch:
+                            with trio.fail_after(self.timeout):
+                                await connection.pipeline([("PUBLISH", *item) for item in batch])
                         lost = 0
                         delay = 0.0
+                        state.answer_flushes(True)
                         if state.stopping:  # everything handed over before the stop is out
                             raise ProcessExit(SHUTDOWN)
             except BaseException as error:
                 await _reraise_unless_failure(error)
+                state.answer_flushes(False)
                 throttle.warn(
                     "beam.cluster: Redis at %s unreachable (%s); publishes dropped",
                     self.address,
@@ -341,6 +345,7 @@ class RedisPubSub:
             with trio.move_on_after(delay):
                 while True:
                     dropped = len(await self._next_batch(state))
+                    state.answer_flushes(False)
                     throttle.warn(
                         "beam.cluster: Redis at %s unreachable; publishes dropped",
                         self.address,
@@ -359,6 +364,9 @@ class RedisPubSub:
                 break
             if type(message) is tuple and len(message) == 3 and message[0] == _PUBLISH:
                 batch.append((message[1], message[2]))
+                timeout = 0
+            elif type(message) is CallRequest and message.request == _FLUSH:
+                state.flushes.append(message.from_)  # answered once this batch is written
                 timeout = 0
             elif message == _STOP:
                 state.stopping = True
@@ -517,13 +525,21 @@ class RedisPubSub:
 class _PublisherState:
     """What the publisher process alone keeps."""
 
-    __slots__ = ("stopping",)
+    __slots__ = ("flushes", "stopping")
 
     def __init__(self) -> None:
         self.stopping = False  # asked to publish what it has, then stop
+        self.flushes: list[From] = []  # flush calls waiting for the current batch
+
+    def answer_flushes(self, written: bool) -> None:
+        """Tell the processes waiting in :func:`flush` whether the batch reached Redis."""
+        for caller in self.flushes:
+            reply(caller, written)
+        self.flushes.clear()
 
 
 _PUBLISH: Final = "beam.cluster.publish"
+_FLUSH: Final = "beam.cluster.flush"
 #: The connection's workers are restarted at most this many times in this many seconds.
 _MAX_RESTARTS: Final = 10
 _RESTART_PERIOD: Final = 10.0
@@ -734,6 +750,32 @@ def identity() -> NodeId | None:
     adapter = _pubsub(current_node("beam.cluster.identity")).adapter
     found = getattr(adapter, "identity", None)
     return found if isinstance(found, NodeId) else None
+
+
+async def flush(timeout: float = 5.0) -> bool:
+    """Wait until everything the calling process has broadcast or sent to other nodes so
+    far has been written to the cluster's Redis; ``True`` once it has, ``False`` if it was
+    dropped (Redis unreachable) or *timeout* seconds passed first. Alone, ``True`` at once.
+
+    ``beam.broadcast`` and a ``send`` to another node only hand their message to the node's
+    publisher, which writes in batches: a node killed (SIGKILL, power loss) just after
+    handing a message over takes it along. Call ``flush`` before acknowledging something
+    that other nodes must see, so that an acknowledged message has left the node:
+
+    >>> async def post(room, text):
+    ...     await store(room, text)
+    ...     beam.broadcast(f"room:{room}", ("new_msg", text))
+    ...     await beam.cluster.flush()     # now other nodes get it even if this node dies
+    ...     return "ok"
+    """
+    adapter = _pubsub(current_node("beam.cluster.flush")).adapter
+    publisher = getattr(adapter, "pid", None)
+    if not isinstance(adapter, RedisPubSub) or publisher is None:
+        return True
+    try:
+        return bool(await call(publisher, _FLUSH, timeout=timeout))
+    except (CallTimeout, ProcessExit):  # the publisher restarted or stopped meanwhile
+        return False
 
 
 def nodes() -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from ._call import DEFAULT_TIMEOUT, end_request, reply
 from ._errors import CallTimeout, NoProc, ProcessExit
-from ._node import current_process, watch
+from ._node import Node, current_process, watch
 from ._process import TIMED_OUT, Died
 from ._types import KILL, NOPROC, SHUTDOWN, From, Pid, Ref
 
@@ -59,7 +59,9 @@ class Task(Generic[T]):
         """The task's result, waiting up to *timeout* seconds (5 by default).
 
         Raises :class:`CallTimeout` on timeout and :class:`ProcessExit` with the task's
-        reason if it crashed. A task can be awaited once.
+        reason if it crashed. A task can be awaited once. After a timeout (caught) the task
+        keeps running, still linked; its late result is dropped, and :meth:`shutdown` stops
+        it.
 
         >>> async def main():
         ...     result = await beam.Task.async_(compute, 21).await_(timeout=1)
@@ -67,10 +69,14 @@ class Task(Generic[T]):
         owner = self._owner("await_")
         try:
             value = await owner.wait_reply(self.ref, timeout)
-        finally:
+        except BaseException:
             self._release(owner)
+            raise
         if value is TIMED_OUT:
+            # The slot stays open holding TIMED_OUT: a late result is absorbed there, and
+            # shutdown() still knows the task is this owner's to stop.
             raise CallTimeout(("timeout", ("beam.Task.await_", self.pid)))
+        self._release(owner)
         if type(value) is Died:
             if value.reason == NOPROC:
                 raise NoProc(("noproc", ("beam.Task.await_", self.pid)))
@@ -78,21 +84,50 @@ class Task(Generic[T]):
         result: T = value
         return result
 
-    def shutdown(self, *, brutal: bool = False) -> None:
-        """Stop the task without waiting for its result (``"kill"`` if *brutal*).
+    async def shutdown(
+        self, timeout: float | None = DEFAULT_TIMEOUT, *, brutal: bool = False
+    ) -> T | None:
+        """Stop the task and wait until it is gone; its result if it finished first, else
+        ``None``.
+
+        As Elixir's ``Task.shutdown/2``: unlink, send ``"shutdown"``, and if the task is
+        still alive after *timeout* seconds (it traps exits, or is busy), kill it; with
+        ``brutal=True`` kill it at once. ``timeout=None`` waits as long as it takes. Works
+        on a task whose :meth:`await_` timed out; after a result was awaited, or after a
+        shutdown, it raises :class:`RuntimeError`.
 
         >>> async def main():
-        ...     beam.Task.async_(slow_job).shutdown()
+        ...     await beam.Task.async_(slow_job).shutdown()
         """
-        owner = self._owner("shutdown")
-        self._release(owner)
-        target = owner.node._procs.get(self.pid.id)
+        owner = self._owner("shutdown", after_timeout=True)
+        node = owner.node
+        target = node._procs.get(self.pid.id)
         if target is not None:
             if owner.links:
                 owner.links.discard(self.pid)
             if target.links:
                 target.links.discard(owner.pid)
-            owner.node._exit_signal(target, owner.pid, KILL if brutal else SHUTDOWN, linked=False)
+            gone = node._make_ref()  # a monitor of our own: the task's slot may be filled
+            owner.open_reply(gone)
+            watch(owner, gone, target)
+            node._exit_signal(target, owner.pid, KILL if brutal else SHUTDOWN, linked=False)
+            timer = None
+            if not brutal and timeout is not None:
+                timer = node._make_ref()
+                node._timers.start(timer, timeout, _kill_if_alive, (node, owner.pid, self.pid))
+            try:
+                await owner.wait_reply(gone, None)
+            finally:
+                if timer is not None:
+                    node._timers.discard(timer)
+                end_request(node, owner, gone)
+        # The task is gone, so its slot is filled: its result, Died, or TIMED_OUT.
+        value = owner.replies[self.ref.id]
+        self._release(owner)
+        if value is TIMED_OUT or type(value) is Died:
+            return None
+        result: T = value
+        return result
 
     @staticmethod
     async def await_many(tasks: list[Task[T]], timeout: float | None = DEFAULT_TIMEOUT) -> list[T]:
@@ -111,19 +146,32 @@ class Task(Generic[T]):
             results.append(await task.await_(left))
         return results
 
-    def _owner(self, what: str) -> Any:
+    def _owner(self, what: str, *, after_timeout: bool = False) -> Any:
         proc = current_process(f"beam.Task.{what}")
         if proc.pid != self.owner:
             raise RuntimeError(
                 f"task {self.pid} belongs to {self.owner}; only its owner may {what} it "
                 f"(called from {proc.pid})"
             )
-        if proc.replies is None or self.ref.id not in proc.replies:
+        replies = proc.replies
+        if (
+            replies is None
+            or self.ref.id not in replies
+            or (not after_timeout and replies[self.ref.id] is TIMED_OUT)
+        ):
             raise RuntimeError(f"task {self.pid} was already awaited or shut down")
         return proc
 
     def _release(self, owner: Any) -> None:
         end_request(owner.node, owner, self.ref)
+
+
+def _kill_if_alive(timer: Ref, payload: tuple[Node, Pid, Pid]) -> None:
+    """Timer action of :meth:`Task.shutdown`: the task outlived its shutdown time."""
+    node, owner_pid, task_pid = payload
+    target = node._procs.get(task_pid.id)
+    if target is not None:
+        node._exit_signal(target, owner_pid, KILL, linked=False)
 
 
 async def _run(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], owner: From) -> None:

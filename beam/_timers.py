@@ -1,4 +1,5 @@
-"""Timers: ``send_after``, ``cancel_timer`` and call timeouts, served by one task per node.
+"""Timers: ``send_after``, ``start_timer``, ``cancel_timer`` and call timeouts, served by one
+task per node.
 
 Pending timers sit in a heap ordered by deadline; the service task sleeps until the earliest
 one (its cancel scope's deadline moves when an earlier timer is added), so any number of timers
@@ -12,15 +13,29 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from ._types import Ref
 
-__all__ = ["TimerService"]
+__all__ = ["TimerService", "TimerTimeout"]
 
 Action = Callable[[Ref, Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerTimeout:
+    """What a timer set with :func:`beam.start_timer` delivers: Erlang's
+    ``{timeout, TRef, Msg}``, with ``ref`` the timer's reference.
+
+    >>> TimerTimeout(Ref(3), "tick").message
+    'tick'
+    """
+
+    ref: Ref
+    message: Any
 
 
 class TimerService:

@@ -59,6 +59,7 @@ from ._redis_pubsub import (
     NodeNameTaken,
     RedisPubSub,
     add_cluster_service,
+    flush,
     identity,
     start_pubsub,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "encode_envelope",
     "encode_hello",
     "encode_signal",
+    "flush",
     "identity",
     "register",
     "register_dispatcher",

@@ -26,9 +26,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ._node import _node_var, current_node, current_process
+from ._process import NOT_EXITING
 from ._types import Pid
 
-__all__ = ["add_send_hook", "fixup_module_metadata", "in_node", "spawn_opt"]
+__all__ = [
+    "add_send_hook",
+    "fixup_module_metadata",
+    "idle_in_receive",
+    "in_node",
+    "spawn_linked_to",
+    "spawn_opt",
+]
 
 
 def spawn_opt(
@@ -60,6 +68,51 @@ def spawn_opt(
         return node._spawn(fn, args, parent=None, initial_call=initial_call)[0]
     parent = current_process("beam.lowlevel.spawn_opt (without detached=True)")
     return parent.node._spawn(fn, args, parent=parent, link=link, initial_call=initial_call)[0]
+
+
+def idle_in_receive(pid: Pid) -> bool:
+    """Whether the local process *pid* is blocked in a receive that takes any message, with
+    an empty mailbox and no exit pending: a server between two requests.
+
+    A server's own code may then answer a request *inline*, in the caller, when doing so is
+    indistinguishable from the server taking it next (the server must also know that none
+    of its callbacks is in progress: this cannot tell its loop's receive from a callback's).
+
+    >>> beam.lowlevel.idle_in_receive(server_pid)
+    True
+    """
+    node = current_node("beam.lowlevel.idle_in_receive")
+    if pid.node is not None:
+        return False
+    proc = node._procs.get(pid.id)
+    return (
+        proc is not None
+        and proc.waiter is not None
+        and proc.wait_ref is None
+        and proc.match is None
+        and not proc.queue
+        and proc.pending_exit is NOT_EXITING
+    )
+
+
+def spawn_linked_to(parent: Pid, fn: Callable[..., Awaitable[Any]], *args: Any) -> Pid:
+    """Start ``fn(*args)`` as if the live local process *parent* had called
+    :func:`beam.spawn_link`: *parent* is its parent and is linked to it. For a server that
+    answers a request inline (see :func:`idle_in_receive`).
+
+    >>> pid = lowlevel.spawn_linked_to(supervisor_pid, worker, 1)
+    """
+    node = current_node("beam.lowlevel.spawn_linked_to")
+    proc = node._procs.get(_pid_id(parent))
+    if proc is None:
+        raise LookupError(f"cannot spawn linked to {parent}: it is not alive")
+    return node._spawn(fn, args, parent=proc, link=True)[0]
+
+
+def _pid_id(pid: Pid) -> int:
+    if pid.node is not None:
+        raise ValueError(f"{pid} is a process of another node")
+    return pid.id
 
 
 def add_send_hook(hook: Callable[[Pid, Any], None]) -> Callable[[], None]:

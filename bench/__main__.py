@@ -32,6 +32,7 @@ SUITES: dict[str, str] = {
     "liveview": "bench.liveview",
     "chat": "bench.chat",
     "cluster": "bench.cluster",
+    "api": "bench.api",
     "jobs": "bench.jobs",
 }
 

@@ -24,19 +24,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 from urllib.parse import quote
 
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, RejectConnection, Request, TextMessage
+from wsproto.events import AcceptConnection, RejectConnection, Request
 
-from ._liveview_server import PATH
-from ._measure import Sample, report_and_exit
+from ._liveview_server import PATH, TEMPLATES
+from ._measure import Sample, log, report_and_exit
 
 _REPO = Path(__file__).resolve().parent.parent
-_CLICK: Final = {"type": "click", "event": "inc", "value": {"value": ""}}
 
 # -- 1. one event on a 1,000-row table, in-process ----------------------------------------------
 
@@ -126,17 +125,18 @@ def check_table_diff(rows: int) -> None:
 
 
 class _Server:
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, template: str) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH")) if p)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench._liveview_server", kind],
+            [sys.executable, "-m", "bench._liveview_server", kind, template],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             cwd=_REPO,
             env=env,
         )
+        self.stack = self._expect("STACK")
         self.port = int(self._expect("PORT"))
 
     def _expect(self, word: str) -> str:
@@ -197,54 +197,111 @@ def _dead_render(port: int) -> tuple[str, str, str, str]:
     return csrf, element_id, session, "; ".join(cookies)
 
 
-class _Session:
-    """One browser tab: dead render, WebSocket, join; then events without blocking."""
+def client_frame(text: bytes) -> bytes:
+    """A masked text frame, as a browser sends it (a fresh random mask each time).
 
-    def __init__(self, kind: str, port: int) -> None:
+    >>> len(client_frame(b"hi"))
+    8
+    """
+    size = len(text)
+    if size < 126:
+        head = bytes((0x81, 0x80 | size))
+    elif size < 65_536:
+        head = bytes((0x81, 0xFE)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 0xFF)) + size.to_bytes(8, "big")
+    mask = os.urandom(4)
+    key = int.from_bytes((mask * (size // 4 + 1))[:size], "big")
+    return head + mask + (int.from_bytes(text, "big") ^ key).to_bytes(size, "big")
+
+
+def server_frames(buffer: bytearray) -> list[tuple[int, bytes]]:
+    """Take the complete (unmasked, unfragmented) server frames off the front of *buffer*:
+    ``(opcode, payload)`` each."""
+    frames = []
+    at, end = 0, len(buffer)
+    while end - at >= 2:
+        opcode, size = buffer[at] & 0x0F, buffer[at + 1] & 0x7F
+        if not buffer[at] & 0x80 or buffer[at + 1] & 0x80:
+            raise RuntimeError("the benchmark reads only whole, unmasked server frames")
+        start = at + 2
+        if size == 126:
+            if end - start < 2:
+                break
+            size, start = int.from_bytes(buffer[start : start + 2], "big"), start + 2
+        elif size == 127:
+            if end - start < 8:
+                break
+            size, start = int.from_bytes(buffer[start : start + 8], "big"), start + 8
+        if end - start < size:
+            break
+        frames.append((opcode, bytes(buffer[start : start + size])))
+        at = start + size
+    del buffer[:at]
+    return frames
+
+
+class _Session:
+    """One browser tab: dead render, WebSocket, join; then events without blocking.
+
+    The handshake goes through wsproto; after it the session frames and parses by hand (a
+    load generator that spends little per event measures the server, not itself)."""
+
+    def __init__(self, kind: str, port: int, event: str = "inc") -> None:
         self.sock = socket.create_connection(("127.0.0.1", port))
-        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.ok = self.errors = 0
+        self.buffer = bytearray()
+        self.sent_at = 0.0
+        self.latencies: list[float] = []
         if kind == "raw":
             return
         csrf, element_id, session, cookies = _dead_render(port)
         self.topic = f"lv:{element_id}"
         self.ref = 1
+        self.click_json = json.dumps({"type": "click", "event": event, "value": {"value": ""}})
+        ws = WSConnection(ConnectionType.CLIENT)
         target = f"/live/websocket?_csrf_token={quote(csrf)}&vsn=2.0.0"
         headers = [(b"cookie", cookies.encode())] if cookies else []
         upgrade = Request(host=f"127.0.0.1:{port}", target=target, extra_headers=headers)
-        self.sock.sendall(self.ws.send(upgrade))
-        self._until(lambda event: isinstance(event, AcceptConnection))
+        self.sock.sendall(ws.send(upgrade))
+        while True:
+            data = self.sock.recv(65_536)
+            if not data:
+                raise RuntimeError("the benchmark server closed a connection during set-up")
+            ws.receive_data(data)
+            events = list(ws.events())
+            if any(isinstance(e, RejectConnection) for e in events):
+                raise RuntimeError("the server refused the WebSocket")
+            if any(isinstance(e, AcceptConnection) for e in events):
+                break
         join = {
             "url": f"http://127.0.0.1:{port}{PATH}",
             "params": {"_csrf_token": csrf, "_mounts": 0},
             "session": session,
             "static": None,
         }
-        self._send("phx_join", join)
-        reply = self._until(lambda event: isinstance(event, TextMessage))
-        message = json.loads(reply.data)
-        if message[3] != "phx_reply" or message[4].get("status") != "ok":
-            raise RuntimeError(f"{kind}: the join was refused: {reply.data[:300]}")
-
-    def _send(self, event: str, payload: Any) -> None:
-        frame = json.dumps(["1", str(self.ref), self.topic, event, payload])
-        self.ref += 1
-        self.sock.sendall(self.ws.send(TextMessage(frame)))
-
-    def _until(self, match: Callable[[Any], bool]) -> Any:
+        self._send("phx_join", json.dumps(join))
         while True:
-            for event in self.ws.events():
-                if isinstance(event, RejectConnection):
-                    raise RuntimeError(f"the server refused the WebSocket: {event.status_code}")
-                if match(event):
-                    return event
             data = self.sock.recv(65_536)
             if not data:
                 raise RuntimeError("the benchmark server closed a connection during set-up")
-            self.ws.receive_data(data)
+            self.buffer += data
+            replies = [p for op, p in server_frames(self.buffer) if op == 1]
+            if replies:
+                break
+        message = json.loads(replies[0])
+        if message[3] != "phx_reply" or message[4].get("status") != "ok":
+            raise RuntimeError(f"{kind}: the join was refused: {replies[0][:300]!r}")
+
+    def _send(self, event: str, payload: str) -> None:
+        frame = f'["1","{self.ref}","{self.topic}","{event}",{payload}]'
+        self.ref += 1
+        self.sock.sendall(client_frame(frame.encode()))
 
     def click(self) -> None:
-        self._send("event", _CLICK)
+        self.sent_at = time.perf_counter()
+        self._send("event", self.click_json)
 
     def read(self, counting: bool) -> None:
         """Take in what arrived; for each reply, count it and click again at once."""
@@ -254,14 +311,15 @@ class _Session:
             return
         if not data:
             raise RuntimeError("the benchmark server closed a session's connection")
-        self.ws.receive_data(data)
-        for event in self.ws.events():
-            if not isinstance(event, TextMessage):
+        self.buffer += data
+        for opcode, payload in server_frames(self.buffer):
+            if opcode != 1:
                 continue
-            message = json.loads(event.data)
+            message = json.loads(payload)
             if message[3] != "phx_reply":
                 continue
             if counting:
+                self.latencies.append(time.perf_counter() - self.sent_at)
                 if message[4].get("status") == "ok":
                     self.ok += 1
                 else:
@@ -269,15 +327,26 @@ class _Session:
             self.click()
 
 
-def clicks(kind: str, sessions: int, seconds: float, warm_up: float) -> None:
-    """Open *sessions* sessions of the counter on the *kind* server, then have each click as
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def clicks(kind: str, sessions: int, seconds: float, warm_up: float, template: str) -> None:
+    """Open *sessions* sessions of the counter (*template*, see
+    :data:`bench._liveview_server.TEMPLATES`) on the *kind* server, then have each click as
     fast as its replies come back: *warm_up* seconds uncounted, then *seconds* counted. Reports
-    events/s (ok replies), error replies, and how busy the server and this load generator were
-    (CPU seconds per second: the server near 1.0 means it is the bottleneck)."""
-    server = _Server(kind)
+    events/s (ok replies), the median and 99th percentile of a click's round trip, error
+    replies, and how busy the server and this load generator were (CPU seconds per second:
+    the server near 1.0 means it is the bottleneck)."""
+    server = _Server(kind, template)
+    log(f"    {kind} ({template}): {server.stack}")
+    event = TEMPLATES[template][1]
     conns: list[_Session] = []
     try:
-        conns = [_Session(kind, server.port) for _ in range(sessions)]
+        conns = [_Session(kind, server.port, event) for _ in range(sessions)]
         selector = selectors.DefaultSelector()
         for conn in conns:
             conn.sock.setblocking(False)
@@ -297,6 +366,7 @@ def clicks(kind: str, sessions: int, seconds: float, warm_up: float) -> None:
         server_cpu = server.cpu_seconds() - server_cpu
         ok = sum(conn.ok for conn in conns)
         errors = sum(conn.errors for conn in conns)
+        latencies = [latency for conn in conns for latency in conn.latencies]
     finally:
         for conn in conns:
             with contextlib.suppress(OSError):
@@ -305,17 +375,20 @@ def clicks(kind: str, sessions: int, seconds: float, warm_up: float) -> None:
     report_and_exit(
         {
             "per_s": ok / seconds,
+            "p50_ms": _percentile(latencies, 0.50) * 1e3,
+            "p99_ms": _percentile(latencies, 0.99) * 1e3,
             "errors": float(errors),
             "server_busy": server_cpu / seconds,
+            "server_us_per_event": server_cpu / max(ok, 1) * 1e6,
             "lg_busy": cpu / seconds,
         }
     )
 
 
-def session_memory(kind: str, sessions: int) -> None:
+def session_memory(kind: str, sessions: int, template: str) -> None:
     """Join *sessions* counter sessions (plain connections for ``raw``); report the server's
     memory per session."""
-    server = _Server(kind)
+    server = _Server(kind, template)
     conns: list[_Session] = []
     try:
         before = server.rss()

@@ -84,6 +84,8 @@ from ._errors import DomainError as DomainError
 from ._errors import Forbidden as Forbidden
 from ._errors import Invalid as Invalid
 from ._errors import NotFound as NotFound
+from ._form import Form as Form
+from ._form import Nested as Nested
 from ._interface import Interface as Interface
 from ._interface import ReadInterface as ReadInterface
 from ._interface import define as define
@@ -158,6 +160,7 @@ __all__ = (
     "DomainError",
     "DropsRefused",
     "Forbidden",
+    "Form",
     "Identity",
     "Index",
     "Interface",
@@ -165,6 +168,7 @@ __all__ = (
     "MigrationError",
     "Migrations",
     "MigrationsOutOfDate",
+    "Nested",
     "NotFound",
     "Notification",
     "Notify",

@@ -55,6 +55,7 @@ from ._spec import worker as worker
 from ._strategy import ChildView as ChildView
 from ._strategy import RestartIntensity as RestartIntensity
 from ._strategy import RestartPlan as RestartPlan
+from ._strategy import auto_shutdown_due as auto_shutdown_due
 from ._strategy import exit_action as exit_action
 from ._strategy import plan_restart as plan_restart
 from ._supervisor import Supervisor as Supervisor
@@ -85,6 +86,7 @@ __all__ = (
     "Supervisor",
     "TaskReply",
     "TaskSupervisor",
+    "auto_shutdown_due",
     "child_spec",
     "exit_action",
     "plan_restart",

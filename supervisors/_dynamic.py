@@ -14,6 +14,8 @@ Children are restarted one_for_one by their restart type, within the restart int
 from __future__ import annotations
 
 import itertools
+import logging
+import weakref
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +43,7 @@ from ._common import (
 from ._errors import ChildNotFound, InvalidSpec, MaxChildren
 from ._report import report, supervisor_label
 from ._shutdown import shutdown_children, shutdown_ok
-from ._spec import ChildLike, ChildSpec, Shutdown, bind, validate_child_specs
+from ._spec import Bound, ChildLike, ChildSpec, Shutdown, bind, spawn_linked, validate_child_specs
 from ._strategy import Restart, RestartIntensity, exit_action
 
 __all__ = ["DynamicSupervisor"]
@@ -56,7 +58,16 @@ class _Args:
 
 
 class _State:
-    __slots__ = ("args", "children", "intensity", "keys", "restarting")
+    __slots__ = (
+        "__weakref__",
+        "args",
+        "busy",
+        "children",
+        "fresh",
+        "intensity",
+        "keys",
+        "restarting",
+    )
 
     def __init__(self, args: _Args) -> None:
         self.args = args
@@ -64,14 +75,40 @@ class _State:
         self.children: dict[beam.Pid, ChildSpec] = {}
         self.restarting: dict[int, ChildSpec] = {}
         self.keys = itertools.count()
+        #: True while a callback runs (or for good, once terminating): no inline starts.
+        self.busy = False
+        #: True after an inline start, until the supervisor let those children run once.
+        self.fresh = False
+
+    async def settle(self) -> None:
+        """Before taking a request, let the children started inline take their first step,
+        as those it starts itself have by the time it answers the next caller."""
+        if self.fresh:
+            self.fresh = False
+            await trio.lowlevel.checkpoint()
+
+
+#: The state of each running DynamicSupervisor, by node and pid, for the inline start of
+#: plain workers (see :func:`_start_inline`). Weak: a supervisor's state goes with it.
+_states: weakref.WeakKeyDictionary[beam.Node, weakref.WeakValueDictionary[beam.Pid, _State]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _DynamicServer(beam.GenServer[_State]):
     async def init(self, args: _Args) -> beam.Ok[_State]:
         beam.trap_exit(True)
-        return beam.Ok(_State(args))
+        state = _State(args)
+        node = beam.current_node()
+        table = _states.get(node)
+        if table is None:
+            table = _states[node] = weakref.WeakValueDictionary()
+        table[beam.self()] = state
+        return beam.Ok(state)
 
     async def terminate(self, reason: Any, state: _State) -> None:
+        state.busy = True
+        await state.settle()
         state.restarting.clear()
         children = list(state.children.items())
         state.children.clear()
@@ -84,11 +121,28 @@ class _DynamicServer(beam.GenServer[_State]):
     async def handle_call(
         self, request: Any, from_: beam.From, state: _State
     ) -> beam.Reply[_State]:
+        state.busy = True
+        try:
+            await state.settle()
+            return await self._answer(request, state)
+        finally:
+            state.busy = False
+
+    async def _answer(self, request: Any, state: _State) -> beam.Reply[_State]:
         kind = type(request)
         result: Any
         if kind is StartChild:
             limit = state.args.max_children
-            if limit is not None and len(state.children) + len(state.restarting) >= limit:
+            if request.spec.significant:
+                result = Failed(
+                    InvalidSpec(
+                        f"DynamicSupervisor {supervisor_label()}",
+                        "significant",
+                        True,
+                        "False (a DynamicSupervisor has no auto_shutdown, as in Elixir)",
+                    )
+                )
+            elif limit is not None and len(state.children) + len(state.restarting) >= limit:
                 result = Failed(MaxChildren(supervisor_label(), limit))
             else:
                 try:
@@ -133,6 +187,14 @@ class _DynamicServer(beam.GenServer[_State]):
     async def handle_info(
         self, message: Any, state: _State
     ) -> beam.NoReply[_State] | beam.Stop[_State]:
+        state.busy = True
+        try:
+            await state.settle()
+            return await self._info(message, state)
+        finally:
+            state.busy = False
+
+    async def _info(self, message: Any, state: _State) -> beam.NoReply[_State] | beam.Stop[_State]:
         if type(message) is beam.Exit:
             spec = state.children.pop(message.pid, None)
             if spec is None:
@@ -168,6 +230,40 @@ class _DynamicServer(beam.GenServer[_State]):
         if pid is not None:
             state.children[pid] = spec
         return beam.NoReply(state)
+
+
+def _start_inline(sup: SupRef, spec: ChildSpec) -> beam.Pid | None:
+    """Start a plain worker (:func:`worker`'s spec) under a local supervisor that is idle,
+    in the caller; ``None`` when the request must go to the supervisor instead.
+
+    The supervisor would run exactly these steps on its side (spawn the worker linked to
+    itself, count it); when it is blocked between requests with an empty mailbox and no
+    callback in progress, nothing can tell the two apart, and the caller saves the round
+    trip (two scheduler passes, several times the spawn itself). Raises
+    :class:`MaxChildren` when full, as the supervisor would.
+    """
+    start = spec.start
+    if type(start) is not Bound or start.fn is not spawn_linked or start.keywords:
+        return None
+    if spec.significant or not beam.lowlevel.in_node():
+        return None
+    pid = beam.whereis(sup) if isinstance(sup, str) else sup
+    if pid is None or pid.node is not None:
+        return None
+    table = _states.get(beam.current_node())
+    state = None if table is None else table.get(pid)
+    if state is None or state.busy or not beam.lowlevel.idle_in_receive(pid):
+        return None
+    limit = state.args.max_children
+    if limit is not None and len(state.children) + len(state.restarting) >= limit:
+        raise MaxChildren(supervisor_label(pid), limit)
+    child = beam.lowlevel.spawn_linked_to(
+        pid, start.args[0], *start.args[1:], *state.args.extra_arguments, *spec.args
+    )
+    state.children[child] = spec
+    state.fresh = True
+    report("started", "ok", spec, child, level=logging.INFO, supervisor=pid)
+    return child
 
 
 def _how(spec: ChildSpec) -> Shutdown:
@@ -237,7 +333,11 @@ class DynamicSupervisor:
 
         >>> pid = await DynamicSupervisor.start_child(pool, child_spec(Session, "ann"))
         """
-        [spec] = validate_child_specs([child])
+        spec = child if type(child) is ChildSpec else validate_child_specs([child])[0]
+        pid = _start_inline(sup, spec)
+        if pid is not None:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return pid
         result: beam.Pid | None = await call(sup, StartChild(spec))
         return result
 

@@ -26,9 +26,11 @@ __all__ = ["logger", "report", "shown_id", "supervisor_label"]
 logger = logging.getLogger("supervisors")
 
 
-def supervisor_label() -> str:
-    """The calling supervisor as reports show it: pid, and registered name if any."""
-    pid = beam.self()
+def supervisor_label(pid: beam.Pid | None = None) -> str:
+    """The supervisor *pid* (by default the caller) as reports show it: pid, and
+    registered name if any."""
+    if pid is None:
+        pid = beam.self()
     info = beam.process_info(pid)
     name = None if info is None else info.registered_name
     return f"{pid} ({name})" if name else str(pid)
@@ -46,11 +48,13 @@ def report(
     pid: beam.Pid | None,
     *,
     level: int = logging.ERROR,
+    supervisor: beam.Pid | None = None,
 ) -> None:
-    """Log one supervisor report about *spec*'s child (*pid*) in *context*."""
+    """Log one supervisor report about *spec*'s child (*pid*) in *context*, as the
+    *supervisor* (by default the caller) reports it."""
     if not logger.isEnabledFor(level):
         return
-    supervisor = supervisor_label()
+    label = supervisor_label(supervisor)
     offender: dict[str, Any] = {"pid": pid}
     if spec is not None:
         offender.update(
@@ -67,12 +71,12 @@ def report(
     if context in ("started", "ignored"):  # progress: one line
         what = f"as {pid}" if context == "started" else "(its start returned None)"
         start = offender.get("start", "?")
-        message = f"supervisor {supervisor}: {context} child {shown_id(spec)} {what}: {start}"
+        message = f"supervisor {label}: {context} child {shown_id(spec)} {what}: {start}"
     else:
         message = (
-            f"supervisor {supervisor}: {context}\n"
+            f"supervisor {label}: {context}\n"
             f"  reason: {beam.bounded_repr(reason)}\n"
             f"  offender: {shown}"
         )
-    fields = {"supervisor": supervisor, "context": context, "reason": reason, **offender}
+    fields = {"supervisor": label, "context": context, "reason": reason, **offender}
     logger.log(level, message, extra={"supervisor_report": fields})

@@ -45,6 +45,7 @@ __all__ = [
     "bind",
     "child_spec",
     "describe_start",
+    "spawn_linked",
     "validate_child_specs",
     "worker",
 ]
@@ -88,6 +89,9 @@ class ChildSpec:
       ``"brutal_kill"`` or ``"infinity"``. Defaults to 5 s for a worker and ``"infinity"``
       for a supervisor.
     * ``type``: ``"worker"`` or ``"supervisor"``.
+    * ``significant``: whether the child's own exit (one that is not restarted) may stop
+      its supervisor, per the supervisor's ``auto_shutdown``. Only ``transient`` and
+      ``temporary`` children can be significant, as in OTP.
 
     Every field is checked when the spec is made; :class:`InvalidSpec` names the field, the
     value and what is allowed.
@@ -103,6 +107,7 @@ class ChildSpec:
     restart: Restart = "permanent"
     shutdown: Shutdown | None = None
     type: ChildType = "worker"
+    significant: bool = False
 
     def __post_init__(self) -> None:
         owner = f"child spec {beam.bounded_repr(self.id)}"
@@ -122,6 +127,16 @@ class ChildSpec:
             raise InvalidSpec(owner, "restart", self.restart, _RESTARTS)
         if self.type not in CHILD_TYPES:
             raise InvalidSpec(owner, "type", self.type, _TYPES)
+        if type(self.significant) is not bool:
+            raise InvalidSpec(owner, "significant", self.significant, "True or False")
+        if self.significant and self.restart == "permanent":
+            raise InvalidSpec(
+                owner,
+                "significant",
+                True,
+                "False for a permanent child (only transient and temporary children can be "
+                "significant: a permanent one is always restarted)",
+            )
         if self.shutdown is None:
             default = "infinity" if self.type == "supervisor" else WORKER_SHUTDOWN
             object.__setattr__(self, "shutdown", default)
@@ -160,6 +175,7 @@ def child_spec(
     restart: Restart = "permanent",
     shutdown: Shutdown | None = None,
     type: ChildType = "worker",  # noqa: A002
+    significant: bool = False,
 ) -> ChildSpec:
     """The spec of a GenServer child: starting it runs ``server.start_link(arg, name=name)``.
 
@@ -178,10 +194,11 @@ def child_spec(
     start: StartFn = server.start_link if name is None else bind(server.start_link, name=name)
     if id is None:
         id = name if name is not None else server.__qualname__  # noqa: A001
-    return ChildSpec(id, start, (arg,), restart, shutdown, type)
+    return ChildSpec(id, start, (arg,), restart, shutdown, type, significant)
 
 
-async def _spawn_linked(fn: Callable[..., Awaitable[Any]], *args: Any) -> beam.Pid:
+async def spawn_linked(fn: Callable[..., Awaitable[Any]], *args: Any) -> beam.Pid:
+    """The start function of :func:`worker` specs: ``beam.spawn_link(fn, *args)``."""
     return beam.spawn_link(fn, *args)
 
 
@@ -191,6 +208,7 @@ def worker(
     id: Hashable | None = None,  # noqa: A002 - OTP's field name
     restart: Restart = "permanent",
     shutdown: Shutdown | None = None,
+    significant: bool = False,
 ) -> ChildSpec:
     """The spec of a plain async function as a child: starting it is
     ``beam.spawn_link(fn, *args)``. ``id`` defaults to the function's name. (Under a
@@ -207,8 +225,8 @@ def worker(
     if id is None:
         id = getattr(fn, "__qualname__", None) or repr(fn)  # noqa: A001
     # fn is bound in the start function, so a DynamicSupervisor's extra_arguments go to fn.
-    start = bind(_spawn_linked, fn)
-    return ChildSpec(id, start, args, restart, shutdown, "worker")
+    start = bind(spawn_linked, fn)
+    return ChildSpec(id, start, args, restart, shutdown, "worker", significant)
 
 
 def _as_spec(child: object, index: int) -> ChildSpec:
@@ -281,7 +299,7 @@ def describe_start(spec: ChildSpec) -> str:
         args = [*start.args, *args]
         keywords = dict(start.keywords)
         start = start.func
-    if start is _spawn_linked and args:
+    if start is spawn_linked and args:
         label = "beam.spawn_link"
         args[0] = _name_of(args[0])
         shown = [str(args[0]), *map(beam.bounded_repr, args[1:])]

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 __all__ = [
+    "AUTO_SHUTDOWNS",
     "CHILD_TYPES",
     "RESTART_TYPES",
     "STRATEGIES",
@@ -36,16 +37,19 @@ __all__ = [
     "ExitAction",
     "RestartIntensity",
     "RestartPlan",
+    "auto_shutdown_due",
     "exit_action",
     "plan_restart",
 ]
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
+AutoShutdown = Literal["never", "any_significant", "all_significant"]
 Restart = Literal["permanent", "transient", "temporary"]
 ChildType = Literal["worker", "supervisor"]
 ExitAction = Literal["restart", "keep", "remove"]
 
 STRATEGIES: Final[tuple[Strategy, ...]] = ("one_for_one", "one_for_all", "rest_for_one")
+AUTO_SHUTDOWNS: Final[tuple[AutoShutdown, ...]] = ("never", "any_significant", "all_significant")
 RESTART_TYPES: Final[tuple[Restart, ...]] = ("permanent", "transient", "temporary")
 CHILD_TYPES: Final[tuple[ChildType, ...]] = ("worker", "supervisor")
 
@@ -66,6 +70,24 @@ def exit_action(restart: Restart, *, clean: bool) -> ExitAction:
     if restart == "temporary":
         return "remove"
     return "keep" if clean else "restart"
+
+
+def auto_shutdown_due(auto_shutdown: AutoShutdown, *, significant_left: int) -> bool:
+    """Whether a supervisor stops itself after a significant child exited on its own and
+    was not restarted; *significant_left* counts the significant children still running.
+
+    ``"any_significant"``: at once; ``"all_significant"``: once none is left;
+    ``"never"``: never (and no child may be significant then). A child stopped with
+    ``terminate_child`` does not count, as in OTP.
+
+    >>> auto_shutdown_due("all_significant", significant_left=1)
+    False
+    >>> auto_shutdown_due("any_significant", significant_left=1)
+    True
+    """
+    if auto_shutdown == "any_significant":
+        return True
+    return auto_shutdown == "all_significant" and significant_left == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +179,8 @@ class RestartIntensity:
         """This window with one more restart at *now*."""
         period = self.max_seconds
         restarts = self.restarts
+        if not restarts or now - restarts[-1] > period:  # none left in the window: the usual
+            return RestartIntensity(self.max_restarts, period, (now,))
         # Times are ascending: find the first one still inside the window by bisection, and
         # keep no more than max_restarts of them (older ones cannot change the verdict).
         first = bisect.bisect_left(restarts, now - period)

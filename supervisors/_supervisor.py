@@ -56,11 +56,14 @@ from ._errors import AlreadyPresent, AlreadyStarted, ChildNotFound, ChildRunning
 from ._report import report, supervisor_label
 from ._spec import ChildLike, ChildSpec, Shutdown, bind, validate_child_specs
 from ._strategy import (
+    AUTO_SHUTDOWNS,
     STRATEGIES,
+    AutoShutdown,
     ChildView,
     Restart,
     RestartIntensity,
     Strategy,
+    auto_shutdown_due,
     exit_action,
     plan_restart,
 )
@@ -77,6 +80,7 @@ class _Args:
     strategy: Strategy
     max_restarts: int
     max_seconds: float
+    auto_shutdown: AutoShutdown = "never"
 
 
 class _Child:
@@ -92,11 +96,14 @@ class _Child:
 class _State:
     """The supervisor's children in start order, indexed by id and pid (process-local)."""
 
-    __slots__ = ("by_id", "by_pid", "children", "intensity", "strategy")
+    __slots__ = ("auto_shutdown", "by_id", "by_pid", "children", "intensity", "strategy")
 
-    def __init__(self, strategy: Strategy, intensity: RestartIntensity) -> None:
+    def __init__(
+        self, strategy: Strategy, intensity: RestartIntensity, auto_shutdown: AutoShutdown
+    ) -> None:
         self.strategy = strategy
         self.intensity = intensity
+        self.auto_shutdown = auto_shutdown
         self.children: list[_Child] = []
         self.by_id: dict[Hashable, _Child] = {}
         self.by_pid: dict[beam.Pid, _Child] = {}
@@ -129,7 +136,11 @@ class _State:
 class _SupervisorServer(beam.GenServer[_State]):
     async def init(self, args: _Args) -> beam.Ok[_State] | beam.Stop[_State]:
         beam.trap_exit(True)
-        state = _State(args.strategy, RestartIntensity(args.max_restarts, args.max_seconds))
+        state = _State(
+            args.strategy,
+            RestartIntensity(args.max_restarts, args.max_seconds),
+            args.auto_shutdown,
+        )
         for spec in args.specs:
             try:
                 pid = await start_one(spec)
@@ -155,7 +166,7 @@ class _SupervisorServer(beam.GenServer[_State]):
     ) -> beam.Reply[_State]:
         try:
             result = await self._answer(request, state)
-        except (ChildNotFound, ChildRunning, AlreadyStarted, AlreadyPresent) as exc:
+        except (ChildNotFound, ChildRunning, AlreadyStarted, AlreadyPresent, InvalidSpec) as exc:
             result = Failed(exc)
         except StartFailed as exc:
             result = Failed(beam.StartError(exc.reason))
@@ -198,6 +209,14 @@ class _SupervisorServer(beam.GenServer[_State]):
         return new_pid
 
     async def _start_child(self, spec: ChildSpec, state: _State) -> beam.Pid | None:
+        if spec.significant and state.auto_shutdown == "never":
+            raise InvalidSpec(
+                f"Supervisor {supervisor_label()}",
+                "significant",
+                True,
+                "False under auto_shutdown='never' (start the supervisor with "
+                "auto_shutdown='any_significant' or 'all_significant')",
+            )
         existing = state.by_id.get(spec.id)
         if existing is not None:
             if existing.pid is not None:
@@ -236,12 +255,18 @@ class _SupervisorServer(beam.GenServer[_State]):
         elif child.spec.restart == "permanent":
             report("child_terminated", reason, child.spec, pid, level=logging.WARNING)
         action = exit_action(child.spec.restart, clean=clean)
+        if action == "restart":
+            return await self._restart(child, pid, state)
         if action == "remove":
             state.remove(child)
-            return beam.NoReply(state)
-        if action == "keep":
-            return beam.NoReply(state)
-        return await self._restart(child, pid, state)
+        if child.spec.significant and auto_shutdown_due(
+            state.auto_shutdown,
+            significant_left=sum(
+                1 for c in state.children if c.spec.significant and c.pid is not None
+            ),
+        ):
+            return beam.Stop(beam.SHUTDOWN, state)
+        return beam.NoReply(state)
 
     async def _restart(
         self, child: _Child, old_pid: beam.Pid | None, state: _State
@@ -250,6 +275,16 @@ class _SupervisorServer(beam.GenServer[_State]):
         if state.intensity.exceeded:
             report("shutdown", "reached_max_restart_intensity", child.spec, old_pid)
             return beam.Stop(beam.SHUTDOWN, state)
+        if state.strategy == "one_for_one":  # the common case, without building a plan
+            try:
+                new_pid = await start_one(child.spec, old_pid=old_pid)
+            except StartFailed:
+                child.restarting = True
+                beam.send(beam.self(), TryAgain(child.spec.id))
+                return beam.NoReply(state)
+            state.set_pid(child, new_pid)
+            child.restarts += 1
+            return beam.NoReply(state)
         plan = plan_restart(state.strategy, state.views(), child.spec.id)
         for key in plan.terminate:
             sibling = state.by_id[key]
@@ -289,6 +324,7 @@ class Supervisor:
         max_restarts: int = 3,
         max_seconds: float = 5.0,
         name: str | None = None,
+        auto_shutdown: AutoShutdown = "never",
     ) -> beam.Pid:
         """Start a supervisor linked to the caller, and its children in order.
 
@@ -298,15 +334,18 @@ class Supervisor:
         restarts within *max_seconds* make the supervisor stop its children and exit with
         ``"shutdown"``. The defaults are Elixir's (3 in 5 s); Erlang's are 1 in 5 s.
 
+        *auto_shutdown* (OTP's flag): with ``"any_significant"`` the supervisor stops its
+        children and exits ``"shutdown"`` when a ``significant`` child exits on its own and
+        is not restarted; with ``"all_significant"`` once every significant child has;
+        ``"never"`` (the default) allows no significant child.
+
+        ``strategy="simple_one_for_one"`` is refused: use :class:`DynamicSupervisor`.
+
         >>> sup = await Supervisor.start_link([child_spec(Counter, 0)], name="counters")
         """
         specs = validate_child_specs(children)
-        if strategy not in STRATEGIES:
-            raise InvalidSpec(
-                "Supervisor", "strategy", strategy, "'one_for_one', 'one_for_all' or 'rest_for_one'"
-            )
-        check_flags("Supervisor", max_restarts, max_seconds)
-        args = _Args(specs, strategy, max_restarts, float(max_seconds))
+        _check_options(specs, strategy, max_restarts, max_seconds, auto_shutdown)
+        args = _Args(specs, strategy, max_restarts, float(max_seconds), auto_shutdown)
         pid = await _SupervisorServer.start_link(args, name=name, timeout=None)
         if pid is None:  # pragma: no cover - init never ignores
             raise beam.StartError("ignore")
@@ -323,6 +362,8 @@ class Supervisor:
         name: str | None = None,
         restart: Restart = "permanent",
         shutdown: Shutdown = "infinity",
+        auto_shutdown: AutoShutdown = "never",
+        significant: bool = False,
     ) -> ChildSpec:
         """The spec of a supervisor as the child of another (type ``"supervisor"``).
 
@@ -331,19 +372,16 @@ class Supervisor:
         >>> tree = [Supervisor.child_spec([child_spec(Repo)], id="data"), child_spec(Web)]
         """
         specs = validate_child_specs(children)
-        if strategy not in STRATEGIES:
-            raise InvalidSpec(
-                "Supervisor", "strategy", strategy, "'one_for_one', 'one_for_all' or 'rest_for_one'"
-            )
-        check_flags("Supervisor", max_restarts, max_seconds)
+        _check_options(specs, strategy, max_restarts, max_seconds, auto_shutdown)
         start = bind(
             Supervisor.start_link,
             strategy=strategy,
             max_restarts=max_restarts,
             max_seconds=max_seconds,
             name=name,
+            auto_shutdown=auto_shutdown,
         )
-        return ChildSpec(id, start, (specs,), restart, shutdown, "supervisor")
+        return ChildSpec(id, start, (specs,), restart, shutdown, "supervisor", significant)
 
     @staticmethod
     async def which_children(sup: SupRef) -> list[ChildInfo]:
@@ -425,3 +463,43 @@ class Supervisor:
         >>> await Supervisor.stop(sup)
         """
         await beam.GenServer.stop(sup, reason, timeout=None)
+
+
+def _check_options(
+    specs: tuple[ChildSpec, ...],
+    strategy: object,
+    max_restarts: object,
+    max_seconds: object,
+    auto_shutdown: object,
+) -> None:
+    if strategy == "simple_one_for_one":
+        raise InvalidSpec(
+            "Supervisor",
+            "strategy",
+            strategy,
+            "'one_for_one', 'one_for_all' or 'rest_for_one'; for children of one spec "
+            "started at run time (OTP's simple_one_for_one) use supervisors."
+            "DynamicSupervisor, as Elixir does",
+        )
+    if strategy not in STRATEGIES:
+        raise InvalidSpec(
+            "Supervisor", "strategy", strategy, "'one_for_one', 'one_for_all' or 'rest_for_one'"
+        )
+    check_flags("Supervisor", max_restarts, max_seconds)
+    if auto_shutdown not in AUTO_SHUTDOWNS:
+        raise InvalidSpec(
+            "Supervisor",
+            "auto_shutdown",
+            auto_shutdown,
+            "'never', 'any_significant' or 'all_significant'",
+        )
+    if auto_shutdown == "never":
+        for spec in specs:
+            if spec.significant:
+                raise InvalidSpec(
+                    "Supervisor",
+                    f"child {beam.bounded_repr(spec.id)} significant",
+                    True,
+                    "False under auto_shutdown='never' (or start the supervisor with "
+                    "auto_shutdown='any_significant' or 'all_significant')",
+                )

@@ -94,9 +94,15 @@ class SupervisedTask(Generic[T]):
             raise beam.NoProc((beam.NOPROC, where))
         raise beam.ProcessExit((message.reason, where))
 
-    async def shutdown(self, *, brutal: bool = False) -> TaskReply | None:
-        """Stop the task (``"shutdown"``, or ``"kill"`` if *brutal*) and wait until it is
-        gone; its :class:`TaskReply` if it had finished first, else ``None``.
+    async def shutdown(
+        self, timeout: float | None = 5.0, *, brutal: bool = False
+    ) -> TaskReply | None:
+        """Stop the task and wait until it is gone; its :class:`TaskReply` if it had
+        finished first, else ``None``.
+
+        As Elixir's ``Task.shutdown/2``: ``"shutdown"`` first, and ``"kill"`` if the task
+        is still alive after *timeout* seconds (it traps exits, or is busy); ``"kill"`` at
+        once if *brutal*. ``timeout=None`` waits as long as it takes.
 
         >>> await task.shutdown()
         """
@@ -107,7 +113,11 @@ class SupervisedTask(Generic[T]):
         def ours(message: object) -> bool:
             return isinstance(message, TaskReply | beam.Down) and message.ref == ref
 
-        message = await beam.receive(ours)
+        try:
+            message = await beam.receive(ours, timeout=None if brutal else timeout)
+        except beam.ReceiveTimeout:
+            beam.exit(self.pid, beam.KILL)
+            message = await beam.receive(ours)
         if type(message) is TaskReply:
             beam.demonitor(ref, flush=True)
             return message

@@ -1,8 +1,9 @@
 r"""web: the HTTP/WebSocket endpoint and Phoenix Channels, on our own trio server.
 
-One server (:func:`serve`, on h11 and wsproto) serves an :class:`Endpoint`: HTTP routes, a
-mounted ASGI app for everything else (:meth:`Endpoint.mount`), and Channels sockets that the
-official ``phoenix`` JavaScript client speaks to unmodified::
+One server (:func:`serve`, on h11 and the ``websockets`` sans-I/O protocol) serves an
+:class:`Endpoint`: HTTP routes, a mounted ASGI app for everything else
+(:meth:`Endpoint.mount`), and Channels sockets that the official ``phoenix`` JavaScript client
+speaks to unmodified::
 
     import beam
     import web
@@ -39,11 +40,13 @@ The package has three layers, each a sub-package that only builds on those below
 :mod:`web.http` (the server, requests, static files, cookies, CSRF, rate limits),
 :mod:`web.channels` (sockets, transports, channels, the wire protocol, tokens) and
 :mod:`web.live` (LiveView: templates, rendered trees, components, streams, pages). This module
-exports the public names of all three.
+exports the public names of all three; :mod:`web.api` (a JSON API derived from a domain's
+resources) builds on them.
 """
 
 import beam
 
+from . import api as api
 from . import testing as testing
 from .channels import HEARTBEAT as HEARTBEAT
 from .channels import PHOENIX_TOPIC as PHOENIX_TOPIC
@@ -97,10 +100,20 @@ from .http import serve as serve
 from .http import set_cookie as set_cookie
 from .live import LIVEVIEW_VERSION as LIVEVIEW_VERSION
 from .live import AsyncResult as AsyncResult
+from .live import FormData as FormData
+from .live import FormField as FormField
 from .live import LiveComponent as LiveComponent
 from .live import LiveRouter as LiveRouter
 from .live import LiveSocket as LiveSocket
 from .live import LiveView as LiveView
+from .live import UploadConfig as UploadConfig
+from .live import UploadEntry as UploadEntry
+from .live import form_errors as form_errors
+from .live import form_field as form_field
+from .live import form_input as form_input
+from .live import live_file_input as live_file_input
+from .live import store_in as store_in
+from .live import upload_errors as upload_errors
 
 __all__ = (
     "HEARTBEAT",
@@ -124,6 +137,8 @@ __all__ = (
     "ConnectInfo",
     "CsrfProtection",
     "Endpoint",
+    "FormData",
+    "FormField",
     "HTTPError",
     "InvalidToken",
     "Limit",
@@ -145,12 +160,19 @@ __all__ = (
     "Token",
     "TokenExpired",
     "Upgrader",
+    "UploadConfig",
+    "UploadEntry",
     "WebSocket",
     "WebSocketClosed",
+    "api",
     "broadcast",
     "broadcast_from",
     "disconnect",
     "error",
+    "form_errors",
+    "form_field",
+    "form_input",
+    "live_file_input",
     "ok",
     "parse_cookies",
     "rate_limit",
@@ -159,7 +181,9 @@ __all__ = (
     "serializer_for",
     "serve",
     "set_cookie",
+    "store_in",
     "testing",
+    "upload_errors",
 )
 
 

@@ -17,6 +17,7 @@ PostgreSQL ``DATABASE_URL`` (SQLite works on one machine, one writer at a time).
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -55,9 +56,14 @@ def cli() -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=4000)
-    parser.add_argument("--data-dir", type=Path, default=Path(".chat-data"))
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    parser.add_argument("--port", type=int, default=4000, help="the port (default: 4000)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".chat-data"),
+        help="where the SQLite file and the signing key live (default: .chat-data)",
+    )
     parser.add_argument(
         "--demo", action="store_true", help="seed the demo users alice and bob (wonderland)"
     )
@@ -74,7 +80,36 @@ def cli() -> None:
     if args.nodes != "1":
         _exec_nodes(args, demo, secure)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    beam.run(main, args.host, args.port, args.data_dir, demo, secure)
+    try:
+        beam.run(main, args.host, args.port, args.data_dir, demo, secure)
+    except (OSError, RuntimeError, BaseExceptionGroup) as exc:
+        said = why_not(exc, args.port)
+        if said is None:
+            raise
+        raise SystemExit(said) from None
+
+
+def why_not(exc: BaseException, port: int) -> str | None:
+    """One line for a start-up failure a person can fix (a busy port, the JavaScript clients
+    not installed), found in *exc* or the groups holding it; ``None`` for anything else.
+
+    >>> why_not(OSError(errno.EADDRINUSE, "in use"), 4000)
+    'chat: port 4000 is in use (is the chat running already?); pick another: --port 4001'
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        found = (why_not(inner, port) for inner in exc.exceptions)
+        return next((said for said in found if said is not None), None)
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return (
+            f"chat: port {port} is in use (is the chat running already?); "
+            f"pick another: --port {port + 1}"
+        )
+    if isinstance(exc, RuntimeError) and "phoenix_live_view client is not installed" in str(exc):
+        return (
+            "chat: the Phoenix JavaScript clients are not installed: install Node.js and npm, "
+            "then run `npm ci` in the repository (scripts/example does it when npm is there)"
+        )
+    return None
 
 
 def _exec_nodes(args: argparse.Namespace, demo: bool, secure: bool) -> None:

@@ -7,7 +7,8 @@ applied on the node that owns the process; the page asks the agent of every node
 (``beam.node()`` and ``beam.nodes()``), so with several nodes it shows one tree per node.
 
 Each process is shown under the process that started it (a supervisor's children under it),
-with its pid, registered name, mailbox length, messages handled, and, for a supervised child,
+with its pid, registered name, whom it serves (a page's or channel's user and view or
+topic), mailbox length, messages handled, and, for a supervised child,
 how often its supervisor restarted it. It refreshes once a second (a timer message to the
 view's own process). Killing a process shows "let it crash" at work: a supervised one comes
 back with a new pid (and its restart count goes up), a LiveView reloads its state, a
@@ -19,11 +20,13 @@ the processes of its connections (LiveViews, channels, socket transports, PubSub
 Everything else is refused: ``chat.sup`` itself (killing it stops the whole chat, and with it
 the node), the node's and the web server's own processes, and ids of no live process. Killing
 a supervisor stops every child under it before its own supervisor restarts them all: the
-page asks to confirm first.
+page asks to confirm first (as it does before any kill). Above the tables: the domain's
+connection pool on this node (in use, idle, waiting callers, queries, errors).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -32,6 +35,8 @@ import web
 from supervisors import Supervisor
 
 from . import chaos
+from .model import Chat
+from .serving import forget_dead, note, serving
 
 REFRESH_SECONDS = 1.0
 #: The chat's application supervisor: never killed from here.
@@ -45,6 +50,11 @@ TEMPLATE = """<div class="admin">
 <h1>Processes <small>{{ nodes | length }} node{{ "s" if nodes | length != 1 else "" }}</small></h1>
 <p><a href="/">back to the chat</a>{% if killed %} · <span id="killed">{{ killed }}</span>
 {%- endif %}</p>
+{%- if pool %}
+<p class="pool" id="pool">Database pool ({{ pool.dialect }}): <b>{{ pool.in_use }}</b> of
+{{ pool.size }} in use · {{ pool.idle }} idle · {{ pool.connected }} connected ·
+<b>{{ pool.waiting }}</b> waiting · {{ pool.queries }} queries · {{ pool.errors }} errors ·
+{{ pool.timeouts }} timeouts · {{ pool.replaced }} replaced</p>{% endif %}
 {%- for node in nodes %}
 <section class="node" id="node-{{ node.name }}">
 <h2>{{ node.name }}{% if node.here %} <small>(this node)</small>{% endif %}
@@ -53,19 +63,21 @@ TEMPLATE = """<div class="admin">
   {{ node.stats.crashes }} crashed</small>{% endif %}</h2>
 {%- if not node.error %}
 <table{% if node.here %} id="processes"{% endif %}><thead><tr><th>process</th><th>name</th>
-<th>started as</th><th>status</th><th>mailbox</th><th>handled</th><th>links</th>
+<th>started as</th><th>serving</th><th>status</th><th>mailbox</th><th>handled</th><th>links</th>
 <th>restarts</th><th></th></tr>
 </thead><tbody>
 {%- for p in node.rows %}<tr id="p{{ p.id }}{{ node.suffix }}">
 <td style="padding-left: {{ 8 + p.depth * 16 }}px">
 {{- "└ " if p.depth else "" }}{{ p.pid }}</td><td>{{ p.name }}</td>
-<td class="call">{{ p.call }}</td><td>{{ p.status }}</td><td>{{ p.queue }}</td>
+<td class="call">{{ p.call }}</td><td class="serving">{{ p.serving }}</td>
+<td>{{ p.status }}</td><td>{{ p.queue }}</td>
 <td>{{ p.handled }}</td><td>{{ p.links }}</td><td class="restarts">{{ p.restarts }}</td>
 <td>{% if p.killable %}<button class="kill" phx-click="kill" phx-value-id="{{ p.id }}"
  phx-value-node="{{ node.name }}"
 {%- if p.supervisor %} phx-value-confirm="supervisor" data-confirm="Kill the supervisor
 {{ p.pid }}? Every process under it stops with it, then its own supervisor starts them all
-again."{% endif %}>kill</button>{% endif %}</td></tr>
+again."{% else %} data-confirm="Kill {{ p.pid }}{{ ' (' ~ p.name ~ ')' if p.name else '' }}?"
+{%- endif %}>kill</button>{% endif %}</td></tr>
 {%- endfor -%}
 </tbody></table>{% endif %}</section>
 {%- endfor %}</div>"""
@@ -167,6 +179,7 @@ async def _restarts(infos: dict[beam.Pid, beam.ProcessInfo]) -> dict[beam.Pid, i
 async def _rows() -> list[dict[str, Any]]:
     """Every live process, each under the one that started it (depth first, oldest first)."""
     infos = {pid: info for pid in beam.processes() if (info := beam.process_info(pid))}
+    forget_dead(infos)
     restarts = await _restarts(infos)
     children: dict[beam.Pid | None, list[beam.Pid]] = {}
     for pid, info in infos.items():
@@ -184,6 +197,7 @@ async def _rows() -> list[dict[str, Any]]:
                 "depth": depth,
                 "name": info.registered_name or "",
                 "call": info.initial_call.rsplit(".", 1)[-1] if info.initial_call else "",
+                "serving": serving(pid),
                 "status": info.status,
                 "queue": info.message_queue_len,
                 "handled": info.messages_handled,
@@ -204,6 +218,21 @@ async def _rows() -> list[dict[str, Any]]:
 def _stats() -> dict[str, int]:
     stats = beam.current_node().statistics()
     return {"processes": stats.processes, "spawned": stats.spawned, "crashes": stats.crashes}
+
+
+def pool_stats() -> dict[str, Any] | None:
+    """The domain's connection pool on this node (``Chat.repo().stats()``), as the page
+    shows it; ``None`` while the repo is not running (its supervisor is restarting it).
+
+    >>> pool_stats()["size"]
+    5
+    """
+    try:
+        repo = Chat.repo()
+        stats = repo.stats()
+    except (RuntimeError, AttributeError):
+        return None
+    return {"dialect": repo.dialect, **dataclasses.asdict(stats)}
 
 
 async def kill(target: beam.Pid, confirm: str, page: beam.Pid | None = None) -> str:
@@ -275,11 +304,13 @@ class AdminLive(web.LiveView):
     async def mount(
         self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
     ) -> None:
+        socket.assign(nodes=[], killed="", pool=None)  # what a refused mount renders
         if session.get("admin") is not True:  # the route's guard says so too
-            socket.redirect("/")
+            socket.redirect("/?notice=admin")
             return
         await self._refresh(socket)
-        socket.assign(killed="")
+        if socket.connected:
+            note("admin page")
         if socket.connected:
             beam.send_after(beam.self(), "refresh", REFRESH_SECONDS)
 
@@ -320,4 +351,4 @@ class AdminLive(web.LiveView):
             | {"rows": await _rows()}
         ]
         views += [await _node_view(name, here) for name in beam.nodes()]
-        socket.assign(nodes=views)
+        socket.assign(nodes=views, pool=pool_stats())

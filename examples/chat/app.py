@@ -23,6 +23,7 @@ from .accounts import SESSION_COOKIE, hash_off_loop, verify_password
 from .admin import AGENT as ADMIN_AGENT
 from .admin import CSS as ADMIN_CSS
 from .admin import AdminAgent, AdminLive
+from .api import mount_api
 from .channels import ChatSocket
 from .live import ChatLive
 from .model import Chat, Room, User
@@ -40,6 +41,8 @@ MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
 DEMO_USERS = ("alice", "bob")
 DEMO_PASSWORD = "wonderland"
 ADMIN_USERNAME: Final = "CHAT_ADMIN_USERNAME"
+#: A refused page's reason for the chat page (a few seconds' cookie: see ``admin_only``).
+NOTICE_COOKIE: Final = "chat_notice"
 ADMIN_PASSWORD: Final = "CHAT_ADMIN_PASSWORD"
 
 
@@ -250,13 +253,16 @@ async def build(
         record = await sessions.lookup(request.cookie(SESSION_COOKIE))
         if record is None or request.cookie(csrf.cookie) is None:
             return redirect("/login")
-        return {**sessions.live_session(record), "csrf_token": csrf.token(request)[0]}
+        found = {**sessions.live_session(record), "csrf_token": csrf.token(request)[0]}
+        return found | {"notice": request.cookie(NOTICE_COOKIE) or ""}
 
     async def admin_only(request: web.Request) -> dict[str, Any] | web.Response:
-        """The process page's guard: admins only (others go back to the chat)."""
+        """The process page's guard: admins only (others go back to the chat, with a
+        cookie that lives a few seconds saying why: the chat shows it as a flash)."""
         found = await signed_in(request)
         if isinstance(found, dict) and not found["admin"]:
-            return redirect("/")
+            notice = web.set_cookie(NOTICE_COOKIE, "admin", max_age=5, secure=secure_cookies)
+            return redirect("/", notice)
         return found
 
     endpoint.get("/login", pages.login_page)
@@ -264,8 +270,22 @@ async def build(
     endpoint.route("POST", "/signup", pages.signup)
     endpoint.route("POST", "/logout", pages.logout)
     endpoint.route("POST", "/api/token", pages.api_token)
+    mount_api(endpoint, secret)
     endpoint.socket("/socket", ChatSocket(secret))
     router = web.LiveRouter(endpoint)
-    router.live("/", ChatLive, head=f"<style>{CSS}</style>", session=signed_in)
-    router.live("/admin", AdminLive, head=f"<style>{CSS}{ADMIN_CSS}</style>", session=admin_only)
+    endpoint.get("/assets/chat/chat.js", _chat_js)
+    router.live("/", ChatLive, layout=LAYOUT, head=f"<style>{CSS}</style>", session=signed_in)
+    head = f"<style>{CSS}{ADMIN_CSS}</style>"
+    router.live("/admin", AdminLive, layout=LAYOUT, head=head, session=admin_only)
     return endpoint
+
+
+#: The chat's client: the official clients with the chat's hooks (see ``static/chat.js``).
+CHAT_JS: Final = (Path(__file__).resolve().parent / "static" / "chat.js").read_bytes()
+#: The pages' layout: LiveView's, loading the chat's client instead of the bare one.
+LAYOUT: Final = web.live.DEFAULT_LAYOUT.replace("/assets/live/app.js", "/assets/chat/chat.js")
+
+
+def _chat_js(request: web.Request) -> web.Response:
+    headers = (("content-type", "text/javascript; charset=utf-8"), ("cache-control", "no-cache"))
+    return web.Response(200, CHAT_JS, headers)

@@ -29,9 +29,11 @@ import web
 
 from . import notifications, ratelimit, rooms, sessions
 from .accounts import socket_token_id
+from .errors import plain
 from .live import HISTORY
 from .model import Chat, Message, Room, User
 from .sending import SendRefused, delete, edit, send
+from .serving import note
 
 
 def message_payload(record: Message) -> dict[str, Any]:
@@ -45,6 +47,14 @@ def message_payload(record: Message) -> dict[str, Any]:
         "inserted_at": record.inserted_at.isoformat(),
         "edited_at": record.edited_at.isoformat() if record.edited_at else None,
     }
+
+
+def _refusal(
+    exc: BaseException, forbidden: str = "Only the author can change a message."
+) -> dict[str, Any]:
+    """A refused push's reply: ``reason`` (what went wrong, for programs) and ``message``
+    (the same in plain words, for a person to read)."""
+    return {"reason": str(exc), "message": plain(exc, forbidden)}
 
 
 def _user(socket: web.ChannelSocket) -> User:
@@ -71,6 +81,7 @@ class RoomChannel(web.Channel):
         if room is None:
             return web.error({"reason": "no such room"})
         self.room = room
+        note(f"{self.user.username} · channel {topic} (#{room.name})")
         beam.send(beam.self(), "after_join")
         return web.ok({"room": self.room.name})
 
@@ -94,8 +105,12 @@ class RoomChannel(web.Channel):
             "message_deleted",
         ):
             socket.push(message[0], message_payload(message[1]))
-        elif isinstance(message, tuple) and message[0] == "typing":
-            socket.push("typing", {"user": message[1]})
+        elif (
+            isinstance(message, tuple)
+            and message[:2] == ("typing", str(self.room.id))  # ("typing", room id, name)
+            and len(message) == 3
+        ):
+            socket.push("typing", {"user": message[2]})
         return None
 
     async def handle_in(
@@ -109,7 +124,7 @@ class RoomChannel(web.Channel):
             try:
                 record = await send(self.user, self.room.id, content, client_id and str(client_id))
             except SendRefused as exc:
-                return web.error({"reason": str(exc)})
+                return web.error(_refusal(exc, "Join the room to send to it."))
             return web.ok(message_payload(record))
         if event in ("edit_message", "delete_message"):
             message_id = str(payload.get("id", ""))
@@ -120,14 +135,15 @@ class RoomChannel(web.Channel):
                 else:
                     record = await delete(self.user, self.room.id, message_id)
             except SendRefused as exc:
-                return web.error({"reason": str(exc)})
+                return web.error(_refusal(exc))
             return web.ok(message_payload(record))
         if event == "typing":
             try:
                 await ratelimit.check("typing", str(self.user.id))
             except web.RateLimited:
                 return None  # typing is a hint: extra ones are dropped
-            beam.broadcast_from(beam.self(), socket.topic, ("typing", self.user.username))
+            notice = ("typing", str(self.room.id), self.user.username)
+            beam.broadcast_from(beam.self(), socket.topic, notice)
             return None
         return web.error({"reason": f"unknown event {event!r}"})
 
@@ -149,6 +165,7 @@ class UserChannel(web.Channel):
     ) -> web.ChannelReply | None:
         if topic != f"user:{socket.assigns['user_id']}":
             return web.error({"reason": "unauthorized"})
+        note(f"{socket.assigns['username']} · channel {topic}")
         beam.send(beam.self(), "after_join")
         return web.ok()
 

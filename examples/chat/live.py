@@ -12,10 +12,16 @@ comes from the route's guard, on every mount (see :func:`examples.chat.app.build
 
 from __future__ import annotations
 
+import os
+import re
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+from markupsafe import Markup, escape
 
 import beam
 import domain
@@ -24,82 +30,170 @@ import web
 
 from . import notifications, ratelimit
 from . import rooms as rooms_
+from .errors import plain
 from .model import UNREAD, Chat, Message, Room, User
 from .sending import SendRefused, delete, edit, in_room, send
+from .serving import note
 
 TYPING_SECONDS = 3.0
 HISTORY = 50
+#: The longest message (the domain's rule); the composer counts down near it.
+MESSAGE_LIMIT: Final = 2000
 
-TEMPLATE = """<div class="shell">
-<aside class="sidebar">
+TEMPLATE = """<div class="shell{{ ' previewing' if not joined else '' }}">
+<div class="banner" id="reconnecting" role="status">Reconnecting… your text is kept.</div>
+<aside class="sidebar" id="sidebar">
   <div class="brand">trio-beam chat</div>
   <div class="me">signed in as <b id="me">{{ me }}</b>
-    {%- if admin %} · <a href="/admin">processes</a>{% endif %}
+    {%- if admin %} · <a href="/admin" id="admin-link">processes</a>{% endif %}
     <form method="post" action="/logout" style="display:inline" id="logout">
       <input type="hidden" name="_csrf_token" value="{{ csrf_token }}">
       <button class="secondary" style="padding:2px 8px">sign out</button></form></div>
   <ul class="rooms">{% for r in rooms %}<li><a id="room-{{ r.name }}"
     class="{{ 'current' if r.id == room_id else '' }}" href="/?room={{ r.id }}"
     data-phx-link="patch" data-phx-link-state="push"><span># {{ r.name }}</span>
-    {%- if unread.get(r.id) %}<span class="badge" id="unread-{{ r.name }}">{{ unread[r.id] }}</span>
+    {%- if unread.get(r.id) %}<span class="badge" id="unread-{{ r.name }}">
+    {{- unread[r.id] if unread[r.id] < 100 else "99+" }}</span>
     {%- endif %}</a></li>{% endfor %}</ul>
   <div class="bell-row"><button id="bell" class="secondary" phx-click="toggle_notifications">
     Notifications{% if unread_notifications %} <span class="badge" id="notification-count">
     {{- unread_notifications }}</span>{% endif %}</button></div>
   {% if show_notifications %}<div class="dropdown" id="notifications">
-    {%- for n in notifications %}<div class="notification{{ '' if n.read else ' unread' }}"
-      id="n-{{ n.id }}"><b>{{ n.title }}</b>: {{ n.body }}
-      {%- if not n.read %} <button class="link" phx-click="read" phx-value-id="{{ n.id }}">
-      mark read</button>{% endif %}</div>
+    {%- for n in notifications %}<a class="notification{{ '' if n.read else ' unread' }}"
+      id="n-{{ n.id }}" href="{{ n.url }}" data-phx-link="patch" data-phx-link-state="push"
+      phx-click="read" phx-value-id="{{ n.id }}"><b>{{ n.title }}</b>
+      {%- if n.room %} in #{{ n.room }}{% endif %} · <time datetime="{{ n.inserted_at }}"
+      data-format="full">{{ n.inserted_at[:16] | replace("T", " ") }}</time><br>{{ n.body }}</a>
     {%- else %}<p class="muted">No notifications yet: mention someone with @name.</p>
     {%- endfor %}
     <button id="read-all" class="secondary" phx-click="read_all">Mark all as read</button>
   </div>{% endif %}
-  <form phx-submit="new_room" class="row"><input name="name" id="new-room" placeholder="new room">
+  <form phx-submit="new_room" id="new-room-form" class="row">
+    <input name="name" id="new-room" placeholder="new room" value="{{ new_room }}"
+      aria-invalid="{{ 'true' if room_error else 'false' }}" autocomplete="off">
     <button>+</button></form>
+  {% if room_error %}<div class="error field" id="room-error">{{ room_error }}</div>{% endif %}
 </aside>
+<div class="scrim"></div>
 <main class="main">
-  <div class="header" id="room-name"># {{ room_name }}</div>
+  <div class="header"><button class="icon" data-drawer="rooms" id="open-rooms"
+    aria-label="Rooms">☰</button><span id="room-name"># {{ room_name }}</span>
+    <button class="icon" data-drawer="people" id="open-people" aria-label="Who is online">
+    {{- online | length }} online</button></div>
+  {% for kind, text in flash.items() %}<div class="flash {{ kind }}" id="flash-{{ kind }}"
+    phx-click="lv:clear-flash" phx-value-key="{{ kind }}">{{ text }}</div>{% endfor %}
   {% if has_older %}<div class="older" id="older">{% if loading_older %}
     <span class="muted" id="loading-older">Loading older messages…</span>{% else %}
     <button class="link" id="load-older" phx-click="load_older">Load older messages</button>
     {%- endif %}</div>{% endif %}
-  <div id="messages" class="messages" phx-update="stream" phx-viewport-top="load_older">
+  <div id="pane" class="messages" phx-hook="Messages">
+  <div id="messages" class="stream" phx-update="stream" phx-viewport-top="load_older">
   {%- for dom_id, m in messages %}<div id="{{ dom_id }}"
-    class="message{{ ' mine' if m.author == me else '' }}">
-    <span class="who">{{ m.author }}</span><span class="when">{{ m.time }}
-    {%- if m.edited %} (edited){% endif %}</span>
+    class="item{{ ' mine' if m.author == me else '' }}">
+    <div class="message{{ ' mine' if m.author == me else '' }}{{ ' to-me' if m.to_me else '' }}">
+    <span class="who">{{ m.author }}</span><span class="when"><time datetime="{{ m.at }}">
+    {{- m.time }}</time>{%- if m.edited %} (edited){% endif %}</span>
     {%- if m.editing %}<form class="edit" phx-submit="save_edit">
       <input type="hidden" name="id" value="{{ m.id }}"><input name="content"
-      value="{{ m.content }}" autocomplete="off"><button>Save</button><button type="button"
+      value="{{ m.content }}" autocomplete="off" phx-hook="EditBox" id="edit-{{ m.id }}"
+      data-id="{{ m.id }}"><button>Save</button><button type="button"
       class="secondary" phx-click="cancel_edit" phx-value-id="{{ m.id }}">Cancel</button></form>
-    {%- else %}<div class="body">{{ m.content }}</div>
+    {%- else %}<div class="body" dir="auto">{{ m.html }}</div>
     {%- if m.author == me %}<div class="actions"><button class="link" phx-click="edit"
       phx-value-id="{{ m.id }}">edit</button> <button class="link" phx-click="delete"
       phx-value-id="{{ m.id }}" data-confirm="Delete this message?">delete</button></div>
-    {%- endif %}{% endif %}</div>{% endfor -%}
-  </div>
+    {%- endif %}{% endif %}</div></div>{% endfor -%}
+  </div></div>
+  <div id="marker-box" phx-update="ignore"><button id="new-messages" class="new-marker"
+    type="button" hidden>New messages ↓</button></div>
+  {% if joined %}
   <div class="typing" id="typing">{% if typing %}{{ typing|join(", ") }}
     {{ "is" if typing|length == 1 else "are" }} typing…{% endif %}</div>
-  {% if error %}<div class="error" id="error">{{ error }}</div>{% endif %}
-  <form class="composer" id="composer-{{ sent }}" phx-submit="send" phx-change="typing">
-    <input id="content" name="content" placeholder="Message #{{ room_name }}" autocomplete="off"
-      autofocus><button id="send">Send</button></form>
+  {% if error %}<div class="error" id="error" role="alert">{{ error }}</div>{% endif %}
+  <form class="composer" id="composer" phx-submit="send" phx-change="typing">
+    <div id="mention-box" phx-update="ignore"><ul class="mentions" id="mention-list" hidden>
+    </ul></div>
+    <textarea id="content" name="content" rows="1" placeholder="Message #{{ room_name }}"
+      autocomplete="off" autofocus phx-hook="ComposerBox" dir="auto"
+      data-names="{{ names | join(' ') }}">{{ draft }}</textarea>
+    {%- if draft | length >= limit - 200 %}<span id="counter"
+      class="counter{{ ' over' if draft | length > limit else '' }}">
+      {{- draft | length }}/{{ limit }}</span>{% endif %}
+    <button id="send">Send</button></form>
+  {% else %}
+  <div class="join" id="join-room">You are not in #{{ room_name }} yet.
+    <button id="join" phx-click="join">Join #{{ room_name }}</button></div>
+  {% endif %}
 </main>
-<aside class="people"><div class="brand" style="font-size:14px">Online</div>
+<aside class="people" id="people"><div class="brand" style="font-size:14px">Online</div>
   <ul class="online" id="online">{% for name in online %}<li>{{ name }}</li>{% endfor %}</ul>
 </aside>
 </div>"""
 
+#: Where a link ends: at white space or a closing bracket or quote.
+_LINK = re.compile(r"\bhttps?://[^\s<>\"')\]]+")
+_NOTICES: Final = {"admin": "Only admins can open the process page."}
+#: How long after a message arrives in the open room its reading is stored.
+READ_DELAY = 2.0
 
-def _message(record: Message, *, editing: bool = False) -> dict[str, Any]:
+
+def default_room() -> str:
+    """The room a newcomer lands in: ``CHAT_DEFAULT_ROOM``, else ``lobby``.
+
+    >>> default_room()
+    'lobby'
+    """
+    return os.environ.get("CHAT_DEFAULT_ROOM", "lobby").strip() or "lobby"
+
+
+def rich(content: str, me: str = "") -> Markup:
+    """*content* as HTML: escaped, links clickable, ``@name`` mentions marked (the reader's
+    own more strongly).
+
+    >>> str(rich("@bob: https://example.org", "bob"))
+    '<span class="mention me">@bob</span>: <a href="https://example.org" ...>https://...</a>'
+    """
+    out: list[str] = []
+    place = 0
+    for link in _LINK.finditer(content):
+        out.append(_mentions(content[place : link.start()], me))
+        url = link.group(0).rstrip(".,;:!?")
+        escaped = escape(url)
+        out.append(f'<a href="{escaped}" target="_blank" rel="noopener noreferrer">{escaped}</a>')
+        out.append(_mentions(link.group(0)[len(url) :], me))
+        place = link.end()
+    out.append(_mentions(content[place:], me))
+    return Markup("".join(out))
+
+
+def _mentions(text: str, me: str) -> str:
+    parts: list[str] = []
+    place = 0
+    for found in notifications.MENTION.finditer(text):
+        parts.append(str(escape(text[place : found.start()])))
+        mine = " me" if found.group(1) == me else ""
+        parts.append(f'<span class="mention{mine}">{escape(found.group(0))}</span>')
+        place = found.end()
+    parts.append(str(escape(text[place:])))
+    return "".join(parts)
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _message(record: Message, me: str = "", *, editing: bool = False) -> dict[str, Any]:
     """A message as the page shows it: a plain value, not the database record (being edited:
-    a form in its place)."""
+    a form in its place). ``at`` is its UTC time, which the page shows in the reader's zone."""
+    at = _utc(record.inserted_at)
     return {
         "id": str(record.id),
         "author": record.author_name,
         "content": record.content,
-        "time": record.inserted_at.strftime("%H:%M"),
+        "html": rich(record.content, me),
+        "to_me": bool(me) and f"@{me}" in record.content,
+        "at": at.isoformat(),
+        "time": at.strftime("%H:%M"),
         "edited": record.edited_at is not None,
         "editing": editing,
     }
@@ -131,6 +225,8 @@ class ChatLive(web.LiveView):
         self.typing_seen: dict[str, float] = {}
         #: The rooms the user is a member of (their topics are subscribed).
         self.joined: set[str] = set()
+        #: Whether storing that the open room is read is already scheduled.
+        self.read_pending = False
 
     async def mount(
         self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
@@ -138,36 +234,49 @@ class ChatLive(web.LiveView):
         users = await Chat.read(User, filter={"id": uuid.UUID(session["user_id"])}, limit=1)
         self.user = users[0]
         rooms = _rooms(await Chat.read(Room, actor=self.user, sort=("name",)))
+        mine = await rooms_.memberships(self.user)
+        self.joined = {str(m.room_id) for m in mine}
         socket.assign(
             me=self.user.username,
             admin=bool(session.get("admin")),
             csrf_token=str(session.get("csrf_token", "")),
             rooms=rooms,
+            landing=rooms_.landing(rooms, mine, default_room()),
             room_id="",
             room_name="",
+            joined=True,
             has_older=False,
             loading_older=False,
             unread={},
             typing=[],
             online=[],
             error="",
-            sent=0,
+            room_error="",
+            new_room="",
+            draft="",
+            limit=MESSAGE_LIMIT,
+            names=[],
             page_title="trio-beam chat",
             unread_notifications=0,
             notifications=[],
             show_notifications=False,
         )
+        notice = _NOTICES.get(str(session.get("notice") or params.get("notice", "")))
+        if notice:
+            socket.put_flash("error", notice)
         socket.stream("messages", [])
         if socket.connected:
             beam.subscribe("rooms")
             beam.subscribe(f"user:{self.user.id}")  # counters and notifications
-            self.joined = await rooms_.joined(self.user)
             for room_id in self.joined:  # their messages: streamed, or an unread badge
                 beam.subscribe(f"room:{room_id}")
             state = await notifications.initial_state(self.user)
+            names = await Chat.read(User, sort=("username",), limit=500)
             socket.assign(
+                unread=await rooms_.unread_counts(self.user, mine),
                 unread_notifications=state["counters"][UNREAD.name],
-                notifications=state["notifications"],
+                notifications=self._listed(state["notifications"], rooms),
+                names=[u.username for u in names if u.username != self.user.username],
             )
 
     async def handle_params(
@@ -175,37 +284,70 @@ class ChatLive(web.LiveView):
     ) -> None:
         rooms = socket.assigns["rooms"]
         wanted = str(params.get("room", ""))
-        room = next((r for r in rooms if r["id"] == wanted), rooms[0] if rooms else None)
-        if room is None or room["id"] == socket.assigns["room_id"]:
+        if params.get("message"):  # from a notification: show that message once it is there
+            socket.push_event("show_message", {"id": f"messages-{params['message']}"})
+        chosen = next((r for r in rooms if r["id"] == wanted), None)
+        # A room asked for (a link, the room list) is entered: its member from now on. The
+        # page opened without one lands in the last room visited and joins nothing.
+        room = chosen or socket.assigns["landing"]
+        if room is None:
+            return
+        assert self.user is not None
+        joining = chosen is not None and room["id"] not in self.joined
+        if room["id"] == socket.assigns["room_id"] and not joining:
             return
         previous = socket.assigns["room_id"]
         if socket.connected and previous:
             await presence.untrack(beam.self(), f"room:{previous}", socket.assigns["me"])
-        assert self.user is not None
-        await rooms_.enter(self.user, uuid.UUID(room["id"]))  # a member from now on
-        if socket.connected and room["id"] not in self.joined:
+        if joining:
+            await rooms_.enter(self.user, uuid.UUID(room["id"]))
             self.joined.add(room["id"])
-            beam.subscribe(f"room:{room['id']}")
-        history = await self._history(room["id"], None)
+            if socket.connected:
+                beam.subscribe(f"room:{room['id']}")
+        member = room["id"] in self.joined
+        if member:
+            if socket.connected:
+                await rooms_.visit(self.user, uuid.UUID(room["id"]))
+            history = await self._history(room["id"], None)
+            records = list(reversed(history.results))
+            self.older = history.after if history.more else None
+        else:
+            records, self.older = [], None  # a preview: only members read a room
         self.visit += 1
-        socket.stream("messages", [_message(m) for m in reversed(history.results)], reset=True)
-        self.older = history.after if history.more else None
+        me = socket.assigns["me"]
+        socket.stream("messages", [_message(m, me) for m in records], reset=True)
         unread = dict(socket.assigns["unread"])
         unread.pop(room["id"], None)
         socket.assign(
             room_id=room["id"],
             room_name=room["name"],
+            joined=member,
             has_older=self.older is not None,
             loading_older=False,
             unread=unread,
             typing=[],
             error="",
-            page_title=f"#{room['name']} · trio-beam chat",
         )
+        self._title(socket)
         if socket.connected:
+            note(f"{me} · chat page #{room['name']}")
             topic = f"room:{room['id']}"
-            await presence.track(beam.self(), topic, socket.assigns["me"], {"at": time.time()})
+            if member:
+                await presence.track(beam.self(), topic, me, {"at": time.time()})
             socket.assign(online=sorted(presence.list(topic)))
+
+    def _title(self, socket: web.LiveSocket) -> None:
+        """The tab's title: the open room, after the count of unread messages and mentions."""
+        waiting = sum(socket.assigns["unread"].values()) + socket.assigns["unread_notifications"]
+        prefix = f"({waiting}) " if waiting else ""
+        name = socket.assigns["room_name"]
+        socket.assign(page_title=f"{prefix}#{name} · trio-beam chat" if name else "trio-beam chat")
+
+    @staticmethod
+    def _listed(listed: list[dict[str, Any]], rooms: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """Notifications with the name of the room each one links to."""
+        names = {r["id"]: r["name"] for r in rooms}
+        return [dict(n, room=names.get(_room_of(n["url"]), "")) for n in listed]
 
     async def _history(self, room_id: str, after: str | None) -> domain.Page[Message]:
         """A page of the room's messages, newest first, older than the cursor *after*."""
@@ -237,10 +379,10 @@ class ChatLive(web.LiveView):
         page = result.result
         socket.assign(loading_older=False)
         if not result.ok:
-            socket.assign(error=f"could not load older messages ({result.failed}); try again")
+            socket.assign(error="Could not load older messages; try again.")
             return
         for record in page.results:  # newest first, each inserted above the last
-            socket.stream_insert("messages", _message(record), at=0)
+            socket.stream_insert("messages", _message(record, socket.assigns["me"]), at=0)
         self.older = page.after if page.more else None
         socket.assign(has_older=self.older is not None)
 
@@ -250,14 +392,18 @@ class ChatLive(web.LiveView):
         elif event in ("edit", "cancel_edit", "save_edit", "delete"):
             await self._change(event, value, socket)
         elif event == "send":
-            await self._send(str(value.get("content", "")).strip(), socket)
+            await self._send(str(value.get("content", "")), socket)
         elif event == "typing":
+            content = str(value.get("content", ""))
+            socket.assign(draft=content)
             now = time.monotonic()
-            if now - self.last_typing > 1.0 and value.get("content"):
+            if now - self.last_typing > 1.0 and content.strip():
                 self.last_typing = now
                 await self._typing(socket)
         elif event == "new_room":
             await self._open_room(str(value.get("name", "")).strip(), socket)
+        elif event == "join":
+            await self._go(socket.assigns["room_id"], socket)
         elif event == "toggle_notifications":
             socket.assign(show_notifications=not socket.assigns["show_notifications"])
         elif event == "read":
@@ -275,6 +421,7 @@ class ChatLive(web.LiveView):
         the result when the domain's ``message_edited``/``message_deleted`` comes back."""
         assert self.user is not None
         message_id = str(value.get("id", ""))
+        me = socket.assigns["me"]
         try:
             room_id = uuid.UUID(socket.assigns["room_id"])
             if event == "save_edit":
@@ -286,94 +433,133 @@ class ChatLive(web.LiveView):
                 record = await in_room(self.user, room_id, message_id)
                 if event == "edit" and record.author_id != self.user.id:
                     raise domain.Forbidden("you can only edit your own messages")
-                socket.stream_insert("messages", _message(record, editing=event == "edit"))
+                socket.stream_insert("messages", _message(record, me, editing=event == "edit"))
         except (*SendRefused, ValueError) as exc:
-            socket.assign(error=str(exc))
+            socket.assign(error=plain(exc))
             return
         socket.assign(error="")
 
     async def _typing(self, socket: web.LiveSocket) -> None:
         """Tell the room's other views (at most once a second per user, every tab
-        together: the ``typing`` limit; extra notices are dropped)."""
+        together: the ``typing`` limit; extra notices are dropped). The notice names its
+        room: a view shows only its open room's typists."""
         assert self.user is not None
         try:
             await ratelimit.check("typing", str(self.user.id))
         except web.RateLimited:
             return
-        topic = f"room:{socket.assigns['room_id']}"
-        beam.broadcast_from(beam.self(), topic, ("typing", socket.assigns["me"]))
+        room_id = socket.assigns["room_id"]
+        notice = ("typing", room_id, socket.assigns["me"])
+        beam.broadcast_from(beam.self(), f"room:{room_id}", notice)
 
     async def _send(self, content: str, socket: web.LiveSocket) -> None:
-        if not content:
+        """Send the composer's text; a refusal leaves the text in the composer (it is the
+        page's ``draft``, rendered back) and says why."""
+        if not content.strip():
             return
         assert self.user is not None
+        socket.assign(draft=content)
         try:
-            await send(self.user, uuid.UUID(socket.assigns["room_id"]), content, None)
+            await send(self.user, uuid.UUID(socket.assigns["room_id"]), content.strip(), None)
         except SendRefused as exc:
-            socket.assign(error=str(exc))
+            socket.assign(error=plain(exc, "Join the room to send messages to it."))
             return
-        socket.assign(error="", sent=socket.assigns["sent"] + 1)
+        socket.assign(error="", draft="")
+        socket.push_event("sent", {})
 
     async def _open_room(self, name: str, socket: web.LiveSocket) -> None:
+        """Open a room and go into it at once (its opener is its first member)."""
         assert self.user is not None
         try:
             await ratelimit.check("room", str(self.user.id))
             room = await Chat.open_room(name, actor=self.user)
         except SendRefused as exc:
-            socket.assign(error=str(exc))
+            socket.assign(room_error=plain(exc), new_room=name)
             return
-        beam.broadcast("rooms", ("room_opened", {"id": str(room.id), "name": room.name}))
-        socket.push_patch(f"/?room={room.id}")
+        listed = {"id": str(room.id), "name": room.name}
+        beam.broadcast("rooms", ("room_opened", listed))
+        self._list_room(listed, socket)
+        self.joined.add(listed["id"])
+        beam.subscribe(f"room:{listed['id']}")
+        socket.assign(room_error="", new_room="", error="")
+        await self._go(listed["id"], socket)
+
+    async def _go(self, room_id: str, socket: web.LiveSocket) -> None:
+        """Enter the room *room_id*: ``push_patch`` puts it in the address bar, and ``web``
+        runs :meth:`handle_params` with it before the reply renders the page."""
+        socket.push_patch(f"/?room={room_id}")
+
+    @staticmethod
+    def _list_room(room: dict[str, str], socket: web.LiveSocket) -> None:
+        if all(r["id"] != room["id"] for r in socket.assigns["rooms"]):
+            rooms = sorted([*socket.assigns["rooms"], room], key=lambda r: r["name"])
+            socket.assign(rooms=rooms)
 
     async def handle_info(self, message: Any, socket: web.LiveSocket) -> None:
         current = f"room:{socket.assigns['room_id']}"
-        if isinstance(message, tuple) and message[0] == "counter_updated":
+        kind = message[0] if isinstance(message, tuple) and message else None
+        me = socket.assigns["me"]
+        if kind == "counter_updated":
             if message[1]["counter"] == UNREAD.name:
                 socket.assign(unread_notifications=message[1]["value"])
-            return
-        if isinstance(message, tuple) and message[0] == "new_notification":
+                self._title(socket)
+        elif kind == "new_notification":
             latest = notifications.notification_payload(message[1])
             listed = [latest, *socket.assigns["notifications"]][: notifications.RECENT]
-            socket.assign(notifications=listed)
-            return
-        if isinstance(message, tuple) and message[0] == "all_notifications_read":
+            socket.assign(notifications=self._listed(listed, socket.assigns["rooms"]))
+        elif kind == "all_notifications_read":
             socket.assign(notifications=_marked(socket.assigns["notifications"], None))
-            return
-        if isinstance(message, presence.PresenceDiff):
+        elif isinstance(message, presence.PresenceDiff):
             if message.topic == current:
                 socket.assign(online=sorted(presence.list(current)))
-        elif isinstance(message, tuple) and message[0] == "message_edited":
+        elif kind == "message_edited":
             if str(message[1].room_id) == socket.assigns["room_id"]:
-                socket.stream_insert("messages", _message(message[1]))  # replaced in place
-        elif isinstance(message, tuple) and message[0] == "message_deleted":
+                socket.stream_insert("messages", _message(message[1], me))  # replaced in place
+        elif kind == "message_deleted":
             if str(message[1].room_id) == socket.assigns["room_id"]:
-                socket.stream_delete("messages", _message(message[1]))
-        elif isinstance(message, tuple) and message[0] == "new_message":
-            record = message[1]
-            if str(record.room_id) == socket.assigns["room_id"]:
-                socket.stream_insert("messages", _message(record))
-                self._stop_typing(record.author_name, socket)
-            else:
-                unread = dict(socket.assigns["unread"])
-                unread[str(record.room_id)] = unread.get(str(record.room_id), 0) + 1
-                socket.assign(unread=unread)
-        elif isinstance(message, tuple) and message[0] == "typing":
-            name = message[1]
+                socket.stream_delete("messages", _message(message[1], me))
+        elif kind == "new_message":
+            self._new_message(message[1], socket)
+        elif kind == "typing" and len(message) == 3:
+            _, room_id, name = message
+            if room_id != socket.assigns["room_id"]:
+                return  # someone typing in another of the user's rooms
             if name not in socket.assigns["typing"]:
                 socket.assign(typing=sorted([*socket.assigns["typing"], name]))
             heard = self.typing_seen[name] = time.monotonic()
             beam.send_after(beam.self(), ("typing_over", name, heard), TYPING_SECONDS)
-        elif isinstance(message, tuple) and message[0] == "typing_over":
+        elif kind == "typing_over":
             _, name, heard = message
             if self.typing_seen.get(name) == heard:
                 self._stop_typing(name, socket)
-        elif isinstance(message, tuple) and message[0] == "room_opened":
-            room = message[1]
-            if all(r["id"] != room["id"] for r in socket.assigns["rooms"]):
-                rooms = sorted([*socket.assigns["rooms"], room], key=lambda r: r["name"])
-                socket.assign(rooms=rooms)  # listed; entering it makes one a member
+        elif kind == "room_opened":
+            self._list_room(message[1], socket)  # listed; entering it makes one a member
+        elif message == "store_read":
+            self.read_pending = False
+            assert self.user is not None
+            if socket.assigns["joined"] and socket.assigns["room_id"]:
+                await rooms_.mark_read(self.user, uuid.UUID(socket.assigns["room_id"]))
+
+    def _new_message(self, record: Message, socket: web.LiveSocket) -> None:
+        if str(record.room_id) == socket.assigns["room_id"]:
+            socket.stream_insert("messages", _message(record, socket.assigns["me"]))
+            self._stop_typing(record.author_name, socket)
+            if not self.read_pending:  # read while open: stored shortly, in one write
+                self.read_pending = True
+                beam.send_after(beam.self(), "store_read", READ_DELAY)
+        elif record.author_name != socket.assigns["me"]:
+            unread = dict(socket.assigns["unread"])
+            unread[str(record.room_id)] = unread.get(str(record.room_id), 0) + 1
+            socket.assign(unread=unread)
+            self._title(socket)
 
     def _stop_typing(self, name: str, socket: web.LiveSocket) -> None:
         self.typing_seen.pop(name, None)
         if name in socket.assigns["typing"]:
             socket.assign(typing=[n for n in socket.assigns["typing"] if n != name])
+
+
+def _room_of(url: str) -> str:
+    """The room id in a notification's link (``/?room=<id>...``)."""
+    query = parse_qs(urlsplit(url).query)
+    return query.get("room", [""])[0]

@@ -10,7 +10,8 @@
   client id so that a retried send is stored once (an upsert on author and client id);
 * a signed-in user sees every room and joins one by entering it (a membership; opening a
   room joins it); only a room's members read and send its messages; only the author edits or
-  deletes a message;
+  deletes a message; a membership remembers when its member last visited the room and up to
+  when they have read it (their own to update);
 * every sent, edited (``edited_at`` is set) or deleted message is broadcast to
   ``room:<room_id>`` after commit;
 * a message that mentions ``@username`` notifies that user: a notification only they may
@@ -132,6 +133,10 @@ class Membership(Resource):
     room_id: uuid.UUID = attribute()
     room = belongs_to("Room", source_attribute="room_id", allow_nil=False)
     inserted_at: datetime = create_timestamp()
+    #: When the member last opened the room (the page lands in the latest one).
+    last_visited_at: datetime | None = attribute(writable=False)
+    #: Up to when the member has read the room (newer messages are unread).
+    last_read_at: datetime | None = attribute(writable=False)
     identities = (identity("unique_membership", "user_id", "room_id"),)
     actions = (
         create(
@@ -141,12 +146,20 @@ class Membership(Resource):
             upsert_identity="unique_membership",  # joining twice is joining once
         ),
         read("read"),
+        update(
+            "visit",
+            set_attribute("last_visited_at", lambda _cs: _now()),
+            set_attribute("last_read_at", lambda _cs: _now()),
+        ),
+        update("mark_read", set_attribute("last_read_at", lambda _cs: _now())),
         destroy("leave"),
     )
     policies = (
         policy(action_type("create"), authorize_if(actor_present())),
         # One's own memberships only: who is in which room is not everyone's business.
-        policy(action_type("read", "destroy"), authorize_if(relates_to_actor_via("user"))),
+        policy(
+            action_type("read", "update", "destroy"), authorize_if(relates_to_actor_via("user"))
+        ),
     )
 
 
@@ -215,6 +228,8 @@ class Chat(Domain):
     open_room = define(Room, "open", args=("name",))
     join_room = define(Membership, "join", args=("room_id",))
     leave_room = define(Membership, "leave")
+    visit_room = define(Membership, "visit")
+    mark_room_read = define(Membership, "mark_read")
     memberships = define_read(Membership, "read")
     rooms = define_read(Room, "read")
     send_message = define(Message, "send")

@@ -34,7 +34,7 @@ async def notify_mentions(message: Message) -> None:
                 kind="mention",
                 title=f"{message.author_name} mentioned you",
                 body=message.content[:120],
-                action_url=f"/?room={message.room_id}",
+                action_url=f"/?room={message.room_id}&message={message.id}",
                 idempotency_key=f"mention:{message.id}:{user.id}",
                 authorize=False,  # the server notifies; no user may
             )

@@ -19,7 +19,7 @@ import json
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import domain
 import web
@@ -32,6 +32,7 @@ from .accounts import (
     socket_token,
     verify_password,
 )
+from .errors import plain
 from .model import Chat, User
 from .style import CSS
 
@@ -48,8 +49,15 @@ def redirect(to: str, *cookies: Header) -> web.Response:
     return web.Response(303, b"", headers)
 
 
-def _refused(error: str) -> web.Response:
-    return redirect("/login?error=" + quote(error))
+#: The cookie that keeps the username typed into a refused sign-in or sign-up (five
+#: minutes), so the form comes back with it filled in.
+TYPED_COOKIE = "chat_typed_username"
+_USERNAME_ERRORS = ("A username", "That username")
+
+
+def _refused(error: str, username: str = "", *, secure: bool = False) -> web.Response:
+    typed = web.set_cookie(TYPED_COOKIE, quote(username[:40]), max_age=300, secure=secure)
+    return redirect("/login?error=" + quote(error), *([typed] if username else []))
 
 
 def address(request: web.Request) -> str:
@@ -85,15 +93,25 @@ class Pages:
         if await sessions.lookup(request.cookie(SESSION_COOKIE)) is not None:
             return redirect("/", *([cookie] if cookie else []))
         error = request.query.get("error", [""])[-1]
-        banner = f'<p class="error" id="login-error">{html.escape(error)}</p>' if error else ""
+        typed = html.escape(unquote(request.cookie(TYPED_COOKIE) or "") if error else "")
+        # The error goes under the field it is about (the password, unless it names the user).
+        about_user = error.startswith(_USERNAME_ERRORS)
+        banner = f'<p class="error field" id="login-error" role="alert">{html.escape(error)}</p>'
+        user_error = banner if error and about_user else ""
+        password_error = banner if error and not about_user else ""
         body = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · trio-beam chat</title><style>{CSS}</style></head><body>
 <form class="card" method="post" action="/login">
-  <h1>trio-beam chat</h1>{banner}
+  <h1>trio-beam chat</h1>
   <input type="hidden" name="{self.csrf.field}" value="{html.escape(token)}">
-  <input name="username" id="username" placeholder="username" autocomplete="username" required>
-  <input name="password" id="password" type="password" placeholder="password" required>
+  <input name="username" id="username" placeholder="username" autocomplete="username" required
+    value="{typed}" aria-invalid="{str(bool(user_error)).lower()}">{user_error}
+  <input name="password" id="password" type="password" placeholder="password" required
+    autocomplete="current-password" {"autofocus" if typed else ""}
+    aria-invalid="{str(bool(password_error)).lower()}">{password_error}
+  <p class="muted">New here? Pick a username (3 to 20 lowercase letters, digits or _) and a
+  password of 8 characters or more, then "Create account".</p>
   <div class="row"><button id="sign-in" type="submit">Sign in</button>
   <button id="sign-up" class="secondary" type="submit" formaction="/signup">Create account
   </button></div>
@@ -130,7 +148,9 @@ class Pages:
         except web.RateLimited as exc:
             return _refused(str(exc))
         if isinstance(found, str):
-            return _refused(found)
+            return _refused(
+                found, request.form().get("username", "").strip().lower(), secure=self.secure
+            )
         token, _ = await sessions.issue(found)
         return redirect("/", self.session_cookie(token))
 
@@ -142,15 +162,15 @@ class Pages:
         username = form.get("username", "").strip().lower()
         password = form.get("password", "")
         if len(password) < 8:
-            return _refused("a password has at least 8 characters")
+            return _refused("A password has at least 8 characters.", username, secure=self.secure)
         try:
             await ratelimit.check("signup", address(request))
         except web.RateLimited as exc:
-            return _refused(str(exc))
+            return _refused(str(exc), username, secure=self.secure)
         try:
             user: User = await Chat.register(username, await hash_off_loop(password))
         except domain.Invalid as exc:
-            return _refused(f"cannot create {username!r}: {exc}")
+            return _refused(plain(exc), username, secure=self.secure)
         token, _ = await sessions.issue(user)
         return redirect("/", self.session_cookie(token))
 

@@ -5,12 +5,17 @@ client id is stored once), then notifies mentions. Edits and deletes count again
 ``edit`` scope and are the author's only (the domain's policy says so; anyone else gets
 :class:`domain.Forbidden`); the domain broadcasts ``message_edited`` and ``message_deleted``
 to the room's topic after the commit.
+
+Each returns only once its broadcasts have left the node (``beam.cluster.flush``): on a
+cluster, a node SIGKILLed just after acknowledging a message would otherwise take the
+broadcast along, and the other nodes' clients would never see the message.
 """
 
 from __future__ import annotations
 
 import uuid
 
+import beam
 import domain
 import web
 
@@ -33,6 +38,7 @@ async def send(user: User, room_id: uuid.UUID, content: str, client_id: str | No
         content=content, client_id=client_id or uuid.uuid4().hex, room_id=room_id, actor=user
     )
     await notifications.notify_mentions(record)
+    await beam.cluster.flush()
     return record
 
 
@@ -61,7 +67,9 @@ async def edit(user: User, room_id: uuid.UUID, message_id: str, content: str) ->
     """
     await ratelimit.check("edit", str(user.id))
     record = await in_room(user, room_id, message_id)
-    return await Chat.edit_message(record, content=content, actor=user)
+    edited = await Chat.edit_message(record, content=content, actor=user)
+    await beam.cluster.flush()
+    return edited
 
 
 async def delete(user: User, room_id: uuid.UUID, message_id: str) -> Message:
@@ -71,4 +79,6 @@ async def delete(user: User, room_id: uuid.UUID, message_id: str) -> Message:
     """
     await ratelimit.check("edit", str(user.id))
     record = await in_room(user, room_id, message_id)
-    return await Chat.delete_message(record, actor=user)
+    deleted = await Chat.delete_message(record, actor=user)
+    await beam.cluster.flush()
+    return deleted

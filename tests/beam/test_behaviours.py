@@ -371,7 +371,7 @@ async def test_task_only_owner_awaits_and_shutdown(autojump_clock: Any) -> None:
 
         beam.spawn(intruder)
         assert "only its owner" in await assert_receive(str)
-        task.shutdown(brutal=True)
+        await task.shutdown(brutal=True)
         await settle()
         assert not beam.is_alive(task.pid)
 

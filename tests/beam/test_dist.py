@@ -57,7 +57,7 @@ async def test_a_monitor_on_a_remote_process_fires_with_its_reason_then_is_gone(
         assert wire.sent == [("there", ("monitor", beam.self(), ref, remote))]
         dist.on_signal(THERE, ("down", ref, "boom"))
         assert await beam.receive(beam.Down, timeout=1) == beam.Down(ref, remote, "boom")
-        assert beam.demonitor(ref) is False  # fired: nothing left to turn off
+        assert beam.demonitor(ref, info=True) is False  # fired: nothing left to turn off
 
 
 async def test_demonitor_tells_the_other_node_and_a_late_down_is_ignored() -> None:

@@ -4,7 +4,8 @@ Where the reference left room for doubt the expected values were taken from real
 (``erl``): e.g. a process that exits with reason ``kill`` takes its non-trapping links down
 with reason ``kill`` (not ``killed``), through a whole chain; ``exit(self(), kill)`` kills
 even a trapping process, as ``killed``; ``exit(self(), normal)`` leaves linked processes
-alive; ``demonitor(Ref, [info])`` is false once the monitor fired.
+alive; ``demonitor(Ref)`` is always true and ``demonitor(Ref, [info])`` is false once the
+monitor fired (tests/beam/otp/demonitor.erl).
 """
 
 from __future__ import annotations
@@ -120,12 +121,14 @@ async def test_links_exit_signal_goes_to_every_linked_process() -> None:
 # -- link/1 to a dead pid ------------------------------------------------------------------------
 
 
-async def test_link_to_dead_pid_raises_noproc_when_not_trapping() -> None:
+async def test_link_to_a_dead_pid_raises_error_noproc_not_an_exit() -> None:
+    # OTP (tests/beam/otp/link_dead.erl): `link raised error:noproc`, an error, not an exit.
     async with beam.open_node():
         dead = beam.spawn(exit_with, beam.NORMAL)
         await settle()
-        with pytest.raises(beam.NoProc) as caught:
+        with pytest.raises(beam.NoProcError) as caught:
             beam.link(dead)
+        assert not isinstance(caught.value, beam.ProcessExit)
         assert caught.value.reason == beam.NOPROC
         assert info(beam.self()).links == ()
 
@@ -140,7 +143,9 @@ async def test_link_to_dead_pid_gives_exit_noproc_when_trapping() -> None:
         assert info(beam.self()).links == ()
 
 
-async def test_link_to_dead_pid_uncaught_noproc_exits_with_noproc() -> None:
+async def test_link_to_a_dead_pid_uncaught_crashes_the_caller_with_the_noproc_error() -> None:
+    # OTP: the uncaught error:noproc crashes the process with {noproc, Stack} (a crash
+    # report, as for any error); ours with the NoProcError itself.
     async with beam.open_node():
         dead = beam.spawn(exit_with, beam.NORMAL)
         await settle()
@@ -149,7 +154,9 @@ async def test_link_to_dead_pid_uncaught_noproc_exits_with_noproc() -> None:
             beam.link(dead)
 
         _, ref = beam.spawn_monitor(linker)
-        assert await down_reason(ref) == beam.NOPROC
+        reason = await down_reason(ref)
+        assert isinstance(reason, beam.NoProcError)
+        assert reason.reason == beam.NOPROC
 
 
 # -- exit reason normal ----------------------------------------------------------------------
@@ -569,8 +576,8 @@ async def test_demonitor_flush_removes_down() -> None:
         await settle()
         beam.send(me, "after")
         assert len(drain()) == 4
-        # The monitor already fired: demonitor says so, and flush removes its Down only.
-        assert beam.demonitor(ref, flush=True) is False
+        # The monitor already fired: demonitor(info) says so, and flush removes its Down only.
+        assert beam.demonitor(ref, flush=True, info=True) is False
         assert drain() == ["before", beam.Down(other_ref, other_pid, "other"), "after"]
 
 
@@ -579,8 +586,26 @@ async def test_demonitor_without_flush_leaves_down() -> None:
         pid = beam.spawn(exit_with, "boom")
         ref = beam.monitor(pid)
         await settle()
-        assert beam.demonitor(ref) is False  # [info]: the monitor was already gone
+        assert beam.demonitor(ref, info=True) is False  # [info]: the monitor was already gone
         assert drain() == [beam.Down(ref, pid, "boom")]
+
+
+async def test_plain_demonitor_returns_true_as_erlang_demonitor_1_does() -> None:
+    # OTP (tests/beam/otp/demonitor.erl): demonitor/1 is true whether the monitor was
+    # active, already off, or already fired; demonitor/2 with [info] tells which.
+    async with beam.open_node():
+        pid = beam.spawn(exit_on, "die", "boom")
+        ref = beam.monitor(pid)
+        assert beam.demonitor(ref) is True
+        assert beam.demonitor(ref) is True
+        assert beam.demonitor(ref, info=True) is False
+        ref = beam.monitor(pid)
+        assert beam.demonitor(ref, info=True) is True
+        fired = beam.monitor(pid)
+        beam.send(pid, "die")
+        assert await down_reason(fired) == "boom"
+        assert beam.demonitor(fired) is True
+        assert beam.demonitor(fired, info=True) is False
 
 
 async def test_demonitor_flush_on_active_monitor() -> None:
@@ -588,9 +613,9 @@ async def test_demonitor_flush_on_active_monitor() -> None:
         pid = beam.spawn(idle)
         ref = beam.monitor(pid)
         beam.send(beam.self(), "unrelated")
-        assert beam.demonitor(ref, flush=True) is True
+        assert beam.demonitor(ref, flush=True, info=True) is True
         assert drain() == ["unrelated"]
-        assert beam.demonitor(ref, flush=True) is False  # a second time: already gone
+        assert beam.demonitor(ref, flush=True, info=True) is False  # a second time: gone
 
 
 # -- termination reasons -----------------------------------------------------------------------

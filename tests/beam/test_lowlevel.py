@@ -96,7 +96,7 @@ async def test_a_pid_of_another_node_never_names_a_local_process() -> None:
         down = await beam.receive(beam.Down, timeout=1)
         assert down == beam.Down(ref, remote, "noconnection")
         beam.unlink(remote)
-        assert beam.demonitor(ref) is False
+        assert beam.demonitor(ref, info=True) is False
         refused = [  # local-only, as Erlang's is_alive/1, process_info/1, send_after, register
             lambda: beam.is_alive(remote),
             lambda: beam.process_info(remote),

@@ -34,7 +34,9 @@ async def test_link_signal_to_dead_process_returns_exit_noproc() -> None:
         assert await beam.receive() == ("got", beam.Exit(dead, beam.NOPROC))
 
 
-async def test_link_signal_to_dead_process_kills_nontrapping_linker_with_noproc() -> None:
+async def test_link_to_dead_process_crashes_nontrapping_linker_with_error_noproc() -> None:
+    # OTP 25 (tests/beam/otp/link_dead.erl): link/1 raises error:noproc, so the uncaught
+    # error crashes the linker (with {noproc, Stack} there, with the NoProcError here).
     async with beam.open_node():
         dead = beam.spawn(exit_with, "boom")
         await settle()
@@ -44,7 +46,9 @@ async def test_link_signal_to_dead_process_kills_nontrapping_linker_with_noproc(
             await trio.sleep_forever()
 
         _, ref = beam.spawn_monitor(linker)
-        assert await down_reason(ref) == beam.NOPROC
+        reason = await down_reason(ref)
+        assert isinstance(reason, beam.NoProcError)
+        assert reason.reason == beam.NOPROC
 
 
 # -- Exit/Down are sent only after the dying process released its name ---------------------

@@ -73,7 +73,7 @@ async def test_task_is_linked_to_its_owner() -> None:
         info = beam.process_info(task.pid)
         assert info is not None
         assert beam.self() in info.links
-        task.shutdown(brutal=True)
+        await task.shutdown(brutal=True)
 
 
 async def test_task_result_can_be_awaited_after_the_task_finished() -> None:
@@ -217,7 +217,7 @@ async def test_task_await_from_a_non_owner_is_a_clear_runtime_error() -> None:
             except RuntimeError as exc:
                 beam.send(me, ("await", str(exc)))
             try:
-                task.shutdown()
+                await task.shutdown()
             except RuntimeError as exc:
                 beam.send(me, ("shutdown", str(exc)))
 
@@ -273,7 +273,7 @@ async def test_task_await_many_timeout_is_one_overall_deadline(
             await beam.Task.await_many(tasks, timeout=3)
         assert trio.current_time() - before == pytest.approx(3.0)
         assert caught.value.reason == ("timeout", ("beam.Task.await_", tasks[1].pid))
-        tasks[2].shutdown(brutal=True)  # never awaited: it can still be shut down
+        await tasks[2].shutdown(brutal=True)  # never awaited: it can still be shut down
 
 
 async def test_task_await_many_default_timeout_is_5_seconds(
@@ -310,7 +310,7 @@ async def test_task_shutdown_stops_the_task_with_shutdown() -> None:
         task = beam.Task.async_(sleep_then, 3600, None)
         await settle()
         ref = beam.monitor(task.pid)
-        task.shutdown()
+        await task.shutdown()
         assert await down_reason(ref) == beam.SHUTDOWN
         assert beam.is_alive(beam.self())  # unlinked first: the owner is not touched
         await settle()
@@ -322,7 +322,7 @@ async def test_task_shutdown_brutal_kills_even_a_trapping_task() -> None:
         task = beam.Task.async_(trap_and_sleep, 3600)
         await settle()
         ref = beam.monitor(task.pid)
-        task.shutdown(brutal=True)
+        await task.shutdown(brutal=True)
         assert await down_reason(ref) == beam.KILLED
         await settle()
         assert drain() == []
@@ -333,9 +333,9 @@ async def test_task_shutdown_with_a_trapping_owner_leaves_no_messages() -> None:
         beam.trap_exit(True)
         tasks = [beam.Task.async_(sleep_then, 3600, None) for _ in range(3)]
         await settle()
-        tasks[0].shutdown()
-        tasks[1].shutdown(brutal=True)
-        tasks[2].shutdown()
+        await tasks[0].shutdown()
+        await tasks[1].shutdown(brutal=True)
+        await tasks[2].shutdown()
         await settle()
         assert drain() == []  # no Exit (unlinked) and no Down (monitor removed)
         assert not any(beam.is_alive(t.pid) for t in tasks)
@@ -344,11 +344,11 @@ async def test_task_shutdown_with_a_trapping_owner_leaves_no_messages() -> None:
 async def test_task_shutdown_then_await_is_a_runtime_error() -> None:
     async with beam.open_node():
         task = beam.Task.async_(sleep_then, 3600, None)
-        task.shutdown()
+        await task.shutdown()
         with pytest.raises(RuntimeError, match="already awaited or shut down"):
             await task.await_()
         with pytest.raises(RuntimeError, match="already awaited or shut down"):
-            task.shutdown()
+            await task.shutdown()
 
 
 async def test_task_shutdown_after_the_task_finished_is_quiet() -> None:
@@ -356,7 +356,7 @@ async def test_task_shutdown_after_the_task_finished_is_quiet() -> None:
         beam.trap_exit(True)
         task = beam.Task.async_(double, 2)
         assert await assert_receive(beam.Exit) == beam.Exit(task.pid, "normal")
-        task.shutdown()
+        await task.shutdown()
         await settle()
         assert drain() == []
 

@@ -273,3 +273,31 @@ async def test_the_connection_restarts_a_killed_worker(
         assert len(info.links) == 3
         assert adapter.nodes() == ["far"]
     assert any(f"{role} exited ('killed')" in r.getMessage() for r in caplog.records)
+
+
+async def test_flush_makes_broadcasts_survive_a_sigkill_right_after(redis: RedisServer) -> None:
+    # Without flush, the far node dies with its broadcasts still queued for its publisher.
+    async with start_node(redis.url, "far") as far, beam.open_node():
+        await cluster.start_pubsub(redis.url, node="here", wait=5)
+        beam.subscribe("room")
+        with trio.fail_after(5):
+            while beam.nodes() != ["far"]:  # noqa: ASYNC110 - heard through Redis
+                await trio.sleep(0.01)
+        fn = "tests.cluster.flush_steps:broadcast_flush_and_die"
+        with pytest.raises(RuntimeError, match="exited"):
+            await far.call("run", fn=fn, args={"topic": "room", "count": 200})
+        assert await far.process.wait() == -9
+        got = [await beam.receive(timeout=5) for _ in range(200)]
+        assert got == [("m", i) for i in range(200)]
+
+
+async def test_flush_answers_true_alone_and_false_when_redis_is_gone(redis: RedisServer) -> None:
+    async with beam.open_node():
+        assert await cluster.flush() is True  # no cluster: nothing to wait for
+    async with beam.open_node():
+        await cluster.start_pubsub(redis.url, node="here", wait=5, heartbeat=0.5, timeout=1.0)
+        beam.broadcast("room", "hi")
+        assert await cluster.flush() is True
+        redis.kill()
+        beam.broadcast("room", "lost")
+        assert await cluster.flush(timeout=3.0) is False

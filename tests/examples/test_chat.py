@@ -107,13 +107,12 @@ async def test_the_terminal_client_sends_what_is_typed(tmp_path: Path) -> None:
                     "-m",
                     "examples.chat.terminal",
                     "alice",
-                    DEMO_PASSWORD,
                     "--url",
                     url,
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "CHAT_PASSWORD": DEMO_PASSWORD},
                 cwd=REPO_ROOT,
             )
             assert process.stdin is not None
@@ -183,7 +182,7 @@ async def test_the_admin_page_lists_processes_and_kills_one_that_comes_back(
 
         with pytest.raises(web.testing.JoinRefused) as refused:  # bob is no admin
             await web.testing.live(AdminLive, session={"user_id": users["bob"], "admin": False})
-        assert refused.value.response == {"redirect": {"to": "/"}}
+        assert refused.value.response == {"redirect": {"to": "/?notice=admin"}}
 
 
 async def test_sending_is_rate_limited_per_user_across_connections(tmp_path: Path) -> None:
@@ -238,7 +237,7 @@ async def test_mentions_notify_with_counters_and_mark_read(tmp_path: Path) -> No
             assert note[4]["title"] == "bob mentioned you"
             assert note[4]["body"] == "hey @alice"
             assert note[4]["kind"] == "mention"
-            assert note[4]["url"] == f"/?room={lobby['id']}"
+            assert note[4]["url"].startswith(f"/?room={lobby['id']}&message=")
             await a.expect(lambda f: f[3] == "counter_updated" and f[4]["value"] == 3)
             counted = await a.push(a_user, me, "refresh_counters", {})
             assert counted["response"] == {"unread_notifications": 3}

@@ -1,8 +1,8 @@
 """The chat in two headless Chromium contexts: two users sign in, see each other online, see
 each other typing, exchange messages, see a mention notification (and mark it read), see an
 unread badge for another room, and see a message edited and another deleted. The final screen
-is saved as ``docs/chat.png`` for the README (when ``BEAM_SCREENSHOT`` names a path, there
-instead)."""
+is saved where ``BEAM_SCREENSHOT`` says (a temporary file otherwise). The README's screenshots
+come from ``test_chat_ux.py``, with a realistic history."""
 
 from __future__ import annotations
 

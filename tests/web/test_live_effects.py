@@ -152,3 +152,43 @@ async def test_loaded_assigns_a_failure_to_every_name() -> None:
 
 async def _value(value: Any) -> Any:
     return value
+
+
+class Pager(web.LiveView):
+    """A page number in the URL: handle_params reads it, events patch it."""
+
+    template = '<p id="page">{{ page }}</p><p id="url">{{ url }}</p>'
+
+    async def mount(self, params: Any, session: Any, socket: web.LiveSocket) -> None:
+        socket.assign(calls=0)
+
+    async def handle_params(self, params: Any, url: str, socket: web.LiveSocket) -> None:
+        page = int(params.get("page", "1"))
+        socket.assign(page=page, url=url, calls=socket.assigns["calls"] + 1)
+        if page > 5:  # handle_params may patch again: the channel follows it too
+            socket.push_patch("/pages?page=5", replace=True)
+
+    async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        socket.push_patch(f"?page={value['page']}")
+
+    async def handle_info(self, message: Any, socket: web.LiveSocket) -> None:
+        socket.push_patch(f"/pages?page={message}")
+
+
+async def test_push_patch_runs_handle_params_before_the_reply_as_phoenix_does() -> None:
+    async with beam.open_node():
+        view = await web.testing.live(Pager, "http://localhost/pages?page=1")
+        assert '<p id="page">1</p>' in view.html
+
+        await view.click("go", {"page": "3"})
+        assert '<p id="page">3</p>' in view.html  # rendered in the event's own reply
+        assert '<p id="url">http://localhost/pages?page=3</p>' in view.html
+        assert view.navigation == ("live_patch", {"to": "?page=3", "kind": "push"})
+
+        await view.click("go", {"page": "9"})  # patched on to page 5 by handle_params
+        assert '<p id="page">5</p>' in view.html
+        assert view.navigation == ("live_patch", {"to": "/pages?page=5", "kind": "replace"})
+
+        beam.send(view.pid, 2)
+        await view.sync()
+        assert '<p id="page">2</p>' in view.html

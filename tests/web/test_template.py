@@ -141,3 +141,60 @@ def test_top_level_macros_are_function_components() -> None:
     assert to_html(tree) == jinja(source, {"count": 3})
     diff, _ = template.diff({"count": 4}, state, {"count"})
     assert diff == {"0": '<span class="info">4</span>'}
+
+
+class _Obj:
+    def __init__(self, **attrs: Any) -> None:
+        self.__dict__.update(attrs)
+
+
+class _Html:
+    def __html__(self) -> str:
+        return "<em>safe</em>"
+
+
+class _Number(int):
+    def __str__(self) -> str:
+        return "<number>"
+
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    names,
+    st.builds(lambda text: jinja2.utils.markupsafe.Markup(text), names),
+    st.just(_Html()),
+    st.builds(_Number, st.integers()),
+    st.just(jinja2.Undefined()),
+    st.just({"items": 1}),
+)
+_holders = st.one_of(
+    _values,
+    st.dictionaries(st.sampled_from(["name", "items", "x"]), _values, max_size=3),
+    st.builds(lambda v: _Obj(name=v), _values),
+    st.builds(lambda v: [v], _values),
+)
+
+
+@given(
+    scope=st.dictionaries(st.sampled_from(["a", "b", "range"]), _holders, max_size=3),
+)
+@settings(max_examples=300, deadline=None)
+def test_plain_names_and_attributes_render_exactly_as_jinja(scope: dict[str, Any]) -> None:
+    # {{ name }} and {{ name.attr }} take a fast path of their own: it must print what Jinja2
+    # prints, for every kind of value, missing names and attributes, globals and dict methods.
+    for source in ("{{ a }}", "{{ a.name }}", "{{ b.items }}", "{{ a.x.name }}", "{{ range }}"):
+        env = jinja2.Environment(autoescape=True)
+        template = LiveTemplate(source, environment=env)
+        ours = _outcome(lambda s, t=template: t.render(s)[0]["0"], scope)
+        jinjas = _outcome(env.from_string(source).render, scope)
+        assert ours == jinjas, source
+
+
+def _outcome(render: Any, scope: dict[str, Any]) -> tuple[str, Any]:
+    try:
+        return ("ok", render(scope))
+    except Exception as exc:
+        return ("raised", type(exc))

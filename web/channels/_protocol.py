@@ -132,9 +132,13 @@ class Serializer(Protocol):
         ...
 
 
+#: One encoder for every frame (``json.dumps`` with options builds a new one per call).
+_ENCODE: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def _dumps(value: Any) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _ENCODE(value)
     except (TypeError, ValueError) as exc:
         raise ProtocolError(f"payload cannot be sent as JSON: {exc}") from None
 

@@ -107,6 +107,14 @@ class _Frame:
 
 
 @dataclass(frozen=True, slots=True)
+class _Decoded:
+    """Connection task -> transport: a frame from the client, decoded (and counted against
+    the rate limit) by :meth:`_Transport.deliver`, which only the transport can handle."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
 class _Gone:
     """Connection task -> transport: the WebSocket is closed."""
 
@@ -125,6 +133,12 @@ class Connection:
     upgraded: trio.Event = field(default_factory=trio.Event)
     ws: WebSocket | None = None
     close_with: tuple[int, str] | None = None
+    #: The transport once it serves the connection: the connection task delivers frames
+    #: through it (:meth:`_Transport.deliver`).
+    serving: _Transport | None = None
+    #: Frames handed to the transport process and not yet handled by it: while there are
+    #: any, the next frames go the same way, so that each channel gets its pushes in order.
+    queued: int = 0
 
     async def session(self, ws: WebSocket) -> None:
         """The connection task after the upgrade: read frames, hand them to the transport.
@@ -144,14 +158,27 @@ class Connection:
         if self.close_with is not None:  # the transport is gone already
             ws.close_soon(*self.close_with)
         idle = self.socket.idle_timeout
+        # The deadline moves with the frames, but at most every *slack* seconds (moving a
+        # trio deadline costs more than the rest of a frame's trip to the transport): the
+        # connection closes between idle - slack and idle seconds after its last frame.
+        slack = idle / 64
         scope = ws.scope
         code = 1006
         try:
-            scope.deadline = trio.current_time() + idle
+            moved = trio.current_time()
+            scope.deadline = moved + idle
             while True:
                 data = await ws.receive()
-                scope.deadline = trio.current_time() + idle
-                beam.send(pid, _Frame(data))
+                now = trio.current_time()
+                if now - moved > slack:
+                    scope.deadline = now + idle
+                    moved = now
+                serving = self.serving
+                if serving is not None:
+                    serving.deliver(data)
+                else:  # connect is still running: the transport takes the frame when it serves
+                    self.queued += 1
+                    beam.send(pid, _Frame(data))
         except BaseException as exc:
             code = getattr(exc, "code", 1006)
             raise
@@ -287,7 +314,7 @@ async def _connect(
 class _Transport:
     """The state of one transport process (see the module documentation)."""
 
-    __slots__ = ("assigns", "channels", "conn", "id", "rate", "socket")
+    __slots__ = ("assigns", "channels", "conn", "id", "pid", "rate", "socket")
 
     def __init__(
         self, socket: Socket, conn: Connection, assigns: dict[str, Any], socket_id: str | None
@@ -299,16 +326,36 @@ class _Transport:
         self.channels: dict[str, _Entry] = {}
         limit = socket.rate_limit
         self.rate = None if limit is None else _RateLimit(*limit)
+        self.pid = beam.self()
 
     async def run(self) -> None:
         beam.trap_exit(True)
         if self.id is not None:
             beam.subscribe(self.id)
+        conn = self.conn
+        conn.serving = self
+        try:
+            await self._serve()
+        finally:
+            conn.serving = None
+
+    async def _serve(self) -> None:
+        conn = self.conn
         while True:
             message = await beam.receive()
             kind = type(message)
             if kind is _Frame:
-                await self._frame(message.data)
+                try:
+                    decoded = self._decode(message.data)
+                    if decoded is not None:
+                        await self._route(decoded)
+                finally:
+                    conn.queued -= 1
+            elif kind is _Decoded:
+                try:
+                    await self._route(message.message)
+                finally:
+                    conn.queued -= 1
             elif kind is PushesHandled:
                 entry = self.channels.get(message.topic)
                 if entry is not None and entry.pid == message.pid:
@@ -333,16 +380,49 @@ class _Transport:
                 self.conn.close(1001, message.reason[:120])
                 return
 
-    async def _frame(self, data: str | bytes) -> None:
+    def deliver(self, data: str | bytes) -> None:
+        """The connection task hands over a frame from the client (both run on one trio
+        thread, so this is plain, uninterrupted code in that task): a push for a joined
+        channel goes straight to the channel's process, as the transport would have sent it,
+        without waking the transport; anything else (a join, a leave, an unknown topic) goes
+        to the transport process. While the transport has frames to handle, every frame
+        queues behind them."""
+        conn = self.conn
+        if conn.queued:
+            conn.queued += 1
+            beam.send(self.pid, _Frame(data))
+            return
+        message = self._decode(data)
+        if message is None:
+            return
+        entry = self.channels.get(message.topic)
+        if (
+            entry is not None
+            and entry.joined
+            and message.event != PHX_JOIN
+            and message.event != PHX_LEAVE
+            and (message.join_ref is None or message.join_ref == entry.join_ref)
+        ):
+            if message.ref is not None:
+                entry.unanswered.append(message.ref)
+            beam.send(entry.pid, message)
+            return
+        conn.queued += 1
+        beam.send(self.pid, _Decoded(message))
+
+    def _decode(self, data: str | bytes) -> Message | None:
+        """A frame as a message, or ``None`` when it is handled already: a malformed frame
+        (the connection closes), a heartbeat (answered), a message over the rate limit
+        (answered with an error)."""
         try:
             message = self.conn.serializer.decode(data)
         except ProtocolError as exc:
             logger.warning("closing WebSocket after a malformed frame: %s", exc)
             self.conn.close(1007, f"malformed frame: {exc}"[:120])
-            return
+            return None
         if message.topic == PHOENIX_TOPIC and message.event == HEARTBEAT:
             self._reply(message, "ok", {})
-            return
+            return None
         rate = self.rate
         if rate is not None and not rate.allow():
             if not rate.warned:
@@ -354,7 +434,11 @@ class _Transport:
                 )
             reason = f"rate limit exceeded: at most {rate.limit} messages per {rate.window} s"
             self._reply(message, "error", {"reason": reason})
-            return
+            return None
+        return message
+
+    async def _route(self, message: Message) -> None:
+        """A decoded message from the client: a join, a leave, or a push for its channel."""
         entry = self.channels.get(message.topic)
         if message.event == PHX_JOIN:
             await self._join(message, entry)

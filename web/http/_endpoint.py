@@ -87,6 +87,7 @@ class Endpoint:
     _http: dict[tuple[str, str], HttpHandler] = field(default_factory=dict)
     _sockets: dict[str, Upgrader] = field(default_factory=dict)
     _fallback: HttpHandler | None = None
+    _forwards: list[tuple[str, HttpHandler]] = field(default_factory=list)
     _static: list[StaticFiles] = field(default_factory=list)
     #: Signs the site's tokens (CSRF, LiveView sessions), as Phoenix's ``secret_key_base``.
     #: By default ``WEB_SECRET_KEY`` from the environment (``python -m web --nodes N`` gives
@@ -133,6 +134,19 @@ class Endpoint:
             )
         self._static.append(StaticFiles(prefix, root.resolve()))
 
+    def forward(self, prefix: str, handler: HttpHandler) -> None:
+        """Hand every request under *prefix* (``prefix`` itself and ``prefix/...``, any
+        method) that no exact route answers to ``handler(request)``, as Phoenix's
+        ``forward``: a sub-application routing its own paths (a JSON API, say).
+
+        >>> endpoint.forward("/api", api_handler)
+        """
+        if not prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError(
+                f"a forward prefix starts with '/' and does not end with one: {prefix!r}"
+            )
+        self._forwards.append((prefix, handler))
+
     def mount(self, app: Any) -> None:
         """Send every HTTP request no route of ours answers to the ASGI application *app*
         (Starlette, FastAPI...), so users keep their usual HTTP routes.
@@ -162,7 +176,7 @@ class Endpoint:
         """The handler that answers *method* on *path*, or ``None`` (the server answers 405
         or 404, see :meth:`allowed_methods`). In order: the route of that method (a ``HEAD``
         takes the ``GET`` route: the server sends no body), a static directory owning the
-        path, the mounted ASGI application.
+        path, a :meth:`forward` prefix, the mounted ASGI application.
 
         >>> endpoint.resolve("GET", "/") is not None
         True
@@ -172,6 +186,10 @@ class Endpoint:
             handler = self._http.get(("GET", path))
         if handler is None:
             handler = next((s for s in self._static if s.owns(path)), None)
+        if handler is None and self._forwards:
+            handler = next(
+                (h for p, h in self._forwards if path == p or path.startswith(p + "/")), None
+            )
         if handler is None:
             handler = self._fallback
         return handler

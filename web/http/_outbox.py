@@ -23,27 +23,25 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable
-from typing import Final
 
 import trio
-from wsproto.frame_protocol import FrameProtocol
+from websockets.frames import Frame, Opcode
 
 __all__ = ["Outbox", "frame"]
 
 logger = logging.getLogger("web.server")
 
-#: Frames data frames for any server-side connection: wsproto's framing with no extension
-#: (we never negotiate one), so the bytes do not depend on the connection.
-_FRAMER: Final = FrameProtocol(client=False, extensions=[])
-
-
 def frame(message: str | bytes) -> bytes:
-    """The WebSocket frame (text for ``str``, binary for ``bytes``) that carries *message*.
+    """The WebSocket frame (text for ``str``, binary for ``bytes``) that carries *message*:
+    a server frame, unmasked and with no extension (we never negotiate one), so its bytes do
+    not depend on the connection.
 
     >>> frame("hi")
     b'\\x81\\x02hi'
     """
-    return bytes(_FRAMER.send_data(message, fin=True))
+    if isinstance(message, str):
+        return Frame(Opcode.TEXT, message.encode()).serialize(mask=False)
+    return Frame(Opcode.BINARY, message).serialize(mask=False)
 
 
 class Outbox:

@@ -1,7 +1,9 @@
-"""The HTTP/1.1 and WebSocket server: one trio listener, h11 and wsproto, no ASGI in the way.
+"""The HTTP/1.1 and WebSocket server: one trio listener, h11 and the ``websockets`` library's
+sans-I/O protocol, no ASGI in the way.
 
-h11 parses requests and writes responses; wsproto does the WebSocket handshake, framing,
-pings and closes. This module only moves bytes between them and the socket, routes requests
+h11 parses requests and writes responses (the WebSocket handshake's 101 too); the
+``websockets`` sans-I/O protocol does the framing (unmasking in C), pings and closes. This
+module only moves bytes between them and the socket, routes requests
 to an :class:`Endpoint`, and enforces the limits (request head and body size, header count,
 form fields, head/body/keep-alive timeouts, frame size)::
 
@@ -34,11 +36,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 import trio
-from wsproto import ConnectionType
-from wsproto.connection import Connection
-from wsproto.events import AcceptConnection
-from wsproto.handshake import H11Handshake
-from wsproto.utilities import RemoteProtocolError
+from websockets.protocol import Protocol as FrameLayer
+from websockets.utils import accept_key
 
 import beam
 from beam import lowlevel
@@ -47,7 +46,14 @@ from ._endpoint import Endpoint
 from ._errors import HTTPError
 from ._outbox import Outbox
 from ._request import HttpHandler, Request, Response
-from ._websocket import GOING_AWAY, SocketHandler, Upgrader, WebSocket, WebSocketClosed
+from ._websocket import (
+    GOING_AWAY,
+    SocketHandler,
+    Upgrader,
+    WebSocket,
+    WebSocketClosed,
+    frame_layer,
+)
 
 __all__ = ["serve"]
 
@@ -137,7 +143,7 @@ async def _connection(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.So
 
 # What the HTTP side hands to the WebSocket side: the 101 response, the frame-level
 # connection, bytes that came after the handshake, the request and the handler.
-_Upgrade = tuple[bytes, Connection, bytes, Request, SocketHandler]
+_Upgrade = tuple[bytes, FrameLayer, bytes, Request, SocketHandler]
 
 
 async def _serve_http(endpoint: Endpoint, stream: trio.SocketStream) -> list[_Upgrade] | None:
@@ -530,6 +536,13 @@ def _check_handshake(request: Request) -> None:
             "a WebSocket upgrade needs one Sec-WebSocket-Key header holding the base64 "
             f"encoding of 16 random bytes, got {keys[:2]!r:.100}",
         )
+    host = request.header("host")
+    if host is None:
+        raise HTTPError(400, "bad WebSocket handshake: the request has no Host header")
+    try:  # an internationalised host name is IDNA (a Host that is not, is not a host)
+        host.encode("latin-1").decode("idna")
+    except UnicodeError as exc:
+        raise HTTPError(400, f"bad WebSocket handshake: the Host is not a name: {exc}") from None
 
 
 def _valid_key(key: str) -> bool:
@@ -549,25 +562,23 @@ async def _start_upgrade(
     """Validate the handshake, ask the upgrader, and prepare the 101 (``None`` when the
     upgrader refused: its response was sent)."""
     _check_handshake(request)
-    handshake = H11Handshake(ConnectionType.SERVER)
-    try:
-        handshake.initiate_upgrade_connection(
-            [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers],
-            request.path,
-        )
-    except (RemoteProtocolError, UnicodeError) as exc:  # wsproto decodes the host as IDNA
-        raise HTTPError(400, f"bad WebSocket handshake: {exc}") from None
     handler = await _accept(upgrader, request)
     if isinstance(handler, Response):
         await _send_response(endpoint, http, stream, handler, request)
         return None
+    key = request.header("sec-websocket-key") or ""
+    headers = [
+        (b"upgrade", b"websocket"),
+        (b"connection", b"Upgrade"),
+        (b"sec-websocket-accept", accept_key(key.strip()).encode("ascii")),
+    ]
     offered = [p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",")]
-    accept = handshake.send(
-        AcceptConnection(subprotocol="phoenix" if "phoenix" in offered else None)
-    )
-    ws = handshake.connection
-    if ws is None:
-        raise RuntimeError("wsproto accepted the handshake but made no connection")
+    if "phoenix" in offered:
+        headers.append((b"sec-websocket-protocol", b"phoenix"))
+    accept = http.send(h11.InformationalResponse(status_code=101, headers=headers))
+    if accept is None or http.our_state is not h11.SWITCHED_PROTOCOL:
+        raise RuntimeError(f"h11 did not switch protocols (state {http.our_state})")
+    ws = frame_layer(endpoint.max_frame_bytes)
     return (accept, ws, bytes(http.trailing_data[0]), request, handler)
 
 
@@ -579,17 +590,18 @@ async def _upgrade(
 ) -> None:
     accept, ws, leftover, request, handler = held.pop()
     await stream.send_all(accept)
-    if leftover:
-        ws.receive_data(leftover)
-    del accept, leftover
+    del accept
     # A backlog's writer task runs in the server's nursery (an idle connection has none); a
     # failed outbox (a slow consumer) ends the connection through the handler's scope.
     scope = trio.CancelScope()
     outbox = Outbox(
         stream.socket, nursery, max_backlog=endpoint.max_backlog_bytes, on_failure=scope.cancel
     )
-    socket = WebSocket(stream, ws, request, endpoint.max_frame_bytes, outbox, scope=scope)
+    socket = WebSocket(stream, ws, request, outbox, scope=scope)
     del request, scope  # socket.request and socket.scope from now on
+    if leftover:  # frames that came with the handshake
+        socket.feed(leftover)
+    del leftover
     close_with: tuple[int, str] = (GOING_AWAY, "")
     try:
         with socket.scope:

@@ -1,7 +1,8 @@
 """An accepted WebSocket, and what decides on an upgrade before it is accepted.
 
-wsproto does the framing, pings and closes; :class:`WebSocket` moves whole messages between
-it and the connection, and writes through an :class:`~web.http._outbox.Outbox`::
+The ``websockets`` library's sans-I/O protocol (its frame parser unmasks with a C extension)
+does the framing, pings and closes; :class:`WebSocket` moves whole messages between it and the
+connection, and writes through an :class:`~web.http._outbox.Outbox`::
 
     async def echo(ws: WebSocket) -> None:
         async for message in ws:
@@ -13,27 +14,51 @@ it and the connection, and writes through an :class:`~web.http._outbox.Outbox`::
 from __future__ import annotations
 
 import contextlib
+import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, NoReturn, Protocol, cast
 
 import trio
-from wsproto.connection import Connection, ConnectionState
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from websockets.exceptions import InvalidState, ProtocolError
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Protocol as FrameLayer
+from websockets.protocol import Side, State
 
 from ._outbox import Outbox, frame
 from ._request import Request, Response
 
-__all__ = ["GOING_AWAY", "Always", "SocketHandler", "Upgrader", "WebSocket", "WebSocketClosed"]
+__all__ = [
+    "GOING_AWAY",
+    "Always",
+    "SocketHandler",
+    "Upgrader",
+    "WebSocket",
+    "WebSocketClosed",
+    "frame_layer",
+]
 
 #: Close code for "going away": phoenix.js reconnects after it (never close with 1000).
 GOING_AWAY: Final = 1001
 _READ: Final = 65_536
 _GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
 _CLOSE_WAIT: Final = 2.0
+#: A close frame's reason is at most 123 bytes (125 less the code).
+_REASON_BYTES: Final = 123
 
 SocketHandler = Callable[["WebSocket"], Awaitable[None]]
+
+
+def frame_layer(max_message: int) -> FrameLayer:
+    """The frame layer of a server WebSocket whose handshake is done: the ``websockets``
+    library's sans-I/O protocol, refusing messages over *max_message* bytes (1009).
+
+    >>> layer = frame_layer(1_048_576)
+    >>> layer.state.name
+    'OPEN'
+    """
+    return FrameLayer(Side.SERVER, state=State.OPEN, max_size=max_message)
 
 
 class Upgrader(Protocol):
@@ -78,6 +103,11 @@ class WebSocketClosed(Exception):
         self.reason = reason
 
 
+def _frames_of(ws: FrameLayer) -> list[Frame]:
+    """The frames parsed since the last call (after the handshake, every event is a frame)."""
+    return cast("list[Frame]", ws.events_received())
+
+
 class WebSocket:
     """One accepted WebSocket: receive and send whole messages, close with a code.
 
@@ -92,10 +122,10 @@ class WebSocket:
 
     __slots__ = (
         "_closing",
-        "_max_frame",
+        "_frames",
         "_parts",
-        "_size",
         "_stream",
+        "_text",
         "_ws",
         "closed",
         "outbox",
@@ -106,9 +136,8 @@ class WebSocket:
     def __init__(
         self,
         stream: trio.SocketStream,
-        ws: Connection,
+        ws: FrameLayer,
         request: Request,
-        max_frame: int,
         outbox: Outbox,
         *,
         scope: trio.CancelScope | None = None,
@@ -122,9 +151,11 @@ class WebSocket:
         self._closing: tuple[int, str] | None = None
         self._stream = stream
         self._ws = ws
-        self._max_frame = max_frame
-        self._parts: list[str | bytes] = []
-        self._size = 0
+        #: Frames parsed and not yet taken (one read may bring several).
+        self._frames: deque[Frame] = deque()
+        #: The data of a fragmented message so far, and whether it is text.
+        self._parts: list[bytes] = []
+        self._text = False
         self.closed: WebSocketClosed | None = None
 
     @property
@@ -157,62 +188,133 @@ class WebSocket:
     async def close(self, code: int = GOING_AWAY, reason: str = "") -> None:
         """Close with *code* (1001 by default: clients reconnect) and finish the handshake:
         wait briefly for the peer's close frame, then close the TCP connection."""
-        if self.closed is None and self.outbox.failed is None:
+        ws = self._ws
+        if self.closed is None and self.outbox.failed is None and ws.state is State.OPEN:
             self.closed = WebSocketClosed(code, reason)
-            with contextlib.suppress(*_GONE, LocalProtocolError):
-                self.outbox.write_nowait(self._ws.send(CloseConnection(code, reason)))
+            reason = reason.encode()[:_REASON_BYTES].decode(errors="ignore")
+            with contextlib.suppress(*_GONE, ProtocolError, InvalidState):
+                ws.send_close(code, reason)
+                self._flush()
                 with trio.move_on_after(_CLOSE_WAIT):
                     await self.outbox.drain()
                     await self._await_peer_close()
+        elif ws.parser_exc is not None and self.outbox.failed is None:
+            # The frame layer refused what came (a message too big, bad UTF-8...) and sent
+            # its close frame, perhaps while the peer was still sending: read and drop what
+            # comes until the peer closes (briefly), so that closing now does not reset the
+            # connection before the peer has read why.
+            with contextlib.suppress(*_GONE, OSError), trio.move_on_after(_CLOSE_WAIT):
+                await self.outbox.drain()
+                while data := await self._stream.receive_some(_READ):
+                    ws.receive_data(data)
         self.outbox.close()
         await self._stream.aclose()
 
     async def _await_peer_close(self) -> None:
-        while self._ws.state is not ConnectionState.CLOSED:
+        ws = self._ws
+        while ws.close_rcvd is None and ws.parser_exc is None:
             data = await self._stream.receive_some(_READ)
             if not data:
                 return
-            self._ws.receive_data(bytes(data))
-            for _ in self._ws.events():
-                pass
+            ws.receive_data(data)
+            ws.events_received()
+
+    def _flush(self) -> None:
+        """Write what the frame layer has to send (pongs, close frames); its end-of-stream
+        marker is left to :meth:`close`, which closes the TCP connection."""
+        for data in self._ws.data_to_send():
+            if data:
+                self.outbox.write_nowait(data)
+
+    def feed(self, data: bytes) -> None:
+        """Take in bytes that arrived before the WebSocket existed (with the handshake)."""
+        ws = self._ws
+        ws.receive_data(data)
+        self._frames.extend(_frames_of(ws))
+        self._flush()
 
     async def receive(self) -> str | bytes:
         """The next whole message; raises :class:`WebSocketClosed` once the peer closed."""
+        frames = self._frames
         while True:
-            for event in self._ws.events():
-                if isinstance(event, TextMessage | BytesMessage):
-                    self._size += len(event.data)
-                    if self._size > self._max_frame:
-                        reason = f"message over {self._max_frame} bytes"
-                        await self.close(1009, reason)
-                        raise WebSocketClosed(1009, reason)
-                    self._parts.append(
-                        bytes(event.data) if isinstance(event.data, bytearray) else event.data
-                    )
-                    if event.message_finished:
-                        parts, self._parts, self._size = self._parts, [], 0
-                        return parts[0] if len(parts) == 1 else type(parts[0])().join(parts)  # type: ignore[arg-type]
-                elif isinstance(event, Ping):
-                    self.outbox.write_nowait(self._ws.send(event.response()))
-                elif isinstance(event, CloseConnection):
-                    self.closed = WebSocketClosed(event.code, event.reason)
-                    with contextlib.suppress(LocalProtocolError):
-                        self.outbox.write_nowait(self._ws.send(event.response()))
+            while frames:
+                got = frames.popleft()
+                opcode = got.opcode
+                if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
+                    message = self._message(got)
+                    if message is not None:
+                        return message
+                elif opcode is Opcode.CLOSE:
+                    # The frame layer answered it (the same code) when it parsed it.
+                    close = self._ws.close_rcvd
+                    code, why = (1005, "") if close is None else (close.code, close.reason)
+                    self.closed = WebSocketClosed(code, why)
                     raise self.closed
+                # PING: answered by the frame layer when parsed; PONG: nothing to do.
             if self.closed is not None:
                 raise self.closed
-            try:
-                data = await self._stream.receive_some(_READ)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
+            if self._ws.parser_exc is not None:
+                # A protocol error, a message too big, bad UTF-8: the frame layer sent its
+                # close frame (1002, 1009, 1007) and reads no further.
+                self._failed()
+            data = await self._read()
             if not data:
                 self.closed = WebSocketClosed(1006, "connection lost")
                 raise self.closed
+            ws = self._ws
+            ws.receive_data(data)
+            frames.extend(_frames_of(ws))
+            if ws.writes:
+                self._flush()
+
+    async def _read(self) -> bytes:
+        """The next bytes from the peer (``b""`` once it is gone).
+
+        A client that sent a message mostly waits for the answer before it sends again, so
+        this waits for the socket to be readable and then reads it once, with no failing read
+        first and no extra trip through the scheduler (what ``receive_some`` costs)."""
+        sock = self._stream.socket
+        while True:
             try:
-                self._ws.receive_data(bytes(data))
-            except RemoteProtocolError as exc:
-                await self.close(1002, "protocol error")
-                raise WebSocketClosed(1002, str(exc)) from None
+                await trio.lowlevel.wait_readable(sock)
+                return os.read(sock.fileno(), _READ)
+            except BlockingIOError:
+                continue
+            except (*_GONE, OSError):
+                return b""
+
+    def _message(self, got: Frame) -> str | bytes | None:
+        """Add a data frame to the message; the whole message once its last frame came (the
+        frame layer checked the order of fragments and the message's size)."""
+        parts = self._parts
+        if not got.fin:
+            if not parts:  # the first fragment says the message's kind
+                self._text = got.opcode is Opcode.TEXT
+            parts.append(bytes(got.data))
+            return None
+        if parts:
+            parts.append(bytes(got.data))
+            data = b"".join(parts)
+            parts.clear()
+            text = self._text
+        else:
+            data = bytes(got.data)
+            text = got.opcode is Opcode.TEXT
+        if not text:
+            return data
+        try:
+            return data.decode()
+        except UnicodeDecodeError as exc:
+            self._ws.fail(1007, f"invalid UTF-8 at position {exc.start}")
+            self._flush()
+            self._failed()
+            raise  # not reached: _failed raised
+
+    def _failed(self) -> NoReturn:
+        sent = self._ws.close_sent
+        code, why = (1006, "connection lost") if sent is None else (sent.code, sent.reason)
+        self.closed = WebSocketClosed(code, why)
+        raise self.closed
 
     def __aiter__(self) -> WebSocket:
         return self

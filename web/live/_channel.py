@@ -9,9 +9,14 @@ patch and message then comes back as a diff of what changed.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import shutil
+import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar, Final
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import beam
 
@@ -32,6 +37,7 @@ from ._forms import FormError, form_params, url_params
 from ._rendered import to_html
 from ._routes import UPGRADE_ONLY, LiveRoutes, Upgrade, guard_request, location_of, run_guard
 from ._template import LiveTemplate
+from ._upload import CHUNK_TIMEOUT_MS, UploadConfig, UploadEntry, sign_entry
 from ._view import (
     LIVEVIEW_VERSION,
     Effects,
@@ -43,6 +49,7 @@ from ._view import (
     component_names,
 )
 from ._wire import (
+    ALLOW_UPLOAD,
     CIDS,
     CIDS_DESTROYED,
     CIDS_WILL_DESTROY,
@@ -52,6 +59,7 @@ from ._wire import (
     EVENTS,
     LIVE_PATCH,
     LIVE_REDIRECT,
+    PROGRESS,
     REDIRECT,
     RENDERED,
     TITLE,
@@ -64,6 +72,9 @@ logger = logging.getLogger("web.live")
 
 #: The ``/live`` socket's assigns: what it kept of the upgrade request (for the route guards).
 _UPGRADE_KEY: Final = "_live_upgrade"
+#: How many ``push_patch`` in a row (each from the ``handle_params`` the last one ran) a
+#: callback may chain before the rest are not followed.
+_MAX_PATCHES: Final = 8
 
 
 class LiveChannel(Channel):
@@ -79,6 +90,10 @@ class LiveChannel(Channel):
         self.components = ComponentTable(lambda: LiveSocket(connected=True))
         #: The session's ``live_socket_id``: ``web.disconnect`` of it closes this view.
         self.live_socket_id: str | None = None
+        #: Where this view's uploads are written (made at the first upload).
+        self.upload_dir: str | None = None
+        #: The page's URL as the view last saw it (join, ``live_patch``, ``push_patch``).
+        self.url = ""
 
     async def join(
         self, topic: str, params: Mapping[str, Any], socket: ChannelSocket
@@ -109,6 +124,7 @@ class LiveChannel(Channel):
                 return error({"redirect": {"to": location}})
             session = dict(guarded)
         query = url_params(url)
+        self.url = url
         view_class = route.view
         view = self.view = view_class()
         self.template = view_class.compiled()
@@ -141,6 +157,9 @@ class LiveChannel(Channel):
         view = self.view
         assert view is not None
         if event == EVENT:
+            uploads = payload.get("uploads")
+            if isinstance(uploads, dict) and uploads:
+                self._listed(uploads)
             kind = payload.get("type")
             value = payload.get("value")
             if kind == "form" and isinstance(value, str):
@@ -161,10 +180,20 @@ class LiveChannel(Channel):
                 self.live.clear_flash(key if isinstance(key, str) else None)
             else:
                 await view.handle_event(name, value, self.live)
+            await self._follow_patch()
             return ok(self._update())
         if event == LIVE_PATCH:
-            url = str(payload.get("url", ""))
+            url = self.url = str(payload.get("url", ""))
             await view.handle_params(url_params(url), url, self.live)
+            await self._follow_patch()
+            return ok(self._update())
+        if event == ALLOW_UPLOAD:
+            return ok(self._allow_upload(payload))
+        if event == PROGRESS:
+            progressed = self._progress(payload)
+            if progressed is not None:
+                await view.handle_progress(*progressed, self.live)
+            await self._follow_patch()
             return ok(self._update())
         if event == CIDS_WILL_DESTROY:
             return ok()
@@ -190,6 +219,7 @@ class LiveChannel(Channel):
                 self.live.loaded(message)
         else:
             await view.handle_info(message, self.live)
+        await self._follow_patch()
         update = self._update()
         if DIFF in update:
             socket.push(DIFF, update[DIFF])
@@ -197,6 +227,26 @@ class LiveChannel(Channel):
             if kind in update:
                 socket.push(kind, update[kind])
         return None
+
+    async def _follow_patch(self) -> None:
+        """A callback asked for ``push_patch``: run ``handle_params`` with the new URL now, as
+        Phoenix does (the client only puts the URL in its address bar and sends nothing back),
+        so the reply renders the patched page. ``handle_params`` may patch again: followed up
+        to :data:`_MAX_PATCHES` times; the client gets the last URL."""
+        followed = None
+        for _ in range(_MAX_PATCHES):
+            patch = self.live.pending_effects.patch
+            if patch is None or patch is followed:
+                return
+            followed = patch
+            url = self.url = urljoin(self.url, patch.to)
+            assert self.view is not None
+            await self.view.handle_params(url_params(url), url, self.live)
+        logger.warning(
+            "%s: handle_params patched the URL %d times in a row; the last is not followed",
+            type(self.view).__name__,
+            _MAX_PATCHES,
+        )
 
     def _disconnect(self, socket: ChannelSocket) -> Stop | None:
         """``web.disconnect(live_socket_id)``: close the whole connection, as Phoenix does;
@@ -209,8 +259,92 @@ class LiveChannel(Channel):
         return None
 
     async def terminate(self, reason: Any, socket: ChannelSocket) -> None:
-        if self.view is not None:
-            await self.view.terminate(reason, self.live)
+        try:
+            if self.view is not None:
+                await self.view.terminate(reason, self.live)
+        finally:
+            if self.upload_dir is not None:
+                shutil.rmtree(self.upload_dir, ignore_errors=True)
+
+    # -- uploads (web/live/_upload.py) -----------------------------------------------------------
+
+    def _configs(self) -> dict[str, UploadConfig]:
+        """The view's uploads by their ref (what the client names them by)."""
+        uploads = self.live.assigns.get("uploads") or {}
+        return {c.ref: c for c in uploads.values() if isinstance(c, UploadConfig)}
+
+    def _listed(self, uploads: dict[str, Any]) -> None:
+        """A form event listed the files picked in upload inputs: check them."""
+        configs = self._configs()
+        for ref, entries in uploads.items():
+            config = configs.get(ref)
+            if config is not None and isinstance(entries, list):
+                for gone in {e.ref for e in config.entries} - {
+                    e.get("ref") for e in entries if isinstance(e, dict)
+                }:
+                    config = config.without(gone)
+                self.live.put_upload(config.listed(entries))
+
+    def _allow_upload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The preflight: the entries checked again, then a token for each (where its bytes
+        go, how many may come); or, if any entry (or their number) is refused, the errors."""
+        ref = payload.get("ref")
+        config = self._configs().get(ref) if isinstance(ref, str) else None
+        entries = payload.get("entries")
+        if config is None or not isinstance(entries, list):
+            return {"ref": ref, "error": [[None, "unknown upload"]]}
+        config = config.listed(entries)
+        refused = [[e.ref, e.errors[0]] for e in config.entries if e.errors]
+        refused += [[e.ref, config.errors[0]] for e in config.entries if config.errors]
+        if refused:
+            self.live.put_upload(config)
+            return {**self._update(), "ref": ref, "error": refused}
+        if self.upload_dir is None:
+            self.upload_dir = tempfile.mkdtemp(prefix="live-upload-")
+            # However the view ends (a crash, a kill), its linked sweeper removes the files.
+            beam.spawn_link(_sweep, self.upload_dir)
+        tokens = {}
+        for entry in config.entries:
+            if entry.preflighted:
+                continue
+            path = os.path.join(self.upload_dir, secrets.token_hex(16))
+            tokens[entry.ref] = sign_entry(
+                self.routes.secret_key, path, entry, config.max_file_size
+            )
+            config = config.with_entry(replace(entry, preflighted=True, path=path))
+        self.live.put_upload(config)
+        answer = {
+            "ref": ref,
+            "config": {
+                "chunk_size": config.chunk_size,
+                "chunk_timeout": CHUNK_TIMEOUT_MS,
+                "max_entries": config.max_entries,
+                "max_file_size": config.max_file_size,
+            },
+            "entries": tokens,
+            "errors": {},
+        }
+        return {**self._update(), **answer}
+
+    def _progress(self, payload: Mapping[str, Any]) -> tuple[str, UploadEntry] | None:
+        """The client reports an entry's progress (0-100), or why it failed: the upload's
+        name and the entry as it is now (``None``: no such entry)."""
+        ref, entry_ref = payload.get("ref"), payload.get("entry_ref")
+        config = self._configs().get(ref) if isinstance(ref, str) else None
+        if config is None or not isinstance(entry_ref, str):
+            return None
+        entry = config.entry(entry_ref)
+        if entry is None:
+            return None
+        progress = payload.get("progress")
+        if isinstance(progress, int) and not isinstance(progress, bool):
+            done = progress >= 100
+            entry = replace(entry, progress=max(0, min(progress, 100)), done=done)
+        elif isinstance(progress, dict):
+            reason = str(progress.get("error") or "external_client_failure")[:80]
+            entry = replace(entry, errors=(*entry.errors, reason))
+        self.live.put_upload(config.with_entry(entry))
+        return config.name, entry
 
     def _update(self) -> dict[str, Any]:
         """The reply (or push) carrying what changed: ``{"diff": ...}`` and navigation."""
@@ -240,6 +374,14 @@ class LiveChannel(Channel):
         if effects.redirect is not None:
             update[REDIRECT] = {"to": effects.redirect}
         return update
+
+
+async def _sweep(directory: str) -> None:
+    """Linked to a view: remove its upload directory when the view exits, whatever the
+    reason (a view that crashes or is killed never runs its ``terminate``)."""
+    beam.trap_exit(True)
+    await beam.receive(lambda message: type(message) is beam.Exit)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 #: The navigation an update may carry, in the order the client is sent them.

@@ -21,6 +21,7 @@ from typing import Any, Final
 from ..http import Endpoint, Request, Response
 from ._channel import LiveChannel, LiveSocketHandler, dead_render
 from ._routes import LiveRoutes, SessionFn, run_guard
+from ._upload import UploadChannel
 from ._view import LiveView
 
 __all__ = ["DEFAULT_LAYOUT", "LiveRouter"]
@@ -109,10 +110,15 @@ class LiveRouter:
             )
         self.routes = LiveRoutes(endpoint.secret_key, secure_cookies=endpoint.secure_cookies)
         channel = type("LiveChannel", (LiveChannel,), {"routes": self.routes})
+        uploads = type("UploadChannel", (UploadChannel,), {"secret_key": self.routes.secret_key})
         handler = type(
             "LiveSocketHandler",
             (LiveSocketHandler,),
-            {"routes": self.routes, "channels": {"lv:*": channel}, **socket_options},
+            {
+                "routes": self.routes,
+                "channels": {"lv:*": channel, "lvu:*": uploads},
+                **socket_options,
+            },
         )
         endpoint.socket(_SOCKET_PATH, handler())
         modules = _node_modules()

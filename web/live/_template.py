@@ -37,15 +37,32 @@ import jinja2
 from jinja2 import nodes
 from jinja2.environment import TemplateExpression
 from jinja2.runtime import LoopContext
+from markupsafe import escape
 
+from ._form import FORM_HELPERS
 from ._stream import Stream
+from ._upload import UPLOAD_HELPERS
 from ._wire import KEYED, KEYED_COUNT, STATICS, STREAM
 
-__all__ = ["COMPONENTS", "ComponentRegistry", "LiveTemplate", "TemplateError"]
+__all__ = ["COMPONENTS", "ComponentRegistry", "LiveTemplate", "TemplateError", "live_environment"]
 
 Tree = dict[str, Any]
 Vars = Mapping[str, Any]
 _LOOP: Final = "loop"
+
+
+def live_environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
+    """The Jinja2 environment of LiveView templates: autoescaping on, the form helpers
+    (``form_input``, ``form_errors``, ``form_field``) among its globals, and *loader* for
+    ``{% include %}``.
+
+    >>> live_environment().globals["form_input"].__name__
+    'form_input'
+    """
+    environment = jinja2.Environment(autoescape=True, loader=loader)
+    environment.globals.update(FORM_HELPERS)
+    environment.globals.update(UPLOAD_HELPERS)
+    return environment
 
 
 class TemplateError(ValueError):
@@ -159,7 +176,7 @@ class LiveTemplate:
         environment: jinja2.Environment | None = None,
         name: str | None = None,
     ) -> None:
-        self.environment = environment or jinja2.Environment(autoescape=True)
+        self.environment = environment or live_environment()
         self.name = name or "<template>"
         self.source = source
         try:
@@ -441,7 +458,51 @@ class _Compiler:
     def expression(self, node: nodes.Node) -> _Expr:
         template = self.env.from_string(nodes.Template([nodes.Output([node])], lineno=1))
         render = template.render
+        fast = self._lookup(node, render)
+        if fast is not None:
+            return _Expr(fast, _names(node))
         return _Expr(lambda scope: render(scope), _names(node))
+
+    def _lookup(
+        self, node: nodes.Node, render: Callable[[Vars], str]
+    ) -> Callable[[Vars], str] | None:
+        """A fast renderer for ``{{ name }}`` and ``{{ name.attr.attr }}``, the most common
+        expressions, or ``None`` for any other: it reads the value as Jinja2 would (an
+        attribute, else an item) and escapes it as Jinja2's autoescaping does; whenever a
+        lookup misses it hands the scope to Jinja2 (*render*), so an undefined value renders
+        exactly as Jinja2 renders it. Only for an environment with plain autoescaping and no
+        ``finalize``."""
+        env = self.env
+        if env.autoescape is not True or env.finalize is not None or env.is_async:
+            return None
+        if type(env).getattr is not jinja2.Environment.getattr:
+            return None  # a sandbox, or an environment with its own attribute lookup
+        path: list[str] = []
+        while isinstance(node, nodes.Getattr):
+            path.append(node.attr)
+            node = node.node
+        if not isinstance(node, nodes.Name) or node.ctx != "load":
+            return None
+        root = node.name
+        path.reverse()
+        attrs = tuple(path)
+
+        def fast(scope: Vars) -> str:
+            value = scope.get(root, _MISSING)
+            for attr in attrs:
+                if value is _MISSING:
+                    break
+                value = _getattr(value, attr)
+            if value is _MISSING:
+                return render(scope)
+            kind = type(value)
+            if kind is str:
+                return str(escape(value))
+            if kind is int:
+                return str(value)
+            return str(escape(value))
+
+        return fast
 
     def include(self, node: nodes.Include) -> _If:
         """``{% include "part.html" %}``: the part's own block, a nested node of the tree."""
@@ -537,6 +598,27 @@ _TAGS: Final = {
     "ScopedEvalContextModifier": "autoescape",
     "Macro": "macro",
 }
+
+
+_MISSING: Final[Any] = object()
+#: Attributes of a dict: ``row.items`` is the method, as Jinja2 reads it.
+_DICT_ATTRS: Final = frozenset(dir(dict))
+
+
+def _getattr(value: Any, attr: str) -> Any:
+    """``value.attr`` as Jinja2 reads it (an attribute, else an item), or :data:`_MISSING`."""
+    if type(value) is dict and attr not in _DICT_ATTRS:
+        return value.get(attr, _MISSING)
+    if isinstance(value, jinja2.Undefined):
+        return _MISSING
+    try:
+        return getattr(value, attr)
+    except AttributeError:
+        pass
+    try:
+        return value[attr]
+    except (TypeError, LookupError, AttributeError):
+        return _MISSING
 
 
 def _is_component_call(node: nodes.Node) -> bool:

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ import jinja2
 import beam
 
 from ._stream import Stream, default_dom_id
-from ._template import LiveTemplate
+from ._template import LiveTemplate, live_environment
+from ._upload import UploadConfig, UploadEntry
 
 __all__ = [
     "LIVEVIEW_VERSION",
@@ -273,6 +275,87 @@ class LiveSocket:
         ref = beam.make_ref()
         tasks[ref] = name
         beam.spawn_link(_load, beam.self(), ref, (name,), work)
+
+    # -- uploads (see web/live/_upload.py) ---------------------------------------------------
+
+    def allow_upload(
+        self,
+        name: str,
+        *,
+        accept: Sequence[str] | str,
+        max_entries: int = 1,
+        max_file_size: int = 8_000_000,
+        chunk_size: int = 64_000,
+        auto_upload: bool = False,
+    ) -> None:
+        """Allow the upload *name*: files of the types in *accept* (extensions such as
+        ``".png"``, MIME types such as ``"image/*"``, or ``"*"``), at most *max_entries* of
+        them, each at most *max_file_size* bytes (enforced on the server as the bytes
+        arrive), sent in *chunk_size* pieces, at once when picked with *auto_upload*. The
+        template reads it as ``uploads.<name>``.
+
+        >>> socket.allow_upload("avatar", accept=(".png", ".jpg"), max_file_size=2_000_000)
+        """
+        uploads = dict(self.assigns.get("uploads") or {})
+        uploads[name] = UploadConfig.new(
+            name,
+            accept=accept,
+            max_entries=max_entries,
+            max_file_size=max_file_size,
+            chunk_size=chunk_size,
+            auto_upload=auto_upload,
+        )
+        self.assign(uploads=uploads)
+
+    def upload(self, name: str) -> UploadConfig:
+        """The upload *name* as it is now (its entries, their progress and errors).
+
+        >>> [entry.name for entry in socket.upload("avatar").entries]
+        ['cat.png']
+        """
+        uploads = self.assigns.get("uploads") or {}
+        if name not in uploads:
+            raise ValueError(f"no upload {name!r}: allow it with socket.allow_upload({name!r})")
+        config: UploadConfig = uploads[name]
+        return config
+
+    def put_upload(self, config: UploadConfig) -> None:
+        """Replace the upload of *config*'s name with *config* (the view's channel does, as
+        the client reports)."""
+        self.assign(uploads={**(self.assigns.get("uploads") or {}), config.name: config})
+
+    def cancel_upload(self, name: str, ref: str) -> None:
+        """Drop the entry *ref* of the upload *name* (its bytes, if any, are deleted; the
+        client stops sending it).
+
+        >>> socket.cancel_upload("avatar", value["ref"])
+        """
+        self.put_upload(self.upload(name).without(ref))
+
+    def consume_uploaded_entries(
+        self, name: str, sink: Callable[[str, UploadEntry], Any]
+    ) -> list[Any]:
+        """Hand each finished file of the upload *name* to ``sink(path, entry)`` (store it
+        where it belongs: the file at *path* is deleted afterwards) and forget those
+        entries; returns what *sink* returned, in order. A file whose size on disk is not
+        the one declared (a client that lied) is dropped.
+
+        >>> urls = socket.consume_uploaded_entries("avatar", lambda path, e: store(path, e))
+        """
+        config = self.upload(name)
+        results = []
+        for entry in config.entries:
+            if not (entry.done and entry.valid and entry.path):
+                continue
+            try:
+                intact = os.path.getsize(entry.path) == entry.size
+            except OSError:
+                intact = False
+            if intact:
+                results.append(sink(entry.path, entry))
+            config = config.without(entry.ref)
+        self.put_upload(config)
+        return results
 
     def stream(
         self,
@@ -496,6 +579,16 @@ class LiveView:
             "%s got an unexpected message: %s", type(self).__name__, beam.bounded_repr(message)
         )
 
+    async def handle_progress(self, name: str, entry: UploadEntry, socket: LiveSocket) -> None:
+        """An entry of the upload *name* progressed (``entry.progress``, ``entry.done``) or
+        failed (``entry.errors``). Default: nothing. With ``auto_upload``, a view consumes an
+        entry here once it is done.
+
+        >>> async def handle_progress(self, name, entry, socket):
+        ...     if entry.done:
+        ...         socket.consume_uploaded_entries(name, web.store_in("media"))
+        """
+
     async def handle_async(self, name: str, result: AsyncResult, socket: LiveSocket) -> None:
         """What the work of ``socket.start_async(name, ...)`` returned (``result.ok``,
         ``result.result``) or why it failed (``result.failed``). Default: log it.
@@ -516,15 +609,13 @@ class LiveView:
         template = cls.__dict__.get("_compiled")
         if template is None:
             source = cls.template
-            environment = jinja2.Environment(autoescape=True)
+            environment = live_environment()
             if cls.template_file is not None:
                 module = sys.modules[cls.__module__]
                 path = Path(module.__file__ or ".").parent / cls.template_file
                 source = path.read_text()
                 # {% include %} finds the other templates beside it.
-                environment = jinja2.Environment(
-                    autoescape=True, loader=jinja2.FileSystemLoader(path.parent)
-                )
+                environment = live_environment(jinja2.FileSystemLoader(path.parent))
             template = LiveTemplate(source, name=cls.__qualname__, environment=environment)
             cls._compiled = template
         return template

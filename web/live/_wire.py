@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ALLOW_UPLOAD",
     "CIDS",
     "CIDS_DESTROYED",
     "CIDS_WILL_DESTROY",
@@ -38,6 +39,7 @@ __all__ = [
     "KEYED_MOVES",
     "LIVE_PATCH",
     "LIVE_REDIRECT",
+    "PROGRESS",
     "REDIRECT",
     "RENDERED",
     "ROOT",
@@ -101,3 +103,8 @@ RENDERED: Final = "rendered"
 VERSION: Final = "liveview_version"
 #: The ``cids_destroyed`` reply's components that were forgotten.
 CIDS: Final = "cids"
+#: Client -> server: may these picked files be uploaded (``{"ref", "entries"}``)? The reply
+#: carries a token per entry (or the errors), the client then joins ``lvu:<entry ref>``.
+ALLOW_UPLOAD: Final = "allow_upload"
+#: Client -> server: an upload entry's progress (``{"ref", "entry_ref", "progress"}``).
+PROGRESS: Final = "progress"

@@ -104,6 +104,14 @@ class LiveViewClient:
         """
         await self._channel.assert_close(timeout=timeout)
 
+    async def push(self, event: str, payload: Mapping[str, Any]) -> Any:
+        """Push any client event on the view's topic (``allow_upload``, ``progress``...) and
+        return the reply's response, its diff applied.
+
+        >>> await view.push("allow_upload", {"ref": ref, "entries": [entry]})
+        """
+        return await self._push(event, dict(payload))
+
     async def _event(self, kind: str, event: str, value: Any) -> Any:
         return await self._push(EVENT, {"type": kind, "event": event, "value": value})
 
