@@ -5,10 +5,10 @@ processes linked to it. A topic belongs to shard ``crc32(topic) % shards`` (a ha
 the same in every interpreter, so nodes of a cluster agree on it). Each shard is a GenServer
 that owns one :class:`~presence.State` (one replica of the CRDT), applies ``track``,
 ``untrack`` and ``update`` to it, and publishes the changes as diffs (:class:`PresenceDiff`)
-on their topics with :func:`beam.local_broadcast`. As in Phoenix, a shard traps exits and
-*links* to every tracked pid: an exiting process leaves on its own, and a crashing shard takes its
-tracked processes down with it (channels crash, their clients rejoin and track again), so a
-restarted, empty tracker never leaves a live process untracked.
+on their topics with :func:`beam.local_broadcast`. A shard traps exits and *monitors* every
+tracked pid: an exiting process leaves on its own. (Phoenix links instead, so that a crashing
+shard takes its tracked processes down and a restarted, empty tracker never leaves a live
+process untracked; here the states outlive the tracker instead: see below.)
 
 A burst of changes is published as one merged diff per topic (:class:`DiffBatch`): the shard
 publishes when its mailbox is empty, so a lone join is published at once, and a thousand
@@ -28,9 +28,13 @@ directly, the way Phoenix reads the shard's ETS table: only the shard writes, an
 a state in one step (between two awaits), so a reader always sees a consistent state. The
 entry vanishes when the tracker exits.
 
-If a shard crashes, the tracker stops with the same reason and takes the other shards (and
-so every tracked process) down; supervise it and it restarts empty, like an ETS table whose
-owner died, and the rejoining processes fill it again.
+If a shard dies, the tracker stops with the same reason and stops the other shards. The
+shards' states, replication and unpublished diffs live in vaults kept by the tracker's heir
+(``presence._heir``, started beside the tracker under the same supervisor, as an ETS table's
+heir): the restarted tracker takes them over once the old shards are gone, so no tracked
+process dies with a killed tracker and nothing it tracked is forgotten. Where the state cannot
+be trusted (a shard raised) or nobody takes over within ``GRACE`` seconds, the tracked
+processes exit, as Phoenix's links would have made them.
 
 On a node that joined a cluster, each shard replicates its state to the same shard of the
 tracker of the same name on every other node, as Phoenix.Tracker does, over its own PubSub
