@@ -136,7 +136,7 @@ class _Heir(beam.GenServer[_HeirState]):
             state.owner = claim.owner
             return beam.Reply(None, state)
         if state.owner is not None and state.owner != claim.owner and beam.is_alive(state.owner):
-            raise RuntimeError(f"presence tracker {state.owner} still owns the hoard")
+            return beam.Reply(None, state)  # another tracker of this name runs: start afresh
         if any(beam.is_alive(pid) for pid in state.watching.values()):
             state.claim = (from_, claim)  # answered once the old shards are gone
             return beam.NoReply(state)

@@ -489,6 +489,7 @@ class _Options:
 class _TrackerState:
     table: Table
     heir: beam.Pid
+    hoard: Hoard
 
 
 class Tracker(beam.GenServer[_TrackerState]):
@@ -636,10 +637,11 @@ class Tracker(beam.GenServer[_TrackerState]):
             assert pid is not None
             pids.append(pid)
         await beam.call(heir, Hold(beam.self(), hoard, tuple(pids)), timeout=None)
+        beam.monitor(heir)
         states = tuple(vault.state for vault in hoard.vaults)
         published = Table(arg.name, tuple(pids), states)
         registry.register(arg.name, published)
-        return beam.Ok(_TrackerState(published, heir))
+        return beam.Ok(_TrackerState(published, heir, hoard))
 
     async def handle_info(
         self, message: Any, state: _TrackerState
@@ -647,6 +649,14 @@ class Tracker(beam.GenServer[_TrackerState]):
         """A shard that exits takes the tracker down with its reason."""
         if type(message) is beam.Exit and message.pid in state.table.pids:
             return beam.Stop(message.reason, state)
+        if type(message) is beam.Down and message.pid == state.heir:
+            # The heir was killed: a new one (unlinked: it must outlive this tracker) holds
+            # the states from now on.
+            heir = await ensure_heir(state.table.name, link=False)
+            await beam.call(heir, Claim(beam.self(), len(state.table.pids)), timeout=None)
+            await beam.call(heir, Hold(beam.self(), state.hoard, state.table.pids), timeout=None)
+            beam.monitor(heir)
+            return beam.NoReply(_TrackerState(state.table, heir, state.hoard))
         return await super().handle_info(message, state)
 
     async def terminate(self, reason: Any, state: _TrackerState) -> None:

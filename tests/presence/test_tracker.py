@@ -250,6 +250,29 @@ async def test_a_killed_tracker_restarted_by_its_supervisor_keeps_every_presence
         assert new != old
 
 
+async def test_a_killed_heir_is_replaced_and_the_states_still_outlive_the_tracker() -> None:
+    async def start_tracker() -> beam.Pid:
+        return await presence.Tracker.start_link(shards=2)
+
+    from supervisors import ChildSpec, Supervisor
+
+    async with beam.open_node():
+        await Supervisor.start_link([ChildSpec("presence", start_tracker)], name="sup")
+        tracked = beam.spawn(idle)
+        await presence.track(tracked, TOPIC, "alice")
+        heir = beam.whereis(presence_heir.heir_name("presence"))
+        assert heir is not None
+        beam.exit(heir, beam.KILL)
+        await wait_idle()
+        assert beam.whereis(presence_heir.heir_name("presence")) not in (None, heir)
+        old = beam.whereis("presence")
+        assert old is not None
+        beam.exit(old, beam.KILL)
+        await wait_for_tracker(old)
+        assert beam.is_alive(tracked)
+        assert set(presence.list(TOPIC)) == {"alice"}
+
+
 async def wait_for_tracker(old: beam.Pid) -> beam.Pid:
     with trio.fail_after(10):
         while True:
