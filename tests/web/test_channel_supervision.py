@@ -2,7 +2,7 @@
 
 As in Phoenix: each connection's transport is a temporary child of a partition of
 ``web.transports``, each joined topic's channel a temporary child of a partition of
-``web.channels``, both under the node's ``web.sockets`` tree; the links stay (a transport's
+``web.channels``, both under the node's ``web.socket_sup`` tree; the links stay (a transport's
 death stops its channels; a channel's crash is a ``phx_error`` and the transport lives), and
 stopping the tree stops the channels before the transports.
 """
@@ -80,7 +80,7 @@ async def test_transports_and_channels_are_children_of_the_pools() -> None:
             channel, transport = await channel_of(client, join_ref, topic)
             assert channel in channels
             assert transport in transports
-        # In the tree: web.sockets > web.transports / web.channels > partitions > processes.
+        # In the tree: web.socket_sup > web.transports / web.channels > partitions > processes.
         pools = {c.id: c.pid for c in await Supervisor.which_children(TREE)}
         assert set(pools) == {TRANSPORTS, CHANNELS}
         for pool, pid in pools.items():
@@ -132,3 +132,19 @@ async def test_stopping_the_tree_stops_channels_before_transports() -> None:
             down = await beam.receive(lambda m: isinstance(m, beam.Down) and m.ref in watched)
             order.append(watched[down.ref])
         assert order == ["channel", "channel", "transport"]
+
+
+async def test_connections_arriving_together_start_one_tree() -> None:
+    async with serving() as port:
+        joined: list[str] = []
+
+        async def connect_and_join(i: int) -> None:
+            async with phx.connect(port) as client:
+                _, reply = await client.join(f"room:{i}")
+                joined.append(reply["status"])
+
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(connect_and_join, i)
+        assert joined == ["ok"] * 20
+        assert beam.whereis(TREE) is not None

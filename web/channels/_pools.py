@@ -1,9 +1,9 @@
 """Where connection and channel processes live: partitioned DynamicSupervisor pools.
 
 As Phoenix does, each node runs one supervision tree for its sockets, started on the first
-connection and registered as ``web.sockets`` (one_for_one)::
+connection and registered as ``web.socket_sup`` (one_for_one)::
 
-    web.sockets
+    web.socket_sup
     ├── web.transports        (Supervisor of PARTITIONS DynamicSupervisors)
     │   ├── web.transports.0  ... one transport process per connection
     │   └── ...
@@ -27,6 +27,7 @@ and all its channels go to the partition of the connection's number.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Final
 
 import trio
@@ -48,7 +49,7 @@ __all__ = [
 #: The partitions of each pool (see the module's docstring for why 4).
 PARTITIONS: Final = 4
 #: The registered names of the tree and of its two pools (partition ``i`` is ``f"{pool}.{i}"``).
-TREE: Final = "web.sockets"
+TREE: Final = "web.socket_sup"
 TRANSPORTS: Final = "web.transports"
 CHANNELS: Final = "web.channels"
 
@@ -74,19 +75,30 @@ async def _start_tree() -> beam.Pid:
     return await Supervisor.start_link([_pool_spec(TRANSPORTS), _pool_spec(CHANNELS)], name=TREE)
 
 
+#: Per node, the start of its tree in progress (first connections arrive together).
+_starting: weakref.WeakKeyDictionary[beam.Node, trio.Event] = weakref.WeakKeyDictionary()
+
+
 async def _ensure_tree() -> None:
     """Start this node's tree if it is not running (from a process; the tree has no parent
-    that could take it down: it is started by a short-lived process that then unlinks)."""
-    if beam.whereis(TREE) is not None:
+    that could take it down: its starter unlinks it). Returns once every partition runs."""
+    last = f"{CHANNELS}.{PARTITIONS - 1}"  # the supervisor registers its name first, and
+    if beam.whereis(last) is not None:  # starts its children in order: this one comes last
         return
+    node = beam.current_node()
+    starting = _starting.get(node)
+    if starting is not None:  # another process is starting it: wait for that
+        await starting.wait()
+        if beam.whereis(last) is None:
+            raise RuntimeError("the web.socket_sup supervision tree failed to start")
+        return
+    starting = _starting[node] = trio.Event()
     try:
         pid = await _start_tree()
-    except beam.StartError as exc:
-        if beam.whereis(TREE) is None:  # not a lost race with another starter
-            raise
-        del exc
-        return
-    beam.unlink(pid)
+        beam.unlink(pid)
+    finally:
+        del _starting[node]
+        starting.set()
 
 
 async def _spawn_linked(fn: Any, args: tuple[Any, ...], initial_call: Any) -> beam.Pid:
