@@ -137,8 +137,12 @@ class _Heir(beam.GenServer[_HeirState]):
             return beam.Reply(None, state)
         if state.owner is not None and state.owner != claim.owner and beam.is_alive(state.owner):
             return beam.Reply(None, state)  # another tracker of this name runs: start afresh
-        if any(beam.is_alive(pid) for pid in state.watching.values()):
-            state.claim = (from_, claim)  # answered once the old shards are gone
+        alive = [pid for pid in state.watching.values() if beam.is_alive(pid)]
+        if alive:
+            # Answered once the old shards are gone; they are obsolete now: make sure of it.
+            state.claim = (from_, claim)
+            for pid in alive:
+                beam.exit(pid, beam.KILL)
             return beam.NoReply(state)
         return self._hand_over(claim, state)
 

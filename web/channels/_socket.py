@@ -50,6 +50,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
+import trio
+
 import beam
 
 from ..http import Request, Response, SocketHandler
@@ -140,7 +142,12 @@ class Socket:
             TRANSPORTS, next(_connections), transport, (self, connection, params, info), type(self)
         )
         connection.pid = pid
-        await connection.decided.wait()
+        # A transport killed before it first ran never decides: look every half second.
+        while not connection.decided.is_set():
+            with trio.move_on_after(0.5):
+                await connection.decided.wait()
+            if not connection.decided.is_set() and not beam.is_alive(pid):
+                return _refuse(request, 500, "the connection's process exited before deciding")
         if connection.refusal is not None:
             return connection.refusal
         return connection.session
