@@ -34,6 +34,7 @@ from ._errors import (
     ProcessExit,
     UnknownName,
 )
+from ._interrupt import cancel_task, release
 from ._process import NOT_EXITING, Died, Process, process_var
 from ._schedule import LongScheduleMonitor
 from ._signals import exit_signal_effect
@@ -174,6 +175,9 @@ class Node:
         self._ref_ids = itertools.count(1)
         self._timers = TimerService()
         self._nursery: trio.Nursery | None = None
+        #: The cancel status made for each process an exit signal struck, by pid number, until
+        #: it exits (see :mod:`._interrupt`).
+        self._struck: dict[int, Any] = {}
         self._closing = False
         self._spawned = 0
         self._crashes = 0
@@ -263,18 +267,19 @@ class Node:
         proc.task = current_task()
         reason: Any = NORMAL
         try:
-            with proc.scope:
-                if proc.pending_exit is NOT_EXITING:
-                    body = fn(*args)
-                    if not hasattr(body, "__await__"):
-                        raise TypeError(
-                            f"a process body must be an async function; {fn!r} returned "
-                            f"{body!r:.100} (declare it with `async def`)"
-                        )
-                    # The body holds what it needs; the spawn arguments need not live on in
-                    # this frame for the whole life of the process.
-                    del fn, args
-                    await body
+            # No cancel scope per process (0.8 KB each): an exit signal makes one around what
+            # the task awaits (see _kill); a process struck before it started never starts.
+            if proc.pending_exit is NOT_EXITING:
+                body = fn(*args)
+                if not hasattr(body, "__await__"):
+                    raise TypeError(
+                        f"a process body must be an async function; {fn!r} returned "
+                        f"{body!r:.100} (declare it with `async def`)"
+                    )
+                # The body holds what it needs; the spawn arguments need not live on in
+                # this frame for the whole life of the process.
+                del fn, args
+                await body
         except ProcessExit as exc:
             reason = exc.reason
             if proc.pending_exit is NOT_EXITING and not exc.reported and not is_normal_exit(reason):
@@ -283,10 +288,13 @@ class Node:
             reason = exc
             if proc.pending_exit is NOT_EXITING:
                 self._report(proc, exc)
-        except BaseException:
-            # The node is closing (its nursery was cancelled) or the program is interrupted.
-            self._exited(proc, SHUTDOWN if proc.pending_exit is NOT_EXITING else proc.pending_exit)
-            raise
+        except BaseException as exc:
+            if proc.pending_exit is NOT_EXITING or not _struck(exc):
+                # The node is closing (its nursery was cancelled) or the program is interrupted.
+                self._exited(
+                    proc, SHUTDOWN if proc.pending_exit is NOT_EXITING else proc.pending_exit
+                )
+                raise
         if proc.pending_exit is not NOT_EXITING:
             reason = proc.pending_exit
         self._exited(proc, reason)
@@ -301,7 +309,15 @@ class Node:
         """Make *proc* exit with *reason* at its next checkpoint (first reason wins)."""
         if proc.pending_exit is NOT_EXITING:
             proc.pending_exit = reason
-            proc.scope.cancel()
+            if proc.scope is not None:  # the host process (open_node's own task) has one
+                proc.scope.cancel()
+                return
+            task = proc.task
+            if task is None or self._nursery is None:
+                return  # not started yet: _main checks before running the body
+            self._struck[proc.pid.id] = cancel_task(
+                task, self._nursery._cancel_status, f"exit signal to {proc.pid}"
+            )
 
     def _exit_signal(self, target: Process, sender: Pid, reason: Any, *, linked: bool) -> None:
         """Deliver one exit signal to *target*, applying the rules of :mod:`._signals`."""
@@ -321,6 +337,10 @@ class Node:
             return
         if proc.pending_exit is NOT_EXITING:
             proc.pending_exit = reason
+        elif self._struck:
+            status = self._struck.pop(pid.id, None)
+            if status is not None:
+                release(status)
         if proc.name is not None:
             self._names.pop(proc.name, None)
         if proc.cleanups:
@@ -569,6 +589,7 @@ async def open_node(
             reason: Any = NORMAL
             leave: Callable[[], Awaitable[None]] | None = None
             try:
+                assert host.scope is not None
                 with host.scope:
                     try:
                         if name is not None:
@@ -609,10 +630,29 @@ async def open_node(
 _LEAVE_WITHIN = 2.0
 
 
+def _struck(exc: BaseException) -> bool:
+    """Whether *exc* is how an exit signal ends a process: ``Cancelled``, alone or grouped by
+    nurseries with errors."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(isinstance(e, (trio.Cancelled, Exception)) for e in _leaves(exc))
+    return False
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
+
+
 def _adopt_current_task(node: Node, initial_call: object) -> Process:
     pid = Pid(next(node._pid_ids))
     proc = Process(node, pid, None, open_node if initial_call is None else initial_call)
     proc.task = current_task()
+    # The host keeps a cancel scope: its task is the caller's, whose awaits are not ours.
+    proc.scope = trio.CancelScope()
     node._procs[pid.id] = proc
     return proc
 

@@ -28,10 +28,10 @@ from trio.lowlevel import (
     checkpoint_if_cancelled,
     current_task,
     reschedule,
-    wait_task_rescheduled,
 )
 
 from ._errors import ReceiveTimeout
+from ._park import park
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -152,7 +152,8 @@ class Process:
         self.handled = 0
         self.budget = RECEIVE_BUDGET
         self.pending_exit: Any = NOT_EXITING
-        self.scope = trio.CancelScope()
+        #: Only the host process (open_node's task) has a cancel scope: see :mod:`._interrupt`.
+        self.scope: trio.CancelScope | None = None
         self.task: Task | None = None
 
     # -- delivery (runs in the sender's context; never blocks, never raises) --------------
@@ -263,10 +264,10 @@ class Process:
         self._claim_waiter()
         self.match = predicate
         if timeout is None:
-            message = await wait_task_rescheduled(self._abort_wait)
+            message = await park(self._abort_wait)
         else:
             with trio.move_on_after(timeout):
-                message = await wait_task_rescheduled(self._abort_wait)
+                message = await park(self._abort_wait)
                 self.handled += 1
                 return message
             raise ReceiveTimeout(f"no matching message reached {self.pid} within {timeout} s")
@@ -292,13 +293,13 @@ class Process:
         self._claim_waiter()
         self.wait_ref = key
         if timeout is None:
-            return await wait_task_rescheduled(self._abort_wait)
+            return await park(self._abort_wait)
         # The timer has its own reference: the call's is known to the callee (in From).
         timers = self.node._timers
         timer = self.node._make_ref()
         timers.start(timer, timeout, self._time_out, ref)
         try:
-            return await wait_task_rescheduled(self._abort_wait)
+            return await park(self._abort_wait)
         finally:
             timers.discard(timer)
 

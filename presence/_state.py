@@ -201,6 +201,14 @@ class State:
         self._leave(entry)
         return entry
 
+    def local_pids(self) -> list[Hashable]:
+        """The pids this replica tracks (each once), in the order first tracked.
+
+        >>> state.local_pids()
+        [<0.12.0>]
+        """
+        return list(self._pids)
+
     def leave_all(self, pid: Hashable) -> list[Entry]:
         """Remove every presence of *pid* on this replica; return them in the order joined."""
         keys = self._pids.get(pid)

@@ -5,10 +5,10 @@ processes linked to it. A topic belongs to shard ``crc32(topic) % shards`` (a ha
 the same in every interpreter, so nodes of a cluster agree on it). Each shard is a GenServer
 that owns one :class:`~presence.State` (one replica of the CRDT), applies ``track``,
 ``untrack`` and ``update`` to it, and publishes the changes as diffs (:class:`PresenceDiff`)
-on their topics with :func:`beam.local_broadcast`. As in Phoenix, a shard traps exits and
-*links* to every tracked pid: an exiting process leaves on its own, and a crashing shard takes its
-tracked processes down with it (channels crash, their clients rejoin and track again), so a
-restarted, empty tracker never leaves a live process untracked.
+on their topics with :func:`beam.local_broadcast`. A shard traps exits and *monitors* every
+tracked pid: an exiting process leaves on its own. (Phoenix links instead, so that a crashing
+shard takes its tracked processes down and a restarted, empty tracker never leaves a live
+process untracked; here the states outlive the tracker instead: see below.)
 
 A burst of changes is published as one merged diff per topic (:class:`DiffBatch`): the shard
 publishes when its mailbox is empty, so a lone join is published at once, and a thousand
@@ -28,9 +28,13 @@ directly, the way Phoenix reads the shard's ETS table: only the shard writes, an
 a state in one step (between two awaits), so a reader always sees a consistent state. The
 entry vanishes when the tracker exits.
 
-If a shard crashes, the tracker stops with the same reason and takes the other shards (and
-so every tracked process) down; supervise it and it restarts empty, like an ETS table whose
-owner died, and the rejoining processes fill it again.
+If a shard dies, the tracker stops with the same reason and stops the other shards. The
+shards' states, replication and unpublished diffs live in vaults kept by the tracker's heir
+(``presence._heir``, started beside the tracker under the same supervisor, as an ETS table's
+heir): the restarted tracker takes them over once the old shards are gone, so no tracked
+process dies with a killed tracker and nothing it tracked is forgotten. Where the state cannot
+be trusted (a shard raised) or nobody takes over within ``GRACE`` seconds, the tracked
+processes exit, as Phoenix's links would have made them.
 
 On a node that joined a cluster, each shard replicates its state to the same shard of the
 tracker of the same name on every other node, as Phoenix.Tracker does, over its own PubSub
@@ -45,6 +49,7 @@ every change: a peer that comes later gets the whole state by transfer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import secrets
@@ -59,6 +64,7 @@ import beam
 
 from ._batch import DiffBatch
 from ._errors import NoTracker
+from ._heir import Claim, Discard, Hoard, Hold, Vault, ensure_heir, heir_name
 from ._replication import (
     Config,
     GracefulPermdown,
@@ -199,7 +205,7 @@ _REPLICATION = (Heartbeat, TransferReq, TransferAck, GracefulPermdown)
 
 @dataclass(frozen=True, slots=True)
 class _ShardArgs:
-    state: State
+    vault: Vault
     me: ReplicaRef
     shard: int
     topic: str
@@ -210,13 +216,15 @@ class _ShardArgs:
 @dataclass
 class _ShardState:
     presences: State
-    linked: set[beam.Pid]
+    #: The monitor of each tracked pid (Phoenix links: see presence._heir for why not).
+    monitors: dict[beam.Pid, beam.Ref]
     core: Replication
     topic: str
     permdown_on_shutdown: bool
-    #: Changes not published yet, and the callers that made them: they are answered once
-    #: their change is published, so a join is published before ``track`` returns.
-    batch: DiffBatch = field(default_factory=DiffBatch)
+    #: Changes not published yet (kept in the vault: a successor publishes what a killed
+    #: shard had pending), and the callers that made them: they are answered once their
+    #: change is published, so a join is published before ``track`` returns.
+    batch: DiffBatch
     waiting: list[tuple[beam.From, Answer]] = field(default_factory=list)
     since: float = 0.0
 
@@ -224,12 +232,27 @@ class _ShardState:
 class _Shard(beam.GenServer[_ShardState]):
     async def init(self, arg: _ShardArgs) -> beam.Ok[_ShardState]:
         beam.trap_exit(True)
-        core = Replication(arg.state, arg.me, arg.shard, arg.config, now=trio.current_time())
+        vault = arg.vault
+        now = trio.current_time()
+        core = vault.core
+        if core is None:
+            core = vault.core = Replication(vault.state, arg.me, arg.shard, arg.config, now=now)
         core.set_node(beam.node(), _identity())
         beam.subscribe(arg.topic)
         period = arg.config.broadcast_period
         beam.send_after(beam.self(), _TICK, random.uniform(0, period / 4))
-        return beam.Ok(_ShardState(arg.state, set(), core, arg.topic, arg.permdown_on_shutdown))
+        # Inherited: watch what the state tracks again (a pid that exited meanwhile is
+        # reported noproc at once, and leaves), and publish what the last owner had pending.
+        monitors = {}
+        for pid in vault.state.local_pids():
+            if isinstance(pid, beam.Pid):
+                monitors[pid] = beam.monitor(pid)
+        state = _ShardState(
+            vault.state, monitors, core, arg.topic, arg.permdown_on_shutdown, vault.batch, since=now
+        )
+        if state.batch:
+            _flush(state)
+        return beam.Ok(state)
 
     async def handle_call(
         self, request: Any, from_: beam.From, state: _ShardState
@@ -260,9 +283,9 @@ class _Shard(beam.GenServer[_ShardState]):
         if refused is not None:
             return ("error", refused)
         entry = presences.join(pid, request.topic, request.key, request.meta)
-        if pid not in state.linked:
-            beam.link(pid)  # an already dead pid: its exit arrives as a message, it leaves
-            state.linked.add(pid)
+        if pid not in state.monitors:
+            # An already dead pid: its Down (noproc) arrives as a message, it leaves.
+            state.monitors[pid] = beam.monitor(pid)
         _change(state, [entry], [])
         return ("ok", entry.meta["phx_ref"])
 
@@ -270,9 +293,8 @@ class _Shard(beam.GenServer[_ShardState]):
         entry = state.presences.leave(request.pid, request.topic, request.key)
         if entry is None:
             return ("ok", None)
-        if not state.presences.tracks(request.pid) and request.pid in state.linked:
-            state.linked.discard(request.pid)
-            beam.unlink(request.pid)
+        if not state.presences.tracks(request.pid) and request.pid in state.monitors:
+            beam.demonitor(state.monitors.pop(request.pid), flush=True)
         _change(state, [], [entry])
         return ("ok", entry.phx_ref)
 
@@ -288,10 +310,13 @@ class _Shard(beam.GenServer[_ShardState]):
             except Exception as exc:
                 return ("error", exc)
             if not isinstance(new_meta, Mapping) or not all(isinstance(k, str) for k in new_meta):
-                return ("error", TypeError(
-                    f"the function given to presence.update must return the new meta (a "
-                    f"dict of str keys), but {change!r} returned {new_meta!r:.100}"
-                ))
+                return (
+                    "error",
+                    TypeError(
+                        f"the function given to presence.update must return the new meta (a "
+                        f"dict of str keys), but {change!r} returned {new_meta!r:.100}"
+                    ),
+                )
             change = dict(new_meta)
         refused = _untransportable(change)
         if refused is not None:
@@ -315,8 +340,8 @@ class _Shard(beam.GenServer[_ShardState]):
             _apply(state, state.core.tick(trio.current_time()))
             beam.send_after(beam.self(), _TICK, state.core.config.broadcast_period)
             return _batched(state)
-        if kind is beam.Exit and message.pid in state.linked:
-            state.linked.discard(message.pid)
+        if kind is beam.Down and state.monitors.get(message.pid) == message.ref:
+            del state.monitors[message.pid]
             left = state.presences.leave_all(message.pid)
             state.core.local_change()
             if left:
@@ -333,10 +358,13 @@ class _Shard(beam.GenServer[_ShardState]):
             if state.permdown_on_shutdown:
                 state.core.set_node(beam.node(), _identity())
                 _send(state, Outcome(broadcasts=[state.core.goodbye()]))
+            # The tracked processes go with it, as Phoenix's links would take them.
+            for pid in state.monitors:
+                beam.exit(pid, reason)
 
     def format_status(self, state: _ShardState) -> Any:
         return (
-            f"<{state.presences!r}, {len(state.linked)} linked pids, {len(state.batch)} "
+            f"<{state.presences!r}, {len(state.monitors)} tracked pids, {len(state.batch)} "
             f"changes pending, {len(state.core.peers)} peers>"
         )
 
@@ -460,6 +488,8 @@ class _Options:
 @dataclass(frozen=True, slots=True)
 class _TrackerState:
     table: Table
+    heir: beam.Pid
+    hoard: Hoard
 
 
 class Tracker(beam.GenServer[_TrackerState]):
@@ -539,6 +569,7 @@ class Tracker(beam.GenServer[_TrackerState]):
             clock_sample_periods=clock_sample_periods,
             max_delta_sizes=max_delta_sizes,
         )
+        await ensure_heir(options.name)  # linked to the caller (the tracker's supervisor)
         pid = await super().start_link(options, name=options.name, timeout=timeout)
         assert pid is not None  # init never returns Ignore
         return pid
@@ -578,6 +609,7 @@ class Tracker(beam.GenServer[_TrackerState]):
             clock_sample_periods=clock_sample_periods,
             max_delta_sizes=max_delta_sizes,
         )
+        await ensure_heir(options.name)
         pid = await super().start(options, name=options.name, timeout=timeout)
         assert pid is not None
         return pid
@@ -587,19 +619,29 @@ class Tracker(beam.GenServer[_TrackerState]):
         beam.trap_exit(True)
         registry = _registry(create=True)
         assert registry is not None
-        incarnation = arg.replica or secrets.token_urlsafe(6)
-        me = ReplicaRef(beam.node(), incarnation)
-        states = tuple(State(f"{incarnation}/{i}") for i in range(arg.shards))
+        heir = beam.whereis(heir_name(arg.name))
+        if heir is None:  # started without start_link/start: an heir of its own, unlinked
+            heir = await ensure_heir(arg.name, link=False)
+        # The shards' states of a tracker that died, if its heir kept them (presence._heir).
+        hoard: Hoard | None = await beam.call(heir, Claim(beam.self(), arg.shards), timeout=None)
+        if hoard is None or (arg.replica is not None and arg.replica != hoard.incarnation):
+            incarnation = arg.replica or secrets.token_urlsafe(6)
+            vaults = tuple(Vault(State(f"{incarnation}/{i}")) for i in range(arg.shards))
+            hoard = Hoard(incarnation, vaults)
+        me = ReplicaRef(beam.node(), hoard.incarnation)
         pids: list[beam.Pid] = []
-        for i, shard in enumerate(states):
+        for i, vault in enumerate(hoard.vaults):
             topic = f"phx_presence:{arg.name}_shard{i}"
-            shard_args = _ShardArgs(shard, me, i, topic, arg.config, arg.permdown_on_shutdown)
+            shard_args = _ShardArgs(vault, me, i, topic, arg.config, arg.permdown_on_shutdown)
             pid = await _Shard.start_link(shard_args)
             assert pid is not None
             pids.append(pid)
+        await beam.call(heir, Hold(beam.self(), hoard, tuple(pids)), timeout=None)
+        beam.monitor(heir)
+        states = tuple(vault.state for vault in hoard.vaults)
         published = Table(arg.name, tuple(pids), states)
         registry.register(arg.name, published)
-        return beam.Ok(_TrackerState(published))
+        return beam.Ok(_TrackerState(published, heir, hoard))
 
     async def handle_info(
         self, message: Any, state: _TrackerState
@@ -607,16 +649,41 @@ class Tracker(beam.GenServer[_TrackerState]):
         """A shard that exits takes the tracker down with its reason."""
         if type(message) is beam.Exit and message.pid in state.table.pids:
             return beam.Stop(message.reason, state)
+        if type(message) is beam.Down and message.pid == state.heir:
+            # The heir was killed: a new one (unlinked: it must outlive this tracker) holds
+            # the states from now on.
+            heir = await ensure_heir(state.table.name, link=False)
+            await beam.call(heir, Claim(beam.self(), len(state.table.pids)), timeout=None)
+            await beam.call(heir, Hold(beam.self(), state.hoard, state.table.pids), timeout=None)
+            beam.monitor(heir)
+            return beam.NoReply(_TrackerState(state.table, heir, state.hoard))
         return await super().handle_info(message, state)
 
     async def terminate(self, reason: Any, state: _TrackerState) -> None:
-        """Stop the shards and wait until they are gone."""
+        """Stop the shards and wait until they are gone.
+
+        Stopped on purpose, the heir forgets the states and the shards exit their tracked
+        processes; after a shard's crash (an exception: its state may be half-changed) the
+        heir exits them; otherwise (killed) the heir keeps the states for the next tracker.
+        """
+        signal: Any = beam.KILLED  # an abnormal stop: a shard leaves its tracked pids alone
+        if beam.is_normal_exit(reason):
+            signal = beam.SHUTDOWN
+            await _tell_heir(state, Discard(beam.self(), None))
+        elif isinstance(reason, BaseException):
+            await _tell_heir(state, Discard(beam.self(), reason))
         refs = {beam.monitor(pid) for pid in state.table.pids}
         for pid in state.table.pids:
-            beam.exit(pid, beam.SHUTDOWN)
+            beam.exit(pid, signal)
         while refs:
             down = await beam.receive(lambda m: type(m) is beam.Down and m.ref in refs)
             refs.discard(down.ref)
+
+
+async def _tell_heir(state: _TrackerState, request: Any) -> None:
+    # The heir may be gone (its supervisor is stopping): then nothing is kept anyway.
+    with contextlib.suppress(beam.ProcessExit):
+        await beam.call(state.heir, request, timeout=None)
 
 
 def _options(

@@ -19,7 +19,9 @@ import trio
 import beam
 import presence
 from beam.testing import assert_receive, refute_receive, wait_idle
+from presence import _heir as presence_heir
 from presence._replication import Heartbeat
+from presence._tracker import table
 
 from .phoenix_js import sync_diff, sync_state
 
@@ -137,27 +139,28 @@ async def test_untrack_publishes_the_leave() -> None:
         await refute_receive(presence.PresenceDiff, timeout=0)
 
 
-async def test_untracking_the_last_presence_drops_the_link() -> None:
+async def test_untracking_the_last_presence_drops_the_monitor() -> None:
     async with tracker_node():
         pid = beam.spawn(idle)
         await presence.track(pid, TOPIC, "a")
         await presence.track(pid, TOPIC, "b")
         info = beam.process_info(pid)
         assert info is not None
-        assert len(info.links) == 1  # the shard, as Phoenix's shard links to what it tracks
+        assert info.links == ()  # monitored, not linked: a killed tracker takes nothing down
+        assert len(info.monitored_by) == 1
         await presence.untrack(pid, TOPIC, "a")
         info = beam.process_info(pid)
         assert info is not None
-        assert len(info.links) == 1
+        assert len(info.monitored_by) == 1
         await presence.untrack(pid, TOPIC, "b")
         info = beam.process_info(pid)
         assert info is not None
-        assert info.links == ()
+        assert info.monitored_by == ()
 
 
-async def test_a_crashing_tracker_takes_its_tracked_processes_down() -> None:
-    """Phoenix's semantics: tracked processes die with the shard, so none stays alive but
-    untracked in a restarted, empty tracker (a channel's client rejoins and tracks again)."""
+async def test_a_crashing_shard_takes_its_tracked_processes_down() -> None:
+    """A shard that raised may have left its state half-changed: Phoenix's semantics then,
+    tracked processes exit, so none stays alive but untracked in an empty tracker."""
     async with beam.open_node():
         beam.trap_exit(True)
         await presence.Tracker.start_link(shards=2)
@@ -165,12 +168,123 @@ async def test_a_crashing_tracker_takes_its_tracked_processes_down() -> None:
         untouched = beam.spawn(idle)
         ref = beam.monitor(tracked)
         await presence.track(tracked, TOPIC, "alice")
-        beam.exit(shards_of("presence")[0], beam.KILL)
-        down = await assert_receive(beam.Down, timeout=1)
-        assert down.ref == ref
-        # killed with its shard, or shut down with the others as the tracker stops
-        assert down.reason in ("killed", "shutdown")
+        shard = shards_of("presence")[table("presence").index(TOPIC)]
+        beam.cast(shard, "not a request")  # handle_cast is not defined: the shard crashes
+        down = await assert_receive(lambda m: isinstance(m, beam.Down) and m.ref == ref, timeout=5)
+        assert down.reason != "normal"
         assert beam.is_alive(untouched)
+
+
+async def test_a_tracker_nobody_restarts_takes_its_tracked_processes_down(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Killed, its heir keeps its state for a successor; none within the grace period: the
+    tracked processes exit, as Phoenix's links would have made them at once."""
+    async with beam.open_node():
+        tracker = await presence.Tracker.start(shards=2)
+        tracked = beam.spawn(idle)
+        ref = beam.monitor(tracked)
+        await presence.track(tracked, TOPIC, "alice")
+        beam.exit(tracker, beam.KILL)
+        await trio.sleep(presence_heir.GRACE / 2)
+        assert beam.is_alive(tracked)
+        down = await assert_receive(lambda m: isinstance(m, beam.Down) and m.ref == ref, timeout=10)
+        assert down.reason == "killed"
+
+
+@pytest.mark.parametrize("victim", ["tracker", "shard"])
+async def test_a_killed_tracker_restarted_by_its_supervisor_keeps_every_presence(
+    victim: str,
+) -> None:
+    """Beyond Phoenix: the restarted tracker inherits its shards' states from the heir, so
+    no tracked process dies with it and presence.list still equals the live processes."""
+    from supervisors import ChildSpec, Supervisor
+
+    async def start_tracker() -> beam.Pid:
+        return await presence.Tracker.start_link(shards=3)
+
+    async with beam.open_node():
+        await Supervisor.start_link([ChildSpec("presence", start_tracker)], name="sup")
+        topics = [f"room:{i}" for i in range(6)]
+        tracked = {}
+        for i in range(12):
+            pid = beam.spawn(idle)
+            ref = beam.monitor(pid)
+            topic = topics[i % len(topics)]
+            tracked[pid] = (ref, topic, f"user{i}")
+            await presence.track(pid, topic, f"user{i}", {"n": i})
+        for topic in topics:
+            beam.subscribe(topic)
+        before = {topic: presence.list(topic) for topic in topics}
+        old = beam.whereis("presence")
+        assert old is not None
+        heir = beam.whereis(presence_heir.heir_name("presence"))
+        target = old if victim == "tracker" else shards_of(old)[1]
+        beam.exit(target, beam.KILL)
+        # Meanwhile one tracked process exits and the tracker comes back.
+        gone = next(iter(tracked))
+        beam.exit(gone, "kill")
+        new = await wait_for_tracker(old)
+        assert beam.whereis(presence_heir.heir_name("presence")) == heir
+        for pid in list(tracked)[1:]:
+            assert beam.is_alive(pid)
+        await wait_idle()
+        _, gone_topic, gone_key = tracked[gone]
+        for topic in topics:
+            expected = {
+                k: v
+                for k, v in before[topic].items()
+                if not (topic == gone_topic and k == gone_key)
+            }
+            assert presence.list(topic) == expected
+            live = {tracked[p][2] for p in tracked if p != gone and tracked[p][1] == topic}
+            assert set(presence.list(topic)) == live
+        # The leave of the one that exited meanwhile was published, once.
+        diff = await next_diff(gone_topic)
+        assert set(diff.leaves) == {gone_key}
+        assert diff.joins == {}
+        # And the new tracker goes on tracking.
+        late = beam.spawn(idle)
+        await presence.track(late, topics[0], "late")
+        assert "late" in presence.list(topics[0])
+        assert new != old
+
+
+async def test_a_killed_heir_is_replaced_and_the_states_still_outlive_the_tracker() -> None:
+    async def start_tracker() -> beam.Pid:
+        return await presence.Tracker.start_link(shards=2)
+
+    from supervisors import ChildSpec, Supervisor
+
+    async with beam.open_node():
+        await Supervisor.start_link([ChildSpec("presence", start_tracker)], name="sup")
+        tracked = beam.spawn(idle)
+        await presence.track(tracked, TOPIC, "alice")
+        heir = beam.whereis(presence_heir.heir_name("presence"))
+        assert heir is not None
+        beam.exit(heir, beam.KILL)
+        await wait_idle()
+        assert beam.whereis(presence_heir.heir_name("presence")) not in (None, heir)
+        old = beam.whereis("presence")
+        assert old is not None
+        beam.exit(old, beam.KILL)
+        await wait_for_tracker(old)
+        assert beam.is_alive(tracked)
+        assert set(presence.list(TOPIC)) == {"alice"}
+
+
+async def wait_for_tracker(old: beam.Pid) -> beam.Pid:
+    with trio.fail_after(10):
+        while True:
+            pid = beam.whereis("presence")
+            if pid is not None and pid != old:
+                try:
+                    table("presence")
+                except presence.NoTracker:
+                    pass
+                else:
+                    return pid
+            await trio.sleep(0.01)
 
 
 async def test_update_is_a_leave_and_a_join_with_phx_ref_prev() -> None:
@@ -297,7 +411,7 @@ async def test_tracking_a_dead_process_joins_and_leaves_at_once() -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-async def test_a_client_applying_the_diffs_sees_exactly_list(seed: int ) -> None:
+async def test_a_client_applying_the_diffs_sees_exactly_list(seed: int) -> None:
     async with tracker_node():
         rng = random.Random(seed)
         topics = ["room:a", "room:b", "room:c"]
@@ -426,7 +540,7 @@ async def test_topics_are_spread_over_the_shards() -> None:
         for shard in shards:
             info = beam.process_info(shard)
             assert info is not None
-            assert pid in info.links
+            assert pid in [watched for _, watched in info.monitors]
         assert all(presence.list(f"room:{i}")["k"]["metas"][0]["i"] == i for i in range(40))
 
 

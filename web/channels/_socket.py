@@ -44,16 +44,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
+import trio
+
 import beam
-from beam import lowlevel
 
 from ..http import Request, Response, SocketHandler
 from ._channel import Channel
+from ._pools import TRANSPORTS, start_detached
 from ._protocol import Broadcast, ProtocolError, serializer_for
 from ._transport import ConnectInfo, Connection, transport
 
@@ -62,6 +65,10 @@ __all__ = ["ConnectInfo", "Socket", "disconnect"]
 logger = logging.getLogger("web.socket")
 
 _BEARER: Final = "base64url.bearer.phx."
+
+
+#: Numbers the connections, to spread their transports over the pool's partitions.
+_connections = itertools.count()
 
 
 class Socket:
@@ -130,11 +137,17 @@ class Socket:
             request.client, request.headers, origin, _auth_token(request), request.path
         )
         connection = Connection(self, serializer)
-        pid = lowlevel.spawn_opt(
-            transport, self, connection, params, info, detached=True, initial_call=type(self)
+        # Under the transports' pool (see _pools), from this task, which is not a process.
+        pid = await start_detached(
+            TRANSPORTS, next(_connections), transport, (self, connection, params, info), type(self)
         )
         connection.pid = pid
-        await connection.decided.wait()
+        # A transport killed before it first ran never decides: look every half second.
+        while not connection.decided.is_set():
+            with trio.move_on_after(0.5):
+                await connection.decided.wait()
+            if not connection.decided.is_set() and not beam.is_alive(pid):
+                return _refuse(request, 500, "the connection's process exited before deciding")
         if connection.refusal is not None:
             return connection.refusal
         return connection.session

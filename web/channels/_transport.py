@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 import beam
-from beam import lowlevel
 
 from ..http import Outbox, Request, Response, WebSocket, frame
 from ._caps import admit, admit_id
@@ -36,6 +35,7 @@ from ._channel import (
     Wire,
     run_channel,
 )
+from ._pools import CHANNELS, start_supervised
 from ._protocol import (
     HEARTBEAT,
     PHOENIX_TOPIC,
@@ -479,10 +479,17 @@ class _Transport:
             Wire(topic, message.join_ref, self.conn.outbox, self.conn.serializer),
             report=True,
         )
-        pid = lowlevel.spawn_opt(run_channel, channel(), start, link=True, initial_call=channel)
-        # The join is pending from the spawn: killed before it first runs, the channel still
+        # Under the channels' pool (see _pools), and linked to this transport as well: the
+        # join is pending from the start, so a channel killed before it first runs still
         # gets its "join crashed".
+        pid = await start_supervised(
+            CHANNELS, beam.self().id, run_channel, (channel(), start), channel
+        )
         self.channels[topic] = _Entry(pid, message.join_ref, message.ref)
+        try:
+            beam.link(pid)
+        except Exception:  # gone already (noproc): as its exit would have said
+            self._channel_exit(topic, beam.Exit(pid, "noproc"))
 
     async def _stop_channel(self, entry: _Entry) -> None:
         """A second join of a joined topic: stop the first channel (it sends its phx_close)."""
