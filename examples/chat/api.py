@@ -10,7 +10,7 @@ own port, beside its pages and sockets.
   goes through :func:`examples.chat.sending.send`, so it is rate limited and notifies
   mentions), ``/api/notifications`` (one's own: list, ``POST /{id}/read``,
   ``POST /read_all``), ``/api/users`` (names only; password hashes never leave);
-* every request counts in the rate-limit scope ``api_request`` (per user), sends in ``message``,
+* every request counts in the rate-limit scope ``api`` (per user), sends in ``message``,
   edits and deletes in ``edit``, rooms opened in ``room``; the policies are the domain's;
 * ``GET /api/openapi.json`` describes all of it.
 
@@ -119,7 +119,7 @@ def make_api(secret_key: str) -> api.JsonApi:
         Chat,
         prefix=API_PREFIX,
         tokens=tokens,
-        scope="api_request",
+        scope="api",
         limiter=ratelimit.SHARED,
         title="trio-beam chat",
         description="Rooms, memberships, messages and notifications of the chat.",

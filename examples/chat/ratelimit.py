@@ -31,8 +31,9 @@ SHARED: Final = web.Shared(NAME, local_name=NAME)
 DEFAULTS: Final[Mapping[str, web.Limit | web.Backoff]] = {
     "login": web.Limit(30, 60.0, "sign-in attempts"),
     "signup": web.Limit(10, 3600.0, "new accounts"),
-    "api": web.Limit(30, 60.0, "token requests"),
-    "api_request": web.Limit(300, 60.0, "API requests"),
+    # JSON API requests per user, and socket-token requests per address (whose passwords
+    # are also checked against the sign-in backoffs below).
+    "api": web.Limit(300, 60.0, "API requests"),
     "signin_account": web.Backoff(free=5, base=1.0, cap=900.0, what="failed sign-ins"),
     "signin_address": web.Backoff(free=20, base=1.0, cap=900.0, what="failed sign-ins"),
     "message": web.Limit(60, 60.0, "messages"),

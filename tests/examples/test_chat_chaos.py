@@ -215,7 +215,7 @@ def _rss() -> int:
 async def test_nothing_is_lost_while_processes_are_killed(tmp_path: Path) -> None:
     seconds = float(os.environ.get("BEAM_CHAOS_SECONDS", "10"))
     seed = int(os.environ.get("BEAM_CHAOS_SEED", "7"))
-    generous = {"api": web.Limit(1000, 60.0, "token requests")}  # 20 bots on one address
+    generous = {"api": web.Limit(1000, 60.0, "API requests")}  # 20 bots on one address
     async with chat_server(tmp_path, per_minute=1_000_000, limits=generous) as port:
         names = [f"bot{i:02d}" for i in range(BOTS)]
         for name in names:

@@ -14,7 +14,7 @@ from ..support import phx
 from ..support.chat import chat_server, open_chat, socket_token
 from .api_client import call
 
-LIMITS = {"api_request": web.Limit(10_000, 60.0, "API requests")}
+LIMITS = {"api": web.Limit(10_000, 60.0, "API requests")}
 
 
 async def chat_token(port: int, username: str, password: str = "wonderland") -> str:
