@@ -67,6 +67,12 @@ _MAX_KEY: Final = 200
 #: How long a call to a shared limiter on another node may take before this node counts.
 _REMOTE_TIMEOUT: Final = 0.5
 _LOCAL_TIMEOUT: Final = 5.0  # beam.call's default
+#: After a holder on another node failed to answer, how long this node counts on its own
+#: limiter without asking that holder again (the cluster declares a silent node down within
+#: its timeout, 5 s by default, and the name then moves on).
+_SUSPECT_SECONDS: Final = 5.0
+#: Holders on other nodes that did not answer, and until when they are not asked.
+_suspects: dict[beam.Pid, float] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +394,8 @@ async def _ask(server: Server, request: tuple[str, ...]) -> Any:
     if isinstance(server, Shared):
         holder = beam.whereis_global(server.global_name)
         remote = holder is not None and holder.node is not None
+        if holder is not None and remote and _suspects.get(holder, 0.0) > trio.current_time():
+            holder, remote = None, False  # it did not answer a moment ago: count here
         try:
             # A holder on another node answers in a round trip; one whose node just died
             # would hold the caller until the cluster declares it down: count here instead.
@@ -396,7 +404,12 @@ async def _ask(server: Server, request: tuple[str, ...]) -> Any:
         except beam.ProcessExit:
             if holder is None or holder.node is None:
                 raise
-            # The holder's node went down, or it died mid-call: count here meanwhile.
+            # The holder's node went down, or it died mid-call: count here meanwhile, and
+            # do not make the next callers wait on it too.
+            now = trio.current_time()
+            for stale in [pid for pid, until in _suspects.items() if until <= now]:
+                del _suspects[stale]
+            _suspects[holder] = now + _SUSPECT_SECONDS
             verdict, value = await beam.call(server.local_name, request)
     else:
         verdict, value = await beam.call(server, request)
