@@ -403,7 +403,7 @@ class ChatLive(web.LiveView):
         elif event == "new_room":
             await self._open_room(str(value.get("name", "")).strip(), socket)
         elif event == "join":
-            await self._go(socket.assigns["room_id"], socket)
+            self._go(socket.assigns["room_id"], socket)
         elif event == "toggle_notifications":
             socket.assign(show_notifications=not socket.assigns["show_notifications"])
         elif event == "read":
@@ -482,9 +482,9 @@ class ChatLive(web.LiveView):
         self.joined.add(listed["id"])
         beam.subscribe(f"room:{listed['id']}")
         socket.assign(room_error="", new_room="", error="")
-        await self._go(listed["id"], socket)
+        self._go(listed["id"], socket)
 
-    async def _go(self, room_id: str, socket: web.LiveSocket) -> None:
+    def _go(self, room_id: str, socket: web.LiveSocket) -> None:
         """Enter the room *room_id*: ``push_patch`` puts it in the address bar, and ``web``
         runs :meth:`handle_params` with it before the reply renders the page."""
         socket.push_patch(f"/?room={room_id}")
