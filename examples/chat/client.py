@@ -21,11 +21,10 @@ on the topic ``"phoenix"``: ``disconnected`` (``{"retry_in": seconds}``) and
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
@@ -59,6 +58,10 @@ REJOIN_AFTER: Final = (1.0, 2.0, 5.0)
 REPLY_TIMEOUT: Final = 10.0
 #: How long opening a connection may take before it counts as failed.
 CONNECT_TIMEOUT: Final = 5.0
+
+
+#: Error replies that say the channel went away without answering: the push is sent again.
+_CHANNEL_GONE: Final = ({"reason": "unmatched topic"}, {"reason": "channel crashed"})
 
 
 class ChannelError(Exception):
@@ -107,6 +110,10 @@ class PhoenixSocket:
         self._refs = itertools.count(1)
         self._channels: dict[str, _Channel] = {}
         self._waiting: dict[str, trio.MemorySendChannel[dict[str, Any] | None]] = {}
+        #: The join ref each waiting push was sent under: a push in flight when its channel
+        #: is lost is answered ``_Lost`` at once and sent again after the rejoin, instead of
+        #: waiting :data:`REPLY_TIMEOUT` for a reply that the dead channel never sends.
+        self._sent_under: dict[str, str] = {}
         self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, str, Any]](1000)
         self._change = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -139,12 +146,17 @@ class PhoenixSocket:
                     reply = await self._request(None, topic, event, payload)
                 else:
                     await self._until(lambda: self._ws is not None and channel.join_ref)
+                    sent_under = channel.join_ref
                     try:
-                        reply = await self._request(channel.join_ref, topic, event, payload)
+                        reply = await self._request(sent_under, topic, event, payload)
                     except _Lost:
                         continue
-                    if reply["response"] == {"reason": "unmatched topic"}:
-                        self._lose(channel)  # the server no longer knows the channel
+                    if reply["response"] in _CHANNEL_GONE:
+                        # The channel died before it answered: whether it acted is unknown,
+                        # so the push goes again to the rejoined channel (the chat's pushes
+                        # carry a client id, so a repeat is stored once).
+                        if channel.join_ref == sent_under:
+                            self._lose(channel)
                         continue
                 break
         if reply["status"] != "ok":
@@ -167,13 +179,18 @@ class PhoenixSocket:
             await self._change.wait()
 
     def _lose(self, channel: _Channel) -> None:
-        if channel.join_ref is not None:
+        lost = channel.join_ref
+        if lost is not None:
             channel.join_ref = None
+            for ref, join_ref in list(self._sent_under.items()):
+                if join_ref == lost and (waiter := self._waiting.get(ref)) is not None:
+                    with suppress(trio.WouldBlock):  # its reply came first
+                        waiter.send_nowait(None)
             self._changed()
 
     def _note(self, topic: str, event: str, payload: Any) -> None:
         # Nobody reads the news: drop it rather than stall the connection.
-        with contextlib.suppress(trio.WouldBlock):
+        with suppress(trio.WouldBlock):
             self._inbox_send.send_nowait((topic, event, payload))
 
     # -- the connection ----------------------------------------------------------------------
@@ -191,6 +208,8 @@ class PhoenixSocket:
             join_ref = ref
         send, receive = trio.open_memory_channel[dict[str, Any] | None](1)
         self._waiting[ref] = send
+        if join_ref is not None:
+            self._sent_under[ref] = join_ref
         try:
             try:
                 await ws.send_message(json.dumps([join_ref, ref, topic, event, payload]))
@@ -204,6 +223,7 @@ class PhoenixSocket:
             raise _Lost()
         finally:
             self._waiting.pop(ref, None)
+            self._sent_under.pop(ref, None)
 
     async def _keep(self, channel: _Channel) -> None:
         """Join *channel*, and join it again whenever it is lost, with growing delays."""
@@ -269,7 +289,8 @@ class PhoenixSocket:
         finally:
             self._ws = None
             for waiter in list(self._waiting.values()):
-                waiter.send_nowait(None)
+                with suppress(trio.WouldBlock):  # its reply came first
+                    waiter.send_nowait(None)
             for channel in self._channels.values():
                 channel.join_ref = None
             self._changed()

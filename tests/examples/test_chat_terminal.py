@@ -43,6 +43,16 @@ class Terminal:
             return
         raise AssertionError(f"no {text!r} within {timeout} s; the client printed:\n{self.output}")
 
+    async def stored_once(self, text: str) -> None:
+        """*text*, which this client typed, is stored exactly once."""
+        try:
+            found = await _stored(text)
+        except trio.TooSlowError:
+            raise AssertionError(
+                f"{text!r} never stored; the client printed:\n{self.output}"
+            ) from None
+        assert len(found) == 1, (found, self.output)
+
     async def type(self, line: str) -> None:
         assert self.process.stdin is not None
         await self.process.stdin.send_all(line.encode() + b"\n")
@@ -99,12 +109,12 @@ async def test_terminal_rejoins_after_its_channel_crashes(tmp_path: Path) -> Non
             async with terminal(port) as client:
                 await client.read_until("# lobby")
                 await client.type("before the crash")
-                assert len(await _stored("before the crash")) == 1
+                await client.stored_once("before the crash")
 
                 beam.exit(_alices_channel(), "kill")
                 await client.type("after the crash")
                 await client.read_until("(back in the room)")
-                assert len(await _stored("after the crash")) == 1
+                await client.stored_once("after the crash")
                 assert "not sent" not in client.output
             nursery.cancel_scope.cancel()
 
@@ -125,7 +135,7 @@ async def test_terminal_reconnects_after_the_server_restarts(tmp_path: Path) -> 
                 await nursery.start(web.serve, endpoint, "127.0.0.1", port)
                 await client.read_until("(reconnected)")
                 await client.read_until("(back in the room)")
-                assert len(await _stored("typed while the server was down")) == 1
+                await client.stored_once("typed while the server was down")
                 assert "Traceback" not in client.output
             nursery.cancel_scope.cancel()
 
