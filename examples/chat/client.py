@@ -126,7 +126,7 @@ class PhoenixSocket:
         channel = self._channels[topic] = _Channel(topic, payload or {})
         assert self._nursery is not None
         self._nursery.start_soon(self._keep, channel)
-        await self._until(lambda: channel.join_ref is not None or channel.refused is not None)
+        await self._until(lambda: channel.joined_once or channel.refused is not None)
         if channel.refused is not None:
             del self._channels[topic]
             raise ChannelError(f"join {topic}", channel.refused)
@@ -258,6 +258,10 @@ class PhoenixSocket:
                 return
             channel = self._channels.get(topic)
             if event == "phx_reply":
+                if ref == join_ref and channel is not None and payload.get("status") == "ok":
+                    # A join's reply: the channel is joined under this ref from now on, so
+                    # what it pushes next (read before the joining task runs again) is kept.
+                    channel.join_ref = ref
                 waiter = self._waiting.get(ref)
                 if waiter is not None:
                     waiter.send_nowait(dict(payload, ref=ref))
