@@ -26,7 +26,8 @@ Redis drops its subscription to its own channel at once. Every ``probe`` seconds
 0.1) the prober asks Redis how many subscribers each live peer's channel has
 (``PUBSUB NUMSUB``, with this node's own channel as a control: no conclusion while this
 node's own subscription is not in place); a peer whose channel has had none at
-``probe_misses`` probes in a row (default 2) lost its connection: it goes down at once, as a
+``probe_misses`` probes in a row (default 2; after a miss the next probe comes after a
+quarter of the period) lost its connection: it goes down at once, as a
 node in Erlang does when its connection closes (links and monitors fire with
 ``"noconnection"``, calls to its processes end, ``NodeDown`` is told), and its name key is
 deleted in Redis (if it still holds that incarnation), which frees its name and its global
@@ -489,7 +490,8 @@ class RedisPubSub:
             try:
                 async with await self._connect() as connection:
                     while True:
-                        await trio.sleep(self.probe)
+                        # A peer just found without a subscriber is probed again sooner.
+                        await trio.sleep(self.probe / 4 if misses else self.probe)
                         dist = self.dist
                         if dist is None:
                             continue
