@@ -13,10 +13,13 @@ joins and leaves to publish on this node, and the messages to send. The shard pr
 * **Heartbeats.** Every ``broadcast_period`` a shard broadcasts its delta (its own changes
   since the last tick) with its clocks (:class:`Heartbeat`); with nothing to send it stays
   quiet, but after ``max_silent_periods`` quiet ticks it sends an empty heartbeat, clocks
-  only. Receivers merge the delta (reporting joins and leaves) and note when each replica
-  was last heard from. A replica heard from for the first time, or again after being down,
-  makes this shard send its clocks at its next tick, so a newcomer learns at once who knows
-  more than it does.
+  only. Unlike Phoenix, a local change after a quiet spell (no delta sent for a whole
+  ``broadcast_period``) does not wait for the next tick: :meth:`Replication.send_early`
+  broadcasts it at once; the changes that follow it within the period wait for the ticks as
+  usual, so a burst still travels in few deltas. Receivers merge the delta (reporting
+  joins and leaves) and note when each replica was last heard from. A replica heard from
+  for the first time, or again after being down, makes this shard send its clocks at its
+  next tick, so a newcomer learns at once who knows more than it does.
 * **Transfers.** Every ``clock_sample_periods`` ticks a shard compares the clocks it heard
   with its own; it asks each replica that knows something it does not (whose clock it does
   not dominate) for a transfer (:class:`TransferReq`, carrying its clocks). The replica
@@ -48,6 +51,7 @@ down after 20 minutes, transfers sampled every 2 periods, generations of 100, 1,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -442,6 +446,7 @@ class Replication:
         "peers",
         "pending",
         "samples",
+        "sent_at",
         "shard",
         "silent",
         "state",
@@ -472,6 +477,8 @@ class Replication:
         self.silent = config.max_silent_periods  # the first tick announces this replica
         self.samples = config.clock_sample_periods
         self.last_tick = now
+        #: When this shard last broadcast a delta (never yet: minus infinity).
+        self.sent_at = -math.inf
         self.generations = DeltaGenerations(config.max_delta_sizes, state)
 
     def __repr__(self) -> str:
@@ -502,9 +509,34 @@ class Replication:
         detect replicas that went down."""
         outcome = Outcome()
         self._forgive_stall(now)
-        self._heartbeat(outcome)
+        self._heartbeat(outcome, now)
         self._request_transfers(outcome)
         self._detect_downs(now, outcome)
+        return outcome
+
+    def early(self, now: float) -> bool:
+        """Whether :meth:`send_early` has something to send now: local changes made after a
+        quiet spell (no delta broadcast for a whole ``broadcast_period``), and peers.
+
+        >>> core.early(now=12.0)
+        True
+        """
+        return (
+            self.state.has_delta
+            and bool(self.peers)
+            and now - self.sent_at >= self.config.broadcast_period
+        )
+
+    def send_early(self, now: float) -> Outcome:
+        """After local changes: broadcast them now if they end a quiet spell (see
+        :meth:`early`), rather than at the next tick; otherwise nothing (they go with the
+        next tick, with whatever else changes until then). Ticks keep their cadence.
+
+        >>> outcome = core.send_early(now=12.0)   # outcome.broadcasts: [Heartbeat(...)]
+        """
+        outcome = Outcome()
+        if self.early(now):
+            self._heartbeat(outcome, now)
         return outcome
 
     def receive(self, message: Any, now: float) -> Outcome:
@@ -547,13 +579,14 @@ class Replication:
 
     # -- steps ---------------------------------------------------------------------------------
 
-    def _heartbeat(self, outcome: Outcome) -> None:
+    def _heartbeat(self, outcome: Outcome, now: float) -> None:
         state = self.state
         if state.has_delta:
             delta = state.take_delta()
             self.generations.push(delta, state)
             outcome.broadcasts.append(Heartbeat(self.me, self._pack(delta), state.clocks))
             self.silent = 0
+            self.sent_at = now
         elif self.silent >= self.config.max_silent_periods:
             outcome.broadcasts.append(Heartbeat(self.me, None, state.clocks))
             self.silent = 0

@@ -39,7 +39,8 @@ processes exit, as Phoenix's links would have made them.
 On a node that joined a cluster, each shard replicates its state to the same shard of the
 tracker of the same name on every other node, as Phoenix.Tracker does, over its own PubSub
 topic ``f"phx_presence:{name}_shard{i}"`` (see ``presence._replication``): every
-``broadcast_period`` it broadcasts its delta, merges its peers', asks a peer that knows more
+``broadcast_period`` it broadcasts its delta (a change after a quiet spell goes at once, with
+the batch of local diffs it is published in), merges its peers', asks a peer that knows more
 for a transfer, and marks peers that stopped sending heartbeats down (their presences leave,
 and join again if they come back) and, later, permanently down. Their joins and leaves are
 published here like local ones, so ``list`` converges to the same view on every node, and
@@ -433,10 +434,16 @@ def _batched(state: _ShardState) -> beam.NoReply[_ShardState]:
 
 
 def _flush(state: _ShardState) -> None:
-    """Publish the batch, one merged diff per topic, then answer the callers it waited for."""
+    """Publish the batch, one merged diff per topic, send the local changes to the other
+    nodes now if they end a quiet spell, then answer the callers it waited for."""
     if state.batch:
         for topic, payload in state.batch.take().items():
             beam.local_broadcast(topic, PresenceDiff(topic, payload), dispatcher=dispatch_diff)
+    core = state.core
+    now = trio.current_time()
+    if core.early(now):
+        core.set_node(beam.node(), _identity())
+        _send(state, core.send_early(now))
     waiting, state.waiting = state.waiting, []
     for from_, answer in waiting:
         beam.reply(from_, answer)
