@@ -331,7 +331,15 @@ class RateLimiter(beam.GenServer[_Table]):
             state.sweep(trio.current_time())
             beam.send_after(beam.self(), "sweep", _SWEEP_SECONDS)
         elif message == "lead" or (type(message) is beam.Down and message.ref == state.watch):
-            await _lead(state)  # the holder is gone: take over, or watch the new one
+            # The holder is gone: take over, or watch the new one. Claiming the name takes a
+            # trip to Redis: a helper makes it, and this limiter goes on answering (callers
+            # whose holder just died count here meanwhile).
+            state.watch = None
+            me, shared = beam.self(), state.shared
+            assert shared is not None
+            beam.spawn(_claim, me, shared)
+        elif type(message) is tuple and len(message) == 2 and message[0] == "led":
+            _follow(state, message[1])
         return beam.NoReply(state)
 
 
@@ -342,12 +350,31 @@ async def _lead(table: _Table) -> None:
     assert shared is not None
     table.watch = None
     try:
-        if await beam.register_global(shared.global_name, beam.self()):
-            return
+        won = await beam.register_global(shared.global_name, beam.self())
     except ConnectionError:
-        pass
+        won = False
+    _follow(table, won)
+
+
+async def _claim(limiter: beam.Pid, shared: Shared) -> None:
+    """Claim the shared limiter's global name for *limiter*; tell it ``("led", won)``."""
+    try:
+        won = await beam.register_global(shared.global_name, limiter)
+    except ConnectionError:
+        won = False
+    beam.send(limiter, ("led", won))
+
+
+def _follow(table: _Table, won: bool) -> None:
+    """After a claim of the global name: nothing more if it is this limiter's, else watch
+    whoever holds it, else (nobody: Redis away, say) try again in a second."""
+    shared = table.shared
+    if won or shared is None or table.watch is not None:
+        return
     holder = beam.whereis_global(shared.global_name)
-    if holder is None or holder == beam.self():
+    if holder == beam.self():
+        return  # held already (a claim made twice)
+    if holder is None:
         beam.send_after(beam.self(), "lead", 1.0)
         return
     table.watch = beam.monitor(holder)
