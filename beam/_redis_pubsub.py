@@ -32,7 +32,9 @@ node in Erlang does when its connection closes (links and monitors fire with
 ``"noconnection"``, calls to its processes end, ``NodeDown`` is told), and its name key is
 deleted in Redis (if it still holds that incarnation), which frees its name and its global
 names for the survivors. A peer that is only cut off for a moment comes back up with its
-next heartbeat. A node that hangs with its connections open is still declared down
+next heartbeat; what such a node published before it was declared down and that arrives
+afterwards (its signals, its broadcasts) is dropped, as what a lost connection had not
+delivered yet. A node that hangs with its connections open is still declared down
 ``timeout`` seconds after its last heartbeat.
 
 When Redis is unreachable, local work goes on: publishes are dropped with a warning (at most
@@ -566,6 +568,8 @@ class RedisPubSub:
                 self._signal(frame)
                 return
             envelope = frame
+            if self._from_cut(envelope):
+                return
             dispatcher = (
                 None if envelope.dispatcher is None else lookup_dispatcher(envelope.dispatcher)
             )
@@ -580,6 +584,16 @@ class RedisPubSub:
                 envelope.node,
                 envelope.topic,
             )
+
+    def _from_cut(self, envelope: Envelope) -> bool:
+        """Whether *envelope* is a broadcast of a node declared down because its connection
+        closed, and not heard from since: it was sent before it died and arrives late, and
+        is dropped, as what a lost connection had not delivered yet."""
+        dist = self.dist
+        if dist is None or not dist.cut or envelope.mode != "except":
+            return False
+        name = envelope.node
+        return name not in dist.up and any(node.name == name for node in dist.cut)
 
     def _signal(self, frame: Signal) -> None:
         if self.dist is None:

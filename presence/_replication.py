@@ -30,7 +30,9 @@ joins and leaves to publish on this node, and the messages to send. The shard pr
   most ``max_delta_sizes[i]`` entries and dots and restarts from the smaller one when it
   would grow beyond (:class:`DeltaGenerations`).
 * **Liveness.** A replica not heard from for ``down_period`` is *down*: its presences leave
-  but are kept, and join again if it comes back with the same incarnation. After
+  but are kept, and join again if it comes back with the same incarnation. A replica whose
+  node the cluster declares down (beam's ``NodeDown``: its connection closed, or its node
+  heartbeats stopped) is down at once (:meth:`Replication.node_down`), the same way. After
   ``permdown_period`` it is *permanently down* and purged. A node heard from with a new
   incarnation permanently downs its old one at once. A replica whose presences arrive
   through a third replica before its own heartbeat does is a *stranger*: its presences are
@@ -568,6 +570,20 @@ class Replication:
             peer = self.peers.get(ref.node)
             if peer is not None and peer.ref == ref:
                 self._permdown(peer, outcome)
+        return outcome
+
+    def node_down(self, node: str) -> Outcome:
+        """The cluster declared *node* down: its replica is down now rather than after
+        ``down_period`` without heartbeats (its presences leave, kept, and join again if it
+        is heard from with the same incarnation; purged after ``permdown_period``).
+
+        >>> outcome = core.node_down("chat2")     # outcome.changes: its presences leave
+        """
+        outcome = Outcome()
+        peer = self.peers.get(node)
+        if peer is not None and peer.status == _UP:
+            peer.status = _DOWN
+            outcome.change([], self.state.replica_down(self.crdt_name(peer.ref)))
         return outcome
 
     def goodbye(self) -> GracefulPermdown:

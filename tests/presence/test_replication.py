@@ -202,6 +202,10 @@ class Cluster:
         elif kind == "tick":
             self.now += op[2]
             self.tick(name)
+        elif kind == "nodedown":  # the cluster declared a node down (maybe wrongly: alive)
+            node = self.nodes.get(name)
+            if node is not None:
+                self.run(node, node.core.node_down(f"n{op[2]}"))
         elif kind == "early":  # as the shard does after publishing a batch of local changes
             node = self.nodes.get(name)
             if node is not None and not node.paused:
@@ -261,6 +265,7 @@ OPS = st.lists(
         st.tuples(st.just("tick"), N, st.sampled_from([0.0, 0.5, 1.0])),
         st.tuples(st.just("early"), N),
         st.tuples(st.just("early"), N),
+        st.tuples(st.just("nodedown"), N, N),
         st.tuples(st.just("round"), N),
         st.tuples(st.just("round"), N),
         st.tuples(st.just("deliver"), N, st.integers(0, 20)),
@@ -401,6 +406,25 @@ def test_a_node_not_heard_from_goes_down_and_comes_back_up() -> None:
     cluster.round()
     assert "bob" in watcher.state.list("t0")
     assert watcher.clients["t0"] == watcher.state.list("t0")
+
+
+def test_a_node_the_cluster_declares_down_is_down_at_once_and_back_when_heard() -> None:
+    cluster = cluster_of(2)
+    cluster.round()
+    cluster.round()
+    cluster.track("n1", 1, "t0", "alice", 1)
+    cluster.round()
+    n0 = cluster.nodes["n0"]
+    assert set(n0.state.list("t0")) == {"alice"}
+    outcome = n0.core.node_down("n1")
+    assert [[e.key for e in leaves] for _, leaves in outcome.changes] == [["alice"]]
+    cluster.run(n0, outcome)
+    assert n0.state.list("t0") == {}
+    assert n0.core.node_down("n1").changes == []  # down already
+    assert n0.core.node_down("nowhere").changes == []
+    # It was alive after all (a moment's cut): its next heartbeat brings alice back.
+    cluster.settle(rounds=CONFIG.max_silent_periods + 2)
+    assert set(n0.state.list("t0")) == {"alice"}
 
 
 def test_a_node_that_stood_still_does_not_take_its_peers_for_down() -> None:
