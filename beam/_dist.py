@@ -6,9 +6,12 @@ pids, and a :class:`Distribution` (one per node that joined a cluster) handles t
 side: it turns each operation on a remote pid into a *signal* published on the target
 node's channel (:class:`beam.cluster.Signal`), applies the signals other nodes send, and
 remembers, per remote node, every link and monitor that crosses to it. When that node goes
-down (its heartbeats stop, it says goodbye, or it restarts as a new incarnation), every such
-link delivers an exit signal and every such monitor a ``Down``, with reason
-``"noconnection"``, as Erlang does when a connection is lost.
+down (its connection to the cluster closes, its heartbeats stop, it says goodbye, or it
+restarts as a new incarnation), every such link delivers an exit signal and every such
+monitor a ``Down``, with reason ``"noconnection"``, as Erlang does when a connection is lost.
+A node whose connection closed is *cut* (:meth:`Distribution.connection_lost`): what it sent
+before it died and arrives late does not bring it back up; it is heard again once it is
+connected again (:meth:`Distribution.reconnected`).
 
 Signals between two nodes travel through the same channel as messages, in order, so a
 message sent before an exit signal arrives before it, as Erlang guarantees per pair of
@@ -82,6 +85,8 @@ class Distribution:
         self._node_monitors: dict[str, list[Pid]] = {}
         # monitor_nodes: the local processes told of every node up and down.
         self._node_subscribers: set[Pid] = set()
+        #: The incarnations declared down because their connection closed, and when.
+        self.cut: dict[NodeId, float] = {}
 
     def nodes(self) -> list[str]:
         """The names of the live nodes, sorted.
@@ -99,7 +104,7 @@ class Distribution:
         >>> dist.heard(NodeId("chat2", 9))
         True
         """
-        if node.name == self.identity.name:
+        if node.name == self.identity.name or node in self.cut:
             return False
         self._heard_at[node.name] = trio.current_time()
         known = self.up.get(node.name)
@@ -121,6 +126,33 @@ class Distribution:
         for name, when in list(self._heard_at.items()):
             if now - when >= timeout and name in self.up:
                 self.node_down(self.up[name])
+        for node, when in list(self.cut.items()):
+            if now - when >= timeout:  # its name has expired: it can only come back anew
+                del self.cut[node]
+
+    def connection_lost(self, node: NodeId) -> bool:
+        """*node*'s connection to the cluster closed (a SIGKILL, a crash, a lost network):
+        take it down now rather than after the heartbeat timeout, and ignore what it sent
+        before that and arrives late, until :meth:`reconnected`; true if it was up.
+
+        >>> dist.connection_lost(NodeId("chat2", 9))
+        True
+        """
+        if self.up.get(node.name) != node:
+            return False
+        self.cut[node] = trio.current_time()
+        self.node_down(node)
+        return True
+
+    def reconnected(self, name: str) -> None:
+        """The node called *name* is connected to the cluster again: its next heartbeat
+        brings it back up (a node only cut off for a moment, as a node in Erlang whose
+        connection is lost and made again).
+
+        >>> dist.reconnected("chat2")
+        """
+        for node in [node for node in self.cut if node.name == name]:
+            del self.cut[node]
 
     def node_down(self, node: NodeId) -> None:
         """*node* is gone: fire every link and monitor that crosses to it with
@@ -340,6 +372,8 @@ class Distribution:
 
         >>> dist.on_signal(NodeId("chat2", 9), ("unlink", remote_pid, local_pid))
         """
+        if sender in self.cut:
+            return  # sent before its connection closed, arriving late: it is down
         kind = content[0]
         handler = _HANDLERS.get(kind)
         if handler is None:

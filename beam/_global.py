@@ -682,10 +682,11 @@ class _Server:
         self.drop(name, owned)
         if self.table.names.get(name) == owned.pid:
             self.remove(name)
-        self.tell(_Unregistered(name, owned.pid, None, 0))
         if self.redis is not None:
+            # Free it in Redis before telling: a node told it is free can take it at once.
             self.pending_releases[name] = self.holder(owned.pid)
             await self.release_pending()
+        self.tell(_Unregistered(name, owned.pid, None, 0))
 
     def drop(self, name: str, owned: _Owned) -> None:
         del self.owned[name]

@@ -13,12 +13,29 @@ A node ignores its own envelopes without decoding their bodies::
 
 The node's cluster connection is a small supervision tree of processes, visible in
 ``beam.processes()``, started by :func:`start_pubsub`: its root (``adapter.connection``)
-links three workers and restarts one that exits (at most 10 times in 10 s): the
+links four workers and restarts one that exits (at most 10 times in 10 s): the
 *publisher* (``adapter.pid``; senders hand it encoded envelopes as messages, and it
 pipelines them to Redis in arrival order, so each sender's messages keep their order), the
-*subscriber* (dispatches what other nodes publish) and the *heartbeat* (announces the node
-and keeps its name). Encoding happens in the sender, so a message that cannot travel fails
-there, with a :class:`beam.cluster.CodecError` naming its type.
+*subscriber* (dispatches what other nodes publish), the *heartbeat* (announces the node
+and keeps its name) and the *prober* (tells a dead node quickly, below). Encoding happens
+in the sender, so a message that cannot travel fails there, with a
+:class:`beam.cluster.CodecError` naming its type.
+
+A node that dies without a word (SIGKILL, a crash, a power loss) closes its connections, and
+Redis drops its subscription to its own channel at once. Every ``probe`` seconds (default
+0.1) the prober asks Redis how many subscribers each live peer's channel has
+(``PUBSUB NUMSUB``, with this node's own channel as a control: no conclusion while this
+node's own subscription is not in place); a peer whose channel has had none at
+``probe_misses`` probes in a row (default 2; after a miss the next probe comes after a
+quarter of the period) lost its connection: it goes down at once, as a
+node in Erlang does when its connection closes (links and monitors fire with
+``"noconnection"``, calls to its processes end, ``NodeDown`` is told), and its name key is
+deleted in Redis (if it still holds that incarnation), which frees its name and its global
+names for the survivors. A peer that is only cut off for a moment comes back up with its
+next heartbeat; what such a node published before it was declared down and that arrives
+afterwards (its signals, its broadcasts) is dropped, as what a lost connection had not
+delivered yet. A node that hangs with its connections open is still declared down
+``timeout`` seconds after its last heartbeat.
 
 When Redis is unreachable, local work goes on: publishes are dropped with a warning (at most
 one per ``warn_interval`` seconds, with the count), never an exception in the sender; the
@@ -149,11 +166,18 @@ class RedisPubSub:
         max_reconnect_delay: float = 1.0,
         heartbeat: float = 1.0,
         timeout: float = 5.0,
+        probe: float = 0.1,
+        probe_misses: int = 2,
     ) -> None:
         if not node or not isinstance(node, str):
             raise ValueError(f"a cluster node needs a non-empty str name, not {node!r}")
         if not 0 < heartbeat < timeout:
             raise ValueError(f"need 0 < heartbeat < timeout, got {heartbeat} and {timeout}")
+        if not 0 < probe < timeout or probe_misses < 1:
+            raise ValueError(
+                f"need 0 < probe < timeout and probe_misses >= 1, got probe={probe!r}, "
+                f"timeout={timeout!r}, probe_misses={probe_misses!r}"
+            )
         self.url = url
         #: Where the cluster's Redis is, as logs show it (a password never appears).
         self.address = parse_url(url)
@@ -162,6 +186,10 @@ class RedisPubSub:
         self.identity = NodeId(node, secrets.randbits(63))
         self.heartbeat = heartbeat
         self.timeout = timeout
+        #: How often the prober asks Redis which peers are still connected, and after how
+        #: many probes in a row without a subscriber on its channel a peer is down.
+        self.probe = probe
+        self.probe_misses = probe_misses
         #: The remote half of links and monitors, and the table of live nodes (made when
         #: the node joins, by :func:`start_pubsub`).
         self.dist: Distribution | None = None
@@ -189,7 +217,15 @@ class RedisPubSub:
         >>> adapter.name_key
         'beam:node:chat1'
         """
-        return f"{self.namespace}:node:{self.node_name}"
+        return self.node_key(self.node_name)
+
+    def node_key(self, node: str) -> str:
+        """The Redis key that holds the name of the node called *node* while it is live.
+
+        >>> adapter.node_key("chat2")
+        'beam:node:chat2'
+        """
+        return f"{self.namespace}:node:{node}"
 
     def nodes(self) -> list[str]:
         """The other nodes heard from within the last ``timeout`` seconds, sorted by name.
@@ -250,7 +286,7 @@ class RedisPubSub:
 
     async def _connection(self, starter: Pid, ref: object) -> None:
         """The root of the node's cluster connection: start its three workers (publisher,
-        subscriber, heartbeat), linked, and restart one that exits (one for one), at most
+        subscriber, heartbeat, prober), linked, and restart one that exits (one for one), at most
         :data:`_MAX_RESTARTS` times in :data:`_RESTART_PERIOD` seconds, as a supervisor."""
         trap_exit(True)
         roles: dict[Pid, str] = {}
@@ -258,6 +294,7 @@ class RedisPubSub:
             "publisher": self._publisher,
             "subscriber": self._subscriber,
             "heartbeat": self._heartbeat,
+            "prober": self._prober,
         }
 
         def start(role: str, *args: Any) -> None:
@@ -269,6 +306,7 @@ class RedisPubSub:
         start("publisher")
         start("subscriber", starter, ref)
         start("heartbeat")
+        start("prober")
         restarts: list[float] = []
         while True:
             message = await receive()
@@ -443,6 +481,74 @@ class RedisPubSub:
             await trio.sleep(self.heartbeat)
             self._expire()
 
+    async def _prober(self) -> None:
+        """Every ``probe`` seconds: ask Redis which peers still subscribe to their channel;
+        take down a peer whose channel has had no subscriber ``probe_misses`` times in a row
+        (its connection closed), after freeing its name in Redis."""
+        throttle = _Throttle(self.warn_interval)
+        own = self.node_channel(self.node_name)
+        misses: dict[NodeId, int] = {}
+        while True:
+            try:
+                async with await self._connect() as connection:
+                    while True:
+                        # A peer just found without a subscriber is probed again sooner.
+                        await trio.sleep(self.probe / 4 if misses else self.probe)
+                        dist = self.dist
+                        if dist is None:
+                            continue
+                        peers = [*dist.up.values(), *dist.cut]
+                        if not peers:
+                            misses.clear()
+                            continue
+                        channels = [self.node_channel(peer.name) for peer in peers]
+                        with trio.fail_after(self.timeout):
+                            reply = await connection.execute("PUBSUB", "NUMSUB", own, *channels)
+                        counts = reply[1::2]
+                        if not counts or counts[0] < 1:
+                            misses.clear()  # this node is not subscribed: conclude nothing
+                            continue
+                        lost: list[NodeId] = []
+                        for peer, count in zip(peers, counts[1:], strict=True):
+                            if peer in dist.cut:
+                                if count:
+                                    dist.reconnected(peer.name)
+                            elif count:
+                                misses.pop(peer, None)
+                            else:
+                                misses[peer] = misses.get(peer, 0) + 1
+                                if misses[peer] >= self.probe_misses:
+                                    lost.append(peer)
+                        for peer in misses.keys() - dist.up.values():
+                            del misses[peer]
+                        for peer in lost:
+                            # Free its name first: a survivor that takes over its global
+                            # names on the NodeDown finds them free in Redis.
+                            with trio.fail_after(self.timeout):
+                                await connection.execute(
+                                    "EVAL",
+                                    _FORGET_NODE,
+                                    1,
+                                    self.node_key(peer.name),
+                                    str(peer.incarnation),
+                                )
+                            if dist.connection_lost(peer):
+                                logger.warning(
+                                    "beam.cluster: node %s lost its connection to the cluster "
+                                    "(no subscriber on its channel for %d probes): it is down",
+                                    peer.name,
+                                    self.probe_misses,
+                                )
+            except BaseException as error:
+                await _reraise_unless_failure(error)
+                throttle.warn(
+                    "beam.cluster: probing the nodes through Redis at %s failed (%s)",
+                    self.address,
+                    _describe(error),
+                )
+            misses.clear()
+            await trio.sleep(self.heartbeat)
+
     def _expire(self) -> None:
         if self.dist is not None:
             self.dist.expire(self.timeout)
@@ -462,6 +568,8 @@ class RedisPubSub:
                 self._signal(frame)
                 return
             envelope = frame
+            if self._from_cut(envelope):
+                return
             dispatcher = (
                 None if envelope.dispatcher is None else lookup_dispatcher(envelope.dispatcher)
             )
@@ -476,6 +584,16 @@ class RedisPubSub:
                 envelope.node,
                 envelope.topic,
             )
+
+    def _from_cut(self, envelope: Envelope) -> bool:
+        """Whether *envelope* is a broadcast of a node declared down because its connection
+        closed, and not heard from since: it was sent before it died and arrives late, and
+        is dropped, as what a lost connection had not delivered yet."""
+        dist = self.dist
+        if dist is None or not dist.cut or envelope.mode != "except":
+            return False
+        name = envelope.node
+        return name not in dist.up and any(node.name == name for node in dist.cut)
 
     def _signal(self, frame: Signal) -> None:
         if self.dist is None:
@@ -539,6 +657,11 @@ class _PublisherState:
 
 
 _PUBLISH: Final = "beam.cluster.publish"
+#: Delete a node's name key (KEYS[1]) if it still holds the incarnation ARGV[1].
+_FORGET_NODE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 _FLUSH: Final = "beam.cluster.flush"
 #: The connection's workers are restarted at most this many times in this many seconds.
 _MAX_RESTARTS: Final = 10
@@ -569,6 +692,8 @@ async def start_pubsub(
     warn_interval: float = 5.0,
     heartbeat: float = 1.0,
     timeout: float = 5.0,
+    probe: float = 0.1,
+    probe_misses: int = 2,
 ) -> RedisPubSub:
     """Join this node's PubSub to the cluster at Redis *url*, as the node called *node*.
 
@@ -577,7 +702,10 @@ async def start_pubsub(
     to be in place and every live node of the cluster to answer (so they are in
     ``beam.nodes()`` and can be called at once); if Redis is unreachable it returns anyway
     and keeps retrying: local work goes on. Call it from a process of the node; every node
-    of the cluster uses the same *namespace* and a *node* name of its own.
+    of the cluster uses the same *namespace* and a *node* name of its own. A peer is
+    declared down *timeout* seconds after its last heartbeat (sent every *heartbeat*
+    seconds), or once its channel has had no subscriber at *probe_misses* probes in a row,
+    one every *probe* seconds (see the module's docs).
 
     >>> async def main():
     ...     async with beam.open_node():
@@ -591,6 +719,8 @@ async def start_pubsub(
         warn_interval=warn_interval,
         heartbeat=heartbeat,
         timeout=timeout,
+        probe=probe,
+        probe_misses=probe_misses,
     )
     await _claim_name(adapter, wait)
     this = current_node("beam.cluster.start_pubsub")

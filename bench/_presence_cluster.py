@@ -3,19 +3,25 @@ replicating through a Redis of the suite's own.
 
 * ``track`` on node A to the ``presence_diff`` on node B, p50 and p99 over every track of
   every round (pooled, not a median of each round's; the warm-up round left out), against
-  one broadcast period (:data:`BROADCAST_PERIOD`): a track is replicated at its shard's next
-  broadcast, so half a period on average and at most one, plus the trip. Tracks are spaced
-  by random gaps (a quarter to three quarters of a period) so they fall at every phase of
-  the broadcast. Goals: p99 <= 1.0x the period, p50 <= 0.6x (half a period, plus a tenth
-  for the trip);
+  one broadcast period (:data:`BROADCAST_PERIOD`). Tracks are spaced by random gaps (a
+  quarter to three quarters of a period) so they fall at every phase of the broadcast: a
+  track that follows a delta sent less than a period ago is replicated at its shard's next
+  broadcast (at most one period, plus the trip), the first after a quiet spell at once.
+  Goals: p99 <= 1.0x the period, p50 <= 0.6x (half a period, plus a tenth for the trip);
+* the same after a quiet spell: tracks spaced by one and a quarter to two periods, so each
+  is the first change after a quiet spell and goes to node B at once, the trip alone.
+  Goals: p50 <= 0.25x and p99 <= 0.5x the period (Phoenix, which waits for the next
+  broadcast, would show the figures above);
 * convergence after a node's SIGKILL: a node tracks :func:`_victim_presences` presences,
   both survivors' subscribers receive their joins, the node is killed; the figure is the time
   from the kill until both survivors' subscribers have received the leave of every one of
   them (and ``presence.list`` shows none). Goal: <= ``down_period`` (:data:`DOWN_PERIOD`) +
   one broadcast period, against ``down_period``. The kill comes right after the survivors
-  heard from the node (the broadcast that carried its presences), the slowest phase: a
-  replica is down ``down_period`` after it was last heard from, seen at a survivor's next
-  broadcast tick.
+  heard from the node (the broadcast that carried its presences), the slowest phase for
+  Phoenix's rule: a replica is down ``down_period`` after it was last heard from, seen at a
+  survivor's next broadcast tick. Here it is down sooner: as soon as beam declares its node
+  down, which for a node killed outright is when Redis shows its channel without a
+  subscriber (a few tenths of a second), so the figure is far below the goal.
 
 Tracker options, the same on every node: :data:`TRACKER_OPTIONS` (Phoenix's, with short
 periods; ``max_silent_periods`` 2 so a quiet node still heartbeats well within
@@ -108,6 +114,7 @@ def cross_node_figures(config: Config) -> list[Figure]:
     ...     print(figure.name, figure.value, figure.status)
     """
     latencies: list[float] | None = None
+    quiet: list[float] | None = None
     downs: list[float] | None = None
     with bench_redis() as url:
         if url is None:
@@ -118,10 +125,15 @@ def cross_node_figures(config: Config) -> list[Figure]:
             try:
                 with _pair(url, namespace) as (a, b):
                     latencies = _track_to_diff(config, a, b)
+                    quiet = _track_to_diff(config, a, b, quiet=True)
                     downs = _convergence(config, url, namespace, a, b)
             except NodeError as error:
                 log(f"  cross-node presence: unavailable: {error}")
-    return [*_latency_figures(latencies), *_down_figures(config, downs)]
+    return [
+        *_latency_figures(latencies),
+        *_latency_figures(quiet, quiet=True),
+        *_down_figures(config, downs),
+    ]
 
 
 @contextlib.contextmanager
@@ -136,19 +148,23 @@ def _pair(url: str, namespace: str) -> Iterator[tuple[PresenceNode, PresenceNode
 # -- track on A -> presence_diff on B ------------------------------------------------------
 
 
-def _track_to_diff(config: Config, a: PresenceNode, b: PresenceNode) -> list[float]:
-    n = config.size(100, 50, 8)
+def _track_to_diff(
+    config: Config, a: PresenceNode, b: PresenceNode, *, quiet: bool = False
+) -> list[float]:
+    n = config.size(40, 20, 4) if quiet else config.size(100, 50, 8)
+    gaps = (1.25, 2.0) if quiet else (0.25, 0.75)
     latencies: list[float] = []
     rounds = itertools.count()
+    prefix = "q" if quiet else "r"
 
     def one(count: int, keep: bool) -> Sample:
-        keys = [f"r{next(rounds)}:{i}" for i in range(count)]
+        keys = [f"{prefix}{next(rounds)}:{i}" for i in range(count)]
         tracked = a.call(
             "track",
             topic=TOPIC,
             keys=keys,
-            gap_min=BROADCAST_PERIOD / 4,
-            gap_max=3 * BROADCAST_PERIOD / 4,
+            gap_min=gaps[0] * BROADCAST_PERIOD,
+            gap_max=gaps[1] * BROADCAST_PERIOD,
         )["at"]
         seen = b.call("seen", topic=TOPIC, keys=keys, event="join", within=30.0)
         if seen["listed"] != count:
@@ -158,8 +174,9 @@ def _track_to_diff(config: Config, a: PresenceNode, b: PresenceNode) -> list[flo
             latencies.extend(ms)
         return {"p50_ms": statistics.median(ms), "p99_ms": _p(ms, 0.99)}
 
+    spaced = "after a quiet spell, " if quiet else ""
     measure(
-        f"track on A -> presence_diff on B, {n} tracks a round, broadcast every "
+        f"track on A -> presence_diff on B, {spaced}{n} tracks a round, broadcast every "
         f"{BROADCAST_PERIOD} s",
         [Contender("track -> diff", lambda: one(n, True), lambda: one(min(n, 10), False))],
         config.reps,
@@ -172,27 +189,28 @@ def _track_to_diff(config: Config, a: PresenceNode, b: PresenceNode) -> list[flo
     return latencies
 
 
-def _latency_figures(latencies: list[float] | None) -> list[Figure]:
+def _latency_figures(latencies: list[float] | None, *, quiet: bool = False) -> list[Figure]:
     ordered = sorted(latencies) if latencies else None
     period_ms = BROADCAST_PERIOD * 1e3
     baseline = f"one broadcast period ({BROADCAST_PERIOD} s)"
     count = "" if ordered is None else f", {len(ordered)} tracks"
+    spaced = " after a quiet spell" if quiet else ""
     return [
         Figure.measured(
-            f"track on A -> presence_diff on B, p50{count}",
+            f"track on A -> presence_diff on B{spaced}, p50{count}",
             None if ordered is None else statistics.median(ordered),
             "ms",
             baseline,
             period_ms,
-            "<= 0.6x",
+            "<= 0.25x" if quiet else "<= 0.6x",
         ),
         Figure.measured(
-            f"track on A -> presence_diff on B, p99{count}",
+            f"track on A -> presence_diff on B{spaced}, p99{count}",
             None if ordered is None else _p(ordered, 0.99),
             "ms",
             baseline,
             period_ms,
-            "<= 1.0x",
+            "<= 0.5x" if quiet else "<= 1.0x",
         ),
     ]
 

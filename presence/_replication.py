@@ -13,10 +13,13 @@ joins and leaves to publish on this node, and the messages to send. The shard pr
 * **Heartbeats.** Every ``broadcast_period`` a shard broadcasts its delta (its own changes
   since the last tick) with its clocks (:class:`Heartbeat`); with nothing to send it stays
   quiet, but after ``max_silent_periods`` quiet ticks it sends an empty heartbeat, clocks
-  only. Receivers merge the delta (reporting joins and leaves) and note when each replica
-  was last heard from. A replica heard from for the first time, or again after being down,
-  makes this shard send its clocks at its next tick, so a newcomer learns at once who knows
-  more than it does.
+  only. Unlike Phoenix, a local change after a quiet spell (no delta sent for a whole
+  ``broadcast_period``) does not wait for the next tick: :meth:`Replication.send_early`
+  broadcasts it at once; the changes that follow it within the period wait for the ticks as
+  usual, so a burst still travels in few deltas. Receivers merge the delta (reporting
+  joins and leaves) and note when each replica was last heard from. A replica heard from
+  for the first time, or again after being down, makes this shard send its clocks at its
+  next tick, so a newcomer learns at once who knows more than it does.
 * **Transfers.** Every ``clock_sample_periods`` ticks a shard compares the clocks it heard
   with its own; it asks each replica that knows something it does not (whose clock it does
   not dominate) for a transfer (:class:`TransferReq`, carrying its clocks). The replica
@@ -27,7 +30,9 @@ joins and leaves to publish on this node, and the messages to send. The shard pr
   most ``max_delta_sizes[i]`` entries and dots and restarts from the smaller one when it
   would grow beyond (:class:`DeltaGenerations`).
 * **Liveness.** A replica not heard from for ``down_period`` is *down*: its presences leave
-  but are kept, and join again if it comes back with the same incarnation. After
+  but are kept, and join again if it comes back with the same incarnation. A replica whose
+  node the cluster declares down (beam's ``NodeDown``: its connection closed, or its node
+  heartbeats stopped) is down at once (:meth:`Replication.node_down`), the same way. After
   ``permdown_period`` it is *permanently down* and purged. A node heard from with a new
   incarnation permanently downs its old one at once. A replica whose presences arrive
   through a third replica before its own heartbeat does is a *stranger*: its presences are
@@ -48,6 +53,7 @@ down after 20 minutes, transfers sampled every 2 periods, generations of 100, 1,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -442,6 +448,7 @@ class Replication:
         "peers",
         "pending",
         "samples",
+        "sent_at",
         "shard",
         "silent",
         "state",
@@ -472,6 +479,8 @@ class Replication:
         self.silent = config.max_silent_periods  # the first tick announces this replica
         self.samples = config.clock_sample_periods
         self.last_tick = now
+        #: When this shard last broadcast a delta (never yet: minus infinity).
+        self.sent_at = -math.inf
         self.generations = DeltaGenerations(config.max_delta_sizes, state)
 
     def __repr__(self) -> str:
@@ -502,9 +511,34 @@ class Replication:
         detect replicas that went down."""
         outcome = Outcome()
         self._forgive_stall(now)
-        self._heartbeat(outcome)
+        self._heartbeat(outcome, now)
         self._request_transfers(outcome)
         self._detect_downs(now, outcome)
+        return outcome
+
+    def early(self, now: float) -> bool:
+        """Whether :meth:`send_early` has something to send now: local changes made after a
+        quiet spell (no delta broadcast for a whole ``broadcast_period``), and peers.
+
+        >>> core.early(now=12.0)
+        True
+        """
+        return (
+            self.state.has_delta
+            and bool(self.peers)
+            and now - self.sent_at >= self.config.broadcast_period
+        )
+
+    def send_early(self, now: float) -> Outcome:
+        """After local changes: broadcast them now if they end a quiet spell (see
+        :meth:`early`), rather than at the next tick; otherwise nothing (they go with the
+        next tick, with whatever else changes until then). Ticks keep their cadence.
+
+        >>> outcome = core.send_early(now=12.0)   # outcome.broadcasts: [Heartbeat(...)]
+        """
+        outcome = Outcome()
+        if self.early(now):
+            self._heartbeat(outcome, now)
         return outcome
 
     def receive(self, message: Any, now: float) -> Outcome:
@@ -538,6 +572,20 @@ class Replication:
                 self._permdown(peer, outcome)
         return outcome
 
+    def node_down(self, node: str) -> Outcome:
+        """The cluster declared *node* down: its replica is down now rather than after
+        ``down_period`` without heartbeats (its presences leave, kept, and join again if it
+        is heard from with the same incarnation; purged after ``permdown_period``).
+
+        >>> outcome = core.node_down("chat2")     # outcome.changes: its presences leave
+        """
+        outcome = Outcome()
+        peer = self.peers.get(node)
+        if peer is not None and peer.status == _UP:
+            peer.status = _DOWN
+            outcome.change([], self.state.replica_down(self.crdt_name(peer.ref)))
+        return outcome
+
     def goodbye(self) -> GracefulPermdown:
         """The message to broadcast when this replica stops on purpose."""
         return GracefulPermdown(self.me)
@@ -547,13 +595,14 @@ class Replication:
 
     # -- steps ---------------------------------------------------------------------------------
 
-    def _heartbeat(self, outcome: Outcome) -> None:
+    def _heartbeat(self, outcome: Outcome, now: float) -> None:
         state = self.state
         if state.has_delta:
             delta = state.take_delta()
             self.generations.push(delta, state)
             outcome.broadcasts.append(Heartbeat(self.me, self._pack(delta), state.clocks))
             self.silent = 0
+            self.sent_at = now
         elif self.silent >= self.config.max_silent_periods:
             outcome.broadcasts.append(Heartbeat(self.me, None, state.clocks))
             self.silent = 0

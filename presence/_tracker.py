@@ -39,9 +39,11 @@ processes exit, as Phoenix's links would have made them.
 On a node that joined a cluster, each shard replicates its state to the same shard of the
 tracker of the same name on every other node, as Phoenix.Tracker does, over its own PubSub
 topic ``f"phx_presence:{name}_shard{i}"`` (see ``presence._replication``): every
-``broadcast_period`` it broadcasts its delta, merges its peers', asks a peer that knows more
-for a transfer, and marks peers that stopped sending heartbeats down (their presences leave,
-and join again if they come back) and, later, permanently down. Their joins and leaves are
+``broadcast_period`` it broadcasts its delta (a change after a quiet spell goes at once, with
+the batch of local diffs it is published in), merges its peers', asks a peer that knows more
+for a transfer, and marks peers that stopped sending heartbeats, or whose node the cluster
+declared down, down (their presences leave, and join again if they come back) and, later,
+permanently down. Their joins and leaves are
 published here like local ones, so ``list`` converges to the same view on every node, and
 every node's subscribers see the diffs that lead there. Alone, a shard drops its delta after
 every change: a peer that comes later gets the whole state by transfer.
@@ -239,6 +241,7 @@ class _Shard(beam.GenServer[_ShardState]):
             core = vault.core = Replication(vault.state, arg.me, arg.shard, arg.config, now=now)
         core.set_node(beam.node(), _identity())
         beam.subscribe(arg.topic)
+        beam.monitor_nodes(True)  # a node declared down: its replica is down at once
         period = arg.config.broadcast_period
         beam.send_after(beam.self(), _TICK, random.uniform(0, period / 4))
         # Inherited: watch what the state tracks again (a pid that exited meanwhile is
@@ -335,7 +338,13 @@ class _Shard(beam.GenServer[_ShardState]):
         if kind in _REPLICATION:
             _apply(state, state.core.receive(message, trio.current_time()))
             return _batched(state)
+        if kind is beam.NodeDown:
+            _apply(state, state.core.node_down(message.node))
+            return _batched(state)
+        if kind is beam.NodeUp:
+            return beam.NoReply(state)  # it is up for the shard once its replica is heard
         if message == _TICK:
+            beam.monitor_nodes(True)  # again, in case this node joined a cluster meanwhile
             state.core.set_node(beam.node(), _identity())
             _apply(state, state.core.tick(trio.current_time()))
             beam.send_after(beam.self(), _TICK, state.core.config.broadcast_period)
@@ -433,10 +442,16 @@ def _batched(state: _ShardState) -> beam.NoReply[_ShardState]:
 
 
 def _flush(state: _ShardState) -> None:
-    """Publish the batch, one merged diff per topic, then answer the callers it waited for."""
+    """Publish the batch, one merged diff per topic, send the local changes to the other
+    nodes now if they end a quiet spell, then answer the callers it waited for."""
     if state.batch:
         for topic, payload in state.batch.take().items():
             beam.local_broadcast(topic, PresenceDiff(topic, payload), dispatcher=dispatch_diff)
+    core = state.core
+    now = trio.current_time()
+    if core.early(now):
+        core.set_node(beam.node(), _identity())
+        _send(state, core.send_early(now))
     waiting, state.waiting = state.waiting, []
     for from_, answer in waiting:
         beam.reply(from_, answer)

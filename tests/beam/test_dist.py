@@ -119,6 +119,40 @@ async def test_heartbeats_that_stop_take_the_node_down(autojump_clock: trio.abc.
         assert await beam.receive(timeout=0) == beam.NodeDown("there")
 
 
+async def test_a_node_whose_connection_closed_is_down_and_stays_down_until_reconnected(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with beam.open_node():
+        dist, wire = distribution()
+        dist.heard(THERE)
+        beam.monitor_nodes(True)
+        beam.trap_exit(True)
+        remote = beam.Pid(7, THERE)
+        beam.link(remote)
+        assert dist.connection_lost(THERE) is True
+        assert dist.connection_lost(THERE) is False  # down already
+        assert await beam.receive(timeout=0) == beam.Exit(remote, "noconnection")
+        assert await beam.receive(timeout=0) == beam.NodeDown("there")
+        # What it sent before it died, arriving late, neither applies nor brings it back.
+        sent = len(wire.sent)
+        assert dist.heard(THERE) is False
+        dist.on_signal(THERE, ("link", beam.Pid(8, THERE), beam.self()))
+        assert dist.nodes() == []
+        assert len(wire.sent) == sent
+        with pytest.raises(beam.ReceiveTimeout):
+            await beam.receive(timeout=0)
+        # Connected again (a moment's cut, not a death): its next heartbeat brings it up.
+        dist.reconnected("there")
+        assert dist.heard(THERE) is True
+        assert await beam.receive(timeout=0) == beam.NodeUp("there")
+        # A cut incarnation that never reconnects is forgotten after the timeout (its name
+        # has expired: it can only come back as a new incarnation).
+        dist.connection_lost(THERE)
+        await trio.sleep(5.0)
+        dist.expire(5.0)
+        assert dist.cut == {}
+
+
 async def test_signals_from_another_node_act_on_local_processes() -> None:
     async with beam.open_node():
         dist, wire = distribution()

@@ -142,6 +142,34 @@ async def test_sigkill_of_a_node_fires_every_link_and_monitor_with_noconnection(
         assert await run(a, "nodes") == []
 
 
+async def test_a_killed_node_is_down_when_its_connection_closes_not_after_the_timeout(
+    redis: RedisServer,
+) -> None:
+    # A timeout far beyond the waits below: only the closed connection can tell in time.
+    async with contextlib.AsyncExitStack() as stack:
+        a, b = [
+            await stack.enter_async_context(
+                start_node(redis.url, name, heartbeat=HEARTBEAT, timeout=60.0)
+            )
+            for name in ("a", "b")
+        ]
+        for node, other in ((a, b), (b, a)):
+            await wait_until_known(node, other.name)
+        await run(b, "target", name="t")
+        await run(a, "watch", name="m", kind="monitor", target="t", node="b")
+        await run(a, "watch", name="all", kind="monitor_nodes")
+        b.process.kill()
+        with trio.fail_after(10):
+            event = await a.expect("signal", watcher="m")
+            assert (event["type"], event["reason"]) == ("Down", "noconnection")
+            await a.expect("signal", watcher="all", type="NodeDown", node="b")
+        assert await run(a, "nodes") == []
+        # Its name was freed in Redis too: b starts again at once, a new incarnation.
+        async with start_node(redis.url, "b", heartbeat=HEARTBEAT, timeout=60.0):
+            with trio.fail_after(10):
+                await a.expect("signal", watcher="all", type="NodeUp", node="b")
+
+
 async def test_node_monitors_see_a_restart_as_down_then_up(redis: RedisServer) -> None:
     async with cluster(redis, "a", "b") as (a, b):
         await run(a, "watch", name="all", kind="monitor_nodes")

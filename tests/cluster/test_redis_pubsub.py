@@ -233,7 +233,7 @@ async def test_without_redis_a_node_works_locally_and_warns(
     assert len(texts) < 20  # rate-limited
 
 
-@pytest.mark.parametrize("role", ["subscriber", "publisher", "heartbeat"])
+@pytest.mark.parametrize("role", ["subscriber", "publisher", "heartbeat", "prober"])
 async def test_the_connection_restarts_a_killed_worker(
     redis: RedisServer, caplog: pytest.LogCaptureFixture, role: str
 ) -> None:
@@ -248,7 +248,7 @@ async def test_the_connection_restarts_a_killed_worker(
             for pid in root.links
             if (info := beam.process_info(pid)) is not None
         }
-        assert sorted(workers) == ["heartbeat", "publisher", "subscriber"]
+        assert sorted(workers) == ["heartbeat", "prober", "publisher", "subscriber"]
         assert workers["publisher"] == adapter.pid
         beam.subscribe("room")
         with trio.fail_after(5):
@@ -270,7 +270,7 @@ async def test_the_connection_restarts_a_killed_worker(
         info = beam.process_info(adapter.connection)
         assert info is not None
         assert workers[role] not in info.links
-        assert len(info.links) == 3
+        assert len(info.links) == 4
         assert adapter.nodes() == ["far"]
     assert any(f"{role} exited ('killed')" in r.getMessage() for r in caplog.records)
 

@@ -202,6 +202,15 @@ class Cluster:
         elif kind == "tick":
             self.now += op[2]
             self.tick(name)
+        elif kind == "nodedown":  # the cluster declared a node down (maybe wrongly: alive)
+            node = self.nodes.get(name)
+            if node is not None:
+                self.run(node, node.core.node_down(f"n{op[2]}"))
+        elif kind == "early":  # as the shard does after publishing a batch of local changes
+            node = self.nodes.get(name)
+            if node is not None and not node.paused:
+                node.core.set_node(name)
+                self.run(node, node.core.send_early(self.now))
         elif kind == "round":
             self.round()
         elif kind in ("deliver", "drop"):
@@ -254,6 +263,9 @@ OPS = st.lists(
         st.tuples(st.just("update"), N, st.integers(0, 20), st.integers(0, 9)),
         st.tuples(st.just("exit"), N, st.integers(0, 3)),
         st.tuples(st.just("tick"), N, st.sampled_from([0.0, 0.5, 1.0])),
+        st.tuples(st.just("early"), N),
+        st.tuples(st.just("early"), N),
+        st.tuples(st.just("nodedown"), N, N),
         st.tuples(st.just("round"), N),
         st.tuples(st.just("round"), N),
         st.tuples(st.just("deliver"), N, st.integers(0, 20)),
@@ -298,6 +310,47 @@ def test_a_join_reaches_the_other_nodes_at_the_next_tick() -> None:
     ref = cluster.nodes["n0"].state.list("t0")["alice"]["metas"][0]["phx_ref"]
     for node in cluster.nodes.values():
         assert node.state.list("t0") == {"alice": {"metas": [{"v": 1, "phx_ref": ref}]}}
+
+
+def test_a_change_after_a_quiet_spell_goes_at_once_and_the_rest_of_a_burst_at_the_tick() -> None:
+    cluster = cluster_of(2)
+    cluster.round()  # they hear of each other
+    cluster.round()
+    n0, n1 = cluster.nodes["n0"], cluster.nodes["n1"]
+    cluster.now += CONFIG.broadcast_period  # quiet for a whole period
+    cluster.track("n0", 1, "t0", "alice", 1)
+    sent = n0.core.send_early(cluster.now)
+    assert [type(m) for m in sent.broadcasts] == [Heartbeat]
+    cluster.run(n0, sent)
+    cluster.deliver_all()
+    assert set(n1.state.list("t0")) == {"alice"}  # before any tick
+    # The next change within the period waits for the tick: a burst goes in one delta.
+    cluster.now += CONFIG.broadcast_period / 2
+    cluster.track("n0", 2, "t0", "bob", 1)
+    cluster.track("n0", 3, "t0", "carol", 1)
+    assert n0.core.send_early(cluster.now).broadcasts == []
+    assert not n0.core.early(cluster.now)
+    cluster.deliver_all()
+    assert set(n1.state.list("t0")) == {"alice"}
+    outcome = n0.core.tick(cluster.now)
+    assert len([m for m in outcome.broadcasts if type(m) is Heartbeat and m.delta]) == 1
+    cluster.run(n0, outcome)
+    cluster.deliver_all()
+    assert set(n1.state.list("t0")) == {"alice", "bob", "carol"}
+    # A tick that sent a delta counts as activity too.
+    cluster.now += CONFIG.broadcast_period / 2
+    cluster.track("n0", 4, "t0", "dave", 1)
+    assert not n0.core.early(cluster.now)
+    cluster.now += CONFIG.broadcast_period / 2
+    assert n0.core.early(cluster.now)  # a period after the tick's delta: quiet again
+
+
+def test_alone_a_replica_has_nothing_to_send_early() -> None:
+    cluster = cluster_of(1)
+    cluster.now += 10 * CONFIG.broadcast_period
+    cluster.track("n0", 1, "t0", "alice", 1)
+    assert not cluster.nodes["n0"].core.early(cluster.now)
+    assert cluster.nodes["n0"].core.send_early(cluster.now).broadcasts == []
 
 
 def test_alone_a_replica_keeps_no_delta_and_a_newcomer_gets_the_state_by_transfer() -> None:
@@ -353,6 +406,25 @@ def test_a_node_not_heard_from_goes_down_and_comes_back_up() -> None:
     cluster.round()
     assert "bob" in watcher.state.list("t0")
     assert watcher.clients["t0"] == watcher.state.list("t0")
+
+
+def test_a_node_the_cluster_declares_down_is_down_at_once_and_back_when_heard() -> None:
+    cluster = cluster_of(2)
+    cluster.round()
+    cluster.round()
+    cluster.track("n1", 1, "t0", "alice", 1)
+    cluster.round()
+    n0 = cluster.nodes["n0"]
+    assert set(n0.state.list("t0")) == {"alice"}
+    outcome = n0.core.node_down("n1")
+    assert [[e.key for e in leaves] for _, leaves in outcome.changes] == [["alice"]]
+    cluster.run(n0, outcome)
+    assert n0.state.list("t0") == {}
+    assert n0.core.node_down("n1").changes == []  # down already
+    assert n0.core.node_down("nowhere").changes == []
+    # It was alive after all (a moment's cut): its next heartbeat brings alice back.
+    cluster.settle(rounds=CONFIG.max_silent_periods + 2)
+    assert set(n0.state.list("t0")) == {"alice"}
 
 
 def test_a_node_that_stood_still_does_not_take_its_peers_for_down() -> None:

@@ -33,9 +33,10 @@ async def test_a_shared_limit_counts_hits_of_every_node_and_survives_its_holder(
                 assert holder.node is not None
                 assert holder.node.name == "far"
                 far.process.kill()
-                # Until the cluster declares far down (5 s here), hits do not wait on it:
-                # they count on this node's limiter. Only the first waits for far's answer
-                # (0.5 s); the next ones do not ask far again.
+                # Until this node learns that far is down (its connection closed: a few
+                # tenths of a second; else 5 s here without heartbeats), hits do not wait on
+                # it long: they count on this node's limiter. Only the first waits for far's
+                # answer (at most 0.5 s); the next ones do not ask far again.
                 with trio.fail_after(3):
                     assert await steps.hit("dan") == "ok"
                 with trio.fail_after(0.4):

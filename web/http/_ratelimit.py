@@ -31,14 +31,18 @@ The counters are soft: a restarted limiter starts empty (at worst it forgives a 
 default each node counts apart; to count once for a cluster, start the limiter on every node
 with ``(scopes, Shared(global_name))`` and ask it with ``server=Shared(global_name)``: one
 of them holds the global name and counts for every node, the others stand by and one takes
-over (starting empty) when it dies or its node goes down; a node whose calls cannot reach
-the holder counts on its own limiter meanwhile. Time is ``trio.current_time()``, so tests
-drive it with ``trio.testing.MockClock``.
+over (starting empty) when it dies or its node goes down (the cluster tells a node killed
+outright within a few tenths of a second: calls waiting on its holder end then, and a
+standby takes the name over); a node whose calls cannot reach the holder counts on its own
+limiter meanwhile, and a holder that did not answer in time (a node hung, not dead) is not
+asked again by that node for a few seconds. Time is ``trio.current_time()``, so tests drive
+it with ``trio.testing.MockClock``.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -68,11 +72,12 @@ _MAX_KEY: Final = 200
 _REMOTE_TIMEOUT: Final = 0.5
 _LOCAL_TIMEOUT: Final = 5.0  # beam.call's default
 #: After a holder on another node failed to answer, how long this node counts on its own
-#: limiter without asking that holder again (the cluster declares a silent node down within
-#: its timeout, 5 s by default, and the name then moves on).
+#: limiter without asking that holder again (a dead node is declared down in a few tenths of
+#: a second and the name moves on; a hung one within the cluster's timeout, 5 s by default).
 _SUSPECT_SECONDS: Final = 5.0
-#: Holders on other nodes that did not answer, and until when they are not asked.
-_suspects: dict[beam.Pid, float] = {}
+#: Per node: the holders on other nodes that did not answer it, and until when that node
+#: does not ask them.
+_suspects: weakref.WeakKeyDictionary[beam.Node, dict[beam.Pid, float]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +331,15 @@ class RateLimiter(beam.GenServer[_Table]):
             state.sweep(trio.current_time())
             beam.send_after(beam.self(), "sweep", _SWEEP_SECONDS)
         elif message == "lead" or (type(message) is beam.Down and message.ref == state.watch):
-            await _lead(state)  # the holder is gone: take over, or watch the new one
+            # The holder is gone: take over, or watch the new one. Claiming the name takes a
+            # trip to Redis: a helper makes it, and this limiter goes on answering (callers
+            # whose holder just died count here meanwhile).
+            state.watch = None
+            me, shared = beam.self(), state.shared
+            assert shared is not None
+            beam.spawn(_claim, me, shared)
+        elif type(message) is tuple and len(message) == 2 and message[0] == "led":
+            _follow(state, message[1])
         return beam.NoReply(state)
 
 
@@ -337,12 +350,31 @@ async def _lead(table: _Table) -> None:
     assert shared is not None
     table.watch = None
     try:
-        if await beam.register_global(shared.global_name, beam.self()):
-            return
+        won = await beam.register_global(shared.global_name, beam.self())
     except ConnectionError:
-        pass
+        won = False
+    _follow(table, won)
+
+
+async def _claim(limiter: beam.Pid, shared: Shared) -> None:
+    """Claim the shared limiter's global name for *limiter*; tell it ``("led", won)``."""
+    try:
+        won = await beam.register_global(shared.global_name, limiter)
+    except ConnectionError:
+        won = False
+    beam.send(limiter, ("led", won))
+
+
+def _follow(table: _Table, won: bool) -> None:
+    """After a claim of the global name: nothing more if it is this limiter's, else watch
+    whoever holds it, else (nobody: Redis away, say) try again in a second."""
+    shared = table.shared
+    if won or shared is None or table.watch is not None:
+        return
     holder = beam.whereis_global(shared.global_name)
-    if holder is None or holder == beam.self():
+    if holder == beam.self():
+        return  # held already (a claim made twice)
+    if holder is None:
         beam.send_after(beam.self(), "lead", 1.0)
         return
     table.watch = beam.monitor(holder)
@@ -394,11 +426,18 @@ async def _ask(server: Server, request: tuple[str, ...]) -> Any:
     if isinstance(server, Shared):
         holder = beam.whereis_global(server.global_name)
         remote = holder is not None and holder.node is not None
-        if holder is not None and remote and _suspects.get(holder, 0.0) > trio.current_time():
+        suspects = _suspects.get(beam.current_node("web.rate_limit"))
+        if (
+            holder is not None
+            and remote
+            and suspects
+            and suspects.get(holder, 0.0) > trio.current_time()
+        ):
             holder, remote = None, False  # it did not answer a moment ago: count here
         try:
-            # A holder on another node answers in a round trip; one whose node just died
-            # would hold the caller until the cluster declares it down: count here instead.
+            # A holder on another node answers in a round trip. If its node dies, the call
+            # ends when the cluster tells (a few tenths of a second for a node killed
+            # outright); one that hangs would hold the caller: count here after a while.
             timeout = _REMOTE_TIMEOUT if remote else _LOCAL_TIMEOUT
             verdict, value = await beam.call(holder or server.local_name, request, timeout=timeout)
         except beam.ProcessExit:
@@ -407,9 +446,13 @@ async def _ask(server: Server, request: tuple[str, ...]) -> Any:
             # The holder's node went down, or it died mid-call: count here meanwhile, and
             # do not make the next callers wait on it too.
             now = trio.current_time()
-            for stale in [pid for pid, until in _suspects.items() if until <= now]:
-                del _suspects[stale]
-            _suspects[holder] = now + _SUSPECT_SECONDS
+            node = beam.current_node("web.rate_limit")
+            suspects = _suspects.get(node)
+            if suspects is None:
+                suspects = _suspects[node] = {}
+            for stale in [pid for pid, until in suspects.items() if until <= now]:
+                del suspects[stale]
+            suspects[holder] = now + _SUSPECT_SECONDS
             verdict, value = await beam.call(server.local_name, request)
     else:
         verdict, value = await beam.call(server, request)
