@@ -540,16 +540,16 @@ class ChatLive(web.LiveView):
         if event == "validate_edit":
             form = spoken(form.validate(params))
         else:
-            record, form = await save_edit(self.user, form, params)
-            if record is not None:  # everyone's page shows it when message_edited comes
+            edited, form = await save_edit(self.user, form, params)
+            if edited is not None:  # everyone's page shows it when message_edited comes
                 del self.editing[message_id]
                 socket.assign(error="")
                 return
             form = spoken(form)
         self.editing[message_id] = form
-        record = form.record
-        assert isinstance(record, Message)
-        socket.stream_insert("messages", _message(record, socket.assigns["me"], editing=form))
+        original = form.record
+        assert isinstance(original, Message)
+        socket.stream_insert("messages", _message(original, socket.assigns["me"], editing=form))
 
     async def _typing(self, socket: web.LiveSocket) -> None:
         """Tell the room's other views (at most once a second per user, every tab

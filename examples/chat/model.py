@@ -219,7 +219,7 @@ class Message(Resource):
     inserted_at: datetime = create_timestamp()
     edited_at: datetime | None = attribute(writable=False)
     #: The files it carries (``None``: none), each a dict of :data:`ATTACHMENT_KEYS`.
-    attachments: list | None = attribute(writable=False)  # type: ignore[type-arg]
+    attachments: list | None = attribute(writable=False)
     identities = (identity("unique_client_id", "author_id", "client_id"),)
     indexes = (index("room_id", "inserted_at"),)  # a room's history, newest first
     actions = (

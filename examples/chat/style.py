@@ -56,7 +56,7 @@ a { color: var(--accent); text-decoration: none; }
                      align-items: flex-start; }
 .message form.edit .field { flex: 1; min-width: min(240px, 100%); }
 .message form.edit .form-error { flex-basis: 100%; }
-.files { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
+.files { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; align-items: flex-start; }
 .files .picture img { display: block; max-width: 100%; height: auto; border-radius: 8px;
                       border: 1px solid var(--line); background: var(--bg); }
 .files .file { display: inline-flex; gap: 6px; align-items: baseline; padding: 6px 10px;
