@@ -54,7 +54,7 @@ a { color: var(--accent); text-decoration: none; }
 .message:hover .actions, .message:focus-within .actions { opacity: 1; }
 .message form.edit { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 4px;
                      align-items: flex-start; }
-.message form.edit .field { flex: 1; min-width: min(240px, 100%); }
+.message form.edit .field { flex: 1 1 100%; min-width: min(280px, 70vw); }
 .message form.edit .form-error { flex-basis: 100%; }
 .files { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; align-items: flex-start; }
 .files .picture img { display: block; max-width: 100%; height: auto; border-radius: 8px;

@@ -5,9 +5,11 @@ taken before anything is written; an edit refused for its length keeps the text 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
+import domain
 from examples.chat.model import Chat, User
 
 from ..support.browser import in_browser
@@ -104,3 +106,30 @@ async def test_an_edit_refused_for_its_length_keeps_the_text(tmp_path: Path) -> 
     assert facts["kept"] == 2001
     assert facts["next_to"] == "INPUT"
     assert facts["after"] == "an edited message"
+
+
+def test_errors_next_to_a_field_are_plain_words() -> None:
+    from examples.chat.errors import next_to_field, spoken
+    from examples.chat.model import Message, Room
+
+    assert next_to_field("content", "must be at most 2000 characters") == (
+        "at most 2,000 characters"
+    )
+    assert next_to_field("username", "has already been taken") == "that username is taken"
+    assert next_to_field("username", "must match ^[a-z0-9_]+$") == (
+        "only lowercase letters, digits and _"
+    )
+    assert next_to_field("name", "is required") == "give the room a name"
+    assert next_to_field("", "you are not allowed to do this") == "you are not allowed to do this"
+    form = domain.Form.for_create(Chat, Room, "open", name="room")
+    checked = spoken(form.validate({"name": "x" * 41}))
+    assert checked.errors("name") == ("at most 40 characters",)
+    assert checked.value("name") == "x" * 41  # what was typed stays
+    untouched = spoken(form.validate({"name": "", "_unused_name": ""}))
+    assert untouched.errors("name") == ()  # not been in it yet: no word about it
+    # A message may be empty only when it carries files.
+    alice = User(id=uuid.uuid4(), username="alice", password_hash="x")
+    sending = domain.Form.for_create(Chat, Message, "send", actor=alice, name="message")
+    assert spoken(sending.validate({"content": " "})).errors("content") == (
+        "a message cannot be empty",
+    )
