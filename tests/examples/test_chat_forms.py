@@ -14,7 +14,7 @@ from examples.chat.model import Chat, User
 
 from ..support.browser import in_browser
 from ..support.chat import TIMEOUT_MS, chat_server
-from .test_chat_ux import open_as, with_browser
+from .browser_steps import open_as, with_browser
 
 
 def errors_of(page: Any) -> dict[str, str]:

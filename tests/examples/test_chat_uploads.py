@@ -18,7 +18,7 @@ from examples.chat.model import Chat, Message, Room, User
 
 from ..support.chat import TIMEOUT_MS, chat_server, load_page, sign_in
 from ..support.http import fetch
-from .test_chat_ux import open_as, with_browser
+from .browser_steps import open_as, with_browser
 
 PICKER = "#composer input[type=file]"
 
