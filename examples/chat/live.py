@@ -142,7 +142,10 @@ TEMPLATE = """<div class="shell{{ ' previewing' if not joined else '' }}">
       class="link cancel" phx-click="cancel_upload" phx-value-ref="{{ entry.ref }}"
       aria-label="Remove {{ entry.name }}">&times;</button></li>{% endfor %}
     {%- if uploads.files.errors %}<li class="upload-error" id="uploads-error">
-      {{- upload_words(uploads.files.errors) }}</li>{% endif %}</ul>{% endif %}
+      {{- upload_words(uploads.files.errors) }}</li>{% endif %}
+    {%- if uploads.files.errors or uploads.files.entries | selectattr("errors") | list %}
+      <li class="upload-hint" id="uploads-hint">Remove the files marked in red to send.</li>
+    {%- endif %}</ul>{% endif %}
     <label class="attach" for="{{ uploads.files.ref }}" title="Attach pictures or files"
       role="button" aria-label="Attach pictures or files">{{ clip }}</label>
     {{- live_file_input(uploads.files, class_="picker") }}

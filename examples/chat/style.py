@@ -92,6 +92,7 @@ body.offline .composer { opacity: .6; }
 .upload.refused { border-color: var(--bad); }
 .upload .cancel { font-size: 18px; line-height: 1; color: var(--muted); }
 .upload-error { color: var(--bad); font-size: 12px; }
+.upload-hint { color: var(--muted); font-size: 12px; align-self: center; }
 .attach { align-self: center; cursor: pointer; color: var(--muted); padding: 8px;
           border-radius: 8px; line-height: 0; }
 .attach:hover { background: var(--bg); }
