@@ -191,3 +191,38 @@ async def test_an_auto_uploads_preflight_sends_what_passed_and_leaves_out_the_re
             else:  # one refused entry stops them all (the client cancels every entry)
                 assert answer["error"] == [["1", "too_large"]]
                 assert 'data-phx-preflighted-refs=""' in view.html
+
+
+class OwnProgress(web.LiveView):
+    """An upload with its own progress callback (``allow_upload(progress=...)``)."""
+
+    template = (
+        '<form phx-change="validate">{{ live_file_input(uploads.doc) }}</form><p>{{ seen }}</p>'
+    )
+
+    async def mount(self, params: object, session: object, socket: web.LiveSocket) -> None:
+        socket.allow_upload("doc", accept="*", progress=self.progressed)
+        socket.assign(seen="")
+
+    async def progressed(self, name: str, entry: UploadEntry, socket: web.LiveSocket) -> None:
+        socket.assign(seen=f"{socket.assigns['seen']}{name}:{entry.progress};")
+
+    async def handle_progress(self, name: str, entry: UploadEntry, socket: web.LiveSocket) -> None:
+        raise AssertionError("the upload's own callback is called instead")
+
+    async def handle_event(self, event: str, value: object, socket: web.LiveSocket) -> None:
+        pass
+
+
+async def test_an_upload_with_its_own_progress_callback() -> None:
+    async with beam.open_node():
+        view = await web.testing.live(OwnProgress)
+        ref = re.search(r'data-phx-upload-ref="([^"]+)"', view.html)
+        assert ref is not None
+        entry = picked("0", "a.txt", 10, "text/plain")
+        answer = await view.push("allow_upload", {"ref": ref.group(1), "entries": [entry]})
+        assert list(answer["entries"]) == ["0"]
+        for progress in (40, 100):
+            report = {"ref": ref.group(1), "entry_ref": "0", "progress": progress}
+            await view.push("progress", report)
+        assert "doc:40;doc:100;" in view.html

@@ -8,6 +8,7 @@ patch and message then comes back as a diff of what changed.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import secrets
@@ -192,7 +193,12 @@ class LiveChannel(Channel):
         if event == PROGRESS:
             progressed = self._progress(payload)
             if progressed is not None:
-                await view.handle_progress(*progressed, self.live)
+                name, entry = progressed
+                callback = self.live.upload(name).progress  # the upload's own, if it has one
+                if callback is None:
+                    await view.handle_progress(name, entry, self.live)
+                elif inspect.isawaitable(answer := callback(name, entry, self.live)):
+                    await answer
             await self._follow_patch()
             return ok(self._update())
         if event == CIDS_WILL_DESTROY:
