@@ -30,7 +30,7 @@ from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 import trio
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 import domain
 import web
@@ -47,6 +47,7 @@ __all__ = [
     "allow",
     "discard",
     "forget",
+    "inspect_file",
     "serve",
     "shown",
     "store",
@@ -103,15 +104,20 @@ async def store(socket: web.LiveSocket, directory: Path) -> list[dict[str, Any]]
         UPLOAD, lambda path, entry: (sink(path, entry), entry)
     )
     try:
-        return [await trio.to_thread.run_sync(_inspect, path, entry) for path, entry in moved]
+        return [await trio.to_thread.run_sync(inspect_file, path, entry) for path, entry in moved]
     except Refused:
         for path, _ in moved:
             _discard(path)
         raise
 
 
-def _inspect(path: str, entry: web.UploadEntry) -> dict[str, Any]:
-    """What is stored of the file at *path* (blocking: a worker thread runs it)."""
+def inspect_file(path: str, entry: web.UploadEntry) -> dict[str, Any]:
+    """What a message keeps of the uploaded file at *path* (blocking: a worker thread runs
+    it); raises :class:`Refused` when it is not what its name says.
+
+    >>> inspect_file("/data/attachments/Xy3k....png", entry)["kind"]
+    'image'
+    """
     extension = os.path.splitext(entry.name)[1].lower()
     found: dict[str, Any] = {
         "key": os.path.basename(path),
@@ -146,7 +152,9 @@ def _thumbnail(path: str, name: str) -> dict[str, Any]:
             if kind is None or image.width * image.height > MAX_PIXELS:
                 raise Refused(f"{name} is not a picture the chat can show")
             image.seek(0)
-            small = image.convert("RGBA" if "A" in image.getbands() or image.mode == "P" else "RGB")
+            upright = ImageOps.exif_transpose(image)  # a phone's photo, turned as it was taken
+            alpha = "A" in upright.getbands() or upright.mode == "P"
+            small = upright.convert("RGBA" if alpha else "RGB")
             small.thumbnail((THUMB, THUMB))
             small.save(path + ".thumb.webp", "WEBP", quality=80)
             return {"kind": "image", "type": kind, "width": small.width, "height": small.height}

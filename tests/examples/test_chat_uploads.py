@@ -190,3 +190,38 @@ async def test_attachments_are_served_to_the_rooms_members_only(tmp_path: Path) 
         outsider = await sign_in(port, "carol")  # not in the lobby: as if there were no file
         assert (await get(outsider))[:1] == (404,)
         assert (await load_page(port, outsider))[0] == 200
+
+
+def test_each_kind_of_file_is_checked_for_what_its_name_says(tmp_path: Path) -> None:
+    import pytest
+
+    import web
+    from examples.chat.attachments import Refused, inspect_file
+
+    def stored(name: str, data: bytes) -> tuple[str, web.UploadEntry]:
+        path = tmp_path / (uuid.uuid4().hex + os.path.splitext(name)[1])
+        path.write_bytes(data)
+        return str(path), web.UploadEntry("0", name, len(data), "")
+
+    # A phone's photo: 400x200 as stored, turned a quarter by its EXIF: shown upright.
+    turned = Image.new("RGB", (400, 200), "red")
+    exif = turned.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90
+    out = io.BytesIO()
+    turned.save(out, "JPEG", exif=exif)
+    photo = inspect_file(*stored("photo.jpg", out.getvalue()))
+    assert (photo["kind"], photo["type"], photo["width"], photo["height"]) == (
+        "image", "image/jpeg", 160, 320,
+    )
+    assert os.path.exists(tmp_path / (photo["key"] + ".thumb.webp"))
+    text = inspect_file(*stored("notes.txt", "héllo".encode()))
+    assert (text["kind"], text["type"]) == ("file", "text/plain")
+    for name, data, why in (
+        ("fake.pdf", b"<html>", "fake.pdf is not a PDF file"),
+        ("fake.zip", b"MZ", "fake.zip is not a ZIP file"),
+        ("latin.txt", "h\xe9llo, world".encode("latin-1"), "latin.txt is not plain text"),
+        ("fake.gif", b"GIF89a nothing more", "fake.gif is not a picture"),
+    ):
+        with pytest.raises(Refused) as refused:
+            inspect_file(*stored(name, data))
+        assert str(refused.value) == why
