@@ -46,6 +46,7 @@ __all__ = [
     "Refused",
     "allow",
     "discard",
+    "entries_waiting",
     "forget",
     "inspect_file",
     "serve",
@@ -271,5 +272,9 @@ def _plain(status: int, text: str) -> web.Response:
 
 
 def entries_waiting(upload: web.UploadConfig) -> Sequence[web.UploadEntry]:
-    """The entries that are neither refused nor finished yet (a send waits for them)."""
+    """The entries that are neither refused nor finished yet (a send waits for them).
+
+    >>> entries_waiting(socket.upload("files"))
+    [UploadEntry(ref='0', name='cat.png', ..., progress=40, ...)]
+    """
     return [e for e in upload.entries if e.valid and not e.done]
