@@ -18,7 +18,7 @@ import presence
 import web
 from supervisors import Application, child_spec
 
-from . import ratelimit, sessions
+from . import attachments, ratelimit, sessions
 from .accounts import SESSION_COOKIE, hash_off_loop, verify_password
 from .admin import AGENT as ADMIN_AGENT
 from .admin import CSS as ADMIN_CSS
@@ -28,6 +28,7 @@ from .channels import ChatSocket
 from .live import ChatLive
 from .model import Chat, Room, User
 from .pages import Pages, redirect
+from .signup import SignupLive, signed_out
 from .startup import startup_lock
 from .style import CSS
 
@@ -267,14 +268,19 @@ async def build(
 
     endpoint.get("/login", pages.login_page)
     endpoint.route("POST", "/login", pages.login)
-    endpoint.route("POST", "/signup", pages.signup)
     endpoint.route("POST", "/logout", pages.logout)
     endpoint.route("POST", "/api/token", pages.api_token)
     mount_api(endpoint, secret)
     endpoint.socket("/socket", ChatSocket(secret))
     router = web.LiveRouter(endpoint)
     endpoint.get("/assets/chat/chat.js", _chat_js)
-    router.live("/", ChatLive, layout=LAYOUT, head=f"<style>{CSS}</style>", session=signed_in)
+    media = data_dir / "attachments"  # messages' files (and thumbnails), see attachments.py
+    endpoint.get("/attachment", attachments.serve(media))
+    chat_live = type("ChatLive", (ChatLive,), {"media": media})
+    router.live("/", chat_live, layout=LAYOUT, head=f"<style>{CSS}</style>", session=signed_in)
+    router.live(
+        "/signup", SignupLive, layout=LAYOUT, head=f"<style>{CSS}</style>", session=signed_out(csrf)
+    )
     head = f"<style>{CSS}{ADMIN_CSS}</style>"
     router.live("/admin", AdminLive, layout=LAYOUT, head=head, session=admin_only)
     return endpoint

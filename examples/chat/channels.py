@@ -29,6 +29,7 @@ import web
 
 from . import notifications, ratelimit, rooms, sessions
 from .accounts import socket_token_id
+from .attachments import shown
 from .errors import plain
 from .live import HISTORY
 from .model import Chat, Message, Room, User
@@ -46,6 +47,8 @@ def message_payload(record: Message) -> dict[str, Any]:
         "client_id": record.client_id,
         "inserted_at": record.inserted_at.isoformat(),
         "edited_at": record.edited_at.isoformat() if record.edited_at else None,
+        # The files it carries: their names, and where members fetch them (with a session).
+        "attachments": [{"name": f["name"], "url": f["url"]} for f in shown(record)],
     }
 
 

@@ -7,13 +7,14 @@ internals (table names, regular expressions, action names, policy wording).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Final
 
 import domain
 import web
 
-__all__ = ["field_errors", "plain"]
+__all__ = ["field_errors", "next_to_field", "plain", "spoken"]
 
 #: Plain words for one field's message, by field then by the message's start.
 _FIELDS: Final[dict[str, str]] = {
@@ -71,3 +72,56 @@ def plain(exc: BaseException, forbidden: str = "Only the author can change a mes
     if isinstance(exc, domain.DomainError):
         return "The chat could not do that just now; try again."
     return "Something went wrong; try again."
+
+
+#: What an empty field needs, said next to it.
+_EMPTY: Final[dict[str, str]] = {
+    "username": "pick a username",
+    "password": "pick a password",
+    "name": "give the room a name",
+    "content": "a message cannot be empty",
+}
+_TAKEN: Final[dict[str, str]] = {
+    "username": "that username is taken",
+    "name": "a room with that name exists",
+}
+_ALPHABET: Final[dict[str, str]] = {
+    "username": "only lowercase letters, digits and _",
+}
+
+
+def next_to_field(field: str, message: str) -> str:
+    """The domain's *message* about *field* as a few plain words to show next to it (no
+    table, action or pattern in them; numbers as people write them).
+
+    >>> next_to_field("content", "must be at most 2000 characters")
+    'at most 2,000 characters'
+    >>> next_to_field("username", "has already been taken")
+    'that username is taken'
+    """
+    if message == "is required":
+        return _EMPTY.get(field, "cannot be empty")
+    if message == "has already been taken":
+        return _TAKEN.get(field, "that is taken already")
+    if message.startswith("must match"):
+        return _ALPHABET.get(field, "has characters that are not allowed")
+    length = _LENGTH.fullmatch(message)
+    if length:
+        bound = "at least" if length.group(1) == "least" else "at most"
+        return f"{bound} {int(length.group(2)):,} characters"
+    if not field:  # the whole form's: the policies refused (domain.Form says it plainly)
+        return message
+    return "is not valid"
+
+
+def spoken(form: domain.Form) -> domain.Form:
+    """*form* with every error as :func:`next_to_field` says it (what the page renders).
+
+    >>> spoken(form.validate({"content": "x" * 2001})).errors("content")
+    ('at most 2,000 characters',)
+    """
+    errors = {
+        field: tuple(dict.fromkeys(next_to_field(field, m) for m in messages))
+        for field, messages in form.all_errors.items()
+    }
+    return dataclasses.replace(form, all_errors=errors)

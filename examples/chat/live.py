@@ -5,6 +5,12 @@ The view's process subscribes to every room's topic: messages of the open room a
 into the page, the others raise that room's unread badge. Presence tracks the view in the open
 room; typing is a broadcast to the room's other views that expires after three seconds.
 
+Opening a room and editing a message are :class:`domain.Form` values bound to ``Room.open``
+and ``Message.edit``: ``phx-change`` validates (no write) and shows each field's error next to
+it once the user has been in it; ``phx-submit`` runs the action for the user; what was typed
+stays on any error. Files picked in the composer upload at once (LiveView uploads, with their
+progress) and go with the next message (:mod:`examples.chat.attachments`).
+
 Sends, edits, opened rooms and typing notices count against the user's rate limits
 (:mod:`examples.chat.ratelimit`); a refused one shows why. The session the view mounts with
 comes from the route's guard, on every mount (see :func:`examples.chat.app.build`).
@@ -17,10 +23,13 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, ClassVar, Final
 from urllib.parse import parse_qs, urlsplit
 
+import trio
 from markupsafe import Markup, escape
 
 import beam
@@ -28,11 +37,12 @@ import domain
 import presence
 import web
 
-from . import notifications, ratelimit
+from . import attachments, notifications, ratelimit
 from . import rooms as rooms_
-from .errors import plain
+from .errors import plain, spoken
+from .forms import refused, taken
 from .model import UNREAD, Chat, Message, Room, User
-from .sending import SendRefused, delete, edit, in_room, send
+from .sending import SendRefused, delete, in_room, save_edit, send
 from .serving import note
 
 TYPING_SECONDS = 3.0
@@ -68,11 +78,10 @@ TEMPLATE = """<div class="shell{{ ' previewing' if not joined else '' }}">
     {%- endfor %}
     <button id="read-all" class="secondary" phx-click="read_all">Mark all as read</button>
   </div>{% endif %}
-  <form phx-submit="new_room" id="new-room-form" class="row">
-    <input name="name" id="new-room" placeholder="new room" value="{{ new_room }}"
-      aria-invalid="{{ 'true' if room_error else 'false' }}" autocomplete="off">
-    <button>+</button></form>
-  {% if room_error %}<div class="error field" id="room-error">{{ room_error }}</div>{% endif %}
+  <form phx-change="validate_room" phx-submit="new_room" id="new-room-form" class="row new-room">
+    {{ form_input(room_form, "name", label="New room", placeholder="new room",
+                  autocomplete="off", phx_debounce="150") }}
+    <button aria-label="Open the room">+</button>{{ form_errors(room_form) }}</form>
 </aside>
 <div class="scrim"></div>
 <main class="main">
@@ -93,16 +102,25 @@ TEMPLATE = """<div class="shell{{ ' previewing' if not joined else '' }}">
     <div class="message{{ ' mine' if m.author == me else '' }}{{ ' to-me' if m.to_me else '' }}">
     <span class="who">{{ m.author }}</span><span class="when"><time datetime="{{ m.at }}">
     {{- m.time }}</time>{%- if m.edited %} (edited){% endif %}</span>
-    {%- if m.editing %}<form class="edit" phx-submit="save_edit">
-      <input type="hidden" name="id" value="{{ m.id }}"><input name="content"
-      value="{{ m.content }}" autocomplete="off" phx-hook="EditBox" id="edit-{{ m.id }}"
-      data-id="{{ m.id }}"><button>Save</button><button type="button"
-      class="secondary" phx-click="cancel_edit" phx-value-id="{{ m.id }}">Cancel</button></form>
-    {%- else %}<div class="body" dir="auto">{{ m.html }}</div>
+    {%- if m.editing %}<form class="edit" id="edit-{{ m.id }}" phx-change="validate_edit"
+      phx-submit="save_edit"><input type="hidden" name="id" value="{{ m.id }}">
+      {{- form_input(m.form, "content", label="Edit the message", autocomplete="off",
+                     phx_hook="EditBox", data_id=m.id, phx_debounce="150") -}}
+      <button>Save</button><button type="button" class="secondary" phx-click="cancel_edit"
+      phx-value-id="{{ m.id }}">Cancel</button>{{ form_errors(m.form) }}</form>
+    {%- else %}{% if m.html %}<div class="body" dir="auto">{{ m.html }}</div>{% endif %}
     {%- if m.author == me %}<div class="actions"><button class="link" phx-click="edit"
       phx-value-id="{{ m.id }}">edit</button> <button class="link" phx-click="delete"
       phx-value-id="{{ m.id }}" data-confirm="Delete this message?">delete</button></div>
-    {%- endif %}{% endif %}</div></div>{% endfor -%}
+    {%- endif %}{% endif %}
+    {%- if m.files %}<div class="files">{% for f in m.files %}
+      {%- if f.image %}<a class="picture" href="{{ f.url }}" target="_blank" rel="noopener"
+        title="{{ f.name }} ({{ f.size }})"><img src="{{ f.thumb }}" alt="{{ f.name }}"
+        width="{{ f.width }}" height="{{ f.height }}" loading="lazy"></a>
+      {%- else %}<a class="file" href="{{ f.url }}" download="{{ f.name }}">{{ clip }}
+        {{- f.name }} <span class="size">{{ f.size }}</span></a>{% endif %}{% endfor %}</div>
+    {%- endif %}</div></div>
+  {%- endfor -%}
   </div></div>
   <div id="marker-box" phx-update="ignore"><button id="new-messages" class="new-marker"
     type="button" hidden>New messages ↓</button></div>
@@ -110,9 +128,27 @@ TEMPLATE = """<div class="shell{{ ' previewing' if not joined else '' }}">
   <div class="typing" id="typing">{% if typing %}{{ typing|join(", ") }}
     {{ "is" if typing|length == 1 else "are" }} typing…{% endif %}</div>
   {% if error %}<div class="error" id="error" role="alert">{{ error }}</div>{% endif %}
-  <form class="composer" id="composer" phx-submit="send" phx-change="typing">
+  <form class="composer" id="composer" phx-submit="send" phx-change="typing"
+    phx-drop-target="{{ uploads.files.ref }}">
     <div id="mention-box" phx-update="ignore"><ul class="mentions" id="mention-list" hidden>
     </ul></div>
+    {%- if uploads.files.entries or uploads.files.errors %}<ul class="uploads" id="uploads">
+    {%- for entry in uploads.files.entries %}<li class="upload
+      {{- ' refused' if entry.errors else '' }}" id="upload-{{ entry.ref }}"
+      data-name="{{ entry.name }}"><span class="name">{{ entry.name }}</span>
+      {%- if entry.errors %}<span class="upload-error">{{ upload_words(entry.errors) }}</span>
+      {%- else %}<progress value="{{ entry.progress }}" max="100" aria-label="{{ entry.name }}
+        uploaded">{{ entry.progress }}%</progress>{% endif %}<button type="button"
+      class="link cancel" phx-click="cancel_upload" phx-value-ref="{{ entry.ref }}"
+      aria-label="Remove {{ entry.name }}">&times;</button></li>{% endfor %}
+    {%- if uploads.files.errors %}<li class="upload-error" id="uploads-error">
+      {{- upload_words(uploads.files.errors) }}</li>{% endif %}
+    {%- if uploads.files.errors or uploads.files.entries | selectattr("errors") | list %}
+      <li class="upload-hint" id="uploads-hint">Remove the files marked in red to send.</li>
+    {%- endif %}</ul>{% endif %}
+    <label class="attach" for="{{ uploads.files.ref }}" title="Attach pictures or files"
+      role="button" aria-label="Attach pictures or files">{{ clip }}</label>
+    {{- live_file_input(uploads.files, class_="picker") }}
     <textarea id="content" name="content" rows="1" placeholder="Message #{{ room_name }}"
       autocomplete="off" autofocus phx-hook="ComposerBox" dir="auto"
       data-names="{{ names | join(' ') }}">{{ draft }}</textarea>
@@ -182,9 +218,12 @@ def _utc(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _message(record: Message, me: str = "", *, editing: bool = False) -> dict[str, Any]:
+def _message(
+    record: Message, me: str = "", *, editing: domain.Form | None = None
+) -> dict[str, Any]:
     """A message as the page shows it: a plain value, not the database record (being edited:
-    a form in its place). ``at`` is its UTC time, which the page shows in the reader's zone."""
+    its form in its place). ``at`` is its UTC time, which the page shows in the reader's
+    zone."""
     at = _utc(record.inserted_at)
     return {
         "id": str(record.id),
@@ -195,8 +234,40 @@ def _message(record: Message, me: str = "", *, editing: bool = False) -> dict[st
         "at": at.isoformat(),
         "time": at.strftime("%H:%M"),
         "edited": record.edited_at is not None,
-        "editing": editing,
+        "editing": editing is not None,
+        "form": editing,
+        "files": attachments.shown(record),
     }
+
+
+#: The paper clip of the attach button and of file links (an emoji may have no font).
+CLIP: Final = Markup(
+    '<svg class="clip" viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">'
+    '<path d="M21 11.5l-8.5 8.5a5.5 5.5 0 0 1-7.8-7.8l9-9a3.7 3.7 0 0 1 5.2 5.2l-9 9a1.8 1.8'
+    ' 0 0 1-2.6-2.6l8.3-8.3" fill="none" stroke="currentColor" stroke-width="2"'
+    ' stroke-linecap="round"/></svg>'
+)
+
+#: A refused upload's reasons, as the composer says them.
+_UPLOAD_WORDS: Final = {
+    "too_large": f"too large (at most {attachments.MAX_FILE_SIZE // 1_000_000} MB)",
+    "not_accepted": "only pictures (PNG, JPEG, GIF, WebP), PDF, text, CSV or ZIP files",
+    "too_many_files": f"at most {attachments.MAX_ATTACHMENTS} files per message",
+    "file_size_limit_exceeded": "larger than it said it was",
+}
+
+
+def upload_words(codes: tuple[str, ...]) -> str:
+    """An upload's error codes in plain words.
+
+    >>> upload_words(("too_large",))
+    'too large (at most 5 MB)'
+    """
+    return "; ".join(_UPLOAD_WORDS.get(code, "the upload failed") for code in codes)
+
+
+def _room_form(user: User | None) -> domain.Form:
+    return domain.Form.for_create(Chat, Room, "open", actor=user, name="room")
 
 
 def _marked(listed: list[dict[str, Any]], ids: set[str] | None) -> list[dict[str, Any]]:
@@ -213,6 +284,8 @@ class ChatLive(web.LiveView):
 
     template = TEMPLATE
     title = "trio-beam chat"
+    #: Where attachments are stored (``app.build`` serves a subclass with the data directory's).
+    media: ClassVar[Path] = Path(".chat-data") / "attachments"
 
     def __init__(self) -> None:
         self.user: User | None = None
@@ -227,6 +300,8 @@ class ChatLive(web.LiveView):
         self.joined: set[str] = set()
         #: Whether storing that the open room is read is already scheduled.
         self.read_pending = False
+        #: The edit forms open on this page, by message id.
+        self.editing: dict[str, domain.Form] = {}
 
     async def mount(
         self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
@@ -251,8 +326,9 @@ class ChatLive(web.LiveView):
             typing=[],
             online=[],
             error="",
-            room_error="",
-            new_room="",
+            room_form=_room_form(self.user),
+            upload_words=upload_words,
+            clip=CLIP,
             draft="",
             limit=MESSAGE_LIMIT,
             names=[],
@@ -265,6 +341,7 @@ class ChatLive(web.LiveView):
         if notice:
             socket.put_flash("error", notice)
         socket.stream("messages", [])
+        attachments.allow(socket)
         if socket.connected:
             beam.subscribe("rooms")
             beam.subscribe(f"user:{self.user.id}")  # counters and notifications
@@ -389,8 +466,12 @@ class ChatLive(web.LiveView):
     async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
         if event == "load_older":
             self._load_older(socket)
-        elif event in ("edit", "cancel_edit", "save_edit", "delete"):
+        elif event in ("edit", "cancel_edit", "delete"):
             await self._change(event, value, socket)
+        elif event in ("validate_edit", "save_edit"):
+            await self._edit_form(event, value, socket)
+        elif event == "cancel_upload":
+            socket.cancel_upload(attachments.UPLOAD, str(value.get("ref", "")))
         elif event == "send":
             await self._send(str(value.get("content", "")), socket)
         elif event == "typing":
@@ -400,8 +481,11 @@ class ChatLive(web.LiveView):
             if now - self.last_typing > 1.0 and content.strip():
                 self.last_typing = now
                 await self._typing(socket)
+        elif event == "validate_room":
+            form = socket.assigns["room_form"].validate(_params(value, "room"))
+            socket.assign(room_form=spoken(await taken(form, "name")))
         elif event == "new_room":
-            await self._open_room(str(value.get("name", "")).strip(), socket)
+            await self._open_room(_params(value, "room"), socket)
         elif event == "join":
             self._go(socket.assigns["room_id"], socket)
         elif event == "toggle_notifications":
@@ -424,20 +508,51 @@ class ChatLive(web.LiveView):
         me = socket.assigns["me"]
         try:
             room_id = uuid.UUID(socket.assigns["room_id"])
-            if event == "save_edit":
-                content = str(value.get("content", "")).strip()
-                await edit(self.user, room_id, message_id, content)
-            elif event == "delete":
-                await delete(self.user, room_id, message_id)
+            if event == "delete":
+                deleted = await delete(self.user, room_id, message_id)
+                self.editing.pop(message_id, None)
+                await trio.to_thread.run_sync(attachments.forget, self.media, deleted)
             else:
                 record = await in_room(self.user, room_id, message_id)
                 if event == "edit" and record.author_id != self.user.id:
                     raise domain.Forbidden("you can only edit your own messages")
-                socket.stream_insert("messages", _message(record, me, editing=event == "edit"))
+                form = None
+                if event == "edit":
+                    form = domain.Form.for_update(
+                        Chat, record, "edit", actor=self.user, name="message"
+                    )
+                    form = self.editing[message_id] = replace(form, id=f"edit_{record.id}")
+                else:
+                    self.editing.pop(message_id, None)
+                socket.stream_insert("messages", _message(record, me, editing=form))
         except (*SendRefused, ValueError) as exc:
             socket.assign(error=plain(exc))
             return
         socket.assign(error="")
+
+    async def _edit_form(self, event: str, value: Any, socket: web.LiveSocket) -> None:
+        """The edit form of one message: ``validate_edit`` checks what is typed (no write),
+        ``save_edit`` runs ``Message.edit``; on an error the form, with the text as typed and
+        the error under it, takes the message's place again."""
+        assert self.user is not None
+        message_id = str(value.get("id", ""))
+        form = self.editing.get(message_id)
+        if form is None or form.record is None:
+            return  # cancelled (another tab) or deleted meanwhile
+        params = _params(value, form.name)
+        if event == "validate_edit":
+            form = spoken(form.validate(params))
+        else:
+            edited, form = await save_edit(self.user, form, params)
+            if edited is not None:  # everyone's page shows it when message_edited comes
+                del self.editing[message_id]
+                socket.assign(error="")
+                return
+            form = spoken(form)
+        self.editing[message_id] = form
+        original = form.record
+        assert isinstance(original, Message)
+        socket.stream_insert("messages", _message(original, socket.assigns["me"], editing=form))
 
     async def _typing(self, socket: web.LiveSocket) -> None:
         """Tell the room's other views (at most once a second per user, every tab
@@ -453,35 +568,56 @@ class ChatLive(web.LiveView):
         beam.broadcast_from(beam.self(), f"room:{room_id}", notice)
 
     async def _send(self, content: str, socket: web.LiveSocket) -> None:
-        """Send the composer's text; a refusal leaves the text in the composer (it is the
-        page's ``draft``, rendered back) and says why."""
-        if not content.strip():
+        """Send the composer's text with the files uploaded for it; a refusal leaves the text
+        in the composer (it is the page's ``draft``, rendered back) and says why."""
+        upload = socket.upload(attachments.UPLOAD)
+        if not content.strip() and not upload.entries:
             return
         assert self.user is not None
         socket.assign(draft=content)
+        if upload.errors or any(entry.errors for entry in upload.entries):
+            socket.assign(error="Remove the files marked in red first.")
+            return
+        if attachments.entries_waiting(upload):
+            socket.assign(error="The files are still uploading; send again in a moment.")
+            return
         try:
-            await send(self.user, uuid.UUID(socket.assigns["room_id"]), content.strip(), None)
+            files = await attachments.store(socket, self.media)
+        except attachments.Refused as exc:
+            socket.assign(error=f"{exc}, so nothing was sent.")
+            return
+        try:
+            room_id = uuid.UUID(socket.assigns["room_id"])
+            await send(self.user, room_id, content.strip(), None, files)
         except SendRefused as exc:
-            socket.assign(error=plain(exc, "Join the room to send messages to it."))
+            for file in files:  # stored for nothing: the files are picked again
+                attachments.discard(self.media, file)
+            again = " Pick the files again." if files else ""
+            socket.assign(error=plain(exc, "Join the room to send messages to it.") + again)
             return
         socket.assign(error="", draft="")
         socket.push_event("sent", {})
 
-    async def _open_room(self, name: str, socket: web.LiveSocket) -> None:
-        """Open a room and go into it at once (its opener is its first member)."""
+    async def _open_room(self, params: Mapping[str, Any], socket: web.LiveSocket) -> None:
+        """Open a room (the room form's ``Room.open``) and go into it at once (its opener is
+        its first member); refused, the form keeps the name with the reason under it."""
         assert self.user is not None
+        form: domain.Form = socket.assigns["room_form"]
         try:
             await ratelimit.check("room", str(self.user.id))
-            room = await Chat.open_room(name, actor=self.user)
-        except SendRefused as exc:
-            socket.assign(room_error=plain(exc), new_room=name)
+        except web.RateLimited as exc:
+            socket.assign(room_form=refused(form, params, str(exc)))
+            return
+        room, form = await form.submit(params)
+        if room is None:
+            socket.assign(room_form=spoken(form))
             return
         listed = {"id": str(room.id), "name": room.name}
         beam.broadcast("rooms", ("room_opened", listed))
         self._list_room(listed, socket)
         self.joined.add(listed["id"])
         beam.subscribe(f"room:{listed['id']}")
-        socket.assign(room_error="", new_room="", error="")
+        socket.assign(room_form=_room_form(self.user), error="")
         self._go(listed["id"], socket)
 
     def _go(self, room_id: str, socket: web.LiveSocket) -> None:
@@ -557,6 +693,12 @@ class ChatLive(web.LiveView):
         self.typing_seen.pop(name, None)
         if name in socket.assigns["typing"]:
             socket.assign(typing=[n for n in socket.assigns["typing"] if n != name])
+
+
+def _params(value: Any, name: str) -> Mapping[str, Any]:
+    """A form's part of an event's value (``name[field]`` inputs arrive as ``{name: {...}}``)."""
+    found = value.get(name) if isinstance(value, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
 
 
 def _room_of(url: str) -> str:

@@ -7,7 +7,11 @@
   a :class:`UserToken` (phx.gen.auth's): signing out deletes it, which revokes the session;
 * a room name is 1 to 40 characters, unique;
 * a message is 1 to 2,000 characters, sent by its author (the actor) to a room, carrying a
-  client id so that a retried send is stored once (an upsert on author and client id);
+  client id so that a retried send is stored once (an upsert on author and client id); a
+  message shared with files (``share``: at most :data:`MAX_ATTACHMENTS`, images or other
+  files the chat checked and stored, see :mod:`examples.chat.attachments`) may have no text;
+* a new account (``sign_up``) has a password of 8 characters or more, of which only the
+  hash is stored (the caller hashes it, off the event loop);
 * a signed-in user sees every room and joins one by entering it (a membership; opening a
   room joins it); only a room's members read and send its messages; only the author edits or
   deletes a message; a membership remembers when its member last visited the room and up to
@@ -33,6 +37,7 @@ from domain import (
     action_type,
     actor_present,
     always,
+    argument,
     attribute,
     authorize_if,
     belongs_to,
@@ -53,6 +58,7 @@ from domain import (
     set_attribute,
     update,
     uuid_primary_key,
+    validate,
 )
 from domain.notifications import notification_resource
 
@@ -67,6 +73,13 @@ class User(Resource):
     identities = (identity("unique_username", "username"),)
     actions = (
         create("register", accept=("username", "password_hash")),
+        # The sign-up form's: the password is an argument (checked, never stored); the page
+        # passes its hash along on submit (scrypt runs off the loop, not in a change).
+        create(
+            "sign_up",
+            accept=("username", "password_hash"),
+            arguments=(argument("password", min_length=8, max_length=200, trim=False),),
+        ),
         read("read"),
         # The operator's, at start-up (authorize=False): no policy lets an actor run them.
         update("set_password", accept=("password_hash",)),
@@ -167,10 +180,36 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+#: The most files one message carries.
+MAX_ATTACHMENTS: Final = 4
+#: What each attachment of a message says of its file (see examples/chat/attachments.py).
+ATTACHMENT_KEYS: Final = frozenset({"key", "name", "type", "size", "kind", "width", "height"})
+
+
+def _says_something(cs: Changeset) -> tuple[str, str] | None:
+    """A message has text, unless it carries files (only then may it have none)."""
+    if cs.get("content") or cs.get("attachments"):
+        return None
+    return "content", "is required"
+
+
+def _attach(cs: Changeset) -> None:
+    """``share``: the files the chat stored become the message's ``attachments``."""
+    files = cs.arguments.get("files") or []
+    if not isinstance(files, list) or len(files) > MAX_ATTACHMENTS:
+        cs.add_error("files", f"must be a list of at most {MAX_ATTACHMENTS} files")
+        return
+    if any(not isinstance(f, dict) or set(f) != ATTACHMENT_KEYS for f in files):
+        cs.add_error("files", "must be files stored by the chat")
+        return
+    cs.set("attachments", files or None)
+
+
 class Message(Resource):
     __tablename__ = "chat_messages"
     id: uuid.UUID = uuid_primary_key()
-    content: str = attribute(min_length=1, max_length=2000)
+    #: Empty only when the message carries files (see ``_says_something``).
+    content: str = attribute(max_length=2000, allow_empty=True)
     client_id: str = attribute(min_length=1, max_length=64)
     room_id: uuid.UUID = attribute()
     room = belongs_to("Room", source_attribute="room_id", allow_nil=False)
@@ -179,6 +218,8 @@ class Message(Resource):
     author_name: str = attribute(max_length=20, writable=False)
     inserted_at: datetime = create_timestamp()
     edited_at: datetime | None = attribute(writable=False)
+    #: The files it carries (``None``: none), each a dict of :data:`ATTACHMENT_KEYS`.
+    attachments: list | None = attribute(writable=False)
     identities = (identity("unique_client_id", "author_id", "client_id"),)
     indexes = (index("room_id", "inserted_at"),)  # a room's history, newest first
     actions = (
@@ -186,12 +227,30 @@ class Message(Resource):
             "send",
             relate_actor("author"),
             set_attribute("author_name", lambda cs: cs.actor.username),
+            validate(_says_something),
             accept=("content", "room_id", "client_id"),
             upsert_identity="unique_client_id",
             upsert_fields=("client_id",),
         ),
+        # A message with files: only the chat's page calls it, with files it stored itself.
+        create(
+            "share",
+            relate_actor("author"),
+            set_attribute("author_name", lambda cs: cs.actor.username),
+            change(_attach),
+            validate(_says_something),
+            accept=("content", "room_id", "client_id"),
+            arguments=(argument("files", list),),
+            upsert_identity="unique_client_id",
+            upsert_fields=("client_id",),
+        ),
         read("read"),
-        update("edit", set_attribute("edited_at", lambda _cs: _now()), accept=("content",)),
+        update(
+            "edit",
+            set_attribute("edited_at", lambda _cs: _now()),
+            validate(_says_something),
+            accept=("content",),
+        ),
         destroy("delete"),
     )
     policies = (
@@ -203,7 +262,7 @@ class Message(Resource):
         policy(action_type("update", "destroy"), authorize_if(relates_to_actor_via("author"))),
     )
     notifiers = (
-        pubsub("room:{room_id}", actions=("send",), event="new_message"),
+        pubsub("room:{room_id}", actions=("send", "share"), event="new_message"),
         pubsub("room:{room_id}", actions=("edit",), event="message_edited"),
         pubsub("room:{room_id}", actions=("delete",), event="message_deleted"),
     )
@@ -220,6 +279,7 @@ UNREAD: Final = Notification.counters[0]
 class Chat(Domain):
     resources = (User, UserToken, Room, Membership, Message, Notification)
     register = define(User, "register", args=("username", "password_hash"))
+    sign_up = define(User, "sign_up")
     set_password = define(User, "set_password", args=("password_hash",))
     make_admin = define(User, "make_admin")
     issue_token = define(UserToken, "issue", args=("token_hash", "context"))
@@ -233,6 +293,7 @@ class Chat(Domain):
     memberships = define_read(Membership, "read")
     rooms = define_read(Room, "read")
     send_message = define(Message, "send")
+    share_message = define(Message, "share")
     edit_message = define(Message, "edit")
     delete_message = define(Message, "delete")
     messages = define_read(Message, "read")

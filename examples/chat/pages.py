@@ -1,5 +1,6 @@
-"""The plain HTTP pages: sign in, sign up, sign out (they set and clear the session cookie),
-and ``POST /api/token`` for terminal clients.
+"""The plain HTTP pages: sign in and sign out (they set and clear the session cookie), and
+``POST /api/token`` for terminal clients. Signing up is a LiveView (:mod:`examples.chat.signup`)
+whose last step posts to ``/login`` here.
 
 Signing in cannot happen over a LiveView socket (a WebSocket cannot set cookies), so, as in
 Phoenix, a small form posts to these handlers, which answer with a redirect. The forms carry
@@ -21,18 +22,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-import domain
 import web
 
 from . import ratelimit, sessions
 from .accounts import (
     SESSION_COOKIE,
     SESSION_MAX_AGE,
-    hash_off_loop,
     socket_token,
     verify_password,
 )
-from .errors import plain
 from .model import Chat, User
 from .style import CSS
 
@@ -49,10 +47,9 @@ def redirect(to: str, *cookies: Header) -> web.Response:
     return web.Response(303, b"", headers)
 
 
-#: The cookie that keeps the username typed into a refused sign-in or sign-up (five
-#: minutes), so the form comes back with it filled in.
+#: The cookie that keeps the username typed into a refused sign-in (five minutes), so the
+#: form comes back with it filled in.
 TYPED_COOKIE = "chat_typed_username"
-_USERNAME_ERRORS = ("A username", "That username")
 
 
 def _refused(error: str, username: str = "", *, secure: bool = False) -> web.Response:
@@ -87,18 +84,16 @@ class Pages:
         return web.set_cookie(SESSION_COOKIE, token, max_age=max_age, secure=self.secure)
 
     async def login_page(self, request: web.Request) -> web.Response:
-        """``GET /login``: the sign-in form (it also creates accounts), with a CSRF token;
-        a signed-in browser goes on to the chat."""
+        """``GET /login``: the sign-in form, with a CSRF token and a link to the sign-up
+        page; a signed-in browser goes on to the chat."""
         token, cookie = self.csrf.token(request)
         if await sessions.lookup(request.cookie(SESSION_COOKIE)) is not None:
             return redirect("/", *([cookie] if cookie else []))
         error = request.query.get("error", [""])[-1]
         typed = html.escape(unquote(request.cookie(TYPED_COOKIE) or "") if error else "")
-        # The error goes under the field it is about (the password, unless it names the user).
-        about_user = error.startswith(_USERNAME_ERRORS)
+        # A refused sign-in is about the pair (or the pace): its words go under the password.
         banner = f'<p class="error field" id="login-error" role="alert">{html.escape(error)}</p>'
-        user_error = banner if error and about_user else ""
-        password_error = banner if error and not about_user else ""
+        password_error = banner if error else ""
         body = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · trio-beam chat</title><style>{CSS}</style></head><body>
@@ -106,15 +101,12 @@ class Pages:
   <h1>trio-beam chat</h1>
   <input type="hidden" name="{self.csrf.field}" value="{html.escape(token)}">
   <input name="username" id="username" placeholder="username" autocomplete="username" required
-    value="{typed}" aria-invalid="{str(bool(user_error)).lower()}">{user_error}
+    value="{typed}">
   <input name="password" id="password" type="password" placeholder="password" required
     autocomplete="current-password" {"autofocus" if typed else ""}
     aria-invalid="{str(bool(password_error)).lower()}">{password_error}
-  <p class="muted">New here? Pick a username (3 to 20 lowercase letters, digits or _) and a
-  password of 8 characters or more, then "Create account".</p>
-  <div class="row"><button id="sign-in" type="submit">Sign in</button>
-  <button id="sign-up" class="secondary" type="submit" formaction="/signup">Create account
-  </button></div>
+  <div class="row"><button id="sign-in" type="submit">Sign in</button></div>
+  <p class="muted">New here? <a href="/signup" id="sign-up">Create an account</a></p>
 </form></body></html>"""
         headers = self.csrf.headers(cookie, (("content-type", "text/html; charset=utf-8"),))
         return web.Response(200, body.encode(), headers)
@@ -152,26 +144,6 @@ class Pages:
                 found, request.form().get("username", "").strip().lower(), secure=self.secure
             )
         token, _ = await sessions.issue(found)
-        return redirect("/", self.session_cookie(token))
-
-    async def signup(self, request: web.Request) -> web.Response:
-        """``POST /signup``: check the CSRF token, create the account, start a session."""
-        if (refusal := self.csrf.check(request)) is not None:
-            return refusal
-        form = request.form()
-        username = form.get("username", "").strip().lower()
-        password = form.get("password", "")
-        if len(password) < 8:
-            return _refused("A password has at least 8 characters.", username, secure=self.secure)
-        try:
-            await ratelimit.check("signup", address(request))
-        except web.RateLimited as exc:
-            return _refused(str(exc), username, secure=self.secure)
-        try:
-            user: User = await Chat.register(username, await hash_off_loop(password))
-        except domain.Invalid as exc:
-            return _refused(plain(exc), username, secure=self.secure)
-        token, _ = await sessions.issue(user)
         return redirect("/", self.session_cookie(token))
 
     async def logout(self, request: web.Request) -> web.Response:

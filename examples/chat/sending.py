@@ -14,12 +14,15 @@ broadcast along, and the other nodes' clients would never see the message.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import beam
 import domain
 import web
 
 from . import notifications, ratelimit
+from .forms import refused
 from .model import Chat, Message, User
 
 #: What a refused send, edit or delete raises: the domain's errors (invalid, forbidden) and
@@ -27,16 +30,29 @@ from .model import Chat, Message, User
 SendRefused = (domain.DomainError, web.RateLimited)
 
 
-async def send(user: User, room_id: uuid.UUID, content: str, client_id: str | None) -> Message:
-    """Send *content* to the room as *user*; raises one of :data:`SendRefused` with a clear
+async def send(
+    user: User,
+    room_id: uuid.UUID,
+    content: str,
+    client_id: str | None,
+    files: list[dict[str, Any]] | None = None,
+) -> Message:
+    """Send *content* to the room as *user*, with the *files* the page stored (see
+    :mod:`examples.chat.attachments`); raises one of :data:`SendRefused` with a clear
     message when the send is refused.
 
     >>> record = await send(alice, lobby_id, "hi @bob", None)
     """
     await ratelimit.check("message", str(user.id))
-    record = await Chat.send_message(
-        content=content, client_id=client_id or uuid.uuid4().hex, room_id=room_id, actor=user
-    )
+    client_id = client_id or uuid.uuid4().hex
+    if files:
+        record = await Chat.share_message(
+            content=content, client_id=client_id, room_id=room_id, files=files, actor=user
+        )
+    else:
+        record = await Chat.send_message(
+            content=content, client_id=client_id, room_id=room_id, actor=user
+        )
     await notifications.notify_mentions(record)
     await beam.cluster.flush()
     return record
@@ -70,6 +86,25 @@ async def edit(user: User, room_id: uuid.UUID, message_id: str, content: str) ->
     edited = await Chat.edit_message(record, content=content, actor=user)
     await beam.cluster.flush()
     return edited
+
+
+async def save_edit(
+    user: User, form: domain.Form, params: Mapping[str, Any]
+) -> tuple[Message | None, domain.Form]:
+    """Submit the page's edit *form* (``Message.edit`` of one of *user*'s messages) with what
+    was typed: the edited message and the form, or ``None`` and the form with its errors
+    (rate limited: the whole form's).
+
+    >>> record, form = await save_edit(alice, form, {"content": "hi again"})
+    """
+    try:
+        await ratelimit.check("edit", str(user.id))
+    except web.RateLimited as exc:
+        return None, refused(form, params, str(exc))
+    record, form = await form.submit(params)
+    if record is not None:
+        await beam.cluster.flush()
+    return record, form
 
 
 async def delete(user: User, room_id: uuid.UUID, message_id: str) -> Message:

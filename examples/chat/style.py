@@ -52,8 +52,17 @@ a { color: var(--accent); text-decoration: none; }
 .message .actions { position: absolute; top: 6px; right: 10px; font-size: 11px; opacity: 0;
   transition: opacity .15s; background: inherit; }
 .message:hover .actions, .message:focus-within .actions { opacity: 1; }
-.message form.edit { display: flex; gap: 6px; margin-top: 4px; }
-.message form.edit input[name=content] { flex: 1; }
+.message form.edit { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 4px;
+                     align-items: flex-start; }
+.message form.edit .field { flex: 1 1 100%; min-width: min(280px, 70vw); }
+.message form.edit .form-error { flex-basis: 100%; }
+.files { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; align-items: flex-start; }
+.files .picture img { display: block; max-width: 100%; height: auto; border-radius: 8px;
+                      border: 1px solid var(--line); background: var(--bg); }
+.files .file { display: inline-flex; gap: 6px; align-items: baseline; padding: 6px 10px;
+               border: 1px solid var(--line); border-radius: 8px; background: var(--bg);
+               font-size: 13px; overflow-wrap: anywhere; color: var(--ink); }
+.files .file .size { color: var(--muted); }
 .new-marker { position: absolute; left: 50%; transform: translateX(-50%); bottom: 110px;
               box-shadow: 0 2px 8px rgba(0,0,0,.2); border-radius: 16px; padding: 6px 14px;
               z-index: 2; }
@@ -71,7 +80,24 @@ body.offline .composer { opacity: .6; }
           flex: none; }
 .composer { display:flex; gap: 8px; padding: 12px 20px; border-top: 1px solid var(--line);
             background: var(--panel); align-items: flex-end; position: relative; flex: none; }
+.composer { flex-wrap: wrap; }
 .composer textarea { flex: 1; min-width: 0; resize: none; max-height: 160px; }
+.composer.phx-drop-target-active { outline: 2px dashed var(--accent); outline-offset: -6px; }
+.uploads { flex-basis: 100%; list-style: none; margin: 0; padding: 0; display: flex;
+           flex-wrap: wrap; gap: 6px; }
+.upload { display: flex; align-items: center; gap: 8px; background: var(--bg); font-size: 13px;
+          border: 1px solid var(--line); border-radius: 8px; padding: 4px 8px; max-width: 100%; }
+.upload .name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; max-width: 220px; }
+.upload progress { width: 90px; accent-color: var(--accent); }
+.upload.refused { border-color: var(--bad); }
+.upload .cancel { font-size: 18px; line-height: 1; color: var(--muted); }
+.upload-error { color: var(--bad); font-size: 12px; }
+.upload-hint { color: var(--muted); font-size: 12px; align-self: center; }
+.attach { align-self: center; cursor: pointer; color: var(--muted); padding: 8px;
+          border-radius: 8px; line-height: 0; }
+.attach:hover { background: var(--bg); }
+.picker { position: absolute; width: 1px; height: 1px; opacity: 0; overflow: hidden;
+          pointer-events: none; }
 .counter { color: var(--muted); font-size: 12px; align-self: center; }
 .counter.over { color: var(--bad); font-weight: 600; }
 .mentions { position: absolute; bottom: 100%; left: 20px; list-style: none; margin: 0;
@@ -87,6 +113,15 @@ button { padding: 9px 16px; border: 0; border-radius: 8px; background: var(--acc
 button.secondary { background: var(--line); color: var(--ink); }
 .error { color: var(--bad); font-size: 13px; padding: 0 20px; flex: none; }
 .error.field { padding: 4px 0 0; }
+/* Forms bound to domain actions (form_input): a label, the input, its errors under it. */
+.field { display: flex; flex-direction: column; gap: 4px; min-width: 0; }
+.field label { font-size: 13px; color: var(--muted); }
+.field-error, .form-error { color: var(--bad); font-size: 13px; margin: 0; }
+.new-room { align-items: flex-start; flex-wrap: wrap; margin-bottom: 8px; }
+.new-room .field { flex: 1; }
+.new-room .form-error { flex-basis: 100%; }
+.new-room .field label, .message form.edit .field label { position: absolute; width: 1px;
+  height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 input[aria-invalid=true] { border-color: var(--bad); }
 .online { list-style: none; padding: 0; margin: 0; }
 .online li::before { content: "●"; color: var(--ok); margin-right: 6px; }

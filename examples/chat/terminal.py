@@ -112,6 +112,7 @@ class Screen:
         self.show_status("")
         self.line(
             f"[{clock(message.get('inserted_at'))}] {message['author']}: {message['content']}"
+            + "".join(f" [{f['name']}]" for f in message.get("attachments") or ())
         )
 
 

@@ -366,7 +366,9 @@ async def test_edit_from_the_page(tmp_path: Path) -> None:
         message_id = str(record.id)
         await page.event("edit", {"id": message_id}, kind="click")
         assert "save_edit" in page.streamed[-1]  # a form in its place
-        await page.event("save_edit", f"id={message_id}&content=hello")
+        await page.event("validate_edit", f"id={message_id}&message%5Bcontent%5D=")
+        assert "a message cannot be empty" in page.streamed[-1]  # checked, nothing written
+        await page.event("save_edit", f"id={message_id}&message%5Bcontent%5D=hello")
         await page.until(lambda p: "hello" in p.streamed[-1] and "(edited)" in p.streamed[-1])
         await page.event("delete", {"id": message_id}, kind="click")
         await page.until(lambda p: f"messages-{message_id}" in stream_deletes(p))

@@ -67,8 +67,9 @@ async def test_two_users_chat_in_the_browser(tmp_path: Path) -> None:
 
                 mine = ".message:has-text('are you still there?')"
                 alice.click(f"{mine} button:has-text('edit')")  # an edit form in its place
-                alice.fill(".message form.edit input[name=content]", "still there, bob?")
-                alice.press(".message form.edit input[name=content]", "Enter")
+                box = '.message form.edit input[name="message[content]"]'
+                alice.fill(box, "still there, bob?")
+                alice.press(box, "Enter")
                 bob.wait_for_selector(
                     ".message:has-text('still there, bob?') .when:has-text('(edited)')",
                     timeout=TIMEOUT_MS,

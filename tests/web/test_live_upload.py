@@ -157,3 +157,72 @@ async def test_a_views_upload_files_go_with_it_even_when_it_is_killed(
 def count(directory: Path) -> int:
     """How many entries *directory* has."""
     return len(list(directory.iterdir()))
+
+
+class AutoTwo(web.LiveView):
+    """Two files at most, each at most 1,000 bytes, sent as soon as they are picked."""
+
+    template = '<form phx-change="validate">{{ live_file_input(uploads.doc) }}</form>'
+
+    async def mount(self, params: object, session: object, socket: web.LiveSocket) -> None:
+        socket.allow_upload("doc", accept="*", max_entries=2, max_file_size=1_000, auto_upload=True)
+
+    async def handle_event(self, event: str, value: object, socket: web.LiveSocket) -> None:
+        pass
+
+
+async def test_an_auto_uploads_preflight_sends_what_passed_and_leaves_out_the_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    async with beam.open_node():
+        for view_class, partial in ((AutoTwo, True), (Attach, False)):
+            view = await web.testing.live(view_class)
+            ref = re.search(r'data-phx-upload-ref="([^"]+)"', view.html)
+            assert ref is not None
+            good = picked("0", "a.png", 10, "image/png")
+            bad = picked("1", "b.png", 300_000, "image/png")  # past both views' limits
+            answer = await view.push("allow_upload", {"ref": ref.group(1), "entries": [good, bad]})
+            if partial:  # the client cancels the entry without a token; the page says why
+                assert list(answer["entries"]) == ["0"]
+                assert "error" not in answer
+                assert 'data-phx-error-refs="1"' in view.html
+                assert 'data-phx-preflighted-refs="0"' in view.html
+            else:  # one refused entry stops them all (the client cancels every entry)
+                assert answer["error"] == [["1", "too_large"]]
+                assert 'data-phx-preflighted-refs=""' in view.html
+
+
+class OwnProgress(web.LiveView):
+    """An upload with its own progress callback (``allow_upload(progress=...)``)."""
+
+    template = (
+        '<form phx-change="validate">{{ live_file_input(uploads.doc) }}</form><p>{{ seen }}</p>'
+    )
+
+    async def mount(self, params: object, session: object, socket: web.LiveSocket) -> None:
+        socket.allow_upload("doc", accept="*", progress=self.progressed)
+        socket.assign(seen="")
+
+    async def progressed(self, name: str, entry: UploadEntry, socket: web.LiveSocket) -> None:
+        socket.assign(seen=f"{socket.assigns['seen']}{name}:{entry.progress};")
+
+    async def handle_progress(self, name: str, entry: UploadEntry, socket: web.LiveSocket) -> None:
+        raise AssertionError("the upload's own callback is called instead")
+
+    async def handle_event(self, event: str, value: object, socket: web.LiveSocket) -> None:
+        pass
+
+
+async def test_an_upload_with_its_own_progress_callback() -> None:
+    async with beam.open_node():
+        view = await web.testing.live(OwnProgress)
+        ref = re.search(r'data-phx-upload-ref="([^"]+)"', view.html)
+        assert ref is not None
+        entry = picked("0", "a.txt", 10, "text/plain")
+        answer = await view.push("allow_upload", {"ref": ref.group(1), "entries": [entry]})
+        assert list(answer["entries"]) == ["0"]
+        for progress in (40, 100):
+            report = {"ref": ref.group(1), "entry_ref": "0", "progress": progress}
+            await view.push("progress", report)
+        assert "doc:40;doc:100;" in view.html

@@ -8,6 +8,7 @@ patch and message then comes back as a diff of what changed.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import secrets
@@ -192,7 +193,12 @@ class LiveChannel(Channel):
         if event == PROGRESS:
             progressed = self._progress(payload)
             if progressed is not None:
-                await view.handle_progress(*progressed, self.live)
+                name, entry = progressed
+                callback = self.live.upload(name).progress  # the upload's own, if it has one
+                if callback is None:
+                    await view.handle_progress(name, entry, self.live)
+                elif inspect.isawaitable(answer := callback(name, entry, self.live)):
+                    await answer
             await self._follow_patch()
             return ok(self._update())
         if event == CIDS_WILL_DESTROY:
@@ -287,7 +293,8 @@ class LiveChannel(Channel):
 
     def _allow_upload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The preflight: the entries checked again, then a token for each (where its bytes
-        go, how many may come); or, if any entry (or their number) is refused, the errors."""
+        go, how many may come); or, if any entry (or their number) is refused, the errors
+        (an auto upload still sends the entries that passed)."""
         ref = payload.get("ref")
         config = self._configs().get(ref) if isinstance(ref, str) else None
         entries = payload.get("entries")
@@ -296,7 +303,11 @@ class LiveChannel(Channel):
         config = config.listed(entries)
         refused = [[e.ref, e.errors[0]] for e in config.entries if e.errors]
         refused += [[e.ref, config.errors[0]] for e in config.entries if config.errors]
-        if refused:
+        # An auto upload sends the entries that passed and leaves out the refused ones (the
+        # client cancels an entry without a token, and the page shows why); otherwise one
+        # refused entry stops them all, as the client then cancels every entry.
+        partial = config.auto_upload and not config.errors and len(refused) < len(config.entries)
+        if refused and not partial:
             self.live.put_upload(config)
             return {**self._update(), "ref": ref, "error": refused}
         if self.upload_dir is None:
@@ -305,7 +316,7 @@ class LiveChannel(Channel):
             beam.spawn_link(_sweep, self.upload_dir)
         tokens = {}
         for entry in config.entries:
-            if entry.preflighted:
+            if entry.preflighted or entry.errors:
                 continue
             path = os.path.join(self.upload_dir, secrets.token_hex(16))
             tokens[entry.ref] = sign_entry(

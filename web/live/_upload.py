@@ -116,6 +116,9 @@ class UploadConfig:
     entries: tuple[UploadEntry, ...] = ()
     #: Errors of the upload as a whole (``too_many_files``).
     errors: tuple[str, ...] = ()
+    #: Called as ``progress(name, entry, socket)`` (sync or async) when an entry progresses,
+    #: instead of the view's ``handle_progress`` (Phoenix's ``allow_upload(progress: ...)``).
+    progress: Callable[..., Any] | None = None
 
     @classmethod
     def new(
@@ -127,13 +130,16 @@ class UploadConfig:
         max_file_size: int,
         chunk_size: int,
         auto_upload: bool,
+        progress: Callable[..., Any] | None = None,
     ) -> UploadConfig:
         """A fresh upload named *name* (see :meth:`~web.LiveSocket.allow_upload`)."""
         kinds = (accept,) if isinstance(accept, str) else tuple(accept)
         if not kinds:
             raise ValueError(f"allow_upload({name!r}): accept lists no type (use '*' for any)")
         ref = f"phx-{secrets.token_urlsafe(9)}"
-        return cls(name, ref, kinds, max_entries, max_file_size, chunk_size, auto_upload)
+        return cls(
+            name, ref, kinds, max_entries, max_file_size, chunk_size, auto_upload, progress=progress
+        )
 
     def accepts(self, name: str, kind: str) -> bool:
         """Whether a file called *name*, of MIME type *kind*, is of an accepted type."""

@@ -287,12 +287,15 @@ class LiveSocket:
         max_file_size: int = 8_000_000,
         chunk_size: int = 64_000,
         auto_upload: bool = False,
+        progress: Callable[[str, UploadEntry, LiveSocket], Any] | None = None,
     ) -> None:
         """Allow the upload *name*: files of the types in *accept* (extensions such as
         ``".png"``, MIME types such as ``"image/*"``, or ``"*"``), at most *max_entries* of
         them, each at most *max_file_size* bytes (enforced on the server as the bytes
         arrive), sent in *chunk_size* pieces, at once when picked with *auto_upload*. The
-        template reads it as ``uploads.<name>``.
+        template reads it as ``uploads.<name>``. *progress* (sync or async), if given, is
+        called with ``(name, entry, socket)`` as an entry progresses, instead of the view's
+        :meth:`~LiveView.handle_progress`.
 
         >>> socket.allow_upload("avatar", accept=(".png", ".jpg"), max_file_size=2_000_000)
         """
@@ -304,6 +307,7 @@ class LiveSocket:
             max_file_size=max_file_size,
             chunk_size=chunk_size,
             auto_upload=auto_upload,
+            progress=progress,
         )
         self.assign(uploads=uploads)
 

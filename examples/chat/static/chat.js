@@ -4,9 +4,9 @@
 // * Messages (the message pane): stays at the newest message while the reader is at the
 //   bottom; otherwise a "new messages" marker appears, and clicking it scrolls down. Times are
 //   shown in the reader's own time zone, with a line at each change of day.
-// * Composer: Enter sends, Shift+Enter starts a new line; the text survives refusals (the
-//   server renders it back) and is cleared by the server's "sent" event; while the socket is
-//   down the box is read-only and keeps its text.
+// * Composer: Enter sends (the text, the files picked, or both), Shift+Enter starts a new
+//   line; the text survives refusals (the server renders it back) and is cleared by the
+//   server's "sent" event; while the socket is down the box is read-only and keeps its text.
 // * EditBox: takes focus; Escape cancels the edit.
 // * Mention: @-completion of the room's members' names (the list the page carries).
 //
@@ -139,7 +139,10 @@ const Composer = {
     this.el.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
-        if (this.el.value.trim() !== "" && !this.el.readOnly) this.el.form.requestSubmit();
+        const files = this.el.form.querySelector(".upload"); // a message may be files alone
+        if ((this.el.value.trim() !== "" || files) && !this.el.readOnly) {
+          this.el.form.requestSubmit();
+        }
       }
     });
     this.el.addEventListener("input", () => this.fit());
