@@ -16,8 +16,10 @@ waits on the database. What differs is where the unit runs:
 * :class:`PostgresRepo`: every connection is alike, driven by psycopg on trio with no
   thread (``domain/_pg_conn.py``); the caller checks one out and runs its unit in its own
   task, statements compiled once and pipelined (``domain/_pg_link.py``), then checks it in
-  (``domain/_pg_pool.py``). ``LISTEN``/``NOTIFY`` reach processes as messages
-  (``domain/_pg_notify.py``).
+  (``domain/_pg_pool.py``); a write unit checks one out when it first needs it, and one
+  whose only statement is an ``INSERT`` flies with the other callers' concurrent ones, one
+  round trip and one commit (``domain/_pg_batch.py``). ``LISTEN``/``NOTIFY`` reach
+  processes as messages (``domain/_pg_notify.py``).
 
 :meth:`Repo.transaction` (what ``Domain.transaction`` uses) keeps one connection for the
 calling task across several units; nested, it is a savepoint. :func:`data_layer` picks a

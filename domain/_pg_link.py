@@ -16,8 +16,10 @@ as the work allows:
   ``ROLLBACK`` after a failed unit, are sent without waiting: their replies are read and
   dropped at the start of the connection's next round trip.
 
-So a create action is two round trips (``BEGIN`` + ``INSERT ... RETURNING``, then
-``COMMIT``) and a read is one.
+A unit's last statement may end its transaction (``final=True``): a unit of one statement
+then runs alone, with no ``BEGIN``/``COMMIT``, so a create action or a read is one round trip;
+:meth:`Link.run_batch` carries the lone ``INSERT``s of several units in one flight and one
+commit (``domain/_pg_batch.py``).
 
 Units are plain functions (:data:`domain.Unit`); :meth:`Link.run_unit` runs one in a greenlet
 of the calling task (``domain/_greenlets.py``), so that when it calls :meth:`PgTx.execute`
