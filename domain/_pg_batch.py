@@ -8,7 +8,9 @@ connection (at most :data:`FLIGHTS` at once) and *lead* a flight; callers arrivi
 those fly queue, and the next flight takes every one queued (up to :data:`MAX_BATCH`). A
 flight sends its statements back to back in one implicit transaction (no ``BEGIN``, one
 sync): one round trip, one commit. Each caller gets its own rows when the commit is done,
-so what it was told is durable, as alone.
+so what it was told is durable, as alone. While other flights are about, a leader lets the
+tasks ready to run go first (callers just answered, about to create again), so that their
+creates join its flight.
 
 Independence is kept: a statement that fails in a flight (a unique violation, a deadlock
 with another transaction) makes the server roll the whole flight back, and each statement
@@ -45,7 +47,7 @@ from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_resch
 from ._data import Rows
 from ._greenlets import wait_for
 from ._pg_compile import Compiled, compiled_for
-from ._pg_link import Link, PgTx
+from ._pg_link import FlightBroken, Link, PgTx
 from ._pg_pool import Pool
 
 __all__ = ["FLIGHTS", "MAX_BATCH", "Batcher", "LazyTx", "batchable"]
@@ -139,6 +141,10 @@ class Batcher:
             reschedule(sub.task, outcome.Value(_START))
 
     async def _lead(self, link: Link, sub: _Sub) -> Rows:
+        if self.starters > 1:
+            # Other flights are about: the callers they answered may be ready to run with
+            # creates to add. They go first, and their creates join this flight.
+            await trio.lowlevel.cancel_shielded_checkpoint()
         batch = [sub]
         pending = self.pending
         while pending and len(batch) < MAX_BATCH:
@@ -154,6 +160,11 @@ class Batcher:
             with trio.CancelScope(shield=True):
                 try:
                     results = await link.run_batch([(m.compiled, m.values) for m in batch])
+                except FlightBroken as broke:  # those that ran alone before keep their outcome
+                    results = [
+                        self.failure(broke.error, link) if got is None else got
+                        for got in broke.outcomes
+                    ]
                 except Exception as exc:  # the connection's: lost, or past the deadline
                     results = [self.failure(exc, link) for _ in batch]
         finally:

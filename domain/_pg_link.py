@@ -57,7 +57,7 @@ from ._notifiers import Notification
 from ._pg_compile import Compiled, compiled_for, expand
 from ._pg_conn import CANCEL_GRACE, DeadlineExceeded, TrioConnection
 
-__all__ = ["Link", "PgTx", "run_unit_body"]
+__all__ = ["FlightBroken", "Link", "PgTx", "run_unit_body"]
 
 T = TypeVar("T")
 
@@ -116,6 +116,17 @@ def _exchange_batch(pgconn: Any, groups: int) -> PQGen[tuple[list[list[Any]], li
             return out, errors
         errors.extend(group)
     raise e.InternalError("the replies to a batch did not end with its sync")
+
+
+class FlightBroken(Exception):
+    """The connection failed (or passed its deadline) while :meth:`Link.run_batch` ran the
+    statements of a failed flight one by one: ``error`` is why, ``outcomes`` what those run
+    before got (``None`` for the others)."""
+
+    def __init__(self, error: Exception, outcomes: list[Any]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.outcomes = outcomes
 
 
 class Link:
@@ -434,12 +445,14 @@ class Link:
                 outcomes[i] = e.error_from_result(group[-1], encoding=self._encoding)
                 return outcomes  # type: ignore[return-value]
         if failed:  # nothing was kept: each on its own, in order
+            for i, _, _ in sent:
+                outcomes[i] = None
             for i, compiled, _ in sent:
                 try:
                     outcomes[i] = await self._round_trip(compiled, items[i][1])
                 except e.Error as exc:
                     if self.broken or isinstance(exc, DeadlineExceeded):
-                        raise
+                        raise FlightBroken(exc, outcomes) from exc
                     outcomes[i] = exc
         return outcomes  # type: ignore[return-value]
 

@@ -173,6 +173,61 @@ async def test_a_leader_killed_mid_flight_still_delivers_the_others(
         assert repo.stats().in_use == 0
 
 
+async def test_a_flight_whose_connection_is_lost_fails_for_all_and_the_pool_recovers(
+    schema: str, node: None
+) -> None:
+    with trio.fail_after(30):
+        repo = await start(schema, pool_size=1)
+        me = beam.self()
+        blocker = await domain._pg_conn.TrioConnection.connect(DSN)
+        await blocker.execute(
+            f'INSERT INTO "{schema}".chat_users (id, name, is_admin, is_banned) '
+            "VALUES (gen_random_uuid(), 'alice', false, false)"
+        )
+
+        async def creator(name: str) -> None:
+            try:
+                beam.send(me, (name, await Chat.register(name)))
+            except domain.DomainError as exc:
+                beam.send(me, (name, exc))
+
+        async def holder() -> None:
+            async with Chat.transaction():
+                await Chat.read(ChatUser)
+                beam.send(me, "holding")
+                await beam.receive(lambda m: m == "release", timeout=10)
+
+        held = beam.spawn(holder)
+        await beam.receive(lambda m: m == "holding", timeout=5)
+        beam.spawn(creator, "alice")
+        await eventually(_waiting(repo, 1), "the leader waits for the connection")
+        beam.spawn(creator, "bob")
+        await eventually(_waiting(repo, 2), "bob queues behind it")
+        beam.send(held, "release")
+
+        async def blocked() -> bool:
+            rows = await blocker_view(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = %s AND wait_event_type = 'Lock'",
+                repo.names[0],
+            )
+            return bool(rows[0][0])
+
+        await eventually(blocked, "the flight waits for the blocker's lock")
+        await blocker_view(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            repo.names[0],
+        )
+        got = dict([await beam.receive(lambda m: isinstance(m, tuple), timeout=10) for _ in "ab"])
+        assert isinstance(got["alice"], domain.ConnectionLost)
+        assert isinstance(got["bob"], domain.ConnectionLost)
+        await blocker.rollback()
+        await blocker.close()
+        await Chat.register("carol")  # a fresh connection
+        assert await names() == ["carol"]
+        assert repo.stats().replaced == 1
+
+
 def test_only_plain_inserts_fly_together() -> None:
     table = ChatUser.__table__
     insert = sa.insert(table).returning(*table.c)
