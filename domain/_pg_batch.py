@@ -20,10 +20,13 @@ deadline of its callers, fails for all of them (``ConnectionLost``, ``DatabaseTi
 a unit's statement would alone.
 
 Interruption: a caller cancelled or killed while queued leaves the queue (nothing of it was
-sent). Once its statement flies, it cannot be taken back without taking the others' too:
-the flight finishes (shielded: a leader killed mid-flight still delivers everyone's rows;
-the watchdog's deadline still bounds it), then the cancellation goes on; the row may have
-been committed, as when a cancellation comes just after a statement completes alone.
+sent). Once its statement flies with others', it cannot be taken back without taking theirs
+too: the flight finishes (shielded: a leader killed mid-flight still delivers everyone's
+rows; the watchdog's deadline still bounds it), then the cancellation goes on; the row may
+have been committed (and the caller, cancelled at its next wait, does not dispatch its
+notifications), as when a cancellation comes just after a statement completes alone. A
+flight of one (a create with nobody else creating) is interrupted as before: its query is
+cancelled on the server and the connection replaced.
 
 Only plain ``INSERT`` statements fly together (no ``ON CONFLICT``: an upsert locks rows
 that exist, and locks held across a flight could deadlock with other transactions)::
@@ -34,6 +37,7 @@ that exist, and locks held across a flight could deadlock with other transaction
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -58,6 +62,7 @@ FLIGHTS = 4
 MAX_BATCH = 64
 
 _QUEUED, _FLYING, _START, _LEAD = range(4)
+_NO_SCOPE = contextlib.nullcontext()
 
 
 def batchable(compiled: Compiled) -> bool:
@@ -154,10 +159,13 @@ class Batcher:
         self.flown += 1
         self.carried += len(batch)
         conn = link.conn
-        conn.deadline = min(member.deadline for member in batch)
+        alone = len(batch) == 1
+        conn.deadline = sub.deadline if alone else min(member.deadline for member in batch)
         results: list[Any] = []
         try:
-            with trio.CancelScope(shield=True):
+            # Shielded for the others' sake; a flight of one is interrupted as a unit alone is
+            # (its query cancelled on the server).
+            with _NO_SCOPE if alone else trio.CancelScope(shield=True):
                 try:
                     results = await link.run_batch([(m.compiled, m.values) for m in batch])
                 except FlightBroken as broke:  # those that ran alone before keep their outcome
