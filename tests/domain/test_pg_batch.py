@@ -228,6 +228,32 @@ async def test_a_flight_whose_connection_is_lost_fails_for_all_and_the_pool_reco
         assert repo.stats().replaced == 1
 
 
+async def test_a_lone_create_cancelled_mid_flight_is_cancelled_on_the_server(
+    schema: str, node: None
+) -> None:
+    with trio.fail_after(30):
+        repo = await start(schema, pool_size=1)
+        blocker = await domain._pg_conn.TrioConnection.connect(DSN)
+        await blocker.execute(
+            f'INSERT INTO "{schema}".chat_users (id, name, is_admin, is_banned) '
+            "VALUES (gen_random_uuid(), 'alice', false, false)"
+        )
+        with trio.move_on_after(0.5) as scope:  # blocked behind the blocker's "alice"
+            await Chat.register("alice")
+        assert scope.cancelled_caught
+        waiting = await blocker_view(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+            "AND state = 'active'",
+            repo.names[0],
+        )
+        assert waiting == [(0,)]  # cancelled on the server, not left waiting there
+        await blocker.rollback()
+        await blocker.close()
+        await Chat.register("bob")
+        assert await names() == ["bob"]
+        assert repo.stats().replaced == 1
+
+
 def test_only_plain_inserts_fly_together() -> None:
     table = ChatUser.__table__
     insert = sa.insert(table).returning(*table.c)
