@@ -12,7 +12,8 @@ Python) and the same SQL statements, one row per transaction:
 * :func:`sequential_core`: SQLAlchemy Core on a synchronous connection, one ``with
   conn.begin():`` per statement, what a Flask or Django developer has;
 * :func:`concurrent_psycopg`: 50 OS threads, each with its own psycopg connection in
-  autocommit, each INSERT its own transaction, as the domain's create is.
+  autocommit, each INSERT its own transaction (the domain's concurrent creates share flights
+  and commits: ``domain/_pg_batch.py``).
 
 Every worker connects and warms up (statement caches, psycopg's prepared statements) before
 its clock starts, and runs with beam's GC tuning (``gc.freeze()`` + threshold 100,000, what
@@ -349,7 +350,7 @@ def concurrent_domain(url: str, procs: int, per_proc: int, pool_size: int) -> Sa
 def concurrent_psycopg(url: str, threads: int, per_thread: int) -> Sample:
     """The baseline of :func:`concurrent_domain`: *threads* OS threads, each with its own
     psycopg 3 connection in autocommit, each doing *per_thread* of the same INSERT ...
-    RETURNING, each its own transaction (one round trip, as the domain's create): inserts
+    RETURNING, each its own transaction (one round trip, as a lone domain create): inserts
     per second, from the moment all are connected and warm."""
     conninfo = psycopg_url(url)
     ready = threading.Barrier(threads + 1)

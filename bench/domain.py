@@ -19,9 +19,13 @@ connection's ``search_path`` on every side, so no side pays for schema translati
 * 50 beam processes doing create actions at once through the domain's pool (its default size,
   10 connections, and again with 50, as many as the baseline has): creates per second against
   50 OS threads, each with its own psycopg 3 connection in autocommit, doing the same
-  ``INSERT ... RETURNING`` (each its own transaction, as the domain's create): >= 1.0x. The
-  log also shows each side's CPU time per create (this interpreter, all threads), which says
-  where the difference goes;
+  ``INSERT ... RETURNING``, each its own transaction: >= 1.0x. Same work on both sides: a row
+  per create, durable when the caller is answered. How it is committed differs: the domain's
+  concurrent creates fly together (``domain/_pg_batch.py``: at most 4 connections at a time,
+  each flight the creates queued meanwhile in one round trip and one commit; a create that
+  fails runs again alone), the threads commit each INSERT alone (the server's group commit
+  shares WAL flushes among them). The log also shows each side's CPU time per create (this
+  interpreter, all threads), which says where the difference goes;
 * during those 50-process runs a long-schedule monitor (``beam.system_monitor``, threshold
   10 ms) counts trio task steps that held the loop longer: the worst run's count, goal 0.
 

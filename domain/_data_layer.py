@@ -16,8 +16,10 @@ waits on the database. What differs is where the unit runs:
 * :class:`PostgresRepo`: every connection is alike, driven by psycopg on trio with no
   thread (``domain/_pg_conn.py``); the caller checks one out and runs its unit in its own
   task, statements compiled once and pipelined (``domain/_pg_link.py``), then checks it in
-  (``domain/_pg_pool.py``). ``LISTEN``/``NOTIFY`` reach processes as messages
-  (``domain/_pg_notify.py``).
+  (``domain/_pg_pool.py``); a write unit checks one out when it first needs it, and one
+  whose only statement is an ``INSERT`` flies with the other callers' concurrent ones, one
+  round trip and one commit (``domain/_pg_batch.py``). ``LISTEN``/``NOTIFY`` reach
+  processes as messages (``domain/_pg_notify.py``).
 
 :meth:`Repo.transaction` (what ``Domain.transaction`` uses) keeps one connection for the
 calling task across several units; nested, it is a savepoint. :func:`data_layer` picks a
@@ -29,6 +31,7 @@ repo from a URL::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import re
@@ -52,9 +55,11 @@ from supervisors import AlreadyStarted, ChildSpec, Supervisor
 
 from ._data import DataLayer, PoolStats, Tx, translate_error
 from ._errors import ConnectionLost, DatabaseTimeout
+from ._greenlets import run_in_greenlet
 from ._notifiers import Notification
+from ._pg_batch import Batcher, LazyTx
 from ._pg_conn import DeadlineExceeded, TaskLock
-from ._pg_link import Link, PgTx
+from ._pg_link import Link, PgTx, run_unit_body
 from ._pg_notify import listen, start_listener
 from ._pg_pool import Pool, start_owner, start_watchdog
 
@@ -603,6 +608,7 @@ class PostgresRepo(Repo):
             options.append(f"-c search_path={schema}")
         self.options = " ".join(o for o in options if o)
         self.pool = Pool(name, self.pool_size, self.conninfo, options=self.options)
+        self.batcher = Batcher(self.pool, self._checkout, self._failure)
         self.listener = f"{name}.listener"
 
     def _resolve(self, url: str, pool_size: int | None) -> tuple[str, int]:
@@ -626,8 +632,10 @@ class PostgresRepo(Repo):
         return [*owners, watchdog]
 
     def stats(self) -> PoolStats:
-        """The pool's state now (see :class:`domain.PoolStats`)."""
-        return self.pool.stats()
+        """The pool's state now (see :class:`domain.PoolStats`); ``waiting`` counts the
+        creates queued for a flight too."""
+        stats = self.pool.stats()
+        return dataclasses.replace(stats, waiting=stats.waiting + len(self.batcher.pending))
 
     def _block(self) -> _PgBlock | None:
         block = _PG_BLOCK.get()
@@ -648,6 +656,8 @@ class PostgresRepo(Repo):
             return await self._run_in(block, fn), []
         pool = self.pool
         deadline = trio.current_time() + self._timeout()
+        if not read_only:
+            return await self._run_lazily(fn, deadline)
         link = pool.take() or await self._checkout(deadline)
         conn = link.conn
         conn.deadline = deadline
@@ -658,6 +668,40 @@ class PostgresRepo(Repo):
         finally:
             conn.deadline = math.inf
             pool.checkin(link)
+
+    async def _run_lazily(
+        self, fn: Callable[[Tx], T], deadline: float
+    ) -> tuple[T, list[Notification]]:
+        """A write unit: it takes a connection when it first needs one; a lone ``INSERT``
+        flies with other callers' (``domain/_pg_batch.py``)."""
+        pool = self.pool
+
+        async def acquire() -> Link:
+            return pool.take() or await self._checkout(deadline)
+
+        tx = LazyTx(acquire, self.batcher, deadline)
+        try:
+            try:
+                result = await run_in_greenlet(run_unit_body, (fn, tx))
+            except BaseException:
+                link = tx.link
+                if link is not None and not link.busy and not link.broken:
+                    try:
+                        link.end_later(commit=False)
+                    except psycopg.Error:  # the connection went away as well
+                        link.dead = True
+                raise
+            link = tx.link
+            if link is not None:
+                await link.commit()
+        except Exception as exc:
+            raise self._failure(exc, tx.link) from exc
+        finally:
+            link = tx.link
+            if link is not None:
+                link.conn.deadline = math.inf
+                pool.checkin(link)
+        return result, tx.outbox
 
     async def _checkout(self, deadline: float) -> Link:
         """Wait in line for a connection until *deadline* (the pool had none free)."""
@@ -684,8 +728,11 @@ class PostgresRepo(Repo):
         block.outbox.extend(tx.outbox)
         return result
 
-    def _failure(self, exc: Exception, link: Link) -> BaseException:
-        """What the caller sees of *exc*, raised by a unit on *link*."""
+    def _failure(self, exc: Exception, link: Link | None) -> BaseException:
+        """What the caller sees of *exc*, raised by a unit on *link* (``None``: the unit had
+        no connection of its own; a flight's errors come translated)."""
+        if link is None:
+            return translate_error(exc)
         if isinstance(exc, DeadlineExceeded) or isinstance(
             getattr(exc, "orig", None), DeadlineExceeded
         ):

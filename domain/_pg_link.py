@@ -16,8 +16,10 @@ as the work allows:
   ``ROLLBACK`` after a failed unit, are sent without waiting: their replies are read and
   dropped at the start of the connection's next round trip.
 
-So a create action is two round trips (``BEGIN`` + ``INSERT ... RETURNING``, then
-``COMMIT``) and a read is one.
+A unit's last statement may end its transaction (``final=True``): a unit of one statement
+then runs alone, with no ``BEGIN``/``COMMIT``, so a create action or a read is one round trip;
+:meth:`Link.run_batch` carries the lone ``INSERT``s of several units in one flight and one
+commit (``domain/_pg_batch.py``).
 
 Units are plain functions (:data:`domain.Unit`); :meth:`Link.run_unit` runs one in a greenlet
 of the calling task (``domain/_greenlets.py``), so that when it calls :meth:`PgTx.execute`
@@ -53,9 +55,9 @@ from ._data import Rows, Tx
 from ._greenlets import run_in_greenlet, wait_for
 from ._notifiers import Notification
 from ._pg_compile import Compiled, compiled_for, expand
-from ._pg_conn import CANCEL_GRACE, TrioConnection
+from ._pg_conn import CANCEL_GRACE, DeadlineExceeded, TrioConnection
 
-__all__ = ["Link", "PgTx"]
+__all__ = ["FlightBroken", "Link", "PgTx", "run_unit_body"]
 
 T = TypeVar("T")
 
@@ -97,6 +99,34 @@ def _exchange(pgconn: Any, groups: int) -> PQGen[list[list[Any]]]:
     for _ in range(groups):
         out.append((yield from fetch_many(pgconn)))
     return out
+
+
+def _exchange_batch(pgconn: Any, groups: int) -> PQGen[tuple[list[list[Any]], list[Any]]]:
+    """Flush what is queued, read *groups* result groups, then read to the sync that ends
+    the flight: ``(groups, errors)``, *errors* what the server reported at the sync (an
+    implicit transaction's commit that failed)."""
+    yield from send(pgconn)
+    out = []
+    for _ in range(groups):
+        out.append((yield from fetch_many(pgconn)))
+    errors: list[Any] = []
+    for _ in range(4):  # an error group and its end, then the sync
+        group = yield from fetch_many(pgconn)
+        if group and group[0].status == _PIPELINE_SYNC:
+            return out, errors
+        errors.extend(group)
+    raise e.InternalError("the replies to a batch did not end with its sync")
+
+
+class FlightBroken(Exception):
+    """The connection failed (or passed its deadline) while :meth:`Link.run_batch` ran the
+    statements of a failed flight one by one: ``error`` is why, ``outcomes`` what those run
+    before got (``None`` for the others)."""
+
+    def __init__(self, error: Exception, outcomes: list[Any]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.outcomes = outcomes
 
 
 class Link:
@@ -340,6 +370,92 @@ class Link:
             self._on_server = False
         return rows
 
+    async def run_batch(self, items: Sequence[tuple[Compiled, Any]]) -> list[Rows | Exception]:
+        """Run single statements of independent units (each would run alone, in a transaction
+        of its own) in one flight and one implicit transaction: one round trip and one
+        commit for all. Each item's :class:`~domain.Rows`, or the error it gets alone: if
+        anything fails in the shared flight, nothing of it is kept and each statement runs
+        again on its own (its own transaction, its own outcome), in order. An error of the
+        connection itself (lost, past the deadline) is raised for all."""
+        if self.busy:
+            raise e.OperationalError(f"{self.name} was interrupted mid-operation; not reusable")
+        outcomes: list[Rows | Exception | None] = [None] * len(items)
+        sent: list[tuple[int, Compiled, bytes | None]] = []
+        self._enter_pipeline()
+        pgconn = self.pgconn
+        if self._stale:
+            for command in self._stale:
+                pgconn.send_query_params(command, None)
+            pgconn.pipeline_sync()
+            self._discard += len(self._stale) + 1
+            self._stale = []
+        discard = self._discard
+        groups = discard
+        prepared = self._prepared
+        fresh: dict[bytes, bytes] = {}
+        for i, (compiled, values) in enumerate(items):
+            try:
+                args = self._args(compiled, values)
+            except sa.exc.ArgumentError as exc:
+                outcomes[i] = exc
+                continue
+            sql = compiled.sql
+            name = prepared.get(sql)
+            new_name: bytes | None = None
+            if name is None:
+                name = fresh.get(sql)
+                if name is None:
+                    new_name = name = fresh[sql] = b"t%d" % next(self._prepared_ids)
+                    pgconn.send_prepare(name, sql, None)
+                    groups += 1
+            else:
+                prepared.move_to_end(sql)
+            pgconn.send_query_prepared(name, self._dump(args), None, _BINARY)
+            groups += 1
+            sent.append((i, compiled, new_name))
+            self.queries += 1
+        pgconn.pipeline_sync()
+        self._discard = 0
+        self.busy = True
+        results, errors = await self.conn.wait(_exchange_batch(pgconn, groups))
+        self.busy = False
+        at = discard
+        failed = bool(errors)
+        for i, compiled, new_name in sent:
+            if new_name is not None:
+                (reply,) = results[at]
+                at += 1
+                if reply.status == _COMMAND_OK:
+                    self._remember(compiled.sql, new_name)
+                else:
+                    failed = True
+            group = results[at]
+            at += 1
+            result = group[-1] if group else None
+            if result is None or result.status not in (_TUPLES_OK, _COMMAND_OK):
+                failed = True
+            else:
+                outcomes[i] = self._rows(compiled, result)
+        if failed and len(sent) == 1 and not errors:
+            # Alone in its transaction: its error is what it gets on its own.
+            i, compiled, new_name = sent[0]
+            group = results[at - 1]
+            if group and group[-1].status == _FATAL_ERROR:
+                self.errors += 1
+                outcomes[i] = e.error_from_result(group[-1], encoding=self._encoding)
+                return outcomes  # type: ignore[return-value]
+        if failed:  # nothing was kept: each on its own, in order
+            for i, _, _ in sent:
+                outcomes[i] = None
+            for i, compiled, _ in sent:
+                try:
+                    outcomes[i] = await self._round_trip(compiled, items[i][1])
+                except e.Error as exc:
+                    if self.broken or isinstance(exc, DeadlineExceeded):
+                        raise FlightBroken(exc, outcomes) from exc
+                    outcomes[i] = exc
+        return outcomes  # type: ignore[return-value]
+
     def _args(self, compiled: Compiled, values: Any) -> list[Any]:
         try:
             return compiled.parameters(values)
@@ -391,6 +507,10 @@ class Link:
             return Rows((), [], 0)
         if result is None or result.status == _PIPELINE_ABORTED:
             raise e.InternalError(f"{self.name}: no reply to the statement")
+        return self._rows(compiled, result)
+
+    def _rows(self, compiled: Compiled, result: Any) -> Rows:
+        """The :class:`~domain.Rows` of a statement's successful *result*, loaded in one pass."""
         if result.status != _TUPLES_OK:
             return Rows((), [], result.command_tuples or 0)
         transformer = self._transformer
@@ -422,7 +542,7 @@ class Link:
         self.begin(read_only)
         tx = PgTx(self)
         try:
-            result = await run_in_greenlet(_run, (unit, tx))
+            result = await run_in_greenlet(run_unit_body, (unit, tx))
         except BaseException:
             if not self.busy and not self.broken:
                 try:
@@ -438,7 +558,7 @@ class Link:
 
     async def run_in(self, unit: Callable[[Tx], T], tx: PgTx) -> T:
         """Run ``unit(tx)`` inside the open transaction *tx* (``Domain.transaction``)."""
-        return await run_in_greenlet(_run, (unit, tx))
+        return await run_in_greenlet(run_unit_body, (unit, tx))
 
     # -- tx.conn: SQLAlchemy over the same connection -------------------------------------------
 
@@ -494,7 +614,9 @@ class Link:
         self.conn._finish()
 
 
-def _run(job: tuple[Callable[[Tx], T], PgTx]) -> T:
+def run_unit_body(job: tuple[Callable[[Tx], T], PgTx]) -> T:
+    """``unit(tx)`` for :func:`~domain._greenlets.run_in_greenlet`, letting go of
+    ``tx.conn`` after."""
     unit, tx = job
     try:
         return unit(tx)
