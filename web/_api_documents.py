@@ -46,9 +46,7 @@ class Documents:
 
     def encode(self, document: Any) -> bytes:
         """The document as UTF-8 JSON (UUIDs, datetimes and decimals as strings)."""
-        return json.dumps(
-            document, default=encode_value, separators=(",", ":"), ensure_ascii=False
-        ).encode()
+        return _JSON.encode(document).encode()
 
     def _plan(self, t: ApiType) -> _Plan:
         """How *t*'s records become objects, worked out once per type (the exposed types
@@ -188,6 +186,10 @@ class Documents:
         if meta is not None:
             doc["meta"] = dict(meta)
         return doc
+
+
+#: One encoder for every document (json.dumps with options builds a new one per call).
+_JSON = json.JSONEncoder(default=encode_value, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,7 @@ class H1Connection:
         #: Whether the connection goes on after the last response (set by :meth:`response`).
         self.keep_alive = True
         self._events: deque[object] = deque()
-        self._parser = HttpRequestParser(self)
+        self._parser: HttpRequestParser | None = HttpRequestParser(self)
         self._failed = False
         #: The bytes after an upgrade request (or CONNECT) once llhttp paused there.
         self._paused: bytes | None = None
@@ -211,6 +211,7 @@ class H1Connection:
             self._paused += data
             return
         was_in_head = self._in_head
+        assert self._parser is not None  # not failed: not closed
         try:
             self._parser.feed_data(data)
         except HttpParserUpgrade as paused:
@@ -264,6 +265,12 @@ class H1Connection:
             return b""
         self._continued = True
         return _CONTINUE
+
+    def close(self) -> None:
+        """Let go of the parser (it holds this connection's callbacks: a reference cycle the
+        cyclic GC would have to find); nothing more is parsed."""
+        self._failed = True
+        self._parser = None
 
     # -- bytes out --------------------------------------------------------------------------
 
@@ -331,6 +338,7 @@ class H1Connection:
     def on_headers_complete(self) -> None:
         self._in_head = False
         parser = self._parser
+        assert parser is not None  # llhttp calls back
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             raise self._stop(

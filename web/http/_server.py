@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import logging
 import os
 from functools import partial
@@ -101,11 +102,26 @@ async def serve(
     else:
         listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
+    _freeze_boot_objects()
     async with trio.open_nursery() as nursery:
         task_status.started(bound)
         await trio.serve_listeners(
             partial(_connection, endpoint, nursery), listeners, handler_nursery=nursery
         )
+
+
+_frozen = False
+
+
+def _freeze_boot_objects() -> None:
+    """Once per process, when it first serves: move every object built so far (modules,
+    routes, resources' tables, compiled statements...) to the GC's permanent generation, so
+    that a full collection walks what requests made, not the ~100k objects of the boot (it
+    took ~60 ms each time, a pause every few thousand requests: the p99)."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
 
 
 async def _reuse_port_listeners(host: str, port: int) -> list[trio.SocketListener]:
@@ -204,6 +220,13 @@ async def _serve_http(endpoint: Endpoint, stream: trio.SocketStream) -> list[_Up
     """Serve HTTP requests until the connection should close (``None``) or a WebSocket
     upgrade was accepted (returned in a list that :func:`_upgrade` empties)."""
     wire = _Wire(endpoint, stream)
+    try:
+        return await _serve_requests(endpoint, wire)
+    finally:
+        wire.conn.close()
+
+
+async def _serve_requests(endpoint: Endpoint, wire: _Wire) -> list[_Upgrade] | None:
     while True:
         wire.answered = False
         try:
