@@ -61,7 +61,7 @@ class Documents:
                 if target is not None:
                     source = rel.source_attribute if rel.kind == "belongs_to" else None
                     rels.append((rname, target, source))
-            linked = any(r.kind == "get" for r in t.routes)
+            linked = f"{self.prefix}/{t.name}/" if any(r.kind == "get" for r in t.routes) else ""
             pk = _converter(attrs[t.pk].python_type)
             plan = _Plan(fields, tuple(rels), linked, pk)
             self._plans[t.name] = plan
@@ -80,11 +80,12 @@ class Documents:
         wanted = fields.get(t.name)
         shown = set(wanted) if wanted is not None else None
         key = values.get(t.pk)
-        attributes: dict[str, Any] = {}
-        for name, convert in plan.fields:
-            if name in values and (shown is None or name in shown):
-                value = values[name]
-                attributes[name] = value if convert is None or value is None else convert(value)
+        attributes: dict[str, Any] = {
+            name: value if convert is None or value is None else convert(value)
+            for name, convert in plan.fields
+            if (value := values.get(name, _ABSENT)) is not _ABSENT
+            and (shown is None or name in shown)
+        }
         if self.plain:
             obj = {"id": key if plan.pk is None else plan.pk(key), **attributes}
             for rname, target, _ in plan.relationships:
@@ -113,7 +114,7 @@ class Documents:
         if relationships:
             out["relationships"] = relationships
         if plan.linked:
-            out["links"] = {"self": f"{self.prefix}/{t.name}/{sid}"}
+            out["links"] = {"self": plan.linked + sid}
         return out
 
     def _plain_related(
@@ -189,18 +190,21 @@ class Documents:
 
 
 #: One encoder for every document (json.dumps with options builds a new one per call).
-_JSON = json.JSONEncoder(default=encode_value, separators=(",", ":"), ensure_ascii=False)
+#: Documents are trees of our own dicts and lists (no cycles): no check for them.
+_JSON = json.JSONEncoder(
+    default=encode_value, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
 
 
 @dataclass(frozen=True)
 class _Plan:
     """A type's fields with their converters, its linked relationships ``(name, target
-    type, foreign key or None)``, whether its records link to themselves, the key's
-    converter."""
+    type, foreign key or None)``, the start of its records' own links (``""``: they have
+    none), the key's converter."""
 
     fields: tuple[tuple[str, Callable[[Any], Any] | None], ...]
     relationships: tuple[tuple[str, ApiType, str | None], ...]
-    linked: bool
+    linked: str
     pk: Callable[[Any], Any] | None
 
 
@@ -217,7 +221,13 @@ def _converter(python_type: Any) -> Callable[[Any], Any] | None:
 
 
 def _isoformat(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.datetime | dt.date) else value
+    kind = type(value)
+    if kind is dt.datetime or kind is dt.date or isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+_ABSENT = object()
 
 
 def _any(value: Any) -> Any:
