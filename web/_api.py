@@ -750,11 +750,17 @@ def _url(request: Request, replace: Mapping[str, str] | None) -> str:
 
 
 _SAFE = re.compile(r"[A-Za-z0-9_.\-~]*")
+#: What a keyset cursor (URL-safe base64) is made of: only its padding needs quoting.
+_CURSOR = re.compile(r"[A-Za-z0-9_.\-~=]*")
 _NAMES: dict[str, str] = {}
 
 
 def _quote(value: str) -> str:
-    return value if _SAFE.fullmatch(value) else quote_plus(value)
+    if _SAFE.fullmatch(value):
+        return value
+    if _CURSOR.fullmatch(value):
+        return value.replace("=", "%3D")
+    return quote_plus(value)
 
 
 def _quoted_name(name: str) -> str:
