@@ -7,6 +7,7 @@ queue anything after an error, or answer with a status outside the refusals it k
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -212,6 +213,16 @@ def test_a_head_that_never_ends_is_refused_before_it_is_whole() -> None:
     for _ in range(10):
         conn.receive_data(b"a" * 200)
     assert events(conn) == [("error", 431)]
+
+
+def test_a_head_within_the_limit_passes_however_it_is_split() -> None:
+    fields = b"".join(b"X-Field-%02d: vvvvvvvvv\r\n" % i for i in range(40))
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n"
+    assert 900 < len(head) < 1_000
+    for cuts in ([10, 800], [30, 500, 900], list(range(1, len(head), 97))):
+        points = [0, *cuts, len(head)]
+        pieces = [head[a:b] for a, b in itertools.pairwise(points)]
+        assert parse(*pieces, max_head_bytes=1_000) == [("head", "GET", "/"), "end"], cuts
 
 
 def test_body_limit_by_content_length_and_by_chunks() -> None:

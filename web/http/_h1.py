@@ -222,11 +222,12 @@ class H1Connection:
         except HttpParserError as exc:
             self._queue_error(_parser_error(exc))
         if self._in_head and not self._failed:
-            # A head still incomplete: count the reads it spans (a complete one is measured
-            # exactly, in on_headers_complete).
+            # A head still incomplete: the whole reads it spanned since its first, and its
+            # complete fields, are each at most its size so far (a complete head is
+            # measured exactly, in on_headers_complete).
             if was_in_head:
                 self._streak += len(data)
-            if self._streak + self._head_bytes > self.max_head_bytes:
+            if max(self._streak, self._head_bytes) > self.max_head_bytes:
                 self._queue_error(self._too_big())
 
     def next_event(self) -> object:
