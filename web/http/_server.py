@@ -31,6 +31,7 @@ import base64
 import binascii
 import gc
 import logging
+import math
 import os
 from functools import partial
 from typing import Final
@@ -174,7 +175,7 @@ _Upgrade = tuple[bytes, FrameLayer, bytes, Request, SocketHandler]
 class _Wire:
     """One connection's socket and HTTP/1.1 state, and the peer's address (asked once)."""
 
-    __slots__ = ("answered", "conn", "fd", "peer", "sock", "stream")
+    __slots__ = ("answered", "conn", "fd", "late", "peer", "sock", "stream", "timer")
 
     def __init__(self, endpoint: Endpoint, stream: trio.SocketStream) -> None:
         self.stream = stream
@@ -188,6 +189,20 @@ class _Wire:
         )
         #: Whether a response (or part of one) to the current request went out.
         self.answered = False
+        #: The connection's one cancel scope for its timeouts (idle, head, body): its
+        #: deadline moves, cheaper than a new scope per request; ``late`` is the 408's
+        #: message when it fires (``None``: an idle connection, closed quietly).
+        self.timer = trio.CancelScope()
+        self.late: str | None = None
+
+    def wait_until(self, seconds: float, late: str | None) -> None:
+        """Give up on the peer in *seconds* (then answer 408 *late*, or close quietly)."""
+        self.timer.deadline = trio.current_time() + seconds
+        self.late = late
+
+    def arrived(self) -> None:
+        """What was waited for arrived: no deadline until the next wait."""
+        self.timer.deadline = math.inf
 
     async def receive(self) -> bytes:
         """The next bytes from the peer (``b""`` once it is gone). A client mostly waits
@@ -221,7 +236,14 @@ async def _serve_http(endpoint: Endpoint, stream: trio.SocketStream) -> list[_Up
     upgrade was accepted (returned in a list that :func:`_upgrade` empties)."""
     wire = _Wire(endpoint, stream)
     try:
-        return await _serve_requests(endpoint, wire)
+        with wire.timer:
+            return await _serve_requests(endpoint, wire)
+        # Only a deadline of the timer gets here (the server's own cancellation goes on).
+        if wire.late is not None:
+            error = HTTPError(408, wire.late)
+            logger.debug("refused a request from %s: %s", wire.peer, error)
+            await _send_error(endpoint, wire, error)
+        return None
     finally:
         wire.conn.close()
 
@@ -232,12 +254,14 @@ async def _serve_requests(endpoint: Endpoint, wire: _Wire) -> list[_Upgrade] | N
         try:
             outcome = await _exchange(endpoint, wire)
         except HTTPError as exc:  # bad input: answer, close this connection
+            wire.arrived()
             logger.debug("refused a request from %s: %s", wire.peer, exc)
             await _send_error(endpoint, wire, exc)
             return None
         except _GONE:
             raise
         except Exception:
+            wire.arrived()
             logger.exception("request from %s failed; answered 500", wire.peer)
             await _send_error(endpoint, wire, HTTPError(500, "internal server error"))
             return None
@@ -308,32 +332,31 @@ async def _read_head(endpoint: Endpoint, wire: _Wire) -> RequestHead | None:
     event = conn.next_event()
     if type(event) is RequestHead:  # pipelined: parsed with the bytes of the last one
         return event
+    late = (
+        f"the request head did not arrive within {endpoint.head_timeout} s (Endpoint.head_timeout)"
+    )
     started = conn.started
-    wait = endpoint.head_timeout if started else endpoint.keep_alive_timeout
-    with trio.move_on_after(wait) as scope:
-        while True:
-            if event is NEED_DATA:
-                data = await wire.receive()
-                if not data:
-                    return None
-                if not started:
-                    started = True
-                    scope.deadline = trio.current_time() + endpoint.head_timeout
-                conn.receive_data(data)
-            elif type(event) is RequestHead:
-                return event
-            elif isinstance(event, ProtocolError):
-                raise HTTPError(event.status, event.message)
-            else:  # a body or its end without a head: cannot happen
+    if started:
+        wire.wait_until(endpoint.head_timeout, late)
+    else:
+        wire.wait_until(endpoint.keep_alive_timeout, None)
+    while True:
+        if event is NEED_DATA:
+            data = await wire.receive()
+            if not data:
                 return None
-            event = conn.next_event()
-    if started and scope.cancelled_caught:
-        raise HTTPError(
-            408,
-            f"the request head did not arrive within {endpoint.head_timeout} s "
-            f"(Endpoint.head_timeout)",
-        )
-    return None
+            if not started:
+                started = True
+                wire.wait_until(endpoint.head_timeout, late)
+            conn.receive_data(data)
+        elif type(event) is RequestHead:
+            wire.arrived()
+            return event
+        elif isinstance(event, ProtocolError):
+            raise HTTPError(event.status, event.message)
+        else:  # a body or its end without a head: cannot happen
+            return None
+        event = conn.next_event()
 
 
 def _split_target(target: str, method: str) -> tuple[str, str]:
@@ -363,29 +386,29 @@ async def _read_body(endpoint: Endpoint, wire: _Wire, head: RequestHead) -> byte
     if event is END:  # no body (or all of it came with the head)
         return b""
     parts: list[bytes] = []
-    with trio.move_on_after(endpoint.body_timeout):
-        while True:
-            if event is NEED_DATA:
-                if head.expects_continue and (answer := conn.continue_once()):
-                    await wire.send(answer)
-                    wire.answered = False  # a 100 is no answer yet
-                data = await wire.receive()
-                if not data:
-                    return None
-                conn.receive_data(data)
-            elif event is END:
-                return b"".join(parts)
-            elif type(event) is bytes:
-                parts.append(event)
-            elif isinstance(event, ProtocolError):
-                raise HTTPError(event.status, event.message)
-            else:
-                return None
-            event = conn.next_event()
-    raise HTTPError(
-        408,
+    wire.wait_until(
+        endpoint.body_timeout,
         f"the request body did not arrive within {endpoint.body_timeout} s (Endpoint.body_timeout)",
     )
+    while True:
+        if event is NEED_DATA:
+            if head.expects_continue and (answer := conn.continue_once()):
+                await wire.send(answer)
+                wire.answered = False  # a 100 is no answer yet
+            data = await wire.receive()
+            if not data:
+                return None
+            conn.receive_data(data)
+        elif event is END:
+            wire.arrived()
+            return b"".join(parts)
+        elif type(event) is bytes:
+            parts.append(event)
+        elif isinstance(event, ProtocolError):
+            raise HTTPError(event.status, event.message)
+        else:
+            return None
+        event = conn.next_event()
 
 
 def _tokens(request: Request, name: str) -> list[str]:
