@@ -117,6 +117,24 @@ class Documents:
             out["links"] = {"self": plan.linked + sid}
         return out
 
+    @staticmethod
+    def _simple_object(name: str, plan: _Plan, pk: str, values: dict[str, Any]) -> dict[str, Any]:
+        """What :meth:`resource_object` makes of a record of a type with no linked
+        relationships, all of its fields shown, in JSON:API mode."""
+        sid = str(values.get(pk))
+        out: dict[str, Any] = {
+            "type": name,
+            "id": sid,
+            "attributes": {
+                field: value if convert is None or value is None else convert(value)
+                for field, convert in plan.fields
+                if (value := values.get(field, _ABSENT)) is not _ABSENT
+            },
+        }
+        if plan.linked:
+            out["links"] = {"self": plan.linked + sid}
+        return out
+
     def _plain_related(
         self, target: ApiType, loaded: Any, fields: Mapping[str, Sequence[str]]
     ) -> Any:
@@ -179,7 +197,12 @@ class Documents:
         """A document holding a list of records, with *links* (``self``, ``next``) and
         *meta* (the page)."""
         fields = fields or {}
-        doc: dict[str, Any] = {"data": [self.resource_object(t, r, fields) for r in records]}
+        plan = self._plan(t)
+        if self.plain or plan.relationships or t.name in fields:
+            data = [self.resource_object(t, r, fields) for r in records]
+        else:  # the usual list: resource_object's work without a call and checks per record
+            data = [self._simple_object(t.name, plan, t.pk, r.__dict__) for r in records]
+        doc: dict[str, Any] = {"data": data}
         if include and not self.plain:
             doc["included"] = self._included(t, records, include, fields)
         if links is not None:
