@@ -496,7 +496,14 @@ def _encode(endpoint: Endpoint, response: Response) -> tuple[list[bytes], bool]:
             continue
         if lower == "connection" and "close" in value.lower():
             close = True
-        lines.append(encode_header(name, value))
+        line = _LINES.get((name, value))
+        if line is None:
+            line = encode_header(name, value)
+            if len(value) <= 200:  # the usual ones (content types...) repeat: keep them
+                if len(_LINES) >= 512:
+                    _LINES.clear()
+                _LINES[name, value] = line
+        lines.append(line)
     for name, line in _security_lines(endpoint):
         if name not in given:
             lines.append(line)
@@ -516,6 +523,8 @@ def _security_lines(endpoint: Endpoint) -> tuple[tuple[str, bytes], ...]:
 
 
 _SECURITY: dict[tuple[tuple[str, str], ...], tuple[tuple[str, bytes], ...]] = {}
+#: Header lines already checked and encoded, by (name, value).
+_LINES: dict[tuple[str, str], bytes] = {}
 
 
 async def _send_response(
