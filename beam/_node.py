@@ -298,6 +298,9 @@ class Node:
         if proc.pending_exit is not NOT_EXITING:
             reason = proc.pending_exit
         self._exited(proc, reason)
+        # The task holds the process (process_var in its context): without this the two
+        # are a reference cycle that only the cyclic GC frees (one per request served).
+        proc.task = None
 
     def _report(self, proc: Process, reason: Any) -> None:
         self._crashes += 1

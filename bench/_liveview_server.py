@@ -115,7 +115,7 @@ def ours(template_name: str) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(control)
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
-            say("STACK", "trio-beam (h11; websockets sans-I/O framing, C speedups)")
+            say("STACK", "trio-beam (httptools; websockets sans-I/O framing, C speedups)")
             say("PORT", port)
 
     beam.run(main)

@@ -28,6 +28,7 @@ building a statement costs more than a local round trip.
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import decimal
 import json
@@ -388,18 +389,42 @@ def _after(order: Order, values: list[Any]) -> Any:
 def encode_cursor(values: Sequence[Any]) -> str:
     """A keyset cursor for a record whose sort key is *values* (UUIDs, datetimes and decimals
     kept as such): ``encode_cursor([msg.inserted_at, msg.id])``."""
+    # Every record of a keyset page gets one: the usual key types are written by hand
+    # (json.dumps, a new encoder per call, cost 3x as much), the same text as json.dumps.
+    if len(values) == 1 and type(values[0]) is uuid.UUID:  # the primary key alone
+        raw = f'[{{"u":"{values[0]}"}}]'
+        return binascii.b2a_base64(raw.encode(), newline=False).translate(_URLSAFE).decode()
+    parts = []
+    for v in values:
+        kind = type(v)
+        if kind is uuid.UUID:
+            parts.append(f'{{"u":"{v}"}}')
+        elif kind is dt.datetime:
+            parts.append(f'{{"d":"{v.isoformat()}"}}')
+        elif kind is int:
+            parts.append(int.__repr__(v))
+        elif kind is str:
+            parts.append(_json_string(v))
+        else:
+            parts.append(_CURSOR_JSON.encode(_cursor_value(v)))
+    raw = "[" + ",".join(parts) + "]"
+    return binascii.b2a_base64(raw.encode(), newline=False).translate(_URLSAFE).decode()
 
-    def enc(v: Any) -> Any:
-        if isinstance(v, uuid.UUID):
-            return {"u": str(v)}
-        if isinstance(v, dt.datetime):
-            return {"d": v.isoformat()}
-        if isinstance(v, decimal.Decimal):
-            return {"n": str(v)}
-        return v
 
-    raw = json.dumps([enc(v) for v in values], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+def _cursor_value(v: Any) -> Any:
+    if isinstance(v, uuid.UUID):
+        return {"u": str(v)}
+    if isinstance(v, dt.datetime):
+        return {"d": v.isoformat()}
+    if isinstance(v, decimal.Decimal):
+        return {"n": str(v)}
+    return v
+
+
+_CURSOR_JSON = json.JSONEncoder(separators=(",", ":"))
+#: base64 to its URL-safe alphabet (what base64.urlsafe_b64encode does, without two calls).
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_json_string = json.encoder.encode_basestring_ascii
 
 
 def decode_cursor(cursor: str) -> list[Any]:

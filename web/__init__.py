@@ -1,7 +1,7 @@
 r"""web: the HTTP/WebSocket endpoint and Phoenix Channels, on our own trio server.
 
-One server (:func:`serve`, on h11 and the ``websockets`` sans-I/O protocol) serves an
-:class:`Endpoint`: HTTP routes, a mounted ASGI app for everything else
+One server (:func:`serve`, on httptools (llhttp) and the ``websockets`` sans-I/O protocol)
+serves an :class:`Endpoint`: HTTP routes, a mounted ASGI app for everything else
 (:meth:`Endpoint.mount`), and Channels sockets that the official ``phoenix`` JavaScript client
 speaks to unmodified::
 

@@ -46,9 +46,7 @@ class Documents:
 
     def encode(self, document: Any) -> bytes:
         """The document as UTF-8 JSON (UUIDs, datetimes and decimals as strings)."""
-        return json.dumps(
-            document, default=encode_value, separators=(",", ":"), ensure_ascii=False
-        ).encode()
+        return _JSON.encode(document).encode()
 
     def _plan(self, t: ApiType) -> _Plan:
         """How *t*'s records become objects, worked out once per type (the exposed types
@@ -63,7 +61,7 @@ class Documents:
                 if target is not None:
                     source = rel.source_attribute if rel.kind == "belongs_to" else None
                     rels.append((rname, target, source))
-            linked = any(r.kind == "get" for r in t.routes)
+            linked = f"{self.prefix}/{t.name}/" if any(r.kind == "get" for r in t.routes) else ""
             pk = _converter(attrs[t.pk].python_type)
             plan = _Plan(fields, tuple(rels), linked, pk)
             self._plans[t.name] = plan
@@ -82,11 +80,12 @@ class Documents:
         wanted = fields.get(t.name)
         shown = set(wanted) if wanted is not None else None
         key = values.get(t.pk)
-        attributes: dict[str, Any] = {}
-        for name, convert in plan.fields:
-            if name in values and (shown is None or name in shown):
-                value = values[name]
-                attributes[name] = value if convert is None or value is None else convert(value)
+        attributes: dict[str, Any] = {
+            name: value if convert is None or value is None else convert(value)
+            for name, convert in plan.fields
+            if (value := values.get(name, _ABSENT)) is not _ABSENT
+            and (shown is None or name in shown)
+        }
         if self.plain:
             obj = {"id": key if plan.pk is None else plan.pk(key), **attributes}
             for rname, target, _ in plan.relationships:
@@ -115,7 +114,25 @@ class Documents:
         if relationships:
             out["relationships"] = relationships
         if plan.linked:
-            out["links"] = {"self": f"{self.prefix}/{t.name}/{sid}"}
+            out["links"] = {"self": plan.linked + sid}
+        return out
+
+    @staticmethod
+    def _simple_object(name: str, plan: _Plan, pk: str, values: dict[str, Any]) -> dict[str, Any]:
+        """What :meth:`resource_object` makes of a record of a type with no linked
+        relationships, all of its fields shown, in JSON:API mode."""
+        sid = str(values.get(pk))
+        out: dict[str, Any] = {
+            "type": name,
+            "id": sid,
+            "attributes": {
+                field: value if convert is None or value is None else convert(value)
+                for field, convert in plan.fields
+                if (value := values.get(field, _ABSENT)) is not _ABSENT
+            },
+        }
+        if plan.linked:
+            out["links"] = {"self": plan.linked + sid}
         return out
 
     def _plain_related(
@@ -180,7 +197,12 @@ class Documents:
         """A document holding a list of records, with *links* (``self``, ``next``) and
         *meta* (the page)."""
         fields = fields or {}
-        doc: dict[str, Any] = {"data": [self.resource_object(t, r, fields) for r in records]}
+        plan = self._plan(t)
+        if self.plain or plan.relationships or t.name in fields:
+            data = [self.resource_object(t, r, fields) for r in records]
+        else:  # the usual list: resource_object's work without a call and checks per record
+            data = [self._simple_object(t.name, plan, t.pk, r.__dict__) for r in records]
+        doc: dict[str, Any] = {"data": data}
         if include and not self.plain:
             doc["included"] = self._included(t, records, include, fields)
         if links is not None:
@@ -190,15 +212,22 @@ class Documents:
         return doc
 
 
+#: One encoder for every document (json.dumps with options builds a new one per call).
+#: Documents are trees of our own dicts and lists (no cycles): no check for them.
+_JSON = json.JSONEncoder(
+    default=encode_value, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A type's fields with their converters, its linked relationships ``(name, target
-    type, foreign key or None)``, whether its records link to themselves, the key's
-    converter."""
+    type, foreign key or None)``, the start of its records' own links (``""``: they have
+    none), the key's converter."""
 
     fields: tuple[tuple[str, Callable[[Any], Any] | None], ...]
     relationships: tuple[tuple[str, ApiType, str | None], ...]
-    linked: bool
+    linked: str
     pk: Callable[[Any], Any] | None
 
 
@@ -215,7 +244,13 @@ def _converter(python_type: Any) -> Callable[[Any], Any] | None:
 
 
 def _isoformat(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.datetime | dt.date) else value
+    kind = type(value)
+    if kind is dt.datetime or kind is dt.date or isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+_ABSENT = object()
 
 
 def _any(value: Any) -> Any:

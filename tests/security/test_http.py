@@ -207,7 +207,7 @@ def test_a_48kb_cookie_header_parses_linearly_and_fully() -> None:
 
 async def test_big_heads_and_many_headers_get_431(tmp_path: Path) -> None:
     async with server(tmp_path) as port:
-        # 60 KB in one read: h11's incomplete-event limit never sees it.
+        # 60 KB in one read: the limit on an incomplete head never sees it.
         cookie = "a=" + "b" * 60_000
         status, _, body = await send(port, get("/", f"cookie: {cookie}\r\n"))
         assert status == 431

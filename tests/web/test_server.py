@@ -100,6 +100,71 @@ async def test_request_body_limit_and_malformed_requests() -> None:
         assert garbage.startswith(b"HTTP/1.1 400")
 
 
+async def test_pipelined_requests_are_answered_in_order_in_one_read() -> None:
+    async with running() as port:
+        answers = await http(
+            port,
+            b"GET /greet?name=a HTTP/1.1\r\nhost: x\r\n\r\n"
+            b"POST /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+            b"GET /greet?name=b HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        assert answers.count(b"HTTP/1.1 ") == 3
+        first, second, third = answers.split(b"HTTP/1.1 ")[1:]
+        assert first.startswith(b"200")
+        assert first.endswith(b"hi a")
+        assert second.startswith(b"201")
+        assert second.endswith(b"5")
+        assert third.startswith(b"200")
+        assert b"connection: close" in third
+        assert third.endswith(b"hi b")
+
+
+async def test_http_10_is_answered_then_closed() -> None:
+    async with running() as port:
+        answer = await http(port, b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\n\r\n")
+        assert answer.count(b"HTTP/1.1 200") == 1
+        assert b"connection: close" in answer
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET / HTTP/2.0\r\nhost: x\r\n\r\n", b"505"),
+        (b"GET / HTTP/1.1\r\n\r\n", b"400"),  # no Host
+        (b"POST /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: gzip\r\n\r\n", b"501"),
+        # Refused by its Content-Length, before a byte of the body is read.
+        (b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 1001\r\n\r\n", b"413"),
+    ],
+)
+async def test_refusals_by_the_head(raw: bytes, status: bytes) -> None:
+    async with running() as port:
+        answer = await http(port, raw)
+        assert answer.startswith(b"HTTP/1.1 " + status), answer
+        assert b"connection: close" in answer
+
+
+async def test_expect_100_continue_gets_a_100_before_the_body_is_sent() -> None:
+    async with running() as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(
+                b"POST /upload HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\n"
+                b"content-length: 3\r\nconnection: close\r\n\r\n"
+            )
+            with trio.fail_after(5):
+                interim = await stream.receive_some(65_536)
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+            await stream.send_all(b"abc")
+            chunks = []
+            with trio.fail_after(5):
+                while chunk := await stream.receive_some(65_536):
+                    chunks.append(chunk)
+        answer = b"".join(chunks)
+        assert answer.startswith(b"HTTP/1.1 201")
+        assert answer.endswith(b"3")
+
+
 async def test_websocket_echo_text_and_binary_and_phoenix_subprotocol() -> None:
     async with running() as port:
         path = "/socket/websocket?vsn=2.0.0"

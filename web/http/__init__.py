@@ -1,12 +1,12 @@
 """web.http: the HTTP/1.1 and WebSocket server, the bottom layer of ``web``.
 
-One trio listener, h11 for HTTP and the ``websockets`` library's sans-I/O protocol for
-WebSockets, no ASGI in the way: an :class:`Endpoint` routes exact paths to handlers
-(``Request`` in, ``Response`` out, each request in a process of its own), serves static
-directories, mounts an ASGI application for the rest, and accepts WebSocket upgrades through
-:class:`Upgrader` objects. Cookies, CSRF protection, rate limiting and the WebSocket
-:class:`Outbox` (frames written without waiting, the fast lane of broadcasts) live here too,
-for every layer above to use::
+One trio listener, our sans-I/O HTTP/1.1 layer on httptools (llhttp, in C) for HTTP and the
+``websockets`` library's sans-I/O protocol for WebSockets, no ASGI in the way: an
+:class:`Endpoint` routes exact paths to handlers (``Request`` in, ``Response`` out, each
+request in a process of its own), serves static directories, mounts an ASGI application for
+the rest, and accepts WebSocket upgrades through :class:`Upgrader` objects. Cookies, CSRF
+protection, rate limiting and the WebSocket :class:`Outbox` (frames written without waiting,
+the fast lane of broadcasts) live here too, for every layer above to use::
 
     import web.http as http
 

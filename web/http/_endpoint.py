@@ -22,9 +22,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
-import h11
-
 from ._asgi import call_asgi
+from ._h1 import encode_header
 from ._request import HttpHandler
 from ._static import StaticFiles
 from ._websocket import Always, SocketHandler, Upgrader
@@ -100,9 +99,10 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         try:
-            h11.Response(status_code=200, headers=list(self.security_headers))
+            for name, value in self.security_headers:
+                encode_header(name, value)
             self.security_headers = tuple((k.lower(), v) for k, v in self.security_headers)
-        except (h11.LocalProtocolError, ValueError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:
             raise ValueError(
                 f"security_headers must be (name, value) pairs of valid HTTP headers: {exc} "
                 f"in {self.security_headers!r:.200}"

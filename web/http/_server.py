@@ -1,9 +1,9 @@
-"""The HTTP/1.1 and WebSocket server: one trio listener, h11 and the ``websockets`` library's
-sans-I/O protocol, no ASGI in the way.
+"""The HTTP/1.1 and WebSocket server: one trio listener, our sans-I/O HTTP/1.1 layer on
+``httptools`` and the ``websockets`` library's sans-I/O protocol, no ASGI in the way.
 
-h11 parses requests and writes responses (the WebSocket handshake's 101 too); the
-``websockets`` sans-I/O protocol does the framing (unmasking in C), pings and closes. This
-module only moves bytes between them and the socket, routes requests
+:mod:`web.http._h1` parses requests (llhttp, in C) and writes responses (the WebSocket
+handshake's 101 too); the ``websockets`` sans-I/O protocol does the framing (unmasking in
+C), pings and closes. This module only moves bytes between them and the socket, routes requests
 to an :class:`Endpoint`, and enforces the limits (request head and body size, header count,
 form fields, head/body/keep-alive timeouts, frame size)::
 
@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import logging
+import math
+import os
 from functools import partial
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-import h11
 import trio
 from websockets.protocol import Protocol as FrameLayer
 from websockets.utils import accept_key
@@ -44,6 +46,15 @@ from beam import lowlevel
 
 from ._endpoint import Endpoint
 from ._errors import HTTPError
+from ._h1 import (
+    END,
+    NEED_DATA,
+    H1Connection,
+    ProtocolError,
+    RequestHead,
+    encode_header,
+    informational,
+)
 from ._outbox import Outbox
 from ._request import HttpHandler, Request, Response
 from ._websocket import (
@@ -92,11 +103,26 @@ async def serve(
     else:
         listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
+    _freeze_boot_objects()
     async with trio.open_nursery() as nursery:
         task_status.started(bound)
         await trio.serve_listeners(
             partial(_connection, endpoint, nursery), listeners, handler_nursery=nursery
         )
+
+
+_frozen = False
+
+
+def _freeze_boot_objects() -> None:
+    """Once per process, when it first serves: move every object built so far (modules,
+    routes, resources' tables, compiled statements...) to the GC's permanent generation, so
+    that a full collection walks what requests made, not the ~100k objects of the boot (it
+    took ~60 ms each time, a pause every few thousand requests: the p99)."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
 
 
 async def _reuse_port_listeners(host: str, port: int) -> list[trio.SocketListener]:
@@ -146,22 +172,98 @@ async def _connection(endpoint: Endpoint, nursery: trio.Nursery, stream: trio.So
 _Upgrade = tuple[bytes, FrameLayer, bytes, Request, SocketHandler]
 
 
+class _Wire:
+    """One connection's socket and HTTP/1.1 state, and the peer's address (asked once)."""
+
+    __slots__ = ("answered", "conn", "fd", "late", "peer", "sock", "stream", "timer")
+
+    def __init__(self, endpoint: Endpoint, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.sock = stream.socket
+        self.fd = stream.socket.fileno()
+        self.peer = _peer(stream)
+        self.conn = H1Connection(
+            max_head_bytes=endpoint.max_head_bytes,
+            max_headers=endpoint.max_headers,
+            max_body_bytes=endpoint.max_request_bytes,
+        )
+        #: Whether a response (or part of one) to the current request went out.
+        self.answered = False
+        #: The connection's one cancel scope for its timeouts (idle, head, body): its
+        #: deadline moves, cheaper than a new scope per request; ``late`` is the 408's
+        #: message when it fires (``None``: an idle connection, closed quietly).
+        self.timer = trio.CancelScope()
+        self.late: str | None = None
+
+    def wait_until(self, seconds: float, late: str | None) -> None:
+        """Give up on the peer in *seconds* (then answer 408 *late*, or close quietly)."""
+        self.timer.deadline = trio.current_time() + seconds
+        self.late = late
+
+    def arrived(self) -> None:
+        """What was waited for arrived: no deadline until the next wait."""
+        self.timer.deadline = math.inf
+
+    async def receive(self) -> bytes:
+        """The next bytes from the peer (``b""`` once it is gone). A client mostly waits
+        for the answer before it sends again: wait for the socket to be readable and read it
+        once, with no failing read first (what ``receive_some`` costs)."""
+        while True:
+            await trio.lowlevel.wait_readable(self.sock)
+            try:
+                return os.read(self.fd, _READ)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return b""
+
+    async def send(self, data: bytes) -> None:
+        """Write *data*: straight into the socket when it takes it all (a response mostly
+        fits its buffer), the rest through the stream (waiting until it can be written)."""
+        self.answered = True
+        try:
+            sent = os.write(self.fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"the peer is gone: {exc}") from None
+        if sent < len(data):
+            await self.stream.send_all(memoryview(data)[sent:])
+
+
 async def _serve_http(endpoint: Endpoint, stream: trio.SocketStream) -> list[_Upgrade] | None:
     """Serve HTTP requests until the connection should close (``None``) or a WebSocket
     upgrade was accepted (returned in a list that :func:`_upgrade` empties)."""
-    http = h11.Connection(h11.SERVER, max_incomplete_event_size=endpoint.max_head_bytes)
+    wire = _Wire(endpoint, stream)
+    try:
+        with wire.timer:
+            return await _serve_requests(endpoint, wire)
+        # Only a deadline of the timer gets here (the server's own cancellation goes on).
+        if wire.late is not None:
+            error = HTTPError(408, wire.late)
+            logger.debug("refused a request from %s: %s", wire.peer, error)
+            await _send_error(endpoint, wire, error)
+        return None
+    finally:
+        wire.conn.close()
+
+
+async def _serve_requests(endpoint: Endpoint, wire: _Wire) -> list[_Upgrade] | None:
     while True:
+        wire.answered = False
         try:
-            outcome = await _exchange(endpoint, http, stream)
+            outcome = await _exchange(endpoint, wire)
         except HTTPError as exc:  # bad input: answer, close this connection
-            logger.debug("refused a request from %s: %s", _peer(stream), exc)
-            await _send_error(endpoint, http, stream, exc)
+            wire.arrived()
+            logger.debug("refused a request from %s: %s", wire.peer, exc)
+            await _send_error(endpoint, wire, exc)
             return None
         except _GONE:
             raise
         except Exception:
-            logger.exception("request from %s failed; answered 500", _peer(stream))
-            await _send_error(endpoint, http, stream, HTTPError(500, "internal server error"))
+            wire.arrived()
+            logger.exception("request from %s failed; answered 500", wire.peer)
+            await _send_error(endpoint, wire, HTTPError(500, "internal server error"))
             return None
         if outcome is None:
             return None
@@ -169,117 +271,92 @@ async def _serve_http(endpoint: Endpoint, stream: trio.SocketStream) -> list[_Up
             # An open WebSocket keeps no HTTP state, and the request only as long as the
             # WebSocket holds it (a handler may let it go).
             return [outcome]
-        if http.our_state is h11.MUST_CLOSE or http.their_state is h11.MUST_CLOSE:
+        if not wire.conn.keep_alive:
             return None
-        http.start_next_cycle()
 
 
-async def _exchange(
-    endpoint: Endpoint, http: h11.Connection, stream: trio.SocketStream
-) -> Request | _Upgrade | None:
+async def _exchange(endpoint: Endpoint, wire: _Wire) -> Request | _Upgrade | None:
     """One request and its response: the request (the connection may go on), the upgrade
     to run, or ``None`` (close). Bad input raises :class:`HTTPError`."""
-    request = await _read_request(endpoint, http, stream)
-    if request is None:
+    read = await _read_request(endpoint, wire)
+    if read is None:
         return None
+    request, keep_alive = read
     upgrader = endpoint.upgrader(request.path)
     if upgrader is not None and "websocket" in _tokens(request, "upgrade"):
-        return await _start_upgrade(endpoint, http, stream, upgrader, request)
+        return await _start_upgrade(endpoint, wire, upgrader, request)
     response = await _respond(endpoint, request)
-    await _send_response(endpoint, http, stream, response, request)
+    await _send_response(endpoint, wire, response, request, keep_alive)
     return request
 
 
-async def _read_request(
-    endpoint: Endpoint, http: h11.Connection, stream: trio.SocketStream
-) -> Request | None:
-    """The next request, ``None`` when the peer closed or stayed idle; bad input raises
-    :class:`HTTPError` (400, 408, 413, 431...)."""
-    head = await _read_head(endpoint, http, stream)
+async def _read_request(endpoint: Endpoint, wire: _Wire) -> tuple[Request, bool] | None:
+    """The next request and whether the connection may go on after it; ``None`` when the
+    peer closed or stayed idle; bad input raises :class:`HTTPError` (400, 408, 413, 431...)."""
+    head = await _read_head(endpoint, wire)
     if head is None:
         return None
-    _check_head(endpoint, head)
-    method = head.method.decode("ascii")
-    path, query_string = _split_target(head.target.decode("latin-1"), method)
-    try:
-        query = parse_qs(query_string, max_num_fields=endpoint.max_form_fields)
-    except ValueError:
-        limit = endpoint.max_form_fields
-        raise HTTPError(
-            400, f"the query string has more than {limit} fields (Endpoint.max_form_fields)"
-        ) from None
-    body = await _read_body(endpoint, http, stream)
+    method = head.method
+    path, query_string = _split_target(head.target, method)
+    if query_string:
+        try:
+            query = parse_qs(query_string, max_num_fields=endpoint.max_form_fields)
+        except ValueError:
+            limit = endpoint.max_form_fields
+            raise HTTPError(
+                400, f"the query string has more than {limit} fields (Endpoint.max_form_fields)"
+            ) from None
+    else:
+        query = {}
+    body = await _read_body(endpoint, wire, head)
     if body is None:
         return None
-    return Request(
+    request = Request(
         method,
         path,
         query,
-        tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers),
+        head.headers,
         body,
-        _peer(stream),
+        wire.peer,
         query_string,
         endpoint.max_form_fields,
-        head.http_version.decode("ascii"),
+        head.http_version,
     )
+    return request, head.keep_alive
 
 
-async def _read_head(
-    endpoint: Endpoint, http: h11.Connection, stream: trio.SocketStream
-) -> h11.Request | None:
+async def _read_head(endpoint: Endpoint, wire: _Wire) -> RequestHead | None:
     # Idle (no byte of the next request yet): keep_alive_timeout, then close quietly. From
     # the first byte on: head_timeout for the whole head, then 408.
-    started = bool(http.trailing_data[0])
-    wait = endpoint.head_timeout if started else endpoint.keep_alive_timeout
-    with trio.move_on_after(wait) as scope:
-        while True:
-            event = _next_event(endpoint, http)
-            if event is h11.NEED_DATA:
-                data = await stream.receive_some(_READ)
-                if not data:
-                    return None
-                if not started:
-                    started = True
-                    scope.deadline = trio.current_time() + endpoint.head_timeout
-                http.receive_data(bytes(data))
-            elif isinstance(event, h11.Request):
-                return event
-            else:  # ConnectionClosed (or PAUSED, which cannot happen before a request)
+    conn = wire.conn
+    event = conn.next_event()
+    if type(event) is RequestHead:  # pipelined: parsed with the bytes of the last one
+        return event
+    late = (
+        f"the request head did not arrive within {endpoint.head_timeout} s (Endpoint.head_timeout)"
+    )
+    started = conn.started
+    if started:
+        wire.wait_until(endpoint.head_timeout, late)
+    else:
+        wire.wait_until(endpoint.keep_alive_timeout, None)
+    while True:
+        if event is NEED_DATA:
+            data = await wire.receive()
+            if not data:
                 return None
-    if started and scope.cancelled_caught:
-        raise HTTPError(
-            408,
-            f"the request head did not arrive within {endpoint.head_timeout} s "
-            f"(Endpoint.head_timeout)",
-        )
-    return None
-
-
-def _check_head(endpoint: Endpoint, head: h11.Request) -> None:
-    # h11's own limit (max_incomplete_event_size) only holds while the head is incomplete: a
-    # head that arrives in one read is measured here.
-    if len(head.headers) > endpoint.max_headers:
-        raise HTTPError(
-            431,
-            f"the request has {len(head.headers)} header fields, over the limit of "
-            f"{endpoint.max_headers} (Endpoint.max_headers)",
-        )
-    size = len(head.method) + len(head.target) + 12
-    names = set()
-    for name, value in head.headers:
-        size += len(name) + len(value) + 4
-        names.add(name)
-    if size > endpoint.max_head_bytes:
-        raise HTTPError(
-            431,
-            f"the request head is over {endpoint.max_head_bytes} bytes (Endpoint.max_head_bytes)",
-        )
-    if b"content-length" in names and b"transfer-encoding" in names:
-        raise HTTPError(
-            400,
-            "the request has both Content-Length and Transfer-Encoding (a request smuggling "
-            "pattern): send one of them",
-        )
+            if not started:
+                started = True
+                wire.wait_until(endpoint.head_timeout, late)
+            conn.receive_data(data)
+        elif type(event) is RequestHead:
+            wire.arrived()
+            return event
+        elif isinstance(event, ProtocolError):
+            raise HTTPError(event.status, event.message)
+        else:  # a body or its end without a head: cannot happen
+            return None
+        event = conn.next_event()
 
 
 def _split_target(target: str, method: str) -> tuple[str, str]:
@@ -303,48 +380,35 @@ def _split_target(target: str, method: str) -> tuple[str, str]:
     )
 
 
-async def _read_body(
-    endpoint: Endpoint, http: h11.Connection, stream: trio.SocketStream
-) -> bytes | None:
-    body = bytearray()
-    with trio.move_on_after(endpoint.body_timeout):
-        while True:
-            event = _next_event(endpoint, http)
-            if event is h11.NEED_DATA:
-                data = await stream.receive_some(_READ)
-                if not data:
-                    return None
-                http.receive_data(bytes(data))
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > endpoint.max_request_bytes:
-                    raise HTTPError(
-                        413,
-                        f"request body over {endpoint.max_request_bytes} bytes "
-                        f"(Endpoint.max_request_bytes)",
-                    )
-            elif isinstance(event, h11.EndOfMessage):
-                return bytes(body)
-            else:
-                return None
-    raise HTTPError(
-        408,
+async def _read_body(endpoint: Endpoint, wire: _Wire, head: RequestHead) -> bytes | None:
+    conn = wire.conn
+    event = conn.next_event()
+    if event is END:  # no body (or all of it came with the head)
+        return b""
+    parts: list[bytes] = []
+    wire.wait_until(
+        endpoint.body_timeout,
         f"the request body did not arrive within {endpoint.body_timeout} s (Endpoint.body_timeout)",
     )
-
-
-def _next_event(endpoint: Endpoint, http: h11.Connection) -> Any:
-    try:
-        return http.next_event()
-    except h11.RemoteProtocolError as exc:
-        if exc.error_status_hint == 431:
-            message = (
-                f"the request head is over {endpoint.max_head_bytes} bytes "
-                f"(Endpoint.max_head_bytes)"
-            )
+    while True:
+        if event is NEED_DATA:
+            if head.expects_continue and (answer := conn.continue_once()):
+                await wire.send(answer)
+                wire.answered = False  # a 100 is no answer yet
+            data = await wire.receive()
+            if not data:
+                return None
+            conn.receive_data(data)
+        elif event is END:
+            wire.arrived()
+            return b"".join(parts)
+        elif type(event) is bytes:
+            parts.append(event)
+        elif isinstance(event, ProtocolError):
+            raise HTTPError(event.status, event.message)
         else:
-            message = str(exc)
-        raise HTTPError(exc.error_status_hint, message) from None
+            return None
+        event = conn.next_event()
 
 
 def _tokens(request: Request, name: str) -> list[str]:
@@ -415,87 +479,88 @@ async def _in_process(handler: HttpHandler, request: Request) -> Response:
     return result[0]
 
 
-def _encode(endpoint: Endpoint, response: Response) -> h11.Response:
-    """The h11 event for *response*: framing headers ours, security headers added, every
-    header checked (no CR/LF, latin-1 only); raises if the response cannot be sent."""
+def _encode(endpoint: Endpoint, response: Response) -> tuple[list[bytes], bool]:
+    """The header lines of *response* (framing headers ours, security headers added, every
+    header checked: a token name, no CR/LF, latin-1 only) and whether it asks to close the
+    connection; raises if the response cannot be sent."""
     body = response.body
     if not isinstance(body, bytes | bytearray | memoryview):
         raise TypeError(f"a Response body is bytes, got {type(body).__name__}")
     given = set()
-    headers: list[tuple[bytes, bytes]] = []
+    lines: list[bytes] = []
+    close = False
     for name, value in response.headers:
         lower = name.lower()
         given.add(lower)
-        if lower not in _FRAMING:
-            headers.append((name.encode("latin-1"), value.encode("latin-1")))
-    for name, value in endpoint.security_headers:
+        if lower in _FRAMING:
+            continue
+        if lower == "connection" and "close" in value.lower():
+            close = True
+        line = _LINES.get((name, value))
+        if line is None:
+            line = encode_header(name, value)
+            if len(value) <= 200:  # the usual ones (content types...) repeat: keep them
+                if len(_LINES) >= 512:
+                    _LINES.clear()
+                _LINES[name, value] = line
+        lines.append(line)
+    for name, line in _security_lines(endpoint):
         if name not in given:
-            headers.append((name.encode("latin-1"), value.encode("latin-1")))
-    headers.append((b"content-length", str(len(body)).encode("ascii")))
-    return h11.Response(status_code=response.status, headers=headers)
+            lines.append(line)
+    return lines, close
+
+
+def _security_lines(endpoint: Endpoint) -> tuple[tuple[str, bytes], ...]:
+    """The endpoint's security headers as lines, encoded once per set of headers."""
+    headers = endpoint.security_headers
+    lines = _SECURITY.get(headers)
+    if lines is None:
+        lines = tuple((name, encode_header(name, value)) for name, value in headers)
+        if len(_SECURITY) >= 64:
+            _SECURITY.clear()
+        _SECURITY[headers] = lines
+    return lines
+
+
+_SECURITY: dict[tuple[tuple[str, str], ...], tuple[tuple[str, bytes], ...]] = {}
+#: Header lines already checked and encoded, by (name, value).
+_LINES: dict[tuple[str, str], bytes] = {}
 
 
 async def _send_response(
-    endpoint: Endpoint,
-    http: h11.Connection,
-    stream: trio.abc.Stream,
-    response: Response,
-    request: Request,
+    endpoint: Endpoint, wire: _Wire, response: Response, request: Request, keep_alive: bool
 ) -> None:
     """Send *response* to *request*; for a HEAD request, its headers only (with the body's
     length). A response that cannot be sent (a header with CR/LF...) is logged, and a 500
     goes out instead."""
-    if http.our_state is not h11.SEND_RESPONSE:
-        raise RuntimeError(f"no response can be sent in h11 state {http.our_state}")
-    head = request.method == "HEAD"
     try:
-        event = _encode(endpoint, response)
-    except (h11.LocalProtocolError, UnicodeError, TypeError, ValueError):
+        lines, close = _encode(endpoint, response)
+    except (UnicodeError, TypeError, ValueError):
         logger.exception(
             "the response to %s %s cannot be sent; answered 500 instead",
             request.method,
             request.path,
         )
         response = Response(500, b"internal server error\n")
-        event = _encode(endpoint, response)
-    data = http.send(event)
-    if response.body and not head:
-        data += http.send(h11.Data(data=response.body))
-    data += http.send(h11.EndOfMessage())
-    await stream.send_all(data)
+        lines, close = _encode(endpoint, response)
+    data = wire.conn.response(
+        response.status,
+        lines,
+        bytes(response.body),
+        keep_alive=keep_alive and not close,
+        head=request.method == "HEAD",
+    )
+    await wire.send(data)
 
 
-async def _send_error(
-    endpoint: Endpoint, http: h11.Connection, stream: trio.abc.Stream, error: HTTPError
-) -> None:
-    """Answer *error* and mark the connection for closing, unless a response (or part of
-    one) went out already; when h11 cannot frame it (no complete request yet), the bytes
-    are written directly."""
-    if http.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+async def _send_error(endpoint: Endpoint, wire: _Wire, error: HTTPError) -> None:
+    """Answer *error* and close the connection after it, unless a response (or part of
+    one) to the current request went out already."""
+    if wire.answered:
         return
     response = _error_response(error)
-    response = Response(
-        response.status, response.body, (*response.headers, ("connection", "close"))
-    )
-    try:
-        event = _encode(endpoint, response)
-        data = http.send(event) + http.send(h11.Data(data=response.body))
-        data += http.send(h11.EndOfMessage())
-    except h11.LocalProtocolError:
-        data = _raw_error(endpoint, error)
-    await stream.send_all(data)
-
-
-def _raw_error(endpoint: Endpoint, error: HTTPError) -> bytes:
-    body = f"{error.message}\n".encode()
-    lines = [
-        f"HTTP/1.1 {error.status} {error.reason}",
-        f"{_TEXT[0]}: {_TEXT[1]}",
-        *(f"{name}: {value}" for name, value in endpoint.security_headers),
-        f"content-length: {len(body)}",
-        "connection: close",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    lines, _ = _encode(endpoint, response)
+    await wire.send(wire.conn.response(response.status, lines, response.body, keep_alive=False))
 
 
 async def _accept(upgrader: Upgrader, request: Request) -> SocketHandler | Response:
@@ -553,33 +618,27 @@ def _valid_key(key: str) -> bool:
 
 
 async def _start_upgrade(
-    endpoint: Endpoint,
-    http: h11.Connection,
-    stream: trio.SocketStream,
-    upgrader: Upgrader,
-    request: Request,
+    endpoint: Endpoint, wire: _Wire, upgrader: Upgrader, request: Request
 ) -> _Upgrade | None:
     """Validate the handshake, ask the upgrader, and prepare the 101 (``None`` when the
     upgrader refused: its response was sent)."""
     _check_handshake(request)
     handler = await _accept(upgrader, request)
     if isinstance(handler, Response):
-        await _send_response(endpoint, http, stream, handler, request)
+        await _send_response(endpoint, wire, handler, request, False)
         return None
     key = request.header("sec-websocket-key") or ""
     headers = [
-        (b"upgrade", b"websocket"),
-        (b"connection", b"Upgrade"),
-        (b"sec-websocket-accept", accept_key(key.strip()).encode("ascii")),
+        b"upgrade: websocket\r\n",
+        b"connection: Upgrade\r\n",
+        b"sec-websocket-accept: %s\r\n" % accept_key(key.strip()).encode("ascii"),
     ]
     offered = [p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",")]
     if "phoenix" in offered:
-        headers.append((b"sec-websocket-protocol", b"phoenix"))
-    accept = http.send(h11.InformationalResponse(status_code=101, headers=headers))
-    if accept is None or http.our_state is not h11.SWITCHED_PROTOCOL:
-        raise RuntimeError(f"h11 did not switch protocols (state {http.our_state})")
+        headers.append(b"sec-websocket-protocol: phoenix\r\n")
+    accept = informational(101, headers)
     ws = frame_layer(endpoint.max_frame_bytes)
-    return (accept, ws, bytes(http.trailing_data[0]), request, handler)
+    return (accept, ws, wire.conn.trailing_data, request, handler)
 
 
 async def _upgrade(
