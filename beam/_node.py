@@ -34,7 +34,7 @@ from ._errors import (
     ProcessExit,
     UnknownName,
 )
-from ._interrupt import cancel_task, release
+from ._interrupt import cancel_task, struck_status
 from ._process import NOT_EXITING, Died, Process, process_var
 from ._schedule import LongScheduleMonitor
 from ._signals import exit_signal_effect
@@ -175,9 +175,9 @@ class Node:
         self._ref_ids = itertools.count(1)
         self._timers = TimerService()
         self._nursery: trio.Nursery | None = None
-        #: The cancel status made for each process an exit signal struck, by pid number, until
-        #: it exits (see :mod:`._interrupt`).
-        self._struck: dict[int, Any] = {}
+        #: The cancelled status that processes struck by an exit signal unwind under, made at
+        #: the first signal (see :mod:`._interrupt`).
+        self._struck: Any = None
         self._closing = False
         self._spawned = 0
         self._crashes = 0
@@ -315,9 +315,10 @@ class Node:
             task = proc.task
             if task is None or self._nursery is None:
                 return  # not started yet: _main checks before running the body
-            self._struck[proc.pid.id] = cancel_task(
-                task, self._nursery._cancel_status, f"exit signal to {proc.pid}"
-            )
+            struck = self._struck
+            if struck is None:
+                struck = self._struck = struck_status("exit signal")
+            cancel_task(task, self._nursery._cancel_status, struck)
 
     def _exit_signal(self, target: Process, sender: Pid, reason: Any, *, linked: bool) -> None:
         """Deliver one exit signal to *target*, applying the rules of :mod:`._signals`."""
@@ -337,10 +338,6 @@ class Node:
             return
         if proc.pending_exit is NOT_EXITING:
             proc.pending_exit = reason
-        elif self._struck:
-            status = self._struck.pop(pid.id, None)
-            if status is not None:
-                release(status)
         if proc.name is not None:
             self._names.pop(proc.name, None)
         if proc.cleanups:
