@@ -101,8 +101,7 @@ def restart_latencies(crashes: int) -> Sample:
     async def main() -> Sample:
         me = beam.self()
         spec = child_spec(Announcer, me, name=NAME)
-        # Never escalate, with a window as short as a production one holds (a few entries):
-        # the window is a tuple that each restart copies.
+        # Never escalate, with a window as short as a production one holds (a few entries).
         await Supervisor.start_link([spec], max_restarts=10**9, max_seconds=0.001)
         _, pid = await beam.receive(_is_started)
         ours: list[float] = []
@@ -121,13 +120,13 @@ def restart_latencies(crashes: int) -> Sample:
                     base.append(elapsed)
                     base_cpu.append(cpu)
         sample: Sample = {}
-        for side, wall, cpu in (("ours", ours, ours_cpu), ("base", base, base_cpu)):
+        for label, wall, spent in (("ours", ours, ours_cpu), ("base", base, base_cpu)):
             for key, value in _percentiles(wall).items():
-                sample[f"{side}_{key}"] = value
+                sample[f"{label}_{key}"] = value
             # The same in this thread's CPU time: what the box's other load does not change
             # (logged beside the figures, to tell the runtime's cost from the box's noise).
-            for key, value in _percentiles(cpu).items():
-                sample[f"{side}_cpu_{key}"] = value
+            for key, value in _percentiles(spent).items():
+                sample[f"{label}_cpu_{key}"] = value
         for key in ("p50_us", "p99_us", "cpu_p50_us", "cpu_p99_us"):
             ratio = sample[f"ours_{key}"] / sample[f"base_{key}"]
             sample[f"ratio_{key.removesuffix('_us')}"] = ratio

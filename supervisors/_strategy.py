@@ -209,7 +209,7 @@ class RestartWindow:
     (False, True, False)
     """
 
-    __slots__ = ("max_restarts", "max_seconds", "_times")
+    __slots__ = ("_times", "max_restarts", "max_seconds")
 
     def __init__(self, max_restarts: int, max_seconds: float) -> None:
         self.max_restarts = max_restarts

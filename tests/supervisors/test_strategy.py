@@ -7,8 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from supervisors import ChildView, RestartIntensity, RestartPlan, exit_action, plan_restart
-from supervisors._strategy import RestartWindow
-from supervisors._strategy import STRATEGIES
+from supervisors._strategy import STRATEGIES, RestartWindow
 
 
 @pytest.mark.parametrize(
