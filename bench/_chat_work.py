@@ -428,7 +428,7 @@ def soak(
             **_outcome(crew, began, last_ack, rate, stored["client_ids"]),
             "duplicated": float(stored["rows"] - stored["distinct"]),
             "kills": float(sum(kills.values())),
-            **_blame(crew, killed),
+            **(_blame(crew, killed) if crashes_per_s > 0 else {}),
         }
     )
 
@@ -436,9 +436,11 @@ def soak(
 def _blame(crew: list[Bot], killed: list[tuple[float, str]]) -> Sample:
     """For each kind of victim killed, the share of the slowest 1% of messages (those at or
     over p99) that had one of its kind killed between their send and their last sighting:
-    which kills make the tail."""
-    if not killed:
-        return {}
+    which kills make the tail. Every kind the chaos picks among has its key (0 when none of
+    it was killed), so that every soak with crashes reports the same keys."""
+    from examples.chat.chaos import DEFAULT_KINDS
+
+    blame: Sample = {f"slowest_{kind}": 0.0 for kind in DEFAULT_KINDS}
     members: dict[str, list[Bot]] = {}
     for bot in crew:
         members.setdefault(bot.topic, []).append(bot)
@@ -452,12 +454,10 @@ def _blame(crew: list[Bot], killed: list[tuple[float, str]]) -> Sample:
                 sent = bot.sent_at[client_id]
                 spans.append((last - sent, sent, last))
     if not spans:
-        return {}
+        return blame
     spans.sort()
     slowest = spans[int(0.99 * (len(spans) - 1)) :]
-    kinds = sorted({kind for _, kind in killed})
-    blame: Sample = {}
-    for kind in kinds:
+    for kind in sorted({kind for _, kind in killed}):
         times = [t for t, k in killed if k == kind]
         hit = sum(1 for _, sent, last in slowest if any(sent <= t <= last for t in times))
         blame[f"slowest_{kind}"] = hit / len(slowest)
