@@ -6,7 +6,8 @@ Figures (goals from the issue):
   median and p99 over 10,000 kills of a supervised GenServer, against spawning a fresh
   process that registers a name and announces itself: <= 3x. The two sides alternate
   sample by sample in one interpreter, each sample starting from a quiet node, and the
-  figures are the medians of 7 such interpreters (the spread is logged);
+  figures are the medians of 7 such interpreters (the spread is logged); p99 is also given in
+  the thread's CPU time, which the box's other load does not move;
 * a DynamicSupervisor holding 100,000 children: start rate and memory per child against the
   same number of bare linked processes, each side in a fresh interpreter: <= 1.5x each;
   and shutting the whole tree down completes (reported against killing the bare processes).
@@ -54,6 +55,17 @@ def _restarts(config: Config) -> list[Figure]:
             "µs",
             "spawn + register a fresh process, p99",
             got["base_p99_us"],
+            "<= 3x",
+        ),
+        # The same samples in this thread's CPU time: on a shared box the wall-clock p99 is
+        # set by the other load preempting the process (a longer sample is hit more often);
+        # the runtime does no blocking I/O here, so CPU time is the latency an idle core gives.
+        Figure.measured(
+            f"restart latency p99 in CPU time (same {runs} runs)",
+            got["ours_cpu_p99_us"],
+            "µs",
+            "spawn + register a fresh process, p99 in CPU time",
+            got["base_cpu_p99_us"],
             "<= 3x",
         ),
     ]
