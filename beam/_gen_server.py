@@ -337,10 +337,17 @@ async def _loop(server: GenServer[Any], parent: Pid | None, first: Ok[Any]) -> N
                 result = await server.handle_continue(pending_continue.arg, state)
                 state, pending_continue, timeout = _next(result, "handle_continue", state)
                 continue
-            try:
-                message = await proc.receive(None, timeout)
-            except ReceiveTimeout:
-                message = TIMEOUT
+            if timeout is None:
+                # Only the runtime's frames are on the stack while this waits (no scope of
+                # its own either): an exit signal may tear the process down at once.
+                proc.idle_in_loop = True
+                message = await proc.receive(None, None)
+                proc.idle_in_loop = False
+            else:
+                try:
+                    message = await proc.receive(None, timeout)
+                except ReceiveTimeout:
+                    message = TIMEOUT
             kind = type(message)
             if kind is CallRequest:
                 from_ = message.from_

@@ -22,8 +22,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import outcome
 import trio
-from trio.lowlevel import current_task
+from trio.lowlevel import current_task, reschedule
 
 from ._crash import log_crash
 from ._errors import (
@@ -34,8 +35,8 @@ from ._errors import (
     ProcessExit,
     UnknownName,
 )
-from ._interrupt import cancel_task, release
-from ._process import NOT_EXITING, Died, Process, process_var
+from ._interrupt import cancel_task, struck_status
+from ._process import NOT_EXITING, Died, Process, Reaped, process_var
 from ._schedule import LongScheduleMonitor
 from ._signals import exit_signal_effect
 from ._timers import TimerService
@@ -175,9 +176,11 @@ class Node:
         self._ref_ids = itertools.count(1)
         self._timers = TimerService()
         self._nursery: trio.Nursery | None = None
-        #: The cancel status made for each process an exit signal struck, by pid number, until
-        #: it exits (see :mod:`._interrupt`).
-        self._struck: dict[int, Any] = {}
+        #: The cancelled status that processes struck by an exit signal unwind under, made at
+        #: the first signal (see :mod:`._interrupt`).
+        self._struck: Any = None
+        #: Processes being torn down by :meth:`_reap`, while it runs.
+        self._reaping: list[tuple[Process, Any]] | None = None
         self._closing = False
         self._spawned = 0
         self._crashes = 0
@@ -280,6 +283,8 @@ class Node:
                 # this frame for the whole life of the process.
                 del fn, args
                 await body
+        except Reaped:
+            return  # torn down already, by the exit signal (see _kill)
         except ProcessExit as exc:
             reason = exc.reason
             if proc.pending_exit is NOT_EXITING and not exc.reported and not is_normal_exit(reason):
@@ -318,12 +323,40 @@ class Node:
             task = proc.task
             if task is None or self._nursery is None:
                 return  # not started yet: _main checks before running the body
-            self._struck[proc.pid.id] = cancel_task(
-                task, self._nursery._cancel_status, f"exit signal to {proc.pid}"
-            )
+            if proc.idle_in_loop and proc.waiter is task:
+                # Parked in its behaviour's loop: nothing of its own would run while it
+                # unwinds, so it is torn down now (names, links, monitors: its supervisor
+                # hears of it without waiting for the task) and the task only finishes.
+                proc.waiter = None
+                proc.idle_in_loop = False
+                reschedule(task, outcome.Error(Reaped()))
+                self._reap(proc, reason)
+                return
+            struck = self._struck
+            if struck is None:
+                struck = self._struck = struck_status("exit signal")
+            cancel_task(task, self._nursery._cancel_status, struck)
+
+    def _reap(self, proc: Process, reason: Any) -> None:
+        """Tear *proc* down now; iteratively, as tearing one down may strike others."""
+        pending = self._reaping
+        if pending is not None:  # inside another teardown: the outermost call does it
+            pending.append((proc, reason))
+            return
+        self._reaping = pending = [(proc, reason)]
+        try:
+            index = 0
+            while index < len(pending):
+                self._exited(*pending[index])
+                index += 1
+        finally:
+            self._reaping = None
 
     def _exit_signal(self, target: Process, sender: Pid, reason: Any, *, linked: bool) -> None:
         """Deliver one exit signal to *target*, applying the rules of :mod:`._signals`."""
+        if linked and target.trap_exit:  # the usual case (a supervisor hearing of a child)
+            self._send_to(target, Exit(sender, reason))
+            return
         effect = exit_signal_effect(
             reason, linked=linked, trapping=target.trap_exit, from_self=sender == target.pid
         )
@@ -340,10 +373,6 @@ class Node:
             return
         if proc.pending_exit is NOT_EXITING:
             proc.pending_exit = reason
-        elif self._struck:
-            status = self._struck.pop(pid.id, None)
-            if status is not None:
-                release(status)
         if proc.name is not None:
             self._names.pop(proc.name, None)
         if proc.cleanups:

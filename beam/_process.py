@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ._node import Node
     from ._types import Pid, Ref
 
-__all__ = ["TIMED_OUT", "Died", "Match", "Process", "compile_match", "process_var"]
+__all__ = ["TIMED_OUT", "Died", "Match", "Process", "Reaped", "compile_match", "process_var"]
 
 #: What :func:`beam.receive` accepts as a pattern: a type, a tuple of types, or a predicate.
 Match = type | tuple[type, ...] | Callable[[Any], bool] | None
@@ -69,6 +69,15 @@ class _TimedOut:
 
 #: What a reply slot holds when its wait timed out.
 TIMED_OUT: Final = _TimedOut()
+
+
+class Reaped(BaseException):
+    """Ends the task of a process that was torn down while idle in its behaviour's loop.
+
+    Such a process has nothing of its own left to run (no callback on its stack, no scope,
+    no ``finally``), so an exit signal tears it down at once in the signalling context (see
+    ``Node._kill``) and this wakes its task only to finish it. Never seen by user code.
+    """
 
 
 class Died:
@@ -110,6 +119,7 @@ class Process:
         "budget",
         "cleanups",
         "handled",
+        "idle_in_loop",
         "initial_call",
         "links",
         "match",
@@ -150,6 +160,9 @@ class Process:
         self.trap_exit = False
         self.name: str | None = None
         self.handled = 0
+        #: True while a behaviour's loop (GenServer) waits for its next message with nothing of
+        #: the process's own code on its stack: an exit signal may then tear it down at once.
+        self.idle_in_loop = False
         self.budget = RECEIVE_BUDGET
         self.pending_exit: Any = NOT_EXITING
         #: Only the host process (open_node's task) has a cancel scope: see :mod:`._interrupt`.

@@ -45,6 +45,7 @@ class SignalEffect:
 
 
 _IGNORE = SignalEffect("ignore")
+_KILLED = SignalEffect("die", KILLED)
 
 
 def _is_atom(reason: object, atom: str) -> bool:
@@ -63,7 +64,7 @@ def exit_signal_effect(
     'die'
     """
     if not linked and _is_atom(reason, KILL):
-        return SignalEffect("die", KILLED)
+        return _KILLED
     if trapping:
         return SignalEffect("trap", reason)
     if _is_atom(reason, NORMAL):

@@ -12,10 +12,14 @@ domain's database connection actors, or the presence tracker (which takes the ch
 tracks down with it). Supervisors allow 10 restarts in 5 s, so a database actor or the
 tracker is picked at most every 1.5 s.
 
+An optional fourth argument, kinds separated by commas (``transport,channel``), limits the
+victims to those kinds (to measure what each kind of crash costs).
+
 A line ``REPORT`` on stdin stops the killing and makes the server print ``STORED <json>``
 (``rows``: the messages stored in all rooms, read as ``bot000``, who opened every room and so
 is a member of each; ``distinct``: the distinct (author, client id) pairs among them;
-``client_ids``: those client ids) and ``KILLS <json>`` (kills per kind). It runs until killed.
+``client_ids``: those client ids), ``KILLS <json>`` (kills per kind) and ``KILLED <json>``
+(each kill's ``time.perf_counter()`` and kind). It runs until killed.
 
 ``python -m bench._chat_server setup ROOMS BOTS`` prepares the database of a chat served by
 several nodes (``python -m web examples.chat.serve:endpoint``, configured by the same
@@ -48,7 +52,15 @@ def bot_name(index: int) -> str:
     return f"bot{index:03d}"
 
 
-async def _chaos(crashes_per_s: float, kills: Counter[str], stopped: list[bool]) -> None:
+async def _chaos(
+    crashes_per_s: float,
+    kills: Counter[str],
+    stopped: list[bool],
+    kinds: tuple[str, ...],
+    log: list[tuple[float, str]],
+) -> None:
+    import time
+
     import trio
 
     import beam
@@ -63,17 +75,22 @@ async def _chaos(crashes_per_s: float, kills: Counter[str], stopped: list[bool])
         tick += 1
         await trio.sleep_until(start + tick * interval)
         now = trio.current_time()
-        found = chaos.pick(rng, restart_allowed=now - last_restart >= _RESTART_EVERY)
+        found = chaos.pick(
+            rng,
+            restart_allowed=now - last_restart >= _RESTART_EVERY,
+            kinds=kinds or chaos.DEFAULT_KINDS,
+        )
         if found is None or stopped:
             continue
         kind, pid = found
         if kind in chaos.SUPERVISED:
             last_restart = now
         kills[kind] += 1
+        log.append((time.perf_counter(), kind))  # CLOCK_MONOTONIC: the bots' clock too
         beam.exit(pid, "kill")
 
 
-async def _report(kills: Counter[str]) -> None:
+async def _report(kills: Counter[str], log: list[tuple[float, str]]) -> None:
     import trio
 
     from examples.chat.model import Chat, Message, User
@@ -94,6 +111,7 @@ async def _report(kills: Counter[str]) -> None:
         json.dumps({"rows": len(stored), "distinct": len(pairs), "client_ids": client_ids}),
     )
     say("KILLS", json.dumps(dict(kills)))
+    say("KILLED", json.dumps(log))
 
 
 async def create_bots_and_rooms(rooms: int, bots: int) -> list[str]:
@@ -113,7 +131,7 @@ async def create_bots_and_rooms(rooms: int, bots: int) -> list[str]:
     return [str(room.id) for room in opened]
 
 
-def serve(crashes_per_s: float, rooms: int, bots: int) -> None:
+def serve(crashes_per_s: float, rooms: int, bots: int, kinds: tuple[str, ...] = ()) -> None:
     """Run the chat until killed (see the module's docstring)."""
     import trio
 
@@ -127,16 +145,17 @@ def serve(crashes_per_s: float, rooms: int, bots: int) -> None:
         for room_id in await create_bots_and_rooms(rooms, bots):
             say("ROOM", room_id)
         kills: Counter[str] = Counter()
+        log: list[tuple[float, str]] = []
         stopped: list[bool] = []
         async with trio.open_nursery() as nursery:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             if crashes_per_s > 0:
-                nursery.start_soon(_chaos, crashes_per_s, kills, stopped)
+                nursery.start_soon(_chaos, crashes_per_s, kills, stopped, kinds, log)
             say("PORT", port)
             while line := await trio.to_thread.run_sync(sys.stdin.readline):
                 if line.strip() == "REPORT":
                     stopped.append(True)
-                    await _report(kills)
+                    await _report(kills, log)
 
     with tempfile.TemporaryDirectory(prefix="bench-chat-") as data_dir:
         beam.run(main, Path(data_dir))
@@ -163,4 +182,5 @@ if __name__ == "__main__":
         setup(int(sys.argv[2]), int(sys.argv[3]))
     else:
         crashes, room_count, bot_count = sys.argv[1:4]
-        serve(float(crashes), int(room_count), int(bot_count))
+        only = tuple(k for k in (sys.argv[4] if len(sys.argv) > 4 else "").split(",") if k)
+        serve(float(crashes), int(room_count), int(bot_count), only)

@@ -7,8 +7,11 @@ schedule (the bots' sends interleaved, *rate* messages per second in all), each 
 client id of its own and its send time in the content (``time.perf_counter`` of this process:
 one clock for every bot). A bot waits for the ack before its next send; when the send fails
 (an error reply, its channel's ``phx_error``, a lost connection, no reply in 5 s) it joins or
-connects again and sends the same client id again, with the same send time. Like phoenix.js,
-a bot rejoins as soon as its channel crashes, between sends too.
+connects again and sends the same client id again, with the same send time. It reconnects
+after phoenix.js's ``reconnectAfterMs`` delays (10 ms, then longer while connecting fails);
+it rejoins as soon as its channel crashes (``phx_error``), between sends too (phoenix.js
+waits ``rejoinAfterMs``, 1 s, first); an error reply while its channel lives (the server's
+database connection restarting) is sent again 10 ms later, without a rejoin.
 
 Every bot notes when it first sees each message of another member of its room, from a
 ``new_message`` broadcast or from the ``history`` pushed after a (re)join. A message's latency
@@ -54,6 +57,19 @@ _GRACE: Final = 5.0
 _LOST: Final = (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError)
 
 
+#: Seconds before each reconnection attempt (the last repeats): phoenix.js's
+#: ``reconnectAfterMs``, as the chat's own client (``examples.chat.client``) uses them.
+RECONNECT_AFTER: Final = (0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0)
+#: Seconds before sending again a message the server answered with an error while the
+#: channel lives (its database connection restarting, say).
+_RESEND_AFTER: Final = 0.01
+
+
+def _reason(reply: dict[str, Any]) -> Any:
+    response = reply.get("response")
+    return response.get("reason") if isinstance(response, dict) else None
+
+
 class _ChannelDown(Exception):
     """The bot's channel crashed (``phx_error``) while a reply was awaited."""
 
@@ -67,7 +83,7 @@ class _Server:
     rooms: list[str] = field(default_factory=list)
 
     @classmethod
-    def start(cls, crashes_per_s: float, rooms: int, bots: int) -> _Server:
+    def start(cls, crashes_per_s: float, rooms: int, bots: int, kinds: str = "") -> _Server:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH")) if p)
         # Not the demo: an admin from the environment, as a deployment has one; every bot
@@ -80,7 +96,7 @@ class _Server:
         env.pop("CHAT_DEMO", None)
         command = [sys.executable, "-m", "bench._chat_server", str(crashes_per_s), str(rooms)]
         process = subprocess.Popen(
-            [*command, str(bots)],
+            [*command, str(bots), kinds],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -104,17 +120,18 @@ class _Server:
         word, _, value = line.strip().partition(" ")
         return word, value
 
-    def report(self) -> tuple[dict[str, Any], dict[str, int]]:
-        """Stop the crashes; what the server stored and the kills per kind."""
+    def report(self) -> tuple[dict[str, Any], dict[str, int], list[tuple[float, str]]]:
+        """Stop the crashes; what the server stored, the kills per kind, and each kill's
+        time (``time.perf_counter``, the bots' clock) and kind."""
         assert self.process.stdin is not None
         self.process.stdin.write("REPORT\n")
         self.process.stdin.flush()
         found: dict[str, Any] = {}
-        while len(found) < 2:
+        while len(found) < 3:
             word, value = self._line()
-            if word in ("STORED", "KILLS"):
+            if word in ("STORED", "KILLS", "KILLED"):
                 found[word] = json.loads(value)
-        return found["STORED"], found["KILLS"]
+        return found["STORED"], found["KILLS"], [(t, k) for t, k in found["KILLED"]]
 
     def stop(self) -> None:
         self.process.kill()
@@ -122,7 +139,21 @@ class _Server:
 
 
 async def _token(port: int, name: str) -> str:
-    """A socket token for *name*, from ``POST /api/token``."""
+    """A socket token for *name*, from ``POST /api/token``; asked again, as a client would,
+    when the server answers 5xx (a crash injected into its database connection, say)."""
+    for _ in range(20):
+        try:
+            return await _token_once(port, name)
+        except _ServerError:
+            await trio.sleep(0.05)
+    return await _token_once(port, name)
+
+
+class _ServerError(RuntimeError):
+    """The server answered 5xx."""
+
+
+async def _token_once(port: int, name: str) -> str:
     body = f"username={name}&password={PASSWORD}".encode()
     head = (
         "POST /api/token HTTP/1.1\r\nhost: 127.0.0.1\r\n"
@@ -136,6 +167,8 @@ async def _token(port: int, name: str) -> str:
         while chunk := await stream.receive_some(65_536):
             response += chunk
     status_line, _, rest = response.partition(b"\r\n")
+    if status_line.split(b" ")[1:2] and status_line.split(b" ")[1].startswith(b"5"):
+        raise _ServerError(f"POST /api/token for {name}: {status_line.decode()}")
     if b" 200 " not in status_line:
         raise RuntimeError(f"POST /api/token for {name}: {status_line.decode()}")
     token: str = json.loads(rest.partition(b"\r\n\r\n")[2])["token"]
@@ -175,6 +208,8 @@ class Bot:
         self._pending: str | None = None
         self._down = trio.Event()
         self._waiting: dict[str, tuple[trio.Event, list[dict[str, Any]]]] = {}
+        #: Failed connection attempts in a row (the reconnection backoff's position).
+        self._failures = 0
 
     def _ref(self) -> str:
         self._refs += 1
@@ -203,7 +238,11 @@ class Bot:
                     self._at = (self._at + 1) % len(self.ports)
                     self.moves += 1
                 if connected or self._at == 0:  # a pause, unless trying another node first
-                    await trio.sleep(0.02)
+                    # phoenix.js's reconnectAfterMs: 10 ms, then longer while it fails.
+                    await trio.sleep(RECONNECT_AFTER[min(self._failures, len(RECONNECT_AFTER) - 1)])
+                    self._failures += 1
+            else:
+                self._failures = 0
 
     async def _send_all(self, ws: WebSocketConnection, schedule: _Schedule) -> None:
         """Send the rest of the schedule; a message not yet acked (``self._pending``, kept
@@ -225,9 +264,13 @@ class Bot:
             if reply["status"] == "ok":
                 self.acked[client_id] = time.perf_counter()
                 self._pending = None
-            else:  # the channel crashed or the database failed: rejoin, resend
-                self.recoveries += 1
+                self._failures = 0
+            elif self._down.is_set() or _reason(reply) == "unmatched topic":
+                self.recoveries += 1  # the channel crashed: rejoin, resend
                 await self._join(ws)
+            else:  # the server failed the send (its database restarting): the channel lives
+                self.recoveries += 1
+                await trio.sleep(_RESEND_AFTER)
 
     async def _rejoin_if_down(
         self, ws: WebSocketConnection, *, at: float = math.inf, until: trio.Event | None = None
@@ -353,12 +396,16 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[int(fraction * (len(sorted_values) - 1))]
 
 
-def soak(crashes_per_s: float, bots: int, rooms: int, rate: float, seconds: float) -> None:
+def soak(
+    crashes_per_s: float, bots: int, rooms: int, rate: float, seconds: float, kinds: str = ""
+) -> None:
     """Run *bots* bots across *rooms* rooms sending *rate* messages per second in all for
-    *seconds*, against a server that kills *crashes_per_s* processes a second; report the
-    latency percentiles, the acked messages per second, and the lost and duplicated
-    messages."""
-    server = _Server.start(crashes_per_s, rooms, bots)
+    *seconds*, against a server that kills *crashes_per_s* processes a second (of the
+    *kinds* given, comma-separated; by default any of :data:`examples.chat.chaos.DEFAULT_KINDS`);
+    report the latency percentiles, the acked messages per second, the lost and duplicated
+    messages, and for each kind of victim the share of the slowest 1% of messages during
+    which one of its kind was killed (``slowest_<kind>``)."""
+    server = _Server.start(crashes_per_s, rooms, bots, kinds)
     try:
 
         async def main() -> tuple[list[Bot], float, float]:
@@ -373,7 +420,7 @@ def soak(crashes_per_s: float, bots: int, rooms: int, rate: float, seconds: floa
             return crew, began, last_ack
 
         crew, began, last_ack = trio.run(main)
-        stored, kills = server.report()
+        stored, kills, killed = server.report()
     finally:
         server.stop()
     report_and_exit(
@@ -381,8 +428,40 @@ def soak(crashes_per_s: float, bots: int, rooms: int, rate: float, seconds: floa
             **_outcome(crew, began, last_ack, rate, stored["client_ids"]),
             "duplicated": float(stored["rows"] - stored["distinct"]),
             "kills": float(sum(kills.values())),
+            **(_blame(crew, killed) if crashes_per_s > 0 else {}),
         }
     )
+
+
+def _blame(crew: list[Bot], killed: list[tuple[float, str]]) -> Sample:
+    """For each kind of victim killed, the share of the slowest 1% of messages (those at or
+    over p99) that had one of its kind killed between their send and their last sighting:
+    which kills make the tail. Every kind the chaos picks among has its key (0 when none of
+    it was killed), so that every soak with crashes reports the same keys."""
+    from examples.chat.chaos import DEFAULT_KINDS
+
+    blame: Sample = {f"slowest_{kind}": 0.0 for kind in DEFAULT_KINDS}
+    members: dict[str, list[Bot]] = {}
+    for bot in crew:
+        members.setdefault(bot.topic, []).append(bot)
+    spans: list[tuple[float, float, float]] = []  # latency, sent, last seen
+    for bot in crew:
+        others = [other for other in members[bot.topic] if other is not bot]
+        for client_id in bot.acked:
+            seen = [other.seen.get(client_id) for other in others]
+            if others and None not in seen:
+                last = max(s for s in seen if s is not None)
+                sent = bot.sent_at[client_id]
+                spans.append((last - sent, sent, last))
+    if not spans:
+        return blame
+    spans.sort()
+    slowest = spans[int(0.99 * (len(spans) - 1)) :]
+    for kind in sorted({kind for _, kind in killed}):
+        times = [t for t, k in killed if k == kind]
+        hit = sum(1 for _, sent, last in slowest if any(sent <= t <= last for t in times))
+        blame[f"slowest_{kind}"] = hit / len(slowest)
+    return blame
 
 
 def _outcome(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import statistics
-from time import perf_counter
+from time import perf_counter, thread_time
 from typing import Any
 
 import trio
@@ -15,7 +15,7 @@ from supervisors import DynamicSupervisor, Supervisor, child_spec, worker
 
 from ._measure import Sample, report_and_exit, rss_bytes
 
-__all__ = ["bare_children", "baseline_restarts", "dynamic_children", "supervised_restarts"]
+__all__ = ["bare_children", "dynamic_children", "restart_latencies"]
 
 NAME = "bench.child"
 
@@ -46,33 +46,7 @@ def _is_started(message: Any) -> bool:
     return isinstance(message, tuple) and len(message) == 2 and message[0] == "started"
 
 
-def supervised_restarts(crashes: int) -> Sample:
-    """Kill a supervised, named child *crashes* times; crash-to-restarted latencies."""
-    quiet()
-
-    async def main() -> Sample:
-        me = beam.self()
-        spec = child_spec(Announcer, me, name=NAME)
-        # Never escalate, with a window as short as a production one holds (a few entries):
-        # the window is a tuple that each restart copies.
-        await Supervisor.start_link([spec], max_restarts=10**9, max_seconds=0.001)
-        _, pid = await beam.receive(_is_started)
-        latencies = []
-        for _ in range(crashes):
-            started = perf_counter()
-            beam.exit(pid, "kill")
-            _, pid = await beam.receive(_is_started)
-            latencies.append(perf_counter() - started)
-            assert beam.whereis(NAME) == pid
-        return _percentiles(latencies)
-
-    return beam.run(main)
-
-
-async def _announce(report_to: beam.Pid) -> None:
-    beam.register(NAME, beam.self())
-    beam.send(report_to, ("started", beam.self()))
-    await beam.receive()  # up until killed, like the supervised child
+FRESH = "bench.fresh"
 
 
 async def _kill_and_wait(pid: beam.Pid) -> None:
@@ -81,20 +55,82 @@ async def _kill_and_wait(pid: beam.Pid) -> None:
     await beam.receive(lambda m: isinstance(m, beam.Down) and m.ref == ref)
 
 
-def baseline_restarts(crashes: int) -> Sample:
-    """Spawn a fresh process that registers the name and announces itself, *crashes* times."""
+async def _announce(report_to: beam.Pid) -> None:
+    beam.register(FRESH, beam.self())
+    beam.send(report_to, ("started", beam.self()))
+    await beam.receive()  # up until killed, like the supervised child
+
+
+def restart_latencies(crashes: int) -> Sample:
+    """Supervised restarts and their baseline, interleaved sample by sample in one node.
+
+    Each of the *crashes* rounds takes one sample of each side, in alternating order, from a
+    quiet node (every task blocked), so load on a shared box and the heap's growth reach both
+    sides alike:
+
+    * supervised: kill the named child of a one_for_one Supervisor, until the restarted child
+      announces itself from ``init`` (by then it holds the name);
+    * baseline: spawn a fresh process that registers a name and announces itself (it is then
+      killed, unmeasured, to free the name).
+
+    Returns p50 and p99 (µs) of each side.
+    """
+    quiet()
+
+    async def supervised(pid: beam.Pid) -> tuple[float, float, beam.Pid]:
+        cpu = thread_time()
+        started = perf_counter()
+        beam.exit(pid, "kill")
+        _, pid = await beam.receive(_is_started)
+        elapsed = perf_counter() - started
+        cpu = thread_time() - cpu
+        assert beam.whereis(NAME) == pid
+        return elapsed, cpu, pid
+
+    async def fresh(me: beam.Pid) -> tuple[float, float]:
+        cpu = thread_time()
+        started = perf_counter()
+        beam.spawn(_announce, me)
+        _, pid = await beam.receive(_is_started)
+        elapsed = perf_counter() - started
+        cpu = thread_time() - cpu
+        assert beam.whereis(FRESH) == pid
+        await _kill_and_wait(pid)
+        return elapsed, cpu
 
     async def main() -> Sample:
         me = beam.self()
-        latencies = []
-        for _ in range(crashes):
-            started = perf_counter()
-            beam.spawn(_announce, me)
-            _, pid = await beam.receive(_is_started)
-            latencies.append(perf_counter() - started)
-            assert beam.whereis(NAME) == pid
-            await _kill_and_wait(pid)  # frees the name for the next one
-        return _percentiles(latencies)
+        spec = child_spec(Announcer, me, name=NAME)
+        # Never escalate, with a window as short as a production one holds (a few entries).
+        await Supervisor.start_link([spec], max_restarts=10**9, max_seconds=0.001)
+        _, pid = await beam.receive(_is_started)
+        ours: list[float] = []
+        base: list[float] = []
+        ours_cpu: list[float] = []
+        base_cpu: list[float] = []
+        for round_ in range(crashes):
+            for side in (0, 1) if round_ % 2 == 0 else (1, 0):
+                await trio.testing.wait_all_tasks_blocked()
+                if side == 0:
+                    elapsed, cpu, pid = await supervised(pid)
+                    ours.append(elapsed)
+                    ours_cpu.append(cpu)
+                else:
+                    elapsed, cpu = await fresh(me)
+                    base.append(elapsed)
+                    base_cpu.append(cpu)
+        sample: Sample = {}
+        for label, wall, spent in (("ours", ours, ours_cpu), ("base", base, base_cpu)):
+            for key, value in _percentiles(wall).items():
+                sample[f"{label}_{key}"] = value
+            # The same in this thread's CPU time: what the box's other load does not change
+            # (logged beside the figures, to tell the runtime's cost from the box's noise).
+            for key, value in _percentiles(spent).items():
+                sample[f"{label}_cpu_{key}"] = value
+        for key in ("p50_us", "p99_us", "cpu_p50_us", "cpu_p99_us"):
+            ratio = sample[f"ours_{key}"] / sample[f"base_{key}"]
+            sample[f"ratio_{key.removesuffix('_us')}"] = ratio
+        return sample
 
     return beam.run(main)
 

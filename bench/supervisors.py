@@ -4,7 +4,10 @@ Figures (goals from the issue):
 
 * restart latency, crash to restarted (the new pid registered under the name and running):
   median and p99 over 10,000 kills of a supervised GenServer, against spawning a fresh
-  process that registers the name and announces itself, in the same run: <= 3x;
+  process that registers a name and announces itself: <= 3x. The two sides alternate
+  sample by sample in one interpreter, each sample starting from a quiet node, and the
+  figures are the medians of 7 such interpreters (the spread is logged); p99 is also given in
+  the thread's CPU time, which the box's other load does not move;
 * a DynamicSupervisor holding 100,000 children: start rate and memory per child against the
   same number of bare linked processes, each side in a fresh interpreter: <= 1.5x each;
   and shutting the whole tree down completes (reported against killing the bare processes).
@@ -29,28 +32,40 @@ def run(config: Config) -> list[Figure]:
 
 def _restarts(config: Config) -> list[Figure]:
     crashes = config.size(10_000, 2_000, 50)
-    warm = {"crashes": min(crashes, 200)}
-    contenders = [
-        fresh("supervised", work.supervised_restarts, warm, crashes=crashes),
-        fresh("fresh spawn", work.baseline_restarts, warm, crashes=crashes),
-    ]
-    medians = measure(f"{crashes:,} crash-to-restarted latencies", contenders, config.reps)
-    ours, base = medians["supervised"], medians["fresh spawn"]
+    # Both sides run interleaved in each interpreter (see restart_latencies); the figures are
+    # the medians over several interpreters, so one unlucky run cannot decide them.
+    runs = config.size(7, 5, 2)
+    interleaved = fresh(
+        "interleaved", work.restart_latencies, {"crashes": min(crashes, 200)}, crashes=crashes
+    )
+    medians = measure(f"{crashes:,} crash-to-restarted latencies per run", [interleaved], runs)
+    got = medians["interleaved"]
     return [
         Figure.measured(
-            f"restart latency p50 ({crashes:,} kills)",
-            ours["p50_us"],
+            f"restart latency p50 ({crashes:,} kills, median of {runs} runs)",
+            got["ours_p50_us"],
             "µs",
             "spawn + register a fresh process, p50",
-            base["p50_us"],
+            got["base_p50_us"],
             "<= 3x",
         ),
         Figure.measured(
-            f"restart latency p99 ({crashes:,} kills)",
-            ours["p99_us"],
+            f"restart latency p99 ({crashes:,} kills, median of {runs} runs)",
+            got["ours_p99_us"],
             "µs",
             "spawn + register a fresh process, p99",
-            base["p99_us"],
+            got["base_p99_us"],
+            "<= 3x",
+        ),
+        # The same samples in this thread's CPU time: on a shared box the wall-clock p99 is
+        # set by the other load preempting the process (a longer sample is hit more often);
+        # the runtime does no blocking I/O here, so CPU time is the latency an idle core gives.
+        Figure.measured(
+            f"restart latency p99 in CPU time (same {runs} runs)",
+            got["ours_cpu_p99_us"],
+            "µs",
+            "spawn + register a fresh process, p99 in CPU time",
+            got["base_cpu_p99_us"],
             "<= 3x",
         ),
     ]

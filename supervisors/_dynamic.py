@@ -44,7 +44,7 @@ from ._errors import ChildNotFound, InvalidSpec, MaxChildren
 from ._report import report, supervisor_label
 from ._shutdown import shutdown_children, shutdown_ok
 from ._spec import Bound, ChildLike, ChildSpec, Shutdown, bind, spawn_linked, validate_child_specs
-from ._strategy import Restart, RestartIntensity, exit_action
+from ._strategy import Restart, RestartWindow, exit_action
 
 __all__ = ["DynamicSupervisor"]
 
@@ -71,7 +71,7 @@ class _State:
 
     def __init__(self, args: _Args) -> None:
         self.args = args
-        self.intensity = RestartIntensity(args.max_restarts, args.max_seconds)
+        self.intensity = RestartWindow(args.max_restarts, args.max_seconds)
         self.children: dict[beam.Pid, ChildSpec] = {}
         self.restarting: dict[int, ChildSpec] = {}
         self.keys = itertools.count()
@@ -216,8 +216,7 @@ class _DynamicServer(beam.GenServer[_State]):
     async def _restart(
         self, spec: ChildSpec, old_pid: beam.Pid | None, state: _State
     ) -> beam.NoReply[_State] | beam.Stop[_State]:
-        state.intensity = state.intensity.add_restart(trio.current_time())
-        if state.intensity.exceeded:
+        if state.intensity.add(trio.current_time()):
             report("shutdown", "reached_max_restart_intensity", spec, old_pid)
             return beam.Stop(beam.SHUTDOWN, state)
         try:

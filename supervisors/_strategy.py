@@ -24,6 +24,7 @@ temporary siblings are dropped, and which children start again (in start order):
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -37,6 +38,7 @@ __all__ = [
     "ExitAction",
     "RestartIntensity",
     "RestartPlan",
+    "RestartWindow",
     "auto_shutdown_due",
     "exit_action",
     "plan_restart",
@@ -195,3 +197,37 @@ class RestartIntensity:
     def exceeded(self) -> bool:
         """True when the window holds more restarts than ``max_restarts``."""
         return len(self.restarts) > self.max_restarts
+
+
+class RestartWindow:
+    """The restart-intensity window as the supervisor process keeps it: mutable, so a restart
+    allocates nothing. Same rule and verdicts as :class:`RestartIntensity` (the tests check
+    the two against each other); *now* must not go backwards (trio's clock does not).
+
+    >>> window = RestartWindow(max_restarts=1, max_seconds=5)
+    >>> window.add(0.0), window.add(4.0), window.add(10.0)
+    (False, True, False)
+    """
+
+    __slots__ = ("_times", "max_restarts", "max_seconds")
+
+    def __init__(self, max_restarts: int, max_seconds: float) -> None:
+        self.max_restarts = max_restarts
+        self.max_seconds = max_seconds
+        self._times: deque[float] = deque()
+
+    def add(self, now: float) -> bool:
+        """Count one restart at *now*; true if the window now holds more than allowed."""
+        times = self._times
+        period = self.max_seconds
+        while times and now - times[0] > period:
+            times.popleft()
+        times.append(now)
+        if len(times) > self.max_restarts + 1:  # older ones cannot change the verdict
+            times.popleft()
+        return len(times) > self.max_restarts
+
+    @property
+    def restarts(self) -> tuple[float, ...]:
+        """The times kept, oldest first (as :attr:`RestartIntensity.restarts`)."""
+        return tuple(self._times)

@@ -61,7 +61,7 @@ from ._strategy import (
     AutoShutdown,
     ChildView,
     Restart,
-    RestartIntensity,
+    RestartWindow,
     Strategy,
     auto_shutdown_due,
     exit_action,
@@ -99,7 +99,7 @@ class _State:
     __slots__ = ("auto_shutdown", "by_id", "by_pid", "children", "intensity", "strategy")
 
     def __init__(
-        self, strategy: Strategy, intensity: RestartIntensity, auto_shutdown: AutoShutdown
+        self, strategy: Strategy, intensity: RestartWindow, auto_shutdown: AutoShutdown
     ) -> None:
         self.strategy = strategy
         self.intensity = intensity
@@ -138,7 +138,7 @@ class _SupervisorServer(beam.GenServer[_State]):
         beam.trap_exit(True)
         state = _State(
             args.strategy,
-            RestartIntensity(args.max_restarts, args.max_seconds),
+            RestartWindow(args.max_restarts, args.max_seconds),
             args.auto_shutdown,
         )
         for spec in args.specs:
@@ -271,8 +271,7 @@ class _SupervisorServer(beam.GenServer[_State]):
     async def _restart(
         self, child: _Child, old_pid: beam.Pid | None, state: _State
     ) -> beam.NoReply[_State] | beam.Stop[_State]:
-        state.intensity = state.intensity.add_restart(trio.current_time())
-        if state.intensity.exceeded:
+        if state.intensity.add(trio.current_time()):
             report("shutdown", "reached_max_restart_intensity", child.spec, old_pid)
             return beam.Stop(beam.SHUTDOWN, state)
         if state.strategy == "one_for_one":  # the common case, without building a plan

@@ -269,6 +269,37 @@ async def test_links_still_propagate_a_kill_to_a_sleeping_process() -> None:
         assert await down_reason(ref) == "boom"
 
 
+async def test_struck_processes_share_one_status_and_leave_it_when_they_exit() -> None:
+    """Every exit signal of a node uses its one cancelled status (no scope per signal); a
+    struck task leaves it as it finishes, so nothing accumulates and the node closes."""
+
+    async def in_receive() -> None:
+        await beam.receive()
+
+    async def in_nursery() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)
+            await trio.sleep_forever()
+
+    async with beam.open_node() as node:
+        for round_ in range(3):
+            pids = [beam.spawn(in_receive), beam.spawn(in_nursery), beam.spawn(in_receive)]
+            refs = [beam.monitor(pid) for pid in pids]
+            await settle()
+            for pid in pids:
+                beam.exit(pid, "kill")
+            struck = node._struck
+            assert struck is not None
+            assert struck.parent is None
+            assert len(struck._tasks) == 2
+            assert len(struck._children) == 1
+            assert [await down_reason(ref) for ref in refs] == ["killed"] * 3
+            await settle()
+            assert node._struck is struck, f"round {round_} made a new status"
+            assert not struck._tasks
+            assert not struck._children
+
+
 def test_the_private_trio_names_the_runtime_relies_on() -> None:
     """beam/_interrupt.py and beam/_park.py use these trio internals (trio 0.30 - 0.35)."""
     from trio._core._run import CancelStatus
@@ -288,6 +319,10 @@ def test_the_private_trio_names_the_runtime_relies_on() -> None:
             assert scope._cancel_status is None
             status.parent = None
             assert status not in root._children
+            assert status.effectively_cancelled is False
+            scope._cancel_status = status
+            scope.cancel("pinned")
+            assert status.effectively_cancelled is True  # and stays so without a parent
             assert task._cancel_status is root.parent or task._cancel_status is not None
 
     trio.run(main)

@@ -396,6 +396,7 @@ def test_injected_crash_survives_copying() -> None:
 
 async def test_injections_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     async with beam.open_node():
+        beam.trap_exit(True)  # the killed member is linked to this process
         await Member.start_link(([], "m"), name="m")
         pid = beam.whereis("m")
         assert pid is not None

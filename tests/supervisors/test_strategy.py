@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from supervisors import ChildView, RestartIntensity, RestartPlan, exit_action, plan_restart
-from supervisors._strategy import STRATEGIES
+from supervisors._strategy import STRATEGIES, RestartWindow
 
 
 @pytest.mark.parametrize(
@@ -127,3 +127,21 @@ def test_intensity_matches_a_direct_count(gaps: list[float], max_restarts: int) 
         recent = [t for t in times if now - t <= 5.0]
         assert window.restarts == tuple(recent[-(max_restarts + 1) :])
         assert window.exceeded == (len(recent) > max_restarts)
+
+
+@given(
+    st.lists(st.floats(0, 3, allow_nan=False), max_size=40),
+    st.integers(0, 5),
+    st.sampled_from([0.001, 1.0, 5.0]),
+)
+def test_the_supervisors_mutable_window_agrees_with_restart_intensity(
+    gaps: list[float], max_restarts: int, max_seconds: float
+) -> None:
+    pure = RestartIntensity(max_restarts, max_seconds)
+    kept = RestartWindow(max_restarts, max_seconds)
+    now = 0.0
+    for gap in gaps:
+        now += gap
+        pure = pure.add_restart(now)
+        assert kept.add(now) == pure.exceeded
+        assert kept.restarts == pure.restarts
