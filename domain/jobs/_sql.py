@@ -32,6 +32,7 @@ __all__ = [
     "Outcome",
     "ack",
     "cancel_job",
+    "cancel_waiting",
     "channel",
     "counts",
     "fetch",
@@ -377,6 +378,30 @@ def cancel_job(tx: Tx, job_id: int, now: dt.datetime, prefix: str = "public") ->
     if job.state == "executing" and tx.dialect == "postgresql":
         _notify(tx, channel(SIGNAL_CHANNEL, prefix), {"action": "pkill", "job_id": job_id})
     return job
+
+
+#: The states :func:`cancel_waiting` cancels: jobs not running now and not ended.
+WAITING = ("available", "scheduled", "retryable")
+
+
+def cancel_waiting(tx: Tx, worker: str, args: Mapping[str, str], now: dt.datetime) -> list[int]:
+    """Cancel the jobs of *worker* still waiting to run (available, scheduled, retryable)
+    whose args hold every key of *args* with that value (compared as text); their ids.
+    Running jobs are left alone (cancel those by id)::
+
+        cancel_waiting(tx, "app.Digest", {"user_id": str(user.id)}, now)
+    """
+    cond = sa.and_(_T.c.worker == sa.bindparam("worker", worker), _T.c.state.in_(WAITING))
+    for i, (key, value) in enumerate(sorted(args.items())):
+        cond = sa.and_(cond, _T.c.args[key].as_string() == sa.bindparam(f"arg{i}", str(value)))
+    ids = [int(r[0]) for r in tx.execute(sa.select(_T.c.id).where(cond))]
+    if ids:
+        tx.execute(
+            sa.update(_T)
+            .where(_T.c.id.in_(ids), _T.c.state.in_(WAITING))
+            .values(state="cancelled", cancelled_at=now)
+        )
+    return ids
 
 
 def retry_job(tx: Tx, job_id: int, now: dt.datetime, prefix: str = "public") -> Job | None:
