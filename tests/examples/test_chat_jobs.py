@@ -9,11 +9,13 @@ waits are bounded by ``fail_after``, and nothing asserts how long a step took.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,6 +24,8 @@ import trio
 
 import beam
 import domain
+import web
+from domain.jobs import JOB_STATES, Job, Worker
 from domain.notifications import BaseNotification
 from examples.chat import background, notifications, sending
 from examples.chat.app import build
@@ -218,3 +222,136 @@ def test_digest_minutes_names_a_bad_value() -> None:
     assert background.digest_minutes({"CHAT_DIGEST_MINUTES": "0.5"}) == 0.5
     with pytest.raises(SystemExit, match="'soon' is not a positive number of minutes"):
         background.digest_minutes({"CHAT_DIGEST_MINUTES": "soon"})
+
+
+class SmtpDown(Worker):
+    """Always fails (the admin page's failures)."""
+
+    queue = "chat"
+    max_attempts = 1
+
+    async def perform(self, job: Job) -> None:
+        raise ValueError(f"smtp down for {job.args['to']}")
+
+
+async def test_the_admin_jobs_tab_shows_counts_failures_and_acts(
+    tmp_path: Path, database: str
+) -> None:
+    from examples.chat.admin import AdminLive
+
+    async with chat(tmp_path, database, digest_after=3600):
+        alice, bob, lobby = await _users()
+        jobs = background.current()
+        failing = await jobs.insert(SmtpDown.new({"to": "bob"}))
+
+        async def discarded() -> bool:
+            job = await jobs.get_job(failing.id)
+            return job is not None and job.state == "discarded"
+
+        await until(discarded, "the failing job to be discarded")
+        await sending.send(alice, lobby.id, "@bob later", None)
+        [digest_job] = await jobs.list_jobs(state="scheduled")
+
+        session = {"user_id": str(alice.id), "admin": True}
+        view = await web.testing.live(AdminLive, session=session)
+        assert "<h1>Processes" in view.html
+        await view.click("tab", {"tab": "jobs"})
+        assert view.navigation is not None
+        assert view.navigation[0] == "live_patch"
+        assert view.navigation[1]["to"] == "/admin?tab=jobs"
+        html = view.html
+        assert "<h1>Jobs <small>2 in the database" in html
+        counts = re.search(r'<tr id="queue-chat">(.*?)</tr>', html, re.DOTALL)
+        assert counts is not None
+        cells = re.findall(r"<td[^>]*>(\w+)</td>", counts.group(1))
+        assert cells == ["chat", *(str(int(s in ("scheduled", "discarded"))) for s in JOB_STATES)]
+        failure = _row(html, failing.id)
+        assert "SmtpDown" in failure
+        assert "ValueError: smtp down for bob" in failure
+        assert 'phx-click="retry_job"' in failure
+        assert 'phx-click="cancel_job"' not in failure  # a discarded job has ended
+        waiting = _row(html, digest_job.id)
+        assert "MentionDigest" in waiting
+        assert 'phx-click="cancel_job"' in waiting
+
+        await view.click("cancel_job", {"id": str(digest_job.id)})
+        assert f"job {digest_job.id} cancelled" in view.html
+        cancelled = await jobs.get_job(digest_job.id)
+        assert cancelled is not None
+        assert cancelled.state == "cancelled"
+        assert 'phx-click="retry_job"' in _row(view.html, digest_job.id)
+
+        await view.click("retry_job", {"id": str(failing.id)})
+        assert f"job {failing.id} will run again now" in view.html
+
+        async def failed_twice() -> bool:
+            job = await jobs.get_job(failing.id)
+            return job is not None and job.state == "discarded" and len(job.errors) == 2
+
+        await until(failed_twice, "the retried job to fail again")
+        # the page follows by itself (a job event, or its timer)
+        with trio.fail_after(10):
+            row = rf'<tr id="job-{failing.id}">((?!</tr>).)*attempt 2'
+            while not re.search(row, view.html, re.DOTALL):
+                await view.sync(timeout=5)
+        assert "ValueError: smtp down for bob" in _row(view.html, failing.id)
+
+        await view.click("retry_job", {"id": "nope"})
+        assert "does not name a job" in view.html
+        await view.click("cancel_job", {"id": str(failing.id)})
+        assert f"not cancelled: job {failing.id} has ended already" in view.html
+
+        # not an admin: refused at mount, and no event acts
+        with pytest.raises(web.testing.JoinRefused):
+            await web.testing.live(
+                AdminLive, "http://localhost/?tab=jobs", session={"user_id": str(bob.id)}
+            )
+
+
+def _row(html: str, job_id: int) -> str:
+    found = re.search(rf'<tr id="job-{job_id}">(.*?)</tr>', html, re.DOTALL)
+    assert found is not None, f"no row for job {job_id}"
+    return found.group(1)
+
+
+async def test_digest_and_jobs_tab_in_chromium(tmp_path: Path) -> None:
+    """In a real browser: bob's bell counts the mention, then its digest; alice opens the
+    admin page's Jobs tab (the URL follows), sees a failed job's error and retries it."""
+    from ..support.browser import in_browser
+    from ..support.chat import TIMEOUT_MS
+    from ..support.chat import sign_in_browser as sign_in
+
+    async with beam.open_node():
+        database = f"sqlite:///{tmp_path / 'chat.db'}"
+        endpoint = await build(tmp_path, database=database, demo=True, digest_after=0.5)
+        jobs = background.current()
+        failing = await jobs.insert(SmtpDown.new({"to": "carol"}))
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
+            base = f"http://127.0.0.1:{port}"
+
+            def steps(browser: Any) -> str:
+                alice = sign_in(browser.new_context(), base, "alice")
+                bob = sign_in(browser.new_context(), base, "bob")
+                alice.fill("#content", "@bob the digest will tell you")
+                alice.press("#content", "Enter")
+                bob.wait_for_selector("#notification-count:has-text('1')", timeout=TIMEOUT_MS)
+                bob.wait_for_selector("#notification-count:has-text('2')", timeout=TIMEOUT_MS)
+                bob.click("#bell")
+                bob.wait_for_selector(".notification.unread:has-text('1 unread mention')")
+
+                alice.goto(f"{base}/admin")
+                alice.wait_for_selector("#processes", timeout=TIMEOUT_MS)
+                alice.click("#tab-jobs")
+                alice.wait_for_selector("#job-counts #queue-chat", timeout=TIMEOUT_MS)
+                row = f"#job-failures #job-{failing.id}"
+                alice.wait_for_selector(f"{row}:has-text('smtp down for carol')")
+                alice.click(f"{row} button.retry")
+                alice.wait_for_selector(f"#said:has-text('job {failing.id} will run again')")
+                alice.wait_for_selector(f"{row}:has-text('attempt 2')", timeout=TIMEOUT_MS)
+                return str(alice.url)
+
+            url = await in_browser(steps)
+            assert url.endswith("/admin?tab=jobs")
+            nursery.cancel_scope.cancel()
+        await jobs.stop()
