@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
 
 from .._data import Tx
 from ._job import Job, NewJob
@@ -119,59 +118,53 @@ def _existing(tx: Tx, job: NewJob, key: str, now: dt.datetime) -> Job | None:
     return Job.from_row(rows.names, first, conflict=True) if first is not None else None
 
 
-_BULK_COLUMNS = (
-    ("b_state", "text"), ("b_queue", "text"), ("b_worker", "text"),
-    ("b_max_attempts", "int2"), ("b_priority", "int2"), ("b_args", "text"),
-    ("b_meta", "text"), ("b_tags", "text"), ("b_inserted_at", "timestamp"),
-    ("b_scheduled_at", "timestamp"),
-)  # fmt: skip
-_BULK_INSERT = (
-    sa.text(
-        "INSERT INTO oban_jobs (state, queue, worker, attempt, max_attempts, priority, args, "
-        "meta, tags, errors, attempted_by, inserted_at, scheduled_at) "
-        "SELECT s::oban_job_state, q, w, 0, ma, p, a::jsonb, m::jsonb, "
-        "ARRAY(SELECT jsonb_array_elements_text(t::jsonb)), '[]'::jsonb, '{}'::text[], i, sc "
-        "FROM unnest("
-        + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _BULK_COLUMNS)
-        + ") WITH ORDINALITY AS u(s, q, w, ma, p, a, m, t, i, sc, n) ORDER BY n "
-        "RETURNING " + ", ".join(c.name for c in _COLUMNS)
-    )
-    .bindparams(
-        *(
-            sa.bindparam(name, type_=pg.ARRAY(sa.Text() if kind == "text" else sa.Integer()))
-            for name, kind in _BULK_COLUMNS
-            if kind != "timestamp"
-        ),
-        *(
-            sa.bindparam(name, type_=pg.ARRAY(sa.DateTime()))
-            for name, kind in _BULK_COLUMNS
-            if kind == "timestamp"
-        ),
-    )
-    .columns(*_COLUMNS)
-)
+#: Bulk insert on PostgreSQL: one statement of fixed shape for any number of rows, its one
+#: parameter a JSON array of the rows (one C-accelerated ``json.dumps`` on our side, a
+#: ``jsonb`` parse on the server's), and only the ids coming back: every other column is
+#: what we sent, so the jobs are built from that (no JSON to decode per row).
+_BULK_INSERT = sa.text(
+    "INSERT INTO oban_jobs (state, queue, worker, attempt, max_attempts, priority, args, "
+    "meta, tags, errors, attempted_by, inserted_at, scheduled_at) "
+    "SELECT (j->>0)::oban_job_state, j->>1, j->>2, 0, (j->>3)::int2, (j->>4)::int2, j->5, "
+    "j->6, ARRAY(SELECT jsonb_array_elements_text(j->7)), '[]'::jsonb, '{}'::text[], "
+    "(j->>8)::timestamp, (j->>9)::timestamp "
+    "FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS e(j, n) ORDER BY n "
+    "RETURNING id"
+).bindparams(sa.bindparam("rows", type_=sa.Text()))
 
 
 def _naive(at: dt.datetime) -> dt.datetime:
     return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo is not None else at
 
 
-def _bulk_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    def dumps(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"))
+def _bulk_param(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as one JSON array of arrays (positions as in :data:`_BULK_INSERT`)."""
+    stamps: dict[dt.datetime, str] = {}  # a batch shares a few timestamps: format each once
 
-    return {
-        "b_state": [r["state"] for r in rows],
-        "b_queue": [r["queue"] for r in rows],
-        "b_worker": [r["worker"] for r in rows],
-        "b_max_attempts": [r["max_attempts"] for r in rows],
-        "b_priority": [r["priority"] for r in rows],
-        "b_args": [dumps(r["args"]) for r in rows],
-        "b_meta": [dumps(r["meta"]) for r in rows],
-        "b_tags": [dumps(r["tags"]) for r in rows],
-        "b_inserted_at": [_naive(r["inserted_at"]) for r in rows],
-        "b_scheduled_at": [_naive(r["scheduled_at"]) for r in rows],
-    }
+    def stamp(at: dt.datetime) -> str:
+        text = stamps.get(at)
+        if text is None:
+            text = stamps[at] = _naive(at).isoformat()
+        return text
+
+    return json.dumps(
+        [
+            (
+                r["state"],
+                r["queue"],
+                r["worker"],
+                r["max_attempts"],
+                r["priority"],
+                r["args"],
+                r["meta"],
+                r["tags"],
+                stamp(r["inserted_at"]),
+                stamp(r["scheduled_at"]),
+            )
+            for r in rows
+        ],
+        separators=(",", ":"),
+    )
 
 
 def insert_jobs(
@@ -183,22 +176,27 @@ def insert_jobs(
         [job] = insert_jobs(tx, [Mailer.new({"to": 1})], now)
     """
     results: list[Job | None] = [None] * len(jobs)
+    # Each row in the shape of a Job's fields (with "id" to come): what is written, and the
+    # job returned (built from it: only the ids come back from a bulk insert).
     rows: list[dict[str, Any]] = []
     where: list[int] = []
     wake: set[str] = set()
     for i, job in enumerate(jobs):
-        meta = dict(job.meta)
+        meta = job.meta
         if job.unique is not None:
             key = _uniq_key(job)
             found = _existing(tx, job, key, now)
             if found is not None:
                 results[i] = found
                 continue
-            meta["uniq_key"] = key
+            meta = {**meta, "uniq_key": key}
         at = job.scheduled_at
-        if at is None and job.schedule_in is not None:
+        if at is not None:
+            at = at.astimezone(dt.UTC)
+        elif job.schedule_in is not None:
             at = now + dt.timedelta(seconds=job.schedule_in)
-        at = now if at is None else at.astimezone(dt.UTC)
+        else:
+            at = now
         state = "scheduled" if at > now else "available"
         if state == "available":
             wake.add(job.queue)
@@ -210,33 +208,39 @@ def insert_jobs(
                 "attempt": 0,
                 "max_attempts": job.max_attempts,
                 "priority": job.priority,
-                "args": dict(job.args),
+                "args": job.args,
                 "meta": meta,
-                "tags": list(job.tags),
-                "errors": [],
-                "attempted_by": [],
+                "tags": job.tags,
+                "errors": (),
+                "attempted_by": (),
                 "inserted_at": now,
                 "scheduled_at": at,
             }
         )
         where.append(i)
-    if len(rows) == 1:
-        one = tx.execute(sa.insert(_T).returning(*_COLUMNS), rows[0])
-        results[where[0]] = Job.from_row(one.names, one.one())
-    elif rows and tx.dialect == "postgresql":
-        # One statement of fixed shape for any number of rows: a column array each.
-        written = tx.execute(_BULK_INSERT, _bulk_params(rows))
-        ordered = sorted(written.rows, key=lambda r: r[0])  # ids follow the rows' order
-        for offset, row in enumerate(ordered):
-            results[where[offset]] = Job.from_row(written.names, row)
+    if rows and (len(rows) > 1 and tx.dialect == "postgresql"):
+        written = tx.execute(_BULK_INSERT, {"rows": _bulk_param(rows)})
+        ids = sorted(r[0] for r in written.rows)  # identity values follow the rows' order
+        for offset, (job_id, row) in enumerate(zip(ids, rows, strict=True)):
+            row["id"] = int(job_id)
+            results[where[offset]] = Job.written(row)
     elif rows:
-        # One executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues")
-        # compiled once, and hands RETURNING back in the order of the rows given.
-        stmt = sa.insert(_T).returning(*_COLUMNS, sort_by_parameter_order=True)
-        result = tx.conn.execute(stmt, rows)
-        names = tuple(result.keys())
-        for offset, row in enumerate(result.all()):
-            results[where[offset]] = Job.from_row(names, row)
+        values = [
+            {**r, "args": dict(r["args"]), "meta": dict(r["meta"]), "tags": list(r["tags"]),
+             "errors": [], "attempted_by": []}
+            for r in rows
+        ]  # fmt: skip
+        if len(values) == 1:
+            one = tx.execute(sa.insert(_T).returning(*_COLUMNS), values[0])
+            results[where[0]] = Job.from_row(one.names, one.one())
+        else:
+            # One executemany: SQLAlchemy batches it into multi-row INSERTs
+            # ("insertmanyvalues") compiled once, RETURNING in the order of the rows given.
+            stmt = sa.insert(_T).returning(*_COLUMNS, sort_by_parameter_order=True)
+            result = tx.conn.execute(stmt, values)
+            names = tuple(result.keys())
+            for offset, row in enumerate(result.all()):
+                results[where[offset]] = Job.from_row(names, row)
     if wake and tx.dialect == "postgresql":
         for queue in sorted(wake):
             _notify(tx, channel(INSERT_CHANNEL, prefix), {"queue": queue})

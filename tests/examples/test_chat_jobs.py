@@ -96,12 +96,18 @@ async def test_an_unread_mention_produces_one_digest(tmp_path: Path, database: s
             return bool(await _notes(bob, "digest"))
 
         await until(digested, "bob's digest")
+        jobs = background.current()
+
+        async def completed() -> bool:
+            return [j.state for j in await jobs.list_jobs()] == ["completed"]
+
+        await until(completed, "the digest job to complete")  # the notification comes first
         [digest] = await _notes(bob, "digest")
         assert digest.title == "1 unread mention"
         assert "alice mentioned you: hi @bob, the deploy is at 3" in digest.body
         assert digest.action_url == mention.action_url
         assert not await _notes(alice, "digest")  # the author is not notified
-        [job] = await background.current().list_jobs()
+        [job] = await jobs.list_jobs()
         assert job.worker.endswith("MentionDigest")
         assert job.args == {"notification_id": str(mention.id), "user_id": str(bob.id)}
         assert job.state == "completed"
