@@ -239,8 +239,8 @@ def insert_jobs(
             stmt = sa.insert(_T).returning(*_COLUMNS, sort_by_parameter_order=True)
             result = tx.conn.execute(stmt, values)
             names = tuple(result.keys())
-            for offset, row in enumerate(result.all()):
-                results[where[offset]] = Job.from_row(names, row)
+            for offset, got in enumerate(result.all()):
+                results[where[offset]] = Job.from_row(names, got)
     if wake and tx.dialect == "postgresql":
         for queue in sorted(wake):
             _notify(tx, channel(INSERT_CHANNEL, prefix), {"queue": queue})
