@@ -61,16 +61,34 @@ _COLUMNS = tuple(_T.c)
 _FETCHABLE = ("available", "scheduled", "retryable")
 
 
-_ASYNC_COMMIT = sa.text("SET LOCAL synchronous_commit TO OFF")
-
-
-def _no_wait_for_flush(tx: Tx) -> None:
-    """On PostgreSQL, let this transaction's commit return before its WAL reaches the disk.
-    Only for claims and outcomes: a server crash may lose the last of them, which puts the
-    job back to executing (then rescued) and runs it again, what a crash of our node does
-    anyway; jobs stay at least once, and no insert is ever lost this way."""
-    if tx.dialect == "postgresql":
-        tx.execute(_ASYNC_COMMIT)
+#: On PostgreSQL, a condition that turns ``synchronous_commit`` off for the rest of the
+#: transaction (``set_config(..., is_local => true)``, evaluated once before any row is
+#: written: an uncorrelated scalar subquery is a one-time InitPlan). Put in the claim's and the
+#: outcome's ``WHERE``, it lets their commit return before the WAL reaches the disk without a
+#: ``SET LOCAL`` round trip of its own, so each is a single statement, sent alone as its own
+#: transaction (``final=True``): one round trip, no flush to wait for.
+#:
+#: Why losing them is safe (at least once): a server crash can lose only a suffix of the WAL,
+#: the last asynchronous commits. A lost claim leaves the job as it was before (available,
+#: its attempt not counted): it is claimed and run again. A lost outcome leaves the job
+#: executing under its attempt: rescued (available again) and run again, as when our node
+#: dies mid-job. An outcome never survives its claim (the WAL is ordered, and the outcome's
+#: UPDATE matches only the claimed attempt). A durable commit after them (an insert of jobs,
+#: or the job's own writes in ``perform``) flushes everything before it, them included. So
+#: nothing is lost and nothing runs twice at once; a job may run once more after a server
+#: crash, which at-least-once semantics allow and idempotent workers expect. Inserts are
+#: never made asynchronous: the job must exist exactly when the caller's data does.
+_ASYNC_COMMIT = (
+    sa.select(
+        sa.func.set_config(
+            sa.literal_column("'synchronous_commit'"),
+            sa.literal_column("'off'"),
+            sa.literal_column("true"),
+        )
+    )
+    .scalar_subquery()
+    .is_not(None)
+)
 
 
 def _notify(tx: Tx, channel: str, payload: Mapping[str, Any]) -> None:
@@ -247,7 +265,7 @@ def insert_jobs(
     return [r for r in results if r is not None]
 
 
-def _fetch_statement() -> Any:
+def _fetch_statement(async_commit: bool = False) -> Any:
     due = (
         sa.select(_T.c.id)
         .where(
@@ -260,9 +278,12 @@ def _fetch_statement() -> Any:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
+    where = [_T.c.id.in_(due), _T.c.attempt < _T.c.max_attempts]
+    if async_commit:
+        where.insert(0, _ASYNC_COMMIT)
     return (
         sa.update(_T)
-        .where(_T.c.id.in_(due), _T.c.attempt < _T.c.max_attempts)
+        .where(*where)
         .values(
             state="executing",
             attempt=_T.c.attempt + 1,
@@ -273,33 +294,39 @@ def _fetch_statement() -> Any:
     )
 
 
-#: The claim and the completion, built once (the hot path: compiled once, a dict hit after).
+#: The claim and the completion, built once (the hot path: compiled once, a dict hit after);
+#: on PostgreSQL with the asynchronous commit in them.
 _FETCH = _fetch_statement()
-_COMPLETE = (
-    sa.update(_T)
-    .where(
-        _T.c.id == sa.bindparam("job_id", type_=sa.BigInteger()),
-        _T.c.state == "executing",
-        _T.c.attempt == sa.bindparam("job_attempt", type_=sa.SmallInteger()),
-    )
-    .values(state="completed", completed_at=sa.bindparam("b_at", type_=_T.c.completed_at.type))
+_FETCH_PG = _fetch_statement(async_commit=True)
+_THIS_ATTEMPT = (
+    _T.c.id == sa.bindparam("job_id", type_=sa.BigInteger()),
+    _T.c.state == "executing",
+    _T.c.attempt == sa.bindparam("job_attempt", type_=sa.SmallInteger()),
 )
+_COMPLETED = {
+    "state": "completed",
+    "completed_at": sa.bindparam("b_at", type_=_T.c.completed_at.type),
+}
+_COMPLETE = sa.update(_T).where(*_THIS_ATTEMPT).values(**_COMPLETED)
+_COMPLETE_PG = sa.update(_T).where(_ASYNC_COMMIT, *_THIS_ATTEMPT).values(**_COMPLETED)
 
 
 def fetch(
-    tx: Tx, queue: str, demand: int, node: str, producer: uuid.UUID, now: dt.datetime
-) -> list[Job]:
+    tx: Tx, queue: str, demand: int, node: str, producer: uuid.UUID, now: dt.datetime,
+    *, final: bool = False,
+) -> list[Job]:  # fmt: skip
     """Claim up to *demand* due jobs of *queue* for *producer*: each becomes ``executing``
     with its attempt counted (on PostgreSQL rows other producers hold are skipped,
-    ``FOR UPDATE SKIP LOCKED``)::
+    ``FOR UPDATE SKIP LOCKED``, and the transaction commits without waiting for the flush:
+    see ``_ASYNC_COMMIT``). *final*: the claim is the unit's last statement (see
+    :meth:`domain.Tx.execute`; the producer's claim is one round trip)::
 
-        jobs = fetch(tx, "default", 10, "node1", producer_uuid, now)
+        jobs = fetch(tx, "default", 10, "node1", producer_uuid, now, final=True)
     """
-    stmt = _FETCH
     params = {"b_queue": queue, "b_now": now, "b_demand": demand, "b_at": now,
               "b_by": [node, str(producer)]}  # fmt: skip
-    _no_wait_for_flush(tx)
-    rows = tx.execute(stmt, params)
+    postgres = tx.dialect == "postgresql"
+    rows = tx.execute(_FETCH_PG if postgres else _FETCH, params, final=final)
     jobs = [Job.from_row(rows.names, r) for r in rows]
     jobs.sort(key=lambda j: (j.priority, j.scheduled_at, j.id))
     return jobs
@@ -324,9 +351,9 @@ def ack(tx: Tx, job: Job, outcome: Outcome, now: dt.datetime) -> str | None:
     """
     values: dict[str, Any]
     if outcome.kind == "completed":
-        _no_wait_for_flush(tx)
+        stmt = _COMPLETE_PG if tx.dialect == "postgresql" else _COMPLETE
         params = {"job_id": job.id, "job_attempt": job.attempt, "b_at": now}
-        return "completed" if tx.execute(_COMPLETE, params, final=True).rowcount else None
+        return "completed" if tx.execute(stmt, params, final=True).rowcount else None
     if outcome.kind == "snooze":
         meta = {**job.meta, "snoozed": int(job.meta.get("snoozed", 0)) + 1}
         values = {
@@ -345,17 +372,14 @@ def ack(tx: Tx, job: Job, outcome: Outcome, now: dt.datetime) -> str | None:
         else:
             at = now + dt.timedelta(seconds=outcome.delay)
             values = {"state": "retryable", "scheduled_at": at, "errors": errors}
-    stmt = (
-        sa.update(_T)
-        .where(
-            _T.c.id == sa.bindparam("job_id", job.id),
-            _T.c.state == "executing",
-            _T.c.attempt == sa.bindparam("job_attempt", job.attempt),
-        )
-        .values(**values)
-    )
-    _no_wait_for_flush(tx)
-    done = tx.execute(stmt, final=True)
+    where = [
+        _T.c.id == sa.bindparam("job_id", job.id),
+        _T.c.state == "executing",
+        _T.c.attempt == sa.bindparam("job_attempt", job.attempt),
+    ]
+    if tx.dialect == "postgresql":
+        where.insert(0, _ASYNC_COMMIT)
+    done = tx.execute(sa.update(_T).where(*where).values(**values), final=True)
     return str(values["state"]) if done.rowcount else None
 
 
