@@ -33,6 +33,7 @@ refreshes with the page's timer, and at once when a job of this node starts or e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, Final
@@ -482,7 +483,8 @@ class AdminLive(web.LiveView):
             return
         if socket.connected:
             note("admin page")
-            background.current().subscribe()  # this node's job events: refresh at once
+            with contextlib.suppress(RuntimeError):  # no jobs on this node: the tab says so
+                background.current().subscribe()  # this node's job events: refresh at once
             beam.send_after(beam.self(), "refresh", REFRESH_SECONDS)
 
     async def handle_params(
