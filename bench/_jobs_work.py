@@ -207,7 +207,7 @@ def latency_jobs(url: str, schema: str, n: int) -> Sample:
             new = [BenchStart.new({"i": i})]
             now = jobs.now()
             before = trio.current_time()
-            await repo.run(partial(insert_jobs, jobs=new, now=now, prefix=schema))
+            await repo.run(partial(insert_jobs, jobs=new, now=now, prefix=schema, final=True))
             _, _, at = await beam.receive(partial(_started, i))
             samples.append(at - before)
             await trio.sleep(0.005)

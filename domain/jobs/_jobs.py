@@ -252,7 +252,7 @@ class Jobs:
         new = list(new)
         now = self.now()
         prefix = self.prefix
-        written, _ = await self.repo().run(lambda tx: insert_jobs(tx, new, now, prefix))
+        written, _ = await self.repo().run(lambda tx: insert_jobs(tx, new, now, prefix, final=True))
         self._wake({j.queue for j in written if j.state == "available" and not j.conflict})
         return written
 

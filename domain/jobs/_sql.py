@@ -91,7 +91,7 @@ _ASYNC_COMMIT = (
 )
 
 
-def _notify(tx: Tx, channel: str, payload: Mapping[str, Any]) -> None:
+def _notify(tx: Tx, channel: str, payload: Mapping[str, Any], final: bool = False) -> None:
     tx.execute(
         sa.select(
             sa.func.pg_notify(
@@ -100,6 +100,7 @@ def _notify(tx: Tx, channel: str, payload: Mapping[str, Any]) -> None:
             )
         ),
         {"channel": channel, "payload": json.dumps(payload, separators=(",", ":"))},
+        final=final,
     )
 
 
@@ -186,10 +187,13 @@ def _bulk_param(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def insert_jobs(
-    tx: Tx, jobs: Sequence[NewJob], now: dt.datetime, prefix: str = "public"
-) -> list[Job]:
+    tx: Tx, jobs: Sequence[NewJob], now: dt.datetime, prefix: str = "public",
+    *, final: bool = False,
+) -> list[Job]:  # fmt: skip
     """Insert *jobs* in *tx* and return them as written (a unique job that already exists
-    comes back as the existing row with ``conflict=True``), in the order given::
+    comes back as the existing row with ``conflict=True``), in the order given. *final*:
+    nothing follows in the unit, so the last ``NOTIFY`` goes with the ``COMMIT`` (one round
+    trip less; see :meth:`domain.Tx.execute`)::
 
         [job] = insert_jobs(tx, [Mailer.new({"to": 1})], now)
     """
@@ -260,8 +264,10 @@ def insert_jobs(
             for offset, got in enumerate(result.all()):
                 results[where[offset]] = Job.from_row(names, got)
     if wake and tx.dialect == "postgresql":
-        for queue in sorted(wake):
-            _notify(tx, channel(INSERT_CHANNEL, prefix), {"queue": queue})
+        queues = sorted(wake)
+        for queue in queues:
+            last = final and queue == queues[-1]
+            _notify(tx, channel(INSERT_CHANNEL, prefix), {"queue": queue}, final=last)
     return [r for r in results if r is not None]
 
 
