@@ -216,10 +216,15 @@ def latency_jobs(url: str, schema: str, n: int) -> Sample:
     return beam.run(main)
 
 
+#: The insert and its NOTIFY in one statement (its own transaction: one round trip with the
+#: commit), as the queue's insert does.
 RAW_INSERT_ONE = f"""
+WITH ins AS (
 INSERT INTO oban_jobs ({RAW_INSERT_COLUMNS})
 VALUES ('available', 'default', 'bench.BenchStart', 0, 20, 0, %s, '{{}}', '{{}}', '[]', '{{}}',
         %s, %s)
+RETURNING id)
+SELECT pg_notify('oban_insert', %s) FROM ins
 """
 
 
@@ -232,9 +237,9 @@ async def _raw_connection(url: str, schema: str, autocommit: bool) -> TrioConnec
 
 def latency_raw(url: str, schema: str, n: int) -> Sample:
     """The floor for :func:`latency_jobs` with the same durable steps by hand: the INSERT and
-    ``NOTIFY oban_insert`` committed together, the notification reaching a process through
-    the repo's listener, and that process claiming the row with the same ``UPDATE``
-    (commit not waiting for the flush, as the queue's claim): p50 and p99 in ms."""
+    ``NOTIFY oban_insert`` committed together (one statement), the notification reaching a
+    process through the repo's listener, and that process claiming the row with the same
+    ``UPDATE`` (commit not waiting for the flush, as the queue's claim): p50 and p99 in ms."""
 
     async def main() -> Sample:
         _tune_gc()
@@ -247,9 +252,9 @@ def latency_raw(url: str, schema: str, n: int) -> Sample:
         for i in range(n):
             before = trio.current_time()
             now = datetime.now(UTC).replace(tzinfo=None)
-            async with conn.transaction():
-                await conn.execute(RAW_INSERT_ONE, (json.dumps({"i": i}), now, now), prepare=True)
-                await conn.execute("SELECT pg_notify('oban_insert', %s)", (str(i),), prepare=True)
+            await conn.execute(
+                RAW_INSERT_ONE, (json.dumps({"i": i}), now, now, str(i)), prepare=True
+            )
             await beam.receive(partial(_notified, str(i)))
             at = datetime.now(UTC).replace(tzinfo=None)
             cur = await conn.execute(RAW_FETCH, (at, by, "default", at, 1), prepare=True)

@@ -137,19 +137,24 @@ def _existing(tx: Tx, job: NewJob, key: str, now: dt.datetime) -> Job | None:
     return Job.from_row(rows.names, first, conflict=True) if first is not None else None
 
 
-#: Bulk insert on PostgreSQL: one statement of fixed shape for any number of rows, its one
-#: parameter a JSON array of the rows (one C-accelerated ``json.dumps`` on our side, a
-#: ``jsonb`` parse on the server's), and only the ids coming back: every other column is
-#: what we sent, so the jobs are built from that (no JSON to decode per row).
-_BULK_INSERT = sa.text(
+#: Inserting on PostgreSQL, one row or many: one statement of fixed shape, its rows one JSON
+#: array (one C-accelerated ``json.dumps`` on our side, a ``jsonb`` parse on the server's),
+#: only the ids coming back (every other column is what we sent, so the jobs are built from
+#: that), and ``NOTIFY "<prefix>.oban_insert"`` sent by the same statement, once per queue
+#: given an available job (Oban's payload). Sent as the unit's last statement it is one
+#: round trip with its commit.
+_INSERT = sa.text(
+    "WITH ins AS ("
     "INSERT INTO oban_jobs (state, queue, worker, attempt, max_attempts, priority, args, "
     "meta, tags, errors, attempted_by, inserted_at, scheduled_at) "
     "SELECT (j->>0)::oban_job_state, j->>1, j->>2, 0, (j->>3)::int2, (j->>4)::int2, j->5, "
     "j->6, ARRAY(SELECT jsonb_array_elements_text(j->7)), '[]'::jsonb, '{}'::text[], "
     "(j->>8)::timestamp, (j->>9)::timestamp "
     "FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS e(j, n) ORDER BY n "
-    "RETURNING id"
-).bindparams(sa.bindparam("rows", type_=sa.Text()))
+    "RETURNING id, queue, state) "
+    "SELECT id, (SELECT count(pg_notify(:channel, jsonb_build_object('queue', q.queue)::text)) "
+    "FROM (SELECT DISTINCT queue FROM ins WHERE state = 'available') AS q) AS woke FROM ins"
+).bindparams(sa.bindparam("rows", type_=sa.Text()), sa.bindparam("channel", type_=sa.Text()))
 
 
 def _naive(at: dt.datetime) -> dt.datetime:
@@ -191,18 +196,18 @@ def insert_jobs(
     *, final: bool = False,
 ) -> list[Job]:  # fmt: skip
     """Insert *jobs* in *tx* and return them as written (a unique job that already exists
-    comes back as the existing row with ``conflict=True``), in the order given. *final*:
-    nothing follows in the unit, so the last ``NOTIFY`` goes with the ``COMMIT`` (one round
-    trip less; see :meth:`domain.Tx.execute`)::
+    comes back as the existing row with ``conflict=True``), in the order given; on
+    PostgreSQL the same statement sends ``NOTIFY oban_insert`` for the queues given available
+    jobs. *final*: nothing follows in the unit, so the insert goes with the ``COMMIT`` (one
+    round trip; see :meth:`domain.Tx.execute`)::
 
         [job] = insert_jobs(tx, [Mailer.new({"to": 1})], now)
     """
     results: list[Job | None] = [None] * len(jobs)
     # Each row in the shape of a Job's fields (with "id" to come): what is written, and the
-    # job returned (built from it: only the ids come back from a bulk insert).
+    # job returned (built from it: only the ids come back on PostgreSQL).
     rows: list[dict[str, Any]] = []
     where: list[int] = []
-    wake: set[str] = set()
     for i, job in enumerate(jobs):
         meta = job.meta
         if job.unique is not None:
@@ -220,8 +225,6 @@ def insert_jobs(
         else:
             at = now
         state = "scheduled" if at > now else "available"
-        if state == "available":
-            wake.add(job.queue)
         rows.append(
             {
                 "state": state,
@@ -240,8 +243,9 @@ def insert_jobs(
             }
         )
         where.append(i)
-    if rows and (len(rows) > 1 and tx.dialect == "postgresql"):
-        written = tx.execute(_BULK_INSERT, {"rows": _bulk_param(rows)})
+    if rows and tx.dialect == "postgresql":
+        params = {"rows": _bulk_param(rows), "channel": channel(INSERT_CHANNEL, prefix)}
+        written = tx.execute(_INSERT, params, final=final)
         ids = sorted(r[0] for r in written.rows)  # identity values follow the rows' order
         for offset, (job_id, row) in enumerate(zip(ids, rows, strict=True)):
             row["id"] = int(job_id)
@@ -263,11 +267,6 @@ def insert_jobs(
             names = tuple(result.keys())
             for offset, got in enumerate(result.all()):
                 results[where[offset]] = Job.from_row(names, got)
-    if wake and tx.dialect == "postgresql":
-        queues = sorted(wake)
-        for queue in queues:
-            last = final and queue == queues[-1]
-            _notify(tx, channel(INSERT_CHANNEL, prefix), {"queue": queue}, final=last)
     return [r for r in results if r is not None]
 
 
