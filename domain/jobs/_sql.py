@@ -91,7 +91,7 @@ _ASYNC_COMMIT = (
 )
 
 
-def _notify(tx: Tx, channel: str, payload: Mapping[str, Any], final: bool = False) -> None:
+def _notify(tx: Tx, channel: str, payload: Mapping[str, Any]) -> None:
     tx.execute(
         sa.select(
             sa.func.pg_notify(
@@ -100,7 +100,6 @@ def _notify(tx: Tx, channel: str, payload: Mapping[str, Any], final: bool = Fals
             )
         ),
         {"channel": channel, "payload": json.dumps(payload, separators=(",", ":"))},
-        final=final,
     )
 
 
