@@ -53,6 +53,18 @@ class Job:
     conflict: bool = False
 
     @classmethod
+    def written(cls, fields: dict[str, Any]) -> Job:
+        """The job *fields* describe (every field without a default, as just inserted),
+        built without the frozen ``__init__``'s call per field: a bulk insert builds
+        thousands. *fields* becomes the job's own; do not change it after::
+
+            Job.written({"id": 1, "state": "available", ..., "scheduled_at": now})
+        """
+        job = object.__new__(cls)
+        job.__dict__.update(fields)
+        return job
+
+    @classmethod
     def from_row(cls, names: Sequence[str], row: Sequence[Any], conflict: bool = False) -> Job:
         """A job from a ``SELECT *``/``RETURNING *`` row of ``oban_jobs``:
         ``Job.from_row(rows.names, rows.first())``."""

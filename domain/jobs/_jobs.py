@@ -21,8 +21,17 @@ from .._domain import Domain
 from ._cron import Cron
 from ._job import Job, NewJob
 from ._runtime import JobEvent, Kill, Maintenance, Producer, QueueInfo, Wake, insert_cron
-from ._sql import SIGNAL_CHANNEL, cancel_job, channel, counts, insert_jobs, retry_job
+from ._sql import (
+    SIGNAL_CHANNEL,
+    cancel_job,
+    cancel_waiting,
+    channel,
+    counts,
+    insert_jobs,
+    retry_job,
+)
 from ._table import TABLE
+from ._worker import Worker, worker_name
 
 __all__ = ["Jobs"]
 
@@ -243,7 +252,7 @@ class Jobs:
         new = list(new)
         now = self.now()
         prefix = self.prefix
-        written, _ = await self.repo().run(lambda tx: insert_jobs(tx, new, now, prefix))
+        written, _ = await self.repo().run(lambda tx: insert_jobs(tx, new, now, prefix, final=True))
         self._wake({j.queue for j in written if j.state == "available" and not j.conflict})
         return written
 
@@ -294,6 +303,28 @@ class Jobs:
             if pid is not None:
                 beam.send(pid, Kill(job_id))
         return True
+
+    def cancel_waiting_in(
+        self, tx: Tx, worker: type[Worker] | str, args: Mapping[str, str] | None = None
+    ) -> list[int]:
+        """Inside *tx* (a hook, ``Domain.transaction``): cancel the jobs of *worker* not yet
+        started whose args hold every key of *args* with that value (compared as text);
+        their ids. Running ones are left alone::
+
+            jobs.cancel_waiting_in(tx, Digest, {"notification_id": str(note.id)})
+        """
+        name = worker if isinstance(worker, str) else worker_name(worker)
+        return cancel_waiting(tx, name, dict(args or {}), self.now())
+
+    async def cancel_waiting(
+        self, worker: type[Worker] | str, args: Mapping[str, str] | None = None
+    ) -> list[int]:
+        """Cancel the waiting jobs of *worker* matching *args* (as :meth:`cancel_waiting_in`,
+        joining a ``Domain.transaction`` if one is open): their ids::
+
+            await jobs.cancel_waiting(Digest, {"user_id": str(user.id)})
+        """
+        return (await self.repo().run(lambda tx: self.cancel_waiting_in(tx, worker, args)))[0]
 
     async def retry_job(self, job_id: int) -> bool:
         """Run job *job_id* again now (a completed, discarded, cancelled, scheduled or

@@ -318,7 +318,7 @@ class Producer(beam.GenServer[_State]):
         now = jobs.now()
         try:
             claimed, _ = await jobs.repo().run(
-                lambda tx: fetch(tx, state.queue, demand, state.node, state.uuid, now)
+                lambda tx: fetch(tx, state.queue, demand, state.node, state.uuid, now, final=True)
             )
         except DomainError as exc:  # the database is away: claim again at the next poll
             _log.warning("queue %s could not claim jobs: %s", state.queue, exc)

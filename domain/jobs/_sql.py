@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
 
 from .._data import Tx
 from ._job import Job, NewJob
@@ -32,6 +31,7 @@ __all__ = [
     "Outcome",
     "ack",
     "cancel_job",
+    "cancel_waiting",
     "channel",
     "counts",
     "fetch",
@@ -61,16 +61,34 @@ _COLUMNS = tuple(_T.c)
 _FETCHABLE = ("available", "scheduled", "retryable")
 
 
-_ASYNC_COMMIT = sa.text("SET LOCAL synchronous_commit TO OFF")
-
-
-def _no_wait_for_flush(tx: Tx) -> None:
-    """On PostgreSQL, let this transaction's commit return before its WAL reaches the disk.
-    Only for claims and outcomes: a server crash may lose the last of them, which puts the
-    job back to executing (then rescued) and runs it again, what a crash of our node does
-    anyway; jobs stay at least once, and no insert is ever lost this way."""
-    if tx.dialect == "postgresql":
-        tx.execute(_ASYNC_COMMIT)
+#: On PostgreSQL, a condition that turns ``synchronous_commit`` off for the rest of the
+#: transaction (``set_config(..., is_local => true)``, evaluated once before any row is
+#: written: an uncorrelated scalar subquery is a one-time InitPlan). Put in the claim's and the
+#: outcome's ``WHERE``, it lets their commit return before the WAL reaches the disk without a
+#: ``SET LOCAL`` round trip of its own, so each is a single statement, sent alone as its own
+#: transaction (``final=True``): one round trip, no flush to wait for.
+#:
+#: Why losing them is safe (at least once): a server crash can lose only a suffix of the WAL,
+#: the last asynchronous commits. A lost claim leaves the job as it was before (available,
+#: its attempt not counted): it is claimed and run again. A lost outcome leaves the job
+#: executing under its attempt: rescued (available again) and run again, as when our node
+#: dies mid-job. An outcome never survives its claim (the WAL is ordered, and the outcome's
+#: UPDATE matches only the claimed attempt). A durable commit after them (an insert of jobs,
+#: or the job's own writes in ``perform``) flushes everything before it, them included. So
+#: nothing is lost and nothing runs twice at once; a job may run once more after a server
+#: crash, which at-least-once semantics allow and idempotent workers expect. Inserts are
+#: never made asynchronous: the job must exist exactly when the caller's data does.
+_ASYNC_COMMIT = (
+    sa.select(
+        sa.func.set_config(
+            sa.literal_column("'synchronous_commit'"),
+            sa.literal_column("'off'"),
+            sa.literal_column("true"),
+        )
+    )
+    .scalar_subquery()
+    .is_not(None)
+)
 
 
 def _notify(tx: Tx, channel: str, payload: Mapping[str, Any]) -> None:
@@ -118,89 +136,94 @@ def _existing(tx: Tx, job: NewJob, key: str, now: dt.datetime) -> Job | None:
     return Job.from_row(rows.names, first, conflict=True) if first is not None else None
 
 
-_BULK_COLUMNS = (
-    ("b_state", "text"), ("b_queue", "text"), ("b_worker", "text"),
-    ("b_max_attempts", "int2"), ("b_priority", "int2"), ("b_args", "text"),
-    ("b_meta", "text"), ("b_tags", "text"), ("b_inserted_at", "timestamp"),
-    ("b_scheduled_at", "timestamp"),
-)  # fmt: skip
-_BULK_INSERT = (
-    sa.text(
-        "INSERT INTO oban_jobs (state, queue, worker, attempt, max_attempts, priority, args, "
-        "meta, tags, errors, attempted_by, inserted_at, scheduled_at) "
-        "SELECT s::oban_job_state, q, w, 0, ma, p, a::jsonb, m::jsonb, "
-        "ARRAY(SELECT jsonb_array_elements_text(t::jsonb)), '[]'::jsonb, '{}'::text[], i, sc "
-        "FROM unnest("
-        + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _BULK_COLUMNS)
-        + ") WITH ORDINALITY AS u(s, q, w, ma, p, a, m, t, i, sc, n) ORDER BY n "
-        "RETURNING " + ", ".join(c.name for c in _COLUMNS)
-    )
-    .bindparams(
-        *(
-            sa.bindparam(name, type_=pg.ARRAY(sa.Text() if kind == "text" else sa.Integer()))
-            for name, kind in _BULK_COLUMNS
-            if kind != "timestamp"
-        ),
-        *(
-            sa.bindparam(name, type_=pg.ARRAY(sa.DateTime()))
-            for name, kind in _BULK_COLUMNS
-            if kind == "timestamp"
-        ),
-    )
-    .columns(*_COLUMNS)
-)
+#: Inserting on PostgreSQL, one row or many: one statement of fixed shape, its rows one JSON
+#: array (one C-accelerated ``json.dumps`` on our side, a ``jsonb`` parse on the server's),
+#: only the ids coming back (every other column is what we sent, so the jobs are built from
+#: that), and ``NOTIFY "<prefix>.oban_insert"`` sent by the same statement, once per queue
+#: given an available job (Oban's payload). Sent as the unit's last statement it is one
+#: round trip with its commit.
+_INSERT = sa.text(
+    "WITH ins AS ("
+    "INSERT INTO oban_jobs (state, queue, worker, attempt, max_attempts, priority, args, "
+    "meta, tags, errors, attempted_by, inserted_at, scheduled_at) "
+    "SELECT (j->>0)::oban_job_state, j->>1, j->>2, 0, (j->>3)::int2, (j->>4)::int2, j->5, "
+    "j->6, ARRAY(SELECT jsonb_array_elements_text(j->7)), '[]'::jsonb, '{}'::text[], "
+    "(j->>8)::timestamp, (j->>9)::timestamp "
+    "FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS e(j, n) ORDER BY n "
+    "RETURNING id, queue, state) "
+    "SELECT id, (SELECT count(pg_notify(:channel, jsonb_build_object('queue', q.queue)::text)) "
+    "FROM (SELECT DISTINCT queue FROM ins WHERE state = 'available') AS q) AS woke FROM ins"
+).bindparams(sa.bindparam("rows", type_=sa.Text()), sa.bindparam("channel", type_=sa.Text()))
 
 
 def _naive(at: dt.datetime) -> dt.datetime:
     return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo is not None else at
 
 
-def _bulk_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    def dumps(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"))
+def _bulk_param(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as one JSON array of arrays (positions as in :data:`_BULK_INSERT`)."""
+    stamps: dict[dt.datetime, str] = {}  # a batch shares a few timestamps: format each once
 
-    return {
-        "b_state": [r["state"] for r in rows],
-        "b_queue": [r["queue"] for r in rows],
-        "b_worker": [r["worker"] for r in rows],
-        "b_max_attempts": [r["max_attempts"] for r in rows],
-        "b_priority": [r["priority"] for r in rows],
-        "b_args": [dumps(r["args"]) for r in rows],
-        "b_meta": [dumps(r["meta"]) for r in rows],
-        "b_tags": [dumps(r["tags"]) for r in rows],
-        "b_inserted_at": [_naive(r["inserted_at"]) for r in rows],
-        "b_scheduled_at": [_naive(r["scheduled_at"]) for r in rows],
-    }
+    def stamp(at: dt.datetime) -> str:
+        text = stamps.get(at)
+        if text is None:
+            text = stamps[at] = _naive(at).isoformat()
+        return text
+
+    return json.dumps(
+        [
+            (
+                r["state"],
+                r["queue"],
+                r["worker"],
+                r["max_attempts"],
+                r["priority"],
+                r["args"],
+                r["meta"],
+                r["tags"],
+                stamp(r["inserted_at"]),
+                stamp(r["scheduled_at"]),
+            )
+            for r in rows
+        ],
+        separators=(",", ":"),
+    )
 
 
 def insert_jobs(
-    tx: Tx, jobs: Sequence[NewJob], now: dt.datetime, prefix: str = "public"
-) -> list[Job]:
+    tx: Tx, jobs: Sequence[NewJob], now: dt.datetime, prefix: str = "public",
+    *, final: bool = False,
+) -> list[Job]:  # fmt: skip
     """Insert *jobs* in *tx* and return them as written (a unique job that already exists
-    comes back as the existing row with ``conflict=True``), in the order given::
+    comes back as the existing row with ``conflict=True``), in the order given; on
+    PostgreSQL the same statement sends ``NOTIFY oban_insert`` for the queues given available
+    jobs. *final*: nothing follows in the unit, so the insert goes with the ``COMMIT`` (one
+    round trip; see :meth:`domain.Tx.execute`)::
 
         [job] = insert_jobs(tx, [Mailer.new({"to": 1})], now)
     """
     results: list[Job | None] = [None] * len(jobs)
+    # Each row in the shape of a Job's fields (with "id" to come): what is written, and the
+    # job returned (built from it: only the ids come back on PostgreSQL).
     rows: list[dict[str, Any]] = []
     where: list[int] = []
-    wake: set[str] = set()
     for i, job in enumerate(jobs):
-        meta = dict(job.meta)
+        meta = job.meta
         if job.unique is not None:
             key = _uniq_key(job)
             found = _existing(tx, job, key, now)
             if found is not None:
                 results[i] = found
                 continue
-            meta["uniq_key"] = key
+            meta = {**meta, "uniq_key": key}
         at = job.scheduled_at
-        if at is None and job.schedule_in is not None:
+        if at is not None:
+            at = at.astimezone(dt.UTC)
+        elif job.schedule_in is not None:
             at = now + dt.timedelta(seconds=job.schedule_in)
-        at = now if at is None else at.astimezone(dt.UTC)
+        else:
+            at = now
         state = "scheduled" if at > now else "available"
-        if state == "available":
-            wake.add(job.queue)
         rows.append(
             {
                 "state": state,
@@ -209,40 +232,44 @@ def insert_jobs(
                 "attempt": 0,
                 "max_attempts": job.max_attempts,
                 "priority": job.priority,
-                "args": dict(job.args),
+                "args": job.args,
                 "meta": meta,
-                "tags": list(job.tags),
-                "errors": [],
-                "attempted_by": [],
+                "tags": job.tags,
+                "errors": (),
+                "attempted_by": (),
                 "inserted_at": now,
                 "scheduled_at": at,
             }
         )
         where.append(i)
-    if len(rows) == 1:
-        one = tx.execute(sa.insert(_T).returning(*_COLUMNS), rows[0])
-        results[where[0]] = Job.from_row(one.names, one.one())
-    elif rows and tx.dialect == "postgresql":
-        # One statement of fixed shape for any number of rows: a column array each.
-        written = tx.execute(_BULK_INSERT, _bulk_params(rows))
-        ordered = sorted(written.rows, key=lambda r: r[0])  # ids follow the rows' order
-        for offset, row in enumerate(ordered):
-            results[where[offset]] = Job.from_row(written.names, row)
+    if rows and tx.dialect == "postgresql":
+        params = {"rows": _bulk_param(rows), "channel": channel(INSERT_CHANNEL, prefix)}
+        written = tx.execute(_INSERT, params, final=final)
+        ids = sorted(r[0] for r in written.rows)  # identity values follow the rows' order
+        for offset, (job_id, row) in enumerate(zip(ids, rows, strict=True)):
+            row["id"] = int(job_id)
+            results[where[offset]] = Job.written(row)
     elif rows:
-        # One executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues")
-        # compiled once, and hands RETURNING back in the order of the rows given.
-        stmt = sa.insert(_T).returning(*_COLUMNS, sort_by_parameter_order=True)
-        result = tx.conn.execute(stmt, rows)
-        names = tuple(result.keys())
-        for offset, row in enumerate(result.all()):
-            results[where[offset]] = Job.from_row(names, row)
-    if wake and tx.dialect == "postgresql":
-        for queue in sorted(wake):
-            _notify(tx, channel(INSERT_CHANNEL, prefix), {"queue": queue})
+        values = [
+            {**r, "args": dict(r["args"]), "meta": dict(r["meta"]), "tags": list(r["tags"]),
+             "errors": [], "attempted_by": []}
+            for r in rows
+        ]  # fmt: skip
+        if len(values) == 1:
+            one = tx.execute(sa.insert(_T).returning(*_COLUMNS), values[0])
+            results[where[0]] = Job.from_row(one.names, one.one())
+        else:
+            # One executemany: SQLAlchemy batches it into multi-row INSERTs
+            # ("insertmanyvalues") compiled once, RETURNING in the order of the rows given.
+            stmt = sa.insert(_T).returning(*_COLUMNS, sort_by_parameter_order=True)
+            result = tx.conn.execute(stmt, values)
+            names = tuple(result.keys())
+            for offset, got in enumerate(result.all()):
+                results[where[offset]] = Job.from_row(names, got)
     return [r for r in results if r is not None]
 
 
-def _fetch_statement() -> Any:
+def _fetch_statement(async_commit: bool = False) -> Any:
     due = (
         sa.select(_T.c.id)
         .where(
@@ -255,9 +282,12 @@ def _fetch_statement() -> Any:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
+    where = [_T.c.id.in_(due), _T.c.attempt < _T.c.max_attempts]
+    if async_commit:
+        where.insert(0, _ASYNC_COMMIT)
     return (
         sa.update(_T)
-        .where(_T.c.id.in_(due), _T.c.attempt < _T.c.max_attempts)
+        .where(*where)
         .values(
             state="executing",
             attempt=_T.c.attempt + 1,
@@ -268,33 +298,39 @@ def _fetch_statement() -> Any:
     )
 
 
-#: The claim and the completion, built once (the hot path: compiled once, a dict hit after).
+#: The claim and the completion, built once (the hot path: compiled once, a dict hit after);
+#: on PostgreSQL with the asynchronous commit in them.
 _FETCH = _fetch_statement()
-_COMPLETE = (
-    sa.update(_T)
-    .where(
-        _T.c.id == sa.bindparam("job_id", type_=sa.BigInteger()),
-        _T.c.state == "executing",
-        _T.c.attempt == sa.bindparam("job_attempt", type_=sa.SmallInteger()),
-    )
-    .values(state="completed", completed_at=sa.bindparam("b_at", type_=_T.c.completed_at.type))
+_FETCH_PG = _fetch_statement(async_commit=True)
+_THIS_ATTEMPT = (
+    _T.c.id == sa.bindparam("job_id", type_=sa.BigInteger()),
+    _T.c.state == "executing",
+    _T.c.attempt == sa.bindparam("job_attempt", type_=sa.SmallInteger()),
 )
+_COMPLETED = {
+    "state": "completed",
+    "completed_at": sa.bindparam("b_at", type_=_T.c.completed_at.type),
+}
+_COMPLETE = sa.update(_T).where(*_THIS_ATTEMPT).values(**_COMPLETED)
+_COMPLETE_PG = sa.update(_T).where(_ASYNC_COMMIT, *_THIS_ATTEMPT).values(**_COMPLETED)
 
 
 def fetch(
-    tx: Tx, queue: str, demand: int, node: str, producer: uuid.UUID, now: dt.datetime
-) -> list[Job]:
+    tx: Tx, queue: str, demand: int, node: str, producer: uuid.UUID, now: dt.datetime,
+    *, final: bool = False,
+) -> list[Job]:  # fmt: skip
     """Claim up to *demand* due jobs of *queue* for *producer*: each becomes ``executing``
     with its attempt counted (on PostgreSQL rows other producers hold are skipped,
-    ``FOR UPDATE SKIP LOCKED``)::
+    ``FOR UPDATE SKIP LOCKED``, and the transaction commits without waiting for the flush:
+    see ``_ASYNC_COMMIT``). *final*: the claim is the unit's last statement (see
+    :meth:`domain.Tx.execute`; the producer's claim is one round trip)::
 
-        jobs = fetch(tx, "default", 10, "node1", producer_uuid, now)
+        jobs = fetch(tx, "default", 10, "node1", producer_uuid, now, final=True)
     """
-    stmt = _FETCH
     params = {"b_queue": queue, "b_now": now, "b_demand": demand, "b_at": now,
               "b_by": [node, str(producer)]}  # fmt: skip
-    _no_wait_for_flush(tx)
-    rows = tx.execute(stmt, params)
+    postgres = tx.dialect == "postgresql"
+    rows = tx.execute(_FETCH_PG if postgres else _FETCH, params, final=final)
     jobs = [Job.from_row(rows.names, r) for r in rows]
     jobs.sort(key=lambda j: (j.priority, j.scheduled_at, j.id))
     return jobs
@@ -319,9 +355,9 @@ def ack(tx: Tx, job: Job, outcome: Outcome, now: dt.datetime) -> str | None:
     """
     values: dict[str, Any]
     if outcome.kind == "completed":
-        _no_wait_for_flush(tx)
+        stmt = _COMPLETE_PG if tx.dialect == "postgresql" else _COMPLETE
         params = {"job_id": job.id, "job_attempt": job.attempt, "b_at": now}
-        return "completed" if tx.execute(_COMPLETE, params, final=True).rowcount else None
+        return "completed" if tx.execute(stmt, params, final=True).rowcount else None
     if outcome.kind == "snooze":
         meta = {**job.meta, "snoozed": int(job.meta.get("snoozed", 0)) + 1}
         values = {
@@ -340,17 +376,14 @@ def ack(tx: Tx, job: Job, outcome: Outcome, now: dt.datetime) -> str | None:
         else:
             at = now + dt.timedelta(seconds=outcome.delay)
             values = {"state": "retryable", "scheduled_at": at, "errors": errors}
-    stmt = (
-        sa.update(_T)
-        .where(
-            _T.c.id == sa.bindparam("job_id", job.id),
-            _T.c.state == "executing",
-            _T.c.attempt == sa.bindparam("job_attempt", job.attempt),
-        )
-        .values(**values)
-    )
-    _no_wait_for_flush(tx)
-    done = tx.execute(stmt, final=True)
+    where = [
+        _T.c.id == sa.bindparam("job_id", job.id),
+        _T.c.state == "executing",
+        _T.c.attempt == sa.bindparam("job_attempt", job.attempt),
+    ]
+    if tx.dialect == "postgresql":
+        where.insert(0, _ASYNC_COMMIT)
+    done = tx.execute(sa.update(_T).where(*where).values(**values), final=True)
     return str(values["state"]) if done.rowcount else None
 
 
@@ -377,6 +410,30 @@ def cancel_job(tx: Tx, job_id: int, now: dt.datetime, prefix: str = "public") ->
     if job.state == "executing" and tx.dialect == "postgresql":
         _notify(tx, channel(SIGNAL_CHANNEL, prefix), {"action": "pkill", "job_id": job_id})
     return job
+
+
+#: The states :func:`cancel_waiting` cancels: jobs not running now and not ended.
+WAITING = ("available", "scheduled", "retryable")
+
+
+def cancel_waiting(tx: Tx, worker: str, args: Mapping[str, str], now: dt.datetime) -> list[int]:
+    """Cancel the jobs of *worker* still waiting to run (available, scheduled, retryable)
+    whose args hold every key of *args* with that value (compared as text); their ids.
+    Running jobs are left alone (cancel those by id)::
+
+        cancel_waiting(tx, "app.Digest", {"user_id": str(user.id)}, now)
+    """
+    cond = sa.and_(_T.c.worker == sa.bindparam("worker", worker), _T.c.state.in_(WAITING))
+    for i, (key, value) in enumerate(sorted(args.items())):
+        cond = sa.and_(cond, _T.c.args[key].as_string() == sa.bindparam(f"arg{i}", str(value)))
+    ids = [int(r[0]) for r in tx.execute(sa.select(_T.c.id).where(cond))]
+    if ids:
+        tx.execute(
+            sa.update(_T)
+            .where(_T.c.id.in_(ids), _T.c.state.in_(WAITING))
+            .values(state="cancelled", cancelled_at=now)
+        )
+    return ids
 
 
 def retry_job(tx: Tx, job_id: int, now: dt.datetime, prefix: str = "public") -> Job | None:

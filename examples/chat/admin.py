@@ -22,19 +22,31 @@ the node), the node's and the web server's own processes, and ids of no live pro
 a supervisor stops every child under it before its own supervisor restarts them all: the
 page asks to confirm first (as it does before any kill). Above the tables: the domain's
 connection pool on this node (in use, idle, waiting callers, queries, errors).
+
+The **Jobs** tab (``/admin?tab=jobs``) shows the chat's background jobs
+(:mod:`examples.chat.background`), which live in the shared database, so one view serves
+every node: the jobs per queue and state, the recent failures (retryable and discarded jobs,
+with the error of each attempt), the jobs waiting to run, and buttons to retry a failed or
+cancelled job and to cancel a waiting one (checked again on the server: admins only). It
+refreshes with the page's timer, and at once when a job of this node starts or ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, Final
 
+import trio
+
 import beam
+import domain
 import web
+from domain.jobs import JOB_STATES, Job, JobEvent
 from supervisors import Supervisor
 
-from . import chaos
+from . import background, chaos
 from .model import Chat
 from .serving import forget_dead, note, serving
 
@@ -46,7 +58,58 @@ AGENT: Final = "chat.admin"
 #: How long the page waits for a node's agent before showing that node as unreachable.
 AGENT_TIMEOUT: Final = 2.0
 
-TEMPLATE = """<div class="admin">
+#: The retry and cancel buttons of a job row (what each state allows).
+JOB_BUTTONS = """{% macro buttons(j) -%}
+{%- if j.retryable %}<button class="retry" phx-click="retry_job" phx-value-id="{{ j.id }}">retry
+</button>{% endif %}
+{%- if j.cancellable %}<button class="cancel" phx-click="cancel_job" phx-value-id="{{ j.id }}"
+ data-confirm="Cancel job {{ j.id }} ({{ j.worker }})?">cancel</button>{% endif -%}
+{%- endmacro %}"""
+
+#: The Jobs tab (see the module documentation).
+JOBS_TEMPLATE = """
+<h1>Jobs <small>{{ jobs.total }} in the database</small></h1>
+<p><a href="/">back to the chat</a>{% if said %} · <span id="said">{{ said }}</span>
+{%- endif %}</p>
+{%- if jobs.error %}<p class="error" id="jobs-error">{{ jobs.error }}</p>{% endif %}
+<table id="job-counts"><thead><tr><th>queue</th>
+{%- for state in states %}<th>{{ state }}</th>{% endfor %}</tr></thead><tbody>
+{%- for queue in jobs.queues %}<tr id="queue-{{ queue.name }}"><td>{{ queue.name }}</td>
+{%- for n in queue.counts %}<td class="{{ 'n' if n else 'zero' }}">{{ n }}</td>{% endfor %}</tr>
+{%- else %}<tr><td colspan="{{ states | length + 1 }}">no jobs yet</td></tr>{% endfor -%}
+</tbody></table>
+<h2>Recent failures <small>retryable and discarded, newest first</small></h2>
+<table id="job-failures"><thead><tr><th>job</th><th>worker</th><th>state</th><th>attempt</th>
+<th>errors</th><th></th></tr></thead><tbody>
+{%- for j in jobs.failures %}<tr id="job-{{ j.id }}">
+<td>{{ j.id }} <small>{{ j.queue }}</small></td>
+<td class="call">{{ j.worker }}</td><td class="state">{{ j.state }}</td>
+<td>{{ j.attempt }} of {{ j.max_attempts }}</td><td>
+{%- for e in j.errors %}<details{{ " open" if loop.last else "" }}><summary>attempt {{ e.attempt }}
+ · {{ e.at }}: {{ e.summary }}</summary><pre>{{ e.error }}</pre></details>{% endfor %}</td>
+<td>{{ buttons(j) }}</td></tr>
+{%- else %}<tr><td colspan="6">no failures</td></tr>{% endfor -%}
+</tbody></table>
+<h2>Waiting and cancelled <small>newest first</small></h2>
+<table id="job-waiting"><thead><tr><th>job</th><th>worker</th><th>state</th><th>args</th>
+<th>runs at</th><th></th></tr></thead><tbody>
+{%- for j in jobs.waiting %}<tr id="job-{{ j.id }}">
+<td>{{ j.id }} <small>{{ j.queue }}</small></td>
+<td class="call">{{ j.worker }}</td><td class="state">{{ j.state }}</td>
+<td class="call">{{ j.args }}</td><td>{{ j.scheduled_at }}</td><td>{{ buttons(j) }}</td></tr>
+{%- else %}<tr><td colspan="6">nothing waiting</td></tr>{% endfor -%}
+</tbody></table>"""
+
+TEMPLATE = (
+    JOB_BUTTONS
+    + """<div class="admin">
+<nav class="tabs" id="tabs">
+{%- for name, label in tabs %}<button class="tab{{ ' current' if name == tab else '' }}"
+ id="tab-{{ name }}" phx-click="tab" phx-value-tab="{{ name }}">{{ label }}</button>{% endfor -%}
+</nav>
+{%- if tab == "jobs" %}"""
+    + JOBS_TEMPLATE
+    + """{% else %}
 <h1>Processes <small>{{ nodes | length }} node{{ "s" if nodes | length != 1 else "" }}</small></h1>
 <p><a href="/">back to the chat</a>{% if killed %} · <span id="killed">{{ killed }}</span>
 {%- endif %}</p>
@@ -80,7 +143,8 @@ again."{% else %} data-confirm="Kill {{ p.pid }}{{ ' (' ~ p.name ~ ')' if p.name
 {%- endif %}>kill</button>{% endif %}</td></tr>
 {%- endfor -%}
 </tbody></table>{% endif %}</section>
-{%- endfor %}</div>"""
+{%- endfor %}{% endif %}</div>"""
+)
 
 CSS = """
 .admin { padding: 20px 28px; }
@@ -91,6 +155,16 @@ CSS = """
 .admin th, .admin td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); }
 .admin td.call { font-family: ui-monospace, monospace; }
 .admin button.kill { padding: 2px 10px; background: var(--bad); }
+.admin nav.tabs { display: flex; gap: 6px; margin-bottom: 8px; }
+.admin button.tab { padding: 4px 14px; background: var(--panel); color: inherit;
+  border: 1px solid var(--line); }
+.admin button.tab.current { background: var(--accent, #4f46e5); color: #fff; }
+.admin td.zero { color: var(--muted); }
+.admin .error { color: var(--bad); }
+.admin details pre { white-space: pre-wrap; max-height: 240px; overflow: auto; margin: 4px 0;
+  font-size: 12px; }
+.admin button.retry, .admin button.cancel { padding: 2px 10px; }
+.admin button.cancel { background: var(--bad); }
 """
 
 
@@ -295,6 +369,101 @@ async def _node_view(name: str, here: str) -> dict[str, Any]:
     return view
 
 
+#: The page's tabs: (name in ``?tab=``, label).
+TABS: Final = (("processes", "Processes"), ("jobs", "Jobs"))
+#: How many jobs each list of the Jobs tab shows.
+JOB_ROWS: Final = 20
+#: The states of the failures list, and of the waiting (and cancelled) list.
+FAILED: Final = ("retryable", "discarded")
+WAITING: Final = ("available", "scheduled", "cancelled")
+#: A job event refreshes the Jobs tab at most this often (seconds; the timer does the rest).
+EVENT_REFRESH: Final = 0.25
+#: Longest error text shown per attempt (the start of a traceback says the most).
+ERROR_CHARS: Final = 4000
+
+
+def _job_row(job: Job) -> dict[str, Any]:
+    """A job as the Jobs tab shows it (plain values), with what its buttons may do."""
+    errors = []
+    for e in job.errors[-5:]:
+        text = str(e.get("error", ""))
+        lines = [line for line in text.splitlines() if line.strip()]
+        errors.append(
+            {
+                "attempt": e.get("attempt", ""),
+                "at": str(e.get("at", ""))[:19].replace("T", " "),
+                "summary": (lines[-1] if lines else "")[:160],  # a traceback ends with it
+                "error": text[:ERROR_CHARS],
+            }
+        )
+    return {
+        "id": job.id,
+        "queue": job.queue,
+        "worker": job.worker.rsplit(".", 1)[-1],
+        "state": job.state,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "args": ", ".join(f"{k}={v}" for k, v in sorted(job.args.items()))[:120],
+        "scheduled_at": job.scheduled_at.isoformat(sep=" ", timespec="seconds")[:19],
+        "errors": errors,
+        "retryable": job.state in ("retryable", "discarded", "cancelled", "scheduled"),
+        "cancellable": job.state in ("available", "scheduled", "retryable"),
+    }
+
+
+async def jobs_view() -> dict[str, Any]:
+    """What the Jobs tab shows: counts per queue and state, recent failures, waiting and
+    cancelled jobs (each newest first, :data:`JOB_ROWS` at most); ``error`` says why not
+    (the jobs are not set up, the database is away).
+
+    >>> (await jobs_view())["queues"][0]["name"]
+    'chat'
+    """
+    view: dict[str, Any] = {"total": 0, "queues": [], "failures": [], "waiting": [], "error": ""}
+    try:
+        jobs = background.current()
+        counts = await jobs.counts()
+        failed = [j for s in ("retryable", "discarded") for j in await jobs.list_jobs(state=s)]
+        waiting = [
+            j
+            for s in ("available", "scheduled", "cancelled")
+            for j in await jobs.list_jobs(state=s)
+        ]
+    except (RuntimeError, domain.DomainError) as exc:
+        view["error"] = f"jobs unavailable: {exc}"
+        return view
+    view["total"] = sum(sum(c.values()) for c in counts.values())
+    view["queues"] = [
+        {"name": queue, "counts": [counts[queue].get(state, 0) for state in JOB_STATES]}
+        for queue in sorted(counts)
+    ]
+    failed.sort(key=lambda j: j.attempted_at or j.inserted_at, reverse=True)
+    view["failures"] = [_job_row(j) for j in failed[:JOB_ROWS]]
+    waiting.sort(key=lambda j: j.id, reverse=True)
+    view["waiting"] = [_job_row(j) for j in waiting[:JOB_ROWS]]
+    return view
+
+
+async def job_action(action: str, value: Any) -> str:
+    """Retry or cancel (*action*) the job whose id is ``value["id"]``; what was done.
+
+    >>> await job_action("retry_job", {"id": "42"})
+    'job 42 will run again now'
+    """
+    try:
+        job_id = int(value.get("id", ""))
+    except (TypeError, ValueError, AttributeError):
+        return f"refused: {value!r:.40} does not name a job (its id is a number)"
+    jobs = background.current()
+    if action == "retry_job":
+        if await jobs.retry_job(job_id):
+            return f"job {job_id} will run again now"
+        return f"not retried: job {job_id} is running or waiting to run already, or gone"
+    if await jobs.cancel_job(job_id):
+        return f"job {job_id} cancelled"
+    return f"not cancelled: job {job_id} has ended already, or is gone"
+
+
 class AdminLive(web.LiveView):
     """The process tables (see the module documentation)."""
 
@@ -304,18 +473,37 @@ class AdminLive(web.LiveView):
     async def mount(
         self, params: Mapping[str, Any], session: Mapping[str, Any], socket: web.LiveSocket
     ) -> None:
-        socket.assign(nodes=[], killed="", pool=None)  # what a refused mount renders
+        socket.assign(
+            nodes=[], killed="", pool=None, tab="processes", tabs=TABS, states=JOB_STATES,
+            jobs={"total": 0, "queues": [], "failures": [], "waiting": [], "error": ""},
+            said="", admin=session.get("admin") is True,
+        )  # fmt: skip
         if session.get("admin") is not True:  # the route's guard says so too
             socket.redirect("/?notice=admin")
             return
-        await self._refresh(socket)
         if socket.connected:
             note("admin page")
-        if socket.connected:
+            with contextlib.suppress(RuntimeError):  # no jobs on this node: the tab says so
+                background.current().subscribe()  # this node's job events: refresh at once
             beam.send_after(beam.self(), "refresh", REFRESH_SECONDS)
 
+    async def handle_params(
+        self, params: Mapping[str, Any], url: str, socket: web.LiveSocket
+    ) -> None:
+        wanted = str(params.get("tab") or "processes")
+        socket.assign(tab=wanted if wanted in dict(TABS) else "processes")
+        await self._refresh(socket)
+
     async def handle_event(self, event: str, value: Any, socket: web.LiveSocket) -> None:
-        if event == "kill":
+        if socket.assigns.get("admin") is not True:  # mount refused it; never act
+            return
+        if event == "tab":
+            wanted = str(value.get("tab") or "processes")
+            socket.push_patch("/admin" if wanted == "processes" else f"/admin?tab={wanted}")
+        elif event in ("retry_job", "cancel_job"):
+            socket.assign(said=await job_action(event, value))
+            await self._refresh(socket)
+        elif event == "kill":
             here = beam.node()
             node = str(value.get("node") or here)
             try:
@@ -343,8 +531,18 @@ class AdminLive(web.LiveView):
         if message == "refresh":
             await self._refresh(socket)
             beam.send_after(beam.self(), "refresh", REFRESH_SECONDS)
+        elif (
+            isinstance(message, JobEvent)
+            and message.kind != "start"
+            and socket.assigns.get("tab") == "jobs"
+            and trio.current_time() - socket.assigns.get("refreshed", 0.0) >= EVENT_REFRESH
+        ):
+            await self._refresh(socket)
 
     async def _refresh(self, socket: web.LiveSocket) -> None:
+        if socket.assigns.get("tab") == "jobs":
+            socket.assign(jobs=await jobs_view(), refreshed=trio.current_time())
+            return
         here = beam.node()
         views = [
             {"name": here, "here": True, "suffix": "", "error": "", "stats": _stats()}

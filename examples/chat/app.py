@@ -18,7 +18,7 @@ import presence
 import web
 from supervisors import Application, child_spec
 
-from . import attachments, ratelimit, sessions
+from . import attachments, background, ratelimit, sessions
 from .accounts import SESSION_COOKIE, hash_off_loop, verify_password
 from .admin import AGENT as ADMIN_AGENT
 from .admin import CSS as ADMIN_CSS
@@ -200,6 +200,7 @@ async def build(
     demo: bool | None = None,
     limits: Mapping[str, web.Limit | web.Backoff] | None = None,
     secure_cookies: bool | None = None,
+    digest_after: float | None = None,
 ) -> web.Endpoint:
     """Start the chat's supervision tree in the calling node and return its endpoint.
 
@@ -214,15 +215,20 @@ async def build(
     In *demo* mode (default: ``CHAT_DEMO``) it seeds alice and bob (password
     ``wonderland``, alice an admin); otherwise the admin comes from the environment (see
     :func:`ensure_admin`). *secure_cookies* (default: ``CHAT_SECURE_COOKIES``) marks the
-    session and CSRF cookies ``Secure``, for a chat served over TLS.
+    session and CSRF cookies ``Secure``, for a chat served over TLS. Background jobs
+    (:mod:`examples.chat.background`: mention digests after *digest_after* seconds, default
+    ``CHAT_DIGEST_MINUTES``; the nightly pruning) run under the same tree, after the
+    database.
     """
     demo = flag("CHAT_DEMO") if demo is None else demo
     secure_cookies = flag("CHAT_SECURE_COOKIES") if secure_cookies is None else secure_cookies
     url = database or database_url(data_dir)
+    jobs = background.setup(digest_after=digest_after)
     app = Application(
         "chat.sup",
         [
             Chat.child_spec(url),
+            jobs.child_spec(),
             child_spec(presence.Tracker),
             child_spec(
                 web.RateLimiter,

@@ -29,6 +29,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Final
 
+import sqlalchemy as sa
+
 from domain import (
     Changeset,
     Domain,
@@ -60,6 +62,7 @@ from domain import (
     uuid_primary_key,
     validate,
 )
+from domain.jobs import with_jobs_tables
 from domain.notifications import notification_resource
 
 
@@ -299,3 +302,9 @@ class Chat(Domain):
     messages = define_read(Message, "read")
     mention = define(Notification, "notify")
     mark_notification_read = define(Notification, "mark_as_read")
+
+    @classmethod
+    def metadata(cls) -> sa.MetaData:
+        """The resources' tables and the background jobs' (``oban_jobs``, ``oban_producers``:
+        see :mod:`examples.chat.background`), for the migrations."""
+        return with_jobs_tables(super().metadata())

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import domain.notifications
 
+from . import background
 from .model import UNREAD, Chat, Message, Notification, User
 
 MENTION: Final = re.compile(r"@([a-z0-9_]{3,20})")
@@ -22,25 +23,30 @@ RECENT: Final = 10
 
 async def notify_mentions(message: Message) -> None:
     """Notify every user *message* mentions (not its author, each once, even when a retried
-    send stores the message again: the notification's idempotency key is taken)."""
+    send stores the message again: the notification's idempotency key is taken). Each
+    notification and its digest job (:func:`examples.chat.background.schedule_digest`) are
+    written in one transaction."""
     names = set(MENTION.findall(message.content)) - {message.author_name}
     if not names:
         return
     users = await Chat.read(User, filter=User.__table__.c.username.in_(sorted(names)))
-    for user in users:
-        try:
-            await Chat.mention(
-                user_id=user.id,
-                kind="mention",
-                title=f"{message.author_name} mentioned you",
-                body=message.content[:120],
-                action_url=f"/?room={message.room_id}&message={message.id}",
-                idempotency_key=f"mention:{message.id}:{user.id}",
-                authorize=False,  # the server notifies; no user may
-            )
-        except domain.Invalid as exc:
-            if "idempotency_key" not in exc.errors:
-                raise  # only "already notified of this message" is expected
+    async with Chat.transaction():
+        for user in users:
+            try:
+                record = await Chat.mention(
+                    user_id=user.id,
+                    kind="mention",
+                    title=f"{message.author_name} mentioned you",
+                    body=message.content[:120],
+                    action_url=f"/?room={message.room_id}&message={message.id}",
+                    idempotency_key=f"mention:{message.id}:{user.id}",
+                    authorize=False,  # the server notifies; no user may
+                )
+            except domain.Invalid as exc:
+                if "idempotency_key" not in exc.errors:
+                    raise  # only "already notified of this message" is expected
+                continue  # its digest was scheduled with it
+            await background.schedule_digest(record)
 
 
 def notification_payload(record: domain.notifications.BaseNotification) -> dict[str, Any]:
@@ -82,9 +88,15 @@ async def mark_read(user: User, notification_id: str) -> None:
     records = await Chat.read(Notification, actor=user, filter={"id": wanted}, limit=1)
     if records:
         await Chat.mark_notification_read(records[0], actor=user)
+        # After the read commits: a digest that starts meanwhile finds it read and cancels
+        # itself (see examples.chat.background).
+        await background.cancel_digests(user, wanted)
 
 
 async def mark_all_read(user: User) -> int:
     """Mark every unread notification of the user as read, in one statement; the user's
-    topic gets ``all_notifications_read`` and one counter update."""
-    return await domain.notifications.mark_all_as_read(Chat, Notification, actor=user)
+    topic gets ``all_notifications_read`` and one counter update; the user's waiting mention
+    digests are cancelled."""
+    count = await domain.notifications.mark_all_as_read(Chat, Notification, actor=user)
+    await background.cancel_digests(user)
+    return count
