@@ -46,6 +46,8 @@ from typing import Any, Final
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket
 
+from examples.chat.chaos import DEFAULT_KINDS
+
 from ._chat_nodes import ChatNodes
 from ._chat_server import PASSWORD, bot_name
 from ._measure import Sample, report_and_exit
@@ -438,8 +440,6 @@ def _blame(crew: list[Bot], killed: list[tuple[float, str]]) -> Sample:
     over p99) that had one of its kind killed between their send and their last sighting:
     which kills make the tail. Every kind the chaos picks among has its key (0 when none of
     it was killed), so that every soak with crashes reports the same keys."""
-    from examples.chat.chaos import DEFAULT_KINDS
-
     blame: Sample = {f"slowest_{kind}": 0.0 for kind in DEFAULT_KINDS}
     members: dict[str, list[Bot]] = {}
     for bot in crew:

@@ -17,7 +17,7 @@ from domain._pg_batch import batchable
 from domain._pg_compile import compiled_for
 
 from .app import Chat, ChatUser
-from .test_postgres import DSN, eventually, names, node, schema, start
+from .pg_support import DSN, eventually, names, node, schema, start
 
 __all__ = ["node", "schema"]  # fixtures, used by name
 

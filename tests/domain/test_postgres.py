@@ -6,8 +6,6 @@ database). Each test runs in a schema of its own."""
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -16,40 +14,14 @@ import trio
 
 import beam
 import domain
-from domain import ConnectionLost, DatabaseTimeout, PostgresRepo
+from domain import ConnectionLost, DatabaseTimeout
 
-from ..support.backends import PG_URL, pg_engine
 from .app import Chat, ChatUser, Notice
+from .pg_support import DSN, eventually, names, node, schema, start
+
+__all__ = ["node", "schema"]  # fixtures, used by name
 
 pytestmark = pytest.mark.postgres
-
-DSN = sa.engine.make_url(PG_URL).set(drivername="postgresql").render_as_string(False)
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    engine = pg_engine()
-    if engine is None:
-        pytest.skip(f"PostgreSQL unreachable at {PG_URL}")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    try:
-        yield name
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
-        engine.dispose()
-
-
-async def start(schema: str, *, pool_size: int = 2, timeout: float = 30.0) -> PostgresRepo:
-    # A name of its own: connections are found on the server by it (application_name).
-    repo = PostgresRepo(
-        PG_URL, schema=schema, pool_size=pool_size, timeout=timeout, name=f"Chat.{schema}"
-    )
-    await Chat.start_link(repo)
-    await Chat.create_tables()
-    return repo
 
 
 async def server_rows(sql: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -76,32 +48,11 @@ def sleep_unit(schema: str, seconds: float) -> Any:
     return lambda tx: tx.execute(stmt)
 
 
-async def eventually(check: Any, what: str, seconds: float = 5.0) -> None:
-    deadline = trio.current_time() + seconds
-    for _ in range(int(seconds / 0.02) + 1):
-        if await check():
-            return
-        if trio.current_time() > deadline:
-            break
-        await trio.sleep(0.02)
-    raise AssertionError(f"not within {seconds} s: {what}")
-
-
 async def gone_from_server(schema: str) -> None:
     async def no_sleep() -> bool:
         return await sleeping_on_server(schema) == 0
 
     await eventually(no_sleep, "the sleep was cancelled on the server")
-
-
-async def names() -> list[str]:
-    return sorted(u.name for u in await Chat.read(ChatUser))
-
-
-@pytest.fixture
-async def node() -> AsyncIterator[None]:
-    async with beam.open_node():
-        yield
 
 
 # -- cancellation ---------------------------------------------------------------------------------
