@@ -162,7 +162,10 @@ async def test_random_kills_of_jobs_and_producers_lose_nothing(backend: Backend,
                 all_jobs.append(j)
             for j in all_jobs:
                 await j.start_link()
-            await first.insert_all([Exclusive.new({"n": i, "sleep": 0.02}) for i in range(150)])
+            # Each job long enough that the drain (at least 150 x 0.1 s over 8 or 4 runners)
+            # outlasts the 16 kills below (about 0.5 s): a faster drain left the last kills
+            # without a victim.
+            await first.insert_all([Exclusive.new({"n": i, "sleep": 0.1}) for i in range(150)])
             kills = Counter[str]()
 
             async def drained() -> bool:
