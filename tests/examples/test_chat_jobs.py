@@ -348,6 +348,8 @@ async def test_digest_and_jobs_tab_in_chromium(tmp_path: Path) -> None:
 
                 alice.goto(f"{base}/admin")
                 alice.wait_for_selector("#processes", timeout=TIMEOUT_MS)
+                # The dead render shows the tab already: a click before the socket joins is lost.
+                alice.wait_for_selector("[data-phx-main].phx-connected", timeout=TIMEOUT_MS)
                 alice.click("#tab-jobs")
                 alice.wait_for_selector("#job-counts #queue-chat", timeout=TIMEOUT_MS)
                 row = f"#job-failures #job-{failing.id}"
