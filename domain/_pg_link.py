@@ -295,6 +295,16 @@ class Link:
         self._discard += len(self._queued) + 1
         self._queued.clear()
 
+    def _send_stale(self) -> None:
+        """Send the ``DEALLOCATE`` of each statement evicted from the prepared cache ahead of
+        the next round trip, with a sync of their own: nobody waits for their results."""
+        if self._stale:
+            for command in self._stale:
+                self.pgconn.send_query_params(command, None)
+            self.pgconn.pipeline_sync()
+            self._discard += len(self._stale) + 1
+            self._stale = []
+
     def _enter_pipeline(self) -> None:
         if not self._pipeline:
             self.pgconn.enter_pipeline_mode()
@@ -315,12 +325,7 @@ class Link:
         self._enter_pipeline()
         pgconn = self.pgconn
         queued = self._queued
-        if self._stale:  # they go first, and nobody waits for them
-            for command in self._stale:
-                pgconn.send_query_params(command, None)
-            pgconn.pipeline_sync()
-            self._discard += len(self._stale) + 1
-            self._stale = []
+        self._send_stale()
         discard = self._discard
         after: tuple[bytes, ...] = ()
         implicit = False
@@ -383,12 +388,7 @@ class Link:
         sent: list[tuple[int, Compiled, bytes | None]] = []
         self._enter_pipeline()
         pgconn = self.pgconn
-        if self._stale:
-            for command in self._stale:
-                pgconn.send_query_params(command, None)
-            pgconn.pipeline_sync()
-            self._discard += len(self._stale) + 1
-            self._stale = []
+        self._send_stale()
         discard = self._discard
         groups = discard
         prepared = self._prepared
