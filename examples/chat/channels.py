@@ -142,7 +142,8 @@ class RoomChannel(web.Channel):
             return web.ok(message_payload(record))
         if event == "typing":
             try:
-                await ratelimit.check("typing", str(self.user.id))
+                # Per user and room: typing in a room just opened is shown at once.
+                await ratelimit.check("typing", f"{self.user.id}:{self.room.id}")
             except web.RateLimited:
                 return None  # typing is a hint: extra ones are dropped
             notice = ("typing", str(self.room.id), self.user.username)

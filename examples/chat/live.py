@@ -293,7 +293,8 @@ class ChatLive(web.LiveView):
         self.older: str | None = None
         #: Counts the rooms opened, so that older pages of an earlier visit are dropped.
         self.visit = 0
-        self.last_typing = 0.0
+        #: The room and time of this view's last typing notice (one a second per room).
+        self.last_typing: tuple[Any, float] = (None, 0.0)
         #: When each typist was last heard from: only the newest timer may clear them.
         self.typing_seen: dict[str, float] = {}
         #: The rooms the user is a member of (their topics are subscribed).
@@ -478,8 +479,10 @@ class ChatLive(web.LiveView):
             content = str(value.get("content", ""))
             socket.assign(draft=content)
             now = time.monotonic()
-            if now - self.last_typing > 1.0 and content.strip():
-                self.last_typing = now
+            room_id = socket.assigns["room_id"]
+            last_room, last_time = self.last_typing
+            if content.strip() and (room_id != last_room or now - last_time > 1.0):
+                self.last_typing = (room_id, now)
                 await self._typing(socket)
         elif event == "validate_room":
             form = socket.assigns["room_form"].validate(_params(value, "room"))
@@ -555,15 +558,15 @@ class ChatLive(web.LiveView):
         socket.stream_insert("messages", _message(original, socket.assigns["me"], editing=form))
 
     async def _typing(self, socket: web.LiveSocket) -> None:
-        """Tell the room's other views (at most once a second per user, every tab
+        """Tell the room's other views (at most once a second per user and room, every tab
         together: the ``typing`` limit; extra notices are dropped). The notice names its
         room: a view shows only its open room's typists."""
         assert self.user is not None
+        room_id = socket.assigns["room_id"]
         try:
-            await ratelimit.check("typing", str(self.user.id))
+            await ratelimit.check("typing", f"{self.user.id}:{room_id}")
         except web.RateLimited:
             return
-        room_id = socket.assigns["room_id"]
         notice = ("typing", room_id, socket.assigns["me"])
         beam.broadcast_from(beam.self(), f"room:{room_id}", notice)
 
