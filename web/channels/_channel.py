@@ -39,7 +39,10 @@ Callbacks and what they may return:
 
 A crash (an exception, or a :class:`Stop` with an abnormal reason) reaches the client as
 ``phx_error``; phoenix.js then rejoins. A clean stop (``"normal"``, ``"shutdown"``,
-``("shutdown", why)``) sends ``phx_close`` and the client does not rejoin.
+``("shutdown", why)``) sends ``phx_close`` and the client does not rejoin. A channel that its
+supervisor stops (the server shutting down, ``terminate_child``) sends ``phx_error``, as
+Phoenix's socket does for a channel that went down: the client rejoins, on this connection
+or, once the server closed it, on the next.
 
 Broadcasts take the *fast lane*: the channel subscribes to its topic with its connection's
 :class:`Lane`, and :func:`broadcast` encodes a broadcast once per serializer and writes the same
@@ -61,6 +64,7 @@ import beam
 from ..http import Outbox, frame
 from ._protocol import (
     PHX_CLOSE,
+    PHX_ERROR,
     PHX_LEAVE,
     Broadcast,
     Message,
@@ -556,6 +560,8 @@ async def _serve(
                 if message.pid == socket.transport_pid and message.reason == "normal":
                     return Stop(CLOSED)
                 if message.reason != "normal":
+                    if beam.is_normal_exit(message.reason) and message.pid == _parent():
+                        return _StoppedBySupervisor(message.reason)
                     return Stop(message.reason)  # as an exit signal stops a process not trapping
                 continue
             if _is_broadcast(message, topic):
@@ -577,6 +583,16 @@ async def _serve(
             beam.send(tell, PushesHandled(topic, beam.self(), tuple(handled)))
 
 
+@dataclass(frozen=True, slots=True)
+class _StoppedBySupervisor(Stop):
+    """The channel's supervisor stops it: the client hears ``phx_error`` and rejoins."""
+
+
+def _parent() -> beam.Pid | None:
+    info = beam.process_info(beam.self())
+    return None if info is None else info.parent
+
+
 def _is_broadcast(message: Any, topic: str) -> bool:
     """A Broadcast, or a look-alike such as presence's PresenceDiff, for this topic."""
     return (
@@ -593,7 +609,9 @@ async def _stop(channel: Channel, socket: ChannelSocket, wire: Wire, stop: Stop)
         logger.exception("%s.terminate failed on %r", type(channel).__name__, socket.topic)
     if not beam.is_normal_exit(stop.reason):
         raise beam.ProcessExit(stop.reason)
-    if stop.reason != CLOSED:
+    if type(stop) is _StoppedBySupervisor:
+        wire.write(Message(socket.join_ref, socket.join_ref, socket.topic, PHX_ERROR, {}))
+    elif stop.reason != CLOSED:
         wire.write(Message(socket.join_ref, socket.join_ref, socket.topic, PHX_CLOSE, {}))
     if wire.outbox is None:
         # An in-process test client (web.testing) is not a transport trapping exits: a clean

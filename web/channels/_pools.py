@@ -1,7 +1,9 @@
 """Where connection and channel processes live: partitioned DynamicSupervisor pools.
 
-As Phoenix does, each node runs one supervision tree for its sockets, started on the first
-connection and registered as ``web.socket_sup`` (one_for_one)::
+As Phoenix does, each node runs one supervision tree for its sockets, registered as
+``web.socket_sup`` (one_for_one): under the endpoint's tree when a server runs
+(``web.endpoint``, before the listener: see :mod:`web.http._listener`), else started by the
+first connection::
 
     web.socket_sup
     ├── web.transports        (Supervisor of PARTITIONS DynamicSupervisors)
@@ -41,9 +43,11 @@ __all__ = [
     "PARTITIONS",
     "TRANSPORTS",
     "TREE",
+    "PoolsStopped",
     "partition",
     "start_detached",
     "start_supervised",
+    "tree_spec",
 ]
 
 #: The partitions of each pool (see the module's docstring for why 4).
@@ -75,6 +79,41 @@ async def _start_tree() -> beam.Pid:
     return await Supervisor.start_link([_pool_spec(TRANSPORTS), _pool_spec(CHANNELS)], name=TREE)
 
 
+def tree_spec() -> ChildSpec:
+    """The child spec of this node's tree, for the endpoint's supervision tree
+    (``web.endpoint``, see :mod:`web.http._listener`): a :class:`Socket` hands it to the
+    endpoint it is mounted on, so the pools start before the listener accepts a connection
+    and stop after it stopped accepting. When the node's tree runs already (another
+    endpoint's, or one started by a connection without a server), the child is ignored.
+
+    >>> tree_spec().id
+    'web.socket_sup'
+    """
+    return ChildSpec(
+        id=TREE, start=_start_tree_unless_running, shutdown="infinity", type="supervisor"
+    )
+
+
+async def _start_tree_unless_running() -> beam.Pid | None:
+    node = beam.current_node()
+    starting = _starting.get(node)
+    if starting is not None:  # a connection is starting it, detached: leave it be
+        await starting.wait()
+    if beam.whereis(TREE) is not None:
+        return None
+    _owners[node] = beam.self()  # the endpoint's supervisor
+    return await _start_tree()
+
+
+#: Per node, the supervisor (an endpoint's tree) that runs the node's tree as its child.
+_owners: weakref.WeakKeyDictionary[beam.Node, beam.Pid] = weakref.WeakKeyDictionary()
+
+
+class PoolsStopped(RuntimeError):
+    """The pools are not running and their supervisor (the endpoint's tree) is alive: the
+    server is stopping (or restarting them). Nothing may start a tree of its own meanwhile."""
+
+
 #: Per node, the start of its tree in progress (first connections arrive together).
 _starting: weakref.WeakKeyDictionary[beam.Node, trio.Event] = weakref.WeakKeyDictionary()
 
@@ -86,6 +125,12 @@ async def _ensure_tree() -> None:
     if beam.whereis(last) is not None:  # starts its children in order: this one comes last
         return
     node = beam.current_node()
+    owner = _owners.get(node)
+    if owner is not None and beam.is_alive(owner):
+        raise PoolsStopped(
+            f"the {TREE} pools are stopped while their supervisor {owner} runs: the server "
+            "is shutting down (or restarting them)"
+        )
     starting = _starting.get(node)
     if starting is not None:  # another process is starting it: wait for that
         await starting.wait()

@@ -53,10 +53,11 @@ from urllib.parse import urlsplit
 import trio
 
 import beam
+from supervisors import ChildSpec
 
 from ..http import Request, Response, SocketHandler
 from ._channel import Channel
-from ._pools import TRANSPORTS, start_detached
+from ._pools import TRANSPORTS, start_detached, tree_spec
 from ._protocol import Broadcast, ProtocolError, serializer_for
 from ._transport import ConnectInfo, Connection, transport
 
@@ -118,6 +119,12 @@ class Socket:
         return None
 
     # -- the Upgrader protocol of Endpoint -------------------------------------------------
+
+    def child_spec(self) -> ChildSpec:
+        """What the endpoint's supervision tree runs for this socket: the node's
+        ``web.socket_sup`` pools, started before the listener (as Phoenix's endpoint starts
+        each socket's child spec before its server)."""
+        return tree_spec()
 
     async def accept(self, request: Request) -> SocketHandler | Response:
         """Decide on a WebSocket upgrade (called by the server, not by users)."""

@@ -35,7 +35,7 @@ from ._channel import (
     Wire,
     run_channel,
 )
-from ._pools import CHANNELS, start_supervised
+from ._pools import CHANNELS, PoolsStopped, start_supervised
 from ._protocol import (
     HEARTBEAT,
     PHOENIX_TOPIC,
@@ -482,9 +482,13 @@ class _Transport:
         # Under the channels' pool (see _pools), and linked to this transport as well: the
         # join is pending from the start, so a channel killed before it first runs still
         # gets its "join crashed".
-        pid = await start_supervised(
-            CHANNELS, beam.self().id, run_channel, (channel(), start), channel
-        )
+        try:
+            pid = await start_supervised(
+                CHANNELS, beam.self().id, run_channel, (channel(), start), channel
+            )
+        except PoolsStopped:  # the server is shutting down: the client joins again later
+            self._reply(message, "error", {"reason": "server shutting down"})
+            return
         self.channels[topic] = _Entry(pid, message.join_ref, message.ref)
         try:
             beam.link(pid)

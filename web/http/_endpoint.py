@@ -22,6 +22,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
+from supervisors import ChildSpec
+
 from ._asgi import call_asgi
 from ._h1 import encode_header
 from ._request import HttpHandler
@@ -88,6 +90,7 @@ class Endpoint:
     _fallback: HttpHandler | None = None
     _forwards: list[tuple[str, HttpHandler]] = field(default_factory=list)
     _static: list[StaticFiles] = field(default_factory=list)
+    _children: list[ChildSpec] = field(default_factory=list)
     #: Signs the site's tokens (CSRF, LiveView sessions), as Phoenix's ``secret_key_base``.
     #: By default ``WEB_SECRET_KEY`` from the environment (``python -m web --nodes N`` gives
     #: its nodes one), else random per process: set it (the same on every node) so that
@@ -160,10 +163,45 @@ class Endpoint:
         self.upgrade(path, Always(handler))
 
     def upgrade(self, path: str, upgrader: Upgrader) -> None:
-        """Let *upgrader* accept or refuse each WebSocket upgrade on *path*."""
+        """Let *upgrader* accept or refuse each WebSocket upgrade on *path*.
+
+        An upgrader with a ``child_spec()`` method (a Channels socket has one: its pools of
+        transports and channels) gets that child run under the endpoint's supervision tree
+        (see :meth:`supervise`).
+        """
         if not path.startswith("/"):
             raise ValueError(f"a WebSocket path starts with '/', got {path!r}")
         self._sockets[path] = upgrader
+        child_spec = getattr(upgrader, "child_spec", None)
+        if callable(child_spec):
+            spec = child_spec()
+            if spec is not None:
+                self.supervise(spec)
+
+    def supervise(self, spec: ChildSpec) -> None:
+        """Run *spec* under the endpoint's supervision tree, which :func:`~web.serve` starts
+        in a node (``web.endpoint``): children in the order given, then the listener. So
+        they run before the first connection is accepted, and stop only after the listener
+        has stopped accepting. A spec whose id is there already is not added again (two
+        Channels sockets share the node's one pool).
+
+        >>> endpoint.supervise(child_spec(Cache, name="cache"))
+        """
+        if not isinstance(spec, ChildSpec):
+            raise TypeError(
+                f"Endpoint.supervise takes a supervisors.ChildSpec, got {spec!r:.100} "
+                "(make one with supervisors.child_spec or supervisors.worker)"
+            )
+        if all(child.id != spec.id for child in self._children):
+            self._children.append(spec)
+
+    def children(self) -> tuple[ChildSpec, ...]:
+        """The child specs :meth:`supervise` was given, in order.
+
+        >>> [spec.id for spec in endpoint.children()]
+        ['web.socket_sup']
+        """
+        return tuple(self._children)
 
     def upgrader(self, path: str) -> Upgrader | None:
         """The upgrader that accepts WebSocket upgrades on *path*, if any.

@@ -55,6 +55,7 @@ from ._h1 import (
     encode_header,
     informational,
 )
+from ._listener import serve_supervised
 from ._outbox import Outbox
 from ._request import HttpHandler, Request, Response
 from ._websocket import (
@@ -94,16 +95,28 @@ async def serve(
     nodes of ``python -m web --nodes N``) listen on one port and the kernel spreads new
     connections among them.
 
+    In a node, the endpoint runs under its supervision tree ``web.endpoint`` (the children
+    of :meth:`Endpoint.supervise`, then the listener), which stops in order when this is
+    cancelled: see :mod:`web.http._listener`.
+
     >>> async def main():
     ...     async with trio.open_nursery() as nursery:
     ...         port = await nursery.start(serve, endpoint, "127.0.0.1", 0)
     """
-    if reuse_port:
-        listeners = await _reuse_port_listeners(host, port)
-    else:
-        listeners = await trio.open_tcp_listeners(port, host=host)
+
+    async def listen(at: int) -> list[trio.SocketListener]:
+        if reuse_port:
+            return await _reuse_port_listeners(host, at)
+        return await trio.open_tcp_listeners(at, host=host)
+
+    listeners = await listen(port)
     bound = listeners[0].socket.getsockname()[1]
     _freeze_boot_objects()
+    if lowlevel.in_node():  # the listener runs under the endpoint's supervision tree
+        await serve_supervised(
+            endpoint, listeners, partial(listen, bound), _connection, task_status
+        )
+        return
     async with trio.open_nursery() as nursery:
         task_status.started(bound)
         await trio.serve_listeners(

@@ -65,7 +65,9 @@ class Upgrader(Protocol):
     """Decides on a WebSocket upgrade before it happens (a Channels socket is one).
 
     ``accept(request)`` returns the handler that will serve the accepted WebSocket, or a
-    :class:`Response` that refuses the upgrade (a 403 for a failed ``connect``).
+    :class:`Response` that refuses the upgrade (a 403 for a failed ``connect``). An upgrader
+    may also have a ``child_spec()`` method: what it returns (a ``supervisors.ChildSpec``, or
+    ``None``) runs under the endpoint's supervision tree (:meth:`Endpoint.supervise`).
 
     >>> class SameOrigin:
     ...     async def accept(self, request):
