@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Final
@@ -32,11 +32,9 @@ from urllib.parse import quote, urlsplit
 import trio
 from trio_websocket import (
     ConnectionClosed,
-    DisconnectionTimeout,
     HandshakeError,
     WebSocketConnection,
-    connect_websocket_url,
-    open_websocket_url,
+    wrap_client_stream,
 )
 
 __all__ = [
@@ -58,6 +56,8 @@ REJOIN_AFTER: Final = (1.0, 2.0, 5.0)
 REPLY_TIMEOUT: Final = 10.0
 #: How long opening a connection may take before it counts as failed.
 CONNECT_TIMEOUT: Final = 5.0
+#: How long closing a connection waits for the server's close frame.
+DISCONNECT_TIMEOUT: Final = 1.0
 
 
 #: Error replies that say the channel went away without answering: the push is sent again.
@@ -163,7 +163,7 @@ class PhoenixSocket:
             raise ChannelError(f"{event} on {topic}", reply["response"])
         return reply["response"]
 
-    async def messages(self) -> AsyncIterator[tuple[str, str, Any]]:
+    async def messages(self) -> AsyncGenerator[tuple[str, str, Any], None]:
         """Every message that is not a reply: ``(topic, event, payload)``."""
         async for message in self._inbox:
             yield message
@@ -214,6 +214,10 @@ class PhoenixSocket:
             try:
                 await ws.send_message(json.dumps([join_ref, ref, topic, event, payload]))
             except ConnectionClosed:
+                # The server's close frame is read but the session has not ended yet (and
+                # send_message raises without a checkpoint): wait for it to end, or a caller
+                # that tries again at once would spin and starve the reader that ends it.
+                await self._until(lambda: self._ws is not ws)
                 raise _Lost() from None
             with trio.move_on_after(REPLY_TIMEOUT):
                 reply = await receive.receive()
@@ -299,12 +303,13 @@ class PhoenixSocket:
                 channel.join_ref = None
             self._changed()
 
-    async def _run(self, first: WebSocketConnection) -> None:
-        """Serve the first connection, then reconnect for as long as the socket is open."""
-        try:
+    async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve the first connection (its failure is the starter's), then reconnect for as
+        long as the socket is open."""
+        assert self._nursery is not None
+        async with _dial(self._nursery, self._url) as first:
+            task_status.started()
             await self._session(first)
-        finally:
-            await first.aclose()
         tries = 0
         while True:
             tries += 1
@@ -313,13 +318,11 @@ class PhoenixSocket:
             await trio.sleep(delay)
             try:
                 # Bounded: a server going down may still accept a connection it never serves.
-                async with open_websocket_url(
-                    self._url, connect_timeout=CONNECT_TIMEOUT, disconnect_timeout=1.0
-                ) as ws:
+                async with _dial(self._nursery, self._url) as ws:
                     tries = 0
                     self._note("phoenix", "reconnected", {})
                     await self._session(ws)
-            except (OSError, HandshakeError, ConnectionClosed, DisconnectionTimeout):
+            except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError):
                 continue
 
 
@@ -332,23 +335,46 @@ async def connect(base_url: str, token: str) -> AsyncIterator[PhoenixSocket]:
     url = f"{scheme}://{parts.netloc}/socket/websocket?vsn=2.0.0&token={quote(token)}"
     socket = PhoenixSocket(url)
     async with trio.open_nursery() as nursery:
+        socket._nursery = nursery
         try:
-            with trio.fail_after(CONNECT_TIMEOUT):
-                first = await _open(nursery, url)
+            await nursery.start(socket._run)
         except (OSError, HandshakeError) as exc:
             raise ConnectFailed(_why(exc)) from None
         except trio.TooSlowError:
             raise ConnectFailed(f"no answer within {CONNECT_TIMEOUT:g} s") from None
-        socket._nursery = nursery
-        nursery.start_soon(socket._run, first)
         try:
             yield socket
         finally:
             nursery.cancel_scope.cancel()
 
 
-async def _open(nursery: trio.Nursery, url: str) -> WebSocketConnection:
-    return await connect_websocket_url(nursery, url)
+@asynccontextmanager
+async def _dial(nursery: trio.Nursery, url: str) -> AsyncIterator[WebSocketConnection]:
+    """A WebSocket connection to *url*, its reader task in *nursery* (opened within
+    :data:`CONNECT_TIMEOUT`, else :class:`trio.TooSlowError`); its TCP connection is closed on
+    the way out, which ends that task: trio-websocket leaves a client's stream open when
+    the server closed the WebSocket first."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    resource = f"{parts.path}?{parts.query}" if parts.query else parts.path
+    with trio.fail_after(CONNECT_TIMEOUT):
+        stream: trio.abc.HalfCloseableStream | trio.SSLStream[trio.SocketStream]
+        if parts.scheme == "wss":
+            stream = await trio.open_ssl_over_tcp_stream(host, port, https_compatible=True)
+        else:
+            stream = await trio.open_tcp_stream(host, port)
+    try:
+        with trio.fail_after(CONNECT_TIMEOUT):
+            ws = await wrap_client_stream(nursery, stream, parts.netloc, resource)
+        try:
+            yield ws
+        finally:
+            with trio.move_on_after(DISCONNECT_TIMEOUT) as closing:
+                closing.shield = True
+                await ws.aclose()
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 def _why(exc: BaseException) -> str:
