@@ -4,7 +4,8 @@ The chaos test and the chat soak benchmark kill processes at random while bots c
 pick their victims here, so both kill the same things. Kinds: ``channel`` (a room channel),
 ``liveview`` (a chat page's view), ``transport`` (a socket connection's process),
 ``pubsub`` (a PubSub topic process), ``db`` (a database connection actor), ``tracker``
-(the presence tracker, which takes every process it tracks down with it) and ``ratelimit``
+(the presence tracker: its heir keeps the presences while it restarts, so the channels it
+tracks live on, see :mod:`presence._heir`) and ``ratelimit``
 (the rate limiter: on several nodes one of them holds the cluster's global name and counts
 for all, and another takes over when it dies). The last three are children of supervisors
 that allow 10 restarts in 5 s, so callers pass ``restart_allowed=False`` to spare them when
