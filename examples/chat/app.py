@@ -223,7 +223,8 @@ async def build(
     demo = flag("CHAT_DEMO") if demo is None else demo
     secure_cookies = flag("CHAT_SECURE_COOKIES") if secure_cookies is None else secure_cookies
     url = database or database_url(data_dir)
-    jobs = background.setup(digest_after=digest_after)
+    media = data_dir / "attachments"  # messages' files (and thumbnails), see attachments.py
+    jobs = background.setup(digest_after=digest_after, media=media)
     app = Application(
         "chat.sup",
         [
@@ -280,7 +281,6 @@ async def build(
     endpoint.socket("/socket", ChatSocket(secret))
     router = web.LiveRouter(endpoint)
     endpoint.get("/assets/chat/chat.js", _chat_js)
-    media = data_dir / "attachments"  # messages' files (and thumbnails), see attachments.py
     endpoint.get("/attachment", attachments.serve(media))
     chat_live = type("ChatLive", (ChatLive,), {"media": media})
     router.live("/", chat_live, layout=LAYOUT, head=f"<style>{CSS}</style>", session=signed_in)

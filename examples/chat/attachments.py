@@ -15,6 +15,11 @@ be UTF-8. A file that is not what its name says is refused, and nothing of it is
 ``GET /attachment?message=<id>&file=<key>`` (``&size=thumb`` for the thumbnail) serves one
 to the room's members only (the message must be readable by the signed-in user, as the
 domain's policy says), with its checked type: images inline, any other file as a download.
+
+A deleted message's files go with it: the page deletes them at once (:func:`forget`), and
+the nightly pruning (:mod:`examples.chat.background`) runs :func:`sweep` for the rest (a
+message deleted through the API or a channel, a file stored for a message that was never
+written), once no message refers to them and they are a day old.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import mimetypes
 import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, urlencode
@@ -52,6 +57,7 @@ __all__ = [
     "serve",
     "shown",
     "store",
+    "sweep",
 ]
 
 UPLOAD: Final = "files"
@@ -73,6 +79,8 @@ _FORMATS: Final = {
 _MAGIC: Final = {".pdf": b"%PDF-", ".zip": b"PK"}
 _TEXT_TYPES: Final = {".txt": "text/plain", ".csv": "text/csv"}
 _KEY: Final = re.compile(r"^[A-Za-z0-9_-]{8,40}(\.[a-z0-9]{1,10})?$")
+#: An image's thumbnail is stored beside it, named ``<key>.thumb.webp``.
+_THUMB_SUFFIX: Final = ".thumb.webp"
 
 
 class Refused(Exception):
@@ -101,9 +109,13 @@ async def store(socket: web.LiveSocket, directory: Path) -> list[dict[str, Any]]
     >>> files = await store(socket, Path(".chat-data/attachments"))
     """
     sink = web.store_in(directory)
-    moved: list[tuple[str, web.UploadEntry]] = socket.consume_uploaded_entries(
-        UPLOAD, lambda path, entry: (sink(path, entry), entry)
-    )
+
+    def keep(path: str, entry: web.UploadEntry) -> tuple[str, web.UploadEntry]:
+        stored = sink(path, entry)
+        os.utime(stored)  # stored now (the move keeps the upload's time): see sweep()
+        return stored, entry
+
+    moved: list[tuple[str, web.UploadEntry]] = socket.consume_uploaded_entries(UPLOAD, keep)
     try:
         return [await trio.to_thread.run_sync(inspect_file, path, entry) for path, entry in moved]
     except Refused:
@@ -157,14 +169,14 @@ def _thumbnail(path: str, name: str) -> dict[str, Any]:
             alpha = "A" in upright.getbands() or upright.mode == "P"
             small = upright.convert("RGBA" if alpha else "RGB")
             small.thumbnail((THUMB, THUMB))
-            small.save(path + ".thumb.webp", "WEBP", quality=80)
+            small.save(path + _THUMB_SUFFIX, "WEBP", quality=80)
             return {"kind": "image", "type": kind, "width": small.width, "height": small.height}
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         raise Refused(f"{name} is not a picture") from None
 
 
 def _discard(path: str) -> None:
-    for each in (path, path + ".thumb.webp"):
+    for each in (path, path + _THUMB_SUFFIX):
         with contextlib.suppress(OSError):
             os.remove(each)
 
@@ -186,6 +198,45 @@ def forget(directory: Path, record: Message) -> None:
     """
     for attachment in record.attachments or ():
         discard(directory, attachment)
+
+
+def sweep(directory: Path, keep: Collection[str], before: float) -> list[str]:
+    """Delete the stored files no message refers to (blocking: a worker thread runs it):
+    each file of *directory* named by a key that is not in *keep*, with its thumbnail, when
+    neither was modified after *before* (a POSIX time: a file being sent is not referred to
+    yet). Anything not named like a key (or a key's thumbnail) is left alone. The names of
+    the files deleted, sorted.
+
+    >>> await trio.to_thread.run_sync(sweep, media, {"kept1234abcd.png"}, time.time() - 86400)
+    ['gone5678efgh.png', 'gone5678efgh.png.thumb.webp']
+    """
+    found: dict[str, list[str]] = {}
+    newest: dict[str, float] = {}
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                key = entry.name.removesuffix(_THUMB_SUFFIX)
+                if key in keep or not _KEY.fullmatch(key):
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    modified = entry.stat(follow_symlinks=False).st_mtime
+                except OSError:  # gone meanwhile
+                    continue
+                found.setdefault(key, []).append(entry.name)
+                newest[key] = max(newest.get(key, modified), modified)
+    except FileNotFoundError:  # nothing was ever stored
+        return []
+    swept = []
+    for key, names in found.items():
+        if newest[key] >= before:
+            continue
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.remove(directory / name)
+                swept.append(name)
+    return sorted(swept)
 
 
 def shown(record: Message) -> list[dict[str, Any]]:
@@ -247,7 +298,7 @@ def serve(directory: Path) -> Callable[[web.Request], Awaitable[web.Response]]:
         found = next((a for a in message.attachments or () if a.get("key") == key), None)
         if found is None or not _KEY.fullmatch(key) or (thumb and found["kind"] != "image"):
             return _plain(404, "no such attachment")
-        path = directory / (key + ".thumb.webp" if thumb else key)
+        path = directory / (key + _THUMB_SUFFIX if thumb else key)
         try:
             body = await trio.to_thread.run_sync(path.read_bytes)
         except OSError:

@@ -13,15 +13,19 @@
   UTC by default; one job per night for the whole cluster) runs :class:`PruneEphemeral`:
   it deletes expired sign-in tokens (older than their context allows, which
   :mod:`examples.chat.sessions` refuses anyway) and read notifications older than
-  :data:`READ_NOTIFICATIONS_KEPT_DAYS`. Ended jobs themselves are pruned by the job
-  system after a week.
+  :data:`READ_NOTIFICATIONS_KEPT_DAYS`, and sweeps the attachments directory
+  (:func:`examples.chat.attachments.sweep`): the files of messages deleted elsewhere than
+  on the page (the JSON API, a channel's ``delete_message``) and uploads never sent with
+  a message (stored, but the message was not written) are removed once no message refers
+  to them and they are :data:`ORPHANED_FILES_KEPT_DAYS` old (a file being sent is not
+  referred to yet). Ended jobs themselves are pruned by the job system after a week.
 
 The job system is one per node, made by :func:`setup` (called by
 :func:`examples.chat.app.build`) and running under the chat's supervisor; its queue
 ``chat`` runs :data:`CONCURRENCY` jobs at once per node. On PostgreSQL the nodes share the
 queue (``FOR UPDATE SKIP LOCKED``, woken by ``NOTIFY``); on SQLite it polls::
 
-    jobs = setup(digest_after=600)
+    jobs = setup(digest_after=600, media=data_dir / "attachments")
     app = Application("chat.sup", [Chat.child_spec(url), jobs.child_spec(), ...])
 """
 
@@ -31,19 +35,23 @@ import logging
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import sqlalchemy as sa
+import trio
 
 import domain
 from domain.jobs import Cancel, Cron, Job, Jobs, Worker
 
+from . import attachments
 from .accounts import API_MAX_AGE, SESSION_MAX_AGE
-from .model import Chat, Notification, User, UserToken
+from .model import Chat, Message, Notification, User, UserToken
 
 __all__ = [
     "CONCURRENCY",
     "DIGEST_LINES",
+    "ORPHANED_FILES_KEPT_DAYS",
     "READ_NOTIFICATIONS_KEPT_DAYS",
     "MentionDigest",
     "PruneEphemeral",
@@ -66,6 +74,9 @@ CONCURRENCY: Final = 5
 DIGEST_LINES: Final = 5
 #: Read notifications are deleted by the nightly pruning after this many days.
 READ_NOTIFICATIONS_KEPT_DAYS: Final = 30
+#: An attachment file no message refers to is deleted by the nightly pruning once it is this
+#: many days old (younger, it may be a file whose message is being written).
+ORPHANED_FILES_KEPT_DAYS: Final = 1
 #: Seconds a token of each context lives (as :mod:`examples.chat.sessions` checks).
 TOKEN_MAX_AGE: Final = {"session": SESSION_MAX_AGE, "api": API_MAX_AGE}
 
@@ -145,7 +156,8 @@ class MentionDigest(Worker):
 
 
 class PruneEphemeral(Worker):
-    """The nightly pruning: expired tokens, old read notifications (see the module doc)."""
+    """The nightly pruning: expired tokens, old read notifications, orphaned attachment
+    files (see the module doc). Args (for tests): ``read_days``, ``orphan_days``."""
 
     queue = "chat"
     max_attempts = 3
@@ -170,18 +182,43 @@ class PruneEphemeral(Worker):
 
         (gone, read), _ = await Chat.repo().run(prune)
         logger.info("pruned %d expired tokens and %d old read notifications", gone, read)
+        grace = timedelta(days=float(job.args.get("orphan_days", ORPHANED_FILES_KEPT_DAYS)))
+        await _sweep_attachments(now - grace)
+
+
+async def _sweep_attachments(before: datetime) -> None:
+    """Delete the attachment files no message refers to and not modified since *before*
+    (nothing when :func:`setup` was not told the directory)."""
+    media: Path | None = _current.get("media")
+    if media is None:
+        return
+    messages = Message.__table__
+
+    def referenced(tx: domain.Tx) -> set[str]:
+        has_files = messages.c.attachments.is_not(None)
+        rows = tx.execute(sa.select(messages.c.attachments).where(has_files))
+        return {str(a.get("key")) for (files,) in rows for a in files or () if isinstance(a, dict)}
+
+    keep, _ = await Chat.repo().run(referenced, read_only=True)
+    swept = await trio.to_thread.run_sync(attachments.sweep, media, keep, before.timestamp())
+    logger.info("swept %d orphaned attachment files from %s", len(swept), media)
 
 
 def setup(
-    *, digest_after: float | None = None, timezone: str | None = None, **options: Any
+    *,
+    digest_after: float | None = None,
+    timezone: str | None = None,
+    media: Path | None = None,
+    **options: Any,
 ) -> Jobs:
     """Make this node's job system for the chat and remember it (see :func:`current`):
     mention digests after *digest_after* seconds (default ``CHAT_DIGEST_MINUTES``), the
-    nightly pruning in *timezone* (default ``CHAT_TIMEZONE``, else UTC). *options* go to
+    nightly pruning in *timezone* (default ``CHAT_TIMEZONE``, else UTC), which sweeps the
+    attachments directory *media* (``None``: no sweep). *options* go to
     :class:`domain.jobs.Jobs`; scheduled jobs are claimed at most ``poll_interval`` late
     (default a tenth of *digest_after*, between 0.05 and 1 s).
 
-    >>> jobs = setup(digest_after=0.2)
+    >>> jobs = setup(digest_after=0.2, media=Path(".chat-data/attachments"))
     """
     after = digest_minutes() * 60 if digest_after is None else float(digest_after)
     if not after > 0:
@@ -196,7 +233,7 @@ def setup(
         ) from None
     options.setdefault("poll_interval", max(0.05, min(1.0, after / 10)))
     jobs = Jobs(Chat, queues={"chat": CONCURRENCY}, crons=[nightly], name="chat.jobs", **options)
-    _current.update(jobs=jobs, digest_after=after)
+    _current.update(jobs=jobs, digest_after=after, media=media)
     return jobs
 
 

@@ -1,15 +1,20 @@
 """The chat's background jobs (examples/chat/background.py), on SQLite and PostgreSQL: a
 mention left unread produces one digest notification, a mention read first cancels its
 digest job, a burst of mentions makes one digest, a rolled-back mention leaves no job, and
-the nightly cron entry prunes expired tokens and old read notifications.
+the nightly cron entry prunes expired tokens and old read notifications, and sweeps the
+attachment files no message refers to (those of a message deleted as the API does).
 
 Digests are due a fraction of a second after the mention here (``digest_after``); the
-waits are bounded by ``fail_after``, and nothing asserts how long a step took.
+waits are bounded by ``fail_after``, and nothing asserts how long a step took. Files are
+aged by setting their times (``os.utime``), not by waiting.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -27,9 +32,9 @@ import domain
 import web
 from domain.jobs import JOB_STATES, Job, Worker
 from domain.notifications import BaseNotification
-from examples.chat import background, notifications, sending
+from examples.chat import attachments, background, notifications, sending
 from examples.chat.app import build
-from examples.chat.model import Chat, Notification, Room, User, UserToken
+from examples.chat.model import Chat, Message, Notification, Room, User, UserToken
 
 from ..support.backends import PG_URL, pg_engine
 
@@ -221,6 +226,105 @@ async def test_the_nightly_cron_prunes_ephemeral_data(tmp_path: Path, database: 
         left = await Chat.read(UserToken, filter=tokens.c.user_id == bob.id, authorize=False)
         assert sorted(t.token_hash[:10] for t in left) == ["newapi0000", "newsession"]
         assert [n.id for n in await _notes(bob, "mention")] == [fresh.id]
+
+
+def _stored(key: str, kind: str = "file") -> dict[str, Any]:
+    """What a message keeps of a file the chat stored (attachments.inspect_file's shape)."""
+    return {
+        "key": key, "name": key, "type": "", "size": 1, "kind": kind, "width": None,
+        "height": None,
+    }  # fmt: skip
+
+
+async def test_the_nightly_pruning_sweeps_orphaned_attachment_files(
+    tmp_path: Path, database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with chat(tmp_path, database, digest_after=3600):
+        alice, _, lobby = await _users()
+        media = tmp_path / "attachments"  # where build() stores them
+        media.mkdir()
+        kept, deleted = f"{uuid.uuid4().hex}.pdf", f"{uuid.uuid4().hex}.png"
+        fresh, odd = f"{uuid.uuid4().hex}.txt", "not a key.txt"
+        for name in (kept, deleted, deleted + ".thumb.webp", fresh, odd):
+            (media / name).write_bytes(b"x")
+        two_days_ago = time.time() - 2 * 86400
+        for name in (kept, deleted, deleted + ".thumb.webp", odd):
+            os.utime(media / name, (two_days_ago, two_days_ago))
+        await Chat.share_message(
+            content="", client_id="c1", room_id=lobby.id, files=[_stored(kept)], actor=alice
+        )
+        record: Message = await Chat.share_message(
+            content="look", client_id="c2", room_id=lobby.id, files=[_stored(deleted, "image")],
+            actor=alice,
+        )  # fmt: skip
+        await sending.send(alice, lobby.id, "no files here", None)
+        await Chat.delete_message(record, actor=alice)  # as the JSON API's delete does
+        everything = sorted([kept, deleted, deleted + ".thumb.webp", fresh, odd])
+        jobs = background.current()
+
+        async def prune(args: dict[str, Any]) -> None:
+            job = await jobs.insert(background.PruneEphemeral.new(args))
+
+            async def done() -> bool:
+                ended = await jobs.get_job(job.id)
+                return ended is not None and ended.state == "completed"
+
+            await until(done, "the pruning job")
+
+        await prune({"orphan_days": 3})  # a longer grace: nothing is old enough yet
+        assert sorted(os.listdir(media)) == everything
+        with caplog.at_level(logging.INFO, logger="examples.chat.background"):
+            await prune({})
+        assert sorted(os.listdir(media)) == sorted([kept, fresh, odd])
+        assert "swept 2 orphaned attachment files" in caplog.text  # the picture, its thumbnail
+
+
+NOW = 1_800_000_000.0
+DAY = 86400.0
+PHOTO, PDF = "Xy3kQ1w2e3r4.png", "Ab9z_-8y7x6w.pdf"
+
+
+@pytest.mark.parametrize(
+    ("files", "keep", "swept"),
+    [
+        pytest.param({PHOTO: 2 * DAY, f"{PHOTO}.thumb.webp": 2 * DAY, PDF: 2 * DAY}, (),
+                     [PDF, PHOTO, f"{PHOTO}.thumb.webp"], id="unreferenced-and-old"),
+        pytest.param({PHOTO: 2 * DAY, f"{PHOTO}.thumb.webp": 2 * DAY, PDF: 2 * DAY}, (PHOTO,),
+                     [PDF], id="referenced-stays-with-its-thumbnail"),
+        pytest.param({PDF: 60.0}, (), [], id="fresh-stays"),
+        pytest.param({PDF: DAY}, (), [], id="modified-at-the-cutoff-stays"),
+        pytest.param({PHOTO: 2 * DAY, f"{PHOTO}.thumb.webp": 60.0}, (), [],
+                     id="a-fresh-thumbnail-keeps-its-image"),
+        pytest.param({f"{PHOTO}.thumb.webp": 2 * DAY}, (), [f"{PHOTO}.thumb.webp"],
+                     id="a-thumbnail-left-alone-goes"),
+        pytest.param({"secret": 2 * DAY, "has space.png": 2 * DAY, ".hidden12345": 2 * DAY,
+                      "Xy3kQ1w2e3r4.PNG": 2 * DAY, f"{PHOTO}.bak": 2 * DAY,
+                      f"{PHOTO}.bak.thumb.webp": 2 * DAY, "x" * 41: 2 * DAY}, (), [],
+                     id="names-not-like-a-key-stay"),
+    ],
+)  # fmt: skip
+def test_sweep_deletes_old_files_no_message_refers_to(
+    tmp_path: Path, files: dict[str, float], keep: tuple[str, ...], swept: list[str]
+) -> None:
+    for name, age in files.items():
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (NOW - age, NOW - age))
+    assert attachments.sweep(tmp_path, set(keep), NOW - DAY) == swept
+    assert sorted(os.listdir(tmp_path)) == sorted(set(files) - set(swept))
+
+
+def test_sweep_leaves_directories_and_links_alone(tmp_path: Path) -> None:
+    assert attachments.sweep(tmp_path / "never-made", set(), NOW) == []
+    media, outside = tmp_path / "attachments", tmp_path / "outside.txt"
+    media.mkdir()
+    outside.write_bytes(b"not the chat's")
+    (media / "Dir45678abcd").mkdir()
+    (media / PDF).symlink_to(outside)
+    for path in (media / "Dir45678abcd", outside):
+        os.utime(path, (NOW - 2 * DAY, NOW - 2 * DAY))
+    assert attachments.sweep(media, set(), NOW - DAY) == []
+    assert sorted(os.listdir(media)) == sorted(["Dir45678abcd", PDF])
+    assert outside.read_bytes() == b"not the chat's"
 
 
 def test_digest_minutes_names_a_bad_value() -> None:
