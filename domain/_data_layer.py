@@ -257,7 +257,7 @@ def _sqlite_query_only(dbapi_conn: Any, _record: Any) -> None:
 
 
 class _Connection(beam.ThreadActor):
-    """One database connection on its own thread, from an engine of its own. Besides whole
+    """One database connection on its own thread, through its repo's engine. Besides whole
     units (:meth:`run`), it keeps a transaction open across asks for ``Repo.transaction``
     (:meth:`open`, :meth:`run_in`, :meth:`savepoint`, :meth:`end`)."""
 
@@ -342,8 +342,7 @@ class _Connection(beam.ThreadActor):
             return "error", exc
 
     def on_stop(self) -> None:
-        self.conn.close()
-        self.engine.dispose()
+        self.conn.close()  # the engine is the repo's, shared (see SQLiteRepo._engine)
 
 
 _MEMORY_URLS = ("sqlite://", "sqlite:///:memory:")
@@ -387,6 +386,8 @@ class SQLiteRepo(Repo):
         self._writer = TaskLock()  # a transaction block holds the writer between its units
         self._queries = 0
         self._errors = 0
+        self._engines: dict[bool, sa.Engine] = {}
+        self._engines_lock = threading.Lock()
 
     def _resolve(self, url: str, pool_size: int | None) -> tuple[str, int]:
         if url in _MEMORY_URLS:
@@ -396,15 +397,24 @@ class SQLiteRepo(Repo):
         return url, 4 if pool_size is None else pool_size
 
     def _engine(self, read_only: bool) -> sa.Engine:
-        ensure_sqlite_directory(self.url)
-        engine = sa.create_engine(
-            self.url, poolclass=NullPool, connect_args={"check_same_thread": False}
-        )
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        sa.event.listen(engine, "begin", _sqlite_begin)
-        if read_only:  # a reader: a unit that tries to write fails instead
-            sa.event.listen(engine, "connect", _sqlite_query_only)
-        return engine
+        """The engine the writer (or every reader) connects through: made once and kept by
+        the repo, so that a connection restarted by its supervisor finds the statements
+        compiled already (SQLAlchemy caches them per engine; a fresh engine made a restarted
+        connection's first units compile every statement again). ``NullPool``: each
+        connection actor opens a DBAPI connection of its own and closes it when it stops."""
+        with self._engines_lock:
+            engine = self._engines.get(read_only)
+            if engine is None:
+                ensure_sqlite_directory(self.url)
+                engine = sa.create_engine(
+                    self.url, poolclass=NullPool, connect_args={"check_same_thread": False}
+                )
+                sa.event.listen(engine, "connect", _sqlite_pragmas)
+                sa.event.listen(engine, "begin", _sqlite_begin)
+                if read_only:  # a reader: a unit that tries to write fails instead
+                    sa.event.listen(engine, "connect", _sqlite_query_only)
+                self._engines[read_only] = engine
+            return engine
 
     def child_specs(self) -> list[ChildSpec]:
         """One child spec per connection actor."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+import trio
 
 import beam
 import domain
@@ -43,3 +45,31 @@ async def test_stop_closes_every_connection(tmp_path: Path) -> None:
         await layer.stop()
         assert all(beam.whereis(name) is None for name in layer.names)
         await layer.stop()  # stopping again is harmless
+
+
+async def test_a_restarted_sqlite_connection_finds_its_statements_compiled(tmp_path: Path) -> None:
+    """Killed, a connection actor is restarted by the repo's supervisor; its first units
+    reuse the statements compiled before (the engine is the repo's, not the actor's), so a
+    crash does not make the next requests pay for compiling every statement again."""
+    layer = domain.SQLiteRepo(f"sqlite:///{tmp_path / 'db.sqlite'}", name="Restarted.repo")
+    statement = sa.select(sa.literal(1).label("one"))
+
+    def cached(tx: domain.Tx) -> sa.engine.interfaces.CacheStats:
+        result = tx.conn.execute(statement)
+        stats: sa.engine.interfaces.CacheStats = result.context.cache_hit
+        return stats
+
+    async with beam.open_node():
+        await layer.start_link()
+        writer = beam.whereis("Restarted.repo.conn.0")
+        assert writer is not None
+        await layer.run(cached)  # compiled once
+        ref = beam.monitor(writer)
+        beam.exit(writer, "kill")
+        await beam.receive(lambda m: isinstance(m, beam.Down) and m.ref == ref)
+        with trio.fail_after(5):
+            while beam.whereis("Restarted.repo.conn.0") in (None, writer):  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        hit, _ = await layer.run(cached)
+        assert hit == sa.engine.interfaces.CacheStats.CACHE_HIT
+        await layer.stop()
