@@ -62,6 +62,8 @@ _LOST: Final = (ConnectionClosed, HandshakeError, OSError, trio.TooSlowError)
 #: Seconds before each reconnection attempt (the last repeats): phoenix.js's
 #: ``reconnectAfterMs``, as the chat's own client (``examples.chat.client``) uses them.
 RECONNECT_AFTER: Final = (0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0)
+#: A kill this many seconds before a message was sent may still be what delayed it.
+_BLAME_BEFORE: Final = 1.0
 #: Seconds before sending again a message the server answered with an error while the
 #: channel lives (its database connection restarting, say).
 _RESEND_AFTER: Final = 0.01
@@ -437,9 +439,11 @@ def soak(
 
 def _blame(crew: list[Bot], killed: list[tuple[float, str]]) -> Sample:
     """For each kind of victim killed, the share of the slowest 1% of messages (those at or
-    over p99) that had one of its kind killed between their send and their last sighting:
-    which kills make the tail. Every kind the chaos picks among has its key (0 when none of
-    it was killed), so that every soak with crashes reports the same keys."""
+    over p99) that had one of its kind killed between :data:`_BLAME_BEFORE` seconds before
+    their send and their last sighting (what a kill sets off, a reconnection or a restarted
+    process's first work, outlasts it): which kills make the tail. Every kind the chaos
+    picks among has its key (0 when none of it was killed), so that every soak with crashes
+    reports the same keys."""
     blame: Sample = {f"slowest_{kind}": 0.0 for kind in DEFAULT_KINDS}
     members: dict[str, list[Bot]] = {}
     for bot in crew:
@@ -459,7 +463,9 @@ def _blame(crew: list[Bot], killed: list[tuple[float, str]]) -> Sample:
     slowest = spans[int(0.99 * (len(spans) - 1)) :]
     for kind in sorted({kind for _, kind in killed}):
         times = [t for t, k in killed if k == kind]
-        hit = sum(1 for _, sent, last in slowest if any(sent <= t <= last for t in times))
+        hit = sum(
+            1 for _, sent, last in slowest if any(sent - _BLAME_BEFORE <= t <= last for t in times)
+        )
         blame[f"slowest_{kind}"] = hit / len(slowest)
     return blame
 
