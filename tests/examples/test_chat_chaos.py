@@ -3,8 +3,9 @@
 Twenty bots send messages with client ids to one room over Channels and wait for each ack,
 while two chat pages stay open over LiveView; meanwhile a seeded chaos loop kills, at random,
 room channel processes, LiveView processes, connection transport processes, the domain's
-database connection actors, PubSub topic processes and the presence tracker (which, as in
-Phoenix, takes the processes it tracks down with it, so they rejoin and track again). A bot
+database connection actors, PubSub topic processes and the presence tracker (whose heir
+keeps the presences while it restarts, so the channels it tracks live on, unlike Phoenix's,
+which die with it and rejoin). A bot
 whose send fails (a crashed channel, a lost connection, a killed database actor) reconnects
 or rejoins and sends the same client id again; a page whose view dies rejoins, as the
 official client does. Afterwards:
