@@ -8,8 +8,8 @@ rooms, and prints ``ROOM <id>`` for each room, then ``PORT <n>`` once listening.
 With CRASHES_PER_S > 0 a task of the node kills one process chosen at random every
 1/CRASHES_PER_S seconds, picked by :func:`examples.chat.chaos.pick` as in the chaos test: a
 room channel process, a socket's transport process, a PubSub topic janitor, one of the
-domain's database connection actors, or the presence tracker (which takes the channels it
-tracks down with it). Supervisors allow 10 restarts in 5 s, so a database actor or the
+domain's database connection actors, or the presence tracker (whose heir keeps the
+presences while it restarts: the channels it tracks live on). Supervisors allow 10 restarts in 5 s, so a database actor or the
 tracker is picked at most every 1.5 s.
 
 An optional fourth argument, kinds separated by commas (``transport,channel``), limits the
