@@ -69,8 +69,10 @@ a { color: var(--accent); text-decoration: none; }
 .new-marker[hidden] { display: none; }
 .banner { display: none; position: fixed; top: 0; left: 0; right: 0; z-index: 20;
           background: #fef3c7; color: #92400e; text-align: center; padding: 6px;
-          font-size: 14px; }
+          font-size: 14px; line-height: 20px; height: 32px; box-sizing: border-box; }
 body.offline .banner { display: block; }
+/* The banner takes its own line: the page moves down under it instead of being covered. */
+body.offline .shell { margin-top: 32px; height: calc(100vh - 32px); height: calc(100dvh - 32px); }
 body.offline .composer { opacity: .6; }
 .join { padding: 16px 20px; border-top: 1px solid var(--line); background: var(--panel);
         display: flex; gap: 12px; align-items: center; flex: none; }

@@ -576,7 +576,13 @@ async def test_a_reconnecting_banner_while_the_server_is_away(tmp_path: Path) ->
                 trio.from_thread.run_sync(first.cancel)  # the server goes away
                 alice.wait_for_selector("#reconnecting", state="visible", timeout=TIMEOUT_MS)
                 facts: dict[str, Any] = {
-                    "read_only": alice.eval_on_selector("#content", "e => e.readOnly")
+                    "read_only": alice.eval_on_selector("#content", "e => e.readOnly"),
+                    # The banner has a line of its own: it covers nothing of the page.
+                    "covered": alice.evaluate(
+                        "() => document.querySelector('.shell').getBoundingClientRect().top"
+                        " < document.querySelector('#reconnecting').getBoundingClientRect()"
+                        ".bottom"
+                    ),
                 }
                 trio.from_thread.run(nursery.start, web.serve, endpoint, "127.0.0.1", port)
                 alice.wait_for_selector("#reconnecting", state="hidden", timeout=TIMEOUT_MS * 2)
@@ -588,6 +594,7 @@ async def test_a_reconnecting_banner_while_the_server_is_away(tmp_path: Path) ->
             facts = await in_browser(steps)
             nursery.cancel_scope.cancel()
     assert facts["read_only"]
+    assert not facts["covered"]
     assert facts["kept"] == "half-written thought"
     assert facts["writable"]
 
