@@ -19,6 +19,7 @@ import beam
 import web
 from supervisors import DynamicSupervisor, Supervisor
 from tests.support import phx
+from tests.support.pools import children_of
 from web.channels._pools import CHANNELS, PARTITIONS, TRANSPORTS, TREE
 
 
@@ -47,13 +48,6 @@ async def serving() -> AsyncIterator[int]:
             port = await nursery.start(web.serve, endpoint, "127.0.0.1", 0)
             yield port
             nursery.cancel_scope.cancel()
-
-
-async def children_of(pool: str) -> list[beam.Pid]:
-    pids: list[beam.Pid] = []
-    for i in range(PARTITIONS):
-        pids.extend(c.pid for c in await DynamicSupervisor.which_children(f"{pool}.{i}") if c.pid)
-    return pids
 
 
 async def active(pool: str) -> int:

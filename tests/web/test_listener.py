@@ -17,7 +17,8 @@ import beam
 import web
 from supervisors import Supervisor
 from tests.support import phx, wsclient
-from web.channels._pools import CHANNELS, PARTITIONS, TRANSPORTS, TREE
+from tests.support.pools import children_of
+from web.channels._pools import CHANNELS, TRANSPORTS, TREE
 from web.http._listener import ENDPOINT, LISTENER
 
 
@@ -41,13 +42,6 @@ def endpoint() -> web.Endpoint:
 async def serving(nursery: trio.Nursery) -> AsyncIterator[int]:
     """Serve :func:`endpoint` in *nursery*; the caller cancels it to shut the server down."""
     yield await nursery.start(web.serve, endpoint(), "127.0.0.1", 0)
-
-
-async def children_of(pool: str) -> list[beam.Pid]:
-    pids: list[beam.Pid] = []
-    for i in range(PARTITIONS):
-        pids.extend(c.pid for c in await Supervisor.which_children(f"{pool}.{i}") if c.pid)
-    return pids
 
 
 async def get(port: int) -> bytes:
