@@ -23,18 +23,20 @@ in the sender, so a message that cannot travel fails there, with a
 
 A node that dies without a word (SIGKILL, a crash, a power loss) closes its connections, and
 Redis drops its subscription to its own channel at once. Every ``probe`` seconds (default
-0.1) the prober asks Redis how many subscribers each live peer's channel has
-(``PUBSUB NUMSUB``, with this node's own channel as a control: no conclusion while this
-node's own subscription is not in place); a peer whose channel has had none at
-``probe_misses`` probes in a row (default 2; after a miss the next probe comes after a
-quarter of the period) lost its connection: it goes down at once, as a
-node in Erlang does when its connection closes (links and monitors fire with
+0.1) the prober asks Redis how many subscribers each live peer's channel has (``PUBSUB
+NUMSUB``, with this node's own channel as a control: no conclusion while this node's own
+subscription is not in place); a peer whose channel, once seen subscribed since the prober
+(re)connected, has had no subscriber at ``probe_misses`` probes in a row (default 2; after a
+miss the next probe comes after a quarter of the period) lost its connection: it goes down
+at once, as a node in Erlang does when its connection closes (links and monitors fire with
 ``"noconnection"``, calls to its processes end, ``NodeDown`` is told), and its name key is
 deleted in Redis (if it still holds that incarnation), which frees its name and its global
 names for the survivors. A peer that is only cut off for a moment comes back up with its
 next heartbeat; what such a node published before it was declared down and that arrives
 afterwards (its signals, its broadcasts) is dropped, as what a lost connection had not
-delivered yet. A node that hangs with its connections open is still declared down
+delivered yet. A peer heard before its channel had a subscriber (starting, or not yet
+resubscribed after Redis came back) is not judged by the prober until it has one. A node
+that hangs with its connections open, or that never subscribes, is still declared down
 ``timeout`` seconds after its last heartbeat.
 
 When Redis is unreachable, local work goes on: publishes are dropped with a warning (at most
@@ -488,6 +490,12 @@ class RedisPubSub:
         throttle = _Throttle(self.warn_interval)
         own = self.node_channel(self.node_name)
         misses: dict[NodeId, int] = {}
+        # The peers whose channel this prober has seen subscribed since it (re)connected
+        # and while this node's own subscription was in place: only their misses count. A
+        # peer heard before it subscribed (its heartbeat goes on a connection of its own),
+        # or not yet resubscribed after Redis came back, is not dead; the heartbeat
+        # timeout still takes it down if it never subscribes.
+        seen: set[NodeId] = set()
         while True:
             try:
                 async with await self._connect() as connection:
@@ -507,6 +515,7 @@ class RedisPubSub:
                         counts = reply[1::2]
                         if not counts or counts[0] < 1:
                             misses.clear()  # this node is not subscribed: conclude nothing
+                            seen.clear()
                             continue
                         lost: list[NodeId] = []
                         for peer, count in zip(peers, counts[1:], strict=True):
@@ -515,12 +524,14 @@ class RedisPubSub:
                                     dist.reconnected(peer.name)
                             elif count:
                                 misses.pop(peer, None)
-                            else:
+                                seen.add(peer)
+                            elif peer in seen:
                                 misses[peer] = misses.get(peer, 0) + 1
                                 if misses[peer] >= self.probe_misses:
                                     lost.append(peer)
                         for peer in misses.keys() - dist.up.values():
                             del misses[peer]
+                        seen.intersection_update(dist.up.values())
                         for peer in lost:
                             # Free its name first: a survivor that takes over its global
                             # names on the NodeDown finds them free in Redis.
@@ -547,6 +558,7 @@ class RedisPubSub:
                     _describe(error),
                 )
             misses.clear()
+            seen.clear()
             await trio.sleep(self.heartbeat)
 
     def _expire(self) -> None:
