@@ -37,13 +37,18 @@ def this_adapter() -> RedisPubSub:
     return adapter
 
 
+async def beat(adapter: RedisPubSub, url: str) -> None:
+    """Play one heartbeat of the peer: its name key, then its hello on the cluster channel."""
+    async with await connect(url) as redis:
+        await redis.execute("SET", adapter.node_key("b"), "7", "PX", 60_000)
+        await redis.execute("PUBLISH", adapter.channel, encode_hello(PEER))
+
+
 async def heard(adapter: RedisPubSub, url: str) -> None:
-    """Play the peer's heartbeat (its name key, then its hello), until the node knows it."""
+    """Play the peer's heartbeats until the node knows it."""
     with trio.fail_after(5):
         while "b" not in adapter.nodes():
-            async with await connect(url) as redis:
-                await redis.execute("SET", adapter.node_key("b"), "7", "PX", 60_000)
-                await redis.execute("PUBLISH", adapter.channel, encode_hello(PEER))
+            await beat(adapter, url)
             await trio.sleep(0.02)
 
 
@@ -94,7 +99,7 @@ async def test_a_redis_restart_does_not_take_down_peers_slower_to_resubscribe(
                         break
                 await trio.sleep(0.02)
         for _ in range(int(2 * adapter.heartbeat / 0.1)):  # past the prober's reconnect
-            await heard(adapter, redis.url)
+            await beat(adapter, redis.url)
             await trio.sleep(0.1)
         assert adapter.nodes() == ["b"]
         assert adapter.dist.cut == {}
