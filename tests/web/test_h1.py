@@ -138,6 +138,26 @@ CASES: list[tuple[str, bytes, Summary]] = [
         [("head", "POST", "/"), ("error", 400)],
     ),
     (
+        # llhttp hands an upgrade request's body over as bytes of the new protocol: parsed
+        # as HTTP once the upgrade is not taken, the body would be a request of its own.
+        "an upgrade with a Content-Length body",
+        b"POST /a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Content-Length: 32\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n",
+        [("error", 400)],
+    ),
+    (
+        "an upgrade with a chunked body",
+        b"POST /a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        [("error", 400)],
+    ),
+    (
+        "an upgrade with Content-Length: 0, then a request",
+        b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Content-Length: 0\r\n\r\n" + GET,
+        [("head", "GET", "/a"), "end", ("head", "GET", "/"), "end"],
+    ),
+    (
         "a good request, then a bad one: in order",
         GET + b"GET / HTTP/1.1\r\n\r\n",
         [("head", "GET", "/"), "end", ("error", 400)],

@@ -144,6 +144,21 @@ async def test_refusals_by_the_head(raw: bytes, status: bytes) -> None:
         assert b"connection: close" in answer
 
 
+async def test_the_body_of_an_upgrade_request_is_not_served_as_a_request() -> None:
+    # llhttp passes an upgrade request's body on as bytes of the new protocol; the upgrade
+    # not taken, the server went on parsing them as HTTP: a request smuggled in a body.
+    smuggled = b"GET /greet?name=smuggled HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    async with running() as port:
+        answer = await http(
+            port,
+            b"POST /upload HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: h2c\r\n"
+            b"content-length: %d\r\n\r\n" % len(smuggled) + smuggled,
+        )
+        assert answer.count(b"HTTP/1.1 ") == 1, answer
+        assert answer.startswith(b"HTTP/1.1 400"), answer
+        assert b"smuggled" not in answer
+
+
 async def test_expect_100_continue_gets_a_100_before_the_body_is_sent() -> None:
     async with running() as port:
         stream = await trio.open_tcp_stream("127.0.0.1", port)

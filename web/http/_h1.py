@@ -355,6 +355,7 @@ class H1Connection:
         close = version == "1.0"  # HTTP/1.0 keep-alive is not spoken here
         expects = False
         length = None
+        chunked = False
         for name, value in headers:
             if name == "host":
                 hosts += 1
@@ -370,6 +371,7 @@ class H1Connection:
                             "'chunked' or a Content-Length",
                         )
                     )
+                chunked = True
             elif name == "content-length":
                 length = value
             elif name == "expect":
@@ -383,8 +385,19 @@ class H1Connection:
                     else f"the request has {hosts} Host headers: send one",
                 )
             )
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+        declared = int(length) if length is not None and length.isdigit() else 0
+        if declared > self.max_body_bytes:
             raise self._stop(self._body_too_big())
+        if parser.should_upgrade() and method != b"CONNECT" and (chunked or declared):
+            # llhttp passes the body of an upgrade request on as bytes of the new protocol:
+            # parsed as HTTP once the upgrade is not taken, it would be a request of its own.
+            raise self._stop(
+                ProtocolError(
+                    400,
+                    "the request asks for a protocol upgrade (Connection: Upgrade) and has a "
+                    "body: send the upgrade without a body, or the body without the upgrade",
+                )
+            )
         self._continued = not expects
         self._events.append(
             RequestHead(
