@@ -255,6 +255,27 @@ def test_body_limit_by_content_length_and_by_chunks() -> None:
     assert exact == [("head", "POST", "/"), b"abcdefghij", "end"]
 
 
+def test_trailer_fields_or_a_chunk_line_that_never_end_are_refused() -> None:
+    chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for start in (b"1\r\na\r\n0\r\nX-Trailer: ", b"1;ext=", b"1\r\na\r\n0;ext="):
+        conn = H1Connection(max_head_bytes=1_000)
+        conn.receive_data(chunked + start)
+        for _ in range(10):
+            conn.receive_data(b"a" * 200)
+        got = events(conn)
+        assert got[0] == ("head", "POST", "/") and got[-1] == ("error", 431), start
+    # A body, trailers and chunk lines within the limit pass however they are split.
+    stream = chunked + b"3;e=1\r\nabc\r\n" * 100 + b"0\r\n" + b"X-T: vvvvvvvvvvvv\r\n" * 40
+    stream += b"\r\n"
+    for size in (1, 7, 200, 5_000):
+        pieces = [stream[i : i + size] for i in range(0, len(stream), size)]
+        assert parse(*pieces, max_head_bytes=1_000) == [
+            ("head", "POST", "/"),
+            b"abc" * 100,
+            "end",
+        ], size
+
+
 def test_nothing_is_parsed_after_an_error() -> None:
     conn = H1Connection()
     conn.receive_data(b"BAD\r\n\r\n")
