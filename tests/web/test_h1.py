@@ -263,7 +263,8 @@ def test_trailer_fields_or_a_chunk_line_that_never_end_are_refused() -> None:
         for _ in range(10):
             conn.receive_data(b"a" * 200)
         got = events(conn)
-        assert got[0] == ("head", "POST", "/") and got[-1] == ("error", 431), start
+        assert got[0] == ("head", "POST", "/"), start
+        assert got[-1] == ("error", 431), start
     # A body, trailers and chunk lines within the limit pass however they are split.
     stream = chunked + b"3;e=1\r\nabc\r\n" * 100 + b"0\r\n" + b"X-T: vvvvvvvvvvvv\r\n" * 40
     stream += b"\r\n"
