@@ -302,6 +302,26 @@ def test_expect_100_continue_is_answered_once_before_the_body() -> None:
     assert conn.continue_once() == b""  # not asked for
 
 
+@pytest.mark.parametrize(
+    ("raw", "expects"),
+    [
+        (b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", True),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n", True),
+        # RFC 9110 (10.1.1): an HTTP/1.0 client knows no 100; its expectation is ignored.
+        (b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", False),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n", False),
+    ],
+)
+def test_who_gets_a_100_continue(raw: bytes, expects: bool) -> None:
+    conn = H1Connection()
+    conn.receive_data(raw)
+    head = conn.next_event()
+    assert isinstance(head, RequestHead)
+    assert head.expects_continue is expects
+    assert conn.next_event() is NEED_DATA
+    assert bool(conn.continue_once()) is expects
+
+
 def test_an_upgrade_keeps_the_bytes_after_its_head() -> None:
     conn = H1Connection()
     conn.receive_data(

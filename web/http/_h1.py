@@ -396,8 +396,8 @@ class H1Connection:
                 chunked = True
             elif name == "content-length":
                 length = value
-            elif name == "expect":
-                expects = value.lower() == "100-continue"
+            elif name == "expect":  # an HTTP/1.0 client knows no 100 (RFC 9110, 10.1.1)
+                expects = value.lower() == "100-continue" and version == "1.1"
         if hosts != 1 and (version == "1.1" or hosts > 1):
             raise self._stop(
                 ProtocolError(
