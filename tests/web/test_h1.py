@@ -192,6 +192,9 @@ def test_the_head_as_handlers_see_it() -> None:
         (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\n", True),
         (b"GET / HTTP/1.0\r\n\r\n", False),
         (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", False),
+        # What follows a CONNECT is a tunnel's bytes, never a request.
+        (b"CONNECT /x HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        (b"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n", False),
     ],
 )
 def test_keep_alive(raw: bytes, keep_alive: bool) -> None:

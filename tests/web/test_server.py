@@ -145,18 +145,27 @@ async def test_refusals_by_the_head(raw: bytes, status: bytes) -> None:
         assert b"connection: close" in answer
 
 
-async def test_the_body_of_an_upgrade_request_is_not_served_as_a_request() -> None:
-    # llhttp passes an upgrade request's body on as bytes of the new protocol; the upgrade
-    # not taken, the server went on parsing them as HTTP: a request smuggled in a body.
-    smuggled = b"GET /greet?name=smuggled HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+_SMUGGLED = b"GET /greet?name=smuggled HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+
+
+# llhttp passes the bytes after an upgrade request's head (its body too) or a CONNECT's on
+# as bytes of another protocol; the upgrade not taken, the server went on parsing them as
+# HTTP: a request smuggled in a body.
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"POST /upload HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: h2c\r\n", b"400"),
+        (b"CONNECT /upload HTTP/1.1\r\nhost: x\r\n", b"405"),
+    ],
+)
+async def test_what_follows_an_upgrade_or_connect_is_not_served_as_a_request(
+    head: bytes, status: bytes
+) -> None:
     async with running() as port:
-        answer = await http(
-            port,
-            b"POST /upload HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: h2c\r\n"
-            b"content-length: %d\r\n\r\n" % len(smuggled) + smuggled,
-        )
+        answer = await http(port, head + b"content-length: %d\r\n\r\n" % len(_SMUGGLED) + _SMUGGLED)
         assert answer.count(b"HTTP/1.1 ") == 1, answer
-        assert answer.startswith(b"HTTP/1.1 400"), answer
+        assert answer.startswith(b"HTTP/1.1 " + status), answer
+        assert b"connection: close" in answer
         assert b"smuggled" not in answer
 
 

@@ -374,7 +374,8 @@ class H1Connection:
             [(n.decode("latin-1").lower(), v.decode("latin-1").strip()) for n, v in self._headers]
         )
         hosts = 0
-        close = version == "1.0"  # HTTP/1.0 keep-alive is not spoken here
+        # HTTP/1.0 keep-alive is not spoken here; what follows a CONNECT is a tunnel's bytes.
+        close = version == "1.0" or method == b"CONNECT"
         expects = False
         length = None
         chunked = False
