@@ -138,6 +138,26 @@ CASES: list[tuple[str, bytes, Summary]] = [
         [("head", "POST", "/"), ("error", 400)],
     ),
     (
+        # llhttp hands an upgrade request's body over as bytes of the new protocol: parsed
+        # as HTTP once the upgrade is not taken, the body would be a request of its own.
+        "an upgrade with a Content-Length body",
+        b"POST /a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Content-Length: 32\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n",
+        [("error", 400)],
+    ),
+    (
+        "an upgrade with a chunked body",
+        b"POST /a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        [("error", 400)],
+    ),
+    (
+        "an upgrade with Content-Length: 0, then a request",
+        b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Content-Length: 0\r\n\r\n" + GET,
+        [("head", "GET", "/a"), "end", ("head", "GET", "/"), "end"],
+    ),
+    (
         "a good request, then a bad one: in order",
         GET + b"GET / HTTP/1.1\r\n\r\n",
         [("head", "GET", "/"), "end", ("error", 400)],
@@ -172,6 +192,9 @@ def test_the_head_as_handlers_see_it() -> None:
         (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\n", True),
         (b"GET / HTTP/1.0\r\n\r\n", False),
         (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", False),
+        # What follows a CONNECT is a tunnel's bytes, never a request.
+        (b"CONNECT /x HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        (b"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n", False),
     ],
 )
 def test_keep_alive(raw: bytes, keep_alive: bool) -> None:
@@ -235,6 +258,28 @@ def test_body_limit_by_content_length_and_by_chunks() -> None:
     assert exact == [("head", "POST", "/"), b"abcdefghij", "end"]
 
 
+def test_trailer_fields_or_a_chunk_line_that_never_end_are_refused() -> None:
+    chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for start in (b"1\r\na\r\n0\r\nX-Trailer: ", b"1;ext=", b"1\r\na\r\n0;ext="):
+        conn = H1Connection(max_head_bytes=1_000)
+        conn.receive_data(chunked + start)
+        for _ in range(10):
+            conn.receive_data(b"a" * 200)
+        got = events(conn)
+        assert got[0] == ("head", "POST", "/"), start
+        assert got[-1] == ("error", 431), start
+    # A body, trailers and chunk lines within the limit pass however they are split.
+    stream = chunked + b"3;e=1\r\nabc\r\n" * 100 + b"0\r\n" + b"X-T: vvvvvvvvvvvv\r\n" * 40
+    stream += b"\r\n"
+    for size in (1, 7, 200, 5_000):
+        pieces = [stream[i : i + size] for i in range(0, len(stream), size)]
+        assert parse(*pieces, max_head_bytes=1_000) == [
+            ("head", "POST", "/"),
+            b"abc" * 100,
+            "end",
+        ], size
+
+
 def test_nothing_is_parsed_after_an_error() -> None:
     conn = H1Connection()
     conn.receive_data(b"BAD\r\n\r\n")
@@ -258,6 +303,26 @@ def test_expect_100_continue_is_answered_once_before_the_body() -> None:
     conn.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n")
     assert conn.next_event() is not NEED_DATA
     assert conn.continue_once() == b""  # not asked for
+
+
+@pytest.mark.parametrize(
+    ("raw", "expects"),
+    [
+        (b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", True),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n", True),
+        # RFC 9110 (10.1.1): an HTTP/1.0 client knows no 100; its expectation is ignored.
+        (b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", False),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n", False),
+    ],
+)
+def test_who_gets_a_100_continue(raw: bytes, expects: bool) -> None:
+    conn = H1Connection()
+    conn.receive_data(raw)
+    head = conn.next_event()
+    assert isinstance(head, RequestHead)
+    assert head.expects_continue is expects
+    assert conn.next_event() is NEED_DATA
+    assert bool(conn.continue_once()) is expects
 
 
 def test_an_upgrade_keeps_the_bytes_after_its_head() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -142,6 +143,54 @@ async def test_refusals_by_the_head(raw: bytes, status: bytes) -> None:
         answer = await http(port, raw)
         assert answer.startswith(b"HTTP/1.1 " + status), answer
         assert b"connection: close" in answer
+
+
+_SMUGGLED = b"GET /greet?name=smuggled HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+
+
+# llhttp passes the bytes after an upgrade request's head (its body too) or a CONNECT's on
+# as bytes of another protocol; the upgrade not taken, the server went on parsing them as
+# HTTP: a request smuggled in a body.
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"POST /upload HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: h2c\r\n", b"400"),
+        (b"CONNECT /upload HTTP/1.1\r\nhost: x\r\n", b"405"),
+    ],
+)
+async def test_what_follows_an_upgrade_or_connect_is_not_served_as_a_request(
+    head: bytes, status: bytes
+) -> None:
+    async with running() as port:
+        answer = await http(port, head + b"content-length: %d\r\n\r\n" % len(_SMUGGLED) + _SMUGGLED)
+        assert answer.count(b"HTTP/1.1 ") == 1, answer
+        assert answer.startswith(b"HTTP/1.1 " + status), answer
+        assert b"connection: close" in answer
+        assert b"smuggled" not in answer
+
+
+async def test_a_peer_that_does_not_read_its_response_is_let_go() -> None:
+    # A slow read: the request is whole, the response too big for the socket buffers, and
+    # the client reads none of it. The send waited for it forever, holding the response.
+    endpoint = Endpoint(send_timeout=0.5)
+    size = 64 * 1_048_576
+    endpoint.get("/big", lambda request: Response(200, b"x" * size))
+    endpoint.get("/", lambda request: Response(200, b"hello"))
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve, endpoint, "127.0.0.1", 0)
+        sock = trio.socket.socket()
+        await sock.connect(("127.0.0.1", port))
+        with sock:
+            await sock.send(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+            await trio.sleep(1.5)
+            received = 0
+            with trio.fail_after(10), contextlib.suppress(ConnectionResetError):
+                while received < size and (chunk := await sock.recv(1_048_576)):
+                    received += len(chunk)
+        assert 0 < received < size  # cut off, the connection closed
+        answer = await http(port, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200")
+        nursery.cancel_scope.cancel()
 
 
 async def test_expect_100_continue_gets_a_100_before_the_body_is_sent() -> None:

@@ -81,6 +81,9 @@ class Endpoint:
     head_timeout: float = 10.0
     #: Seconds from the end of a request's head to the end of its body; over it, 408.
     body_timeout: float = 60.0
+    #: Seconds a response may wait for the peer to take its next 64 KiB (a client that
+    #: reads slowly or not at all); over it, the connection closes.
+    send_timeout: float = 60.0
     #: Added to every HTTP response that does not set them itself (a handler's own header
     #: of the same name wins: a page's own content-security-policy replaces ours whole);
     #: ``()`` adds none.

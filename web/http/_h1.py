@@ -163,7 +163,9 @@ class H1Connection:
         "_failed",
         "_head_bytes",
         "_headers",
+        "_in_body",
         "_in_head",
+        "_moved",
         "_parser",
         "_paused",
         "_streak",
@@ -192,10 +194,15 @@ class H1Connection:
         #: The bytes after an upgrade request (or CONNECT) once llhttp paused there.
         self._paused: bytes | None = None
         self._in_head = False
+        #: Between a head and its message's end; ``_moved``: llhttp got through a piece of
+        #: the body (data, a chunk line, a trailer field) in the current read.
+        self._in_body = False
+        self._moved = False
         self._url: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
-        #: Bytes of whole reads that went by while one head stayed incomplete.
+        #: Bytes of whole reads that went by while one head stayed incomplete, or while a
+        #: body made no progress (a chunk line or trailer field that never ends).
         self._streak = 0
         self._body_bytes = 0
         self._continued = False
@@ -211,6 +218,8 @@ class H1Connection:
             self._paused += data
             return
         was_in_head = self._in_head
+        was_in_body = self._in_body
+        self._moved = False
         assert self._parser is not None  # not failed: not closed
         try:
             self._parser.feed_data(data)
@@ -229,6 +238,18 @@ class H1Connection:
                 self._streak += len(data)
             if max(self._streak, self._head_bytes) > self.max_head_bytes:
                 self._queue_error(self._too_big())
+        elif was_in_body and self._in_body and not self._failed:
+            # llhttp keeps no chunk line, but httptools gathers a trailer field until it
+            # ends: a read that got through none of the body counts, as one of a head does.
+            self._streak = 0 if self._moved else self._streak + len(data)
+            if self._streak > self.max_head_bytes:
+                self._queue_error(
+                    ProtocolError(
+                        431,
+                        "a chunk line or the trailer fields of the request body are over "
+                        f"{self.max_head_bytes} bytes (Endpoint.max_head_bytes)",
+                    )
+                )
 
     def next_event(self) -> object:
         """The next event: a :class:`RequestHead`, a body chunk (``bytes``), :data:`END`, a
@@ -321,6 +342,7 @@ class H1Connection:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self._in_head:  # a trailer field of a chunked body: nothing reads them
+            self._moved = True
             return
         headers = self._headers
         headers.append((name, value))
@@ -352,9 +374,11 @@ class H1Connection:
             [(n.decode("latin-1").lower(), v.decode("latin-1").strip()) for n, v in self._headers]
         )
         hosts = 0
-        close = version == "1.0"  # HTTP/1.0 keep-alive is not spoken here
+        # HTTP/1.0 keep-alive is not spoken here; what follows a CONNECT is a tunnel's bytes.
+        close = version == "1.0" or method == b"CONNECT"
         expects = False
         length = None
+        chunked = False
         for name, value in headers:
             if name == "host":
                 hosts += 1
@@ -370,10 +394,11 @@ class H1Connection:
                             "'chunked' or a Content-Length",
                         )
                     )
+                chunked = True
             elif name == "content-length":
                 length = value
-            elif name == "expect":
-                expects = value.lower() == "100-continue"
+            elif name == "expect":  # an HTTP/1.0 client knows no 100 (RFC 9110, 10.1.1)
+                expects = value.lower() == "100-continue" and version == "1.1"
         if hosts != 1 and (version == "1.1" or hosts > 1):
             raise self._stop(
                 ProtocolError(
@@ -383,9 +408,21 @@ class H1Connection:
                     else f"the request has {hosts} Host headers: send one",
                 )
             )
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+        declared = int(length) if length is not None and length.isdigit() else 0
+        if declared > self.max_body_bytes:
             raise self._stop(self._body_too_big())
+        if parser.should_upgrade() and method != b"CONNECT" and (chunked or declared):
+            # llhttp passes the body of an upgrade request on as bytes of the new protocol:
+            # parsed as HTTP once the upgrade is not taken, it would be a request of its own.
+            raise self._stop(
+                ProtocolError(
+                    400,
+                    "the request asks for a protocol upgrade (Connection: Upgrade) and has a "
+                    "body: send the upgrade without a body, or the body without the upgrade",
+                )
+            )
         self._continued = not expects
+        self._in_body = True
         self._events.append(
             RequestHead(
                 method.decode("ascii"),
@@ -402,9 +439,17 @@ class H1Connection:
         if self._body_bytes > self.max_body_bytes:
             raise self._stop(self._body_too_big())
         self._continued = True
+        self._moved = True
         self._events.append(body)
 
+    def on_chunk_header(self) -> None:
+        self._moved = True
+
+    def on_chunk_complete(self) -> None:
+        self._moved = True
+
     def on_message_complete(self) -> None:
+        self._in_body = False
         self._events.append(END)
 
     # -- errors -----------------------------------------------------------------------------
@@ -424,6 +469,7 @@ class H1Connection:
         if not self._failed:
             self._failed = True
             self._in_head = False
+            self._in_body = False
             self._events.append(error)
 
     def _stop(self, error: ProtocolError) -> _Stop:

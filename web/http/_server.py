@@ -188,7 +188,17 @@ _Upgrade = tuple[bytes, FrameLayer, bytes, Request, SocketHandler]
 class _Wire:
     """One connection's socket and HTTP/1.1 state, and the peer's address (asked once)."""
 
-    __slots__ = ("answered", "conn", "fd", "late", "peer", "sock", "stream", "timer")
+    __slots__ = (
+        "answered",
+        "conn",
+        "fd",
+        "late",
+        "peer",
+        "send_timeout",
+        "sock",
+        "stream",
+        "timer",
+    )
 
     def __init__(self, endpoint: Endpoint, stream: trio.SocketStream) -> None:
         self.stream = stream
@@ -207,6 +217,7 @@ class _Wire:
         #: message when it fires (``None``: an idle connection, closed quietly).
         self.timer = trio.CancelScope()
         self.late: str | None = None
+        self.send_timeout = endpoint.send_timeout
 
     def wait_until(self, seconds: float, late: str | None) -> None:
         """Give up on the peer in *seconds* (then answer 408 *late*, or close quietly)."""
@@ -232,7 +243,8 @@ class _Wire:
 
     async def send(self, data: bytes) -> None:
         """Write *data*: straight into the socket when it takes it all (a response mostly
-        fits its buffer), the rest through the stream (waiting until it can be written)."""
+        fits its buffer), the rest through the stream, waiting until it can be written, at
+        most ``Endpoint.send_timeout`` for each 64 KiB (a peer that does not read is gone)."""
         self.answered = True
         try:
             sent = os.write(self.fd, data)
@@ -240,8 +252,15 @@ class _Wire:
             sent = 0
         except OSError as exc:
             raise trio.BrokenResourceError(f"the peer is gone: {exc}") from None
-        if sent < len(data):
-            await self.stream.send_all(memoryview(data)[sent:])
+        rest = memoryview(data)[sent:]
+        for start in range(0, len(rest), _READ):
+            with trio.move_on_after(self.send_timeout) as waited:
+                await self.stream.send_all(rest[start : start + _READ])
+            if waited.cancelled_caught:
+                raise trio.BrokenResourceError(
+                    f"the peer took no more of the response in {self.send_timeout} s "
+                    "(Endpoint.send_timeout)"
+                )
 
 
 async def _serve_http(endpoint: Endpoint, stream: trio.SocketStream) -> list[_Upgrade] | None:
