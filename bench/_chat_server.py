@@ -9,8 +9,8 @@ With CRASHES_PER_S > 0 a task of the node kills one process chosen at random eve
 1/CRASHES_PER_S seconds, picked by :func:`examples.chat.chaos.pick` as in the chaos test: a
 room channel process, a socket's transport process, a PubSub topic janitor, one of the
 domain's database connection actors, or the presence tracker (whose heir keeps the
-presences while it restarts: the channels it tracks live on). Supervisors allow 10 restarts in 5 s, so a database actor or the
-tracker is picked at most every 1.5 s.
+presences while it restarts: the channels it tracks live on). Supervisors allow 10
+restarts in 5 s, so a database actor or the tracker is picked at most every 1.5 s.
 
 An optional fourth argument, kinds separated by commas (``transport,channel``), limits the
 victims to those kinds (to measure what each kind of crash costs).

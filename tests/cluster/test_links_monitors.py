@@ -158,6 +158,9 @@ async def test_a_killed_node_is_down_when_its_connection_closes_not_after_the_ti
         await run(b, "target", name="t")
         await run(a, "watch", name="m", kind="monitor", target="t", node="b")
         await run(a, "watch", name="all", kind="monitor_nodes")
+        # a's prober judges b only once it has seen b's channel subscribed (a node heard
+        # before it subscribed is not taken for dead): give it a few probes (0.1 s apart).
+        await trio.sleep(0.5)
         b.process.kill()
         with trio.fail_after(10):
             event = await a.expect("signal", watcher="m")

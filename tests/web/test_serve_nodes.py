@@ -183,7 +183,7 @@ async def test_sigterm_to_the_parent_and_its_nodes_at_once_stops_them_cleanly() 
             assert any(f"[{name}] INFO web: stopping on SIGTERM" in x for x in group.lines)
             assert any(f"node {name} exited with status 0" in x for x in group.lines) or any(
                 f"node {name} stopped (exited with status 0)" in x for x in group.lines
-            )
+            ), "\n".join(group.lines)
 
 
 async def test_a_node_stopped_alone_is_started_again() -> None:

@@ -208,6 +208,10 @@ async def _node(target: Any, options: _NodeOptions) -> str | None:
                 watchers.start_soon(_stop_when_parent_gone, control, stop)
             error = await _join_and_serve(target, options, stop, control)
             watchers.cancel_scope.cancel()
+    # Stopping already: another SIGTERM (a service manager signals every process of the
+    # service, and the parent of ``--nodes`` passes its own on) must not kill the node
+    # while its node closes. A second Ctrl-C still does.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if control is not None:
         control.close()
     return error
