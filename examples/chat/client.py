@@ -358,14 +358,15 @@ async def _dial(nursery: trio.Nursery, url: str) -> AsyncIterator[WebSocketConne
     host = parts.hostname or "localhost"
     port = parts.port or (443 if parts.scheme == "wss" else 80)
     resource = f"{parts.path}?{parts.query}" if parts.query else parts.path
-    with trio.fail_after(CONNECT_TIMEOUT):
+    opened_by = trio.current_time() + CONNECT_TIMEOUT  # the TCP connection and handshake
+    with trio.fail_at(opened_by):
         stream: trio.abc.HalfCloseableStream | trio.SSLStream[trio.SocketStream]
         if parts.scheme == "wss":
             stream = await trio.open_ssl_over_tcp_stream(host, port, https_compatible=True)
         else:
             stream = await trio.open_tcp_stream(host, port)
     try:
-        with trio.fail_after(CONNECT_TIMEOUT):
+        with trio.fail_at(opened_by):
             ws = await wrap_client_stream(nursery, stream, parts.netloc, resource)
         try:
             yield ws

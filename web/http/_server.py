@@ -72,6 +72,9 @@ __all__ = ["serve"]
 logger = logging.getLogger("web.server")
 
 _READ: Final = 65_536
+#: What a response that does not fit the socket's buffer is written in, each piece within
+#: ``Endpoint.send_timeout``.
+_SEND_PIECE: Final = 65_536
 _GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
 _CLOSE_WAIT: Final = 2.0
 #: The accept queue asked for with SO_REUSEPORT (the kernel caps it at net.core.somaxconn).
@@ -253,9 +256,9 @@ class _Wire:
         except OSError as exc:
             raise trio.BrokenResourceError(f"the peer is gone: {exc}") from None
         rest = memoryview(data)[sent:]
-        for start in range(0, len(rest), _READ):
+        for start in range(0, len(rest), _SEND_PIECE):
             with trio.move_on_after(self.send_timeout) as waited:
-                await self.stream.send_all(rest[start : start + _READ])
+                await self.stream.send_all(rest[start : start + _SEND_PIECE])
             if waited.cancelled_caught:
                 raise trio.BrokenResourceError(
                     f"the peer took no more of the response in {self.send_timeout} s "
